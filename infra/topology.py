@@ -1,0 +1,381 @@
+"""The one declaration of the pipeline's topology.
+
+Both the CDKTF stack (`infra.stack`) and the local harness (`infra.local`) are generated
+from `build_topology(config)`, so the cloud and the laptop cannot drift: a bucket, topic,
+subscription, filter, dead-letter policy, trigger or function exists in both or in neither.
+Plain data only: no cloud clients, no cdktf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from infra.config import DeploymentConfig
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+OUTPUT_MARKER = "image-pipeline-output"
+
+# Result events the thumbnail and cleanup functions publish (attribute `eventType`).
+PROCESSED, FAILED, DELETED = "image.processed", "image.failed", "image.deleted"
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    key: str
+    name: str
+    purpose: str
+    lifecycle_delete_after_days: int = 0  # 0 = no lifecycle rule
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    key: str
+    name: str
+    purpose: str
+    is_dead_letter: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff between redeliveries (Pub/Sub's retry_policy)."""
+
+    minimum_backoff_seconds: int
+    maximum_backoff_seconds: int
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    key: str
+    name: str
+    topic: str  # TopicSpec.key
+    purpose: str
+    filter: str
+    dead_letter_topic: str  # TopicSpec.key
+    max_delivery_attempts: int
+    retry: RetryPolicy
+    ack_deadline_seconds: int
+    retention_seconds: int
+    push_function: str | None = None  # FunctionSpec.key; None = a pull subscription
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role a function's runtime service account holds on one resource, and why.
+
+    `kind` is `bucket`, `topic` or `project`; `target` is the bucket/topic key (empty for
+    project). The stack turns each into an IAM member next to that resource.
+    """
+
+    kind: str
+    target: str
+    role: str
+    why: str
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str  # also the entry point (functions/main.py) and the harness's name for it
+    name: str  # deployed Cloud Functions / Cloud Run service name
+    purpose: str
+    service_account_id: str
+    memory: str
+    timeout_seconds: int
+    max_instances: int
+    concurrency: int
+    grants: tuple[Grant, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def entry_point(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class StorageTriggerSpec:
+    """Eventarc trigger: object finalized in `bucket` -> `function`."""
+
+    function: str
+    bucket: str
+    event_type: str
+    service_account_id: str
+    retry: bool = True
+
+
+@dataclass(frozen=True)
+class NotificationSpec:
+    """GCS Pub/Sub notification (JSON_API_V1) of `bucket` to `topic`."""
+
+    bucket: str
+    topic: str
+    event_types: tuple[str, ...]
+    custom_attributes: Mapping[str, str]
+    payload_format: str = "JSON_API_V1"
+
+
+@dataclass(frozen=True)
+class Topology:
+    project: str
+    region: str
+    prefix: str
+    buckets: Mapping[str, BucketSpec]
+    topics: Mapping[str, TopicSpec]
+    subscriptions: Mapping[str, SubscriptionSpec]
+    functions: Mapping[str, FunctionSpec]
+    trigger: StorageTriggerSpec
+    notification: NotificationSpec
+    collections: Mapping[str, str]
+    push_invoker_account_id: str
+
+    def topic_path(self, key: str) -> str:
+        return f"projects/{self.project}/topics/{self.topics[key].name}"
+
+    def subscription_path(self, key: str) -> str:
+        return f"projects/{self.project}/subscriptions/{self.subscriptions[key].name}"
+
+    def subscription_by_name(self, name: str) -> SubscriptionSpec:
+        """Looks a subscription up by its resource name (what dead letters record)."""
+        short = name.rsplit("/", 1)[-1]
+        for sub in self.subscriptions.values():
+            if sub.name == short:
+                return sub
+        raise KeyError(f"no subscription named {short!r} in the topology")
+
+
+def function_env(config: DeploymentConfig, topics: Mapping[str, TopicSpec]) -> dict[str, str]:
+    """The environment every function gets; parsed by `image_pipeline.settings`."""
+    return {
+        "UPLOADS_BUCKET": config.uploads_bucket,
+        "THUMBNAILS_BUCKET": config.thumbnails_bucket,
+        "IMAGE_EVENTS_TOPIC": topics["image_events"].name,
+        "IMAGES_COLLECTION": "images",
+        "DEAD_LETTERS_COLLECTION": "dead_letters",
+        "FIRESTORE_DATABASE": "(default)",
+        "THUMBNAIL_SIZES": ",".join(f"{w}x{h}" for w, h in config.thumbnail_sizes),
+        "THUMBNAIL_FORMATS": ",".join(config.thumbnail_formats),
+        "THUMBNAIL_QUALITY": str(config.thumbnail_quality),
+        "CACHE_CONTROL": config.cache_control,
+        "MAX_INPUT_BYTES": str(config.max_input_bytes),
+        "MAX_INPUT_PIXELS": str(config.max_input_pixels),
+        "INCLUDE_PATTERNS": ",".join(config.include_patterns),
+        "EXCLUDE_PATTERNS": ",".join(config.exclude_patterns),
+        "RETRY_WINDOW_SECONDS": str(config.retry_window_seconds),
+    }
+
+
+def build_topology(config: DeploymentConfig) -> Topology:
+    """Derives every resource of the pipeline from the deployment settings."""
+    p = config.prefix
+
+    buckets = {
+        "uploads": BucketSpec(
+            "uploads",
+            config.uploads_bucket,
+            "originals; finalize events trigger make_thumbnail",
+            config.uploads_lifecycle_days,
+        ),
+        "thumbnails": BucketSpec(
+            "thumbnails", config.thumbnails_bucket, "thumbnails (never triggers anything)"
+        ),
+    }
+    topics = {
+        "upload_events": TopicSpec(
+            "upload_events", f"{p}-upload-events", "GCS notifications of the uploads bucket"
+        ),
+        "image_events": TopicSpec(
+            "image_events", f"{p}-image-events", "result events of make_thumbnail and cleanup"
+        ),
+        # One shared dead-letter topic: the CloudPubSubDeadLetterSourceSubscription attribute
+        # already names the source, so per-subscription topics would only add resources.
+        "dead_letters": TopicSpec(
+            "dead_letters",
+            f"{p}-dead-letters",
+            "dead letters of every pipeline subscription",
+            is_dead_letter=True,
+        ),
+        # The recorder's own dead letters (Firestore down for hours) park here for operators;
+        # without it the recorder's subscription would have no dead-letter policy.
+        "unrecorded": TopicSpec(
+            "unrecorded",
+            f"{p}-dead-letters-unrecorded",
+            "dead letters the recorder could not record",
+            is_dead_letter=True,
+        ),
+    }
+    retry = RetryPolicy(config.min_backoff_seconds, config.max_backoff_seconds)
+
+    def sub(
+        key: str,
+        topic: str,
+        purpose: str,
+        filter_: str,
+        push: str | None,
+        dead_letter: str = "dead_letters",
+        ack: int = config.function_timeout_seconds,
+    ) -> SubscriptionSpec:
+        return SubscriptionSpec(
+            key=key,
+            name=f"{p}-{key.replace('_', '-')}",
+            topic=topic,
+            purpose=purpose,
+            filter=filter_,
+            dead_letter_topic=dead_letter,
+            max_delivery_attempts=config.max_delivery_attempts,
+            retry=retry,
+            # A push ack deadline at least the function's timeout: shorter would redeliver
+            # while the first delivery is still being processed.
+            ack_deadline_seconds=max(10, min(600, ack)),
+            retention_seconds=config.message_retention_seconds,
+            push_function=push,
+        )
+
+    subscriptions = {
+        s.key: s
+        for s in (
+            sub(
+                "metadata_writer",
+                "image_events",
+                "result events -> Firestore images/{id}",
+                f'attributes.eventType = "{PROCESSED}" OR attributes.eventType = "{FAILED}" '
+                f'OR attributes.eventType = "{DELETED}"',
+                "write_metadata",
+            ),
+            sub(
+                "failures",
+                "image_events",
+                "failed images, pulled by operators and alerting tools",
+                f'attributes.eventType = "{FAILED}"',
+                None,
+            ),
+            sub(
+                "cleanup",
+                "upload_events",
+                "deleted originals -> delete thumbnails, mark deleted",
+                'attributes.eventType = "OBJECT_DELETE"',
+                "cleanup",
+            ),
+            sub(
+                "dead_letter_recorder",
+                "dead_letters",
+                "dead letters -> Firestore dead_letters/{messageId}",
+                "",
+                "handle_dead_letter",
+                dead_letter="unrecorded",
+            ),
+            # Terminal: pulled by operators. Its own dead letters go back to the recorder's
+            # topic, so a message an operator keeps nacking is recorded, not dropped.
+            sub(
+                "dead_letters_unrecorded",
+                "unrecorded",
+                "dead letters the recorder could not record, for operators",
+                "",
+                None,
+                dead_letter="dead_letters",
+            ),
+        )
+    }
+
+    env = function_env(config, topics)
+    image_publisher = Grant(
+        "topic", "image_events", "roles/pubsub.publisher", "publishes its result events"
+    )
+    firestore_user = Grant(
+        "project", "", "roles/datastore.user", "Firestore has no per-collection IAM"
+    )
+
+    def fn(
+        key: str,
+        purpose: str,
+        sa: str,
+        grants: tuple[Grant, ...],
+        memory: str = config.function_memory,
+        timeout: int = config.function_timeout_seconds,
+    ) -> FunctionSpec:
+        return FunctionSpec(
+            key=key,
+            name=f"{p}-{key.replace('_', '-')}",
+            purpose=purpose,
+            service_account_id=f"{p}-{sa}",
+            memory=memory,
+            timeout_seconds=timeout,
+            max_instances=config.max_instances,
+            # One request per instance: a thumbnail needs the whole instance's memory.
+            concurrency=1,
+            grants=grants,
+            env=env,
+        )
+
+    functions = {
+        f.key: f
+        for f in (
+            fn(
+                "make_thumbnail",
+                "finalized upload -> thumbnails + result event",
+                "thumbnailer",
+                (
+                    Grant("bucket", "uploads", "roles/storage.objectViewer", "reads originals"),
+                    Grant(
+                        "bucket",
+                        "thumbnails",
+                        "roles/storage.objectUser",
+                        "reads, writes and replaces thumbnails (generation preconditions)",
+                    ),
+                    image_publisher,
+                ),
+                memory=config.thumbnail_memory,
+                timeout=config.thumbnail_timeout_seconds,
+            ),
+            fn(
+                "write_metadata",
+                "result event -> Firestore images/{id}",
+                "metadata",
+                (firestore_user,),
+            ),
+            fn(
+                "cleanup",
+                "deleted original -> delete its thumbnails, publish image.deleted",
+                "cleanup",
+                (
+                    Grant(
+                        "bucket",
+                        "thumbnails",
+                        "roles/storage.objectUser",
+                        "lists, reads and deletes thumbnails",
+                    ),
+                    image_publisher,
+                ),
+            ),
+            fn(
+                "handle_dead_letter",
+                "dead letter -> Firestore dead_letters/{messageId}",
+                "deadletters",
+                (firestore_user,),
+            ),
+        )
+    }
+    return Topology(
+        project=config.project,
+        region=config.region,
+        prefix=p,
+        buckets=buckets,
+        topics=topics,
+        subscriptions=subscriptions,
+        functions=functions,
+        trigger=StorageTriggerSpec(
+            function="make_thumbnail",
+            bucket="uploads",
+            event_type=FINALIZED,
+            service_account_id=f"{p}-trigger",
+        ),
+        notification=NotificationSpec(
+            bucket="uploads",
+            topic="upload_events",
+            event_types=("OBJECT_FINALIZE", "OBJECT_DELETE"),
+            custom_attributes={"pipeline": p},
+        ),
+        collections={
+            "images": env["IMAGES_COLLECTION"],
+            "dead_letters": env["DEAD_LETTERS_COLLECTION"],
+        },
+        push_invoker_account_id=f"{p}-push-invoker",
+    )
