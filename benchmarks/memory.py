@@ -10,6 +10,7 @@ absolute peak counts everything.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import re
@@ -42,10 +43,8 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
         import main  # noqa: F401
 
         for module in ("google.cloud.storage", "google.cloud.pubsub_v1", "google.cloud.firestore"):
-            try:
+            with contextlib.suppress(ImportError):
                 __import__(module)
-            except ImportError:
-                pass
     if payload["engine"].startswith("pyvips"):
         import pyvips
 
