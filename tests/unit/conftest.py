@@ -8,11 +8,11 @@ import datetime as dt
 import itertools
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import functions_framework
 import pytest
+from imagekit import FUNCTIONS_MAIN
 
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.pipeline import Pipeline
@@ -20,7 +20,6 @@ from image_pipeline.records import SERVER_TIME
 from image_pipeline.settings import Box, Settings
 from image_pipeline.storage import StoredObject, Upload
 
-FUNCTIONS_MAIN = Path(__file__).resolve().parents[2] / "functions" / "main.py"
 NOW = dt.datetime(2026, 1, 1, 0, 0, 5, tzinfo=dt.UTC)
 
 

@@ -6,10 +6,20 @@ import io
 import struct
 import time
 import tracemalloc
-import zlib
 
 import pytest
-from imagekit import BLUE, GREEN, RED, WHITE, close, encode, photo, quadrant_colours, quadrants
+from imagekit import (
+    BLUE,
+    GREEN,
+    RED,
+    WHITE,
+    close,
+    encode,
+    photo,
+    png_header,
+    quadrant_colours,
+    quadrants,
+)
 from PIL import Image, ImageCms, JpegImagePlugin, features
 
 from image_pipeline import imaging
@@ -302,18 +312,6 @@ def test_animated_images_give_their_first_frame(fmt):
 
 
 # --- rejections: each with its own reason ----------------------------------------------
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` but holds almost no data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body)
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def gif_header(width: int, height: int) -> bytes:
