@@ -65,13 +65,7 @@ def pull_filtered(
         quiet_since = time.monotonic()
         ack_ids = []
         for item in response.received_messages:
-            message = Message(
-                message_id=item.message.message_id,
-                data=item.message.data,
-                attributes=dict(item.message.attributes),
-                publish_time=item.message.publish_time,
-                delivery_attempt=item.delivery_attempt,
-            )
+            message = Message.from_received(item)
             if not filter_matches(spec["filter"], message.attributes):
                 ack_ids.append(item.ack_id)  # filtered out: acked, never delivered
             elif delivered >= max_messages:

@@ -305,13 +305,7 @@ class Router:
     # -- one message -------------------------------------------------------------------------
 
     def _handle(self, route: Route, item: pubsub_v1.types.ReceivedMessage) -> None:
-        message = Message(
-            message_id=item.message.message_id,
-            data=item.message.data,
-            attributes=dict(item.message.attributes),
-            publish_time=item.message.publish_time,
-            delivery_attempt=item.delivery_attempt,
-        )
+        message = Message.from_received(item)
         try:
             if route.name == NOTIFICATION:
                 self._relay(message)
