@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError, DeploymentConfig, from_mapping, load_config, parse_sizes
+from infra.config import (
+    ROOT,
+    ConfigError,
+    DeploymentConfig,
+    from_mapping,
+    load_config,
+    parse_sizes,
+)
+from infra.settings_table import markdown_table
 
 
 def _cdktf_json(tmp_path: Path, pipeline: dict) -> Path:
@@ -127,3 +135,10 @@ def test_project_is_the_only_required_setting():
         if f.default is MISSING and f.default_factory is MISSING
     ]
     assert required == ["project"]
+
+
+def test_readme_settings_table_is_current():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, (
+        "README 'Deploy to GCP' settings table is stale: paste `python -m infra.settings_table`"
+    )
