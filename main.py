@@ -8,16 +8,10 @@ PIPELINE_* environment variables (README, "Deploy to GCP").
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-# functions/ is its own deploy root; put it on the path like pytest and scripts do.
-sys.path.insert(0, str(ROOT / "functions"))
-sys.path.insert(0, str(ROOT))
-
-from infra.checks import TopologyError  # noqa: E402
-from infra.config import ConfigError, load_config  # noqa: E402
-from infra.function_source import SourceError  # noqa: E402
+from infra.checks import TopologyError
+from infra.config import ConfigError, load_config
+from infra.function_source import SourceError
 
 
 def main() -> int:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from image_pipeline.settings import FORMATS, Settings
+
 ROOT = Path(__file__).resolve().parent.parent
-FORMATS = ("webp", "jpeg", "png", "avif")
 ENV_PREFIX = "PIPELINE_"
 
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -36,6 +37,11 @@ class ConfigError(ValueError):
         self.setting = setting
 
 
+# The functions' own defaults (image_pipeline.settings) are the deployment's defaults, so a
+# function run by hand and a deployed one behave alike. Required fields get placeholders.
+_FN = Settings(project="p", uploads_bucket="u", thumbnails_bucket="t", image_events_topic="e")
+
+
 @dataclass(frozen=True)
 class DeploymentConfig:
     """Everything a deployment may choose. Defaults give a working, cheap pipeline."""
@@ -45,15 +51,16 @@ class DeploymentConfig:
     prefix: str = "imgpipe"
     uploads_bucket: str = ""  # default: {project}-{prefix}-uploads
     thumbnails_bucket: str = ""  # default: {project}-{prefix}-thumbnails
-    thumbnail_sizes: tuple[tuple[int, int], ...] = ((128, 128), (512, 512), (1024, 1024))
-    thumbnail_formats: tuple[str, ...] = ("webp",)
-    thumbnail_quality: int = 82
-    cache_control: str = "public, max-age=3600"
-    max_input_bytes: int = 50 * 1024 * 1024
-    max_input_pixels: int = 120_000_000
+    thumbnail_sizes: tuple[tuple[int, int], ...] = tuple(map(tuple, _FN.thumbnail_sizes))
+    thumbnail_formats: tuple[str, ...] = _FN.thumbnail_formats
+    thumbnail_quality: int = _FN.thumbnail_quality
+    cache_control: str = _FN.cache_control
+    max_input_bytes: int = _FN.max_input_bytes
+    max_input_pixels: int = _FN.max_input_pixels
     include_patterns: tuple[str, ...] = ()
     exclude_patterns: tuple[str, ...] = ()
-    retry_window_seconds: int = 1800
+    retry_window_seconds: int = _FN.retry_window_seconds
+    exif_include_gps: bool = _FN.exif_include_gps
     max_delivery_attempts: int = 5
     min_backoff_seconds: int = 10
     max_backoff_seconds: int = 600

@@ -25,6 +25,7 @@ HELP = {
     "include_patterns": "globs an object must match to be processed (empty: all)",
     "exclude_patterns": "globs that exclude an object",
     "retry_window_seconds": "how long make_thumbnail's Eventarc retries go on",
+    "exif_include_gps": "keep GPS in the metadata doc's EXIF subset (never in thumbnails)",
     "max_delivery_attempts": "push deliveries before a message is dead-lettered (5..100)",
     "min_backoff_seconds": "Pub/Sub retry backoff, minimum",
     "max_backoff_seconds": "Pub/Sub retry backoff, maximum (≤ 600)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from image_pipeline.settings import Settings
 from infra.config import DeploymentConfig
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -146,24 +147,27 @@ class Topology:
 
 
 def function_env(config: DeploymentConfig, topics: Mapping[str, TopicSpec]) -> dict[str, str]:
-    """The environment every function gets; parsed by `image_pipeline.settings`."""
-    return {
-        "UPLOADS_BUCKET": config.uploads_bucket,
-        "THUMBNAILS_BUCKET": config.thumbnails_bucket,
-        "IMAGE_EVENTS_TOPIC": topics["image_events"].name,
-        "IMAGES_COLLECTION": "images",
-        "DEAD_LETTERS_COLLECTION": "dead_letters",
-        "FIRESTORE_DATABASE": "(default)",
-        "THUMBNAIL_SIZES": ",".join(f"{w}x{h}" for w, h in config.thumbnail_sizes),
-        "THUMBNAIL_FORMATS": ",".join(config.thumbnail_formats),
-        "THUMBNAIL_QUALITY": str(config.thumbnail_quality),
-        "CACHE_CONTROL": config.cache_control,
-        "MAX_INPUT_BYTES": str(config.max_input_bytes),
-        "MAX_INPUT_PIXELS": str(config.max_input_pixels),
-        "INCLUDE_PATTERNS": ",".join(config.include_patterns),
-        "EXCLUDE_PATTERNS": ",".join(config.exclude_patterns),
-        "RETRY_WINDOW_SECONDS": str(config.retry_window_seconds),
-    }
+    """The environment every function gets: the contract `image_pipeline.settings` parses.
+
+    Built through `Settings` so the functions' own validation runs at synth time, and
+    `GOOGLE_CLOUD_PROJECT` is set explicitly (2nd gen Python runtimes do not set it).
+    """
+    return Settings(
+        project=config.project,
+        uploads_bucket=config.uploads_bucket,
+        thumbnails_bucket=config.thumbnails_bucket,
+        image_events_topic=topics["image_events"].name,
+        thumbnail_sizes=config.thumbnail_sizes,
+        thumbnail_formats=config.thumbnail_formats,
+        thumbnail_quality=config.thumbnail_quality,
+        cache_control=config.cache_control,
+        max_input_bytes=config.max_input_bytes,
+        max_input_pixels=config.max_input_pixels,
+        include_patterns=config.include_patterns,
+        exclude_patterns=config.exclude_patterns,
+        retry_window_seconds=config.retry_window_seconds,
+        exif_include_gps=config.exif_include_gps,
+    ).to_env()
 
 
 def build_topology(config: DeploymentConfig) -> Topology:
