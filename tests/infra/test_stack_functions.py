@@ -28,7 +28,8 @@ def test_function_settings_come_from_the_spec(synth_name, request):
         assert build["runtime"] in ("python311", "python312")
         assert build["entry_point"] == spec.entry_point
         assert service["environment_variables"] == dict(spec.env)
-        assert "GOOGLE_CLOUD_PROJECT" not in service["environment_variables"]
+        # 2nd gen Python runtimes do not set it; the functions need it for their clients.
+        assert service["environment_variables"]["GOOGLE_CLOUD_PROJECT"] == synth.config.project
         assert service["available_memory"] == spec.memory
         assert service["timeout_seconds"] == spec.timeout_seconds
         assert service["max_instance_count"] == spec.max_instances
