@@ -39,7 +39,7 @@ class Target:
 
     topology: Topology
     emulator_env: Mapping[str, str] = field(default_factory=dict)  # empty on GCP
-    function_urls: Mapping[str, str] = field(default_factory=dict)  # local only
+    function_urls: Mapping[str, str] = field(default_factory=dict)  # by name; local only
     timeout_seconds: float = 60.0
     _function_uris: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -105,14 +105,15 @@ class Target:
 
     def function_url(self, key: str) -> str:
         """URL of a function: the harness's process locally, the Cloud Run URI on GCP."""
+        name = self.topology.functions[key].name
         if self.is_local:
             try:
-                return self.function_urls[key]
+                return self.function_urls[name]
             except KeyError:
-                raise TargetError(f"the local stack runs no function {key!r}") from None
-        if key not in self._function_uris:
-            self._function_uris[key] = self._cloud_function_uri(self.topology.functions[key].name)
-        return self._function_uris[key]
+                raise TargetError(f"the local stack runs no function {name!r}") from None
+        if name not in self._function_uris:
+            self._function_uris[name] = self._cloud_function_uri(name)
+        return self._function_uris[name]
 
     def _cloud_function_uri(self, name: str) -> str:
         import google.auth

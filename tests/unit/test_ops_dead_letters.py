@@ -75,7 +75,9 @@ STACK = {
     },
     "buckets": {"uploads": "local-uploads", "thumbnails": "local-thumbnails"},
     "collections": {"images": "images", "dead_letters": "dead_letters"},
-    "functions": {"make_thumbnail": {"url": "http://127.0.0.1:4", "target": "make_thumbnail"}},
+    "functions": {
+        "imgpipe-make-thumbnail": {"url": "http://127.0.0.1:4", "target": "make_thumbnail"}
+    },
 }
 
 
