@@ -45,12 +45,11 @@ function card(item) {
     item.width ? `${item.width}×${item.height} ${item.format || ""}` : null,
     item.latencyMs !== null && item.latencyMs !== undefined
       ? `latency ${Math.round(item.latencyMs)} ms` : null,
-    `generation ${item.generation ?? "?"}`,
   ].filter(Boolean);
   return el("article", { class: "card", "data-name": item.name, "data-status": item.status },
     el("div", { class: "picture" }, picture),
     el("div", { class: "body" },
-      el("div", { class: "name" }, item.name),
+      el("div", { class: "name", title: `generation ${item.generation ?? "?"}` }, item.name),
       el("span", { class: `badge status ${item.status}` }, item.status),
       item.reason
         ? el("div", { class: "reason" }, el("code", {}, item.reason),
