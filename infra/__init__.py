@@ -1,0 +1,1 @@
+"""Deployment code: importable without cdktf (only infra/stack*.py import it)."""
