@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     if args.all:
         records = load_all(target)
         ids = [r["messageId"] for r in records if args.force or r.get("status") != REPLAYED]
+        if not ids:
+            print("nothing to replay", file=out)
     return 1 if replay(target, ids, args.force, out, err) else 0
 
 
