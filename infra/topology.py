@@ -126,6 +126,9 @@ class Topology:
     notification: NotificationSpec
     collections: Mapping[str, str]
     push_invoker_account_id: str
+    # Identity Cloud Build uses to build the functions (deploy-time only; the harness
+    # ignores it). Projects created since mid-2024 give the default one no build roles.
+    build_account_id: str = ""
 
     def topic_path(self, key: str) -> str:
         return f"projects/{self.project}/topics/{self.topics[key].name}"
@@ -378,4 +381,5 @@ def build_topology(config: DeploymentConfig) -> Topology:
             "dead_letters": env["DEAD_LETTERS_COLLECTION"],
         },
         push_invoker_account_id=f"{p}-push-invoker",
+        build_account_id=f"{p}-builder",
     )

@@ -1,0 +1,79 @@
+"""Which failures are recorded and acknowledged, and which are retried by the platform.
+
+A ``PermanentError`` will fail the same way on every attempt (bad bytes, limits), so it
+becomes an ``image.failed`` event and the delivery is acknowledged. A transient error
+(quota, 5xx, network, Firestore contention) is raised so the platform redelivers it.
+Anything else is raised as well: a bug or a misconfiguration is retried until it lands in
+the dead-letter topic (or the event-age guard), where it is visible and replayable.
+"""
+
+from __future__ import annotations
+
+import sys
+
+REASONS = frozenset(
+    {
+        "empty",
+        "too_many_bytes",
+        "not_an_image",
+        "unsupported_format",
+        "corrupt",
+        "truncated",
+        "too_many_pixels",
+        "retry_window_exceeded",
+    }
+)
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown failure reason {reason!r}")
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class GenerationMismatch(Exception):
+    """A conditional write or delete lost a race: the object changed since it was read.
+    Transient: the redelivery reads the new state and decides again."""
+
+
+class MalformedEvent(ValueError):
+    """An event or message that does not have the shape this pipeline expects."""
+
+
+# (module, class name) pairs. An exception of a class from a module that was never
+# imported cannot exist, so looking the classes up in sys.modules keeps this module
+# import-cheap (google.api_core alone costs ~200 ms) without importing anything.
+_TRANSIENT_CLASSES = (
+    ("google.api_core.exceptions", "TooManyRequests"),
+    ("google.api_core.exceptions", "InternalServerError"),
+    ("google.api_core.exceptions", "BadGateway"),
+    ("google.api_core.exceptions", "ServiceUnavailable"),
+    ("google.api_core.exceptions", "GatewayTimeout"),
+    ("google.api_core.exceptions", "DeadlineExceeded"),
+    ("google.api_core.exceptions", "Aborted"),
+    ("google.api_core.exceptions", "RetryError"),
+    ("google.auth.exceptions", "TransportError"),
+    ("requests.exceptions", "ConnectionError"),
+    ("requests.exceptions", "Timeout"),
+)
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    found = []
+    for module_name, class_name in _TRANSIENT_CLASSES:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying later can succeed: 429, 5xx, deadline, contention, network."""
+    builtin = (ConnectionError, TimeoutError, GenerationMismatch)
+    return isinstance(exc, (*builtin, *_transient_types()))

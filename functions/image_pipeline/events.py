@@ -1,0 +1,238 @@
+"""Events in and out: storage CloudEvents, Pub/Sub push messages, result events.
+
+Pure functions over plain values; ``docs/architecture.md`` ("Result events") is the
+contract for what is built here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from image_pipeline.errors import MalformedEvent, PermanentError
+
+SCHEMA = 1
+OUTPUT_MARKER = "image-pipeline-output"  # custom metadata key on everything we write
+STATUSES = ("processed", "failed", "deleted")
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageObject:
+    """The fields of a Cloud Storage object resource that the pipeline uses."""
+
+    bucket: str
+    name: str
+    generation: int
+    metageneration: int | None = None
+    content_type: str = ""
+    size: int = 0
+    time_created: str | None = None
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class PushMessage:
+    """A Pub/Sub message as pushed (functions-framework wraps it in a CloudEvent)."""
+
+    message_id: str
+    data_b64: str
+    attributes: Mapping[str, str]
+    publish_time: str | None
+
+    def data(self) -> bytes:
+        try:
+            return base64.b64decode(self.data_b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedEvent(f"message {self.message_id}: data is not base64") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectDeletion:
+    """An ``OBJECT_DELETE`` notification; ``overwritten_by`` is set when a new upload
+    replaced the object (the name lives on, so nothing is marked deleted)."""
+
+    object: StorageObject
+    overwritten_by: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultEvent:
+    """A message for the image-events topic: JSON ``data`` plus routing ``attributes``."""
+
+    data: dict[str, Any]
+    attributes: dict[str, str]
+
+    def encoded(self) -> bytes:
+        return json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    """RFC 3339 (with ``Z`` and up to nanoseconds) to an aware datetime; None if absent."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    except ValueError as exc:
+        raise MalformedEvent(f"{text!r} is not an RFC 3339 time") from exc
+
+
+def _json_data(data: object) -> Any:
+    if isinstance(data, bytes | str):
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise MalformedEvent("event data is not JSON") from exc
+    return data
+
+
+def _int(value: object, what: str) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise MalformedEvent(f"{what} {value!r} is not an integer") from None
+
+
+def storage_object(resource: object) -> StorageObject:
+    """Parse an object resource (JSON API v1), as Eventarc and notifications deliver it."""
+    resource = _json_data(resource)
+    if not isinstance(resource, Mapping):
+        raise MalformedEvent("object resource is not a JSON object")
+    try:
+        bucket, name = resource["bucket"], resource["name"]
+    except KeyError as exc:
+        raise MalformedEvent(f"object resource has no {exc.args[0]!r}") from None
+    metadata = resource.get("metadata") or {}
+    return StorageObject(
+        bucket=str(bucket),
+        name=str(name),
+        generation=_int(resource.get("generation"), "generation"),
+        metageneration=(
+            _int(resource["metageneration"], "metageneration")
+            if resource.get("metageneration") is not None
+            else None
+        ),
+        content_type=str(resource.get("contentType") or ""),
+        size=_int(resource.get("size") or 0, "size"),
+        time_created=resource.get("timeCreated"),
+        metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+    )
+
+
+def push_message(event_data: object) -> PushMessage:
+    """The message inside a push body (raw or as functions-framework converted it)."""
+    body = _json_data(event_data)
+    message = body.get("message") if isinstance(body, Mapping) else None
+    if not isinstance(message, Mapping) or "messageId" not in message:
+        raise MalformedEvent("not a Pub/Sub push body: no message.messageId")
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        raise MalformedEvent("message attributes are not an object")
+    return PushMessage(
+        message_id=str(message["messageId"]),
+        data_b64=str(message.get("data") or ""),
+        attributes={str(k): str(v) for k, v in attributes.items()},
+        publish_time=message.get("publishTime"),
+    )
+
+
+def object_deletion(message: PushMessage) -> ObjectDeletion | None:
+    """The deleted object of a GCS notification, or None for any other event type."""
+    attrs = message.attributes
+    if attrs.get("eventType") != "OBJECT_DELETE":
+        return None
+    resource = _json_data(message.data()) if message.data_b64 else {}
+    if not isinstance(resource, Mapping):
+        raise MalformedEvent("notification payload is not a JSON object")
+    try:  # attributes are authoritative; the payload may be absent (payload format NONE)
+        merged = {
+            **resource,
+            "bucket": attrs["bucketId"],
+            "name": attrs["objectId"],
+            "generation": attrs["objectGeneration"],
+        }
+    except KeyError as exc:
+        raise MalformedEvent(f"notification has no {exc.args[0]} attribute") from None
+    overwritten = attrs.get("overwrittenByGeneration")
+    return ObjectDeletion(
+        object=storage_object(merged),
+        overwritten_by=_int(overwritten, "overwrittenByGeneration") if overwritten else None,
+    )
+
+
+def _event(
+    status: str, obj: StorageObject, source_event_id: str, extra: dict[str, Any]
+) -> ResultEvent:
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "status": status,
+        "bucket": obj.bucket,
+        "name": obj.name,
+        "generation": obj.generation,
+        "metageneration": obj.metageneration,
+        "contentType": obj.content_type,
+        "size": obj.size,
+        "timeCreated": obj.time_created,
+        "sourceEventId": source_event_id,
+        **extra,
+    }
+    attributes = {
+        "eventType": f"image.{status}",
+        "bucket": obj.bucket,
+        "objectId": obj.name,
+        "generation": str(obj.generation),
+        "contentType": obj.content_type,
+    }
+    if status == "failed":
+        attributes["reason"] = extra["error"]["reason"]
+    return ResultEvent(data=data, attributes=attributes)
+
+
+def processed_event(
+    obj: StorageObject,
+    source_event_id: str,
+    image: Mapping[str, Any],
+    thumbnails: list[dict[str, Any]],
+    timings: Mapping[str, float],
+) -> ResultEvent:
+    extra = {"image": dict(image), "thumbnails": thumbnails, "timings": dict(timings)}
+    return _event("processed", obj, source_event_id, extra)
+
+
+def failed_event(
+    obj: StorageObject,
+    source_event_id: str,
+    error: PermanentError,
+    timings: Mapping[str, float],
+) -> ResultEvent:
+    extra = {
+        "error": {"reason": error.reason, "message": error.message},
+        "timings": dict(timings),
+    }
+    return _event("failed", obj, source_event_id, extra)
+
+
+def deleted_event(
+    obj: StorageObject, source_event_id: str, timings: Mapping[str, float]
+) -> ResultEvent:
+    return _event("deleted", obj, source_event_id, {"timings": dict(timings)})
+
+
+def result_from_message(message: PushMessage) -> dict[str, Any]:
+    """The data of a result event, checked for the fields the metadata writer relies on."""
+    data = _json_data(message.data())
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise MalformedEvent(f"message {message.message_id} is not a schema {SCHEMA} result")
+    if data.get("status") not in STATUSES:
+        raise MalformedEvent(f"unknown status {data.get('status')!r}")
+    for key in ("bucket", "name"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise MalformedEvent(f"result event has no {key}")
+    data["generation"] = _int(data.get("generation"), "generation")
+    if data["status"] == "failed" and not isinstance(data.get("error"), dict):
+        raise MalformedEvent("failed result event has no error")
+    return data

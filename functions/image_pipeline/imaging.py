@@ -1,0 +1,330 @@
+"""The image core: bytes in, thumbnails and facts out. No cloud clients, no I/O.
+
+Every box and format comes from one decode. A JPEG is decoded at the smallest DCT scale
+(1/2, 1/4, 1/8) that still covers the largest thumbnail, and each smaller thumbnail is
+resized from the previous one, so a 12 MP photo never exists at full size in memory.
+Orientation is applied to the small results (a transpose of a thumbnail is cheaper than
+one of the photo), colours are converted to sRGB, and no metadata reaches the outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import struct
+from collections.abc import Sequence
+
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from image_pipeline.errors import PermanentError
+from image_pipeline.settings import Box
+
+# Formats we decode. Others that Pillow can identify (PSD, EPS, TGA, ...) are refused as
+# unsupported_format rather than handed to less-travelled decoders.
+INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF")
+# Leading bytes of the formats we decode: a file that starts like one of them but will
+# not open is corrupt rather than "not an image".
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\0", b"MM\0*")
+_AVIF_BRANDS = (b"avif", b"avis")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1")
+
+OUTPUTS = {  # format -> (Pillow format, content type)
+    "webp": ("WEBP", "image/webp"),
+    "jpeg": ("JPEG", "image/jpeg"),
+    "png": ("PNG", "image/png"),
+    "avif": ("AVIF", "image/avif"),
+}
+_ALPHA_OUTPUTS = {"webp", "png", "avif"}
+
+# EXIF orientation -> the transpose that shows the image upright (ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS = {  # the transposes that exchange width and height
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+}
+_ORIENTATION = 0x0112
+_MAKE, _MODEL = 0x010F, 0x0110
+_EXIF_IFD, _GPS_IFD, _DATETIME_ORIGINAL = 0x8769, 0x8825, 0x9003
+_MAX_EXIF_TEXT = 256
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_LAB = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    boxes: tuple[Box, ...]
+    formats: tuple[str, ...]
+    quality: int = 82
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 120_000_000
+    include_gps: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What the metadata doc records about the source (size after orientation)."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    frames: int
+    exif: dict[str, object]
+
+
+@dataclasses.dataclass(frozen=True)
+class Thumbnail:
+    box: Box
+    format: str
+    width: int
+    height: int
+    content_type: str
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    facts: Facts
+    thumbnails: tuple[Thumbnail, ...]
+
+
+def check_size(size: int, max_bytes: int) -> None:
+    """Reject by byte count alone, before anything is downloaded."""
+    if size <= 0:
+        raise PermanentError("empty", "the object has no bytes")
+    if size > max_bytes:
+        raise PermanentError("too_many_bytes", f"{size} bytes is more than the {max_bytes} allowed")
+
+
+def fit(size: tuple[int, int], box: Box) -> tuple[int, int]:
+    """The largest size with the same aspect ratio inside ``box``; never larger than ``size``."""
+    width, height = size
+    scale = min(box.width / width, box.height / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def make_thumbnails(data: bytes, options: Options) -> Result:
+    """Decode once, check the pixel limit from the header first, encode every box x format."""
+    check_size(len(data), options.max_bytes)
+    # Pillow's own bomb check (an error above twice this) then agrees with ours.
+    Image.MAX_IMAGE_PIXELS = options.max_pixels
+    try:
+        with _open(data) as im:
+            width, height = im.size
+            if width * height > options.max_pixels:
+                raise PermanentError(
+                    "too_many_pixels",
+                    f"{width}x{height} is more than the {options.max_pixels} pixels allowed",
+                )
+            return _render(im, options)
+    except Image.DecompressionBombError as exc:
+        raise PermanentError("too_many_pixels", str(exc)) from None
+    except OSError as exc:
+        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+        raise PermanentError(reason, str(exc) or type(exc).__name__) from None
+    except (SyntaxError, ValueError, EOFError, struct.error) as exc:
+        # Pillow's decoders report malformed data through these as well.
+        raise PermanentError("corrupt", f"{type(exc).__name__}: {exc}") from None
+
+
+def _open(data: bytes) -> Image.Image:
+    """Read the header only; tell apart unsupported formats, broken files and non-images."""
+    try:
+        return Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
+    except UnidentifiedImageError:
+        pass
+    try:
+        with Image.open(io.BytesIO(data)) as other:
+            raise PermanentError("unsupported_format", f"{other.format} images are not supported")
+    except UnidentifiedImageError:
+        pass
+    brand = data[8:12] if data[4:8] == b"ftyp" else b""
+    if brand in _HEIF_BRANDS:
+        raise PermanentError("unsupported_format", "HEIF images are not supported")
+    if data.startswith(_SIGNATURES) or data[8:12] == b"WEBP" or brand in _AVIF_BRANDS:
+        raise PermanentError("corrupt", "the header of this image cannot be read")
+    raise PermanentError("not_an_image", "the bytes are not an image")
+
+
+def _render(im: Image.Image, options: Options) -> Result:
+    exif = im.getexif()
+    orientation = exif.get(_ORIENTATION, 1)
+    transpose = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    swapped = transpose in _SWAPS
+    upright = (im.height, im.width) if swapped else im.size
+    facts = Facts(
+        width=upright[0],
+        height=upright[1],
+        format=im.format or "",
+        mode=im.mode,
+        frames=getattr(im, "n_frames", 1),
+        exif=_exif_subset(exif, options.include_gps),
+    )
+    sizes = {box: fit(upright, box) for box in options.boxes}
+    largest_first = sorted(options.boxes, key=sizes.__getitem__, reverse=True)
+    target = sizes[largest_first[0]]
+    raw_target = (target[1], target[0]) if swapped else target
+    im.draft(None, raw_target)  # JPEG only: DCT-scaled decode that still covers raw_target
+    profile = _colour_profile(im)
+    working = _to_working_mode(im, keep_for_profile=profile is not None)
+    if working.size != raw_target:
+        working = working.resize(raw_target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if profile is not None:
+        working = _to_srgb(working, profile)
+    if transpose is not None:
+        working = working.transpose(transpose)
+    working.info = {}  # no EXIF, XMP, ICC or comment may reach an output
+    resized: dict[Box, Image.Image] = {}
+    for box in largest_first:  # each smaller size is resized from the one before it
+        if sizes[box] != working.size:
+            working = working.resize(sizes[box], Image.Resampling.LANCZOS, reducing_gap=3.0)
+        resized[box] = working
+    thumbnails = tuple(
+        _encode(resized[box], box, fmt, options.quality)
+        for box in options.boxes
+        for fmt in options.formats
+    )
+    return Result(facts=facts, thumbnails=thumbnails)
+
+
+def _colour_profile(im: Image.Image) -> ImageCms.ImageCmsProfile | None:
+    """The embedded ICC profile; CIELAB pixels use the standard one when none is embedded."""
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            return ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # unreadable: the pixels are taken as sRGB
+    return _LAB if im.mode == "LAB" else None
+
+
+def _to_working_mode(im: Image.Image, keep_for_profile: bool) -> Image.Image:
+    """The (first) frame in L, LA, RGB or RGBA with the right values and alpha.
+
+    CMYK and LAB stay as they are when a colour profile will take them to sRGB.
+    """
+    mode = im.mode
+    if mode.startswith("I;16"):
+        return _to_l(im.convert("I"), 1 / 256, 0.0)
+    if mode in ("I", "F"):
+        return _to_l(im, *_scale_for(im))
+    if im.has_transparency_data:
+        return im.convert("RGBA") if mode not in ("LA", "RGBA") else _loaded(im)
+    if mode in ("L", "RGB") or (keep_for_profile and mode in ("CMYK", "LAB")):
+        return _loaded(im)
+    return im.convert("L" if mode == "1" else "RGB")
+
+
+def _loaded(im: Image.Image) -> Image.Image:
+    im.load()
+    return im
+
+
+def _scale_for(im: Image.Image) -> tuple[float, float]:
+    """(scale, offset) taking 32-bit integer or float samples to 0..255, judged by range.
+
+    Floats within 0..1 are unit intensities; integers within 0..65535 are 16-bit samples;
+    data already within 0..255 is kept; anything else is stretched over its own range.
+    """
+    low, high = im.getextrema()
+    if low >= 0 and high <= 1 and im.mode == "F":
+        return 255.0, 0.0
+    if low >= 0 and high <= 255:
+        return 1.0, 0.0
+    if low >= 0 and high <= 65535 and im.mode == "I":
+        return 1 / 256, 0.0
+    scale = 255 / ((high - low) or 1)
+    return scale, -low * scale
+
+
+def _to_l(im: Image.Image, scale: float, offset: float) -> Image.Image:
+    return im.point(lambda v: v * scale + offset).convert("L")
+
+
+def _to_srgb(im: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
+    """Convert colour through ``profile`` to sRGB (alpha untouched); if the profile does not
+    fit the pixels, they are taken as sRGB already."""
+    alpha = im.getchannel("A") if im.mode in ("LA", "RGBA") else None
+    colour = im.convert(im.mode[:-1]) if alpha is not None else im
+    try:
+        converted = ImageCms.profileToProfile(colour, profile, _SRGB, outputMode="RGB")
+    except ImageCms.PyCMSError:
+        return im if im.mode in ("L", "LA", "RGB", "RGBA") else im.convert("RGB")
+    if alpha is not None:
+        converted.putalpha(alpha)
+    return converted
+
+
+def _encode(im: Image.Image, box: Box, fmt: str, quality: int) -> Thumbnail:
+    pil_format, content_type = OUTPUTS[fmt]
+    if fmt == "jpeg" and im.mode in ("LA", "RGBA"):
+        im = _flatten_on_white(im)
+    elif fmt in ("webp", "avif") and im.mode in ("L", "LA"):
+        im = im.convert("RGBA" if im.mode == "LA" else "RGB")
+    out = io.BytesIO()
+    im.save(out, pil_format, **({} if fmt == "png" else {"quality": quality}))
+    return Thumbnail(
+        box=box,
+        format=fmt,
+        width=im.width,
+        height=im.height,
+        content_type=content_type,
+        data=out.getvalue(),
+    )
+
+
+def _flatten_on_white(im: Image.Image) -> Image.Image:
+    base_mode = im.mode[:-1]  # LA -> L, RGBA -> RGB
+    background = Image.new(base_mode, im.size, "white")
+    background.paste(im.convert(base_mode), mask=im.getchannel("A"))
+    return background
+
+
+def _exif_subset(exif: Image.Exif, include_gps: bool) -> dict[str, object]:
+    """Camera make/model and capture time (plus the GPS position only when configured)."""
+    subset: dict[str, object] = {}
+    for key, tag in (("make", _MAKE), ("model", _MODEL)):
+        text = _text(exif.get(tag))
+        if text:
+            subset[key] = text
+    taken = _text(exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL))
+    if taken:
+        subset["dateTimeOriginal"] = taken
+    if include_gps:
+        gps = _gps(exif.get_ifd(_GPS_IFD))
+        if gps:
+            subset["gps"] = gps
+    return subset
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    return value.replace("\x00", "").strip()[:_MAX_EXIF_TEXT] or None
+
+
+def _gps(ifd: dict[int, object]) -> dict[str, float]:
+    """Decimal degrees from the GPS IFD (tags 1-4); empty when absent or malformed."""
+    try:
+        return {"latitude": _degrees(ifd[2], ifd[1]), "longitude": _degrees(ifd[4], ifd[3])}
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return {}
+
+
+def _degrees(dms: Sequence[float], ref: object) -> float:
+    degrees, minutes, seconds = (float(v) for v in dms)
+    value = degrees + minutes / 60 + seconds / 3600
+    return round(-value if _text(ref) in ("S", "W") else value, 7)

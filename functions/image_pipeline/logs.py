@@ -1,0 +1,74 @@
+"""Structured logs: one JSON object per line on stdout, which Cloud Logging parses.
+
+``severity`` and ``message`` are the special fields Cloud Logging reads, as is
+``logging.googleapis.com/trace`` (it ties a line to the request's trace) and
+``stack_trace`` (Error Reporting picks it up).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+TRACE_FIELD = "logging.googleapis.com/trace"
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_CLOUD_TRACE = re.compile(r"([0-9a-fA-F]{32})(?:/.*)?")
+
+
+def trace_id(traceparent: str | None = None, cloud_trace_context: str | None = None) -> str | None:
+    """The trace id of a W3C ``traceparent`` or an ``X-Cloud-Trace-Context`` header."""
+    match = _TRACEPARENT.fullmatch((traceparent or "").strip().lower())
+    if match and match[1] != "0" * 32:
+        return match[1]
+    match = _CLOUD_TRACE.fullmatch((cloud_trace_context or "").strip())
+    return match[1].lower() if match else None
+
+
+def trace_fields(
+    project: str, headers: Mapping[str, str], extensions: Mapping[str, Any]
+) -> dict[str, str]:
+    """The trace field for a log line, from a CloudEvent extension or the request headers."""
+    found = trace_id(
+        extensions.get("traceparent") or headers.get("traceparent"),
+        headers.get("X-Cloud-Trace-Context"),
+    )
+    return {TRACE_FIELD: f"projects/{project}/traces/{found}"} if found else {}
+
+
+class Logger:
+    """Writes lines carrying the bound fields (event id, object, trace, ...)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.fields = fields
+
+    def bind(self, **fields: Any) -> Logger:
+        return Logger(**{**self.fields, **fields})
+
+    def log(self, severity: str, message: str, **fields: Any) -> None:
+        entry = {"severity": severity, "message": message, **self.fields, **fields}
+        line = json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def debug(self, message: str, **fields: Any) -> None:
+        self.log("DEBUG", message, **fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self.log("INFO", message, **fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self.log("WARNING", message, **fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        self.log("ERROR", message, **fields)
+
+    def exception(self, severity: str, message: str, exc: BaseException, **fields: Any) -> None:
+        """Log ``exc`` with its stack trace (Error Reporting groups on it)."""
+        stack = "".join(traceback.format_exception(exc))
+        self.log(
+            severity, message, error=f"{type(exc).__name__}: {exc}", stack_trace=stack, **fields
+        )

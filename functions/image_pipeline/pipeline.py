@@ -1,0 +1,332 @@
+"""The four stages behind the entry points, over injectable storage, publisher and store.
+
+Each stage takes a ``Pipeline`` (settings + adapters), the CloudEvent and the request
+headers. Permanent failures are recorded and acknowledged; anything else is logged and
+raised so the platform redelivers (docs/architecture.md, "Entry points").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from image_pipeline import events, imaging, patterns, records
+from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
+from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
+from image_pipeline.logs import Logger, trace_fields
+from image_pipeline.publisher import Publisher, PubSubPublisher
+from image_pipeline.settings import Box, Settings
+from image_pipeline.storage import GcsStorage, Storage, StoredObject, Upload
+from image_pipeline.store import FirestoreStore, Store
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """Settings and the adapters the stages use; tests pass in-memory ones."""
+
+    settings: Settings
+    storage: Storage
+    publisher: Publisher
+    store: Store
+    clock: Callable[[], dt.datetime] = _utc_now
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Pipeline:
+        """Validate the settings now; the cloud clients are created on first use."""
+        settings = Settings.from_env(environ)
+        return cls(
+            settings=settings,
+            storage=GcsStorage(settings.project),
+            publisher=PubSubPublisher(settings.project),
+            store=FirestoreStore(settings.project, settings.firestore_database),
+        )
+
+    def imaging_options(self) -> imaging.Options:
+        s = self.settings
+        return imaging.Options(
+            boxes=s.thumbnail_sizes,
+            formats=s.thumbnail_formats,
+            quality=s.thumbnail_quality,
+            max_bytes=s.max_input_bytes,
+            max_pixels=s.max_input_pixels,
+            include_gps=s.exif_include_gps,
+        )
+
+
+def thumbnail_folder(prefix: str, name: str) -> str:
+    return f"{prefix}{name}/"
+
+
+def thumbnail_name(prefix: str, name: str, box: Box, fmt: str) -> str:
+    """Deterministic per source object, box and format (docs/architecture.md, "Thumbnails")."""
+    return f"{thumbnail_folder(prefix, name)}{box.width}x{box.height}.{fmt}"
+
+
+def skip_reason(settings: Settings, obj: StorageObject) -> str | None:
+    """Why an object is not the pipeline's business, or None when it is."""
+    if obj.bucket != settings.uploads_bucket:
+        return "not in the uploads bucket"
+    if OUTPUT_MARKER in obj.metadata:
+        return "carries the output marker"
+    if obj.name.endswith("/"):
+        return "a folder placeholder"
+    if not patterns.is_selected(obj.name, settings.include_patterns, settings.exclude_patterns):
+        return "outside the include/exclude patterns"
+    return None
+
+
+def check_event_age(event_time: dt.datetime | None, now: dt.datetime, window_seconds: int) -> None:
+    """Google's "avoid infinite retries": an event redelivered past the window is given up."""
+    if event_time is None:
+        return
+    age = (now - event_time).total_seconds()
+    if age > window_seconds:
+        raise PermanentError(
+            "retry_window_exceeded",
+            f"the event is {age:.0f} s old, beyond the {window_seconds} s retry window",
+        )
+
+
+def _logger(p: Pipeline, event: Any, headers: Mapping[str, str], stage: str) -> Logger:
+    trace = trace_fields(p.settings.project, headers, {"traceparent": event.get("traceparent")})
+    return Logger(stage=stage, eventId=event["id"], **trace)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = round((time.perf_counter() - start) * 1000, 3)
+
+
+@contextlib.contextmanager
+def _retried_on_error(log: Logger) -> Iterator[None]:
+    """Log any exception for what it is, then let it through: the platform will redeliver."""
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("transient failure; the delivery will be retried", error=repr(exc))
+        else:
+            log.exception("ERROR", "failure; the delivery will be retried", exc)
+        raise
+
+
+def _publish(p: Pipeline, result: ResultEvent, log: Logger, timings: dict[str, float]) -> None:
+    with _timed(timings, "publish_ms"):
+        message_id = p.publisher.publish(
+            p.settings.image_events_topic, result.encoded(), result.attributes
+        )
+    log.info(
+        f"published {result.attributes['eventType']}",
+        publishedMessageId=message_id,
+        reason=result.attributes.get("reason"),
+        timings=timings,
+    )
+
+
+# --- make_thumbnail -------------------------------------------------------------------
+
+
+def make_thumbnail(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+    """Eventarc ``object.v1.finalized`` -> thumbnails -> one ``image.*`` result event."""
+    log = _logger(p, event, headers, "make_thumbnail")
+    try:
+        obj = events.storage_object(event.data)
+    except MalformedEvent as exc:
+        # Eventarc would redeliver it for a day and no retry can fix it.
+        log.error("malformed storage event; acknowledged", error=str(exc))
+        return
+    log = log.bind(bucket=obj.bucket, object=obj.name, generation=obj.generation)
+    reason = skip_reason(p.settings, obj)
+    if reason:
+        log.info("skipped", reason=reason)
+        return
+    with _retried_on_error(log):
+        timings: dict[str, float] = {}
+        try:
+            result = _thumbnails_event(p, event, obj, timings, log)
+        except PermanentError as exc:
+            log.warning("image rejected", reason=exc.reason, error=exc.message)
+            result = events.failed_event(obj, event["id"], exc, timings)
+        if result is not None:
+            _publish(p, result, log, dict(timings))
+
+
+def _thumbnails_event(
+    p: Pipeline, event: Any, obj: StorageObject, timings: dict[str, float], log: Logger
+) -> ResultEvent | None:
+    s = p.settings
+    check_event_age(events.parse_time(event.get("time")), p.clock(), s.retry_window_seconds)
+    imaging.check_size(obj.size, s.max_input_bytes)
+    with _timed(timings, "download_ms"):
+        data = p.storage.download(obj.bucket, obj.name, obj.generation)
+    if data is None:
+        log.info("skipped", reason="this generation no longer exists (overwritten or deleted)")
+        return None
+    with _timed(timings, "core_ms"):
+        result = imaging.make_thumbnails(data, p.imaging_options())
+    with _timed(timings, "upload_ms"):
+        thumbnails = [
+            entry
+            for thumb in result.thumbnails
+            if (entry := _put_thumbnail(p, obj, thumb)) is not None
+        ]
+    return events.processed_event(
+        obj, event["id"], dataclasses.asdict(result.facts), thumbnails, timings
+    )
+
+
+def _source_generation(stored: StoredObject | None) -> int | None:
+    value = stored.metadata.get("source-generation") if stored else None
+    return int(value) if value and value.isdigit() else None
+
+
+def _put_thumbnail(p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail) -> dict | None:
+    """Write a thumbnail unless one of a newer source generation is there.
+
+    Returns its entry for the result event when it holds this generation's output, None
+    when a newer one won. A write that loses a race (GenerationMismatch) is raised: the
+    redelivery reads the new state and decides again.
+    """
+    bucket = p.settings.thumbnails_bucket
+    name = thumbnail_name(p.settings.thumbnail_prefix, obj.name, thumb.box, thumb.format)
+    live = p.storage.stat(bucket, name)
+    held = _source_generation(live)
+    if held is not None and held > obj.generation:
+        return None
+    if held != obj.generation:  # the same generation's output is already there otherwise
+        upload = Upload(
+            data=thumb.data,
+            content_type=thumb.content_type,
+            cache_control=p.settings.cache_control,
+            metadata={
+                OUTPUT_MARKER: "thumbnail",
+                "source-bucket": obj.bucket,
+                "source-name": obj.name,
+                "source-generation": str(obj.generation),
+            },
+        )
+        p.storage.upload(bucket, name, upload, if_generation_match=live.generation if live else 0)
+    return {
+        "bucket": bucket,
+        "name": name,
+        "width": thumb.width,
+        "height": thumb.height,
+        "contentType": thumb.content_type,
+        "size": len(thumb.data),
+    }
+
+
+# --- cleanup --------------------------------------------------------------------------
+
+
+def cleanup(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+    """GCS ``OBJECT_DELETE`` notification -> delete its thumbnails -> ``image.deleted``.
+
+    When the delete comes from an overwrite (``overwrittenByGeneration``), the name lives
+    on: older thumbnails go, but nothing is marked deleted.
+    """
+    log = _logger(p, event, headers, "cleanup")
+    with _retried_on_error(log):
+        message = events.push_message(event.data)
+        log = log.bind(messageId=message.message_id)
+        deletion = events.object_deletion(message)
+        if deletion is None:
+            log.info("skipped", reason=f"event type {message.attributes.get('eventType')!r}")
+            return
+        obj = deletion.object
+        log = log.bind(bucket=obj.bucket, object=obj.name, generation=obj.generation)
+        reason = skip_reason(p.settings, obj)
+        if reason:
+            log.info("skipped", reason=reason)
+            return
+        timings: dict[str, float] = {}
+        with _timed(timings, "delete_ms"):
+            deleted = _delete_thumbnails(p, obj)
+        if deletion.overwritten_by is not None:
+            log.info(
+                "overwritten: older thumbnails deleted",
+                overwrittenByGeneration=deletion.overwritten_by,
+                deleted=deleted,
+                timings=timings,
+            )
+            return
+        _publish(p, events.deleted_event(obj, message.message_id, timings), log, timings)
+
+
+def _delete_thumbnails(p: Pipeline, obj: StorageObject) -> list[str]:
+    """Delete this object's thumbnails of its generation or older; keep newer ones."""
+    bucket = p.settings.thumbnails_bucket
+    deleted = []
+    for thumb in p.storage.list(bucket, thumbnail_folder(p.settings.thumbnail_prefix, obj.name)):
+        meta = thumb.metadata
+        if meta.get("source-bucket") != obj.bucket or meta.get("source-name") != obj.name:
+            continue
+        held = _source_generation(thumb)
+        if held is None or held > obj.generation:
+            continue
+        p.storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
+        deleted.append(thumb.name)
+    return deleted
+
+
+# --- write_metadata -------------------------------------------------------------------
+
+
+def write_metadata(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+    """A pushed result event -> ``images/{id}``, refusing older generations."""
+    started = time.perf_counter()
+    log = _logger(p, event, headers, "write_metadata")
+    with _retried_on_error(log):
+        message = events.push_message(event.data)
+        result = events.result_from_message(message)
+        doc_id = records.image_doc_id(result["bucket"], result["name"])
+        log = log.bind(
+            messageId=message.message_id,
+            bucket=result["bucket"],
+            object=result["name"],
+            generation=result["generation"],
+            status=result["status"],
+            docId=doc_id,
+        )
+        decision = records.Decision.WRITE
+
+        def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal decision
+            decision = records.decide(stored, result["generation"], result["status"])
+            if decision is not records.Decision.WRITE:
+                return None
+            metadata_ms = (time.perf_counter() - started) * 1000
+            return records.image_doc(stored, result, p.clock(), metadata_ms)
+
+        p.store.update(p.settings.images_collection, doc_id, change)
+        log.info(f"metadata {decision.value}", decision=decision.value)
+
+
+# --- handle_dead_letter ---------------------------------------------------------------
+
+
+def handle_dead_letter(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+    """A message pushed from a dead-letter topic -> ``dead_letters/{messageId}``, once."""
+    log = _logger(p, event, headers, "handle_dead_letter")
+    with _retried_on_error(log):
+        message = events.push_message(event.data)
+        record = records.dead_letter_record(message)
+        log = log.bind(
+            messageId=message.message_id,
+            sourceSubscription=record["sourceSubscription"],
+            deliveryAttempt=record["deliveryAttempt"],
+        )
+        created = p.store.create(p.settings.dead_letters_collection, message.message_id, record)
+        log.info("dead letter recorded" if created else "dead letter already recorded")

@@ -1,0 +1,116 @@
+"""Firestore documents as plain dicts: ids, generation ordering, dead-letter records.
+
+Ordering rule (docs/architecture.md, "Firestore"): results are ranked by
+(generation, status) with ``failed < processed < deleted`` for one generation. A result
+is written only when it ranks above the stored one; equal is a duplicate, lower is stale.
+So an older generation never replaces a newer one, a late ``failed`` (an expired retry
+of an object already processed) never hides the thumbnails, and ``deleted`` is final for
+its generation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from image_pipeline.events import PushMessage, parse_time
+
+
+class _ServerTime:
+    """Placeholder the store replaces with its own clock (Firestore: SERVER_TIMESTAMP)."""
+
+    def __repr__(self) -> str:
+        return "SERVER_TIME"
+
+
+SERVER_TIME: Any = _ServerTime()
+_STATUS_RANK = {"failed": 0, "processed": 1, "deleted": 2}
+DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
+
+
+class Decision(enum.Enum):
+    WRITE = "write"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+def image_doc_id(bucket: str, name: str) -> str:
+    """A valid Firestore id for any object name: no '/', bounded length, deterministic."""
+    return hashlib.sha256(f"{bucket}/{name}".encode()).hexdigest()
+
+
+def decide(stored: Mapping[str, Any] | None, generation: int, status: str) -> Decision:
+    if stored is None:
+        return Decision.WRITE
+    ours = (generation, _STATUS_RANK[status])
+    theirs = (int(stored.get("generation", 0)), _STATUS_RANK.get(stored.get("status", ""), -1))
+    if ours > theirs:
+        return Decision.WRITE
+    return Decision.DUPLICATE if ours == theirs else Decision.STALE
+
+
+def image_doc(
+    stored: Mapping[str, Any] | None,
+    result: Mapping[str, Any],
+    now: dt.datetime,
+    metadata_ms: float,
+) -> dict[str, Any]:
+    """The ``images/{id}`` document after ``result`` (a result event's data) is applied.
+
+    A ``deleted`` result keeps what was known about the same generation and drops the
+    thumbnails; ``processed`` and ``failed`` describe their generation completely.
+    """
+    status = result["status"]
+    image = result.get("image") or {}
+    timings = {**(result.get("timings") or {}), "metadata_ms": round(metadata_ms, 3)}
+    created = parse_time(result.get("timeCreated"))
+    if created is not None and status != "deleted":
+        timings["total_ms"] = round((now - created).total_seconds() * 1000, 3)
+    fields: dict[str, Any] = {
+        "bucket": result["bucket"],
+        "name": result["name"],
+        "generation": result["generation"],
+        "status": status,
+        "thumbnails": list(result.get("thumbnails") or []),
+        "error": result.get("error") if status == "failed" else None,
+        "sourceEventId": result.get("sourceEventId"),
+        "updatedAt": SERVER_TIME,
+        "timings": timings,
+    }
+    for key in ("contentType", "size", "metageneration", "timeCreated"):
+        if result.get(key) is not None:
+            fields[key] = result[key]
+    if status != "deleted":
+        fields |= {
+            "width": image.get("width"),
+            "height": image.get("height"),
+            "format": image.get("format"),
+            "mode": image.get("mode"),
+            "frames": image.get("frames"),
+            "exif": image.get("exif"),
+        }
+    same_generation = stored is not None and stored.get("generation") == result["generation"]
+    return {**(stored if same_generation and status == "deleted" else {}), **fields}
+
+
+def dead_letter_record(message: PushMessage) -> dict[str, Any]:
+    """``dead_letters/{messageId}``: the original message, split from Pub/Sub's own notes."""
+    original = {k: v for k, v in message.attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
+    notes = {k: v for k, v in message.attributes.items() if k.startswith(DEAD_LETTER_PREFIX)}
+    subscription = notes.get(f"{DEAD_LETTER_PREFIX}SourceSubscription", "")
+    attempts = notes.get(f"{DEAD_LETTER_PREFIX}SourceDeliveryCount", "")
+    return {
+        "messageId": message.message_id,
+        "data": message.data_b64,
+        "attributes": original,
+        "deadLetterAttributes": notes,
+        "sourceSubscription": subscription.rsplit("/", 1)[-1],
+        "deliveryAttempt": int(attempts) if attempts.isdigit() else None,
+        "publishTime": message.publish_time,
+        "recordedAt": SERVER_TIME,
+        "status": "recorded",
+        "replayCount": 0,
+    }

@@ -1,0 +1,64 @@
+"""Firestore documents through two primitives: a transactional read-modify-write and a
+create-if-absent. ``records.SERVER_TIME`` values become the server's timestamp."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from image_pipeline import clients
+from image_pipeline.records import SERVER_TIME
+
+Doc = dict[str, Any]
+
+
+class Store(Protocol):
+    def update(
+        self, collection: str, doc_id: str, change: Callable[[Doc | None], Doc | None]
+    ) -> Doc | None:
+        """Atomically: read the doc, ``change`` it (None: leave it), write; return what was
+        written. ``change`` may run more than once (transactions retry on contention)."""
+
+    def create(self, collection: str, doc_id: str, doc: Doc) -> bool:
+        """Write ``doc`` unless the id exists; False when it did."""
+
+
+class FirestoreStore:
+    def __init__(self, project: str, database: str) -> None:
+        self.project = project
+        self.database = database
+
+    def _client(self) -> Any:
+        return clients.firestore_client(self.project, self.database)
+
+    def update(
+        self, collection: str, doc_id: str, change: Callable[[Doc | None], Doc | None]
+    ) -> Doc | None:
+        from google.cloud import firestore
+
+        ref = self._client().collection(collection).document(doc_id)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> Doc | None:
+            snapshot = ref.get(transaction=transaction)
+            doc = change(snapshot.to_dict() if snapshot.exists else None)
+            if doc is not None:
+                transaction.set(ref, _server_times(doc, firestore.SERVER_TIMESTAMP))
+            return doc
+
+        return run(self._client().transaction())
+
+    def create(self, collection: str, doc_id: str, doc: Doc) -> bool:
+        from google.api_core.exceptions import AlreadyExists
+        from google.cloud import firestore
+
+        ref = self._client().collection(collection).document(doc_id)
+        try:
+            ref.create(_server_times(doc, firestore.SERVER_TIMESTAMP))
+        except AlreadyExists:
+            return False
+        return True
+
+
+def _server_times(doc: Mapping[str, Any], server_time: object) -> Doc:
+    return {k: server_time if v is SERVER_TIME else v for k, v in doc.items()}

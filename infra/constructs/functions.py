@@ -1,0 +1,154 @@
+"""Cloud Functions (2nd gen): one per FunctionSpec, and who may invoke each one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cdktf_cdktf_provider_google.cloud_run_service_iam_member import CloudRunServiceIamMember
+from cdktf_cdktf_provider_google.cloudfunctions2_function import (
+    Cloudfunctions2Function,
+    Cloudfunctions2FunctionBuildConfig,
+    Cloudfunctions2FunctionBuildConfigSource,
+    Cloudfunctions2FunctionBuildConfigSourceStorageSource,
+    Cloudfunctions2FunctionEventTrigger,
+    Cloudfunctions2FunctionEventTriggerEventFilters,
+    Cloudfunctions2FunctionServiceConfig,
+)
+from constructs import Construct
+
+from infra.constructs._why import why
+from infra.constructs.apis import RequiredApis
+from infra.constructs.buckets import Buckets
+from infra.constructs.iam import Identities
+from infra.topology import FunctionSpec, Topology
+
+# The interpreter the functions are tested with (scripts/test runs Python 3.11).
+RUNTIME = "python311"
+# Pub/Sub push and Eventarc in the same project count as internal traffic, so nothing
+# outside the project reaches the functions, whatever IAM says.
+INGRESS = "ALLOW_INTERNAL_ONLY"
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        topology: Topology,
+        identities: Identities,
+        buckets: Buckets,
+        apis: RequiredApis,
+        labels: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, id_)
+        self.functions: dict[str, Cloudfunctions2Function] = {}
+        trigger = topology.trigger
+        platform = apis.needed(
+            "cloudfunctions", "run", "cloudbuild", "artifactregistry", "logging", "eventarc"
+        )
+        for spec in topology.functions.values():
+            triggered = spec.key == trigger.function
+            self.functions[spec.key] = Cloudfunctions2Function(
+                self,
+                spec.key,
+                project=topology.project,
+                location=topology.region,
+                name=spec.name,
+                description=spec.purpose,
+                labels={**labels, "function": spec.key.replace("_", "-")},
+                build_config=Cloudfunctions2FunctionBuildConfig(
+                    runtime=RUNTIME,
+                    entry_point=spec.entry_point,
+                    source=Cloudfunctions2FunctionBuildConfigSource(
+                        storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
+                            bucket=buckets.source.name,
+                            object=buckets.source_object.name,
+                        )
+                    ),
+                    service_account=identities.builder.id if identities.builder else None,
+                ),
+                service_config=_service_config(spec, identities),
+                event_trigger=(
+                    Cloudfunctions2FunctionEventTrigger(
+                        event_type=trigger.event_type,
+                        event_filters=[
+                            Cloudfunctions2FunctionEventTriggerEventFilters(
+                                attribute="bucket",
+                                value=buckets.buckets[trigger.bucket].name,
+                            )
+                        ],
+                        # Retried until the function's event-age guard gives up (see
+                        # RETRY_WINDOW_SECONDS), so a transient failure is not an event lost.
+                        retry_policy=(
+                            "RETRY_POLICY_RETRY" if trigger.retry else "RETRY_POLICY_DO_NOT_RETRY"
+                        ),
+                        service_account_email=identities.trigger.email,
+                        # Storage triggers must be in the bucket's location.
+                        trigger_region=topology.region,
+                    )
+                    if triggered
+                    else None
+                ),
+                depends_on=[
+                    *platform,
+                    *(
+                        [identities.storage_agent_eventarc, identities.trigger_receiver]
+                        if triggered
+                        else []
+                    ),
+                ],
+            )
+
+        # Eventarc invokes make_thumbnail as the trigger account.
+        why(
+            CloudRunServiceIamMember(
+                self,
+                f"{trigger.function}-invoker-trigger",
+                project=topology.project,
+                location=topology.region,
+                service=self.functions[trigger.function].name,
+                role="roles/run.invoker",
+                member=identities.trigger.member,
+            ),
+            "Eventarc calls the function with the trigger account's identity token",
+        )
+        # Push subscriptions invoke their functions with OIDC tokens of the push invoker.
+        push_targets = sorted(
+            {s.push_function for s in topology.subscriptions.values() if s.push_function}
+        )
+        for key in push_targets:
+            why(
+                CloudRunServiceIamMember(
+                    self,
+                    f"{key}-invoker-push",
+                    project=topology.project,
+                    location=topology.region,
+                    service=self.functions[key].name,
+                    role="roles/run.invoker",
+                    member=identities.push_invoker.member,
+                ),
+                "Pub/Sub push delivers with the push invoker's OIDC token",
+            )
+
+    def uri(self, key: str) -> str:
+        """The function's HTTPS endpoint (its Cloud Run service URL)."""
+        return self.functions[key].service_config.uri
+
+
+def _service_config(
+    spec: FunctionSpec, identities: Identities
+) -> Cloudfunctions2FunctionServiceConfig:
+    return Cloudfunctions2FunctionServiceConfig(
+        available_memory=spec.memory,
+        # More than one request per instance needs at least one whole CPU.
+        available_cpu="1" if spec.concurrency > 1 else None,
+        timeout_seconds=spec.timeout_seconds,
+        min_instance_count=0,  # scale to zero: nothing is paid at rest
+        max_instance_count=spec.max_instances,
+        max_instance_request_concurrency=spec.concurrency,
+        service_account_email=identities.runtime[spec.key].email,
+        environment_variables=dict(spec.env),
+        ingress_settings=INGRESS,
+        all_traffic_on_latest_revision=True,
+    )

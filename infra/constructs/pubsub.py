@@ -1,0 +1,174 @@
+"""Pub/Sub: topics, subscriptions (filters, dead letters, retries, push), the uploads
+bucket's notification, and the IAM each of them needs to actually deliver."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cdktf_cdktf_provider_google.pubsub_subscription import (
+    PubsubSubscription,
+    PubsubSubscriptionDeadLetterPolicy,
+    PubsubSubscriptionExpirationPolicy,
+    PubsubSubscriptionPushConfig,
+    PubsubSubscriptionPushConfigOidcToken,
+    PubsubSubscriptionRetryPolicy,
+)
+from cdktf_cdktf_provider_google.pubsub_subscription_iam_member import (
+    PubsubSubscriptionIamMember,
+)
+from cdktf_cdktf_provider_google.pubsub_topic import PubsubTopic
+from cdktf_cdktf_provider_google.pubsub_topic_iam_member import PubsubTopicIamMember
+from cdktf_cdktf_provider_google.storage_notification import StorageNotification
+from constructs import Construct
+
+from infra.constructs._why import why
+from infra.constructs.apis import RequiredApis
+from infra.constructs.buckets import Buckets
+from infra.constructs.functions import Functions
+from infra.constructs.iam import Identities
+from infra.topology import SubscriptionSpec, Topology
+
+
+class Messaging(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        topology: Topology,
+        identities: Identities,
+        buckets: Buckets,
+        functions: Functions,
+        apis: RequiredApis,
+        labels: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, id_)
+        needs_pubsub = apis.needed("pubsub")
+
+        self.topics = {
+            spec.key: PubsubTopic(
+                self,
+                spec.key,
+                project=topology.project,
+                name=spec.name,
+                labels={**labels, "dead-letter": str(spec.is_dead_letter).lower()},
+                depends_on=needs_pubsub,
+            )
+            for spec in topology.topics.values()
+        }
+        self.dead_letter_publishers: dict[str, PubsubTopicIamMember] = {}
+        for spec in topology.topics.values():
+            if spec.is_dead_letter:
+                # Pub/Sub forwards undeliverable messages as its service agent; without
+                # this binding dead lettering silently does nothing.
+                self.dead_letter_publishers[spec.key] = why(
+                    PubsubTopicIamMember(
+                        self,
+                        f"{spec.key}-publisher-pubsub-agent",
+                        project=topology.project,
+                        topic=self.topics[spec.key].name,
+                        role="roles/pubsub.publisher",
+                        member=identities.pubsub_agent,
+                    ),
+                    "the Pub/Sub service agent forwards dead letters to this topic",
+                )
+
+        # Each function's roles on a topic, exactly as the topology grants them.
+        for fn in topology.functions.values():
+            for grant in fn.grants:
+                if grant.kind == "topic":
+                    why(
+                        PubsubTopicIamMember(
+                            self,
+                            f"{grant.target}-{fn.key}-{grant.role.rsplit('.', 1)[-1]}",
+                            project=topology.project,
+                            topic=self.topics[grant.target].name,
+                            role=grant.role,
+                            member=identities.runtime[fn.key].member,
+                        ),
+                        f"{fn.name} {grant.why}",
+                    )
+
+        self.subscriptions: dict[str, PubsubSubscription] = {}
+        for spec in topology.subscriptions.values():
+            sub = self._subscription(topology, spec, identities, functions, labels)
+            self.subscriptions[spec.key] = sub
+            # Pub/Sub acks the original message as its service agent once it has forwarded
+            # it to the dead-letter topic; without this it keeps redelivering.
+            why(
+                PubsubSubscriptionIamMember(
+                    self,
+                    f"{spec.key}-subscriber-pubsub-agent",
+                    project=topology.project,
+                    subscription=sub.name,
+                    role="roles/pubsub.subscriber",
+                    member=identities.pubsub_agent,
+                ),
+                "the Pub/Sub service agent acks messages it moved to the dead-letter topic",
+            )
+
+        # GCS notification of the uploads bucket (finalize and delete) to upload-events.
+        note = topology.notification
+        publisher = why(
+            PubsubTopicIamMember(
+                self,
+                f"{note.topic}-publisher-storage-agent",
+                project=topology.project,
+                topic=self.topics[note.topic].name,
+                role="roles/pubsub.publisher",
+                member=identities.storage_agent,
+            ),
+            "Cloud Storage publishes the bucket's notifications as its service agent",
+        )
+        self.notification = StorageNotification(
+            self,
+            "notification",
+            bucket=buckets.buckets[note.bucket].name,
+            topic=self.topics[note.topic].id,
+            payload_format=note.payload_format,
+            event_types=list(note.event_types),
+            custom_attributes=dict(note.custom_attributes),
+            depends_on=[publisher],
+        )
+
+    def _subscription(
+        self,
+        topology: Topology,
+        spec: SubscriptionSpec,
+        identities: Identities,
+        functions: Functions,
+        labels: Mapping[str, str],
+    ) -> PubsubSubscription:
+        push = None
+        if spec.push_function:
+            # Wrapped format (no `no_wrapper`): functions-framework turns the standard push
+            # body into a CloudEvent. The OIDC audience defaults to the endpoint URL.
+            push = PubsubSubscriptionPushConfig(
+                push_endpoint=functions.uri(spec.push_function),
+                oidc_token=PubsubSubscriptionPushConfigOidcToken(
+                    service_account_email=identities.push_invoker.email
+                ),
+            )
+        return PubsubSubscription(
+            self,
+            spec.key,
+            project=topology.project,
+            name=spec.name,
+            topic=self.topics[spec.topic].id,
+            filter=spec.filter or None,
+            ack_deadline_seconds=spec.ack_deadline_seconds,
+            message_retention_duration=f"{spec.retention_seconds}s",
+            # Never expire: an idle pipeline must not lose its subscriptions after 31 days.
+            expiration_policy=PubsubSubscriptionExpirationPolicy(ttl=""),
+            retry_policy=PubsubSubscriptionRetryPolicy(
+                minimum_backoff=f"{spec.retry.minimum_backoff_seconds}s",
+                maximum_backoff=f"{spec.retry.maximum_backoff_seconds}s",
+            ),
+            dead_letter_policy=PubsubSubscriptionDeadLetterPolicy(
+                dead_letter_topic=self.topics[spec.dead_letter_topic].id,
+                max_delivery_attempts=spec.max_delivery_attempts,
+            ),
+            push_config=push,
+            labels={**labels, "subscription": spec.key.replace("_", "-")},
+            depends_on=[self.dead_letter_publishers[spec.dead_letter_topic]],
+        )

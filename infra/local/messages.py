@@ -1,0 +1,122 @@
+"""Pure translations the router makes: what Eventarc and Pub/Sub push would send.
+
+No clients and no I/O here, so every format is unit-tested against the documented shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from infra import pubsub_filter
+from infra.topology import FINALIZED, RetryPolicy
+
+# GCS notification eventType -> the Eventarc CloudEvent type it corresponds to.
+STORAGE_EVENT_TYPES = {
+    "OBJECT_FINALIZE": FINALIZED,
+    "OBJECT_DELETE": "google.cloud.storage.object.v1.deleted",
+    "OBJECT_ARCHIVE": "google.cloud.storage.object.v1.archived",
+    "OBJECT_METADATA_UPDATE": "google.cloud.storage.object.v1.metadataUpdated",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """The parts of a pulled Pub/Sub message the router and `pull` use."""
+
+    message_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    publish_time: datetime
+    delivery_attempt: int  # 0 when the subscription has no dead-letter policy
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and `Z`, as Pub/Sub and Eventarc write times."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_filter(text: str) -> pubsub_filter.Filter:
+    return pubsub_filter.parse(text)
+
+
+def filter_matches(text: str, attributes: Mapping[str, str]) -> bool:
+    """Whether Pub/Sub would deliver the message (an empty filter matches everything)."""
+    return compiled_filter(text).matches(attributes)
+
+
+def storage_cloudevent(
+    message: Message, trigger_event_type: str, trigger_bucket: str
+) -> tuple[dict[str, str], bytes] | None:
+    """A GCS notification as the binary-mode CloudEvent Eventarc would POST, or None.
+
+    None when the trigger would not fire: another bucket or another event type. The body
+    is the object resource (JSON_API_V1 payload), the `ce-*` headers are Eventarc's.
+    """
+    attrs = message.attributes
+    if STORAGE_EVENT_TYPES.get(attrs.get("eventType", "")) != trigger_event_type:
+        return None
+    bucket = attrs.get("bucketId", "")
+    if bucket != trigger_bucket:
+        return None
+    resource = json.loads(message.data or b"{}")
+    name = attrs.get("objectId") or resource.get("name", "")
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "ce-specversion": "1.0",
+        "ce-id": message.message_id,
+        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+        "ce-type": trigger_event_type,
+        "ce-subject": f"objects/{name}",
+        "ce-time": resource.get("updated") or rfc3339(message.publish_time),
+        "ce-bucket": bucket,
+    }
+    return headers, json.dumps(resource).encode()
+
+
+def message_json(message: Message) -> dict[str, object]:
+    """A PubsubMessage as push sends it: both spellings of id and time, base64 data."""
+    published = rfc3339(message.publish_time)
+    return {
+        "data": base64.b64encode(message.data).decode(),
+        "attributes": dict(message.attributes),
+        "messageId": message.message_id,
+        "message_id": message.message_id,
+        "publishTime": published,
+        "publish_time": published,
+    }
+
+
+def push_envelope(message: Message, subscription_path: str) -> dict[str, object]:
+    """The JSON body of a push request (the wrapped format; deliveryAttempt with a DLQ)."""
+    body: dict[str, object] = {"message": message_json(message), "subscription": subscription_path}
+    if message.delivery_attempt:
+        body["deliveryAttempt"] = message.delivery_attempt
+    return body
+
+
+def retry_delay(policy: RetryPolicy, attempt: int, factor: float) -> float:
+    """Seconds before redelivery after the `attempt`-th failure, scaled by `factor`.
+
+    Pub/Sub's exponential backoff: the minimum, doubling per failed attempt, capped at the
+    maximum. The emulator ignores retry policies, so the router applies this itself.
+    """
+    attempt = max(1, attempt)
+    seconds = policy.minimum_backoff_seconds * 2 ** min(attempt - 1, 30)
+    return min(seconds, policy.maximum_backoff_seconds) * factor
+
+
+def object_key(message: Message) -> tuple[str, str]:
+    """(object name, generation) a message is about, for delivery counters."""
+    attrs = message.attributes
+    return attrs.get("objectId", ""), attrs.get("objectGeneration") or attrs.get("generation", "")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

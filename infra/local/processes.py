@@ -1,0 +1,151 @@
+"""Child processes of the local stack: each in its own process group, stopped as a group.
+
+`gcloud … emulators … start` is a Python wrapper that spawns Java; killing the wrapper
+alone leaves Java running (measured with gcloud 528). Every child therefore starts a new
+session, and stopping it signals the whole group, then makes sure the group is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+
+class StartupError(RuntimeError):
+    """A part of the stack did not come up; the message says which and shows its log."""
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the OS picks it; 127.0.0.1 only)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class ManagedProcess:
+    """A started child: its name (for messages), Popen handle and log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the group, wait, then SIGKILL whatever of the group is left."""
+        stop_group(self.popen.pid, timeout)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=1)
+
+
+def spawn(
+    name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> ManagedProcess:
+    """Starts `argv` in a new session (its own process group), output to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return ManagedProcess(name, popen, log_path)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live process of group `pgid` still exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies answer signal 0 too; on Linux, /proc tells them apart.
+    return bool(_group_members(pgid)) if Path("/proc/self").exists() else True
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) pids of a process group, read from /proc."""
+    members: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command: state ppid pgrp ...
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def stop_group(pgid: int, timeout: float = 10.0) -> None:
+    """Stops every process of a group: SIGTERM, then SIGKILL after `timeout`."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(-pgid, os.WNOHANG)
+            if not group_alive(pgid):
+                return
+            time.sleep(0.05)
+
+
+def wait_http(
+    url: str, process: ManagedProcess, timeout: float, ok: Sequence[int] | None = None
+) -> float:
+    """Probes `url` until it answers (any status, or one of `ok`); returns seconds taken.
+
+    Fails early, with the log tail, when the process exits instead of coming up.
+    """
+    start = time.monotonic()
+    while True:
+        if not process.alive():
+            raise StartupError(
+                f"{process.name} exited with code {process.popen.returncode} before it was "
+                f"ready. Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+            )
+        try:
+            response = requests.get(url, timeout=1)
+            if ok is None or response.status_code in ok:
+                return time.monotonic() - start
+        except requests.RequestException:
+            pass
+        if time.monotonic() - start > timeout:
+            raise StartupError(
+                f"{process.name} did not answer {url} within {timeout:.0f}s. "
+                f"Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+            )
+        time.sleep(0.1)

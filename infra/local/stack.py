@@ -1,0 +1,319 @@
+"""LocalStack: the whole pipeline on 127.0.0.1, created from the topology declaration.
+
+up:   preflight -> emulators (in parallel) -> topics, subscriptions (filters and dead-letter
+      policies stored as in GCP) -> fake-gcs-server and buckets -> one functions-framework
+      process per function -> router + control endpoint -> `.local/stack.json`.
+down: router, functions, emulators; each child's whole process group, so no Java outlives
+      its `gcloud` wrapper. Also runs at interpreter exit and on SIGTERM, as a backstop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.protobuf import duration_pb2
+
+from infra.config import DeploymentConfig
+from infra.local import emulators, functions, layout
+from infra.local.clients import Clients, emulator_clients
+from infra.local.control import ControlServer
+from infra.local.faults import Faults, FaultSettings
+from infra.local.processes import ManagedProcess, free_port
+from infra.local.router import Router, harness_names
+from infra.topology import Topology, build_topology
+
+log = logging.getLogger("infra.local.stack")
+
+
+@dataclass
+class StackOptions:
+    functions_source: Path = layout.FUNCTIONS_SOURCE
+    state_dir: Path = layout.LOCAL_DIR
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    backoff_factor: float = 1.0
+    poll_seconds: float = 0.2
+    write_stack_json: bool = True
+
+
+class LocalStack:
+    """Start with `up()` (or `with LocalStack(config) as stack:`), stop with `down()`."""
+
+    def __init__(self, config: DeploymentConfig, options: StackOptions | None = None) -> None:
+        self.config = config
+        self.options = options or StackOptions()
+        self.topology: Topology = build_topology(config)
+        self.faults = Faults(self.options.faults)
+        self.env: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+        self.emulators: dict[str, emulators.Emulator] = {}
+        self.functions: dict[str, functions.RunningFunction] = {}
+        self.router: Router | None = None
+        self.control: ControlServer | None = None
+        self.clients: Clients | None = None
+        self._down_lock = threading.Lock()
+        self._is_up = False
+
+    # -- paths ------------------------------------------------------------------------------
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.options.state_dir / "logs"
+
+    @property
+    def stack_json(self) -> Path:
+        return self.options.state_dir / "stack.json"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.up()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
+
+    def up(self) -> LocalStack:
+        started = time.monotonic()
+        emulators.preflight()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(self.down)
+        self._is_up = True
+        try:
+            self._start_emulators()
+            self._start_functions()
+            self._start_router()
+        except BaseException:
+            self.down()
+            raise
+        self.timings["up_s"] = time.monotonic() - started
+        if self.options.write_stack_json:
+            self._write_stack_json()
+        return self
+
+    def down(self) -> None:
+        """Stops everything this stack started; safe to call twice and from atexit."""
+        with self._down_lock:
+            if not self._is_up:
+                return
+            self._is_up = False
+            if self.control:
+                with contextlib.suppress(Exception):
+                    self.control.stop()
+            if self.router:
+                with contextlib.suppress(Exception):
+                    self.router.stop()
+            for process in self.processes():
+                with contextlib.suppress(Exception):
+                    process.stop()
+            if self.clients:
+                self.clients.close()
+            if self.options.write_stack_json:
+                with contextlib.suppress(OSError, ValueError):
+                    if json.loads(self.stack_json.read_text()).get("pid") == os.getpid():
+                        self.stack_json.unlink()
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.down)
+
+    def processes(self) -> list[ManagedProcess]:
+        """Every child, functions first (they talk to the emulators until stopped)."""
+        return [f.process for f in self.functions.values()] + [
+            e.process for e in reversed(list(self.emulators.values()))
+        ]
+
+    def _start_emulators(self) -> None:
+        t0 = time.monotonic()
+        base_env = dict(os.environ)
+        # Our own emulator variables must not leak into the emulators' (or gcloud's) env.
+        for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+            base_env.pop(key, None)
+        pubsub = self.emulators["pubsub"] = emulators.start_pubsub(
+            self.topology.project, self.logs_dir, base_env
+        )
+        firestore = self.emulators["firestore"] = emulators.start_firestore(self.logs_dir, base_env)
+        self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
+        raw_topic = harness_names(self.topology).raw_topic
+        gcs = self.emulators["storage"] = emulators.start_gcs(
+            self.topology.project,
+            raw_topic,
+            self.topology.buckets[self.topology.notification.bucket].name,
+            pubsub.host,
+            self.logs_dir,
+            base_env,
+        )
+        self.timings["storage_s"] = emulators.wait_ready(gcs)
+        self.timings["firestore_s"] = emulators.wait_ready(firestore)
+        self.env = {
+            "GOOGLE_CLOUD_PROJECT": self.topology.project,
+            "PUBSUB_EMULATOR_HOST": pubsub.host,
+            "FIRESTORE_EMULATOR_HOST": firestore.host,
+            "STORAGE_EMULATOR_HOST": f"http://{gcs.host}",
+        }
+        self.clients = emulator_clients(self.topology.project, self.env)
+        self._create_resources()
+        self.timings["emulators_s"] = time.monotonic() - t0
+
+    def _create_resources(self) -> None:
+        """Topics, subscriptions and buckets exactly as declared (plus the router's own)."""
+        assert self.clients is not None
+        t = self.topology
+        names = harness_names(t)
+        publisher, subscriber = self.clients.publisher, self.clients.subscriber
+        topic_paths = [t.topic_path(k) for k in t.topics] + [
+            f"projects/{t.project}/topics/{names.raw_topic}"
+        ]
+        for path in topic_paths:
+            with contextlib.suppress(api_exceptions.AlreadyExists):
+                publisher.create_topic(name=path)
+        for sub in t.subscriptions.values():
+            request: dict[str, Any] = {
+                "name": t.subscription_path(sub.key),
+                "topic": t.topic_path(sub.topic),
+                "filter": sub.filter,
+                "ack_deadline_seconds": sub.ack_deadline_seconds,
+                "message_retention_duration": duration_pb2.Duration(seconds=sub.retention_seconds),
+                "dead_letter_policy": {
+                    "dead_letter_topic": t.topic_path(sub.dead_letter_topic),
+                    "max_delivery_attempts": sub.max_delivery_attempts,
+                },
+                # No retry_policy: the emulator (0.8.20) does apply one, but not Pub/Sub's
+                # curve (measured: 1st redelivery immediate, then ~min+attempt s) and not
+                # scaled for tests. The router applies the declared policy itself.
+            }
+            with contextlib.suppress(api_exceptions.AlreadyExists):
+                subscriber.create_subscription(request=request)
+        trigger_timeout = t.functions[t.trigger.function].timeout_seconds
+        for name, ack in (
+            (names.notification_subscription, 30),
+            (names.trigger_subscription, min(600, max(10, trigger_timeout))),
+        ):
+            with contextlib.suppress(api_exceptions.AlreadyExists):
+                subscriber.create_subscription(
+                    request={
+                        "name": f"projects/{t.project}/subscriptions/{name}",
+                        "topic": f"projects/{t.project}/topics/{names.raw_topic}",
+                        "ack_deadline_seconds": ack,
+                    }
+                )
+        for bucket in t.buckets.values():
+            with contextlib.suppress(api_exceptions.Conflict):
+                self.clients.storage.create_bucket(bucket.name)
+
+    def _start_functions(self) -> None:
+        t0 = time.monotonic()
+        env = {**os.environ, **self.env}
+        for spec in self.topology.functions.values():
+            self.functions[spec.key] = functions.start_function(
+                spec, self.options.functions_source, env, self.logs_dir
+            )
+        for running in self.functions.values():
+            functions.wait_ready(running)
+        self.timings["functions_s"] = time.monotonic() - t0
+
+    def _start_router(self) -> None:
+        assert self.clients is not None
+        self.router = Router(
+            self.topology,
+            self.clients.publisher,
+            self.clients.subscriber,
+            {key: f.url for key, f in self.functions.items()},
+            faults=self.faults,
+            backoff_factor=self.options.backoff_factor,
+            poll_seconds=self.options.poll_seconds,
+        )
+        self.router.start()
+        self.control = ControlServer(self.router, free_port())
+        self.control.start()
+
+    # -- what tools read ------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """The content of `.local/stack.json` (keys documented in the brief)."""
+        t = self.topology
+        return {
+            "project": t.project,
+            "env": dict(self.env),
+            "buckets": {key: b.name for key, b in t.buckets.items()},
+            "collections": dict(t.collections),
+            "topics": {key: topic.name for key, topic in t.topics.items()},
+            "subscriptions": {
+                sub.name: {
+                    "key": sub.key,
+                    "topic": t.topics[sub.topic].name,
+                    "filter": sub.filter,
+                    "dead_letter_topic": t.topics[sub.dead_letter_topic].name,
+                    "max_delivery_attempts": sub.max_delivery_attempts,
+                    "push_function": sub.push_function,
+                }
+                for sub in t.subscriptions.values()
+            },
+            "functions": {
+                t.functions[key].name: {
+                    "url": f.url,
+                    "target": t.functions[key].entry_point,
+                    "log": str(f.process.log_path),
+                }
+                for key, f in self.functions.items()
+            },
+            "router": {
+                "url": self.control.url if self.control else None,
+                "backoff_factor": self.options.backoff_factor,
+                "faults": self.faults.settings.to_json(),
+            },
+            "pid": os.getpid(),
+            "process_groups": {p.name: p.pid for p in self.processes()},
+            "logs": str(self.logs_dir),
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+    def _write_stack_json(self) -> None:
+        self.stack_json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.stack_json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.info(), indent=2) + "\n")
+        tmp.replace(self.stack_json)
+
+
+def read_stack_json(path: Path = layout.STACK_JSON) -> dict[str, Any]:
+    """The running stack's description, or a clear error when none is up."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise RuntimeError(f"no local stack is running ({path} not found): scripts/local up") from (
+            None
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_on_signals(stop: threading.Event) -> Mapping[int, Any]:
+    """SIGINT/SIGTERM set `stop` (so the caller runs `down`); returns the old handlers."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -1,0 +1,120 @@
+"""The CDKTF stack, generated from one `Topology` (see `infra.topology`).
+
+`add_pipeline_stack(app, config)` runs the synth-time checks, builds the function source
+archive and declares every resource; nothing about the topology is written here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdktf import App, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
+from cdktf_cdktf_provider_google.provider import GoogleProvider
+from constructs import Construct
+
+from infra.checks import check_topology
+from infra.config import DeploymentConfig
+from infra.constructs.apis import RequiredApis
+from infra.constructs.buckets import Buckets
+from infra.constructs.functions import Functions
+from infra.constructs.iam import Identities
+from infra.constructs.pubsub import Messaging
+from infra.function_source import FUNCTIONS_ROOT, build_archive
+from infra.topology import Topology, build_topology
+
+STACK_ID = "image-pipeline"
+
+
+class PipelineStack(TerraformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: DeploymentConfig,
+        topology: Topology,
+        archive_dir: Path,
+        functions_root: Path = FUNCTIONS_ROOT,
+    ) -> None:
+        super().__init__(scope, id_)
+        check_topology(topology)
+        archive = build_archive(functions_root)
+        archive_path = archive.write(archive_dir)
+        labels = {"pipeline": topology.prefix, **config.labels}
+
+        GoogleProvider(self, "google", project=config.project, region=config.region)
+        apis = RequiredApis(self, "apis", project=config.project)
+        identities = Identities(self, "identities", topology=topology, apis=apis)
+        buckets = Buckets(
+            self,
+            "storage",
+            config=config,
+            topology=topology,
+            identities=identities,
+            apis=apis,
+            labels=labels,
+            archive=archive,
+            archive_path=archive_path,
+        )
+        functions = Functions(
+            self,
+            "functions",
+            topology=topology,
+            identities=identities,
+            buckets=buckets,
+            apis=apis,
+            labels=labels,
+        )
+        messaging = Messaging(
+            self,
+            "pubsub",
+            topology=topology,
+            identities=identities,
+            buckets=buckets,
+            functions=functions,
+            apis=apis,
+            labels=labels,
+        )
+        if config.create_firestore_database:
+            FirestoreDatabase(
+                self,
+                "firestore",
+                project=config.project,
+                name=topology.functions[topology.trigger.function].env.get(
+                    "FIRESTORE_DATABASE", "(default)"
+                ),
+                location_id=config.firestore_location,
+                type="FIRESTORE_NATIVE",
+                # `cdktf destroy` leaves the database (and its data) in place.
+                deletion_policy="ABANDON",
+                depends_on=apis.needed("firestore"),
+            )
+
+        for key, bucket in buckets.buckets.items():
+            TerraformOutput(self, f"bucket_{key}", value=bucket.name)
+        for key, topic in messaging.topics.items():
+            TerraformOutput(self, f"topic_{key}", value=topic.name)
+        for key, fn in functions.functions.items():
+            TerraformOutput(self, f"function_{key}_url", value=fn.url)
+        uploads = topology.buckets[topology.trigger.bucket].name
+        TerraformOutput(
+            self,
+            "try_it",
+            value=f"gcloud storage cp photo.jpg gs://{uploads}/photos/photo.jpg",
+            description="Upload an image; thumbnails appear in the thumbnails bucket",
+        )
+
+
+def add_pipeline_stack(
+    app: App, config: DeploymentConfig, stack_id: str = STACK_ID
+) -> PipelineStack:
+    """Checks the topology of `config` and adds its stack to `app` (synthesize later)."""
+    topology = build_topology(config)
+    return PipelineStack(
+        app,
+        stack_id,
+        config=config,
+        topology=topology,
+        archive_dir=Path(app.outdir) / ".function-source" / stack_id,
+    )

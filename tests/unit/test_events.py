@@ -1,0 +1,176 @@
+"""Parsing storage events and push messages; building result events."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from imagekit import notification, push_body, push_event, resource
+
+from image_pipeline import events
+from image_pipeline.errors import MalformedEvent, PermanentError
+
+
+def test_storage_object_from_a_resource():
+    res = resource("b", "a b/ünï #?%.jpg", 17, 1234, metadata={"k": "v"})
+    obj = events.storage_object(res)
+    assert obj == events.StorageObject(
+        bucket="b",
+        name="a b/ünï #?%.jpg",
+        generation=17,
+        metageneration=1,
+        content_type="image/jpeg",
+        size=1234,
+        time_created="2026-01-01T00:00:00.000Z",
+        metadata={"k": "v"},
+    )
+    assert events.storage_object(json.dumps(res).encode()) == obj
+
+
+@pytest.mark.parametrize(
+    "res",
+    [
+        {"name": "x", "generation": "1"},
+        {"bucket": "b", "generation": "1"},
+        {"bucket": "b", "name": "x"},
+        [],
+        "nope",
+    ],
+)
+def test_malformed_resources(res):
+    with pytest.raises(MalformedEvent):
+        events.storage_object(res)
+
+
+def test_push_message_raw_and_converted():
+    body = push_body(b"hello", {"a": "1"}, message_id="42")
+    for data in (body, push_event(body).data, json.dumps(body).encode()):
+        message = events.push_message(data)
+        assert (message.message_id, message.data(), dict(message.attributes)) == (
+            "42",
+            b"hello",
+            {"a": "1"},
+        )
+        assert message.publish_time == "2026-01-01T00:00:01Z"
+
+
+@pytest.mark.parametrize(
+    "data", [{}, {"message": {}}, {"message": {"messageId": "1", "attributes": ["x"]}}]
+)
+def test_malformed_push_bodies(data):
+    with pytest.raises(MalformedEvent):
+        events.push_message(data)
+
+
+def test_undecodable_message_data():
+    message = events.PushMessage("1", "%%%", {}, None)
+    with pytest.raises(MalformedEvent, match="base64"):
+        message.data()
+
+
+def test_object_deletion_from_a_notification():
+    message = events.push_message(notification("uploads", "a/b.jpg", 5))
+    deletion = events.object_deletion(message)
+    assert deletion is not None and deletion.overwritten_by is None
+    assert (deletion.object.bucket, deletion.object.name, deletion.object.generation) == (
+        "uploads",
+        "a/b.jpg",
+        5,
+    )
+
+
+def test_overwrite_and_payload_free_notifications():
+    body = notification("uploads", "a.jpg", 5, overwrittenByGeneration="6")
+    body["message"]["data"] = ""  # payload format NONE: the attributes are enough
+    deletion = events.object_deletion(events.push_message(body))
+    assert deletion is not None
+    assert (deletion.object.generation, deletion.overwritten_by) == (5, 6)
+
+
+def test_other_notification_types_are_not_deletions():
+    message = events.push_message(notification("uploads", "a.jpg", 5, "OBJECT_FINALIZE"))
+    assert events.object_deletion(message) is None
+
+
+def test_parse_time():
+    assert events.parse_time(None) is None
+    parsed = events.parse_time("2026-01-01T00:00:00.123456789Z")
+    assert parsed is not None and parsed.isoformat() == "2026-01-01T00:00:00.123456+00:00"
+    with pytest.raises(MalformedEvent):
+        events.parse_time("yesterday")
+
+
+OBJ = events.storage_object(resource("uploads", "dir/a.jpg", 9, 100))
+
+
+def test_processed_event_matches_the_contract():
+    image = {"width": 4, "height": 3, "format": "JPEG", "mode": "RGB", "frames": 1, "exif": {}}
+    thumbs = [
+        {
+            "bucket": "t",
+            "name": "n",
+            "width": 4,
+            "height": 3,
+            "contentType": "image/webp",
+            "size": 9,
+        }
+    ]
+    result = events.processed_event(OBJ, "evt", image, thumbs, {"core_ms": 1.5})
+    assert result.attributes == {
+        "eventType": "image.processed",
+        "bucket": "uploads",
+        "objectId": "dir/a.jpg",
+        "generation": "9",
+        "contentType": "image/jpeg",
+    }
+    data = json.loads(result.encoded())
+    assert data == {
+        "schema": 1,
+        "status": "processed",
+        "bucket": "uploads",
+        "name": "dir/a.jpg",
+        "generation": 9,
+        "metageneration": 1,
+        "contentType": "image/jpeg",
+        "size": 100,
+        "timeCreated": "2026-01-01T00:00:00.000Z",
+        "sourceEventId": "evt",
+        "image": image,
+        "thumbnails": thumbs,
+        "timings": {"core_ms": 1.5},
+    }
+
+
+def test_failed_event_carries_the_reason():
+    result = events.failed_event(OBJ, "evt", PermanentError("corrupt", "bad"), {})
+    assert result.attributes["eventType"] == "image.failed"
+    assert result.attributes["reason"] == "corrupt"
+    data = json.loads(result.encoded())
+    assert data["error"] == {"reason": "corrupt", "message": "bad"}
+    assert "image" not in data and "thumbnails" not in data
+
+
+def test_result_round_trip_through_a_message():
+    result = events.deleted_event(OBJ, "evt", {"delete_ms": 1.0})
+    message = events.PushMessage(
+        "1", base64.b64encode(result.encoded()).decode(), result.attributes, None
+    )
+    assert events.result_from_message(message) == result.data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"schema": 2, "status": "processed", "bucket": "b", "name": "n", "generation": 1},
+        {"schema": 1, "status": "weird", "bucket": "b", "name": "n", "generation": 1},
+        {"schema": 1, "status": "processed", "bucket": "", "name": "n", "generation": 1},
+        {"schema": 1, "status": "processed", "bucket": "b", "name": "n", "generation": "x"},
+        {"schema": 1, "status": "failed", "bucket": "b", "name": "n", "generation": 1},
+        [],
+    ],
+)
+def test_malformed_results(data):
+    encoded = base64.b64encode(json.dumps(data).encode()).decode()
+    with pytest.raises(MalformedEvent):
+        events.result_from_message(events.PushMessage("1", encoded, {}, None))

@@ -1,0 +1,386 @@
+"""The image core, checked on pixels: orientation, colour modes, alpha, ICC, limits."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import tracemalloc
+
+import pytest
+from imagekit import (
+    BLUE,
+    GREEN,
+    RED,
+    WHITE,
+    close,
+    encode,
+    photo,
+    png_header,
+    quadrant_colours,
+    quadrants,
+)
+from PIL import Image, ImageCms, JpegImagePlugin, features
+
+from image_pipeline import imaging
+from image_pipeline.errors import PermanentError
+from image_pipeline.settings import Box
+
+BOXES = (Box(128, 128), Box(512, 512), Box(1024, 1024))
+
+
+def options(**overrides: object) -> imaging.Options:
+    values: dict[str, object] = {"boxes": (Box(64, 64),), "formats": ("png",)}
+    return imaging.Options(**(values | overrides))  # type: ignore[arg-type]
+
+
+def only(data: bytes, **overrides: object) -> Image.Image:
+    """The single thumbnail of ``data``, decoded."""
+    (thumb,) = imaging.make_thumbnails(data, options(**overrides)).thumbnails
+    return Image.open(io.BytesIO(thumb.data))
+
+
+def reason_of(data: bytes, **overrides: object) -> str:
+    with pytest.raises(PermanentError) as caught:
+        imaging.make_thumbnails(data, options(**overrides))
+    return caught.value.reason
+
+
+# --- sizes and formats ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "box", "expected"),
+    [
+        ((4000, 3000), Box(1024, 1024), (1024, 768)),
+        ((3000, 4000), Box(1024, 1024), (768, 1024)),
+        ((4000, 3000), Box(128, 64), (85, 64)),
+        ((100, 50), Box(1024, 1024), (100, 50)),  # never upscaled
+        ((10000, 1), Box(64, 64), (64, 1)),  # never 0 pixels
+    ],
+)
+def test_fit_is_a_bounding_box_that_never_upscales(size, box, expected):
+    assert imaging.fit(size, box) == expected
+
+
+def test_default_boxes_from_a_photo():
+    result = imaging.make_thumbnails(photo(1600, 1200), options(boxes=BOXES, formats=("webp",)))
+    assert [(t.box, t.width, t.height) for t in result.thumbnails] == [
+        (Box(128, 128), 128, 96),
+        (Box(512, 512), 512, 384),
+        (Box(1024, 1024), 1024, 768),
+    ]
+    for thumb in result.thumbnails:
+        out = Image.open(io.BytesIO(thumb.data))
+        assert (out.format, out.size) == ("WEBP", (thumb.width, thumb.height))
+        assert thumb.content_type == "image/webp"
+    facts = result.facts
+    assert (facts.width, facts.height, facts.format, facts.mode, facts.frames) == (
+        1600,
+        1200,
+        "JPEG",
+        "RGB",
+        1,
+    )
+
+
+FORMATS = ["webp", "jpeg", "png"] + (["avif"] if features.check("avif") else [])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_output_format(fmt):
+    (thumb,) = imaging.make_thumbnails(photo(), options(formats=(fmt,))).thumbnails
+    out = Image.open(io.BytesIO(thumb.data))
+    assert out.format == imaging.OUTPUTS[fmt][0]
+    assert thumb.content_type == f"image/{fmt}"
+    assert out.size == (64, 48)
+
+
+def test_small_images_are_not_upscaled():
+    assert only(photo(40, 20, "PNG")).size == (40, 20)
+
+
+def test_all_sizes_come_from_one_reduced_jpeg_decode(monkeypatch):
+    decoders = []
+    real = Image._getdecoder
+
+    def counting(mode, decoder_name, *args):
+        decoders.append(decoder_name)
+        return real(mode, decoder_name, *args)
+
+    monkeypatch.setattr(Image, "_getdecoder", counting)
+    drafted = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy_draft(self, mode, size):
+        result = real_draft(self, mode, size)
+        drafted.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
+    data = photo(2048, 1536)
+    result = imaging.make_thumbnails(data, options(boxes=(Box(256, 256), Box(128, 128))))
+    assert decoders == ["jpeg"]  # one decode for every box
+    assert drafted == [(256, 192)]  # at 1/8 scale: the smallest still covering 256x192
+    assert [t.width for t in result.thumbnails] == [256, 128]
+
+
+# --- orientation ----------------------------------------------------------------------
+
+# How to store an upright image so that a viewer applying EXIF orientation shows it
+# upright (the inverse of each orientation's display transform).
+STORED_AS = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def oriented(orientation: int, fmt: str, size: tuple[int, int]) -> bytes:
+    upright = quadrants(*size)
+    transpose = STORED_AS[orientation]
+    stored = upright.transpose(transpose) if transpose is not None else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, fmt, exif=exif.tobytes(), **({"quality": 95} if fmt == "JPEG" else {}))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(("fmt", "size"), [("JPEG", (960, 480)), ("PNG", (120, 60))])
+def test_exif_orientation_comes_out_upright(orientation, fmt, size):
+    data = oriented(orientation, fmt, size)
+    result = imaging.make_thumbnails(data, options())
+    assert (result.facts.width, result.facts.height) == size
+    out = Image.open(io.BytesIO(result.thumbnails[0].data))
+    assert out.size == (64, 32)
+    tl, tr, bl, br = quadrant_colours(out)
+    assert close(tl, RED, 40) and close(tr, GREEN, 40), (tl, tr)
+    assert close(bl, BLUE, 40) and close(br, WHITE, 40), (bl, br)
+
+
+# --- metadata stripped, facts kept ----------------------------------------------------
+
+
+def camera_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "Acme"
+    exif[0x0110] = "Snap 3000\x00"
+    exif.get_ifd(0x8769)[0x9003] = "2025:06:01 12:34:56"
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.0), 3: "W", 4: (2.0, 17.0, 40.0)})
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><GPSLatitude>48,51N</GPSLatitude></x:xmpmeta>'
+    return photo(200, 100, exif=exif.tobytes(), xmp=xmp, comment=b"secret")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_outputs_carry_no_exif_gps_xmp_or_icc(fmt):
+    (thumb,) = imaging.make_thumbnails(camera_jpeg(), options(formats=(fmt,))).thumbnails
+    out = Image.open(io.BytesIO(thumb.data))
+    assert not out.getexif()
+    assert not {"exif", "xmp", "icc_profile", "comment", "XML:com.adobe.xmp"} & set(out.info)
+    for needle in (b"Exif", b"Acme", b"xmpmeta", b"secret"):
+        assert needle not in thumb.data
+
+
+def test_exif_subset_without_gps_by_default():
+    facts = imaging.make_thumbnails(camera_jpeg(), options()).facts
+    assert facts.exif == {
+        "make": "Acme",
+        "model": "Snap 3000",
+        "dateTimeOriginal": "2025:06:01 12:34:56",
+    }
+
+
+def test_exif_subset_with_gps_when_configured():
+    gps = imaging.make_thumbnails(camera_jpeg(), options(include_gps=True)).facts.exif["gps"]
+    assert gps == {"latitude": pytest.approx(48.858056), "longitude": pytest.approx(-2.294444)}
+
+
+# --- colour modes ---------------------------------------------------------------------
+
+
+def palette_image(transparent: bool) -> Image.Image:
+    im = Image.new("P", (40, 40), 1)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.paste(0, (0, 0, 20, 40))
+    if transparent:
+        im.info["transparency"] = 0
+    return im
+
+
+def pa_image() -> Image.Image:
+    im = palette_image(False).convert("PA")
+    im.putalpha(Image.new("L", (40, 40), 128))
+    return im
+
+
+CMYK_RED = Image.new("CMYK", (40, 40), (0, 255, 255, 0))
+
+# mode -> (40x40 stored bytes, expected RGBA of the right half of a PNG thumbnail)
+MODES = {
+    "1": (encode(Image.new("1", (40, 40), 1), "PNG"), (255, 255, 255, 255)),
+    "L": (encode(Image.new("L", (40, 40), 100), "PNG"), (100, 100, 100, 255)),
+    "LA": (encode(Image.new("LA", (40, 40), (100, 128)), "PNG"), (100, 100, 100, 128)),
+    "P": (encode(palette_image(False), "PNG"), (255, 0, 0, 255)),
+    "P+transparency": (encode(palette_image(True), "PNG"), (255, 0, 0, 255)),
+    "PA": (encode(pa_image(), "TIFF"), (255, 0, 0, 128)),
+    "RGB": (encode(Image.new("RGB", (40, 40), (10, 200, 30)), "PNG"), (10, 200, 30, 255)),
+    "RGBA": (encode(Image.new("RGBA", (40, 40), (255, 0, 0, 128)), "PNG"), (255, 0, 0, 128)),
+    "CMYK jpeg": (encode(CMYK_RED, "JPEG", quality=100), (255, 0, 0, 255)),
+    "CMYK tiff": (encode(CMYK_RED, "TIFF"), (255, 0, 0, 255)),
+    "I;16": (encode(Image.new("I;16", (40, 40), 40000), "PNG"), (156, 156, 156, 255)),
+    "I 16-bit range": (encode(Image.new("I", (40, 40), 40000), "TIFF"), (156, 156, 156, 255)),
+    "I 8-bit range": (encode(Image.new("I", (40, 40), 200), "TIFF"), (200, 200, 200, 255)),
+    "F unit range": (encode(Image.new("F", (40, 40), 0.5), "TIFF"), (127, 127, 127, 255)),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_colour_modes_keep_colour_and_alpha(mode):
+    data, expected = MODES[mode]
+    out = only(data).convert("RGBA")
+    assert close(out.getpixel((30, 20)), expected, 3), out.getpixel((30, 20))
+
+
+def test_palette_transparency_becomes_alpha():
+    out = only(MODES["P+transparency"][0]).convert("RGBA")
+    assert out.getpixel((4, 20))[3] == 0
+
+
+def test_alpha_survives_webp_and_is_flattened_on_white_for_jpeg():
+    data = MODES["RGBA"][0]
+    webp = only(data, formats=("webp",))
+    assert webp.mode == "RGBA" and abs(webp.getpixel((10, 10))[3] - 128) <= 2
+    jpeg = only(data, formats=("jpeg",))
+    assert jpeg.mode == "RGB" and close(jpeg.getpixel((10, 10)), (255, 127, 127), 6)
+    grey = only(MODES["LA"][0], formats=("jpeg",))
+    assert grey.mode == "L" and abs(grey.getpixel((10, 10)) - 177) <= 4
+
+
+def test_float_outside_unit_range_is_stretched():
+    im = Image.new("F", (40, 40), -10.0)
+    im.paste(30.0, (20, 0, 40, 40))
+    out = only(encode(im, "TIFF")).convert("L")
+    assert (out.getpixel((4, 20)), out.getpixel((30, 20))) == (0, 255)
+
+
+# --- ICC profiles: converted to sRGB and dropped ---------------------------------------
+
+
+def test_srgb_profile_is_applied_and_dropped():
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(Image.new("RGB", (40, 40), (10, 200, 30)), "JPEG", quality=100, icc_profile=srgb)
+    out = only(data)
+    assert "icc_profile" not in out.info
+    assert close(out.getpixel((10, 10)), (10, 200, 30), 4)
+
+
+def test_lab_profile_is_converted_to_srgb():
+    lab_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    lab_red = Image.new("LAB", (40, 40), (136, 208, 195))  # L*53 a*80 b*67: sRGB red
+    out = only(encode(lab_red, "TIFF", icc_profile=lab_profile))
+    assert out.mode == "RGB" and "icc_profile" not in out.info
+    assert close(out.getpixel((10, 10)), RED, 12), out.getpixel((10, 10))
+
+
+@pytest.mark.parametrize(
+    "icc",
+    [ImageCms.ImageCmsProfile(ImageCms.createProfile("XYZ")).tobytes(), b"not a profile"],
+    ids=["profile for another colour space", "garbage"],
+)
+def test_unusable_profiles_leave_pixels_as_srgb(icc):
+    data = encode(Image.new("RGB", (40, 40), (10, 200, 30)), "PNG", icc_profile=icc)
+    out = only(data)
+    assert out.getpixel((10, 10))[:3] == (10, 200, 30) and "icc_profile" not in out.info
+
+
+# --- animation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_animated_images_give_their_first_frame(fmt):
+    frames = [Image.new("RGB", (40, 40), c) for c in (RED, BLUE, GREEN)]
+    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = imaging.make_thumbnails(data, options())
+    assert result.facts.frames == 3
+    out = Image.open(io.BytesIO(result.thumbnails[0].data)).convert("RGB")
+    assert close(out.getpixel((20, 20)), RED, 8)
+
+
+# --- rejections: each with its own reason ----------------------------------------------
+
+
+def gif_header(width: int, height: int) -> bytes:
+    """A GIF whose screen and only frame claim ``width`` x ``height``, with no pixel data."""
+    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
+    frame = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x00"
+    return b"GIF89a" + screen + frame + b";"
+
+
+@pytest.mark.parametrize("data", [png_header(30000, 30000), gif_header(30000, 30000)])
+def test_decompression_bomb_is_rejected_from_the_header(data):
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        assert reason_of(data, max_pixels=120_000_000) == "too_many_pixels"
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_pixel_limit_is_ours_below_pillows_bomb_threshold():
+    assert reason_of(png_header(200, 100), max_pixels=19_999) == "too_many_pixels"
+    assert reason_of(png_header(200, 100), max_pixels=5_000) == "too_many_pixels"
+
+
+def test_empty():
+    assert reason_of(b"") == "empty"
+
+
+def test_too_many_bytes():
+    assert reason_of(photo(), max_bytes=100) == "too_many_bytes"
+    with pytest.raises(PermanentError, match="too_many_bytes"):
+        imaging.check_size(101, 100)
+    with pytest.raises(PermanentError, match="empty"):
+        imaging.check_size(0, 100)
+
+
+def test_text_named_jpg_is_not_an_image():
+    assert reason_of(b"Just some notes, saved as holiday.jpg\n") == "not_an_image"
+
+
+def test_truncated_jpeg():
+    data = photo(400, 300)
+    assert reason_of(data[: len(data) // 2]) == "truncated"
+
+
+def test_corrupt_png_data():
+    data = encode(Image.new("RGB", (64, 64), (1, 2, 3)), "PNG")
+    start = data.index(b"IDAT") + 4
+    broken = data[:start] + bytes(b ^ 0x55 for b in data[start : start + 20]) + data[start + 20 :]
+    assert reason_of(broken) == "corrupt"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [photo()[:20], b"\x89PNG\r\n\x1a\n" + b"\0" * 30, b"RIFF\0\0\0\0WEBPVP8 junk"],
+    ids=["jpeg", "png", "webp"],
+)
+def test_known_signature_with_a_broken_header_is_corrupt(data):
+    assert reason_of(data) == "corrupt"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [encode(Image.new("RGB", (8, 8)), "TGA"), b"\0\0\0\x18ftypheic" + b"\0" * 40],
+    ids=["tga", "heic"],
+)
+def test_unsupported_formats(data):
+    assert reason_of(data) == "unsupported_format"

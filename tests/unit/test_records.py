@@ -1,0 +1,126 @@
+"""Document ids, generation ordering and the documents themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+
+from image_pipeline import records
+from image_pipeline.events import PushMessage
+from image_pipeline.records import SERVER_TIME, Decision
+
+NOW = dt.datetime(2026, 1, 1, 0, 0, 2, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "a/b/c.jpg", "..", "__x__", "ü #?%/", "x" * 1024])
+def test_doc_id_is_a_valid_firestore_id_for_any_name(name):
+    doc_id = records.image_doc_id("bucket", name)
+    assert doc_id == hashlib.sha256(f"bucket/{name}".encode()).hexdigest()
+    assert len(doc_id) == 64 and "/" not in doc_id
+
+
+@pytest.mark.parametrize(
+    ("stored", "generation", "status", "expected"),
+    [
+        (None, 1, "processed", Decision.WRITE),
+        ({"generation": 1, "status": "processed"}, 2, "processed", Decision.WRITE),
+        ({"generation": 2, "status": "processed"}, 1, "processed", Decision.STALE),
+        ({"generation": 2, "status": "processed"}, 1, "deleted", Decision.STALE),
+        ({"generation": 1, "status": "processed"}, 1, "processed", Decision.DUPLICATE),
+        ({"generation": 1, "status": "failed"}, 1, "processed", Decision.WRITE),
+        ({"generation": 1, "status": "processed"}, 1, "failed", Decision.STALE),
+        ({"generation": 1, "status": "processed"}, 1, "deleted", Decision.WRITE),
+        ({"generation": 1, "status": "deleted"}, 1, "processed", Decision.STALE),
+        ({"generation": 1, "status": "deleted"}, 2, "processed", Decision.WRITE),
+    ],
+)
+def test_ordering(stored, generation, status, expected):
+    assert records.decide(stored, generation, status) is expected
+
+
+PROCESSED = {
+    "schema": 1,
+    "status": "processed",
+    "bucket": "b",
+    "name": "n.jpg",
+    "generation": 3,
+    "metageneration": 1,
+    "contentType": "image/jpeg",
+    "size": 10,
+    "timeCreated": "2026-01-01T00:00:00Z",
+    "sourceEventId": "e",
+    "image": {"width": 4, "height": 3, "format": "JPEG", "mode": "RGB", "frames": 1, "exif": {}},
+    "thumbnails": [{"name": "t"}],
+    "timings": {"core_ms": 1.0},
+}
+
+
+def test_processed_doc():
+    doc = records.image_doc(None, PROCESSED, NOW, metadata_ms=0.5)
+    assert doc["status"] == "processed" and doc["error"] is None
+    assert (doc["width"], doc["height"], doc["format"], doc["frames"]) == (4, 3, "JPEG", 1)
+    assert doc["thumbnails"] == [{"name": "t"}]
+    assert doc["updatedAt"] is SERVER_TIME
+    assert doc["timings"] == {"core_ms": 1.0, "metadata_ms": 0.5, "total_ms": 2000.0}
+
+
+def test_failed_doc_clears_image_fields():
+    failed = {k: v for k, v in PROCESSED.items() if k not in ("image", "thumbnails")}
+    failed |= {"status": "failed", "error": {"reason": "corrupt", "message": "x"}}
+    doc = records.image_doc({"width": 9, "generation": 3}, failed, NOW, 0)
+    assert doc["error"] == {"reason": "corrupt", "message": "x"}
+    assert doc["width"] is None and doc["thumbnails"] == []
+
+
+def test_deleted_doc_keeps_the_facts_of_its_generation_only():
+    stored = records.image_doc(None, PROCESSED, NOW, 0)
+    deleted = {k: PROCESSED[k] for k in ("schema", "bucket", "name", "generation", "sourceEventId")}
+    deleted |= {"status": "deleted", "timings": {"delete_ms": 1.0}}
+    doc = records.image_doc(stored, deleted, NOW, 0)
+    assert doc["status"] == "deleted" and doc["thumbnails"] == [] and doc["width"] == 4
+    assert "total_ms" not in doc["timings"]
+    newer = records.image_doc(stored, deleted | {"generation": 4}, NOW, 0)
+    assert "width" not in newer and newer["generation"] == 4
+
+
+def test_dead_letter_record():
+    message = PushMessage(
+        message_id="99",
+        data_b64="eyJhIjoxfQ==",
+        attributes={
+            "eventType": "image.processed",
+            "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+            "CloudPubSubDeadLetterSourceSubscription": "imgpipe-metadata-writer",
+            "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
+            "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-01-01T00:00:00Z",
+        },
+        publish_time="2026-01-01T00:10:00Z",
+    )
+    record = records.dead_letter_record(message)
+    assert record == {
+        "messageId": "99",
+        "data": "eyJhIjoxfQ==",
+        "attributes": {"eventType": "image.processed"},
+        "deadLetterAttributes": {
+            "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+            "CloudPubSubDeadLetterSourceSubscription": "imgpipe-metadata-writer",
+            "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
+            "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-01-01T00:00:00Z",
+        },
+        "sourceSubscription": "imgpipe-metadata-writer",
+        "deliveryAttempt": 5,
+        "publishTime": "2026-01-01T00:10:00Z",
+        "recordedAt": SERVER_TIME,
+        "status": "recorded",
+        "replayCount": 0,
+    }
+
+
+def test_dead_letter_record_accepts_a_full_subscription_path_and_no_count():
+    message = PushMessage(
+        "1", "", {"CloudPubSubDeadLetterSourceSubscription": "projects/p/subscriptions/s"}, None
+    )
+    record = records.dead_letter_record(message)
+    assert (record["sourceSubscription"], record["deliveryAttempt"]) == ("s", None)
