@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -52,18 +53,33 @@ def browser() -> Iterator[WebDriver]:
             driver.quit()
 
 
+def wait_for(driver: WebDriver, condition: Any, timeout: float = 90) -> Any:
+    """Waits for a truthy value; the page redraws its cards, so stale elements are retried."""
+    ignored = (StaleElementReferenceException,)
+    return WebDriverWait(driver, timeout, 0.25, ignored_exceptions=ignored).until(condition)
+
+
 def card(driver: WebDriver, name: str) -> Any:
     found = driver.find_elements(By.CSS_SELECTOR, "article.card")
     return next((c for c in found if c.get_attribute("data-name") == name), None)
 
 
 def thumbnail_shown(driver: WebDriver, name: str) -> bool:
-    """The card's thumbnail image has loaded (served by the gallery, decoded by the browser)."""
+    """A processed card whose thumbnail has loaded (served by the gallery, decoded here)."""
     item = card(driver, name)
-    images = item.find_elements(By.CSS_SELECTOR, "img.thumb") if item else []
+    if item is None or item.get_attribute("data-status") != "processed":
+        return False
+    images = item.find_elements(By.CSS_SELECTOR, "img.thumb")
     return bool(images) and driver.execute_script(
         "return arguments[0].complete && arguments[0].naturalWidth > 0", images[0]
     )
+
+
+def failure_reason(driver: WebDriver, name: str) -> str | None:
+    item = card(driver, name)
+    if item is None or item.get_attribute("data-status") != "failed":
+        return None
+    return item.find_element(By.CSS_SELECTOR, ".reason").text
 
 
 def test_uploads_through_the_page_show_a_thumbnail_and_a_failure_reason(
@@ -80,21 +96,13 @@ def test_uploads_through_the_page_show_a_thumbnail_and_a_failure_reason(
     corrupt.write_bytes(buffer.getvalue()[:600])  # a JPEG cut short
 
     browser.get(stack.info()["gallery"])
-    WebDriverWait(browser, 15).until(  # the first poll answered
-        lambda d: "on" in d.find_element(By.ID, "live").get_attribute("class").split()
+    wait_for(  # the first poll answered
+        browser, lambda d: "on" in d.find_element(By.ID, "live").get_attribute("class").split(), 15
     )
     chooser = browser.find_element(By.ID, "file")
     chooser.send_keys(str(picture))
-    WebDriverWait(browser, 90, poll_frequency=0.25).until(
-        lambda d: thumbnail_shown(d, picture.name)
-    )
-    assert card(browser, picture.name).get_attribute("data-status") == "processed"
+    wait_for(browser, lambda d: thumbnail_shown(d, picture.name))
 
     chooser.send_keys(str(corrupt))
-    WebDriverWait(browser, 90, poll_frequency=0.25).until(
-        lambda d: (
-            (c := card(d, corrupt.name)) is not None and c.get_attribute("data-status") == "failed"
-        )
-    )
-    reason = card(browser, corrupt.name).find_element(By.CSS_SELECTOR, ".reason").text
+    reason = wait_for(browser, lambda d: failure_reason(d, corrupt.name))
     assert reason.split(":")[0] in {"truncated", "corrupt"}, reason
