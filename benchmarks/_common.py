@@ -16,7 +16,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
-CACHE = ROOT / ".local" / "benchmarks"
+# Samples, the last results and the benchmark's own local stack (BENCH_CACHE overrides).
+CACHE = Path(os.environ.get("BENCH_CACHE") or ROOT / ".local" / "benchmarks")
 
 COLUMNS = ("bench", "case", "value", "baseline", "ratio", "target", "status")
 STATUSES = ("met", "MISSED", "info", "skipped", "FAILED")

@@ -17,6 +17,7 @@ from infra.checks import check_topology
 from infra.config import DeploymentConfig
 from infra.constructs.apis import RequiredApis
 from infra.constructs.buckets import Buckets
+from infra.constructs.deployment import Deployment
 from infra.constructs.functions import Functions
 from infra.constructs.iam import Identities
 from infra.constructs.pubsub import Messaging
@@ -46,35 +47,18 @@ class PipelineStack(TerraformStack):
         GoogleProvider(self, "google", project=config.project, region=config.region)
         apis = RequiredApis(self, "apis", project=config.project)
         identities = Identities(self, "identities", topology=topology, apis=apis)
+        deployment = Deployment(config, topology, apis, labels)
         buckets = Buckets(
             self,
             "storage",
-            config=config,
-            topology=topology,
+            deployment,
             identities=identities,
-            apis=apis,
-            labels=labels,
             archive=archive,
             archive_path=archive_path,
         )
-        functions = Functions(
-            self,
-            "functions",
-            topology=topology,
-            identities=identities,
-            buckets=buckets,
-            apis=apis,
-            labels=labels,
-        )
+        functions = Functions(self, "functions", deployment, identities=identities, buckets=buckets)
         messaging = Messaging(
-            self,
-            "pubsub",
-            topology=topology,
-            identities=identities,
-            buckets=buckets,
-            functions=functions,
-            apis=apis,
-            labels=labels,
+            self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
         )
         if config.create_firestore_database:
             FirestoreDatabase(

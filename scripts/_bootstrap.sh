@@ -25,3 +25,27 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 export PYTHONPATH="$ROOT:$ROOT/functions${PYTHONPATH:+:$PYTHONPATH}"
+
+# checkov (static analysis of the synthesized Terraform, tests/infra/test_checkov.py) pins
+# packaging<24, which pytest 9 cannot share, so it lives in its own venv. Called by
+# scripts/test; installs once (about 2 minutes), then returns at once.
+CHECKOV_VERSION=3.3.30
+ensure_checkov() {
+  local venv="$ROOT/.venv-checkov"
+  if [ "$(cat "$venv/.version" 2>/dev/null)" = "$CHECKOV_VERSION" ] && [ -x "$venv/bin/checkov" ]; then
+    return 0
+  fi
+  echo "bootstrap: installing checkov $CHECKOV_VERSION into .venv-checkov (once, ~2 min)" >&2
+  local log
+  log="$(mktemp)"
+  if ! { "$PYTHON" -m venv "$venv" &&
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "checkov==$CHECKOV_VERSION"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "error: could not install checkov into .venv-checkov" >&2
+    return 1
+  fi
+  rm -f "$log"
+  echo "$CHECKOV_VERSION" >"$venv/.version"
+}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 from cdktf import AssetType, TerraformAsset
@@ -17,12 +16,10 @@ from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketI
 from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
-from infra.config import DeploymentConfig
 from infra.constructs._why import why
-from infra.constructs.apis import RequiredApis
-from infra.constructs.iam import Identities
+from infra.constructs.deployment import Deployment
+from infra.constructs.iam import Identities, function_grants, grant_id
 from infra.function_source import FunctionArchive
-from infra.topology import Topology
 
 
 class Buckets(Construct):
@@ -30,19 +27,20 @@ class Buckets(Construct):
         self,
         scope: Construct,
         id_: str,
+        deployment: Deployment,
         *,
-        config: DeploymentConfig,
-        topology: Topology,
         identities: Identities,
-        apis: RequiredApis,
-        labels: Mapping[str, str],
         archive: FunctionArchive,
         archive_path: Path,
     ) -> None:
         super().__init__(scope, id_)
+        topology, apis, labels = deployment.topology, deployment.apis, deployment.labels
+        config = deployment.config
         needs_storage = apis.needed("storage")
 
-        def bucket(key: str, name: str, lifecycle_days: int = 0) -> StorageBucket:
+        def bucket(
+            key: str, name: str, lifecycle_days: int = 0, force_destroy: bool = config.force_destroy
+        ) -> StorageBucket:
             return StorageBucket(
                 self,
                 key,
@@ -64,7 +62,7 @@ class Buckets(Construct):
                     if lifecycle_days
                     else None
                 ),
-                force_destroy=config.force_destroy,
+                force_destroy=force_destroy,
                 labels={**labels, "bucket": key.replace("_", "-")},
                 depends_on=needs_storage,
             )
@@ -75,36 +73,19 @@ class Buckets(Construct):
         }
 
         # Each function's roles on a bucket, exactly as the topology grants them.
-        for fn in topology.functions.values():
-            for grant in fn.grants:
-                if grant.kind == "bucket":
-                    why(
-                        StorageBucketIamMember(
-                            self,
-                            f"{grant.target}-{fn.key}-{grant.role.rsplit('.', 1)[-1]}",
-                            bucket=self.buckets[grant.target].name,
-                            role=grant.role,
-                            member=identities.runtime[fn.key].member,
-                        ),
-                        f"{fn.name} {grant.why}",
-                    )
+        for fn, grant in function_grants(topology, "bucket"):
+            member = StorageBucketIamMember(
+                self,
+                grant_id(fn, grant),
+                bucket=self.buckets[grant.target].name,
+                role=grant.role,
+                member=identities.runtime[fn.key].member,
+            )
+            why(member, f"{fn.name} {grant.why}")
 
-        # Function source archives. Always force_destroy: they are build inputs, rebuilt
-        # from git; without it `cdktf destroy` fails on the archive object it just made.
-        self.source = StorageBucket(
-            self,
-            "source",
-            project=topology.project,
-            name=config.source_bucket,
-            location=topology.region.upper(),
-            storage_class="STANDARD",
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
-            versioning=StorageBucketVersioning(enabled=False),
-            force_destroy=True,
-            labels={**labels, "bucket": "source"},
-            depends_on=needs_storage,
-        )
+        # Function source archives. Always force_destroy: it only holds build inputs that
+        # git reproduces, so `cdktf destroy` may remove it with whatever is left in it.
+        self.source = bucket("source", config.source_bucket, force_destroy=True)
         asset = TerraformAsset(self, "source-archive", path=str(archive_path), type=AssetType.FILE)
         # Named by the archive's hash: a code change is a new object name, which is what
         # makes the functions rebuild; the old archive object is replaced, not kept.

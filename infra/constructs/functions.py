@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from cdktf_cdktf_provider_google.cloud_run_service_iam_member import CloudRunServiceIamMember
 from cdktf_cdktf_provider_google.cloudfunctions2_function import (
     Cloudfunctions2Function,
@@ -17,10 +15,10 @@ from cdktf_cdktf_provider_google.cloudfunctions2_function import (
 from constructs import Construct
 
 from infra.constructs._why import why
-from infra.constructs.apis import RequiredApis
 from infra.constructs.buckets import Buckets
+from infra.constructs.deployment import Deployment
 from infra.constructs.iam import Identities
-from infra.topology import FunctionSpec, Topology
+from infra.topology import FunctionSpec
 
 # The interpreter the functions are tested with (scripts/test runs Python 3.11).
 RUNTIME = "python311"
@@ -34,14 +32,13 @@ class Functions(Construct):
         self,
         scope: Construct,
         id_: str,
+        deployment: Deployment,
         *,
-        topology: Topology,
         identities: Identities,
         buckets: Buckets,
-        apis: RequiredApis,
-        labels: Mapping[str, str],
     ) -> None:
         super().__init__(scope, id_)
+        topology, apis, labels = deployment.topology, deployment.apis, deployment.labels
         self.functions: dict[str, Cloudfunctions2Function] = {}
         trigger = topology.trigger
         platform = apis.needed(

@@ -7,6 +7,8 @@ Bindings on a bucket, topic, subscription or service live next to that resource 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from cdktf_cdktf_provider_google.data_google_project import DataGoogleProject
 from cdktf_cdktf_provider_google.data_google_storage_project_service_account import (
     DataGoogleStorageProjectServiceAccount,
@@ -18,7 +20,7 @@ from constructs import Construct
 
 from infra.constructs._why import why
 from infra.constructs.apis import RequiredApis
-from infra.topology import Topology
+from infra.topology import FunctionSpec, Grant, Topology
 
 # What the build service account needs to turn the source archive into a function image
 # ("Custom Service Account for Cloud Build", Cloud Run functions documentation). The
@@ -30,13 +32,26 @@ BUILD_ROLES = {
 }
 
 
+def function_grants(topology: Topology, kind: str) -> Iterator[tuple[FunctionSpec, Grant]]:
+    """The topology's grants of one kind (`bucket`, `topic`, `project`), with their function."""
+    for fn in topology.functions.values():
+        for grant in fn.grants:
+            if grant.kind == kind:
+                yield fn, grant
+
+
+def grant_id(fn: FunctionSpec, grant: Grant) -> str:
+    """A construct id for the IAM member of one grant."""
+    return f"{grant.target or 'project'}-{fn.key}-{_slug(grant.role)}"
+
+
 class Identities(Construct):
     def __init__(
         self, scope: Construct, id_: str, *, topology: Topology, apis: RequiredApis
     ) -> None:
         super().__init__(scope, id_)
-        project = topology.project
-        needs_iam = apis.needed("iam")
+        self._project = project = topology.project
+        self._needs_iam = apis.needed("iam")
 
         self.project = DataGoogleProject(
             self, "project", project_id=project, depends_on=apis.needed("cloudresourcemanager")
@@ -52,71 +67,51 @@ class Identities(Construct):
 
         # Runtime identity of each function, with exactly the roles the topology grants it.
         # Bucket and topic grants are bound next to the bucket/topic; project ones here.
-        self.runtime: dict[str, ServiceAccount] = {}
-        for fn in topology.functions.values():
-            self.runtime[fn.key] = ServiceAccount(
-                self,
+        self.runtime = {
+            fn.key: self._account(
                 f"{fn.key}-runtime",
-                project=project,
-                account_id=fn.service_account_id,
-                display_name=f"{fn.name} runtime",
-                description=f"Runtime identity of {fn.name}: {fn.purpose}",
-                depends_on=needs_iam,
+                fn.service_account_id,
+                f"{fn.name} runtime",
+                f"Runtime identity of {fn.name}: {fn.purpose}",
             )
-            for grant in fn.grants:
-                if grant.kind == "project":
-                    why(
-                        ProjectIamMember(
-                            self,
-                            f"{fn.key}-{_slug(grant.role)}",
-                            project=project,
-                            role=grant.role,
-                            member=self.runtime[fn.key].member,
-                        ),
-                        f"{fn.name} {grant.why}",
-                    )
+            for fn in topology.functions.values()
+        }
+        for fn, grant in function_grants(topology, "project"):
+            self._project_role(
+                grant_id(fn, grant),
+                grant.role,
+                self.runtime[fn.key].member,
+                f"{fn.name} {grant.why}",
+            )
 
         # Eventarc delivers storage events to make_thumbnail as this account.
-        self.trigger = ServiceAccount(
-            self,
+        self.trigger = self._account(
             "trigger",
-            project=project,
-            account_id=topology.trigger.service_account_id,
-            display_name="Eventarc trigger of the uploads bucket",
-            depends_on=needs_iam,
+            topology.trigger.service_account_id,
+            "Eventarc trigger of the uploads bucket",
+            "Identity Eventarc uses to deliver the uploads bucket's events",
         )
-        self.trigger_receiver = why(
-            ProjectIamMember(
-                self,
-                "trigger-event-receiver",
-                project=project,
-                role="roles/eventarc.eventReceiver",
-                member=self.trigger.member,
-            ),
+        self.trigger_receiver = self._project_role(
+            "trigger-event-receiver",
+            "roles/eventarc.eventReceiver",
+            self.trigger.member,
             "the trigger's identity must be allowed to receive Eventarc events",
         )
         # Storage direct events reach Eventarc through Pub/Sub topics that Eventarc creates,
         # so the storage agent must publish project-wide (not only to upload-events).
-        self.storage_agent_eventarc = why(
-            ProjectIamMember(
-                self,
-                "storage-agent-eventarc-publisher",
-                project=project,
-                role="roles/pubsub.publisher",
-                member=self.storage_agent,
-            ),
+        self.storage_agent_eventarc = self._project_role(
+            "storage-agent-eventarc-publisher",
+            "roles/pubsub.publisher",
+            self.storage_agent,
             "Eventarc Cloud Storage triggers need the storage service agent to publish",
         )
 
         # Pub/Sub push subscriptions sign their OIDC tokens as this account.
-        self.push_invoker = ServiceAccount(
-            self,
+        self.push_invoker = self._account(
             "push-invoker",
-            project=project,
-            account_id=topology.push_invoker_account_id,
-            display_name="Pub/Sub push invoker",
-            description="Identity of the push subscriptions' OIDC tokens",
-            depends_on=needs_iam,
+            topology.push_invoker_account_id,
+            "Pub/Sub push invoker",
+            "Identity of the push subscriptions' OIDC tokens",
         )
         why(
             ServiceAccountIamMember(
@@ -134,26 +129,33 @@ class Identities(Construct):
         # Cloud Build runs the function builds as this account.
         self.builder: ServiceAccount | None = None
         if topology.build_account_id:
-            self.builder = ServiceAccount(
-                self,
+            self.builder = self._account(
                 "builder",
-                project=project,
-                account_id=topology.build_account_id,
-                display_name="Function builds",
-                description="Cloud Build identity for the pipeline's function builds",
-                depends_on=needs_iam,
+                topology.build_account_id,
+                "Function builds",
+                "Cloud Build identity for the pipeline's function builds",
             )
             for role, reason in BUILD_ROLES.items():
-                why(
-                    ProjectIamMember(
-                        self,
-                        f"builder-{_slug(role)}",
-                        project=project,
-                        role=role,
-                        member=self.builder.member,
-                    ),
-                    f"the build {reason}",
+                self._project_role(
+                    f"builder-{_slug(role)}", role, self.builder.member, f"the build {reason}"
                 )
+
+    def _account(
+        self, id_: str, account_id: str, display_name: str, description: str
+    ) -> ServiceAccount:
+        return ServiceAccount(
+            self,
+            id_,
+            project=self._project,
+            account_id=account_id,
+            display_name=display_name,
+            description=description,
+            depends_on=self._needs_iam,
+        )
+
+    def _project_role(self, id_: str, role: str, member: str, reason: str) -> ProjectIamMember:
+        binding = ProjectIamMember(self, id_, project=self._project, role=role, member=member)
+        return why(binding, reason)
 
 
 def _slug(role: str) -> str:

@@ -22,10 +22,10 @@ from cdktf_cdktf_provider_google.storage_notification import StorageNotification
 from constructs import Construct
 
 from infra.constructs._why import why
-from infra.constructs.apis import RequiredApis
 from infra.constructs.buckets import Buckets
+from infra.constructs.deployment import Deployment
 from infra.constructs.functions import Functions
-from infra.constructs.iam import Identities
+from infra.constructs.iam import Identities, function_grants, grant_id
 from infra.topology import SubscriptionSpec, Topology
 
 
@@ -34,15 +34,14 @@ class Messaging(Construct):
         self,
         scope: Construct,
         id_: str,
+        deployment: Deployment,
         *,
-        topology: Topology,
         identities: Identities,
         buckets: Buckets,
         functions: Functions,
-        apis: RequiredApis,
-        labels: Mapping[str, str],
     ) -> None:
         super().__init__(scope, id_)
+        topology, apis, labels = deployment.topology, deployment.apis, deployment.labels
         needs_pubsub = apis.needed("pubsub")
 
         self.topics = {
@@ -56,38 +55,29 @@ class Messaging(Construct):
             )
             for spec in topology.topics.values()
         }
-        self.dead_letter_publishers: dict[str, PubsubTopicIamMember] = {}
-        for spec in topology.topics.values():
-            if spec.is_dead_letter:
-                # Pub/Sub forwards undeliverable messages as its service agent; without
-                # this binding dead lettering silently does nothing.
-                self.dead_letter_publishers[spec.key] = why(
-                    PubsubTopicIamMember(
-                        self,
-                        f"{spec.key}-publisher-pubsub-agent",
-                        project=topology.project,
-                        topic=self.topics[spec.key].name,
-                        role="roles/pubsub.publisher",
-                        member=identities.pubsub_agent,
-                    ),
-                    "the Pub/Sub service agent forwards dead letters to this topic",
-                )
-
+        self._project = topology.project
+        self.dead_letter_publishers = {
+            # Pub/Sub forwards undeliverable messages as its service agent; without this
+            # binding dead lettering silently does nothing.
+            spec.key: self._topic_member(
+                f"{spec.key}-publisher-pubsub-agent",
+                spec.key,
+                "roles/pubsub.publisher",
+                identities.pubsub_agent,
+                "the Pub/Sub service agent forwards dead letters to this topic",
+            )
+            for spec in topology.topics.values()
+            if spec.is_dead_letter
+        }
         # Each function's roles on a topic, exactly as the topology grants them.
-        for fn in topology.functions.values():
-            for grant in fn.grants:
-                if grant.kind == "topic":
-                    why(
-                        PubsubTopicIamMember(
-                            self,
-                            f"{grant.target}-{fn.key}-{grant.role.rsplit('.', 1)[-1]}",
-                            project=topology.project,
-                            topic=self.topics[grant.target].name,
-                            role=grant.role,
-                            member=identities.runtime[fn.key].member,
-                        ),
-                        f"{fn.name} {grant.why}",
-                    )
+        for fn, grant in function_grants(topology, "topic"):
+            self._topic_member(
+                grant_id(fn, grant),
+                grant.target,
+                grant.role,
+                identities.runtime[fn.key].member,
+                f"{fn.name} {grant.why}",
+            )
 
         self.subscriptions: dict[str, PubsubSubscription] = {}
         for spec in topology.subscriptions.values():
@@ -109,15 +99,11 @@ class Messaging(Construct):
 
         # GCS notification of the uploads bucket (finalize and delete) to upload-events.
         note = topology.notification
-        publisher = why(
-            PubsubTopicIamMember(
-                self,
-                f"{note.topic}-publisher-storage-agent",
-                project=topology.project,
-                topic=self.topics[note.topic].name,
-                role="roles/pubsub.publisher",
-                member=identities.storage_agent,
-            ),
+        publisher = self._topic_member(
+            f"{note.topic}-publisher-storage-agent",
+            note.topic,
+            "roles/pubsub.publisher",
+            identities.storage_agent,
             "Cloud Storage publishes the bucket's notifications as its service agent",
         )
         self.notification = StorageNotification(
@@ -130,6 +116,19 @@ class Messaging(Construct):
             custom_attributes=dict(note.custom_attributes),
             depends_on=[publisher],
         )
+
+    def _topic_member(
+        self, id_: str, topic: str, role: str, member: str, reason: str
+    ) -> PubsubTopicIamMember:
+        binding = PubsubTopicIamMember(
+            self,
+            id_,
+            project=self._project,
+            topic=self.topics[topic].name,
+            role=role,
+            member=member,
+        )
+        return why(binding, reason)
 
     def _subscription(
         self,

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from infra import pubsub_filter
 from infra.topology import FINALIZED, RetryPolicy
@@ -33,6 +34,17 @@ class Message:
     attributes: Mapping[str, str]
     publish_time: datetime
     delivery_attempt: int  # 0 when the subscription has no dead-letter policy
+
+    @classmethod
+    def from_received(cls, item: Any) -> Message:
+        """From a pulled `ReceivedMessage` (the pull API's shape)."""
+        return cls(
+            message_id=item.message.message_id,
+            data=item.message.data,
+            attributes=dict(item.message.attributes),
+            publish_time=item.message.publish_time,
+            delivery_attempt=item.delivery_attempt,
+        )
 
 
 def rfc3339(moment: datetime) -> str:

@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,11 @@ from infra.local.messages import (
 from infra.topology import RetryPolicy, Topology
 
 log = logging.getLogger("infra.local.router")
+
+# The router polls on purpose (see `_pull`); the client's deprecation notice is noise here.
+warnings.filterwarnings(
+    "ignore", message="The return_immediately flag is deprecated", category=DeprecationWarning
+)
 
 TRIGGER = "trigger"
 NOTIFICATION = "notification"
@@ -299,13 +305,7 @@ class Router:
     # -- one message -------------------------------------------------------------------------
 
     def _handle(self, route: Route, item: pubsub_v1.types.ReceivedMessage) -> None:
-        message = Message(
-            message_id=item.message.message_id,
-            data=item.message.data,
-            attributes=dict(item.message.attributes),
-            publish_time=item.message.publish_time,
-            delivery_attempt=item.delivery_attempt,
-        )
+        message = Message.from_received(item)
         try:
             if route.name == NOTIFICATION:
                 self._relay(message)

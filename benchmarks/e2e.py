@@ -1,0 +1,353 @@
+"""Benchmark 3: a burst of uploads through the local stack, end to end.
+
+By default the benchmark starts its own stack with the harness's Python API
+(`infra.local.stack.LocalStack`, state in `.local/benchmarks/stack/`, no faults) and stops
+it afterwards. To measure a stack that is already running (`scripts/local up --detach`),
+set `BENCH_STACK_JSON=.local/stack.json`: only the documented `stack.json` contract is used
+then (`project`, `env`, `buckets`, `collections`, `functions.*.log`).
+
+One warm-up upload (not counted) lets each function create its clients; then N uploads
+are sent at once (8 client threads) and the images collection is polled until every
+object's doc is `processed` or `failed`. Latency is the doc's `updatedAt` minus the
+object's `timeCreated` (both stamped by the local emulators, one clock). The stage
+breakdown comes from the doc's `timings` (download, core, upload, metadata) and from the
+make_thumbnail log's `published` lines (publish); what remains of the total is event
+routing and queueing (GCS notification -> Pub/Sub -> router -> function, and the push hop
+to write_metadata). The sources are the 12 MP photos of the core benchmark, uploaded
+round-robin under distinct names (the pipeline caches nothing, so content reuse is moot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import samples
+from benchmarks._common import CACHE, Row, percentile
+
+STAGES = ("download_ms", "core_ms", "upload_ms", "publish_ms", "metadata_ms")
+DONE = ("processed", "failed")
+
+
+@contextlib.contextmanager
+def _patched_env(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def stack_info() -> Iterator[dict[str, Any]]:
+    """The running stack's stack.json content: BENCH_STACK_JSON's, or our own stack's."""
+    given = os.environ.get("BENCH_STACK_JSON")
+    if given:
+        yield json.loads(Path(given).read_text())
+        return
+    from infra.config import load_config
+    from infra.local.stack import LocalStack, StackOptions
+
+    options = StackOptions(state_dir=CACHE / "stack")
+    stack = LocalStack(load_config(environ={}), options)
+    t0 = time.perf_counter()
+    stack.up()
+    try:
+        info = stack.info()
+        info["_up_s"] = time.perf_counter() - t0
+        yield info
+    finally:
+        stack.down()
+
+
+def _clients(info: Mapping[str, Any]) -> tuple[Any, Any]:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore, storage
+
+    with _patched_env(info["env"]):
+        gcs = storage.Client(project=info["project"], credentials=AnonymousCredentials())
+        db = firestore.Client(project=info["project"], credentials=AnonymousCredentials())
+    return gcs, db
+
+
+def _doc_id(bucket: str, name: str) -> str:
+    from image_pipeline import records
+
+    return records.image_doc_id(bucket, name)
+
+
+def _ms(a: Any, b: Any) -> float:
+    """b - a in ms; either may be a datetime or an RFC 3339 string."""
+
+    def parse(v: Any) -> datetime:
+        return (
+            v if isinstance(v, datetime) else datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+        )
+
+    return (parse(b) - parse(a)).total_seconds() * 1000
+
+
+def _publish_times(info: Mapping[str, Any], names: set[str]) -> tuple[dict[str, float], int]:
+    """publish_ms per object from make_thumbnail's log, and how many objects were published
+    more than once (redeliveries: harmless, the docs are idempotent, but worth knowing)."""
+    log = None
+    for fn in info.get("functions", {}).values():
+        if fn.get("target") == "make_thumbnail" and fn.get("log"):
+            log = Path(fn["log"])
+    if log is None or not log.exists():
+        return {}, 0
+    found: dict[str, float] = {}
+    repeats = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            name = entry.get("object")
+            ms = (entry.get("timings") or {}).get("publish_ms")
+            if (
+                name in names
+                and ms is not None
+                and str(entry.get("message", "")).startswith("published")
+            ):
+                repeats += name in found
+                found[name] = float(ms)
+    return found, repeats
+
+
+def cpu_seconds(info: Mapping[str, Any]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each process group of the stack, and by
+    this process (the router threads when we started the stack, plus the upload client)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"this process (router, client)": usage.ru_utime + usage.ru_stime}
+    try:
+        import psutil
+    except ImportError:
+        return out
+    groups = {int(pgid): name for name, pgid in (info.get("process_groups") or {}).items()}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            name = groups.get(os.getpgid(proc.pid))
+            if name:
+                t = proc.cpu_times()
+                out[name] = out.get(name, 0.0) + t.user + t.system
+    return out
+
+
+def burst(info: Mapping[str, Any], count: int, paths: list[Path], timeout: float) -> dict:
+    """Uploads `count` objects at once and waits for their docs; returns raw measurements."""
+    gcs, db = _clients(info)
+    uploads = gcs.bucket(info["buckets"]["uploads"])
+    collection = db.collection(info["collections"]["images"])
+    run = uuid.uuid4().hex[:8]
+    blobs = [p.read_bytes() for p in paths]
+
+    def put(name: str, data: bytes) -> None:
+        uploads.blob(name).upload_from_string(data, content_type="image/jpeg")
+
+    def wait(names: list[str], deadline: float) -> dict[str, dict[str, Any]]:
+        refs = {n: collection.document(_doc_id(uploads.name, n)) for n in names}
+        done: dict[str, dict[str, Any]] = {}
+        while len(done) < len(names) and time.monotonic() < deadline:
+            pending = [refs[n] for n in names if n not in done]
+            for snap in db.get_all(pending):
+                data = snap.to_dict() if snap.exists else None
+                if data and data.get("status") in DONE:
+                    done[data["name"]] = data
+            time.sleep(0.25)
+        return done
+
+    warm = f"bench/{run}/warmup.jpg"
+    put(warm, blobs[0])
+    wait([warm], time.monotonic() + timeout)
+    names = [f"bench/{run}/img-{i:03d}.jpg" for i in range(count)]
+    cpu_before = cpu_seconds(info)
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, names, [blobs[i % len(blobs)] for i in range(count)]))
+    uploaded_s = time.monotonic() - t0
+    docs = wait(names, t0 + timeout)
+    wall_s = time.monotonic() - t0
+    cpu_after = cpu_seconds(info)
+    cpu = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = collection.where(filter=FieldFilter("name", ">=", f"bench/{run}/img-")).where(
+        filter=FieldFilter("name", "<", f"bench/{run}/img.")
+    )
+    all_docs = [snap.to_dict() for snap in query.stream()]
+    thumbs = list(gcs.list_blobs(info["buckets"]["thumbnails"], prefix=""))
+    thumb_names = [b.name for b in thumbs if f"bench/{run}/img-" in b.name]
+    created = {}
+    for blob in gcs.list_blobs(uploads.name, prefix=f"bench/{run}/img-"):
+        created[blob.name] = blob.time_created
+    publish, repeats = _publish_times(info, set(names))
+    return {
+        "count": count,
+        "docs": docs,
+        "all_docs": all_docs,
+        "thumbnails": thumb_names,
+        "created": created,
+        "publish": publish,
+        "republished": repeats,
+        "uploaded_s": uploaded_s,
+        "wall_s": wall_s,
+        "cpu": cpu,
+    }
+
+
+def _core_throughput(paths: list[Path]) -> float:
+    """Images/s of the core alone, one thread, on the same files (the baseline)."""
+    from benchmarks import engines
+    from benchmarks.core import defaults
+
+    sizes, fmt, quality = defaults()
+    times = []
+    for p in paths:
+        data = p.read_bytes()
+        engines.ours(data, sizes, fmt, quality)
+        t0 = time.perf_counter()
+        engines.ours(data, sizes, fmt, quality)
+        times.append(time.perf_counter() - t0)
+    return 1 / statistics.mean(times)
+
+
+def rows_from(raw: dict, core_ips: float, label: str, up_s: float | None) -> list[Row]:
+    """Table rows from a burst's raw measurements."""
+    count, docs = raw["count"], raw["docs"]
+    processed = [d for d in docs.values() if d.get("status") == "processed"]
+    failed = len(docs) - len(processed)
+    lost = count - len(docs)
+    sizes_per_image = 3
+    rows = [
+        Row(
+            "e2e",
+            f"{label}: burst of {count}, all processed"
+            + (f" (stack up in {up_s:.0f} s, not counted)" if up_s else ""),
+            f"{len(processed)}/{count} processed",
+            f"{failed} failed, {lost} lost",
+            "",
+            "all, 0 lost",
+            "met" if len(processed) == count else "MISSED",
+        ),
+        Row(
+            "e2e",
+            f"{label}: no duplicates (docs, thumbnails; make_thumbnail redeliveries "
+            f"{raw['republished']})",
+            f"{len(raw['all_docs'])} docs",
+            f"{len(raw['thumbnails'])} thumbnails (want {count * sizes_per_image})",
+            "",
+            "exactly 1 doc per object",
+            "met"
+            if len(raw["all_docs"]) == count and len(raw["thumbnails"]) == count * sizes_per_image
+            else "MISSED",
+        ),
+    ]
+    if not processed:
+        return rows
+    ips = count / raw["wall_s"]
+    rows.append(
+        Row(
+            "e2e",
+            f"{label}: throughput (first upload -> last doc {raw['wall_s']:.1f} s; "
+            f"uploads took {raw['uploaded_s']:.1f} s)",
+            f"{ips:.2f} img/s",
+            f"core alone, 1 thread {core_ips:.2f} img/s",
+            f"{ips / core_ips:.2f}x",
+        )
+    )
+    lat = []
+    for d in processed:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            lat.append(_ms(d["timeCreated"], d["updatedAt"]))
+    if lat:
+        rows.append(
+            Row(
+                "e2e",
+                f"{label}: upload -> processed latency (updatedAt - timeCreated)",
+                f"p50 {percentile(lat, 50):.0f} ms",
+                f"p95 {percentile(lat, 95):.0f} ms",
+                f"max {max(lat):.0f} ms",
+            )
+        )
+    for name, d in docs.items():
+        if name in raw["publish"]:
+            d.setdefault("timings", {})["publish_ms"] = raw["publish"][name]
+    totals = [d["timings"]["total_ms"] for d in processed if "total_ms" in d.get("timings", {})]
+    med_total = statistics.median(totals) if totals else 0.0
+    known = []
+    for stage in STAGES:
+        values = [d["timings"][stage] for d in processed if stage in d.get("timings", {})]
+        if not values:
+            rows.append(Row("e2e", f"{label}: stage {stage[:-3]}", "not recorded", status="info"))
+            continue
+        med = statistics.median(values)
+        known.append(med)
+        rows.append(
+            Row(
+                "e2e",
+                f"{label}: stage {stage[:-3]} (median, p95)",
+                f"{med:.0f} ms",
+                f"p95 {percentile(values, 95):.0f} ms",
+                f"{med / med_total:.0%} of total" if med_total else "",
+            )
+        )
+    if med_total:
+        rest = med_total - sum(known)
+        rows.append(
+            Row(
+                "e2e",
+                f"{label}: routing + queueing (median total {med_total:.0f} ms - stages)",
+                f"{rest:.0f} ms",
+                "",
+                f"{rest / med_total:.0%} of total",
+            )
+        )
+    cpu = raw.get("cpu") or {}
+    if cpu:
+        total_cpu = sum(cpu.values())
+        cores = os.cpu_count() or 1
+        top = sorted(cpu.items(), key=lambda kv: -kv[1])
+        rows.append(
+            Row(
+                "e2e",
+                f"{label}: CPU used during the burst (of {cores * raw['wall_s']:.0f} core-s "
+                f"on {cores} cores), by process group",
+                f"{total_cpu:.0f} core-s",
+                ", ".join(f"{k} {v:.1f}" for k, v in top if v >= 0.05),
+                f"{total_cpu / (cores * raw['wall_s']):.0%} busy",
+            )
+        )
+    return rows
+
+
+def run(quick: bool = False, smoke: bool = False) -> list[Row]:
+    """The burst against our own stack (or BENCH_STACK_JSON's)."""
+    if smoke:
+        return [
+            Row("e2e", "burst", "not run in smoke mode (needs the emulators)", status="skipped")
+        ]
+    count = 30 if quick else 100
+    photos = samples.PHOTOS if samples.have_photos() else ("synthetic",)
+    paths = [samples.sample_path(p, samples.SIZE_12MP, "jpeg") for p in photos]
+    core_ips = _core_throughput(paths)
+    with stack_info() as info:
+        raw = burst(info, count, paths, timeout=300.0)
+        up_s = info.get("_up_s")
+    return rows_from(raw, core_ips, "12MP JPEG", up_s)

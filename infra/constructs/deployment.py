@@ -1,0 +1,18 @@
+"""What every construct of the stack reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from infra.config import DeploymentConfig
+from infra.constructs.apis import RequiredApis
+from infra.topology import Topology
+
+
+@dataclass(frozen=True)
+class Deployment:
+    config: DeploymentConfig
+    topology: Topology
+    apis: RequiredApis  # `depends_on` targets: resources wait for their APIs
+    labels: Mapping[str, str]  # put on every resource that takes labels

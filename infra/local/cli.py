@@ -1,0 +1,347 @@
+"""`scripts/local`: run the pipeline on this machine and look inside it.
+
+scripts/local up [--detach] [fault flags]   start (foreground until Ctrl-C, or detached)
+scripts/local down                          stop the stack recorded in .local/stack.json
+scripts/local status                        what runs, where, and delivery counters
+scripts/local pull SUBSCRIPTION             messages delivered to a pull subscription
+scripts/local replay [--id ID]              re-drive recorded dead letters
+scripts/local faults [fault flags]          change fault injection on the live stack
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import requests
+
+from infra.config import ConfigError, DeploymentConfig, load_config
+from infra.local import layout
+from infra.local.clients import emulator_clients
+from infra.local.emulators import PreflightError
+from infra.local.faults import FaultError, FaultSettings
+from infra.local.operations import pull_filtered, replay_dead_letters
+from infra.local.processes import StartupError, group_alive, log_tail, stop_group
+from infra.local.stack import (
+    LocalStack,
+    StackOptions,
+    pid_alive,
+    read_stack_json,
+    stop_on_signals,
+)
+
+DETACH_TIMEOUT = 180.0
+
+
+def _fault_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fault injection")
+    group.add_argument("--duplicate-rate", type=float, help="share of deliveries sent twice")
+    group.add_argument("--reorder-window", type=int, help="hold and shuffle up to N messages")
+    group.add_argument("--transient-rate", type=float, help="share answered 503 uncalled")
+    group.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="FUNCTION",
+        help="answer 500 for FUNCTION until healed (repeatable)",
+    )
+    group.add_argument("--seed", type=int, help="random seed, to repeat a run")
+
+
+def _fault_request(args: argparse.Namespace) -> dict[str, Any]:
+    request: dict[str, Any] = {}
+    for name in ("duplicate_rate", "reorder_window", "transient_rate", "seed"):
+        if getattr(args, name) is not None:
+            request[name] = getattr(args, name)
+    return request
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the local stack")
+    up.add_argument("--detach", action="store_true", help="run in the background and return")
+    up.add_argument("--project", help="project id for the emulators (default: cdktf.json's)")
+    up.add_argument(
+        "--backoff-factor",
+        type=float,
+        default=1.0,
+        help="scale retry backoffs (0.01 makes 10 s into 100 ms)",
+    )
+    up.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="override a deployment setting, e.g. --set max_input_bytes=1000000",
+    )
+    up.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    _fault_flags(up)
+
+    commands.add_parser("down", help="stop the running stack")
+    commands.add_parser("status", help="show the running stack")
+
+    pull = commands.add_parser("pull", help="print messages of a pull subscription (JSON lines)")
+    pull.add_argument("subscription", help="name (imgpipe-failures) or key (failures)")
+    pull.add_argument("--max", type=int, default=100, help="stop after this many")
+    pull.add_argument("--wait", type=float, default=2.0, help="stop after this long with none")
+
+    replay = commands.add_parser("replay", help="re-drive recorded dead letters")
+    replay.add_argument("--id", help="only this dead letter (message id)")
+    replay.add_argument("--subscription", help="only dead letters of this source subscription")
+    replay.add_argument("--dry-run", action="store_true", help="list, do not publish")
+
+    faults = commands.add_parser("faults", help="change fault injection on the live stack")
+    _fault_flags(faults)
+    faults.add_argument(
+        "--heal",
+        action="append",
+        default=[],
+        metavar="FUNCTION",
+        help="stop failing FUNCTION ('all' for every one)",
+    )
+    faults.add_argument("--reset", action="store_true", help="turn every fault off")
+    return parser
+
+
+# -- up / down / status ----------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> DeploymentConfig:
+    """cdktf.json, then PIPELINE_* variables, then --project and --set (like a deploy)."""
+    overrides: dict[str, Any] = {}
+    if args.project:
+        overrides["project"] = args.project
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(key, "--set wants SETTING=VALUE")
+        overrides[key] = value
+    return load_config(overrides=overrides)
+
+
+def _refuse_if_running() -> None:
+    try:
+        info = read_stack_json()
+    except RuntimeError:
+        return
+    if pid_alive(int(info.get("pid", 0))):
+        raise SystemExit(
+            f"a local stack is already running (pid {info['pid']}): scripts/local down"
+        )
+    _reap_stale(info)
+
+
+def _reap_stale(info: dict[str, Any]) -> None:
+    """A stack whose supervisor died: stop its leftover process groups, forget it."""
+    for pgid in info.get("process_groups", {}).values():
+        if group_alive(int(pgid)):
+            stop_group(int(pgid))
+    layout.STACK_JSON.unlink(missing_ok=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _refuse_if_running()
+    if args.detach:
+        return _detach(args)
+    settings = FaultSettings(failing=frozenset(args.fail), **_fault_request(args))
+    stack = LocalStack(
+        _config(args), StackOptions(faults=settings, backoff_factor=args.backoff_factor)
+    )
+    stop = threading.Event()
+    stop_on_signals(stop)
+    try:
+        stack.up()
+        _print_summary(stack.info())
+        if not args.supervised:
+            print("running; Ctrl-C stops everything", file=sys.stderr)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        print("stopping the local stack", file=sys.stderr)
+        stack.down()
+    return 0
+
+
+def _detach(args: argparse.Namespace) -> int:
+    argv = [sys.executable, "-m", "infra.local.cli", "up", "--supervised"]
+    argv += [a for a in sys.argv[2:] if a != "--detach"]
+    log_path = layout.LOGS_DIR / "supervisor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + DETACH_TIMEOUT
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            print(
+                f"error: the stack did not start. Last lines of {log_path}:\n{log_tail(log_path)}",
+                file=sys.stderr,
+            )
+            return 1
+        try:
+            info = read_stack_json()
+            if info.get("pid") == child.pid:
+                _print_summary(info)
+                print(
+                    f"detached (supervisor pid {child.pid}); stop with scripts/local down",
+                    file=sys.stderr,
+                )
+                return 0
+        except (RuntimeError, ValueError):
+            pass
+        time.sleep(0.2)
+    stop_group(child.pid)
+    print(f"error: no stack after {DETACH_TIMEOUT:.0f}s; see {log_path}", file=sys.stderr)
+    return 1
+
+
+def _print_summary(info: dict[str, Any]) -> None:
+    print(f"local stack up in {info['timings'].get('up_s', '?')} s (project {info['project']})")
+    for key, value in info["env"].items():
+        print(f"  export {key}={value}")
+    for name, fn in info["functions"].items():
+        print(f"  function {name:<28} {fn['url']}")
+    print(f"  router control: {info['router']['url']}")
+    print(f"  written: {layout.STACK_JSON}")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    try:
+        info = read_stack_json()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 0
+    pid = int(info["pid"])
+    if pid_alive(pid):
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 60
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    _reap_stale(info)
+    print("local stack stopped")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = read_stack_json()
+    alive = pid_alive(int(info["pid"]))
+    print(f"supervisor pid {info['pid']}: {'running' if alive else 'NOT running'}")
+    healthy = alive
+    for name, host in info["env"].items():
+        if not name.endswith("_EMULATOR_HOST"):
+            continue
+        url = host if host.startswith("http") else f"http://{host}"
+        ok = _answers(url + ("/storage/v1/b" if "STORAGE" in name else "/"))
+        healthy &= ok
+        print(f"  {name:<24} {host:<28} {'up' if ok else 'DOWN'}")
+    for fn_name, fn in info["functions"].items():
+        ok = _answers(fn["url"])
+        healthy &= ok
+        print(f"  {fn_name:<24} {fn['url']:<28} {'up' if ok else 'DOWN'}")
+    router = info["router"]["url"]
+    try:
+        stats = requests.get(f"{router}/stats", timeout=2).json()
+        faults = requests.get(f"{router}/faults", timeout=2).json()
+        print("router:", json.dumps(stats))
+        print("faults:", json.dumps(faults))
+    except requests.RequestException:
+        healthy = False
+        print(f"  router control {router}: DOWN")
+    return 0 if healthy else 1
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=2)
+        return True
+    except requests.RequestException:
+        return False
+
+
+# -- pull / replay / faults ------------------------------------------------------------------
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    info = read_stack_json()
+    clients = emulator_clients(info["project"], info["env"])
+    try:
+        for item in pull_filtered(clients.subscriber, info, args.subscription, args.max, args.wait):
+            print(json.dumps(item), flush=True)
+    finally:
+        clients.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    info = read_stack_json()
+    clients = emulator_clients(info["project"], info["env"])
+    try:
+        done = replay_dead_letters(
+            clients.firestore, clients.publisher, info, args.id, args.subscription, args.dry_run
+        )
+    finally:
+        clients.close()
+    for item in done:
+        print(json.dumps(item))
+    print(
+        f"{'would replay' if args.dry_run else 'replayed'} {len(done)} dead letter(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    info = read_stack_json()
+    request = _fault_request(args)
+    if args.fail:
+        request["fail"] = args.fail
+    if args.heal:
+        request["heal"] = "all" if "all" in args.heal else args.heal
+    if args.reset:
+        request["reset"] = True
+    url = f"{info['router']['url']}/faults"
+    response = requests.put(url, json=request, timeout=5) if request else requests.get(url)
+    print(json.dumps(response.json()))
+    return 0 if response.ok else 1
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "pull": cmd_pull,
+    "replay": cmd_replay,
+    "faults": cmd_faults,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (PreflightError, StartupError, ConfigError, FaultError, RuntimeError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""What operators do with a running stack: read a pull subscription, replay dead letters.
+
+Both read `.local/stack.json` (or the same dict from `LocalStack.info()`), so they work from
+any process, and the integration tests use exactly what `scripts/local` uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from google.cloud import firestore, pubsub_v1
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from infra.local.messages import Message, filter_matches, message_json
+
+
+def find_subscription(info: Mapping[str, Any], name_or_key: str) -> tuple[str, dict[str, Any]]:
+    """A subscription of stack.json by name (`imgpipe-failures`) or topology key (`failures`)."""
+    subs: dict[str, dict[str, Any]] = info["subscriptions"]
+    for name, sub in subs.items():
+        if name_or_key in (
+            name,
+            sub.get("key"),
+            f"projects/{info['project']}/subscriptions/{name}",
+        ):
+            return name, sub
+    raise KeyError(f"no subscription {name_or_key!r}; known: {', '.join(sorted(subs))}")
+
+
+def _decoded(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def pull_filtered(
+    subscriber: pubsub_v1.SubscriberClient,
+    info: Mapping[str, Any],
+    subscription: str,
+    max_messages: int = 100,
+    wait_seconds: float = 2.0,
+) -> Iterator[dict[str, Any]]:
+    """Pulls, applies the subscription's filter, acks, and yields what GCP would deliver.
+
+    Non-matching messages are acked without being yielded, as Pub/Sub never delivers them.
+    Stops after `max_messages` or when nothing arrived for `wait_seconds`.
+    """
+    name, spec = find_subscription(info, subscription)
+    path = f"projects/{info['project']}/subscriptions/{name}"
+    delivered = 0
+    quiet_since = time.monotonic()
+    while delivered < max_messages and time.monotonic() - quiet_since < wait_seconds:
+        response = subscriber.pull(
+            subscription=path, max_messages=min(100, max_messages), return_immediately=True
+        )
+        if not response.received_messages:
+            time.sleep(0.1)
+            continue
+        quiet_since = time.monotonic()
+        ack_ids = []
+        for item in response.received_messages:
+            message = Message.from_received(item)
+            if not filter_matches(spec["filter"], message.attributes):
+                ack_ids.append(item.ack_id)  # filtered out: acked, never delivered
+            elif delivered >= max_messages:
+                subscriber.modify_ack_deadline(
+                    subscription=path, ack_ids=[item.ack_id], ack_deadline_seconds=0
+                )
+            else:
+                ack_ids.append(item.ack_id)
+                delivered += 1
+                yield {
+                    "subscription": name,
+                    "deliveryAttempt": message.delivery_attempt,
+                    "message": message_json(message),
+                    "json": _decoded(message.data),
+                }
+        if ack_ids:
+            subscriber.acknowledge(subscription=path, ack_ids=ack_ids)
+
+
+def replay_dead_letters(
+    db: firestore.Client,
+    publisher: pubsub_v1.PublisherClient,
+    info: Mapping[str, Any],
+    message_id: str | None = None,
+    subscription: str | None = None,
+    dry_run: bool = False,
+) -> list[dict[str, Any]]:
+    """Re-publishes recorded dead letters to their source subscription's topic.
+
+    The original data and attributes go out again (the `CloudPubSubDeadLetter*` ones were
+    already split off by the recorder); each doc becomes `replayed` with `replayCount` + 1.
+    Returns one summary per replayed doc.
+    """
+    collection = db.collection(info["collections"]["dead_letters"])
+    if message_id:
+        snapshots = [collection.document(message_id).get()]
+        if not snapshots[0].exists:
+            raise KeyError(f"no dead letter {message_id!r}")
+    else:
+        snapshots = list(collection.where(filter=FieldFilter("status", "==", "recorded")).stream())
+    replayed = []
+    for snap in snapshots:
+        doc = snap.to_dict() or {}
+        if message_id is None and doc.get("status") != "recorded":
+            continue
+        source = doc.get("sourceSubscription", "")
+        if subscription and find_subscription(info, subscription)[0] != source:
+            continue
+        _, spec = find_subscription(info, source)
+        topic = f"projects/{info['project']}/topics/{spec['topic']}"
+        try:
+            data = base64.b64decode(doc.get("data") or "", validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"dead letter {snap.id}: data is not base64: {exc}") from exc
+        attributes = {str(k): str(v) for k, v in (doc.get("attributes") or {}).items()}
+        summary = {"id": snap.id, "topic": spec["topic"], "sourceSubscription": source}
+        if not dry_run:
+            summary["newMessageId"] = publisher.publish(topic, data, **attributes).result(30)
+            snap.reference.update(
+                {
+                    "status": "replayed",
+                    "replayCount": firestore.Increment(1),
+                    "replayedAt": firestore.SERVER_TIMESTAMP,
+                }
+            )
+        replayed.append(summary)
+    return replayed

@@ -1,0 +1,127 @@
+"""One CDKTF synth per test session, shared by every infra test.
+
+A synth loads the google provider's jsii assembly into Node (~15 s, ~0.5-1.3 GB), so both
+stacks the tests need (the default settings and a non-default set) are added to ONE app
+and synthesized once; tests read the resulting `cdk.tf.json` files as plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import DeploymentConfig, from_mapping
+from infra.topology import Topology, build_topology
+
+DEFAULT_ID = "image-pipeline"
+ALT_ID = "alt-pipeline"
+DEFAULT_SETTINGS: Mapping[str, Any] = {"project": "my-gcp-project"}
+# Every setting the stack reads directly, away from its default.
+ALT_SETTINGS: Mapping[str, Any] = {
+    "project": "other-project-42",
+    "region": "europe-west4",
+    "prefix": "thumbs",
+    "thumbnail_sizes": "64x64,2048x1536",
+    "thumbnail_formats": "jpeg,webp",
+    "thumbnail_memory": "2Gi",
+    "thumbnail_timeout_seconds": 300,
+    "function_memory": "512Mi",
+    "function_timeout_seconds": 90,
+    "max_instances": 3,
+    "max_delivery_attempts": 7,
+    "min_backoff_seconds": 5,
+    "max_backoff_seconds": 300,
+    "message_retention_seconds": 86400,
+    "uploads_lifecycle_days": 30,
+    "create_firestore_database": True,
+    "firestore_location": "eur3",
+    "force_destroy": True,
+    "labels": {"env": "test"},
+}
+
+_REF = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.([^}]+)\}$")
+
+
+@dataclass(frozen=True)
+class Synth:
+    """A synthesized stack: its settings, topology and Terraform JSON."""
+
+    config: DeploymentConfig
+    topology: Topology
+    path: Path
+    tf: Mapping[str, Any]
+
+    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Resources of one Terraform type, by logical id (empty if none)."""
+        return self.tf.get("resource", {}).get(kind, {})
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return list(self.resources(kind).values())
+
+    def one(self, kind: str, **match: Any) -> dict[str, Any]:
+        found = [r for r in self.all(kind) if all(r.get(k) == v for k, v in match.items())]
+        assert len(found) == 1, f"expected one {kind} with {match}, found {len(found)}"
+        return found[0]
+
+    def ref(self, expr: str) -> tuple[str, dict[str, Any], str]:
+        """`${type.id.attr}` -> (type, that resource's body, attr)."""
+        m = _REF.match(expr)
+        assert m, f"{expr!r} is not a reference to a resource"
+        kind, logical_id, attr = m.groups()
+        return kind, self.resources(kind)[logical_id], attr
+
+    def ref_id(self, kind: str, body: Mapping[str, Any]) -> str:
+        """The `${kind.id` prefix other resources use to refer to `body`."""
+        for logical_id, candidate in self.resources(kind).items():
+            if candidate is body:
+                return f"${{{kind}.{logical_id}."
+        raise AssertionError(f"{kind} not found")
+
+    def account_of(self, expr: str) -> str:
+        """The account_id of the service account a `member`/`email` reference points at."""
+        kind, body, _ = self.ref(expr)
+        assert kind == "google_service_account", expr
+        return body["account_id"]
+
+    def iam_members(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for kind, resources in self.tf.get("resource", {}).items():
+            if kind.endswith("_iam_member"):
+                for body in resources.values():
+                    yield kind, body
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
+    from cdktf import App
+
+    from infra.stack import add_pipeline_stack
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    app = App(outdir=str(outdir))
+    configs = {DEFAULT_ID: from_mapping(DEFAULT_SETTINGS), ALT_ID: from_mapping(ALT_SETTINGS)}
+    for stack_id, config in configs.items():
+        add_pipeline_stack(app, config, stack_id=stack_id)
+    app.synth()
+    result = {}
+    for stack_id, config in configs.items():
+        path = outdir / "stacks" / stack_id / "cdk.tf.json"
+        result[stack_id] = Synth(config, build_topology(config), path, json.loads(path.read_text()))
+    return result
+
+
+@pytest.fixture(scope="session")
+def stack(synthesized: dict[str, Synth]) -> Synth:
+    """The stack of the default settings."""
+    return synthesized[DEFAULT_ID]
+
+
+@pytest.fixture(scope="session")
+def alt_stack(synthesized: dict[str, Synth]) -> Synth:
+    """The stack of `ALT_SETTINGS`: other region, sizes, prefix, limits."""
+    return synthesized[ALT_ID]

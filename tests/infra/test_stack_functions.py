@@ -1,0 +1,125 @@
+"""Cloud Functions, their trigger and who may invoke them, in the synthesized stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.topology import FINALIZED
+
+pytestmark = pytest.mark.synth
+
+
+def _function(synth, key):
+    return synth.one("google_cloudfunctions2_function", name=synth.topology.functions[key].name)
+
+
+def test_one_function_per_spec(stack):
+    names = {fn["name"] for fn in stack.all("google_cloudfunctions2_function")}
+    assert names == {spec.name for spec in stack.topology.functions.values()}
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_function_settings_come_from_the_spec(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    for spec in synth.topology.functions.values():
+        fn = _function(synth, spec.key)
+        build, service = fn["build_config"], fn["service_config"]
+        assert fn["location"] == synth.config.region
+        assert build["runtime"] in ("python311", "python312")
+        assert build["entry_point"] == spec.entry_point
+        assert service["environment_variables"] == dict(spec.env)
+        assert "GOOGLE_CLOUD_PROJECT" not in service["environment_variables"]
+        assert service["available_memory"] == spec.memory
+        assert service["timeout_seconds"] == spec.timeout_seconds
+        assert service["max_instance_count"] == spec.max_instances
+        assert service["max_instance_request_concurrency"] == spec.concurrency
+        assert service["min_instance_count"] == 0
+        assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+        assert synth.account_of(service["service_account_email"]) == spec.service_account_id
+        assert synth.account_of(build["service_account"]) == synth.topology.build_account_id
+
+
+def test_each_function_has_its_own_runtime_account(stack):
+    accounts = [
+        stack.account_of(fn["service_config"]["service_account_email"])
+        for fn in stack.all("google_cloudfunctions2_function")
+    ]
+    assert len(set(accounts)) == len(accounts) == 4
+
+
+def test_make_thumbnail_is_triggered_by_finalized_uploads(stack):
+    trigger = stack.topology.trigger
+    fn = _function(stack, trigger.function)
+    event = fn["event_trigger"]
+    assert event["event_type"] == FINALIZED
+    assert event["retry_policy"] == "RETRY_POLICY_RETRY"
+    assert event["trigger_region"] == "us-central1"
+    assert stack.account_of(event["service_account_email"]) == trigger.service_account_id
+    assert trigger.service_account_id not in {
+        f.service_account_id for f in stack.topology.functions.values()
+    }
+    [bucket_filter] = event["event_filters"]
+    assert bucket_filter["attribute"] == "bucket"
+    _, bucket, _ = stack.ref(bucket_filter["value"])
+    assert bucket["name"] == stack.config.uploads_bucket
+    # Created only once the storage agent may publish and the trigger may receive.
+    deps = fn["depends_on"]
+    for role in ("roles/pubsub.publisher", "roles/eventarc.eventReceiver"):
+        [binding] = [
+            ref
+            for ref in deps
+            if ref.startswith("google_project_iam_member.")
+            and stack.resources("google_project_iam_member")[ref.split(".")[1]]["role"] == role
+        ]
+        assert binding
+
+
+def test_only_make_thumbnail_has_an_event_trigger(stack):
+    with_trigger = [
+        f["name"] for f in stack.all("google_cloudfunctions2_function") if "event_trigger" in f
+    ]
+    assert with_trigger == [stack.topology.functions["make_thumbnail"].name]
+
+
+def test_trigger_region_matches_the_bucket_location(alt_stack):
+    fn = _function(alt_stack, "make_thumbnail")
+    assert fn["event_trigger"]["trigger_region"] == "europe-west4"
+    uploads = alt_stack.one("google_storage_bucket", name=alt_stack.config.uploads_bucket)
+    assert uploads["location"].lower() == fn["event_trigger"]["trigger_region"]
+
+
+def test_functions_wait_for_their_apis(stack):
+    apis = {
+        stack.resources("google_project_service")[ref.split(".")[1]]["service"]
+        for fn in stack.all("google_cloudfunctions2_function")
+        for ref in fn["depends_on"]
+        if ref.startswith("google_project_service.")
+    }
+    assert {
+        "cloudfunctions.googleapis.com",
+        "run.googleapis.com",
+        "cloudbuild.googleapis.com",
+    } <= apis
+
+
+def _invokers(synth):
+    """function name -> set of service account ids with run.invoker on its service."""
+    result: dict[str, set[str]] = {}
+    for binding in synth.all("google_cloud_run_service_iam_member"):
+        assert binding["role"] == "roles/run.invoker"
+        _, fn, attr = synth.ref(binding["service"])
+        assert attr == "name"
+        assert binding["location"] == synth.config.region
+        result.setdefault(fn["name"], set()).add(synth.account_of(binding["member"]))
+    return result
+
+
+def test_trigger_and_push_invoker_may_invoke_exactly_their_targets(stack):
+    t = stack.topology
+    expected = {t.functions[t.trigger.function].name: {t.trigger.service_account_id}}
+    for sub in t.subscriptions.values():
+        if sub.push_function:
+            expected.setdefault(t.functions[sub.push_function].name, set()).add(
+                t.push_invoker_account_id
+            )
+    assert _invokers(stack) == expected

@@ -1,0 +1,151 @@
+"""Identities, project-level roles, APIs and outputs in the synthesized stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.constructs.apis import SERVICES
+
+pytestmark = pytest.mark.synth
+
+
+def test_required_apis_are_enabled_and_never_disabled(stack):
+    services = {s["service"]: s for s in stack.all("google_project_service")}
+    assert set(services) == set(SERVICES.values())
+    for name in (
+        "cloudfunctions.googleapis.com",
+        "run.googleapis.com",
+        "eventarc.googleapis.com",
+        "pubsub.googleapis.com",
+        "storage.googleapis.com",
+        "firestore.googleapis.com",
+        "cloudbuild.googleapis.com",
+        "artifactregistry.googleapis.com",
+        "iam.googleapis.com",
+        "logging.googleapis.com",
+    ):
+        assert services[name]["disable_on_destroy"] is False
+
+
+def test_resources_wait_for_their_apis(stack):
+    for kind in ("google_storage_bucket", "google_pubsub_topic", "google_service_account"):
+        for body in stack.all(kind):
+            assert any(d.startswith("google_project_service.") for d in body["depends_on"]), kind
+
+
+def test_service_accounts(stack):
+    t = stack.topology
+    expected = {f.service_account_id for f in t.functions.values()}
+    expected |= {t.trigger.service_account_id, t.push_invoker_account_id, t.build_account_id}
+    assert {sa["account_id"] for sa in stack.all("google_service_account")} == expected
+
+
+def test_runtime_accounts_hold_exactly_the_topology_grants(stack):
+    t = stack.topology
+    by_account = {f.service_account_id: f for f in t.functions.values()}
+    expected = {
+        (f.service_account_id, g.kind, g.target, g.role)
+        for f in by_account.values()
+        for g in f.grants
+    }
+    actual = set()
+    for kind, binding in stack.iam_members():
+        member = binding.get("member", "")
+        if not member.startswith("${google_service_account."):
+            continue
+        account = stack.account_of(member)
+        if account not in by_account:
+            continue
+        if kind == "google_storage_bucket_iam_member":
+            _, bucket, _ = stack.ref(binding["bucket"])
+            target = next(k for k, b in t.buckets.items() if b.name == bucket["name"])
+            actual.add((account, "bucket", target, binding["role"]))
+        elif kind == "google_pubsub_topic_iam_member":
+            _, topic, _ = stack.ref(binding["topic"])
+            target = next(k for k, x in t.topics.items() if x.name == topic["name"])
+            actual.add((account, "topic", target, binding["role"]))
+        elif kind == "google_project_iam_member":
+            actual.add((account, "project", "", binding["role"]))
+        else:
+            pytest.fail(f"unexpected {kind} for runtime account {account}")
+    assert actual == expected
+
+
+def test_thumbnailer_cannot_use_firestore_and_metadata_writer_cannot_read_images(stack):
+    roles = {}
+    for _, binding in stack.iam_members():
+        member = binding.get("member", "")
+        if member.startswith("${google_service_account."):
+            roles.setdefault(stack.account_of(member), set()).add(binding["role"])
+    fns = stack.topology.functions
+    assert "roles/datastore.user" not in roles[fns["make_thumbnail"].service_account_id]
+    assert not any("storage" in r for r in roles[fns["write_metadata"].service_account_id])
+
+
+def _project_roles(stack):
+    return {(b["role"], b["member"]) for b in stack.all("google_project_iam_member")}
+
+
+def test_trigger_account_receives_events(stack):
+    [binding] = [
+        b
+        for b in stack.all("google_project_iam_member")
+        if b["role"] == "roles/eventarc.eventReceiver"
+    ]
+    assert stack.account_of(binding["member"]) == stack.topology.trigger.service_account_id
+
+
+def test_storage_agent_may_publish_for_eventarc(stack):
+    [binding] = [
+        b
+        for b in stack.all("google_project_iam_member")
+        if b["member"].startswith("${data.google_storage_project_service_account.")
+    ]
+    assert binding["role"] == "roles/pubsub.publisher"
+
+
+def test_pubsub_agent_may_mint_push_tokens_as_the_push_invoker_only(stack):
+    [binding] = stack.all("google_service_account_iam_member")
+    assert binding["role"] == "roles/iam.serviceAccountTokenCreator"
+    assert "@gcp-sa-pubsub.iam.gserviceaccount.com" in binding["member"]
+    kind, sa, attr = stack.ref(binding["service_account_id"])
+    assert (kind, attr) == ("google_service_account", "name")
+    assert sa["account_id"] == stack.topology.push_invoker_account_id
+
+
+def test_no_basic_roles_anywhere(stack):
+    for _, binding in stack.iam_members():
+        assert binding["role"] not in ("roles/owner", "roles/editor", "roles/viewer")
+
+
+def test_every_iam_binding_says_why(stack):
+    for kind, binding in stack.iam_members():
+        assert binding["//"]["why"].strip(), (kind, binding["role"])
+
+
+def test_firestore_database_only_when_asked(stack, alt_stack):
+    assert stack.all("google_firestore_database") == []
+    db = alt_stack.one("google_firestore_database")
+    assert db["name"] == "(default)"
+    assert db["type"] == "FIRESTORE_NATIVE"
+    assert db["location_id"] == "eur3"
+    assert db["deletion_policy"] == "ABANDON"
+
+
+def test_outputs(stack):
+    out = stack.tf["output"]
+    for key in stack.topology.buckets:
+        assert f"bucket_{key}" in out
+    for key in stack.topology.topics:
+        assert f"topic_{key}" in out
+    for key in stack.topology.functions:
+        assert out[f"function_{key}_url"]["value"].endswith(".url}")
+    assert out["try_it"]["value"].startswith(
+        f"gcloud storage cp photo.jpg gs://{stack.config.uploads_bucket}/"
+    )
+
+
+def test_provider_uses_the_configured_project_and_region(alt_stack):
+    [provider] = alt_stack.tf["provider"]["google"]
+    assert provider["project"] == "other-project-42"
+    assert provider["region"] == "europe-west4"

@@ -1,0 +1,64 @@
+"""Buckets and the function source archive in the synthesized stack."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from infra.function_source import build_archive
+
+pytestmark = pytest.mark.synth
+
+
+def test_pipeline_buckets_are_private_uniform_and_unversioned(stack):
+    for spec in stack.topology.buckets.values():
+        bucket = stack.one("google_storage_bucket", name=spec.name)
+        assert bucket["uniform_bucket_level_access"] is True
+        assert bucket["public_access_prevention"] == "enforced"
+        assert bucket["versioning"] == {"enabled": False}
+        assert bucket["location"] == "US-CENTRAL1"
+        assert bucket["force_destroy"] is False
+        assert bucket["labels"]["pipeline"] == "imgpipe"
+        assert "lifecycle_rule" not in bucket  # uploads_lifecycle_days defaults to 0
+
+
+def test_source_bucket_is_private_and_destroyable(stack):
+    bucket = stack.one("google_storage_bucket", name="my-gcp-project-imgpipe-source")
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["force_destroy"] is True
+    assert len(stack.all("google_storage_bucket")) == 3
+
+
+def test_lifecycle_labels_and_force_destroy_follow_the_config(alt_stack):
+    uploads = alt_stack.one("google_storage_bucket", name="other-project-42-thumbs-uploads")
+    assert uploads["lifecycle_rule"] == [{"action": {"type": "Delete"}, "condition": {"age": 30}}]
+    assert uploads["force_destroy"] is True
+    assert uploads["location"] == "EUROPE-WEST4"
+    assert uploads["labels"] == {"pipeline": "thumbs", "env": "test", "bucket": "uploads"}
+    thumbs = alt_stack.one("google_storage_bucket", name="other-project-42-thumbs-thumbnails")
+    assert "lifecycle_rule" not in thumbs
+
+
+def test_source_object_is_named_by_the_archive_hash(stack):
+    archive = build_archive()
+    obj = stack.one("google_storage_bucket_object", name=archive.object_name)
+    kind, bucket, _ = stack.ref(obj["bucket"])
+    assert kind == "google_storage_bucket"
+    assert bucket["name"] == stack.config.source_bucket
+    # The asset cdktf copied next to cdk.tf.json is exactly the archive.
+    asset = stack.path.parent / obj["source"]
+    assert asset.read_bytes() == archive.data
+    names = zipfile.ZipFile(asset).namelist()
+    assert "main.py" in names and "requirements.txt" in names
+    assert all(n in ("main.py", "requirements.txt") or n.endswith(".py") for n in names)
+
+
+def test_every_function_builds_from_the_archive_object(stack):
+    obj_ref = stack.ref_id(
+        "google_storage_bucket_object", stack.all("google_storage_bucket_object")[0]
+    )
+    for fn in stack.all("google_cloudfunctions2_function"):
+        source = fn["build_config"]["source"]["storage_source"]
+        assert source["object"].startswith(obj_ref)

@@ -1,0 +1,177 @@
+"""One local stack for the whole integration session: real emulators, real functions.
+
+The stack starts once (session scope) and every test shares it; each test works under its
+own object prefix, and fault injection is toggled at run time (`harness.faults(...)`), so
+no test needs a stack of its own. A missing emulator or JDK FAILS the session with the
+install hint: these tests are never skipped, in CI or anywhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from google.cloud import storage
+from PIL import Image
+
+from image_pipeline.records import image_doc_id
+from infra.config import load_config
+from infra.local.emulators import PreflightError
+from infra.local.operations import pull_filtered
+from infra.local.router import Delivery
+from infra.local.stack import LocalStack, StackOptions
+
+# Small limits keep the "too big" cases cheap; everything else is the default config.
+TEST_SETTINGS = {
+    "project": "itest-imgpipe",
+    "max_input_bytes": 3_000_000,
+    "max_input_pixels": 40_000_000,
+}
+BACKOFF_FACTOR = 0.01  # 10 s minimum backoff -> 100 ms
+_counter = itertools.count()
+
+
+class Harness:
+    """What the tests do to and read from the shared stack."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        assert stack.clients is not None and stack.router is not None
+        self.clients = stack.clients
+        self.router = stack.router
+        self.info = stack.info()
+        self.uploads = self.clients.storage.bucket(self.info["buckets"]["uploads"])
+        self.thumbnails = self.clients.storage.bucket(self.info["buckets"]["thumbnails"])
+        self.images = self.clients.firestore.collection(self.info["collections"]["images"])
+        self.dead_letters = self.clients.firestore.collection(
+            self.info["collections"]["dead_letters"]
+        )
+        self._pulled: dict[str, list[dict[str, Any]]] = {}
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def upload(
+        self,
+        name: str,
+        data: bytes,
+        content_type: str = "image/jpeg",
+        metadata: dict[str, str] | None = None,
+    ) -> int:
+        blob = self.uploads.blob(name)
+        blob.metadata = metadata
+        blob.upload_from_string(data, content_type=content_type)
+        return int(blob.generation)
+
+    def publish(self, topic_key: str, data: bytes, **attributes: str) -> str:
+        path = self.stack.topology.topic_path(topic_key)
+        return str(self.clients.publisher.publish(path, data, **attributes).result(30))
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def doc(self, name: str) -> dict[str, Any] | None:
+        snap = self.images.document(image_doc_id(self.uploads.name, name)).get()
+        return snap.to_dict() if snap.exists else None
+
+    def wait_doc(
+        self,
+        name: str,
+        until: Callable[[dict[str, Any]], bool] = lambda d: True,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        doc = None
+        while time.monotonic() < deadline:
+            doc = self.doc(name)
+            if doc is not None and until(doc):
+                return doc
+            time.sleep(0.1)
+        raise AssertionError(f"doc for {name!r} not as expected after {timeout}s: {doc}")
+
+    def thumbnail_blobs(self, name: str) -> list[storage.Blob]:
+        prefix = f"thumbnails/{name}/"
+        return list(self.clients.storage.list_blobs(self.thumbnails.name, prefix=prefix))
+
+    def thumbnail_image(self, blob_name: str) -> Image.Image:
+        data = self.thumbnails.blob(blob_name).download_as_bytes()
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
+
+    def calls(self, function: str, prefix: str, *, injected: bool = False) -> list[Delivery]:
+        """Deliveries that reached the function (or, with injected=True, were faked)."""
+        return [
+            d
+            for d in self.router.deliveries(function=function, object_prefix=prefix)
+            if d.injected == injected and not d.duplicate
+        ]
+
+    def pulled(self, subscription: str, prefix: str, wait: float = 1.0) -> list[dict[str, Any]]:
+        """Messages delivered to a pull subscription for objects under `prefix`.
+
+        Pulling acks everything, so what other tests' pulls already took is kept here.
+        """
+        seen = self._pulled.setdefault(subscription, [])
+        seen.extend(pull_filtered(self.clients.subscriber, self.info, subscription, 1000, wait))
+        return [
+            m for m in seen if m["message"]["attributes"].get("objectId", "").startswith(prefix)
+        ]
+
+    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    @contextlib.contextmanager
+    def faults(self, **settings: Any) -> Iterator[None]:
+        """Fault injection for the body of a `with` block, then everything off again."""
+        self.router.faults.update(**settings)
+        try:
+            yield
+        finally:
+            self.router.faults.reset()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state = tmp_path_factory.mktemp("local-stack")
+    stack = LocalStack(
+        load_config(overrides=TEST_SETTINGS),
+        StackOptions(state_dir=state, backoff_factor=BACKOFF_FACTOR, poll_seconds=0.05),
+    )
+    try:
+        stack.up()
+    except PreflightError as exc:
+        pytest.fail(f"the integration tests need the emulators: {exc}", pytrace=False)
+    try:
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def harness(local_stack: LocalStack) -> Harness:
+    return Harness(local_stack)
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> str:
+    """A fresh object prefix per test, so tests never see each other's objects."""
+    return f"t{next(_counter):03d}-{request.node.name[:40]}-{uuid.uuid4().hex[:6]}/"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The teardown test stops the shared stack, so it runs last whatever the selection."""
+    items.sort(key=lambda item: item.get_closest_marker("stack_teardown") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stack_teardown: stops the shared stack (runs last)")

@@ -1,0 +1,39 @@
+"""Subscription filters, enforced by the harness: a non-matching message is never delivered."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.local import samples
+
+pytestmark = pytest.mark.integration
+
+
+def test_filters_hold_for_every_subscription(harness, prefix):
+    subs = harness.stack.topology.subscriptions
+    assert subs["dead_letter_recorder"].filter == subs["dead_letters_unrecorded"].filter == ""
+
+    # image-events: eventType values no filter accepts, and a missing eventType.
+    odd = prefix + "odd.jpg"
+    harness.publish("image_events", b"{}", eventType="image.bogus", objectId=odd, bucket="b")
+    harness.publish("image_events", b"{}", objectId=odd, bucket="b")
+    # A processed image: its FINALIZE notification must not reach cleanup, its
+    # image.processed event must not reach the failures feed.
+    good = prefix + "good.jpg"
+    harness.upload(good, samples.jpeg(320, 240))
+    harness.wait_doc(good, lambda d: d.get("status") == "processed")
+    before = harness.router.filtered_counts()
+
+    harness.wait_until(
+        lambda: harness.router.filtered_counts().get("metadata_writer", 0) >= 2,
+        10,
+        "the metadata writer to filter out the odd events",
+    )
+    assert harness.calls("write_metadata", odd) == []
+    assert harness.pulled("failures", odd) == []
+    assert harness.pulled("failures", good) == []
+    assert harness.calls("cleanup", good) == []
+    assert before.get("cleanup", 0) >= 1  # the FINALIZE notification was filtered out
+
+    # The processed event did reach the writer, exactly once.
+    assert [d.event_type for d in harness.calls("write_metadata", good)] == ["image.processed"]

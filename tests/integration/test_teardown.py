@@ -1,0 +1,33 @@
+"""Stopping the shared stack leaves no emulator, Java or function process behind."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from infra.local.processes import group_alive
+
+pytestmark = [pytest.mark.integration, pytest.mark.stack_teardown]
+
+
+def test_down_leaves_no_process(local_stack):
+    groups = {p.name: p.pid for p in local_stack.processes()}
+    hosts = [local_stack.env[k].removeprefix("http://") for k in sorted(local_stack.env)
+             if k.endswith("_EMULATOR_HOST")]  # fmt: skip
+    ports = [h.rsplit(":", 1)[1] for h in hosts] + [
+        f.url.rstrip("/").rsplit(":", 1)[1] for f in local_stack.functions.values()
+    ]
+    assert len(groups) == 7 and all(group_alive(pgid) for pgid in groups.values())
+
+    local_stack.down()
+
+    assert [name for name, pgid in groups.items() if group_alive(pgid)] == []
+    ps = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
+    leftovers = [
+        line for line in ps.splitlines()
+        if any(f"port={p}" in line or f"--port {p}" in line or f"-port {p}" in line
+               or f"127.0.0.1:{p}" in line for p in ports)
+        and " Z" not in line
+    ]  # fmt: skip
+    assert leftovers == [], "processes outlived the stack:\n" + "\n".join(leftovers)

@@ -1,0 +1,50 @@
+"""Keeps benchmarks/ from rotting: the core benchmark, one tiny iteration, well-formed table.
+
+Timings are never asserted (benchmarks report ratios; see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks._common import COLUMNS, STATUSES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_core_benchmark_smoke_prints_a_well_formed_table(tmp_path: Path) -> None:
+    env = dict(os.environ, BENCH_CACHE=str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "core", "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    header, rule, *lines = proc.stdout.strip().splitlines()
+    assert header.split() == list(COLUMNS)
+    # Column boundaries come from the dashes under the header.
+    spans = [m.span() for m in re.finditer(r"-+", rule)]
+    assert len(spans) == len(COLUMNS)
+    rows = [
+        [line[a:b].strip() for a, b in spans[:-1]] + [line[spans[-1][0] :].strip()]
+        for line in lines
+    ]
+    assert rows, "no result rows"
+    for row in rows:
+        bench, case, value, _baseline, ratio, _target, status = row
+        assert bench == "core" and case and value, row
+        assert status in STATUSES and status != "FAILED", row
+        if "ours vs" in case:
+            assert re.fullmatch(r"\d+ms|[\d.]+ ms", value), row
+            assert re.fullmatch(r"[\d.]+x", ratio), row
+    assert any("ours vs naive Pillow" in row[1] for row in rows)
+    assert any(row[1].endswith("0-255)") and row[6] == "met" for row in rows)  # same sizes

@@ -1,0 +1,144 @@
+"""DeploymentConfig: defaults, sources (cdktf.json, env, overrides) and clear errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import pytest
+
+from infra.config import (
+    ROOT,
+    ConfigError,
+    DeploymentConfig,
+    from_mapping,
+    load_config,
+    parse_sizes,
+)
+from infra.settings_table import markdown_table
+
+
+def _cdktf_json(tmp_path: Path, pipeline: dict) -> Path:
+    path = tmp_path / "cdktf.json"
+    path.write_text(json.dumps({"app": "python main.py", "context": {"pipeline": pipeline}}))
+    return path
+
+
+def test_defaults_give_a_working_cheap_pipeline():
+    c = DeploymentConfig(project="my-gcp-project")
+    assert c.region == "us-central1"
+    assert c.uploads_bucket == "my-gcp-project-imgpipe-uploads"
+    assert c.thumbnails_bucket == "my-gcp-project-imgpipe-thumbnails"
+    assert c.source_bucket == "my-gcp-project-imgpipe-source"
+    assert c.firestore_location == "us-central1"
+    assert c.thumbnail_sizes == ((128, 128), (512, 512), (1024, 1024))
+    assert c.force_destroy is False and c.create_firestore_database is False
+    assert c.uploads_lifecycle_days == 0
+
+
+def test_repository_cdktf_json_is_a_valid_config():
+    config = load_config(environ={})
+    assert config.project == "my-gcp-project"
+
+
+def test_env_overrides_cdktf_json_and_overrides_win(tmp_path):
+    path = _cdktf_json(tmp_path, {"project": "from-json-1", "region": "us-east1"})
+    env = {
+        "PIPELINE_REGION": "europe-west1",
+        "PIPELINE_MAX_INSTANCES": "4",
+        "PIPELINE_FORCE_DESTROY": "true",
+        "PIPELINE_THUMBNAIL_SIZES": "64x64, 256x128",
+        "PIPELINE_LABELS": "team=media,env=dev",
+        "OTHER": "ignored",
+    }
+    c = load_config(path, env, overrides={"prefix": "pics"})
+    assert c.project == "from-json-1"
+    assert c.region == "europe-west1"
+    assert c.max_instances == 4
+    assert c.force_destroy is True
+    assert c.thumbnail_sizes == ((64, 64), (256, 128))
+    assert c.labels == {"team": "media", "env": "dev"}
+    assert c.uploads_bucket == "from-json-1-pics-uploads"
+
+
+def test_json_lists_are_accepted(tmp_path):
+    path = _cdktf_json(
+        tmp_path,
+        {
+            "project": "my-gcp-project",
+            "thumbnail_sizes": [[10, 20], "30x40"],
+            "thumbnail_formats": ["png", "webp"],
+        },
+    )
+    c = load_config(path, {})
+    assert c.thumbnail_sizes == ((10, 20), (30, 40))
+    assert c.thumbnail_formats == ("png", "webp")
+
+
+def test_missing_file_and_project_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"pipeline\.project: required"):
+        load_config(tmp_path / "absent.json", {})
+
+
+@pytest.mark.parametrize(
+    ("settings", "setting"),
+    [
+        ({"project": "Bad_Project"}, "project"),
+        ({"region": "uscentral"}, "region"),
+        ({"region": "US-CENTRAL1"}, "region"),
+        ({"prefix": "Has_Upper"}, "prefix"),
+        ({"prefix": "much-too-long-prefix"}, "prefix"),
+        ({"uploads_bucket": "UPPER"}, "uploads_bucket"),
+        ({"uploads_bucket": "google-photos"}, "uploads_bucket"),
+        ({"uploads_bucket": "a..b"}, "uploads_bucket"),
+        ({"thumbnails_bucket": "my-gcp-project-imgpipe-uploads"}, "thumbnails_bucket"),
+        ({"thumbnail_sizes": ""}, "thumbnail_sizes"),
+        ({"thumbnail_sizes": "512"}, "thumbnail_sizes"),
+        ({"thumbnail_sizes": "0x10"}, "thumbnail_sizes"),
+        ({"thumbnail_formats": "gif"}, "thumbnail_formats"),
+        ({"thumbnail_formats": ""}, "thumbnail_formats"),
+        ({"thumbnail_quality": "101"}, "thumbnail_quality"),
+        ({"max_delivery_attempts": "4"}, "max_delivery_attempts"),
+        ({"max_backoff_seconds": "5"}, "max_backoff_seconds"),
+        ({"message_retention_seconds": "60"}, "message_retention_seconds"),
+        ({"function_timeout_seconds": "541"}, "function_timeout_seconds"),
+        ({"thumbnail_memory": "1GB"}, "thumbnail_memory"),
+        ({"max_instances": "many"}, "max_instances"),
+        ({"force_destroy": "maybe"}, "force_destroy"),
+        ({"labels": {"Bad Key": "x"}}, "labels"),
+        ({"no_such_setting": "1"}, "no_such_setting"),
+    ],
+)
+def test_invalid_settings_are_rejected_naming_the_setting(settings, setting):
+    with pytest.raises(ConfigError) as info:
+        from_mapping({"project": "my-gcp-project", **settings})
+    assert info.value.setting == setting
+    assert str(info.value).startswith(f"pipeline.{setting}: ")
+
+
+def test_bucket_names_longer_than_63_chars_are_rejected():
+    with pytest.raises(ConfigError, match="not a valid bucket name"):
+        from_mapping({"project": "my-gcp-project", "uploads_bucket": "a" * 64})
+
+
+def test_parse_sizes():
+    assert parse_sizes("1x2,3x4") == ((1, 2), (3, 4))
+    with pytest.raises(ConfigError, match="thumbnail_sizes"):
+        parse_sizes("1x2,,3x4")
+
+
+def test_project_is_the_only_required_setting():
+    required = [
+        f.name
+        for f in fields(DeploymentConfig)
+        if f.default is MISSING and f.default_factory is MISSING
+    ]
+    assert required == ["project"]
+
+
+def test_readme_settings_table_is_current():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, (
+        "README 'Deploy to GCP' settings table is stale: paste `python -m infra.settings_table`"
+    )

@@ -1,0 +1,144 @@
+"""The router against fakes: filter -> ack without delivery, 2xx -> ack, 5xx -> nack later."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from infra.config import load_config
+from infra.local.control import apply_fault_request
+from infra.local.faults import FaultError
+from infra.local.router import Router, Scheduler
+from infra.topology import build_topology
+
+
+class FakeSubscriber:
+    def __init__(self) -> None:
+        self.acked: list[str] = []
+        self.nacked: list[tuple[str, int]] = []
+
+    def acknowledge(self, subscription: str, ack_ids: list[str]) -> None:
+        self.acked += ack_ids
+
+    def modify_ack_deadline(self, subscription: str, ack_ids: list[str], ack_deadline_seconds: int):
+        self.nacked += [(a, ack_deadline_seconds) for a in ack_ids]
+
+
+@pytest.fixture
+def function_server():
+    """A stand-in function: records bodies, answers with the status in `answer`."""
+    seen: list[dict] = []
+    answer = {"status": 204}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            return
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append({"headers": dict(self.headers), "body": json.loads(body)})
+            self.send_response(answer["status"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", seen, answer
+    server.shutdown()
+
+
+def make_router(url: str) -> tuple[Router, FakeSubscriber]:
+    topology = build_topology(load_config(overrides={"project": "unit-proj"}))
+    subscriber = FakeSubscriber()
+    urls = dict.fromkeys(topology.functions, url)
+    router = Router(topology, None, subscriber, urls, backoff_factor=0.001)  # type: ignore[arg-type]
+    return router, subscriber
+
+
+def received(event_type: str, attempt: int = 1, ack_id: str = "ack-1"):
+    message = SimpleNamespace(
+        message_id="m1",
+        data=b"{}",
+        attributes={"eventType": event_type, "objectId": "x.jpg", "generation": "3"},
+        publish_time=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    return SimpleNamespace(message=message, delivery_attempt=attempt, ack_id=ack_id)
+
+
+def route(router: Router, key: str):
+    return next(r for r in router.routes if r.name == key)
+
+
+def test_routes_cover_push_subscriptions_only(function_server):
+    router, _ = make_router(function_server[0])
+    names = {r.name for r in router.routes}
+    assert names == {"notification", "trigger", "metadata_writer", "cleanup",
+                     "dead_letter_recorder"}  # fmt: skip
+
+
+def test_non_matching_message_is_acked_and_never_delivered(function_server):
+    url, seen, _ = function_server
+    router, subscriber = make_router(url)
+    router._handle(route(router, "metadata_writer"), received("image.bogus"))
+    assert seen == [] and subscriber.acked == ["ack-1"]
+    assert router.filtered_counts() == {"metadata_writer": 1}
+
+
+def test_success_acks_and_posts_the_push_body(function_server):
+    url, seen, _ = function_server
+    router, subscriber = make_router(url)
+    router._handle(route(router, "metadata_writer"), received("image.processed", attempt=2))
+    assert subscriber.acked == ["ack-1"]
+    body = seen[0]["body"]
+    assert body["subscription"] == "projects/unit-proj/subscriptions/imgpipe-metadata-writer"
+    assert body["deliveryAttempt"] == 2
+    (delivery,) = router.deliveries("write_metadata")
+    assert (delivery.status, delivery.object, delivery.generation) == (204, "x.jpg", "3")
+
+
+def test_failure_nacks_after_backoff(function_server):
+    url, _, answer = function_server
+    answer["status"] = 500
+    router, subscriber = make_router(url)
+    router._scheduler = Scheduler()
+    try:
+        router._handle(route(router, "metadata_writer"), received("image.failed"))
+        deadline = time.monotonic() + 5
+        while not subscriber.nacked and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        router._scheduler.stop()
+    assert subscriber.acked == [] and subscriber.nacked == [("ack-1", 0)]
+
+
+def test_injected_failure_does_not_call_the_function(function_server):
+    url, seen, _ = function_server
+    router, _ = make_router(url)
+    router.faults.fail(["write_metadata"])
+    router._scheduler = Scheduler()
+    try:
+        router._handle(route(router, "metadata_writer"), received("image.processed"))
+    finally:
+        router._scheduler.stop()
+    assert seen == []
+    (delivery,) = router.deliveries("write_metadata")
+    assert delivery.injected and delivery.status == 500
+
+
+def test_control_requests_validate_before_changing(function_server):
+    router, _ = make_router(function_server[0])
+    apply_fault_request(router, {"fail": ["cleanup"], "duplicate_rate": 0.5})
+    assert router.faults.settings.failing == {"cleanup"}
+    with pytest.raises(FaultError, match="unknown function"):
+        apply_fault_request(router, {"fail": ["nope"]})
+    with pytest.raises(FaultError):
+        apply_fault_request(router, {"transient_rate": 2})
+    assert router.faults.settings.transient_rate == 0.0
+    apply_fault_request(router, {"heal": "all", "reset": True})
+    assert router.faults.settings.failing == frozenset()

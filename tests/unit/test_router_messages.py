@@ -1,0 +1,96 @@
+"""The router's translations: Eventarc CloudEvents, push bodies, backoff, filters."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from infra.local.messages import (
+    Message,
+    filter_matches,
+    push_envelope,
+    retry_delay,
+    rfc3339,
+    storage_cloudevent,
+)
+from infra.topology import FINALIZED, RetryPolicy
+
+WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
+RESOURCE = {
+    "name": "a/b c.jpg",
+    "bucket": "up",
+    "generation": "17",
+    "updated": "2026-01-02T03:04:05.1Z",
+}
+
+
+def notification(event_type: str = "OBJECT_FINALIZE", bucket: str = "up", attempt: int = 0):
+    return Message(
+        message_id="42",
+        data=json.dumps(RESOURCE).encode(),
+        attributes={"eventType": event_type, "bucketId": bucket, "objectId": "a/b c.jpg",
+                    "objectGeneration": "17", "payloadFormat": "JSON_API_V1"},
+        publish_time=WHEN,
+        delivery_attempt=attempt,
+    )  # fmt: skip
+
+
+def test_finalize_becomes_binary_mode_cloudevent():
+    headers, body = storage_cloudevent(notification(), FINALIZED, "up")
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["ce-id"] == "42"
+    assert headers["ce-type"] == FINALIZED
+    assert headers["ce-source"] == "//storage.googleapis.com/projects/_/buckets/up"
+    assert headers["ce-subject"] == "objects/a/b c.jpg"
+    assert headers["ce-bucket"] == "up"
+    assert headers["ce-time"] == RESOURCE["updated"]
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == RESOURCE
+
+
+@pytest.mark.parametrize(
+    ("event_type", "bucket"), [("OBJECT_DELETE", "up"), ("OBJECT_FINALIZE", "thumbs")]
+)
+def test_trigger_ignores_other_events_and_buckets(event_type, bucket):
+    assert storage_cloudevent(notification(event_type, bucket), FINALIZED, "up") is None
+
+
+def test_push_envelope_is_the_wrapped_format():
+    body = push_envelope(notification(attempt=3), "projects/p/subscriptions/s")
+    message = body["message"]
+    assert body["subscription"] == "projects/p/subscriptions/s"
+    assert body["deliveryAttempt"] == 3
+    assert base64.b64decode(message["data"]) == json.dumps(RESOURCE).encode()
+    assert message["messageId"] == message["message_id"] == "42"
+    assert message["publishTime"] == message["publish_time"] == "2026-01-02T03:04:05.678Z"
+    assert message["attributes"]["eventType"] == "OBJECT_FINALIZE"
+
+
+def test_push_envelope_has_no_delivery_attempt_without_dead_letter_policy():
+    assert "deliveryAttempt" not in push_envelope(notification(attempt=0), "s")
+
+
+def test_rfc3339_converts_to_utc():
+    assert rfc3339(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"), [(0, 10), (1, 10), (2, 20), (3, 40), (6, 320), (7, 600), (60, 600)]
+)
+def test_retry_delay_is_exponential_and_capped(attempt, expected):
+    assert retry_delay(RetryPolicy(10, 600), attempt, 1.0) == expected
+
+
+def test_retry_delay_scales():
+    assert retry_delay(RetryPolicy(10, 600), 2, 0.01) == pytest.approx(0.2)
+
+
+def test_filters_use_the_shared_evaluator():
+    text = 'attributes.eventType = "image.failed"'
+    assert filter_matches(text, {"eventType": "image.failed"})
+    assert not filter_matches(text, {"eventType": "image.processed"})
+    assert not filter_matches(text, {})
+    assert filter_matches("", {})
