@@ -193,6 +193,11 @@ def serve(target: targets.Target, host: str = "127.0.0.1", port: int = 0) -> Thr
     return server
 
 
+def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:
+    """The hook `LocalStack.up` calls: a gallery for the stack described by `stack_info`."""
+    return serve(targets.from_stack(stack_info))
+
+
 def url_of(server: ThreadingHTTPServer) -> str:
     host, port = server.server_address[:2]
     return f"http://{host}:{port}/"

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import requests
@@ -71,33 +71,32 @@ class Target:
         """Topic path a dead letter came from, via its source subscription's name."""
         return self.topology.topic_path(self.topology.subscription_by_name(subscription).topic)
 
-    def _use_emulators(self) -> None:
-        # The client libraries read these variables when a client is created.
-        os.environ.update(self.emulator_env)
-
     @cached_property
-    def storage(self) -> Any:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        self._use_emulators()
+    def _clients(self) -> Any:
+        """The emulator clients of the harness locally; default credentials on GCP."""
         if self.is_local:
-            return storage.Client(project=self.project, credentials=AnonymousCredentials())
-        return storage.Client(project=self.project)
+            from infra.local.clients import emulator_clients
 
-    @cached_property
+            return emulator_clients(self.project, self.emulator_env)
+        from google.cloud import firestore, pubsub_v1, storage
+
+        return SimpleNamespace(
+            storage=storage.Client(project=self.project),
+            firestore=firestore.Client(project=self.project),
+            publisher=pubsub_v1.PublisherClient(),
+        )
+
+    @property
+    def storage(self) -> Any:
+        return self._clients.storage
+
+    @property
     def firestore(self) -> Any:
-        from google.cloud import firestore
+        return self._clients.firestore
 
-        self._use_emulators()
-        return firestore.Client(project=self.project)
-
-    @cached_property
+    @property
     def publisher(self) -> Any:
-        from google.cloud import pubsub_v1
-
-        self._use_emulators()
-        return pubsub_v1.PublisherClient()
+        return self._clients.publisher
 
     @cached_property
     def _http(self) -> requests.Session:

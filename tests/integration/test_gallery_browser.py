@@ -83,7 +83,7 @@ def failure_reason(driver: WebDriver, name: str) -> str | None:
 
 
 def test_uploads_through_the_page_show_a_thumbnail_and_a_failure_reason(
-    stack: Any, browser: WebDriver, tmp_path: Path
+    local_stack: Any, browser: WebDriver, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     picture = tmp_path / f"browser-{tag}.png"
@@ -95,7 +95,7 @@ def test_uploads_through_the_page_show_a_thumbnail_and_a_failure_reason(
     image.save(buffer, "JPEG")
     corrupt.write_bytes(buffer.getvalue()[:600])  # a JPEG cut short
 
-    browser.get(stack.info()["gallery"])
+    browser.get(local_stack.info()["gallery"])
     wait_for(  # the first poll answered
         browser, lambda d: "on" in d.find_element(By.ID, "live").get_attribute("class").split(), 15
     )

@@ -30,10 +30,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack_file(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stack_file(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The harness's stack.json, as the CLIs read it."""
     path = tmp_path_factory.mktemp("ops") / "stack.json"
-    path.write_text(json.dumps(stack.info(), default=str))
+    path.write_text(json.dumps(local_stack.info(), default=str))
     return path
 
 
