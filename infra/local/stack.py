@@ -97,6 +97,7 @@ class LocalStack:
         emulators.preflight()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.down)
+        _exit_on_sigterm()
         self._is_up = True
         try:
             self._start_emulators()
@@ -296,6 +297,18 @@ class LocalStack:
         tmp = self.stack_json.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.info(), indent=2) + "\n")
         tmp.replace(self.stack_json)
+
+
+def _exit_on_sigterm() -> None:
+    """A default SIGTERM would skip atexit and leave the children; make it a clean exit."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, handler)
 
 
 def read_stack_json(path: Path = layout.STACK_JSON) -> dict[str, Any]:

@@ -175,3 +175,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stack_teardown: stops the shared stack (runs last)")
+    # The router polls with return_immediately on purpose (infra/local/router.py, `_pull`);
+    # pytest re-enables DeprecationWarnings per test, so silence this one here.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:The return_immediately flag is deprecated:DeprecationWarning"
+    )

@@ -118,11 +118,11 @@ def test_all_sizes_come_from_one_reduced_jpeg_decode(monkeypatch):
         return result
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
-    data = photo(2048, 1536)
-    result = imaging.make_thumbnails(data, options(boxes=(Box(256, 256), Box(128, 128))))
+    data = photo(1024, 768)
+    result = imaging.make_thumbnails(data, options(boxes=(Box(128, 128), Box(64, 64))))
     assert decoders == ["jpeg"]  # one decode for every box
-    assert drafted == [(256, 192)]  # at 1/8 scale: the smallest still covering 256x192
-    assert [t.width for t in result.thumbnails] == [256, 128]
+    assert drafted == [(128, 96)]  # at 1/8 scale: the smallest still covering 128x96
+    assert [t.width for t in result.thumbnails] == [128, 64]
 
 
 # --- orientation ----------------------------------------------------------------------
