@@ -189,6 +189,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def from_arguments(args: argparse.Namespace) -> Target:
-    if args.project:
-        return for_project(args.project, args.region)
-    return from_stack_file(args.stack)
+    """The target the flags name; a CLI exits with the reason rather than a traceback."""
+    try:
+        if args.project:
+            return for_project(args.project, args.region)
+        return from_stack_file(args.stack)
+    except (TargetError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
