@@ -4,7 +4,7 @@ scripts/local up [--detach] [fault flags]   start (foreground until Ctrl-C, or d
 scripts/local down                          stop the stack recorded in .local/stack.json
 scripts/local status                        what runs, where, and delivery counters
 scripts/local pull SUBSCRIPTION             messages delivered to a pull subscription
-scripts/local replay [--id ID]              re-drive recorded dead letters
+scripts/local replay [--all | ID...]        same as scripts/dead-letters replay
 scripts/local faults [fault flags]          change fault injection on the live stack
 """
 
@@ -27,7 +27,7 @@ from infra.local import layout
 from infra.local.clients import emulator_clients
 from infra.local.emulators import PreflightError
 from infra.local.faults import FaultError, FaultSettings
-from infra.local.operations import pull_filtered, replay_dead_letters
+from infra.local.operations import pull_filtered
 from infra.local.processes import StartupError, group_alive, log_tail, stop_group
 from infra.local.stack import (
     LocalStack,
@@ -36,6 +36,7 @@ from infra.local.stack import (
     read_stack_json,
     stop_on_signals,
 )
+from infra.ops import dead_letters
 
 DETACH_TIMEOUT = 180.0
 
@@ -98,10 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--max", type=int, default=100, help="stop after this many")
     pull.add_argument("--wait", type=float, default=2.0, help="stop after this long with none")
 
-    replay = commands.add_parser("replay", help="re-drive recorded dead letters")
-    replay.add_argument("--id", help="only this dead letter (message id)")
-    replay.add_argument("--subscription", help="only dead letters of this source subscription")
-    replay.add_argument("--dry-run", action="store_true", help="list, do not publish")
+    replay = commands.add_parser(
+        "replay", add_help=False, help="same as scripts/dead-letters replay (one implementation)"
+    )
+    replay.add_argument("arguments", nargs=argparse.REMAINDER)
 
     faults = commands.add_parser("faults", help="change fault injection on the live stack")
     _fault_flags(faults)
@@ -220,6 +221,7 @@ def _print_summary(info: dict[str, Any]) -> None:
     for name, fn in info["functions"].items():
         print(f"  function {name:<28} {fn['url']}")
     print(f"  router control: {info['router']['url']}")
+    print(f"  gallery:        {info.get('gallery')}")
     print(f"  written: {layout.STACK_JSON}")
 
 
@@ -291,21 +293,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    info = read_stack_json()
-    clients = emulator_clients(info["project"], info["env"])
-    try:
-        done = replay_dead_letters(
-            clients.firestore, clients.publisher, info, args.id, args.subscription, args.dry_run
-        )
-    finally:
-        clients.close()
-    for item in done:
-        print(json.dumps(item))
-    print(
-        f"{'would replay' if args.dry_run else 'replayed'} {len(done)} dead letter(s)",
-        file=sys.stderr,
-    )
-    return 0
+    return dead_letters.main(["replay", *args.arguments])
 
 
 def cmd_faults(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""What operators do with a running stack: read a pull subscription, replay dead letters.
+"""What operators do with a running stack: read a pull subscription (dead letters: infra.ops).
 
 Both read `.local/stack.json` (or the same dict from `LocalStack.info()`), so they work from
 any process, and the integration tests use exactly what `scripts/local` uses.
@@ -6,15 +6,12 @@ any process, and the integration tests use exactly what `scripts/local` uses.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from google.cloud import firestore, pubsub_v1
-from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud import pubsub_v1
 
 from infra.local.messages import Message, filter_matches, message_json
 
@@ -83,53 +80,3 @@ def pull_filtered(
                 }
         if ack_ids:
             subscriber.acknowledge(subscription=path, ack_ids=ack_ids)
-
-
-def replay_dead_letters(
-    db: firestore.Client,
-    publisher: pubsub_v1.PublisherClient,
-    info: Mapping[str, Any],
-    message_id: str | None = None,
-    subscription: str | None = None,
-    dry_run: bool = False,
-) -> list[dict[str, Any]]:
-    """Re-publishes recorded dead letters to their source subscription's topic.
-
-    The original data and attributes go out again (the `CloudPubSubDeadLetter*` ones were
-    already split off by the recorder); each doc becomes `replayed` with `replayCount` + 1.
-    Returns one summary per replayed doc.
-    """
-    collection = db.collection(info["collections"]["dead_letters"])
-    if message_id:
-        snapshots = [collection.document(message_id).get()]
-        if not snapshots[0].exists:
-            raise KeyError(f"no dead letter {message_id!r}")
-    else:
-        snapshots = list(collection.where(filter=FieldFilter("status", "==", "recorded")).stream())
-    replayed = []
-    for snap in snapshots:
-        doc = snap.to_dict() or {}
-        if message_id is None and doc.get("status") != "recorded":
-            continue
-        source = doc.get("sourceSubscription", "")
-        if subscription and find_subscription(info, subscription)[0] != source:
-            continue
-        _, spec = find_subscription(info, source)
-        topic = f"projects/{info['project']}/topics/{spec['topic']}"
-        try:
-            data = base64.b64decode(doc.get("data") or "", validate=True)
-        except binascii.Error as exc:
-            raise ValueError(f"dead letter {snap.id}: data is not base64: {exc}") from exc
-        attributes = {str(k): str(v) for k, v in (doc.get("attributes") or {}).items()}
-        summary = {"id": snap.id, "topic": spec["topic"], "sourceSubscription": source}
-        if not dry_run:
-            summary["newMessageId"] = publisher.publish(topic, data, **attributes).result(30)
-            snap.reference.update(
-                {
-                    "status": "replayed",
-                    "replayCount": firestore.Increment(1),
-                    "replayedAt": firestore.SERVER_TIMESTAMP,
-                }
-            )
-        replayed.append(summary)
-    return replayed

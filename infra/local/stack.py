@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -27,7 +28,7 @@ from google.api_core import exceptions as api_exceptions
 from google.protobuf import duration_pb2
 
 from infra.config import DeploymentConfig
-from infra.local import emulators, functions, layout
+from infra.local import emulators, functions, gallery, layout
 from infra.local.clients import Clients, emulator_clients
 from infra.local.control import ControlServer
 from infra.local.faults import Faults, FaultSettings
@@ -62,6 +63,7 @@ class LocalStack:
         self.functions: dict[str, functions.RunningFunction] = {}
         self.router: Router | None = None
         self.control: ControlServer | None = None
+        self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
         self._down_lock = threading.Lock()
         self._is_up = False
@@ -101,6 +103,7 @@ class LocalStack:
             self._start_emulators()
             self._start_functions()
             self._start_router()
+            self.gallery = gallery.start(self.info())
         except BaseException:
             self.down()
             raise
@@ -115,6 +118,10 @@ class LocalStack:
             if not self._is_up:
                 return
             self._is_up = False
+            if self.gallery:
+                with contextlib.suppress(Exception):
+                    self.gallery.shutdown()
+                    self.gallery.server_close()
             if self.control:
                 with contextlib.suppress(Exception):
                     self.control.stop()
@@ -278,6 +285,7 @@ class LocalStack:
                 "backoff_factor": self.options.backoff_factor,
                 "faults": self.faults.settings.to_json(),
             },
+            "gallery": gallery.url_of(self.gallery) if self.gallery else None,
             "pid": os.getpid(),
             "process_groups": {p.name: p.pid for p in self.processes()},
             "logs": str(self.logs_dir),

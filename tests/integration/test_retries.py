@@ -6,7 +6,7 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from infra.local import samples
-from infra.local.operations import replay_dead_letters
+from infra.ops import dead_letters, target
 
 pytestmark = pytest.mark.integration
 
@@ -61,10 +61,7 @@ def test_failing_function_dead_letters_then_replay_processes(harness, prefix):
         assert int(dead["deliveryAttempt"]) >= 1
 
     # The fix is in (the fault is healed): replay re-drives it to the source topic.
-    (summary,) = replay_dead_letters(
-        harness.clients.firestore, harness.clients.publisher, harness.info, message_id=snap.id
-    )
-    assert summary["topic"] == harness.stack.topology.topics[sub.topic].name
+    assert dead_letters.replay_one(target.from_stack(harness.info), snap.id)
     doc = harness.wait_doc(name, lambda d: d.get("status") == "processed")
     assert doc["thumbnails"]
     after = harness.dead_letters.document(snap.id).get().to_dict()

@@ -1,0 +1,217 @@
+"""The gallery: a small web page over the local stack, served on 127.0.0.1.
+
+It shows every upload with its thumbnails, status, failure reason, size and latency, the
+recorded dead letters, and takes new uploads (a POST here becomes an object in the uploads
+bucket, so it flows through the pipeline like any other upload). Thumbnails are streamed
+through the gallery from the storage emulator: the browser only ever talks to the gallery.
+The page polls `/api/state` once a second. Stdlib HTTP server, static files, no build step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from image_pipeline.records import image_doc_id
+from infra.ops import dead_letters
+from infra.ops import target as targets
+from infra.topology import OUTPUT_MARKER
+
+STATIC = Path(__file__).with_name("gallery_static")
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+MAX_ITEMS = 500  # a page, not an archive: the newest uploads
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class Gallery:
+    """Reads the stack for the page and writes uploads into it."""
+
+    def __init__(self, target: targets.Target) -> None:
+        self.target = target
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """Objects in the uploads bucket joined with their docs; deleted ones stay listed."""
+        bucket = self.target.uploads_bucket
+        items: dict[str, dict[str, Any]] = {}
+        for blob in self.target.storage.list_blobs(bucket):
+            if OUTPUT_MARKER in (blob.metadata or {}):
+                continue
+            items[image_doc_id(bucket, blob.name)] = {
+                "name": blob.name,
+                "generation": blob.generation,
+                "size": blob.size,
+                "contentType": blob.content_type,
+                "uploadedAt": _iso(blob.time_created),
+                "status": "pending",
+            }
+        collection = self.target.firestore.collection(self.target.images_collection)
+        for snap in collection.stream():
+            doc = snap.to_dict()
+            if doc.get("bucket") != bucket:
+                continue
+            item = items.setdefault(snap.id, {"name": doc.get("name")})
+            if "generation" in item and int(doc.get("generation") or 0) < item["generation"]:
+                continue  # the doc describes an older upload; the new one is pending
+            item.update(self._from_doc(doc))
+        rows = sorted(items.values(), key=lambda i: str(i.get("uploadedAt") or ""), reverse=True)
+        return rows[:MAX_ITEMS]
+
+    @staticmethod
+    def _from_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+        error = doc.get("error") or {}
+        timings = doc.get("timings") or {}
+        generation = doc.get("generation")
+        return {
+            "generation": generation,
+            "size": doc.get("size"),
+            "contentType": doc.get("contentType"),
+            "uploadedAt": _iso(doc.get("timeCreated")),
+            "status": doc.get("status", "pending"),
+            "reason": error.get("reason"),
+            "message": error.get("message"),
+            "width": doc.get("width"),
+            "height": doc.get("height"),
+            "format": doc.get("format"),
+            "latencyMs": timings.get("total_ms"),
+            "thumbnails": [
+                {
+                    "url": f"/thumbnail?name={quote(t['name'], safe='')}&v={generation}",
+                    "width": t.get("width"),
+                    "height": t.get("height"),
+                    "contentType": t.get("contentType"),
+                    "size": t.get("size"),
+                }
+                for t in doc.get("thumbnails") or []
+            ],
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Everything the page shows, in one JSON document."""
+        letters = [dead_letters.summary(r) for r in dead_letters.load_all(self.target)]
+        for row in letters:
+            row["recordedAt"] = _iso(row["recordedAt"])
+        return {
+            "project": self.target.project,
+            "buckets": {
+                "uploads": self.target.uploads_bucket,
+                "thumbnails": self.target.thumbnails_bucket,
+            },
+            "uploads": self.uploads(),
+            "deadLetters": letters,
+        }
+
+    def thumbnail(self, name: str) -> tuple[bytes, str] | None:
+        """A thumbnail's bytes; only the thumbnails bucket is ever read for the browser."""
+        blob = self.target.storage.bucket(self.target.thumbnails_bucket).get_blob(name)
+        if blob is None:
+            return None
+        return blob.download_as_bytes(), blob.content_type or "application/octet-stream"
+
+    def upload(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:
+        blob = self.target.storage.bucket(self.target.uploads_bucket).blob(name)
+        blob.upload_from_string(data, content_type=content_type)
+        return {"bucket": blob.bucket.name, "name": blob.name, "generation": blob.generation}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    gallery: Gallery  # set on the per-server subclass by `serve`
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per poll would drown the stack's own logs
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, value: Any) -> None:
+        self._send(status, json.dumps(value, default=str).encode(), "application/json")
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if url.path == "/api/state":
+            try:
+                state = self.gallery.state()
+            except Exception as exc:  # an emulator down: the page says so and keeps polling
+                error = f"{type(exc).__name__}: {exc}"
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": error})
+                return
+            self._json(HTTPStatus.OK, state)
+        elif url.path == "/thumbnail" and query.get("name"):
+            found = self.gallery.thumbnail(query["name"][0])
+            if found is None:
+                self._json(HTTPStatus.NOT_FOUND, {"error": "no such thumbnail"})
+            else:
+                self._send(HTTPStatus.OK, *found)
+        else:
+            self._static("index.html" if url.path == "/" else url.path.lstrip("/"))
+
+    def _static(self, relative: str) -> None:
+        path = (STATIC / relative).resolve()
+        if path.parent != STATIC.resolve() or not path.is_file():
+            self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            return
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        self._send(HTTPStatus.OK, path.read_bytes(), f"{kind}; charset=utf-8")
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        name = (parse_qs(url.query).get("name") or [""])[0].strip().lstrip("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        if url.path != "/upload" or not name:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": "POST /upload?name=OBJECT_NAME"})
+        elif length > MAX_UPLOAD_BYTES:
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "file too large"})
+        else:
+            content_type = self.headers.get("Content-Type") or "application/octet-stream"
+            result = self.gallery.upload(name, self.rfile.read(length), content_type)
+            self._json(HTTPStatus.CREATED, result)
+
+
+def serve(target: targets.Target, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Starts the gallery on a background thread; port 0 picks a free one."""
+    handler = type("GalleryHandler", (_Handler,), {"gallery": Gallery(target)})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="gallery", daemon=True).start()
+    return server
+
+
+def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:
+    """The hook `LocalStack.up` calls: a gallery for the stack described by `stack_info`."""
+    return serve(targets.from_stack(stack_info))
+
+
+def url_of(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the gallery of a running local stack.")
+    parser.add_argument("--stack", type=Path, default=targets.STACK_FILE)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    server = serve(targets.from_stack_file(args.stack), port=args.port)
+    print(f"gallery: {url_of(server)}", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""Backfill: send objects uploaded before the pipeline existed through the real pipeline.
+
+Each object in the uploads bucket that has no `processed` doc for its current generation
+gets the exact event Eventarc would have sent: a binary-mode
+`google.cloud.storage.object.v1.finalized` CloudEvent POSTed to `make_thumbnail`. Nothing
+here thumbnails anything, so a backfilled object is processed exactly like a fresh upload.
+
+Bounded on purpose (the Firebase resize extension dropped its backfill after a runaway bill,
+firebase/extensions#3189): dry run by default, a hard cap per run, a rate limit, and a
+checkpoint so the next run continues after the last object examined instead of starting over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+
+from image_pipeline.records import image_doc_id
+from infra.config import ROOT
+from infra.ops import target as targets
+from infra.topology import FINALIZED, OUTPUT_MARKER
+
+DEFAULT_LIMIT = 1000
+_ATTEMPTS = 4  # per object, for 429/5xx answers (the platform would retry those too)
+
+
+@dataclass
+class Checkpoint:
+    """Where the last run stopped and what it counted; cumulative over resumed runs."""
+
+    bucket: str
+    prefix: str
+    last_name: str = ""
+    listed: int = 0
+    up_to_date: int = 0
+    outputs: int = 0
+    sent: int = 0
+    failed: int = 0
+    complete: bool = False
+
+    @classmethod
+    def load(cls, path: Path, bucket: str, prefix: str) -> Checkpoint:
+        """The saved position for this bucket and prefix; a fresh one after a full pass."""
+        if not path.exists():
+            return cls(bucket, prefix)
+        saved = cls(**json.loads(path.read_text()))
+        if (saved.bucket, saved.prefix) != (bucket, prefix):
+            raise SystemExit(
+                f"error: {path} belongs to gs://{saved.bucket}/{saved.prefix}; "
+                "pass another --checkpoint"
+            )
+        return cls(bucket, prefix) if saved.complete else saved
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)  # atomic: an interrupted run never leaves half a checkpoint
+
+
+@dataclass
+class Outcome:
+    """What one run did (the checkpoint holds the totals)."""
+
+    selected: int = 0
+    failed: int = 0
+
+
+def default_checkpoint(project: str, bucket: str, prefix: str) -> Path:
+    digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
+    return ROOT / ".local" / "backfill" / f"{project}-{bucket}-{digest}.json"
+
+
+def is_output(metadata: Mapping[str, str] | None) -> bool:
+    """Thumbnails carry the loop marker; processing one would feed the pipeline itself."""
+    return OUTPUT_MARKER in (metadata or {})
+
+
+def reason_to_process(generation: int, doc: Mapping[str, Any] | None) -> str | None:
+    """Why this generation still needs processing, or None when its doc says it is done."""
+    if doc is None:
+        return "no metadata doc"
+    stored = int(doc.get("generation") or 0)
+    if stored > generation:
+        return None  # a newer upload replaced it while we listed; its own event handles it
+    if stored == generation and doc.get("status") == "processed":
+        return None
+    if stored < generation:
+        return f"doc is for older generation {stored}"
+    return f"status {doc.get('status')!r}"
+
+
+def object_resource(blob: Any) -> dict[str, Any]:
+    """The JSON API object resource: what Eventarc puts in a storage event's data."""
+    resource = {
+        "kind": "storage#object",
+        "id": f"{blob.bucket.name}/{blob.name}/{blob.generation}",
+        "name": blob.name,
+        "bucket": blob.bucket.name,
+        "generation": str(blob.generation),
+        "metageneration": str(blob.metageneration),
+        "contentType": blob.content_type,
+        "size": str(blob.size),
+        "storageClass": blob.storage_class,
+        "md5Hash": blob.md5_hash,
+        "crc32c": blob.crc32c,
+        "etag": blob.etag,
+        "timeCreated": _rfc3339(blob.time_created),
+        "updated": _rfc3339(blob.updated),
+        "metadata": blob.metadata,
+    }
+    return {key: value for key, value in resource.items() if value is not None}
+
+
+def finalized_event(resource: Mapping[str, Any], now: datetime) -> tuple[dict[str, str], bytes]:
+    """Headers and body of the binary-mode CloudEvent Eventarc sends for a new object.
+
+    `time` is now, not the upload time: the function's event-age guard would otherwise
+    reject every object older than its retry window as `retry_window_exceeded`.
+    """
+    bucket, name = resource["bucket"], resource["name"]
+    event = CloudEvent(
+        {
+            "id": f"backfill-{image_doc_id(bucket, name)[:16]}-{resource['generation']}",
+            "type": FINALIZED,
+            "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+            "subject": f"objects/{name}",
+            "time": _rfc3339(now),
+            "datacontenttype": "application/json",
+            "bucket": bucket,
+        },
+        dict(resource),
+    )
+    return to_binary(event)
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Pacer:
+    """Spaces calls at least 1/rate seconds apart (the rate limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = 0.0
+
+    def wait(self) -> None:
+        delay = self.next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self.next_at = max(self.next_at, time.monotonic()) + self.interval
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn in place on a terminal."""
+
+    def __init__(self, stream: TextIO, total: int, verb: str) -> None:
+        self.stream, self.total, self.verb = stream, total, verb
+        self.tty = stream.isatty()
+        self.drawn_at = 0.0
+
+    def update(self, done: int, checkpoint: Checkpoint, final: bool = False) -> None:
+        if not final and (not self.tty or time.monotonic() - self.drawn_at < 0.1):
+            return
+        self.drawn_at = time.monotonic()
+        width = 30
+        filled = width * min(done, self.total) // max(self.total, 1)
+        line = (
+            f"backfill [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+            f"{self.verb} | {checkpoint.listed} listed, {checkpoint.up_to_date} up to date, "
+            f"{checkpoint.outputs} outputs skipped, {checkpoint.failed} failed"
+        )
+        self.stream.write(("\r" if self.tty else "") + line + ("\n" if final else ""))
+        self.stream.flush()
+
+
+def _listing(
+    target: targets.Target, prefix: str, after: str
+) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+    """Objects after `after` in name order, each with its metadata doc (one read per page)."""
+    listing = target.storage.list_blobs(
+        target.uploads_bucket, prefix=prefix or None, start_offset=after or None
+    )
+    collection = target.firestore.collection(target.images_collection)
+    for page in listing.pages:
+        blobs = [blob for blob in page if blob.name != after]  # start_offset is inclusive
+        refs = [collection.document(image_doc_id(b.bucket.name, b.name)) for b in blobs]
+        docs = {snap.id: snap.to_dict() for snap in target.firestore.get_all(refs) if snap.exists}
+        for blob, ref in zip(blobs, refs, strict=True):
+            yield blob, docs.get(ref.id)
+
+
+def _send(target: targets.Target, blob: Any) -> str | None:
+    """Delivers one event; returns an error text when every attempt failed."""
+    headers, body = finalized_event(object_resource(blob), datetime.now(UTC))
+    error = ""
+    for attempt in range(_ATTEMPTS):
+        try:
+            response = target.invoke("make_thumbnail", headers, body)
+        except OSError as exc:  # requests' connection errors are OSErrors
+            error = str(exc)
+        else:
+            if response.ok:
+                return None
+            error = f"HTTP {response.status_code}: {response.text[:200]}"
+            if response.status_code != 429 and response.status_code < 500:
+                return error
+        time.sleep(0.5 * 2**attempt)
+    return error
+
+
+def run(
+    target: targets.Target,
+    *,
+    prefix: str = "",
+    limit: int = DEFAULT_LIMIT,
+    rate: float = 10.0,
+    execute: bool = False,
+    checkpoint_path: Path,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> Outcome:
+    """One bounded pass. Dry runs never save the checkpoint: they only show the next run."""
+    checkpoint = Checkpoint.load(checkpoint_path, target.uploads_bucket, prefix)
+    if checkpoint.last_name:
+        print(f"resuming after {checkpoint.last_name!r} ({checkpoint_path})", file=err)
+    pacer, progress = Pacer(rate), Progress(err, limit, "sent" if execute else "to send")
+    outcome = Outcome()
+    for blob, doc in _listing(target, prefix, checkpoint.last_name):
+        if outcome.selected >= limit:
+            break
+        checkpoint.listed += 1
+        uri = f"gs://{blob.bucket.name}/{blob.name}#{blob.generation}"
+        reason = None if is_output(blob.metadata) else reason_to_process(blob.generation, doc)
+        if is_output(blob.metadata):
+            checkpoint.outputs += 1
+        elif reason is None:
+            checkpoint.up_to_date += 1
+        elif not execute:
+            outcome.selected += 1
+            print(f"would process {uri} ({reason})", file=out)
+        else:
+            outcome.selected += 1
+            pacer.wait()
+            error = _send(target, blob)
+            outcome.failed += bool(error)
+            checkpoint.failed += bool(error)
+            checkpoint.sent += not error
+            print(f"FAILED {uri}: {error}" if error else f"sent {uri} ({reason})", file=out)
+        checkpoint.last_name = blob.name
+        if execute:
+            checkpoint.save(checkpoint_path)
+        progress.update(outcome.selected, checkpoint)
+    else:
+        checkpoint.complete = True
+    progress.update(outcome.selected, checkpoint, final=True)
+    if execute:
+        checkpoint.save(checkpoint_path)
+    if execute:
+        print(f"sent {outcome.selected - outcome.failed}, failed {outcome.failed}", file=out)
+    else:
+        print(f"dry run: {outcome.selected} objects would be processed; add --execute", file=out)
+    if not checkpoint.complete:
+        where = checkpoint.last_name
+        print(f"stopped at --limit {limit}; the next run continues after {where!r}", file=out)
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/backfill",
+        description="Process objects uploaded before the pipeline existed (dry run by default).",
+    )
+    parser.add_argument("--prefix", default="", help="only objects whose name starts with this")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"hard cap on objects processed by one run (default {DEFAULT_LIMIT})",
+    )
+    parser.add_argument("--rate", type=float, default=10.0, help="objects per second (10)")
+    parser.add_argument("--execute", action="store_true", help="send events (default: dry run)")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="resume file (default: .local/backfill/<target>.json)"
+    )
+    targets.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.limit < 1 or args.rate <= 0:
+        parser.error("--limit and --rate must be positive")
+    target = targets.from_arguments(args)
+    path = args.checkpoint or default_checkpoint(target.project, target.uploads_bucket, args.prefix)
+    outcome = run(
+        target,
+        prefix=args.prefix,
+        limit=args.limit,
+        rate=args.rate,
+        execute=args.execute,
+        checkpoint_path=path,
+    )
+    return 1 if outcome.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""How an operator tool reaches a pipeline: the local stack or a real GCP project.
+
+Both are described by the same `Topology` (built from `infra.config`), so bucket, topic
+and subscription names are resolved one way everywhere. The local stack only adds where
+things listen, read from `.local/stack.json`: the project id it uses, the emulator hosts
+and the URL of each functions-framework process. On GCP a function is reached at its
+Cloud Run URI with an ID token, exactly as Eventarc reaches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import requests
+
+from infra.config import ROOT, load_config
+from infra.topology import Topology, build_topology
+
+STACK_FILE = ROOT / ".local" / "stack.json"
+EMULATOR_VARS = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
+_FUNCTIONS_API = "https://cloudfunctions.googleapis.com/v2"
+_CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+class TargetError(RuntimeError):
+    """The stack cannot be reached as asked; the message says what to do."""
+
+
+@dataclass
+class Target:
+    """One pipeline deployment plus the means to call it."""
+
+    topology: Topology
+    emulator_env: Mapping[str, str] = field(default_factory=dict)  # empty on GCP
+    function_urls: Mapping[str, str] = field(default_factory=dict)  # by name; local only
+    timeout_seconds: float = 60.0
+    _function_uris: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.emulator_env)
+
+    @property
+    def project(self) -> str:
+        return self.topology.project
+
+    @property
+    def uploads_bucket(self) -> str:
+        return self.topology.buckets["uploads"].name
+
+    @property
+    def thumbnails_bucket(self) -> str:
+        return self.topology.buckets["thumbnails"].name
+
+    @property
+    def images_collection(self) -> str:
+        return self.topology.collections["images"]
+
+    @property
+    def dead_letters_collection(self) -> str:
+        return self.topology.collections["dead_letters"]
+
+    def source_topic(self, subscription: str) -> str:
+        """Topic path a dead letter came from, via its source subscription's name."""
+        return self.topology.topic_path(self.topology.subscription_by_name(subscription).topic)
+
+    @cached_property
+    def _clients(self) -> Any:
+        """The emulator clients of the harness locally; default credentials on GCP."""
+        if self.is_local:
+            from infra.local.clients import emulator_clients
+
+            return emulator_clients(self.project, self.emulator_env)
+        from google.cloud import firestore, pubsub_v1, storage
+
+        return SimpleNamespace(
+            storage=storage.Client(project=self.project),
+            firestore=firestore.Client(project=self.project),
+            publisher=pubsub_v1.PublisherClient(),
+        )
+
+    @property
+    def storage(self) -> Any:
+        return self._clients.storage
+
+    @property
+    def firestore(self) -> Any:
+        return self._clients.firestore
+
+    @property
+    def publisher(self) -> Any:
+        return self._clients.publisher
+
+    @cached_property
+    def _http(self) -> requests.Session:
+        return requests.Session()
+
+    def function_url(self, key: str) -> str:
+        """URL of a function: the harness's process locally, the Cloud Run URI on GCP."""
+        name = self.topology.functions[key].name
+        if self.is_local:
+            try:
+                return self.function_urls[name]
+            except KeyError:
+                raise TargetError(f"the local stack runs no function {name!r}") from None
+        if name not in self._function_uris:
+            self._function_uris[name] = self._cloud_function_uri(name)
+        return self._function_uris[name]
+
+    def _cloud_function_uri(self, name: str) -> str:
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials, _ = google.auth.default(scopes=[_CLOUD_SCOPE])
+        url = f"{_FUNCTIONS_API}/projects/{self.project}/locations/{self.topology.region}"
+        response = AuthorizedSession(credentials).get(f"{url}/functions/{name}", timeout=30)
+        if response.status_code != 200:
+            raise TargetError(
+                f"cannot look up function {name} in {self.project}/{self.topology.region}: "
+                f"HTTP {response.status_code} {response.text[:200]}"
+            )
+        return response.json()["serviceConfig"]["uri"]
+
+    def _auth_headers(self, audience: str) -> dict[str, str]:
+        """An OIDC ID token for the function, as Eventarc's trigger account sends one."""
+        if self.is_local:
+            return {}
+        from google.auth.transport.requests import Request
+        from google.oauth2 import id_token
+
+        return {"Authorization": f"Bearer {id_token.fetch_id_token(Request(), audience)}"}
+
+    def invoke(self, key: str, headers: Mapping[str, str], body: bytes) -> requests.Response:
+        """POSTs one request to a function, authenticated as the platform would be."""
+        url = self.function_url(key)
+        headers = {**headers, **self._auth_headers(url)}
+        return self._http.post(url, headers=headers, data=body, timeout=self.timeout_seconds)
+
+
+def from_stack_file(path: Path = STACK_FILE) -> Target:
+    """The local stack, as `scripts/local up` described it in `.local/stack.json`."""
+    try:
+        stack = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TargetError(
+            f"{path} not found: start the local stack with 'scripts/local up', "
+            "or pass --project ID for a real project"
+        ) from None
+    return from_stack(stack)
+
+
+def from_stack(stack: Mapping[str, Any]) -> Target:
+    """A Target from the contents of `stack.json` (the gallery gets it in memory)."""
+    config = load_config(
+        overrides={
+            "project": stack["project"],
+            "uploads_bucket": stack["buckets"]["uploads"],
+            "thumbnails_bucket": stack["buckets"]["thumbnails"],
+        }
+    )
+    env = {name: stack["env"][name] for name in EMULATOR_VARS}
+    urls = {name: spec["url"] for name, spec in stack.get("functions", {}).items()}
+    return Target(build_topology(config), emulator_env=env, function_urls=urls)
+
+
+def for_project(project: str, region: str | None = None) -> Target:
+    """A real deployment: the same settings `cdktf deploy` used, with this project id."""
+    overrides: dict[str, Any] = {"project": project}
+    if region:
+        overrides["region"] = region
+    return Target(build_topology(load_config(overrides=overrides)))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every operator tool shares to choose its target."""
+    group = parser.add_argument_group("target (default: the local stack)")
+    group.add_argument("--project", help="a real GCP project instead of the local stack")
+    group.add_argument("--region", help="region of the functions (default: from cdktf.json)")
+    group.add_argument(
+        "--stack", type=Path, default=STACK_FILE, help="stack file of the local stack"
+    )
+
+
+def from_arguments(args: argparse.Namespace) -> Target:
+    """The target the flags name; a CLI exits with the reason rather than a traceback."""
+    try:
+        if args.project:
+            return for_project(args.project, args.region)
+        return from_stack_file(args.stack)
+    except (TargetError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None

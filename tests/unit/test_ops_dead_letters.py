@@ -1,0 +1,106 @@
+"""How dead letters are described and printed, and how a target is chosen (no emulators)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.ops import target as targets
+from infra.ops.dead_letters import decoded_data, print_table, reason_of, summary
+
+
+def record(attributes: dict, data: bytes = b"{}", **extra: object) -> dict:
+    return {
+        "messageId": "17",
+        "data": base64.b64encode(data).decode(),
+        "attributes": attributes,
+        "sourceSubscription": "imgpipe-metadata-writer",
+        "deliveryAttempt": 5,
+        "status": "recorded",
+        **extra,
+    }
+
+
+def test_reason_comes_from_the_failure_attribute_first() -> None:
+    assert reason_of(record({"eventType": "image.failed", "reason": "corrupt"})) == "corrupt"
+
+
+def test_reason_comes_from_the_data_when_attributes_lack_it() -> None:
+    data = json.dumps({"status": "failed", "error": {"reason": "truncated"}}).encode()
+    assert reason_of(record({"eventType": "image.failed"}, data)) == "truncated"
+
+
+def test_a_healthy_message_died_because_its_consumer_kept_failing() -> None:
+    assert reason_of(record({"eventType": "image.processed"})) == "consumer failed 5 deliveries"
+
+
+def test_data_is_decoded_as_json_text_or_left_as_stored() -> None:
+    assert decoded_data(record({}, b'{"a": 1}')) == {"a": 1}
+    assert decoded_data(record({}, b"plain")) == "plain"
+    binary = record({}, b"\xff\xfe")
+    assert decoded_data(binary) == binary["data"]
+
+
+def test_summary_names_subscription_attempts_event_and_reason() -> None:
+    row = summary(
+        record(
+            {"eventType": "OBJECT_DELETE", "bucketId": "up", "objectId": "a.jpg"},
+            replayCount=2,
+        )
+    )
+    assert row["subscription"] == "imgpipe-metadata-writer"
+    assert row["attempts"] == 5
+    assert row["replays"] == 2
+    assert row["event"] == "OBJECT_DELETE gs://up/a.jpg"
+
+
+def test_table_has_a_header_and_aligned_rows() -> None:
+    out = io.StringIO()
+    print_table([summary(record({"eventType": "image.failed", "reason": "corrupt"}))], out)
+    header, row = out.getvalue().splitlines()
+    assert header.split()[:4] == ["ID", "STATUS", "SUBSCRIPTION", "ATTEMPTS"]
+    assert row.index("imgpipe-metadata-writer") == header.index("SUBSCRIPTION")
+
+
+STACK = {
+    "project": "demo-imgpipe",
+    "env": {
+        "STORAGE_EMULATOR_HOST": "http://127.0.0.1:1",
+        "PUBSUB_EMULATOR_HOST": "127.0.0.1:2",
+        "FIRESTORE_EMULATOR_HOST": "127.0.0.1:3",
+    },
+    "buckets": {"uploads": "local-uploads", "thumbnails": "local-thumbnails"},
+    "collections": {"images": "images", "dead_letters": "dead_letters"},
+    "functions": {
+        "imgpipe-make-thumbnail": {"url": "http://127.0.0.1:4", "target": "make_thumbnail"}
+    },
+}
+
+
+def test_the_local_stack_and_a_project_resolve_names_through_one_topology() -> None:
+    local = targets.from_stack(STACK)
+    cloud = targets.for_project("my-real-project", "europe-west1")
+    assert local.is_local and not cloud.is_local
+    assert local.uploads_bucket == "local-uploads"
+    assert cloud.uploads_bucket == "my-real-project-imgpipe-uploads"
+    assert local.function_url("make_thumbnail") == "http://127.0.0.1:4"
+    assert local.source_topic("projects/demo-imgpipe/subscriptions/imgpipe-cleanup") == (
+        "projects/demo-imgpipe/topics/imgpipe-upload-events"
+    )
+    assert cloud.source_topic("imgpipe-metadata-writer") == (
+        "projects/my-real-project/topics/imgpipe-image-events"
+    )
+
+
+def test_a_missing_stack_file_says_how_to_start_one(tmp_path: Path) -> None:
+    with pytest.raises(targets.TargetError, match="scripts/local up"):
+        targets.from_stack_file(tmp_path / "stack.json")
+
+
+def test_an_unknown_subscription_is_an_error() -> None:
+    with pytest.raises(KeyError, match="no subscription"):
+        targets.from_stack(STACK).source_topic("someone-elses-subscription")
