@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {os.getloadavg()[0]:.2f}",
         file=sys.stderr,
     )
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
     rows: list[Row] = []
     crashed = False
     for name in names:
@@ -57,6 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             rows.append(Row(name, "crashed", f"{type(exc).__name__}: {exc}"[:160], status="FAILED"))
         print(f"  {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    rows.append(
+        Row(
+            "run",
+            f"{' '.join(names)}{' --quick' if args.quick else ''}: wall time; 1-min load "
+            "average before/after (background load skews absolute numbers, less so ratios)",
+            f"{time.perf_counter() - started:.0f} s",
+            f"load {load_before:.2f} / {os.getloadavg()[0]:.2f} on {info['nproc']} cores",
+        )
+    )
     print(format_table(rows, markdown=args.markdown))
     if not args.smoke:
         path = save_results(rows, info, list(argv if argv is not None else sys.argv[1:]))

@@ -38,6 +38,8 @@ def test_core_benchmark_smoke_prints_a_well_formed_table(tmp_path: Path) -> None
         [line[a:b].strip() for a, b in spans[:-1]] + [line[spans[-1][0] :].strip()]
         for line in lines
     ]
+    *rows, summary = rows
+    assert summary[0] == "run" and summary[2].endswith(" s"), summary
     assert rows, "no result rows"
     for row in rows:
         bench, case, value, _baseline, ratio, _target, status = row
