@@ -14,6 +14,12 @@ from typing import Any, Protocol
 from image_pipeline import clients
 from image_pipeline.errors import GenerationMismatch
 
+# The library retries a failed connection for up to 120 s by default: longer than a
+# function's budget. Bounded here, a dead connection surfaces as a transient error while
+# the platform can still redeliver (the delivery, not the call, is the unit of retry).
+RETRY_SECONDS = 30.0
+REQUEST_TIMEOUT_SECONDS = 20.0  # per HTTP request (connect, and each read)
+
 
 @dataclasses.dataclass(frozen=True)
 class StoredObject:
@@ -51,8 +57,30 @@ class Storage(Protocol):
         if it was replaced."""
 
 
+def _retry() -> Any:
+    """The library's retry of idempotent calls, bounded to ``RETRY_SECONDS``."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(RETRY_SECONDS)
+
+
+def _conditional_retry() -> Any:
+    """The same, for writes: retried only when generation-conditioned (so safe to repeat)."""
+    from google.cloud.storage.retry import ConditionalRetryPolicy, is_generation_specified
+
+    return ConditionalRetryPolicy(_retry(), is_generation_specified, ["query_params"])
+
+
+def _bounded() -> dict[str, Any]:
+    return {"timeout": REQUEST_TIMEOUT_SECONDS, "retry": _retry()}
+
+
+def _bounded_write() -> dict[str, Any]:
+    return {"timeout": REQUEST_TIMEOUT_SECONDS, "retry": _conditional_retry()}
+
+
 class GcsStorage:
-    """``Storage`` on google-cloud-storage (retries of idempotent calls are the library's)."""
+    """``Storage`` on google-cloud-storage, every call with a bounded retry and timeout."""
 
     def __init__(self, project: str) -> None:
         self.project = project
@@ -63,13 +91,14 @@ class GcsStorage:
     def download(self, bucket: str, name: str, generation: int) -> bytes | None:
         from google.api_core.exceptions import NotFound
 
+        blob = self._bucket(bucket).blob(name, generation=generation)
         try:
-            return self._bucket(bucket).blob(name, generation=generation).download_as_bytes()
+            return blob.download_as_bytes(**_bounded())
         except NotFound:
             return None
 
     def stat(self, bucket: str, name: str) -> StoredObject | None:
-        blob = self._bucket(bucket).get_blob(name)
+        blob = self._bucket(bucket).get_blob(name, **_bounded())
         return _stored(blob) if blob is not None else None
 
     def upload(self, bucket: str, name: str, upload: Upload, *, if_generation_match: int) -> None:
@@ -83,13 +112,14 @@ class GcsStorage:
                 upload.data,
                 content_type=upload.content_type,
                 if_generation_match=if_generation_match,
+                **_bounded_write(),
             )
         except PreconditionFailed as exc:
             raise GenerationMismatch(f"gs://{bucket}/{name} changed") from exc
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
         blobs = clients.storage_client(self.project).list_blobs(
-            bucket, prefix=prefix, delimiter="/"
+            bucket, prefix=prefix, delimiter="/", **_bounded()
         )
         return [_stored(blob) for blob in blobs]
 
@@ -97,7 +127,8 @@ class GcsStorage:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
         try:
-            self._bucket(bucket).blob(name).delete(if_generation_match=if_generation_match)
+            blob = self._bucket(bucket).blob(name)
+            blob.delete(if_generation_match=if_generation_match, **_bounded_write())
         except NotFound:
             pass
         except PreconditionFailed as exc:
