@@ -68,28 +68,41 @@ def storage_cloudevent(
 ) -> tuple[dict[str, str], bytes] | None:
     """A GCS notification as the binary-mode CloudEvent Eventarc would POST, or None.
 
-    None when the trigger would not fire: another bucket or another event type. The body
-    is the object resource (JSON_API_V1 payload), the `ce-*` headers are Eventarc's.
+    None when the trigger would not fire: another bucket or another event type.
     """
     attrs = message.attributes
     if STORAGE_EVENT_TYPES.get(attrs.get("eventType", "")) != trigger_event_type:
         return None
-    bucket = attrs.get("bucketId", "")
-    if bucket != trigger_bucket:
+    if attrs.get("bucketId", "") != trigger_bucket:
         return None
     resource = json.loads(message.data or b"{}")
-    name = attrs.get("objectId") or resource.get("name", "")
+    resource.setdefault("bucket", trigger_bucket)
+    resource.setdefault("name", attrs.get("objectId", ""))
+    time = resource.get("updated") or rfc3339(message.publish_time)
+    return eventarc_storage_event(resource, message.message_id, trigger_event_type, time)
+
+
+def eventarc_storage_event(
+    resource: Mapping[str, Any], event_id: str, event_type: str, time: str
+) -> tuple[dict[str, str], bytes]:
+    """Headers and body of the binary-mode CloudEvent Eventarc POSTs for a storage event.
+
+    The body is the object resource (the JSON_API_V1 payload); the `ce-*` headers are the
+    ones Eventarc sends. Shared by the router and the backfill tool, so both send exactly
+    what the platform does.
+    """
+    bucket, name = resource["bucket"], resource["name"]
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "ce-specversion": "1.0",
-        "ce-id": message.message_id,
+        "ce-id": event_id,
         "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-        "ce-type": trigger_event_type,
+        "ce-type": event_type,
         "ce-subject": f"objects/{name}",
-        "ce-time": resource.get("updated") or rfc3339(message.publish_time),
+        "ce-time": time,
         "ce-bucket": bucket,
     }
-    return headers, json.dumps(resource).encode()
+    return headers, json.dumps(dict(resource)).encode()
 
 
 def message_json(message: Message) -> dict[str, object]:

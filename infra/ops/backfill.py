@@ -23,11 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent
-
 from image_pipeline.records import image_doc_id
 from infra.config import ROOT
+from infra.local.messages import eventarc_storage_event
 from infra.ops import target as targets
 from infra.topology import FINALIZED, OUTPUT_MARKER
 
@@ -130,19 +128,8 @@ def finalized_event(resource: Mapping[str, Any], now: datetime) -> tuple[dict[st
     reject every object older than its retry window as `retry_window_exceeded`.
     """
     bucket, name = resource["bucket"], resource["name"]
-    event = CloudEvent(
-        {
-            "id": f"backfill-{image_doc_id(bucket, name)[:16]}-{resource['generation']}",
-            "type": FINALIZED,
-            "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-            "subject": f"objects/{name}",
-            "time": _rfc3339(now),
-            "datacontenttype": "application/json",
-            "bucket": bucket,
-        },
-        dict(resource),
-    )
-    return to_binary(event)
+    event_id = f"backfill-{image_doc_id(bucket, name)[:16]}-{resource['generation']}"
+    return eventarc_storage_event(resource, event_id, FINALIZED, _rfc3339(now))
 
 
 def _rfc3339(moment: datetime | None) -> str | None:
