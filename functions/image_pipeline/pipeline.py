@@ -19,7 +19,7 @@ from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
 from image_pipeline.logs import Logger, trace_fields
 from image_pipeline.publisher import Publisher, PubSubPublisher
-from image_pipeline.settings import Box, Settings
+from image_pipeline.settings import FORMATS, MAX_BOX_SIDE, MAX_OBJECT_NAME_BYTES, Box, Settings
 from image_pipeline.storage import GcsStorage, Storage, StoredObject, Upload
 from image_pipeline.store import FirestoreStore, Store
 
@@ -61,13 +61,26 @@ class Pipeline:
         )
 
 
-def thumbnail_folder(prefix: str, name: str) -> str:
-    return f"{prefix}{name}/"
+# The longest leaf any settings can give a thumbnail ("99999x99999.webp").
+_MAX_LEAF_BYTES = len(f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}.") + max(map(len, FORMATS))
 
 
-def thumbnail_name(prefix: str, name: str, box: Box, fmt: str) -> str:
+def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
+    """Where an object's thumbnails live; make_thumbnail and cleanup both ask here.
+
+    ``{prefix}{name}/`` when any thumbnail name in it fits GCS's 1024 bytes (judged by the
+    longest possible leaf, so changing sizes or formats never moves it); otherwise
+    ``{prefix}_long/{sha256(bucket/name)}/``, deterministic and always a valid name.
+    """
+    folder = f"{prefix}{name}/"
+    if len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_OBJECT_NAME_BYTES:
+        return folder
+    return f"{prefix}_long/{records.image_doc_id(bucket, name)}/"
+
+
+def thumbnail_name(prefix: str, bucket: str, name: str, box: Box, fmt: str) -> str:
     """Deterministic per source object, box and format (docs/architecture.md, "Thumbnails")."""
-    return f"{thumbnail_folder(prefix, name)}{box.width}x{box.height}.{fmt}"
+    return f"{thumbnail_folder(prefix, bucket, name)}{box.width}x{box.height}.{fmt}"
 
 
 def skip_reason(settings: Settings, obj: StorageObject) -> str | None:
@@ -200,7 +213,9 @@ def _put_thumbnail(p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail) ->
     redelivery reads the new state and decides again.
     """
     bucket = p.settings.thumbnails_bucket
-    name = thumbnail_name(p.settings.thumbnail_prefix, obj.name, thumb.box, thumb.format)
+    name = thumbnail_name(
+        p.settings.thumbnail_prefix, obj.bucket, obj.name, thumb.box, thumb.format
+    )
     live = p.storage.stat(bucket, name)
     held = _source_generation(live)
     if held is not None and held > obj.generation:
@@ -269,7 +284,8 @@ def _delete_thumbnails(p: Pipeline, obj: StorageObject) -> list[str]:
     """Delete this object's thumbnails of its generation or older; keep newer ones."""
     bucket = p.settings.thumbnails_bucket
     deleted = []
-    for thumb in p.storage.list(bucket, thumbnail_folder(p.settings.thumbnail_prefix, obj.name)):
+    folder = thumbnail_folder(p.settings.thumbnail_prefix, obj.bucket, obj.name)
+    for thumb in p.storage.list(bucket, folder):
         meta = thumb.metadata
         if meta.get("source-bucket") != obj.bucket or meta.get("source-name") != obj.name:
             continue

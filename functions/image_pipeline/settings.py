@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 FORMATS = ("webp", "jpeg", "png", "avif")
+MAX_OBJECT_NAME_BYTES = 1024  # GCS: an object name is at most 1024 bytes of UTF-8
+MAX_BOX_SIDE = 99_999  # bounds a thumbnail's leaf name ("WxH.ext") whatever the sizes
+MAX_PREFIX_BYTES = 512  # leaves room for the hashed folder of long names
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _SIZE = re.compile(r"(\d+)x(\d+)")
 
@@ -75,8 +78,10 @@ class Settings:
                 "THUMBNAILS_BUCKET", "must differ from UPLOADS_BUCKET (thumbnails would loop)"
             )
         sizes = tuple(Box(int(w), int(h)) for w, h in self.thumbnail_sizes)
-        if not sizes or any(w < 1 or h < 1 for w, h in sizes):
-            raise SettingsError("THUMBNAIL_SIZES", "needs at least one box, each side >= 1")
+        if not sizes or any(not (1 <= side <= MAX_BOX_SIDE) for box in sizes for side in box):
+            raise SettingsError(
+                "THUMBNAIL_SIZES", f"needs at least one box, each side 1..{MAX_BOX_SIDE}"
+            )
         if len(set(sizes)) != len(sizes):
             raise SettingsError("THUMBNAIL_SIZES", "lists a box twice")
         object.__setattr__(self, "thumbnail_sizes", sizes)
@@ -85,6 +90,8 @@ class Settings:
         object.__setattr__(self, "thumbnail_formats", formats)
         object.__setattr__(self, "include_patterns", tuple(self.include_patterns))
         object.__setattr__(self, "exclude_patterns", tuple(self.exclude_patterns))
+        if len(self.thumbnail_prefix.encode()) > MAX_PREFIX_BYTES:
+            raise SettingsError("THUMBNAIL_PREFIX", f"must be at most {MAX_PREFIX_BYTES} bytes")
         if not 1 <= self.thumbnail_quality <= 100:
             raise SettingsError("THUMBNAIL_QUALITY", "must be between 1 and 100")
         for name in ("max_input_bytes", "max_input_pixels", "retry_window_seconds"):

@@ -335,6 +335,40 @@ def test_late_expired_retry_does_not_hide_a_processed_image(pipeline):
     assert doc is not None and doc["status"] == "processed"
 
 
+# --- long object names ---------------------------------------------------------------
+
+LONG_NAMES = ["a" * 1024, "照" * 341 + "a", "dir/" + "ü" * 510, "x" * 996 + "é"]
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("n" * 996, "thumbnails/" + "n" * 996 + "/"),  # 11 + 996 + 1 + "99999x99999.webp"
+        ("n" * 997, "thumbnails/_long/" + image_doc_id("uploads", "n" * 997) + "/"),
+        ("é" * 498, "thumbnails/" + "é" * 498 + "/"),  # counted in bytes, not characters
+        ("é" * 499, "thumbnails/_long/" + image_doc_id("uploads", "é" * 499) + "/"),
+    ],
+)
+def test_thumbnail_folder_is_hashed_only_when_a_name_could_exceed_1024_bytes(name, folder):
+    assert stages.thumbnail_folder("thumbnails/", "uploads", name) == folder
+
+
+@pytest.mark.parametrize("name", LONG_NAMES, ids=["ascii", "cjk", "nested", "edge"])
+def test_long_names_get_valid_thumbnails_that_cleanup_finds(pipeline, name):
+    assert len(name.encode()) >= 997
+    res = process(pipeline, name)
+    folder = f"thumbnails/_long/{image_doc_id('uploads', name)}/"
+    written = pipeline.storage.names("thumbs")
+    assert len(written) == 4
+    assert all(n.startswith(folder) and len(n.encode()) <= 1024 for n in written)
+    ((data, attrs),) = published(pipeline)
+    assert attrs["eventType"] == "image.processed"
+    assert sorted(t["name"] for t in data["thumbnails"]) == written
+    stages.cleanup(pipeline, push_event(notification("uploads", name, int(res["generation"]))), {})
+    assert pipeline.storage.names("thumbs") == []
+    assert published(pipeline)[-1][1]["eventType"] == "image.deleted"
+
+
 # --- write_metadata over HTTP ---------------------------------------------------------
 
 

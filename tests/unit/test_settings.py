@@ -79,6 +79,7 @@ def test_missing_required_variable_is_named(variable):
         ("THUMBNAIL_SIZES", "0x10"),
         ("THUMBNAIL_SIZES", ""),
         ("THUMBNAIL_SIZES", "64x64,64x64"),
+        ("THUMBNAIL_SIZES", "100000x64"),
         ("THUMBNAIL_FORMATS", "gif"),
         ("THUMBNAIL_FORMATS", "webp,webp"),
         ("THUMBNAIL_FORMATS", ""),
@@ -90,6 +91,7 @@ def test_missing_required_variable_is_named(variable):
         ("EXIF_INCLUDE_GPS", "maybe"),
         ("IMAGES_COLLECTION", "a/b"),
         ("THUMBNAILS_BUCKET", "uploads"),
+        ("THUMBNAIL_PREFIX", "ü" * 257),
     ],
 )
 def test_malformed_variable_is_named(variable, value):
