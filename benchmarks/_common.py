@@ -172,9 +172,8 @@ def machine_info() -> dict[str, str]:
         from PIL import features
 
         info["pillow"] = PIL.__version__
-        info["libjpeg"] = (
-            f"{features.version('jpg')} (turbo: {features.check_feature('libjpeg_turbo')})"
-        )
+        turbo = features.version_feature("libjpeg_turbo")
+        info["libjpeg"] = f"libjpeg-turbo {turbo}" if turbo else str(features.version("jpg"))
         info["libwebp"] = str(features.version("webp"))
     except ImportError:
         info["pillow"] = "not installed"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 
-from benchmarks._common import Row, format_table, machine_info, save_results
+from benchmarks._common import CACHE, Row, format_table, machine_info, save_results
 
 BENCHMARKS = ("core", "memory", "e2e", "coldstart", "synth")
 
@@ -27,12 +28,31 @@ def _parser() -> argparse.ArgumentParser:
         "--smoke", action="store_true", help="one tiny iteration (tests use this; no numbers)"
     )
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument(
+        "--last",
+        action="store_true",
+        help="print the last saved results (.local/benchmarks/last.json) instead of running",
+    )
     return p
+
+
+def _print_last(markdown: bool) -> int:
+    path = CACHE / "last.json"
+    if not path.exists():
+        print(f"no saved results: {path} (run benchmarks/run first)", file=sys.stderr)
+        return 1
+    saved = json.loads(path.read_text())
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in saved["machine"].items()))
+    print("command: benchmarks/run " + " ".join(saved["argv"]))
+    print(format_table([Row(**r) for r in saved["rows"]], markdown=markdown))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the chosen benchmarks (all by default); 1 when one of them crashed."""
     args = _parser().parse_args(argv)
+    if args.last:
+        return _print_last(args.markdown)
     names = args.names or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
