@@ -195,9 +195,33 @@ def _thumbnails_event(
             for thumb in result.thumbnails
             if (entry := _put_thumbnail(p, obj, thumb)) is not None
         ]
+        deleted = _source_deleted_meanwhile(p, obj)
+    if deleted is not None:
+        log.info("skipped", reason="deleted while its thumbnails were written", deleted=deleted)
+        return None
     return events.processed_event(
         obj, event["id"], dataclasses.asdict(result.facts), thumbnails, timings
     )
+
+
+def _source_deleted_meanwhile(p: Pipeline, obj: StorageObject) -> list[str] | None:
+    """After our uploads, check the source is still there; if not, undo the orphans.
+
+    The cleanup of a delete that came between our download and our uploads listed the
+    folder too early and missed what we wrote. A delete that comes after this check will
+    find it, so one stat closes the race. When the source is gone, its thumbnails of this
+    generation or older are deleted as cleanup would (same rule, same preconditions; newer
+    ones belong to a newer generation and its own cleanup) and the names are returned: the
+    caller publishes nothing. A late ``image.processed`` could not undo the ``image.deleted``
+    that the delete's cleanup publishes (same generation: failed < processed < deleted), but
+    it would announce thumbnails that no longer exist; so, like a generation gone before its
+    download, no event. A live generation (ours or newer, as generations only grow) keeps
+    everything: a newer one's processing owns the names, and our writes never replaced its
+    outputs. Returns None when the source is live.
+    """
+    if p.storage.stat(obj.bucket, obj.name) is not None:
+        return None
+    return _delete_thumbnails(p, obj)
 
 
 def _source_generation(stored: StoredObject | None) -> int | None:

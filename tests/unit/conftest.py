@@ -44,6 +44,7 @@ class FakeStorage:
         self.history: dict[tuple[str, str, int], bytes] = {}
         self._generations = itertools.count(1_700_000_000_000_001)
         self.uploads = 0
+        self.after_download: Callable[[], None] | None = None  # one shot: to stage a race
 
     def put(self, bucket: str, name: str, data: bytes, upload: Upload | None = None) -> FakeObject:
         """Test helper: an unconditional upload, returning the new object."""
@@ -53,7 +54,11 @@ class FakeStorage:
         return obj
 
     def download(self, bucket: str, name: str, generation: int) -> bytes | None:
-        return self.history.get((bucket, name, generation))
+        data = self.history.get((bucket, name, generation))
+        hook, self.after_download = self.after_download, None
+        if hook is not None:
+            hook()
+        return data
 
     def stat(self, bucket: str, name: str) -> StoredObject | None:
         obj = self.live.get((bucket, name))

@@ -513,6 +513,59 @@ def test_cleanup_skips(function_client, pipeline, body):
     assert pipeline.publisher.messages == []
 
 
+# --- cleanup racing make_thumbnail ----------------------------------------------------
+
+
+def delete_source(pipeline: stages.Pipeline, res: dict, *, cleanup: bool) -> None:
+    """The source's delete, optionally followed at once by its cleanup."""
+    pipeline.storage.delete("uploads", res["name"], if_generation_match=int(res["generation"]))
+    if cleanup:
+        event = push_event(notification("uploads", res["name"], int(res["generation"])))
+        stages.cleanup(pipeline, event, {})
+
+
+@pytest.mark.parametrize("cleanup_first", [True, False], ids=["cleanup first", "cleanup later"])
+def test_source_deleted_during_upload_leaves_no_orphan_thumbnails(pipeline, capsys, cleanup_first):
+    res = upload(pipeline, "race.jpg", photo(64, 64))
+    pipeline.storage.after_download = lambda: delete_source(pipeline, res, cleanup=cleanup_first)
+    stages.make_thumbnail(pipeline, storage_event(res), {})
+    assert pipeline.storage.names("thumbs") == []
+    line = log_lines(capsys)[-1]
+    assert (line["stage"], line["message"]) == ("make_thumbnail", "skipped")
+    assert len(line["deleted"]) == 4
+    if not cleanup_first:
+        delete_source(pipeline, res, cleanup=True)
+    assert [attrs["eventType"] for _, attrs in published(pipeline)] == ["image.deleted"]
+    deliver_results(pipeline, [0])
+    doc = image_doc(pipeline, "race.jpg")
+    assert doc is not None and doc["status"] == "deleted"
+
+
+def test_source_deleted_during_upload_keeps_a_newer_generations_thumbnails(pipeline):
+    old = upload(pipeline, "race.jpg", photo(64, 64))
+    newer: list[dict] = []
+
+    def overwrite_process_and_delete() -> None:
+        newer.append(process(pipeline, "race.jpg"))
+        delete_source(pipeline, newer[0], cleanup=False)  # its own cleanup comes later
+
+    pipeline.storage.after_download = overwrite_process_and_delete
+    stages.make_thumbnail(pipeline, storage_event(old), {})
+    thumbs = [o for (b, _), o in pipeline.storage.live.items() if b == "thumbs"]
+    assert {t.metadata["source-generation"] for t in thumbs} == {newer[0]["generation"]}
+    assert len(thumbs) == 4
+    assert [attrs["generation"] for _, attrs in published(pipeline)] == [newer[0]["generation"]]
+
+
+def test_source_overwritten_during_upload_keeps_the_thumbnails(pipeline):
+    old = upload(pipeline, "race.jpg", photo(64, 32))
+    pipeline.storage.after_download = lambda: upload(pipeline, "race.jpg", photo(32, 64))
+    stages.make_thumbnail(pipeline, storage_event(old), {})
+    assert len(thumbs_of(pipeline, "race.jpg")) == 4
+    ((data, attrs),) = published(pipeline)
+    assert attrs["eventType"] == "image.processed" and len(data["thumbnails"]) == 4
+
+
 # --- handle_dead_letter ---------------------------------------------------------------
 
 
