@@ -26,6 +26,7 @@ _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 _SIZE_RE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
+_MEMBER_RE = re.compile(r"^(user|group|serviceAccount|domain):[^\s:]+$")
 _MEMORY_RE = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 
 
@@ -75,6 +76,9 @@ class DeploymentConfig:
     firestore_location: str = ""  # default: region
     force_destroy: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    # IAM members (user:, group:, serviceAccount:) allowed to call make_thumbnail directly,
+    # for `scripts/backfill --project`. Empty: the function accepts internal traffic only.
+    backfill_invokers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Derived defaults are filled here so every reader sees final names.
@@ -135,6 +139,13 @@ def _validate(c: DeploymentConfig) -> None:
     for name in ("thumbnail_memory", "function_memory"):
         if not _MEMORY_RE.match(getattr(c, name)):
             raise ConfigError(name, f"{getattr(c, name)!r} is not a size like '512Mi' or '1Gi'")
+    for member in c.backfill_invokers:
+        if not _MEMBER_RE.match(member):
+            raise ConfigError(
+                "backfill_invokers",
+                f"{member!r} is not an IAM member like 'user:ops@example.com', "
+                "'group:…' or 'serviceAccount:…'",
+            )
     for key, value in c.labels.items():
         if not re.match(r"^[a-z][a-z0-9_-]{0,62}$", key) or not re.match(
             r"^[a-z0-9_-]{0,63}$", value

@@ -39,6 +39,10 @@ HELP = {
     "create_firestore_database": "create the `(default)` Firestore database (native mode)",
     "firestore_location": "location of that database",
     "force_destroy": "let `cdktf destroy` delete non-empty uploads/thumbnails buckets",
+    "backfill_invokers": (
+        "IAM members allowed to run `scripts/backfill --project` (make_thumbnail then takes "
+        "authenticated calls from outside the project)"
+    ),
     "labels": "labels of the buckets, topics, subscriptions and functions (env: `k=v,k2=v2`)",
 }
 DERIVED = {

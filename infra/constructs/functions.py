@@ -25,6 +25,9 @@ RUNTIME = "python311"
 # Pub/Sub push and Eventarc in the same project count as internal traffic, so nothing
 # outside the project reaches the functions, whatever IAM says.
 INGRESS = "ALLOW_INTERNAL_ONLY"
+# Only when the deployment names backfill invokers: make_thumbnail then takes calls from
+# outside the project, and IAM (run.invoker, no allUsers) still decides who gets in.
+INGRESS_WITH_BACKFILL = "ALLOW_ALL"
 
 
 class Functions(Construct):
@@ -65,7 +68,13 @@ class Functions(Construct):
                     ),
                     service_account=identities.builder.id if identities.builder else None,
                 ),
-                service_config=_service_config(spec, identities),
+                service_config=_service_config(
+                    spec,
+                    identities,
+                    INGRESS_WITH_BACKFILL
+                    if triggered and deployment.config.backfill_invokers
+                    else INGRESS,
+                ),
                 event_trigger=(
                     Cloudfunctions2FunctionEventTrigger(
                         event_type=trigger.event_type,
@@ -127,6 +136,19 @@ class Functions(Construct):
                 ),
                 "Pub/Sub push delivers with the push invoker's OIDC token",
             )
+        for n, member in enumerate(deployment.config.backfill_invokers):
+            why(
+                CloudRunServiceIamMember(
+                    self,
+                    f"{trigger.function}-invoker-backfill-{n}",
+                    project=topology.project,
+                    location=topology.region,
+                    service=self.functions[trigger.function].name,
+                    role="roles/run.invoker",
+                    member=member,
+                ),
+                "scripts/backfill --project sends the trigger's CloudEvents as this operator",
+            )
 
     def uri(self, key: str) -> str:
         """The function's HTTPS endpoint (its Cloud Run service URL)."""
@@ -134,7 +156,7 @@ class Functions(Construct):
 
 
 def _service_config(
-    spec: FunctionSpec, identities: Identities
+    spec: FunctionSpec, identities: Identities, ingress: str
 ) -> Cloudfunctions2FunctionServiceConfig:
     return Cloudfunctions2FunctionServiceConfig(
         available_memory=spec.memory,
@@ -146,6 +168,6 @@ def _service_config(
         max_instance_request_concurrency=spec.concurrency,
         service_account_email=identities.runtime[spec.key].email,
         environment_variables=dict(spec.env),
-        ingress_settings=INGRESS,
+        ingress_settings=ingress,
         all_traffic_on_latest_revision=True,
     )

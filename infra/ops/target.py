@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -128,20 +129,51 @@ class Target:
             )
         return response.json()["serviceConfig"]["uri"]
 
-    def _auth_headers(self, audience: str) -> dict[str, str]:
-        """An OIDC ID token for the function, as Eventarc's trigger account sends one."""
-        if self.is_local:
-            return {}
+    @cached_property
+    def _id_token(self) -> str:
+        """An OIDC ID token for the caller, as Eventarc's trigger account sends one.
+
+        Service-account credentials mint one for the audience; a user's application-default
+        credentials cannot, so fall back to `gcloud auth print-identity-token`, which Cloud
+        Run accepts for users (the documented way developers call a private service).
+        """
+        import google.auth.exceptions
         from google.auth.transport.requests import Request
         from google.oauth2 import id_token
 
-        return {"Authorization": f"Bearer {id_token.fetch_id_token(Request(), audience)}"}
+        audience = self.function_url(self.topology.trigger.function)
+        try:
+            return id_token.fetch_id_token(Request(), audience)
+        except google.auth.exceptions.DefaultCredentialsError:
+            pass
+        try:
+            done = subprocess.run(
+                ["gcloud", "auth", "print-identity-token"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise TargetError(
+                "no identity token: use a service account's credentials, or install gcloud "
+                f"and run 'gcloud auth login' ({exc})"
+            ) from None
+        return done.stdout.strip()
 
     def invoke(self, key: str, headers: Mapping[str, str], body: bytes) -> requests.Response:
         """POSTs one request to a function, authenticated as the platform would be."""
         url = self.function_url(key)
-        headers = {**headers, **self._auth_headers(url)}
-        return self._http.post(url, headers=headers, data=body, timeout=self.timeout_seconds)
+        if not self.is_local:
+            headers = {**headers, "Authorization": f"Bearer {self._id_token}"}
+        response = self._http.post(url, headers=headers, data=body, timeout=self.timeout_seconds)
+        if not self.is_local and response.status_code in (403, 404):
+            raise TargetError(
+                f"{url} answered {response.status_code}: the deployment must let you call it; "
+                "add yourself to the 'backfill_invokers' setting and run 'cdktf deploy' "
+                "(README, Backfill)"
+            )
+        return response
 
 
 def from_stack_file(path: Path = STACK_FILE) -> Target:

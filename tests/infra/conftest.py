@@ -43,6 +43,7 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "firestore_location": "eur3",
     "force_destroy": True,
     "labels": {"env": "test"},
+    "backfill_invokers": "group:ops@example.com",
 }
 
 _REF = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.([^}]+)\}$")

@@ -35,7 +35,9 @@ def test_function_settings_come_from_the_spec(synth_name, request):
         assert service["max_instance_count"] == spec.max_instances
         assert service["max_instance_request_concurrency"] == spec.concurrency
         assert service["min_instance_count"] == 0
-        assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+        # Only the alternative config names backfill invokers, which opens make_thumbnail.
+        opened = spec.key == "make_thumbnail" and bool(synth.config.backfill_invokers)
+        assert service["ingress_settings"] == ("ALLOW_ALL" if opened else "ALLOW_INTERNAL_ONLY")
         assert synth.account_of(service["service_account_email"]) == spec.service_account_id
         assert synth.account_of(build["service_account"]) == synth.topology.build_account_id
 
@@ -111,7 +113,9 @@ def _invokers(synth):
         _, fn, attr = synth.ref(binding["service"])
         assert attr == "name"
         assert binding["location"] == synth.config.region
-        result.setdefault(fn["name"], set()).add(synth.account_of(binding["member"]))
+        member = binding["member"]
+        who = member if member.startswith("group:") else synth.account_of(member)
+        result.setdefault(fn["name"], set()).add(who)
     return result
 
 
@@ -124,3 +128,15 @@ def test_trigger_and_push_invoker_may_invoke_exactly_their_targets(stack):
                 t.push_invoker_account_id
             )
     assert _invokers(stack) == expected
+
+
+def test_backfill_invokers_may_invoke_make_thumbnail_only(alt_stack):
+    t = alt_stack.topology
+    invokers = _invokers(alt_stack)
+    assert invokers[t.functions["make_thumbnail"].name] == {
+        t.trigger.service_account_id,
+        *alt_stack.config.backfill_invokers,
+    }
+    for key, spec in t.functions.items():
+        if key != "make_thumbnail":
+            assert not invokers.get(spec.name, set()) & set(alt_stack.config.backfill_invokers)

@@ -142,3 +142,10 @@ def test_readme_settings_table_is_current():
     assert markdown_table() in readme, (
         "README 'Deploy to GCP' settings table is stale: paste `python -m infra.settings_table`"
     )
+
+
+def test_backfill_invokers_must_be_iam_members():
+    config = from_mapping({"project": "my-gcp-project", "backfill_invokers": "user:a@b.c"})
+    assert config.backfill_invokers == ("user:a@b.c",)
+    with pytest.raises(ConfigError, match=r"pipeline\.backfill_invokers: 'a@b\.c' is not"):
+        from_mapping({"project": "my-gcp-project", "backfill_invokers": "a@b.c"})
