@@ -31,6 +31,29 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MAX_ITEMS = 500  # a page, not an archive: the newest uploads
 
 
+def _show_dead_lettered(
+    uploads: list[dict[str, Any]], records: list[dict[str, Any]], bucket: str
+) -> None:
+    """A pending upload whose event waits in dead_letters says so, not "processing" forever."""
+    waiting = {}
+    for record in records:
+        attrs = record.get("attributes") or {}
+        if record.get("status") == dead_letters.RECORDED and bucket in (
+            attrs.get("bucket"),
+            attrs.get("bucketId"),
+        ):
+            generation = attrs.get("generation") or attrs.get("objectGeneration")
+            waiting[(attrs.get("objectId"), generation)] = record
+    for item in uploads:
+        record = waiting.get((item["name"], str(item.get("generation"))))
+        if item["status"] == "pending" and record is not None:
+            item.update(
+                status="dead-lettered",
+                reason=dead_letters.reason_of(record),
+                message=f"replay with: scripts/dead-letters replay {record['messageId']}",
+            )
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -99,7 +122,10 @@ class Gallery:
 
     def state(self) -> dict[str, Any]:
         """Everything the page shows, in one JSON document."""
-        letters = [dead_letters.summary(r) for r in dead_letters.load_all(self.target)]
+        records = dead_letters.load_all(self.target)
+        uploads = self.uploads()
+        _show_dead_lettered(uploads, records, self.target.uploads_bucket)
+        letters = [dead_letters.summary(r) for r in records]
         for row in letters:
             row["recordedAt"] = _iso(row["recordedAt"])
         return {
@@ -108,7 +134,7 @@ class Gallery:
                 "uploads": self.target.uploads_bucket,
                 "thumbnails": self.target.thumbnails_bucket,
             },
-            "uploads": self.uploads(),
+            "uploads": uploads,
             "deadLetters": letters,
         }
 
