@@ -62,6 +62,7 @@ class Pipeline:
 
 
 # The longest leaf any settings can give a thumbnail ("99999x99999.webp").
+_HASHED_DIR = "_long/"
 _MAX_LEAF_BYTES = len(f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}.") + max(map(len, FORMATS))
 
 
@@ -70,12 +71,15 @@ def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
 
     ``{prefix}{name}/`` when any thumbnail name in it fits GCS's 1024 bytes (judged by the
     longest possible leaf, so changing sizes or formats never moves it); otherwise
-    ``{prefix}_long/{sha256(bucket/name)}/``, deterministic and always a valid name.
+    ``{prefix}_long/{sha256(bucket/name)}/``, deterministic and always a valid name. A name
+    that itself starts with ``_long/`` is hashed too, so no upload can be named into another
+    object's hashed folder.
     """
     folder = f"{prefix}{name}/"
-    if len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_OBJECT_NAME_BYTES:
+    fits = len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_OBJECT_NAME_BYTES
+    if fits and not name.startswith(_HASHED_DIR):
         return folder
-    return f"{prefix}_long/{records.image_doc_id(bucket, name)}/"
+    return f"{prefix}{_HASHED_DIR}{records.image_doc_id(bucket, name)}/"
 
 
 def thumbnail_name(prefix: str, bucket: str, name: str, box: Box, fmt: str) -> str:

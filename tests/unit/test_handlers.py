@@ -347,6 +347,11 @@ LONG_NAMES = ["a" * 1024, "照" * 341 + "a", "dir/" + "ü" * 510, "x" * 996 + "�
         ("n" * 997, "thumbnails/_long/" + image_doc_id("uploads", "n" * 997) + "/"),
         ("é" * 498, "thumbnails/" + "é" * 498 + "/"),  # counted in bytes, not characters
         ("é" * 499, "thumbnails/_long/" + image_doc_id("uploads", "é" * 499) + "/"),
+        # A short name aiming at another object's hashed folder gets a hashed one of its own.
+        (
+            "_long/" + "0" * 64,
+            "thumbnails/_long/" + image_doc_id("uploads", "_long/" + "0" * 64) + "/",
+        ),
     ],
 )
 def test_thumbnail_folder_is_hashed_only_when_a_name_could_exceed_1024_bytes(name, folder):
