@@ -26,6 +26,12 @@ CHECKOV_SKIPS = {
     "CKV_GCP_78": "versioning is off by design: thumbnails are regenerated deterministically, "
     "archives are named by hash, and noncurrent originals would be billed forever",
 }
+# Findings accepted where, and only where, their reason holds (the check still runs).
+OPENED_FOR_BACKFILL = (
+    "CKV_GCP_124",
+    "backfill_invokers was set: make_thumbnail takes calls from outside the project so "
+    "operators can backfill; IAM (run.invoker for the named members only, no allUsers) decides",
+)
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
 
 
@@ -44,13 +50,20 @@ def test_checkov_passes_on_the_synthesized_stacks(stack, alt_stack):
     for synth in (stack, alt_stack):
         cmd += ["--file", str(synth.path)]
     cmd += ["--skip-check", ",".join(sorted(CHECKOV_SKIPS))]
+    # Keeps the exit status for real failures; which findings are accepted is decided below.
+    cmd += ["--soft-fail-on", OPENED_FOR_BACKFILL[0]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"checkov did not report JSON (exit {proc.returncode}):\n{proc.stderr}")
     reports = report if isinstance(report, list) else [report]
-    failed = [c for r in reports for c in r["results"].get("failed_checks", [])]
+    failed = [
+        c
+        for r in reports
+        for c in r["results"].get("failed_checks", [])
+        if not _accepted(c, (stack, alt_stack))
+    ]
     lines = [
         f"{c['check_id']} {c['check_name']} -> {c['resource']} ({c['file_path']})" for c in failed
     ]
@@ -61,3 +74,14 @@ def test_checkov_passes_on_the_synthesized_stacks(stack, alt_stack):
     # It really looked at the GCP resources (a file it cannot read "passes" with 0 checks).
     passed_ids = {c["check_id"] for r in reports for c in r["results"]["passed_checks"]}
     assert {"CKV_GCP_29", "CKV_GCP_114"} <= passed_ids, sorted(passed_ids)
+
+
+def _accepted(check: dict, synths: tuple) -> bool:
+    """A finding on make_thumbnail's ingress in a stack whose config names backfill invokers."""
+    check_id, _reason = OPENED_FOR_BACKFILL
+    return check["check_id"] == check_id and any(
+        synth.config.backfill_invokers
+        and f"/{synth.path.parent.name}/" in check["file_path"]
+        and check["resource"].startswith("resource.functions_make_thumbnail_")
+        for synth in synths
+    )
