@@ -18,7 +18,7 @@ from infra.constructs._why import why
 from infra.constructs.buckets import Buckets
 from infra.constructs.deployment import Deployment
 from infra.constructs.iam import Identities
-from infra.topology import FunctionSpec
+from infra.topology import FunctionSpec, Topology
 
 # The interpreter the functions are tested with (scripts/test runs Python 3.11).
 RUNTIME = "python311"
@@ -107,16 +107,11 @@ class Functions(Construct):
             )
 
         # Eventarc invokes make_thumbnail as the trigger account.
-        why(
-            CloudRunServiceIamMember(
-                self,
-                f"{trigger.function}-invoker-trigger",
-                project=topology.project,
-                location=topology.region,
-                service=self.functions[trigger.function].name,
-                role="roles/run.invoker",
-                member=identities.trigger.member,
-            ),
+        self._invoker(
+            topology,
+            trigger.function,
+            "trigger",
+            identities.trigger.member,
             "Eventarc calls the function with the trigger account's identity token",
         )
         # Push subscriptions invoke their functions with OIDC tokens of the push invoker.
@@ -124,31 +119,36 @@ class Functions(Construct):
             {s.push_function for s in topology.subscriptions.values() if s.push_function}
         )
         for key in push_targets:
-            why(
-                CloudRunServiceIamMember(
-                    self,
-                    f"{key}-invoker-push",
-                    project=topology.project,
-                    location=topology.region,
-                    service=self.functions[key].name,
-                    role="roles/run.invoker",
-                    member=identities.push_invoker.member,
-                ),
+            self._invoker(
+                topology,
+                key,
+                "push",
+                identities.push_invoker.member,
                 "Pub/Sub push delivers with the push invoker's OIDC token",
             )
         for n, member in enumerate(deployment.config.backfill_invokers):
-            why(
-                CloudRunServiceIamMember(
-                    self,
-                    f"{trigger.function}-invoker-backfill-{n}",
-                    project=topology.project,
-                    location=topology.region,
-                    service=self.functions[trigger.function].name,
-                    role="roles/run.invoker",
-                    member=member,
-                ),
+            self._invoker(
+                topology,
+                trigger.function,
+                f"backfill-{n}",
+                member,
                 "scripts/backfill --project sends the trigger's CloudEvents as this operator",
             )
+
+    def _invoker(self, topology: Topology, key: str, who: str, member: str, reason: str) -> None:
+        """`run.invoker` for `member` on one function's Cloud Run service, with its reason."""
+        why(
+            CloudRunServiceIamMember(
+                self,
+                f"{key}-invoker-{who}",
+                project=topology.project,
+                location=topology.region,
+                service=self.functions[key].name,
+                role="roles/run.invoker",
+                member=member,
+            ),
+            reason,
+        )
 
     def uri(self, key: str) -> str:
         """The function's HTTPS endpoint (its Cloud Run service URL)."""
