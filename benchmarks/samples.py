@@ -89,18 +89,32 @@ def make_image(photo: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
     return _add_noise(im, seed)
 
 
+def _path(photo: str, size: tuple[int, int], fmt: str, seed: int) -> Path:
+    return CACHE / "samples" / f"{photo}-{size[0]}x{size[1]}-s{seed}-g{_GEN}.{fmt}"
+
+
+def prepare(
+    photo: str, size: tuple[int, int], fmts: tuple[str, ...] = ("jpeg",), seed: int = 0
+) -> dict[str, Path]:
+    """Paths of the cached encoded samples, generating the missing ones from one image."""
+    paths = {fmt: _path(photo, size, fmt, seed) for fmt in fmts}
+    missing = [fmt for fmt, path in paths.items() if not path.exists()]
+    if missing:
+        image = make_image(photo, size, seed)
+        for fmt in missing:
+            paths[fmt].parent.mkdir(parents=True, exist_ok=True)
+            name, kwargs = _SAVE[fmt]
+            buf = io.BytesIO()
+            image.save(buf, name, **kwargs)
+            tmp = paths[fmt].with_suffix(".tmp")
+            tmp.write_bytes(buf.getvalue())
+            tmp.replace(paths[fmt])
+    return paths
+
+
 def sample_path(photo: str, size: tuple[int, int], fmt: str = "jpeg", seed: int = 0) -> Path:
-    """Path of the cached encoded sample, generating it on first use."""
-    path = CACHE / "samples" / f"{photo}-{size[0]}x{size[1]}-s{seed}-g{_GEN}.{fmt}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        name, kwargs = _SAVE[fmt]
-        buf = io.BytesIO()
-        make_image(photo, size, seed).save(buf, name, **kwargs)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
-    return path
+    """Path of one cached encoded sample, generating it on first use."""
+    return prepare(photo, size, (fmt,), seed)[fmt]
 
 
 def have_photos() -> bool:
