@@ -2,9 +2,9 @@
 
 Each engine takes the encoded source bytes, the bounding boxes, the output format and the
 quality, and returns one (width, height, encoded bytes) per box, in box order. All of them
-write the same format with the same quality and the encoder's default effort (Pillow's
-WebP `method=4` and libvips' `effort=4` are the same libwebp setting), and none writes
-metadata.
+write the same format with the same quality and the same encoder effort as the core
+(`imaging.encoder_options`; Pillow's WebP `method` and libvips' `effort` are the same
+libwebp setting), and none writes metadata.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import io
 from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageOps
+
+from image_pipeline import imaging
 
 Sizes = Sequence[tuple[int, int]]
 Output = list[tuple[int, int, bytes]]
@@ -29,9 +31,6 @@ def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
 
 def ours(data: bytes, sizes: Sizes, fmt: str, quality: int) -> Output:
     """functions/image_pipeline/imaging.py, called as make_thumbnail calls it."""
-    from image_pipeline import imaging
-    from image_pipeline.settings import Box
-
     options = imaging.Options(
         boxes=tuple(Box(w, h) for w, h in sizes), formats=(fmt,), quality=quality
     )
@@ -50,7 +49,7 @@ def pillow_naive(data: bytes, sizes: Sizes, fmt: str, quality: int) -> Output:
                 im = im.convert("RGB")
             small = im.resize(fit(im.size, box), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
-        small.save(buf, _PIL_FORMATS[fmt], **({} if fmt == "png" else {"quality": quality}))
+        small.save(buf, _PIL_FORMATS[fmt], **imaging.encoder_options(fmt, quality))
         out.append((small.width, small.height, buf.getvalue()))
     return out
 
@@ -59,6 +58,8 @@ def _vips_save(image: object, fmt: str, quality: int) -> bytes:
     kwargs: dict[str, object] = {"keep": "none"}
     if fmt != "png":
         kwargs["Q"] = quality
+    if fmt == "webp":
+        kwargs["effort"] = imaging.WEBP_METHOD
     return image.write_to_buffer(f".{fmt}", **kwargs)  # type: ignore[attr-defined]
 
 
