@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from PIL import Image, ImageOps
 
 from image_pipeline import imaging
+from image_pipeline.settings import Box
 
 Sizes = Sequence[tuple[int, int]]
 Output = list[tuple[int, int, bytes]]
