@@ -42,6 +42,10 @@ def function_server():
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            if answer.get("drop", 0) > 0:  # close with no answer, like a dropped keep-alive
+                answer["drop"] -= 1
+                self.close_connection = True
+                return
             seen.append({"headers": dict(self.headers), "body": json.loads(body)})
             self.send_response(answer["status"])
             self.send_header("Content-Length", "0")
@@ -100,6 +104,14 @@ def test_success_acks_and_posts_the_push_body(function_server):
     assert body["deliveryAttempt"] == 2
     (delivery,) = router.deliveries("write_metadata")
     assert (delivery.status, delivery.object, delivery.generation) == (204, "x.jpg", "3")
+
+
+def test_a_connection_closed_before_any_answer_is_retried_once_not_nacked(function_server):
+    url, seen, answer = function_server
+    answer["drop"] = 1
+    router, subscriber = make_router(url)
+    router._handle(route(router, "metadata_writer"), received("image.processed"))
+    assert len(seen) == 1 and subscriber.acked == ["ack-1"] and subscriber.nacked == []
 
 
 def test_failure_nacks_after_backoff(function_server):
