@@ -28,6 +28,7 @@ from typing import Any
 
 from benchmarks import engines, samples
 from benchmarks._common import Row, run_worker, speedup_row
+from image_pipeline import imaging
 
 FORMATS = ("jpeg", "png", "webp")
 TARGET_NAIVE = 4.0
@@ -76,7 +77,7 @@ def _encode_floor(outputs: engines.Output, fmt: str, quality: int) -> float:
         with Image.open(io.BytesIO(data)) as im:
             images.append(im.convert("RGB"))
     name = {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG", "avif": "AVIF"}[fmt]
-    params = {} if fmt == "png" else {"quality": quality}
+    params = imaging.encoder_options(fmt, quality)
 
     def encode() -> None:
         for im in images:
