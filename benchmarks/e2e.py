@@ -40,20 +40,6 @@ DONE = ("processed", "failed")
 
 
 @contextlib.contextmanager
-def _patched_env(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
 def stack_info() -> Iterator[dict[str, Any]]:
     """The running stack's stack.json content: BENCH_STACK_JSON's, or our own stack's."""
     given = os.environ.get("BENCH_STACK_JSON")
@@ -79,7 +65,9 @@ def _clients(info: Mapping[str, Any]) -> tuple[Any, Any]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore, storage
 
-    with _patched_env(info["env"]):
+    from infra.local.clients import patched_env
+
+    with patched_env(info["env"]):
         gcs = storage.Client(project=info["project"], credentials=AnonymousCredentials())
         db = firestore.Client(project=info["project"], credentials=AnonymousCredentials())
     return gcs, db
