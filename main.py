@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from infra.checks import TopologyError
-from infra.config import ConfigError, load_config
-from infra.function_source import SourceError
+from infra.deploy.function_source import SourceError
+from infra.model.checks import TopologyError
+from infra.model.config import ConfigError, load_config
 
 
 def main() -> int:
@@ -23,7 +23,7 @@ def main() -> int:
     # cdktf (and its Node runtime) is loaded only once the settings are known to be good.
     from cdktf import App
 
-    from infra.stack import add_pipeline_stack
+    from infra.deploy.pipeline_stack import add_pipeline_stack
 
     app = App()
     try:

@@ -1,6 +1,6 @@
 """Benchmark 1: the thumbnail core against naive Pillow and pyvips, on 12 MP photos.
 
-Every engine produces every default size (read from `infra.config.DeploymentConfig`) in
+Every engine produces every default size (read from `infra.model.config.DeploymentConfig`) in
 the default output format and quality. Timings are medians of N runs after a warm-up,
 with the engines interleaved run by run so that background load hits all of them alike.
 
@@ -42,7 +42,7 @@ LABELS = {
 
 def defaults() -> tuple[list[tuple[int, int]], str, int]:
     """Default sizes, first output format and quality, from DeploymentConfig."""
-    from infra.config import DeploymentConfig
+    from infra.model.config import DeploymentConfig
 
     cfg = DeploymentConfig(project="benchmark-project")
     return [tuple(s) for s in cfg.thumbnail_sizes], cfg.thumbnail_formats[0], cfg.thumbnail_quality

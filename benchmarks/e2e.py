@@ -1,7 +1,7 @@
 """Benchmark 3: a burst of uploads through the local stack, end to end.
 
 By default the benchmark starts its own stack with the harness's Python API
-(`infra.local.stack.LocalStack`, state in `.local/benchmarks/stack/`, no faults) and stops
+(`infra.local.local_stack.LocalStack`, state in `.local/benchmarks/stack/`, no faults) and stops
 it afterwards. To measure a stack that is already running (`scripts/local up --detach`),
 set `BENCH_STACK_JSON=.local/stack.json`: only the documented `stack.json` contract is used
 then (`project`, `env`, `buckets`, `collections`, `functions.*.log`).
@@ -46,8 +46,8 @@ def stack_info() -> Iterator[dict[str, Any]]:
     if given:
         yield json.loads(Path(given).read_text())
         return
-    from infra.config import load_config
-    from infra.local.stack import LocalStack, StackOptions
+    from infra.local.local_stack import LocalStack, StackOptions
+    from infra.model.config import load_config
 
     options = StackOptions(state_dir=CACHE / "stack")
     stack = LocalStack(load_config(environ={}), options)
@@ -65,7 +65,7 @@ def _clients(info: Mapping[str, Any]) -> tuple[Any, Any]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore, storage
 
-    from infra.local.clients import patched_env
+    from infra.common.emulator_clients import patched_env
 
     with patched_env(info["env"]):
         gcs = storage.Client(project=info["project"], credentials=AnonymousCredentials())
@@ -420,7 +420,7 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
     with stack_info() as info:
         raw = burst(info, count, paths, timeout=300.0)
         up_s = info.get("_up_s")
-    from infra.config import load_config
+    from infra.model.config import load_config
 
     config = load_config(environ={})  # what the stack was started with (cdktf.json)
     per_image = len(config.thumbnail_sizes) * len(config.thumbnail_formats)

@@ -1,8 +1,9 @@
-"""Deployment of the pipeline: config, topology, checks, the CDKTF stack and the local harness.
+"""Everything around the functions: the shared model, the CDKTF stack, the local stack,
+the gallery and the operator tools (docs/architecture.md, "Layout").
 
-Importing `infra` must stay cheap: only the stack modules (`infra.stack`, `infra.constructs`)
-import cdktf. The functions' settings contract (`image_pipeline.settings`) is read from the
-deploy root `functions/`, which is put on the path here so every entry point finds it.
+Importing `infra` must stay cheap: only `infra.deploy` imports cdktf. The functions'
+settings contract (`image_pipeline.settings`) is read from the deploy root `functions/`,
+which is put on the path here so every entry point finds it.
 """
 
 import sys

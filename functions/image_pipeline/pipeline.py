@@ -17,11 +17,11 @@ from typing import Any
 from image_pipeline import events, imaging, patterns, records
 from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
+from image_pipeline.firestore_docs import FirestoreStore, Store
+from image_pipeline.gcs import GcsStorage, Storage, StoredObject, Upload
 from image_pipeline.logs import Logger, trace_fields
 from image_pipeline.publisher import Publisher, PubSubPublisher
 from image_pipeline.settings import FORMATS, MAX_BOX_SIDE, MAX_OBJECT_NAME_BYTES, Box, Settings
-from image_pipeline.storage import GcsStorage, Storage, StoredObject, Upload
-from image_pipeline.store import FirestoreStore, Store
 
 
 def _utc_now() -> dt.datetime:

@@ -22,20 +22,20 @@ from typing import Any
 
 import requests
 
-from infra.config import ConfigError, DeploymentConfig, load_config
-from infra.local import layout
-from infra.local.clients import emulator_clients
+from infra.common import paths
+from infra.common.emulator_clients import emulator_clients
 from infra.local.emulators import PreflightError
 from infra.local.faults import FaultError, FaultSettings
-from infra.local.operations import pull_filtered
-from infra.local.processes import StartupError, group_alive, log_tail, stop_group
-from infra.local.stack import (
+from infra.local.local_stack import (
     LocalStack,
     StackOptions,
     pid_alive,
     read_stack_json,
     stop_on_signals,
 )
+from infra.local.operations import pull_filtered
+from infra.local.processes import StartupError, group_alive, log_tail, stop_group
+from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.ops import dead_letters
 
 DETACH_TIMEOUT = 180.0
@@ -150,7 +150,7 @@ def _reap_stale(info: dict[str, Any]) -> None:
     for pgid in info.get("process_groups", {}).values():
         if group_alive(int(pgid)):
             stop_group(int(pgid))
-    layout.STACK_JSON.unlink(missing_ok=True)
+    paths.STACK_JSON.unlink(missing_ok=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -179,7 +179,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _detach(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "infra.local.cli", "up", "--supervised"]
     argv += [a for a in sys.argv[2:] if a != "--detach"]
-    log_path = layout.LOGS_DIR / "supervisor.log"
+    log_path = paths.LOGS_DIR / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         child = subprocess.Popen(
@@ -222,7 +222,7 @@ def _print_summary(info: dict[str, Any]) -> None:
         print(f"  function {name:<28} {fn['url']}")
     print(f"  router control: {info['router']['url']}")
     print(f"  gallery:        {info.get('gallery')}")
-    print(f"  written: {layout.STACK_JSON}")
+    print(f"  written: {paths.STACK_JSON}")
 
 
 def cmd_down(args: argparse.Namespace) -> int:

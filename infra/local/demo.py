@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from image_pipeline.records import image_doc_id
-from infra.config import load_config
-from infra.local import layout, samples
+from infra.common import paths
+from infra.local import sample_images
 from infra.local.emulators import PreflightError
+from infra.local.local_stack import LocalStack, StackOptions
 from infra.local.processes import StartupError
-from infra.local.stack import LocalStack, StackOptions
+from infra.model.config import load_config
 
 WAIT_SECONDS = 90.0
 
@@ -35,10 +36,10 @@ class Sample:
 
 
 SAMPLES = (
-    Sample("demo/photo.jpg", samples.jpeg, "image/jpeg", "processed"),
-    Sample("demo/rotated-by-exif.jpg", samples.exif_rotated_jpeg, "image/jpeg", "processed"),
-    Sample("demo/alpha.png", samples.png_with_alpha, "image/png", "processed"),
-    Sample("demo/corrupt.jpg", samples.corrupt_jpeg, "image/jpeg", "failed", "corrupt", 0),
+    Sample("demo/photo.jpg", sample_images.jpeg, "image/jpeg", "processed"),
+    Sample("demo/rotated-by-exif.jpg", sample_images.exif_rotated_jpeg, "image/jpeg", "processed"),
+    Sample("demo/alpha.png", sample_images.png_with_alpha, "image/png", "processed"),
+    Sample("demo/corrupt.jpg", sample_images.corrupt_jpeg, "image/jpeg", "failed", "corrupt", 0),
 )
 
 
@@ -114,7 +115,7 @@ def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 def main() -> int:
     config = load_config(overrides={"project": "demo-imgpipe"})
-    options = StackOptions(state_dir=layout.LOCAL_DIR / "demo", backoff_factor=0.1)
+    options = StackOptions(state_dir=paths.LOCAL_DIR / "demo", backoff_factor=0.1)
     print(
         "starting the local stack (Pub/Sub + Firestore emulators, fake-gcs-server, 4 functions)...",
         file=sys.stderr,

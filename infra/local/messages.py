@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infra import pubsub_filter
-from infra.topology import FINALIZED, RetryPolicy
+from infra.common.storage_events import eventarc_storage_event, rfc3339
+from infra.model import pubsub_filter
+from infra.model.topology import FINALIZED, RetryPolicy
 
 # GCS notification eventType -> the Eventarc CloudEvent type it corresponds to.
 STORAGE_EVENT_TYPES = {
@@ -47,12 +48,6 @@ class Message:
         )
 
 
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds and `Z`, as Pub/Sub and Eventarc write times."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 @functools.lru_cache(maxsize=64)
 def compiled_filter(text: str) -> pubsub_filter.Filter:
     return pubsub_filter.parse(text)
@@ -80,29 +75,6 @@ def storage_cloudevent(
     resource.setdefault("name", attrs.get("objectId", ""))
     time = resource.get("updated") or rfc3339(message.publish_time)
     return eventarc_storage_event(resource, message.message_id, trigger_event_type, time)
-
-
-def eventarc_storage_event(
-    resource: Mapping[str, Any], event_id: str, event_type: str, time: str
-) -> tuple[dict[str, str], bytes]:
-    """Headers and body of the binary-mode CloudEvent Eventarc POSTs for a storage event.
-
-    The body is the object resource (the JSON_API_V1 payload); the `ce-*` headers are the
-    ones Eventarc sends. Shared by the router and the backfill tool, so both send exactly
-    what the platform does.
-    """
-    bucket, name = resource["bucket"], resource["name"]
-    headers = {
-        "Content-Type": "application/json; charset=utf-8",
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-        "ce-type": event_type,
-        "ce-subject": f"objects/{name}",
-        "ce-time": time,
-        "ce-bucket": bucket,
-    }
-    return headers, json.dumps(dict(resource)).encode()
 
 
 def message_json(message: Message) -> dict[str, object]:

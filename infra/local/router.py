@@ -41,7 +41,7 @@ from infra.local.messages import (
     retry_delay,
     storage_cloudevent,
 )
-from infra.topology import RetryPolicy, Topology
+from infra.model.topology import RetryPolicy, Topology
 
 log = logging.getLogger("infra.local.router")
 

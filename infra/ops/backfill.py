@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from image_pipeline.records import image_doc_id
-from infra.config import ROOT
-from infra.local.messages import eventarc_storage_event
+from infra.common.paths import ROOT
+from infra.common.storage_events import eventarc_storage_event, rfc3339
+from infra.model.topology import FINALIZED, OUTPUT_MARKER
 from infra.ops import target as targets
-from infra.topology import FINALIZED, OUTPUT_MARKER
 
 DEFAULT_LIMIT = 1000
 _ATTEMPTS = 4  # per object, for 429/5xx answers (the platform would retry those too)
@@ -114,8 +114,8 @@ def object_resource(blob: Any) -> dict[str, Any]:
         "md5Hash": blob.md5_hash,
         "crc32c": blob.crc32c,
         "etag": blob.etag,
-        "timeCreated": _rfc3339(blob.time_created),
-        "updated": _rfc3339(blob.updated),
+        "timeCreated": blob.time_created and rfc3339(blob.time_created),
+        "updated": blob.updated and rfc3339(blob.updated),
         "metadata": blob.metadata,
     }
     return {key: value for key, value in resource.items() if value is not None}
@@ -129,13 +129,7 @@ def finalized_event(resource: Mapping[str, Any], now: datetime) -> tuple[dict[st
     """
     bucket, name = resource["bucket"], resource["name"]
     event_id = f"backfill-{image_doc_id(bucket, name)[:16]}-{resource['generation']}"
-    return eventarc_storage_event(resource, event_id, FINALIZED, _rfc3339(now))
-
-
-def _rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return eventarc_storage_event(resource, event_id, FINALIZED, rfc3339(now))
 
 
 class Pacer:

@@ -1,6 +1,6 @@
 """How an operator tool reaches a pipeline: the local stack or a real GCP project.
 
-Both are described by the same `Topology` (built from `infra.config`), so bucket, topic
+Both are described by the same `Topology` (built from `infra.model.config`), so bucket, topic
 and subscription names are resolved one way everywhere. The local stack only adds where
 things listen, read from `.local/stack.json`: the project id it uses, the emulator hosts
 and the URL of each functions-framework process. On GCP a function is reached at its
@@ -21,10 +21,11 @@ from typing import Any
 
 import requests
 
-from infra.config import ROOT, load_config
-from infra.topology import Topology, build_topology
+from infra.common.paths import STACK_JSON
+from infra.model.config import load_config
+from infra.model.topology import Topology, build_topology
 
-STACK_FILE = ROOT / ".local" / "stack.json"
+STACK_FILE = STACK_JSON
 EMULATOR_VARS = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
 _FUNCTIONS_API = "https://cloudfunctions.googleapis.com/v2"
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -76,7 +77,7 @@ class Target:
     def _clients(self) -> Any:
         """The emulator clients of the harness locally; default credentials on GCP."""
         if self.is_local:
-            from infra.local.clients import emulator_clients
+            from infra.common.emulator_clients import emulator_clients
 
             return emulator_clients(self.project, self.emulator_env)
         from google.cloud import firestore, pubsub_v1, storage

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import DeploymentConfig, from_mapping
-from infra.topology import Topology, build_topology
+from infra.model.config import DeploymentConfig, from_mapping
+from infra.model.topology import Topology, build_topology
 
 DEFAULT_ID = "image-pipeline"
 ALT_ID = "alt-pipeline"
@@ -101,7 +101,7 @@ class Synth:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     from cdktf import App
 
-    from infra.stack import add_pipeline_stack
+    from infra.deploy.pipeline_stack import add_pipeline_stack
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     app = App(outdir=str(outdir))

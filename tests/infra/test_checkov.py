@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ROOT
+from infra.model.config import ROOT
 
 pytestmark = pytest.mark.synth
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.function_source import SourceError, build_archive
+from infra.deploy.function_source import SourceError, build_archive
 
 
 @pytest.fixture

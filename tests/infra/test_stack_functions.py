@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.topology import FINALIZED
+from infra.model.topology import FINALIZED
 
 pytestmark = pytest.mark.synth
 

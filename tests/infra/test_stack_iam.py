@@ -8,7 +8,7 @@ pytestmark = pytest.mark.synth
 
 
 def test_required_apis_are_enabled_and_never_disabled(stack):
-    from infra.constructs.apis import SERVICES  # imports cdktf: not at collection time
+    from infra.deploy.constructs.apis import SERVICES  # imports cdktf: not at collection time
 
     services = {s["service"]: s for s in stack.all("google_project_service")}
     assert set(services) == set(SERVICES.values())

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from infra.function_source import build_archive
+from infra.deploy.function_source import build_archive
 
 pytestmark = pytest.mark.synth
 

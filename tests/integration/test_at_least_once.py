@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from infra.local import samples
+from infra.local import sample_images
 
 pytestmark = pytest.mark.integration
 
@@ -13,7 +13,7 @@ UPLOADS = 50
 
 
 def test_fifty_uploads_with_duplicates_and_reordering(harness, prefix):
-    data = samples.jpeg(160, 120)
+    data = sample_images.jpeg(160, 120)
     with harness.faults(duplicate_rate=0.5, reorder_window=8, seed=4):
         generations = {
             f"{prefix}img-{i:02d}.jpg": harness.upload(f"{prefix}img-{i:02d}.jpg", data)
@@ -34,8 +34,8 @@ def test_fifty_uploads_with_duplicates_and_reordering(harness, prefix):
 def test_older_generation_never_replaces_newer(harness, prefix):
     name = prefix + "same.jpg"
     with harness.faults(duplicate_rate=0.5, reorder_window=4, seed=7):
-        first = harness.upload(name, samples.jpeg(400, 300, samples.RED))
-        second = harness.upload(name, samples.jpeg(300, 400, samples.BLUE))
+        first = harness.upload(name, sample_images.jpeg(400, 300, sample_images.RED))
+        second = harness.upload(name, sample_images.jpeg(300, 400, sample_images.BLUE))
         doc = harness.wait_doc(
             name, lambda d: d.get("status") == "processed" and d["generation"] == second
         )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local import samples
+from infra.local import sample_images
 
 pytestmark = pytest.mark.integration
 
 CASES = {
-    "corrupt.jpg": (samples.corrupt_jpeg, "image/jpeg", "corrupt"),
-    "truncated.jpg": (samples.truncated_jpeg, "image/jpeg", "truncated"),
+    "corrupt.jpg": (sample_images.corrupt_jpeg, "image/jpeg", "corrupt"),
+    "truncated.jpg": (sample_images.truncated_jpeg, "image/jpeg", "truncated"),
     "empty.png": (lambda: b"", "image/png", "empty"),
-    "text.jpg": (samples.text_named_jpg, "image/jpeg", "not_an_image"),
-    "bomb.png": (samples.decompression_bomb, "image/png", "too_many_pixels"),
-    "huge.jpg": (lambda: samples.oversized(3_000_001), "image/jpeg", "too_many_bytes"),
+    "text.jpg": (sample_images.text_named_jpg, "image/jpeg", "not_an_image"),
+    "bomb.png": (sample_images.decompression_bomb, "image/png", "too_many_pixels"),
+    "huge.jpg": (lambda: sample_images.oversized(3_000_001), "image/jpeg", "too_many_bytes"),
 }
 
 

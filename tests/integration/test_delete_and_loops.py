@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local import samples
+from infra.local import sample_images
 
 pytestmark = pytest.mark.integration
 
 
 def test_delete_removes_thumbnails_and_marks_doc(harness, prefix):
     name = prefix + "gone.jpg"
-    generation = harness.upload(name, samples.jpeg(300, 200))
+    generation = harness.upload(name, sample_images.jpeg(300, 200))
     harness.wait_doc(name, lambda d: d.get("status") == "processed")
     assert len(harness.thumbnail_blobs(name)) == 3
 
@@ -25,10 +25,12 @@ def test_delete_removes_thumbnails_and_marks_doc(harness, prefix):
 
 def test_no_loop(harness, prefix):
     names = [prefix + "a.jpg", prefix + "b.png"]
-    harness.upload(names[0], samples.jpeg(300, 200))
-    harness.upload(names[1], samples.png_with_alpha(), "image/png")
+    harness.upload(names[0], sample_images.jpeg(300, 200))
+    harness.upload(names[1], sample_images.png_with_alpha(), "image/png")
     marked = prefix + "already-a-thumbnail.webp"
-    harness.upload(marked, samples.jpeg(64, 64), metadata={"image-pipeline-output": "thumbnail"})
+    harness.upload(
+        marked, sample_images.jpeg(64, 64), metadata={"image-pipeline-output": "thumbnail"}
+    )
     for name in names:
         harness.wait_doc(name, lambda d: d.get("status") == "processed")
     harness.wait_until(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local import samples
+from infra.local import sample_images
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def test_filters_hold_for_every_subscription(harness, prefix):
     # A processed image: its FINALIZE notification must not reach cleanup, its
     # image.processed event must not reach the failures feed.
     good = prefix + "good.jpg"
-    harness.upload(good, samples.jpeg(320, 240))
+    harness.upload(good, sample_images.jpeg(320, 240))
     harness.wait_doc(good, lambda d: d.get("status") == "processed")
     before = harness.router.filtered_counts()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local import samples
+from infra.local import sample_images
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +47,9 @@ def _sizes(harness, name):  # -> {box: (w, h)} from the actual files
 )
 def test_image_is_processed(harness, prefix, sample, content_type, size, boxes):
     data = {
-        "photo.jpg": samples.jpeg,
-        "alpha.png": samples.png_with_alpha,
-        "rotated.jpg": samples.exif_rotated_jpeg,
+        "photo.jpg": sample_images.jpeg,
+        "alpha.png": sample_images.png_with_alpha,
+        "rotated.jpg": sample_images.exif_rotated_jpeg,
     }[sample]()
     name = prefix + sample
     generation = harness.upload(name, data, content_type)

@@ -22,9 +22,9 @@ from PIL import Image
 
 from image_pipeline.events import StorageObject, processed_event
 from image_pipeline.records import image_doc_id
+from infra.model.topology import OUTPUT_MARKER
 from infra.ops import backfill, dead_letters
 from infra.ops import target as targets
-from infra.topology import OUTPUT_MARKER
 
 pytestmark = pytest.mark.integration
 

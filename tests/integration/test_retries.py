@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from infra.local import samples
+from infra.local import sample_images
 from infra.ops import dead_letters, target
 
 pytestmark = pytest.mark.integration
@@ -13,8 +13,9 @@ pytestmark = pytest.mark.integration
 
 def test_transient_failures_are_retried_until_processed(harness, prefix):
     with harness.faults(transient_rate=0.5, seed=11):
-        names = [harness.upload(f"{prefix}{i}.jpg", samples.jpeg(200, 150)) and f"{prefix}{i}.jpg"
-                 for i in range(6)]  # fmt: skip
+        names = [f"{prefix}{i}.jpg" for i in range(6)]
+        for name in names:
+            harness.upload(name, sample_images.jpeg(200, 150))
         for name in names:
             harness.wait_doc(name, lambda d: d.get("status") == "processed")
     injected = [d for d in harness.router.deliveries(object_prefix=prefix) if d.injected]
@@ -24,7 +25,7 @@ def test_transient_failures_are_retried_until_processed(harness, prefix):
 def test_trigger_retries_until_the_function_recovers(harness, prefix):
     name = prefix + "later.jpg"
     with harness.faults(failing=["make_thumbnail"]):
-        harness.upload(name, samples.jpeg(200, 150))
+        harness.upload(name, sample_images.jpeg(200, 150))
         harness.wait_until(
             lambda: len(harness.calls("make_thumbnail", name, injected=True)) >= 3,
             20,
@@ -38,7 +39,7 @@ def test_failing_function_dead_letters_then_replay_processes(harness, prefix):
     name = prefix + "dlq.jpg"
     sub = harness.stack.topology.subscriptions["metadata_writer"]
     with harness.faults(failing=["write_metadata"]):
-        harness.upload(name, samples.jpeg(200, 150))
+        harness.upload(name, sample_images.jpeg(200, 150))
 
         def recorded():
             return [

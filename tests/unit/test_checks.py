@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from infra.checks import TopologyError, check_topology, problems, triggered_by_bucket
-from infra.config import from_mapping
-from infra.topology import Grant, TopicSpec, Topology, build_topology
+from infra.model.checks import TopologyError, check_topology, problems, triggered_by_bucket
+from infra.model.config import from_mapping
+from infra.model.topology import Grant, TopicSpec, Topology, build_topology
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import (
+from infra.model.config import (
     ROOT,
     ConfigError,
     DeploymentConfig,
@@ -16,7 +16,7 @@ from infra.config import (
     load_config,
     parse_sizes,
 )
-from infra.settings_table import markdown_table
+from infra.model.config_table import markdown_table
 
 
 def _cdktf_json(tmp_path: Path, pipeline: dict) -> Path:
@@ -140,7 +140,7 @@ def test_project_is_the_only_required_setting():
 def test_readme_settings_table_is_current():
     readme = (ROOT / "README.md").read_text()
     assert markdown_table() in readme, (
-        "README 'Deploy to GCP' settings table is stale: paste `python -m infra.settings_table`"
+        "README 'Deploy to GCP' settings table is stale: paste `python -m infra.model.config_table`"
     )
 
 

@@ -1,6 +1,6 @@
 """The gallery's join of uploads with dead letters (pure; the page itself is browser-tested)."""
 
-from infra.local.gallery import _show_dead_lettered
+from infra.gallery.server import _show_dead_lettered
 
 
 def _upload(name: str, generation: int, status: str = "pending") -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cloudevents.http import from_http
 
+from infra.model.topology import FINALIZED, OUTPUT_MARKER
 from infra.ops.backfill import (
     Checkpoint,
     Pacer,
@@ -16,7 +17,6 @@ from infra.ops.backfill import (
     is_output,
     reason_to_process,
 )
-from infra.topology import FINALIZED, OUTPUT_MARKER
 
 
 def test_outputs_are_recognised_by_the_loop_marker() -> None:

@@ -1,4 +1,4 @@
-"""Tests of infra.pubsub_filter against the documented Pub/Sub filter language.
+"""Tests of infra.model.pubsub_filter against the documented Pub/Sub filter language.
 
 Unless noted, examples come from the Pub/Sub documentation page "Filter messages from a
 subscription" (https://cloud.google.com/pubsub/docs/filtering), section "Syntax to create
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from infra.pubsub_filter import (
+from infra.model.pubsub_filter import (
     MAX_FILTER_BYTES,
     And,
     Equals,

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from infra.config import load_config
 from infra.local.control import apply_fault_request
 from infra.local.faults import FaultError
 from infra.local.router import Router, Scheduler
-from infra.topology import build_topology
+from infra.model.config import load_config
+from infra.model.topology import build_topology
 
 
 class FakeSubscriber:

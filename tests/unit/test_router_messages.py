@@ -16,7 +16,7 @@ from infra.local.messages import (
     rfc3339,
     storage_cloudevent,
 )
-from infra.topology import FINALIZED, RetryPolicy
+from infra.model.topology import FINALIZED, RetryPolicy
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
 RESOURCE = {

@@ -9,9 +9,9 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud.storage.retry import ConditionalRetryPolicy
 
-from image_pipeline import storage
+from image_pipeline import gcs
 from image_pipeline.errors import GenerationMismatch
-from image_pipeline.storage import GcsStorage, Upload
+from image_pipeline.gcs import GcsStorage, Upload
 
 
 class Recorder:
@@ -71,7 +71,7 @@ class FakeClient:
 @pytest.fixture
 def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     recorder = Recorder()
-    monkeypatch.setattr(storage.clients, "storage_client", lambda project: FakeClient(recorder))
+    monkeypatch.setattr(gcs.clients, "storage_client", lambda project: FakeClient(recorder))
     return recorder
 
 
@@ -90,13 +90,13 @@ def test_every_call_has_a_timeout_and_a_bounded_retry(rec):
     call_everything(GcsStorage("p"))
     assert [call for call, _ in rec.calls] == ["download", "stat", "upload", "list", "delete"]
     for call, kwargs in rec.calls:
-        assert kwargs["timeout"] == storage.REQUEST_TIMEOUT_SECONDS, call
+        assert kwargs["timeout"] == gcs.REQUEST_TIMEOUT_SECONDS, call
         retry = kwargs["retry"]
         if call in ("upload", "delete"):
             assert isinstance(retry, ConditionalRetryPolicy), call
             conditioned = {"ifGenerationMatch": kwargs["if_generation_match"]}
             retry = retry.get_retry_policy_if_conditions_met(query_params=conditioned)
-        assert retry.timeout == storage.RETRY_SECONDS < 120, call
+        assert retry.timeout == gcs.RETRY_SECONDS < 120, call
 
 
 def test_unconditioned_writes_would_not_be_retried(rec):

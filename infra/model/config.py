@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from image_pipeline.settings import FORMATS, Settings
+from infra.common.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "PIPELINE_"
 
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")

@@ -21,12 +21,12 @@ from cdktf_cdktf_provider_google.pubsub_topic_iam_member import PubsubTopicIamMe
 from cdktf_cdktf_provider_google.storage_notification import StorageNotification
 from constructs import Construct
 
-from infra.constructs._why import why
-from infra.constructs.buckets import Buckets
-from infra.constructs.deployment import Deployment
-from infra.constructs.functions import Functions
-from infra.constructs.iam import Identities, function_grants, grant_id
-from infra.topology import SubscriptionSpec, Topology
+from infra.deploy.constructs._why import why
+from infra.deploy.constructs.buckets import Buckets
+from infra.deploy.constructs.cloud_functions import Functions
+from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.iam import Identities, function_grants, grant_id
+from infra.model.topology import SubscriptionSpec, Topology
 
 
 class Messaging(Construct):

@@ -16,10 +16,10 @@ from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketI
 from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
-from infra.constructs._why import why
-from infra.constructs.deployment import Deployment
-from infra.constructs.iam import Identities, function_grants, grant_id
-from infra.function_source import FunctionArchive
+from infra.deploy.constructs._why import why
+from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.iam import Identities, function_grants, grant_id
+from infra.deploy.function_source import FunctionArchive
 
 
 class Buckets(Construct):

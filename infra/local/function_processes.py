@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.local.processes import ManagedProcess, free_port, spawn, wait_http
-from infra.topology import FunctionSpec
+from infra.model.topology import FunctionSpec
 
 STARTUP_TIMEOUT = 60.0
 

@@ -27,22 +27,24 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.protobuf import duration_pb2
 
-from infra.config import DeploymentConfig
-from infra.local import emulators, functions, gallery, layout
-from infra.local.clients import Clients, emulator_clients
+from infra.common import paths
+from infra.common.emulator_clients import Clients, emulator_clients
+from infra.gallery import server as gallery_server
+from infra.local import emulators, function_processes
 from infra.local.control import ControlServer
 from infra.local.faults import Faults, FaultSettings
 from infra.local.processes import ManagedProcess, free_port
 from infra.local.router import Router, harness_names
-from infra.topology import Topology, build_topology
+from infra.model.config import DeploymentConfig
+from infra.model.topology import Topology, build_topology
 
-log = logging.getLogger("infra.local.stack")
+log = logging.getLogger("infra.local.local_stack")
 
 
 @dataclass
 class StackOptions:
-    functions_source: Path = layout.FUNCTIONS_SOURCE
-    state_dir: Path = layout.LOCAL_DIR
+    functions_source: Path = paths.FUNCTIONS_SOURCE
+    state_dir: Path = paths.LOCAL_DIR
     faults: FaultSettings = field(default_factory=FaultSettings)
     backoff_factor: float = 1.0
     poll_seconds: float = 0.2
@@ -60,7 +62,7 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self.timings: dict[str, float] = {}
         self.emulators: dict[str, emulators.Emulator] = {}
-        self.functions: dict[str, functions.RunningFunction] = {}
+        self.functions: dict[str, function_processes.RunningFunction] = {}
         self.router: Router | None = None
         self.control: ControlServer | None = None
         self.gallery: ThreadingHTTPServer | None = None
@@ -103,7 +105,7 @@ class LocalStack:
             self._start_emulators()
             self._start_functions()
             self._start_router()
-            self.gallery = gallery.start(self.info())
+            self.gallery = gallery_server.start(self.info())
         except BaseException:
             self.down()
             raise
@@ -228,11 +230,11 @@ class LocalStack:
         t0 = time.monotonic()
         env = {**os.environ, **self.env}
         for spec in self.topology.functions.values():
-            self.functions[spec.key] = functions.start_function(
+            self.functions[spec.key] = function_processes.start_function(
                 spec, self.options.functions_source, env, self.logs_dir
             )
         for running in self.functions.values():
-            functions.wait_ready(running)
+            function_processes.wait_ready(running)
         self.timings["functions_s"] = time.monotonic() - t0
 
     def _start_router(self) -> None:
@@ -253,7 +255,7 @@ class LocalStack:
     # -- what tools read ------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """The content of `.local/stack.json` (keys documented in the brief)."""
+        """The content of `.local/stack.json` (its keys are listed in README.md)."""
         t = self.topology
         return {
             "project": t.project,
@@ -285,7 +287,7 @@ class LocalStack:
                 "backoff_factor": self.options.backoff_factor,
                 "faults": self.faults.settings.to_json(),
             },
-            "gallery": gallery.url_of(self.gallery) if self.gallery else None,
+            "gallery": gallery_server.url_of(self.gallery) if self.gallery else None,
             "pid": os.getpid(),
             "process_groups": {p.name: p.pid for p in self.processes()},
             "logs": str(self.logs_dir),
@@ -311,7 +313,7 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def read_stack_json(path: Path = layout.STACK_JSON) -> dict[str, Any]:
+def read_stack_json(path: Path = paths.STACK_JSON) -> dict[str, Any]:
     """The running stack's description, or a clear error when none is up."""
     try:
         return dict(json.loads(path.read_text()))

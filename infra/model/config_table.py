@@ -1,6 +1,6 @@
 """The deployment settings as a Markdown table (README "Deploy to GCP").
 
-`python -m infra.settings_table` prints it; a unit test checks the README carries exactly
+`python -m infra.model.config_table` prints it; a unit test checks the README carries exactly
 this table, so a new setting or a changed default cannot leave the README behind.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from infra.config import DeploymentConfig
+from infra.model.config import DeploymentConfig
 
 HELP = {
     "project": "GCP project id to deploy into",

@@ -1,4 +1,4 @@
-"""The CDKTF stack, generated from one `Topology` (see `infra.topology`).
+"""The CDKTF stack, generated from one `Topology` (see `infra.model.topology`).
 
 `add_pipeline_stack(app, config)` runs the synth-time checks, builds the function source
 archive and declares every resource; nothing about the topology is written here.
@@ -13,16 +13,16 @@ from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
-from infra.checks import check_topology
-from infra.config import DeploymentConfig
-from infra.constructs.apis import RequiredApis
-from infra.constructs.buckets import Buckets
-from infra.constructs.deployment import Deployment
-from infra.constructs.functions import Functions
-from infra.constructs.iam import Identities
-from infra.constructs.pubsub import Messaging
-from infra.function_source import FUNCTIONS_ROOT, build_archive
-from infra.topology import Topology, build_topology
+from infra.deploy.constructs.apis import RequiredApis
+from infra.deploy.constructs.buckets import Buckets
+from infra.deploy.constructs.cloud_functions import Functions
+from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.iam import Identities
+from infra.deploy.constructs.messaging import Messaging
+from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
+from infra.model.checks import check_topology
+from infra.model.config import DeploymentConfig
+from infra.model.topology import Topology, build_topology
 
 STACK_ID = "image-pipeline"
 

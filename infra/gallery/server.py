@@ -22,11 +22,11 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from image_pipeline.records import image_doc_id
+from infra.model.topology import OUTPUT_MARKER
 from infra.ops import dead_letters
 from infra.ops import target as targets
-from infra.topology import OUTPUT_MARKER
 
-STATIC = Path(__file__).with_name("gallery_static")
+STATIC = Path(__file__).with_name("static")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MAX_ITEMS = 500  # a page, not an archive: the newest uploads
 

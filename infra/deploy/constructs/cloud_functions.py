@@ -14,11 +14,11 @@ from cdktf_cdktf_provider_google.cloudfunctions2_function import (
 )
 from constructs import Construct
 
-from infra.constructs._why import why
-from infra.constructs.buckets import Buckets
-from infra.constructs.deployment import Deployment
-from infra.constructs.iam import Identities
-from infra.topology import FunctionSpec, Topology
+from infra.deploy.constructs._why import why
+from infra.deploy.constructs.buckets import Buckets
+from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.iam import Identities
+from infra.model.topology import FunctionSpec, Topology
 
 # The interpreter the functions are tested with (scripts/test runs Python 3.11).
 RUNTIME = "python311"

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.config import ROOT
+from infra.common.paths import ROOT
 
 FUNCTIONS_ROOT = ROOT / "functions"
 REQUIRED = ("main.py", "requirements.txt")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from infra import pubsub_filter
-from infra.topology import Topology
+from infra.model import pubsub_filter
+from infra.model.topology import Topology
 
 # Roles that can create, replace or delete objects in a bucket (bucket or project level).
 STORAGE_WRITE_ROLES = frozenset(

@@ -18,9 +18,9 @@ from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
-from infra.constructs._why import why
-from infra.constructs.apis import RequiredApis
-from infra.topology import FunctionSpec, Grant, Topology
+from infra.deploy.constructs._why import why
+from infra.deploy.constructs.apis import RequiredApis
+from infra.model.topology import FunctionSpec, Grant, Topology
 
 # What the build service account needs to turn the source archive into a function image
 # ("Custom Service Account for Cloud Build", Cloud Run functions documentation). The

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.config import DeploymentConfig
-from infra.constructs.apis import RequiredApis
-from infra.topology import Topology
+from infra.deploy.constructs.apis import RequiredApis
+from infra.model.config import DeploymentConfig
+from infra.model.topology import Topology
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The one declaration of the pipeline's topology.
 
-Both the CDKTF stack (`infra.stack`) and the local harness (`infra.local`) are generated
+Both the CDKTF stack (`infra.deploy`) and the local stack (`infra.local`) are generated
 from `build_topology(config)`, so the cloud and the laptop cannot drift: a bucket, topic,
 subscription, filter, dead-letter policy, trigger or function exists in both or in neither.
 Plain data only: no cloud clients, no cdktf.
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from image_pipeline.settings import Settings
-from infra.config import DeploymentConfig
+from infra.model.config import DeploymentConfig
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 OUTPUT_MARKER = "image-pipeline-output"

@@ -1,0 +1,123 @@
+"""Imports run one way only (docs/architecture.md, "Layout").
+
+Each package of `infra` may import the packages listed for it and nothing else of the
+repository's; the functions (`image_pipeline`, `functions/main.py`) import nothing of it.
+A back-edge fails here with the file, the line and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# package -> the repository packages it may import (itself always allowed).
+ALLOWED: dict[str, set[str]] = {
+    "image_pipeline": set(),
+    "infra.common": set(),
+    "infra.model": {"infra.common", "image_pipeline"},
+    "infra.deploy": {"infra.common", "infra.model", "image_pipeline"},
+    "infra.ops": {"infra.common", "infra.model", "image_pipeline"},
+    "infra.gallery": {"infra.common", "infra.model", "infra.ops", "image_pipeline"},
+    "infra.local": {
+        "infra.common",
+        "infra.model",
+        "infra.ops",
+        "infra.gallery",
+        "image_pipeline",
+    },
+}
+OURS = ("infra", "image_pipeline", "main", "benchmarks", "tests")
+
+
+def package_of(module: str) -> str | None:
+    for package in sorted(ALLOWED, key=len, reverse=True):
+        if module == package or module.startswith(package + "."):
+            return package
+    return None
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(ROOT / "functions" if "functions" in path.parts else ROOT)
+    return ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
+
+
+def imports(source: str) -> list[tuple[int, str]]:
+    """(line, imported module) for every import of the repository's own code."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # `from infra import model` imports infra.model; `from infra.ops import x`, infra.ops.
+            names = (
+                [node.module]
+                if package_of(node.module)
+                else [f"{node.module}.{alias.name}" for alias in node.names]
+            )
+        else:
+            continue
+        found += [(node.lineno, n) for n in names if n.split(".")[0] in OURS]
+    return found
+
+
+def back_edges(where: str, module: str, source: str) -> list[str]:
+    own = package_of(module)
+    if own is None:
+        return []
+    errors = []
+    for line, imported in imports(source):
+        target = package_of(imported)
+        if imported.split(".")[0] in OURS and target is None and imported != "infra":
+            target = imported  # main, benchmarks, tests: never imported by this code
+        if target is None or target == own or target in ALLOWED[own]:
+            continue
+        errors.append(f"{where}:{line}: {own} must not import {imported}")
+    return errors
+
+
+def sources() -> list[Path]:
+    return sorted((ROOT / "infra").rglob("*.py")) + sorted((ROOT / "functions").rglob("*.py"))
+
+
+def test_every_module_belongs_to_a_layer():
+    orphans = [
+        str(p.relative_to(ROOT))
+        for p in sources()
+        if package_of(module_name(p)) is None and module_name(p) not in ("infra", "main")
+    ]
+    assert orphans == [], "add these to ALLOWED (and to the Layout in docs/architecture.md)"
+
+
+def test_imports_run_one_way():
+    errors = [
+        error
+        for path in sources()
+        for error in back_edges(
+            str(path.relative_to(ROOT)),
+            # functions/main.py is the functions' entry point: it imports what they may.
+            "image_pipeline" if path == ROOT / "functions" / "main.py" else module_name(path),
+            path.read_text(),
+        )
+    ]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("infra.ops.backfill", "from infra.local.messages import Message\n"),
+        ("infra.model.topology", "import infra.deploy.pipeline_stack\n"),
+        ("infra.common.paths", "from infra.model import config\n"),
+        ("image_pipeline.events", "from infra.model.topology import OUTPUT_MARKER\n"),
+        ("infra.gallery.server", "from infra.local import local_stack\n"),
+    ],
+)
+def test_a_back_edge_is_reported(module, source):
+    imported = imports(source)[0][1]
+    assert back_edges("probe.py", module, source) == [
+        f"probe.py:1: {package_of(module)} must not import {imported}"
+    ]
