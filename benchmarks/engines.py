@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from PIL import Image, ImageOps
 
 from image_pipeline import imaging
-from image_pipeline.settings import Box
+from image_pipeline.settings import Box, Tunables
 
 Sizes = Sequence[tuple[int, int]]
 Output = list[tuple[int, int, bytes]]
@@ -32,9 +32,11 @@ def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
 
 def ours(data: bytes, sizes: Sizes, fmt: str, quality: int) -> Output:
     """functions/image_pipeline/imaging.py, called as make_thumbnail calls it."""
-    options = imaging.Options(
-        boxes=tuple(Box(w, h) for w, h in sizes), formats=(fmt,), quality=quality
-    )
+    options = Tunables(
+        thumbnail_sizes=tuple(Box(w, h) for w, h in sizes),
+        thumbnail_formats=(fmt,),
+        thumbnail_quality=quality,
+    ).imaging_options()
     result = imaging.make_thumbnails(data, options)
     return [(t.width, t.height, t.data) for t in result.thumbnails]
 

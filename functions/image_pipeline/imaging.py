@@ -63,12 +63,14 @@ _LAB = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
 
 @dataclasses.dataclass(frozen=True)
 class Options:
+    """What to make and what to refuse; built by ``Settings.imaging_options`` (the defaults)."""
+
     boxes: tuple[Box, ...]
     formats: tuple[str, ...]
-    quality: int = 82
-    max_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 120_000_000
-    include_gps: bool = False
+    quality: int
+    max_bytes: int
+    max_pixels: int
+    include_gps: bool
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,17 +49,6 @@ class Pipeline:
             store=FirestoreStore(settings.project, settings.firestore_database),
         )
 
-    def imaging_options(self) -> imaging.Options:
-        s = self.settings
-        return imaging.Options(
-            boxes=s.thumbnail_sizes,
-            formats=s.thumbnail_formats,
-            quality=s.thumbnail_quality,
-            max_bytes=s.max_input_bytes,
-            max_pixels=s.max_input_pixels,
-            include_gps=s.exif_include_gps,
-        )
-
 
 # The longest leaf any settings can give a thumbnail ("99999x99999.webp").
 _HASHED_DIR = "_long/"
@@ -192,7 +181,7 @@ def _thumbnails_event(
         log.info("skipped", reason="this generation no longer exists (overwritten or deleted)")
         return None
     with _timed(timings, "core_ms"):
-        result = imaging.make_thumbnails(data, p.imaging_options())
+        result = imaging.make_thumbnails(data, p.settings.imaging_options())
     with _timed(timings, "upload_ms"):
         thumbnails = [
             entry

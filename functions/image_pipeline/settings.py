@@ -1,30 +1,44 @@
-"""The environment contract of every function (docs/architecture.md, "Function environment").
+"""The functions' settings, each defined once (docs/architecture.md, "Function environment").
 
-``Settings.from_env`` parses it and ``Settings.to_env`` writes it, so the stack and the
-functions share one definition. Every problem raises ``SettingsError`` naming the variable.
+A field's type picks its parser (``PARSERS``), its metadata (``setting()``) holds its doc line,
+environment variable, bounds and the ``imaging.Options`` field it feeds. ``Tunables`` are what
+a deployment chooses (``infra.model.config.DeploymentConfig`` inherits them); ``Settings`` adds
+the names the stack wires in. Every problem raises ``SettingsError`` naming the variable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Mapping
-from typing import NamedTuple
+import typing
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-FORMATS = ("webp", "jpeg", "png", "avif")
+if TYPE_CHECKING:
+    from image_pipeline.imaging import Options
+
+Format = Literal["webp", "jpeg", "png", "avif"]
+FORMATS: tuple[Format, ...] = typing.get_args(Format)
 MAX_OBJECT_NAME_BYTES = 1024  # GCS: an object name is at most 1024 bytes of UTF-8
 MAX_BOX_SIDE = 99_999  # bounds a thumbnail's leaf name ("WxH.ext") whatever the sizes
 MAX_PREFIX_BYTES = 512  # leaves room for the hashed folder of long names
-_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
 _SIZE = re.compile(r"(\d+)x(\d+)")
 
 
 class SettingsError(ValueError):
-    """A missing or malformed setting; ``variable`` is the environment variable to fix."""
+    """A missing or malformed setting; ``variable`` is the environment variable to fix.
 
-    def __init__(self, variable: str, problem: str) -> None:
+    ``setting`` is the field's name and ``problem`` the message without the variable, so the
+    deployment config can report the same problem under its own name for the setting.
+    """
+
+    def __init__(self, variable: str, problem: str, setting: str = "") -> None:
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
+        self.problem = problem
+        self.setting = setting
 
 
 class Box(NamedTuple):
@@ -43,134 +57,298 @@ def avif_supported() -> bool:
     return bool(features.check("avif"))
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Validated configuration; field ``x`` is the environment variable ``X`` (see ``_ENV``)."""
+def setting(
+    default: object = dataclasses.MISSING,
+    *,
+    doc: str,
+    env: str = "",
+    bounds: tuple[int, int] | None = None,
+    option: str = "",
+    default_doc: str = "",
+    factory: Callable[[], object] | None = None,
+) -> Any:
+    """A settings field: ``doc`` is its line in the generated tables, ``env`` its variable
+    (default: the name in upper case), ``bounds`` the inclusive range of an int, ``option`` the
+    ``imaging.Options`` field it feeds and ``default_doc`` a default computed elsewhere."""
+    metadata = {"doc": doc, "env": env, "bounds": bounds, "option": option}
+    metadata["default_doc"] = default_doc
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
-    project: str
-    uploads_bucket: str
-    thumbnails_bucket: str
-    image_events_topic: str
-    images_collection: str = "images"
-    dead_letters_collection: str = "dead_letters"
-    firestore_database: str = "(default)"
-    thumbnail_sizes: tuple[Box, ...] = (Box(128, 128), Box(512, 512), Box(1024, 1024))
-    thumbnail_formats: tuple[str, ...] = ("webp",)
-    thumbnail_quality: int = 82
-    thumbnail_prefix: str = "thumbnails/"
-    cache_control: str = "public, max-age=3600"
-    max_input_bytes: int = 50 * 1024 * 1024
-    max_input_pixels: int = 120_000_000
-    include_patterns: tuple[str, ...] = ()
-    exclude_patterns: tuple[str, ...] = ()
-    retry_window_seconds: int = 1800
-    exif_include_gps: bool = False
+
+def env_name(field: dataclasses.Field[Any]) -> str:
+    """The environment variable of a ``Settings`` field."""
+    return str(field.metadata.get("env") or field.name.upper())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Tunables:
+    """What a deployment may choose about the functions; defaults give a cheap pipeline."""
+
+    thumbnail_sizes: tuple[Box, ...] = setting(
+        (Box(128, 128), Box(512, 512), Box(1024, 1024)),
+        doc=f"bounding boxes `WxH`, comma separated, sides 1..{MAX_BOX_SIDE} (never upscaled)",
+        option="boxes",
+    )
+    thumbnail_formats: tuple[Format, ...] = setting(
+        ("webp",), doc=f"output formats, comma separated: {', '.join(FORMATS)}", option="formats"
+    )
+    thumbnail_quality: int = setting(
+        82, doc="encoder quality 1..100", bounds=(1, 100), option="quality"
+    )
+    cache_control: str = setting("public, max-age=3600", doc="Cache-Control of the thumbnails")
+    max_input_bytes: int = setting(
+        50 * 1024 * 1024,
+        doc="larger objects are rejected before download",
+        bounds=(1, 5 * 1024**4),
+        option="max_bytes",
+    )
+    max_input_pixels: int = setting(
+        120_000_000,
+        doc="larger images are rejected before decoding",
+        bounds=(1, 10**10),
+        option="max_pixels",
+    )
+    include_patterns: tuple[str, ...] = setting(
+        (),
+        doc="globs (`*` within a segment, `**` across), comma separated, an object must match "
+        "to be processed (empty: all)",
+    )
+    exclude_patterns: tuple[str, ...] = setting((), doc="globs that exclude an object")
+    retry_window_seconds: int = setting(
+        1800,
+        doc="how long make_thumbnail's Eventarc retries go on (event-age guard)",
+        bounds=(10, 24 * 3600),
+    )
+    exif_include_gps: bool = setting(
+        False,
+        doc="keep GPS in the metadata doc's EXIF subset (never in thumbnails)",
+        option="include_gps",
+    )
+
+    def __post_init__(self) -> None:
+        _normalize(self)
+        sizes = self.thumbnail_sizes
+        if not sizes or any(not (1 <= side <= MAX_BOX_SIDE) for box in sizes for side in box):
+            raise _error("thumbnail_sizes", f"needs at least one box, each side 1..{MAX_BOX_SIDE}")
+        if len(set(sizes)) != len(sizes):
+            raise _error("thumbnail_sizes", "lists a box twice")
+        _check_formats(self.thumbnail_formats)
+        check_bounds(self, Tunables)
+
+    def tunables(self) -> dict[str, Any]:
+        """These values by field name (what ``Settings.wired`` takes)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Tunables)}
+
+    def imaging_options(self) -> Options:
+        """The image core's options, from the fields whose metadata names an option."""
+        from image_pipeline.imaging import Options  # imaging imports Box from here
+
+        return Options(
+            **{
+                f.metadata["option"]: getattr(self, f.name)
+                for f in dataclasses.fields(Tunables)
+                if f.metadata["option"]
+            }
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings(Tunables):
+    """Validated configuration of a function; field ``x`` is the variable ``X`` (``env_name``)."""
+
+    project: str = setting(
+        env="GOOGLE_CLOUD_PROJECT",
+        doc="project id (set by the stack: 2nd gen Python runtimes do not set it)",
+    )
+    uploads_bucket: str = setting(doc="the only bucket `make_thumbnail` processes")
+    thumbnails_bucket: str = setting(doc="where thumbnails go (must differ from uploads)")
+    image_events_topic: str = setting(doc="short topic id for result events")
+    images_collection: str = setting("images", doc="Firestore collection of metadata docs")
+    dead_letters_collection: str = setting(
+        "dead_letters", doc="Firestore collection of dead-letter records"
+    )
+    firestore_database: str = setting("(default)", doc="Firestore database id")
+    thumbnail_prefix: str = setting(
+        "thumbnails/", doc=f"prefix of thumbnail object names (at most {MAX_PREFIX_BYTES} bytes)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("project", "uploads_bucket", "thumbnails_bucket", "image_events_topic"):
             if not getattr(self, name):
-                raise SettingsError(_ENV[name], "is required")
+                raise _error(name, "is required")
         for name in ("images_collection", "dead_letters_collection", "firestore_database"):
             if not getattr(self, name) or "/" in getattr(self, name):
-                raise SettingsError(_ENV[name], "must be a non-empty name without '/'")
+                raise _error(name, "must be a non-empty name without '/'")
         if self.thumbnails_bucket == self.uploads_bucket:
-            raise SettingsError(
-                "THUMBNAILS_BUCKET", "must differ from UPLOADS_BUCKET (thumbnails would loop)"
+            raise _error(
+                "thumbnails_bucket", "must differ from UPLOADS_BUCKET (thumbnails would loop)"
             )
-        sizes = tuple(Box(int(w), int(h)) for w, h in self.thumbnail_sizes)
-        if not sizes or any(not (1 <= side <= MAX_BOX_SIDE) for box in sizes for side in box):
-            raise SettingsError(
-                "THUMBNAIL_SIZES", f"needs at least one box, each side 1..{MAX_BOX_SIDE}"
-            )
-        if len(set(sizes)) != len(sizes):
-            raise SettingsError("THUMBNAIL_SIZES", "lists a box twice")
-        object.__setattr__(self, "thumbnail_sizes", sizes)
-        formats = tuple(self.thumbnail_formats)
-        _check_formats(formats)
-        object.__setattr__(self, "thumbnail_formats", formats)
-        object.__setattr__(self, "include_patterns", tuple(self.include_patterns))
-        object.__setattr__(self, "exclude_patterns", tuple(self.exclude_patterns))
+        super().__post_init__()
         if len(self.thumbnail_prefix.encode()) > MAX_PREFIX_BYTES:
-            raise SettingsError("THUMBNAIL_PREFIX", f"must be at most {MAX_PREFIX_BYTES} bytes")
-        if not 1 <= self.thumbnail_quality <= 100:
-            raise SettingsError("THUMBNAIL_QUALITY", "must be between 1 and 100")
-        for name in ("max_input_bytes", "max_input_pixels", "retry_window_seconds"):
-            if getattr(self, name) < 1:
-                raise SettingsError(_ENV[name], "must be a positive integer")
+            raise _error("thumbnail_prefix", f"must be at most {MAX_PREFIX_BYTES} bytes")
+
+    @classmethod
+    def wired(cls, tunables: Tunables, **names: str) -> Settings:
+        """The settings of a deployment: its tunables plus the names the stack wires in."""
+        return cls(**tunables.tunables(), **names)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Parse the environment; an unset variable takes its default, a set one is parsed."""
-        values: dict[str, object] = dict.fromkeys(_REQUIRED, "")
-        for field in dataclasses.fields(cls):
-            raw = environ.get(_ENV[field.name])
+        values: dict[str, object] = {}
+        for field, kind in fields_and_types(cls):
+            variable = env_name(field)
+            raw = environ.get(variable)
             if raw is not None:
-                values[field.name] = _parse(field, raw.strip())
+                values[field.name] = parse(kind, raw.strip(), variable, field.name)
+            elif field.default is dataclasses.MISSING:
+                values[field.name] = ""  # __post_init__ names it as required
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         """The environment that ``from_env`` turns back into these settings."""
-        env = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, tuple):
-                text = ",".join(str(v) for v in value)
-            else:
-                text = str(value)
-            env[_ENV[field.name]] = text
-        return env
+        return {env_name(f): to_text(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-_ENV = {
-    f.name: "GOOGLE_CLOUD_PROJECT" if f.name == "project" else f.name.upper()
-    for f in dataclasses.fields(Settings)
+# Parsers by field type. Each takes an environment variable's text or a JSON value (from
+# cdktf.json) and returns the field's value or raises ValueError saying what is wrong.
+Parser = Callable[[object], object]
+
+
+def _items(raw: object) -> list[object]:
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(",")]
+    if isinstance(raw, list | tuple):
+        return list(raw)
+    raise ValueError(f"{raw!r} is not a comma-separated list")
+
+
+def _texts(raw: object) -> tuple[str, ...]:
+    return tuple(str(item).strip() for item in _items(raw) if str(item).strip())
+
+
+def _formats(raw: object) -> tuple[str, ...]:
+    return tuple(item.lower() for item in _texts(raw))
+
+
+def _box(item: object) -> Box:
+    if isinstance(item, list | tuple) and len(item) == 2:
+        item = "x".join(map(str, item))
+    match = _SIZE.fullmatch(str(item).strip())
+    if not match:
+        raise ValueError(f"{item!r} is not WIDTHxHEIGHT (e.g. 512x512)")
+    return Box(int(match[1]), int(match[2]))
+
+
+def _boxes(raw: object) -> tuple[Box, ...]:
+    if isinstance(raw, str) and not raw.strip():
+        return ()
+    return tuple(_box(item) for item in _items(raw))
+
+
+def _integer(raw: object) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an integer") from None
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    try:
+        return _BOOLS[str(raw).strip().lower()]
+    except KeyError:
+        raise ValueError(f"{raw!r} is not true or false") from None
+
+
+PARSERS: Mapping[object, Parser] = {
+    str: str,
+    int: _integer,
+    bool: _boolean,
+    tuple[str, ...]: _texts,
+    tuple[Format, ...]: _formats,
+    tuple[Box, ...]: _boxes,
 }
-_REQUIRED = [f.name for f in dataclasses.fields(Settings) if f.default is dataclasses.MISSING]
+
+
+def parse(
+    kind: object,
+    raw: object,
+    variable: str,
+    setting: str,
+    parsers: Mapping[object, Parser] = PARSERS,
+) -> object:
+    """``raw`` as a value of type ``kind``, or a ``SettingsError`` naming ``variable``."""
+    try:
+        parser = parsers[kind]
+    except KeyError:
+        raise TypeError(f"{setting}: no parser for {kind!r}; add one to PARSERS") from None
+    try:
+        return parser(raw)
+    except ValueError as error:
+        raise SettingsError(variable, str(error), setting) from None
+
+
+@functools.cache
+def fields_and_types(cls: type) -> tuple[tuple[dataclasses.Field[Any], object], ...]:
+    """The dataclass's fields with their resolved types (the keys of ``PARSERS``)."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def to_text(value: object) -> str:
+    """The text a parser turns back into ``value`` (the inverse of ``PARSERS``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def check_bounds(values: object, cls: type) -> None:
+    """Every int field of ``cls`` with ``bounds`` lies in them (``SettingsError`` otherwise)."""
+    for field in dataclasses.fields(cls):
+        if field.metadata.get("bounds"):
+            low, high = field.metadata["bounds"]
+            value = getattr(values, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise _error(field.name, f"{value!r} must be a whole number from {low} to {high}")
+
+
+def _normalize(values: Tunables) -> None:
+    """Lists become tuples and size pairs Boxes, so a constructed value equals a parsed one."""
+    for field, kind in fields_and_types(Tunables):
+        value = getattr(values, field.name)
+        if kind == tuple[Box, ...]:
+            value = tuple(Box(int(w), int(h)) for w, h in value)
+        elif typing.get_origin(kind) is tuple:
+            value = tuple(value)
+        object.__setattr__(values, field.name, value)
+
+
+def _error(name: str, problem: str) -> SettingsError:
+    field = {f.name: f for f in dataclasses.fields(Settings)}.get(name)
+    return SettingsError(env_name(field) if field else name.upper(), problem, name)
 
 
 def _check_formats(formats: tuple[str, ...]) -> None:
     if not formats:
-        raise SettingsError("THUMBNAIL_FORMATS", "needs at least one format")
+        raise _error("thumbnail_formats", "needs at least one format")
     for fmt in formats:
         if fmt not in FORMATS:
-            raise SettingsError(
-                "THUMBNAIL_FORMATS", f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}"
+            raise _error(
+                "thumbnail_formats", f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}"
             )
     if len(set(formats)) != len(formats):
-        raise SettingsError("THUMBNAIL_FORMATS", "lists a format twice")
+        raise _error("thumbnail_formats", "lists a format twice")
     if "avif" in formats and not avif_supported():
-        raise SettingsError(
-            "THUMBNAIL_FORMATS", "avif needs a Pillow built with libavif (Pillow >= 11.2 wheels)"
+        raise _error(
+            "thumbnail_formats", "avif needs a Pillow built with libavif (Pillow >= 11.2 wheels)"
         )
-
-
-def _parse(field: dataclasses.Field, raw: str) -> object:
-    """Turn one variable's text into the field's value, or say what is wrong with it."""
-    variable = _ENV[field.name]
-    default = field.default
-    items = [item.strip() for item in raw.split(",") if item.strip()]
-    if field.name == "thumbnail_sizes":
-        boxes = []
-        for item in items:
-            match = _SIZE.fullmatch(item)
-            if not match:
-                raise SettingsError(variable, f"{item!r} is not WIDTHxHEIGHT (e.g. 512x512)")
-            boxes.append(Box(int(match[1]), int(match[2])))
-        return tuple(boxes)
-    if field.name == "thumbnail_formats":
-        return tuple(item.lower() for item in items)
-    if isinstance(default, tuple):
-        return tuple(items)
-    if isinstance(default, bool):
-        try:
-            return _BOOLS[raw.lower()]
-        except KeyError:
-            raise SettingsError(variable, f"{raw!r} is not true or false") from None
-    if isinstance(default, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingsError(variable, f"{raw!r} is not an integer") from None
-    return raw

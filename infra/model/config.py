@@ -1,9 +1,10 @@
 """Deployment settings: one typed object with defaults, read from `cdktf.json` and env.
 
 Settings live under the `pipeline` key of the `context` in `cdktf.json`; an environment
-variable `PIPELINE_<SETTING>` (upper case) overrides one. Every value is validated here, so
-a bad setting fails at synth (or at `scripts/local up`) with a message naming it, instead
-of failing half-way through a `cdktf deploy`.
+variable `PIPELINE_<SETTING>` (upper case) overrides one. The settings the functions read are
+inherited from `image_pipeline.settings.Tunables` (defined, parsed and validated there); this
+module adds the deployment's own. A bad setting fails at synth (or at `scripts/local up`) with
+a message naming it, instead of failing half-way through a `cdktf deploy`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,20 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from image_pipeline.settings import FORMATS, Settings
+from image_pipeline.settings import (
+    PARSERS,
+    Parser,
+    SettingsError,
+    Tunables,
+    check_bounds,
+    fields_and_types,
+    parse,
+    setting,
+)
 from infra.common.paths import ROOT
 
 ENV_PREFIX = "PIPELINE_"
@@ -25,7 +35,6 @@ _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
-_SIZE_RE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 _MEMBER_RE = re.compile(r"^(user|group|serviceAccount|domain):[^\s:]+$")
 _MEMORY_RE = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 
@@ -38,47 +47,67 @@ class ConfigError(ValueError):
         self.setting = setting
 
 
-# The functions' own defaults (image_pipeline.settings) are the deployment's defaults, so a
-# function run by hand and a deployed one behave alike. Required fields get placeholders.
-_FN = Settings(project="p", uploads_bucket="u", thumbnails_bucket="t", image_events_topic="e")
+@dataclass(frozen=True, kw_only=True)
+class DeploymentConfig(Tunables):
+    """Everything a deployment may choose. Defaults give a working, cheap pipeline.
 
+    The function settings (sizes, formats, limits, ...) are inherited from `Tunables`, so the
+    functions' defaults and validation are the deployment's; the fields below are its own.
+    """
 
-@dataclass(frozen=True)
-class DeploymentConfig:
-    """Everything a deployment may choose. Defaults give a working, cheap pipeline."""
-
-    project: str
-    region: str = "us-central1"
-    prefix: str = "imgpipe"
-    uploads_bucket: str = ""  # default: {project}-{prefix}-uploads
-    thumbnails_bucket: str = ""  # default: {project}-{prefix}-thumbnails
-    thumbnail_sizes: tuple[tuple[int, int], ...] = tuple(map(tuple, _FN.thumbnail_sizes))
-    thumbnail_formats: tuple[str, ...] = _FN.thumbnail_formats
-    thumbnail_quality: int = _FN.thumbnail_quality
-    cache_control: str = _FN.cache_control
-    max_input_bytes: int = _FN.max_input_bytes
-    max_input_pixels: int = _FN.max_input_pixels
-    include_patterns: tuple[str, ...] = ()
-    exclude_patterns: tuple[str, ...] = ()
-    retry_window_seconds: int = _FN.retry_window_seconds
-    exif_include_gps: bool = _FN.exif_include_gps
-    max_delivery_attempts: int = 5
-    min_backoff_seconds: int = 10
-    max_backoff_seconds: int = 600
-    message_retention_seconds: int = 7 * 24 * 3600
-    thumbnail_memory: str = "1Gi"
-    thumbnail_timeout_seconds: int = 120
-    function_memory: str = "256Mi"
-    function_timeout_seconds: int = 60
-    max_instances: int = 10
-    uploads_lifecycle_days: int = 0  # 0 = keep originals forever
-    create_firestore_database: bool = False
-    firestore_location: str = ""  # default: region
-    force_destroy: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)
-    # IAM members (user:, group:, serviceAccount:) allowed to call make_thumbnail directly,
-    # for `scripts/backfill --project`. Empty: the function accepts internal traffic only.
-    backfill_invokers: tuple[str, ...] = ()
+    project: str = setting(doc="GCP project id to deploy into")
+    region: str = setting("us-central1", doc="region of the functions, the buckets and the trigger")
+    prefix: str = setting(
+        "imgpipe", doc="prefix of every topic, subscription, function and service account"
+    )
+    uploads_bucket: str = setting(
+        "", doc="bucket whose uploads are processed", default_doc="`{project}-{prefix}-uploads`"
+    )
+    thumbnails_bucket: str = setting(
+        "",
+        doc="bucket the thumbnails go to (must differ from uploads)",
+        default_doc="`{project}-{prefix}-thumbnails`",
+    )
+    # Pub/Sub's own bounds for dead-letter policies and retry policies.
+    max_delivery_attempts: int = setting(
+        5, doc="push deliveries before a message is dead-lettered (5..100)", bounds=(5, 100)
+    )
+    min_backoff_seconds: int = setting(10, doc="Pub/Sub retry backoff, minimum", bounds=(0, 600))
+    max_backoff_seconds: int = setting(
+        600, doc="Pub/Sub retry backoff, maximum (≤ 600)", bounds=(0, 600)
+    )
+    message_retention_seconds: int = setting(
+        7 * 24 * 3600,
+        doc="how long subscriptions keep unacked messages",
+        bounds=(600, 31 * 24 * 3600),
+    )
+    thumbnail_memory: str = setting("1Gi", doc="memory of make_thumbnail")
+    thumbnail_timeout_seconds: int = setting(120, doc="timeout of make_thumbnail", bounds=(1, 540))
+    function_memory: str = setting("256Mi", doc="memory of the other functions")
+    function_timeout_seconds: int = setting(
+        60, doc="timeout of the other functions (and their ack deadline)", bounds=(1, 540)
+    )
+    max_instances: int = setting(10, doc="maximum instances per function", bounds=(1, 1000))
+    uploads_lifecycle_days: int = setting(
+        0, doc="delete originals after N days (0: keep)", bounds=(0, 36500)
+    )
+    create_firestore_database: bool = setting(
+        False, doc="create the `(default)` Firestore database (native mode)"
+    )
+    firestore_location: str = setting("", doc="location of that database", default_doc="the region")
+    force_destroy: bool = setting(
+        False, doc="let `cdktf destroy` delete non-empty uploads/thumbnails buckets"
+    )
+    labels: Mapping[str, str] = setting(
+        factory=dict,
+        doc="labels of the buckets, topics, subscriptions and functions (env: `k=v,k2=v2`)",
+    )
+    # Empty: make_thumbnail accepts internal traffic only.
+    backfill_invokers: tuple[str, ...] = setting(
+        (),
+        doc="IAM members allowed to run `scripts/backfill --project` (make_thumbnail then takes "
+        "authenticated calls from outside the project)",
+    )
 
     def __post_init__(self) -> None:
         # Derived defaults are filled here so every reader sees final names.
@@ -91,6 +120,16 @@ class DeploymentConfig:
         if not self.firestore_location:
             object.__setattr__(self, "firestore_location", self.region)
         _validate(self)
+        try:
+            super().__post_init__()
+            check_bounds(self, DeploymentConfig)
+        except SettingsError as error:
+            raise ConfigError(error.setting, error.problem) from None
+        if self.max_backoff_seconds < self.min_backoff_seconds:
+            raise ConfigError(
+                "max_backoff_seconds",
+                f"{self.max_backoff_seconds!r} must not be below min_backoff_seconds",
+            )
 
     @property
     def source_bucket(self) -> str:
@@ -116,26 +155,6 @@ def _validate(c: DeploymentConfig) -> None:
         raise ConfigError(
             "thumbnails_bucket", "must differ from uploads_bucket (outputs would re-trigger)"
         )
-    if not c.thumbnail_sizes:
-        raise ConfigError("thumbnail_sizes", "needs at least one size like '512x512'")
-    if not c.thumbnail_formats:
-        raise ConfigError("thumbnail_formats", f"needs at least one of {', '.join(FORMATS)}")
-    for fmt in c.thumbnail_formats:
-        if fmt not in FORMATS:
-            raise ConfigError("thumbnail_formats", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    _check_range("thumbnail_quality", c.thumbnail_quality, 1, 100)
-    _check_range("max_input_bytes", c.max_input_bytes, 1, 5 * 1024**4)
-    _check_range("max_input_pixels", c.max_input_pixels, 1, 10**10)
-    _check_range("retry_window_seconds", c.retry_window_seconds, 10, 24 * 3600)
-    # Pub/Sub's own bounds for dead-letter policies and retry policies.
-    _check_range("max_delivery_attempts", c.max_delivery_attempts, 5, 100)
-    _check_range("min_backoff_seconds", c.min_backoff_seconds, 0, 600)
-    _check_range("max_backoff_seconds", c.max_backoff_seconds, c.min_backoff_seconds, 600)
-    _check_range("message_retention_seconds", c.message_retention_seconds, 600, 31 * 24 * 3600)
-    _check_range("thumbnail_timeout_seconds", c.thumbnail_timeout_seconds, 1, 540)
-    _check_range("function_timeout_seconds", c.function_timeout_seconds, 1, 540)
-    _check_range("max_instances", c.max_instances, 1, 1000)
-    _check_range("uploads_lifecycle_days", c.uploads_lifecycle_days, 0, 36500)
     for name in ("thumbnail_memory", "function_memory"):
         if not _MEMORY_RE.match(getattr(c, name)):
             raise ConfigError(name, f"{getattr(c, name)!r} is not a size like '512Mi' or '1Gi'")
@@ -162,53 +181,15 @@ def _check_bucket(setting: str, name: str) -> None:
         )
 
 
-def _check_range(setting: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(setting, f"{value!r} must be a whole number from {low} to {high}")
+def _labels(raw: object) -> dict[str, str]:
+    if isinstance(raw, str):
+        raw = dict(kv.split("=", 1) for kv in raw.split(",") if "=" in kv)
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{raw!r} is not a mapping of labels")
+    return {str(k): str(v) for k, v in raw.items()}
 
 
-def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
-    """`'128x128,512x512'` -> `((128, 128), (512, 512))`, rejecting anything else."""
-    sizes = []
-    for part in (p.strip() for p in text.split(",")):
-        m = _SIZE_RE.match(part)
-        if not m:
-            raise ConfigError("thumbnail_sizes", f"{part!r} is not a size like '512x512'")
-        sizes.append((int(m.group(1)), int(m.group(2))))
-    return tuple(sizes)
-
-
-def _coerce(name: str, kind: Any, raw: Any) -> Any:
-    """Turns a JSON or env value into the field's type, with errors naming the setting."""
-    if kind == "tuple[tuple[int, int], ...]":
-        if isinstance(raw, str):
-            return parse_sizes(raw)
-        return parse_sizes(
-            ",".join(s if isinstance(s, str) else "x".join(map(str, s)) for s in raw)
-        )
-    if kind == "tuple[str, ...]":
-        items = raw.split(",") if isinstance(raw, str) else raw
-        return tuple(str(i).strip() for i in items if str(i).strip())
-    if kind == "bool":
-        if isinstance(raw, bool):
-            return raw
-        if str(raw).lower() in ("1", "true", "yes"):
-            return True
-        if str(raw).lower() in ("0", "false", "no", ""):
-            return False
-        raise ConfigError(name, f"{raw!r} is not true or false")
-    if kind == "int":
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(name, f"{raw!r} is not a whole number") from None
-    if kind == "Mapping[str, str]":
-        if isinstance(raw, str):
-            raw = dict(kv.split("=", 1) for kv in raw.split(",") if "=" in kv)
-        if not isinstance(raw, Mapping):
-            raise ConfigError(name, f"{raw!r} is not a mapping of labels")
-        return {str(k): str(v) for k, v in raw.items()}
-    return str(raw)
+_PARSERS: Mapping[object, Parser] = {**PARSERS, Mapping[str, str]: _labels}
 
 
 def from_mapping(values: Mapping[str, Any]) -> DeploymentConfig:
@@ -222,7 +203,13 @@ def from_mapping(values: Mapping[str, Any]) -> DeploymentConfig:
             "project",
             'required: set "project" under context.pipeline in cdktf.json or PIPELINE_PROJECT',
         )
-    kwargs = {name: _coerce(name, str(known[name].type), raw) for name, raw in values.items()}
+    kinds = {f.name: kind for f, kind in fields_and_types(DeploymentConfig)}
+    try:
+        kwargs = {
+            name: parse(kinds[name], raw, name, name, _PARSERS) for name, raw in values.items()
+        }
+    except SettingsError as error:
+        raise ConfigError(error.setting, error.problem) from None
     return DeploymentConfig(**kwargs)
 
 

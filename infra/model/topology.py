@@ -152,21 +152,12 @@ def function_env(config: DeploymentConfig, topics: Mapping[str, TopicSpec]) -> d
     Built through `Settings` so the functions' own validation runs at synth time, and
     `GOOGLE_CLOUD_PROJECT` is set explicitly (2nd gen Python runtimes do not set it).
     """
-    return Settings(
+    return Settings.wired(
+        config,
         project=config.project,
         uploads_bucket=config.uploads_bucket,
         thumbnails_bucket=config.thumbnails_bucket,
         image_events_topic=topics["image_events"].name,
-        thumbnail_sizes=config.thumbnail_sizes,
-        thumbnail_formats=config.thumbnail_formats,
-        thumbnail_quality=config.thumbnail_quality,
-        cache_control=config.cache_control,
-        max_input_bytes=config.max_input_bytes,
-        max_input_pixels=config.max_input_pixels,
-        include_patterns=config.include_patterns,
-        exclude_patterns=config.exclude_patterns,
-        retry_window_seconds=config.retry_window_seconds,
-        exif_include_gps=config.exif_include_gps,
     ).to_env()
 
 

@@ -14,9 +14,8 @@ from infra.model.config import (
     DeploymentConfig,
     from_mapping,
     load_config,
-    parse_sizes,
 )
-from infra.model.config_table import markdown_table
+from infra.model.settings_tables import deployment_table, function_env_table
 
 
 def _cdktf_json(tmp_path: Path, pipeline: dict) -> Path:
@@ -123,9 +122,10 @@ def test_bucket_names_longer_than_63_chars_are_rejected():
 
 
 def test_parse_sizes():
-    assert parse_sizes("1x2,3x4") == ((1, 2), (3, 4))
+    sizes = from_mapping({"project": "my-gcp-project", "thumbnail_sizes": "1x2,3x4"})
+    assert sizes.thumbnail_sizes == ((1, 2), (3, 4))
     with pytest.raises(ConfigError, match="thumbnail_sizes"):
-        parse_sizes("1x2,,3x4")
+        from_mapping({"project": "my-gcp-project", "thumbnail_sizes": "1x2,,3x4"})
 
 
 def test_project_is_the_only_required_setting():
@@ -139,8 +139,17 @@ def test_project_is_the_only_required_setting():
 
 def test_readme_settings_table_is_current():
     readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, (
-        "README 'Deploy to GCP' settings table is stale: paste `python -m infra.model.config_table`"
+    assert deployment_table() in readme, (
+        "README 'Deploy to GCP' settings table is stale: paste "
+        "`python -m infra.model.settings_tables`"
+    )
+
+
+def test_architecture_function_environment_table_is_current():
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    assert function_env_table() in doc, (
+        "docs/architecture.md 'Function environment' table is stale: paste "
+        "`python -m infra.model.settings_tables --function-env`"
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import time
 import tracemalloc
+from typing import Any
 
 import pytest
 from imagekit import (
@@ -24,14 +26,14 @@ from PIL import Image, ImageCms, JpegImagePlugin, features
 
 from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box
+from image_pipeline.settings import Box, Tunables
 
 BOXES = (Box(128, 128), Box(512, 512), Box(1024, 1024))
 
 
-def options(**overrides: object) -> imaging.Options:
-    values: dict[str, object] = {"boxes": (Box(64, 64),), "formats": ("png",)}
-    return imaging.Options(**(values | overrides))  # type: ignore[arg-type]
+def options(**overrides: Any) -> imaging.Options:
+    base = Tunables(thumbnail_sizes=(Box(64, 64),), thumbnail_formats=("png",))
+    return dataclasses.replace(base.imaging_options(), **overrides)
 
 
 def only(data: bytes, **overrides: object) -> Image.Image:

@@ -1,0 +1,58 @@
+"""The settings tables of the docs, generated from the one definition of each setting.
+
+`python -m infra.model.settings_tables` prints the deployment table (README "Deploy to GCP");
+`--function-env` prints the functions' environment (docs/architecture.md, "Function
+environment"). Unit tests check both documents carry exactly these tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+from image_pipeline.settings import Settings, env_name, to_text
+from infra.model.config import ENV_PREFIX, DeploymentConfig
+
+
+def _default(field: dataclasses.Field[Any]) -> str:
+    if field.metadata.get("default_doc"):
+        return str(field.metadata["default_doc"])
+    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+        return "required"
+    value = field.default_factory() if field.default is dataclasses.MISSING else field.default
+    text = to_text(value)
+    return f"`{text}`" if text else "empty"
+
+
+def _own_then_inherited(cls: type) -> list[dataclasses.Field[Any]]:
+    """The class's own fields first (the ones a reader looks for first), then its base's."""
+    inherited = {
+        f.name
+        for base in cls.__mro__[1:]
+        for f in getattr(base, "__dataclass_fields__", {}).values()
+    }
+    all_fields = dataclasses.fields(cls)
+    return [f for f in all_fields if f.name not in inherited] + [
+        f for f in all_fields if f.name in inherited
+    ]
+
+
+def deployment_table() -> str:
+    rows = ["| setting | env variable | default | meaning |", "|---|---|---|---|"]
+    for f in _own_then_inherited(DeploymentConfig):
+        env = f"{ENV_PREFIX}{f.name.upper()}"
+        rows.append(f"| `{f.name}` | `{env}` | {_default(f)} | {f.metadata['doc']} |")
+    return "\n".join(rows) + "\n"
+
+
+def function_env_table() -> str:
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for f in _own_then_inherited(Settings):
+        rows.append(f"| `{env_name(f)}` | {f.metadata['doc']} | {_default(f)} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    table = function_env_table if "--function-env" in sys.argv[1:] else deployment_table
+    print(table(), end="")
