@@ -1,7 +1,8 @@
 """The router's control endpoint: live fault toggles and delivery counters over HTTP.
 
 `scripts/local faults`, `scripts/local status` and tools outside the stack's process use
-it; the URL is `router.url` in `.local/stack.json`. 127.0.0.1 only, no auth: a local tool.
+it; the URL is `router.url` in `.local/stack.json`. 127.0.0.1 only, no auth: a local tool,
+so `infra.common.http_guard` refuses other Host names, cross-site writes and unbounded bodies.
 
     GET  /health                      "ok"
     GET  /stats                       calls/ok/failed/injected per function, filtered counts
@@ -9,114 +10,121 @@ it; the URL is `router.url` in `.local/stack.json`. 127.0.0.1 only, no auth: a l
     GET  /faults                      current fault settings
     PUT  /faults                      JSON: any of duplicate_rate, reorder_window,
                                       transient_rate, failing (list), fail (list), heal (list
-                                      or "all"), reset (true)
+                                      or "all"), reset (true), seed (integer)
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Collection
+from dataclasses import replace
+from http import HTTPStatus
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from infra.local.faults import FaultError, FaultSettings
+from infra.common.http_guard import GuardedHandler, Refused, serve_in_thread
+from infra.local.faults import FaultError, FaultSettings, names_list
 from infra.local.router import Router
 
+MAX_REQUEST_BYTES = 64 * 1024  # a fault request is a few hundred bytes
 
-def apply_fault_request(router: Router, request: dict[str, Any]) -> FaultSettings:
-    """Applies a PUT /faults body; validates everything before changing anything."""
-    faults = router.faults
-    request = dict(request)
-    unknown_functions = {
-        name
-        for key in ("fail", "failing")
-        for name in request.get(key, [])
-        if name not in router.topology.functions
-    }
-    if unknown_functions:
+
+def planned_settings(
+    current: FaultSettings, request: Any, functions: Collection[str]
+) -> FaultSettings:
+    """The settings a PUT /faults body asks for, given the current ones (pure).
+
+    Raises FaultError naming the first bad value, so a request is applied whole or not at all.
+    """
+    if not isinstance(request, dict):
+        raise FaultError(f"the body must be a JSON object, not {type(request).__name__}")
+    changes = dict(request)
+    reset = changes.pop("reset", False)
+    if not isinstance(reset, bool):
+        raise FaultError(f"reset: {reset!r} must be true or false")
+    fail = _known(changes.pop("fail", []), "fail", functions)
+    heal = changes.pop("heal", [])
+    healed = None if heal == "all" else _known(heal, "heal", functions)
+    if "failing" in changes:
+        _known(changes["failing"], "failing", functions)
+    base = FaultSettings(seed=current.seed) if reset else current
+    settings = FaultSettings.from_json({**base.to_json(), **changes})
+    failing = settings.failing | fail
+    return replace(settings, failing=frozenset() if healed is None else failing - healed)
+
+
+def _known(value: Any, setting: str, functions: Collection[str]) -> frozenset[str]:
+    names = frozenset(names_list(value, setting))
+    unknown = names - set(functions)
+    if unknown:
         raise FaultError(
-            f"unknown function(s) {sorted(unknown_functions)}; "
-            f"known: {sorted(router.topology.functions)}"
+            f"{setting}: unknown function(s) {sorted(unknown)}; known: {sorted(functions)}"
         )
-    if request.pop("reset", False):
-        faults.reset()
-    fail = request.pop("fail", [])
-    heal = request.pop("heal", [])
-    if request:
-        merged = {**faults.settings.to_json(), **request}
-        FaultSettings.from_json(merged)  # raises on bad values
-        faults.update(**request)
-    if fail:
-        faults.fail(fail)
-    if heal:
-        faults.heal(None if heal == "all" else heal)
-    return faults.settings
+    return names
 
 
-class _Handler(BaseHTTPRequestHandler):
+def apply_fault_request(router: Router, request: Any) -> FaultSettings:
+    """Applies a PUT /faults body; validates everything before changing anything."""
+    functions = router.topology.functions
+    return router.faults.change(
+        lambda current: planned_settings(current, request, functions),
+        reseed=isinstance(request, dict) and "seed" in request,
+    )
+
+
+class _Handler(GuardedHandler):
     router: Router  # set on the subclass made per server
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: no stderr per request
-        return
-
-    def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload, indent=None, default=str).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
+    def on_get(self) -> None:
         url = urlparse(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/health":
-            self._send(200, "ok")
+            self.send_json(200, "ok")
         elif url.path == "/stats":
-            self._send(200, self.router.stats())
+            self.send_json(200, self.router.stats())
         elif url.path == "/deliveries":
-            self._send(
+            self.send_json(
                 200,
                 self.router.deliveries_json(
                     function=query.get("function"), object_prefix=query.get("prefix")
                 ),
             )
         elif url.path == "/faults":
-            self._send(200, self.router.faults.settings.to_json())
+            self.send_json(200, self.router.faults.settings.to_json())
         else:
-            self._send(404, {"error": f"no such endpoint {url.path}"})
+            self.send_json(404, {"error": f"no such endpoint {url.path}"})
 
-    def do_PUT(self) -> None:
+    def on_put(self) -> None:
         if urlparse(self.path).path != "/faults":
-            self._send(404, {"error": "PUT only on /faults"})
-            return
+            raise Refused(HTTPStatus.NOT_FOUND, "PUT only on /faults")
+        request = self.read_json(MAX_REQUEST_BYTES)
         try:
-            length = int(self.headers.get("Content-Length", "0"))
-            request = json.loads(self.rfile.read(length) or b"{}")
             settings = apply_fault_request(self.router, request)
-        except (ValueError, TypeError) as exc:
-            self._send(400, {"error": str(exc)})
-            return
-        self._send(200, settings.to_json())
+        except FaultError as exc:
+            raise Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        self.send_json(200, settings.to_json())
 
 
 class ControlServer:
     """Serves the control endpoint on a daemon thread."""
 
     def __init__(self, router: Router, port: int) -> None:
-        handler = type("BoundHandler", (_Handler,), {"router": router})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="router-control", daemon=True
-        )
+        self._handler = type("BoundHandler", (_Handler,), {"router": router})
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
 
     def start(self) -> None:
-        self._thread.start()
+        self._server, self._thread = serve_in_thread(
+            self._handler, "127.0.0.1", self._port, "router-control"
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -33,12 +33,20 @@ class FaultSettings:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        # Types first: JSON `true` is an int to Python and 2.5 compares fine with ints.
         for name in ("duplicate_rate", "transient_rate"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise FaultError(f"{name}: {value!r} must be between 0 and 1")
-        if not 0 <= self.reorder_window <= 1000:
-            raise FaultError(f"reorder_window: {self.reorder_window!r} must be 0..1000")
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise FaultError(f"{name}: {value!r} must be a number between 0 and 1")
+        window = self.reorder_window
+        if not _is_int(window) or not 0 <= window <= 1000:
+            raise FaultError(f"reorder_window: {window!r} must be an integer 0..1000")
+        if self.seed is not None and not _is_int(self.seed):
+            raise FaultError(f"seed: {self.seed!r} must be an integer or null")
+        if not isinstance(self.failing, frozenset) or not all(
+            isinstance(name, str) for name in self.failing
+        ):
+            raise FaultError(f"failing: {self.failing!r} must be a list of function names")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -53,8 +61,23 @@ class FaultSettings:
             raise FaultError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
         values = dict(raw)
         if "failing" in values:
-            values["failing"] = frozenset(values["failing"])
+            values["failing"] = frozenset(names_list(values["failing"], "failing"))
         return cls(**values)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+def names_list(value: Any, setting: str) -> list[str]:
+    """A JSON list of names, refused as a whole when it is anything else (a bare string too)."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise FaultError(f"{setting}: {value!r} must be a list of function names")
+    return list(value)
 
 
 class Faults:
@@ -79,6 +102,15 @@ class Faults:
             if "seed" in changes:
                 self._random.seed(changes["seed"])
             return self._settings
+
+    def change(self, plan: Callable[[FaultSettings], FaultSettings], reseed: bool) -> FaultSettings:
+        """Replaces the settings with `plan(current)` in one step; nothing changes if it raises."""
+        with self._lock:
+            settings = plan(self._settings)
+            self._settings = settings
+            if reseed:
+                self._random.seed(settings.seed)
+            return settings
 
     def fail(self, functions: Iterable[str]) -> None:
         with self._lock:
