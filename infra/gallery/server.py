@@ -5,23 +5,28 @@ recorded dead letters, and takes new uploads (a POST here becomes an object in t
 bucket, so it flows through the pipeline like any other upload). Thumbnails are streamed
 through the gallery from the storage emulator: the browser only ever talks to the gallery.
 The page polls `/api/state` once a second. Stdlib HTTP server, static files, no build step.
+Every request passes `infra.common.http_guard` first: other Host names, cross-site uploads
+and bodies without an exact, bounded Content-Length are refused before anything is read.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import mimetypes
 import threading
 from collections.abc import Mapping
 from datetime import datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from image_pipeline.events import StorageObject
+from image_pipeline.pipeline import skip_reason
 from image_pipeline.records import image_doc_id
+from image_pipeline.settings import Settings
+from infra.common.http_guard import GuardedHandler, Refused, serve_in_thread
 from infra.model.topology import OUTPUT_MARKER
 from infra.ops import dead_letters
 from infra.ops import target as targets
@@ -34,11 +39,14 @@ MAX_ITEMS = 500  # a page, not an archive: the newest uploads
 def _show_dead_lettered(
     uploads: list[dict[str, Any]], records: list[dict[str, Any]], bucket: str
 ) -> None:
-    """A pending upload whose event waits in dead_letters says so, not "processing" forever."""
+    """A pending upload whose event waits in dead_letters says so, not "processing" forever.
+
+    A discarded record still explains the upload: its event will not be replayed.
+    """
     waiting = {}
     for record in records:
         attrs = record.get("attributes") or {}
-        if record.get("status") == dead_letters.RECORDED and bucket in (
+        if record.get("status") in (dead_letters.RECORDED, dead_letters.DISCARDED) and bucket in (
             attrs.get("bucket"),
             attrs.get("bucketId"),
         ):
@@ -47,10 +55,16 @@ def _show_dead_lettered(
     for item in uploads:
         record = waiting.get((item["name"], str(item.get("generation"))))
         if item["status"] == "pending" and record is not None:
+            replay = f"scripts/dead-letters replay {record['messageId']}"
+            discarded = record.get("status") == dead_letters.DISCARDED
             item.update(
                 status="dead-lettered",
                 reason=dead_letters.reason_of(record),
-                message=f"replay with: scripts/dead-letters replay {record['messageId']}",
+                message=(
+                    f"discarded by {record.get('discardedBy', '?')}; {replay} --force re-drives it"
+                    if discarded
+                    else f"replay with: {replay}"
+                ),
             )
 
 
@@ -63,6 +77,8 @@ class Gallery:
 
     def __init__(self, target: targets.Target) -> None:
         self.target = target
+        trigger = target.topology.functions[target.topology.trigger.function]
+        self.settings = Settings.from_env(trigger.env)  # what make_thumbnail runs with
 
     def uploads(self) -> list[dict[str, Any]]:
         """Objects in the uploads bucket joined with their docs; deleted ones stay listed."""
@@ -77,7 +93,7 @@ class Gallery:
                 "size": blob.size,
                 "contentType": blob.content_type,
                 "uploadedAt": _iso(blob.time_created),
-                "status": "pending",
+                **self._expected(blob),
             }
         collection = self.target.firestore.collection(self.target.images_collection)
         for snap in collection.stream():
@@ -90,6 +106,16 @@ class Gallery:
             item.update(self._from_doc(doc))
         rows = sorted(items.values(), key=lambda i: str(i.get("uploadedAt") or ""), reverse=True)
         return rows[:MAX_ITEMS]
+
+    def _expected(self, blob: Any) -> dict[str, Any]:
+        """An object without a doc is pending, unless make_thumbnail skips it by its own rule
+        (a folder placeholder, a name outside the patterns): then it never gets one."""
+        obj = StorageObject(self.target.uploads_bucket, blob.name, blob.generation or 0)
+        skipped = skip_reason(self.settings, obj)
+        if skipped is None:
+            return {"status": "pending"}
+        reason = "folder" if blob.name.endswith("/") else "not_selected"
+        return {"status": "skipped", "reason": reason, "message": skipped}
 
     @staticmethod
     def _from_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,24 +177,10 @@ class Gallery:
         return {"bucket": blob.bucket.name, "name": blob.name, "generation": blob.generation}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     gallery: Gallery  # set on the per-server subclass by `serve`
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per poll would drown the stack's own logs
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, value: Any) -> None:
-        self._send(status, json.dumps(value, default=str).encode(), "application/json")
-
-    def do_GET(self) -> None:
+    def on_get(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         if url.path == "/api/state":
@@ -176,47 +188,45 @@ class _Handler(BaseHTTPRequestHandler):
                 state = self.gallery.state()
             except Exception as exc:  # an emulator down: the page says so and keeps polling
                 error = f"{type(exc).__name__}: {exc}"
-                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": error})
+                self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": error})
                 return
-            self._json(HTTPStatus.OK, state)
+            self.send_json(HTTPStatus.OK, state)
         elif url.path == "/thumbnail" and query.get("name"):
             found = self.gallery.thumbnail(query["name"][0])
             if found is None:
-                self._json(HTTPStatus.NOT_FOUND, {"error": "no such thumbnail"})
+                self.send_json(HTTPStatus.NOT_FOUND, {"error": "no such thumbnail"})
             else:
-                self._send(HTTPStatus.OK, *found)
+                self.send_body(HTTPStatus.OK, *found)
         else:
             self._static("index.html" if url.path == "/" else url.path.lstrip("/"))
 
     def _static(self, relative: str) -> None:
         path = (STATIC / relative).resolve()
         if path.parent != STATIC.resolve() or not path.is_file():
-            self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        self._send(HTTPStatus.OK, path.read_bytes(), f"{kind}; charset=utf-8")
+        self.send_body(HTTPStatus.OK, path.read_bytes(), f"{kind}; charset=utf-8")
 
-    def do_POST(self) -> None:
+    def on_post(self) -> None:
         url = urlsplit(self.path)
         name = (parse_qs(url.query).get("name") or [""])[0].strip().lstrip("/")
-        length = int(self.headers.get("Content-Length") or 0)
         if url.path != "/upload" or not name:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": "POST /upload?name=OBJECT_NAME"})
-        elif length > MAX_UPLOAD_BYTES:
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "file too large"})
-        else:
-            content_type = self.headers.get("Content-Type") or "application/octet-stream"
-            result = self.gallery.upload(name, self.rfile.read(length), content_type)
-            self._json(HTTPStatus.CREATED, result)
+            raise Refused(HTTPStatus.BAD_REQUEST, "POST /upload?name=OBJECT_NAME")
+        data = self.read_body(MAX_UPLOAD_BYTES)
+        content_type = self.headers.get("Content-Type") or "application/octet-stream"
+        self.send_json(HTTPStatus.CREATED, self.gallery.upload(name, data, content_type))
 
 
 def serve(target: targets.Target, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Starts the gallery on a background thread; port 0 picks a free one."""
-    handler = type("GalleryHandler", (_Handler,), {"gallery": Gallery(target)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="gallery", daemon=True).start()
-    return server
+    return serve_gallery(Gallery(target), host, port)
+
+
+def serve_gallery(gallery: Gallery, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Serves `gallery` on a background thread (tests pass a gallery of their own)."""
+    handler = type("GalleryHandler", (_Handler,), {"gallery": gallery})
+    return serve_in_thread(handler, host, port, "gallery")[0]
 
 
 def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:

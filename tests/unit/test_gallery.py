@@ -36,3 +36,25 @@ def test_a_finished_upload_is_left_alone():
     uploads = [_upload("a.jpg", 7, status="processed")]
     _show_dead_lettered(uploads, [_letter("a.jpg", "7")], "up")
     assert uploads[0]["status"] == "processed"
+
+
+def test_objects_make_thumbnail_skips_are_shown_as_skipped_not_pending():
+    from types import SimpleNamespace
+
+    from infra.gallery.server import Gallery
+    from infra.ops import target as targets
+
+    gallery = Gallery(targets.for_project("my-project", "europe-west1"))  # nothing connects
+    folder = gallery._expected(SimpleNamespace(name="photos/2024/", generation=3))
+    assert folder == {"status": "skipped", "reason": "folder", "message": "a folder placeholder"}
+    assert gallery._expected(SimpleNamespace(name="photos/a.jpg", generation=3)) == {
+        "status": "pending"
+    }
+
+
+def test_a_discarded_dead_letter_explains_its_upload():
+    uploads = [_upload("a.jpg", 7)]
+    letter = _letter("a.jpg", "7", status="discarded") | {"discardedBy": "ops@host"}
+    _show_dead_lettered(uploads, [letter], "up")
+    assert uploads[0]["status"] == "dead-lettered"
+    assert "discarded by ops@host" in uploads[0]["message"]

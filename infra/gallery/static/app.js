@@ -39,7 +39,7 @@ function card(item) {
   const picture = shown
     ? el("img", { class: "thumb", src: shown.url, alt: `thumbnail of ${item.name}` })
     : el("span", { class: "placeholder" },
-      item.status === "pending" ? "processing…" : "no thumbnail");
+      { pending: "processing…", skipped: "not an image: skipped" }[item.status] || "no thumbnail");
   const facts = [
     `${bytes(item.size)}${item.contentType ? ` · ${item.contentType}` : ""}`,
     item.width ? `${item.width}×${item.height} ${item.format || ""}` : null,
