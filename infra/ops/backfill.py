@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from image_pipeline.records import image_doc_id
 from infra.common.paths import ROOT
 from infra.common.storage_events import eventarc_storage_event, rfc3339
+from infra.common.terminal import printable
 from infra.model.topology import FINALIZED, OUTPUT_MARKER
 from infra.ops import target as targets
 
@@ -218,14 +219,15 @@ def run(
     """One bounded pass. Dry runs never save the checkpoint: they only show the next run."""
     checkpoint = Checkpoint.load(checkpoint_path, target.uploads_bucket, prefix)
     if checkpoint.last_name:
-        print(f"resuming after {checkpoint.last_name!r} ({checkpoint_path})", file=err)
+        shown = printable(checkpoint.last_name)
+        print(f"resuming after '{shown}' ({printable(checkpoint_path)})", file=err)
     pacer, progress = Pacer(rate), Progress(err, limit, "sent" if execute else "to send")
     outcome = Outcome()
     for blob, doc in _listing(target, prefix, checkpoint.last_name):
         if outcome.selected >= limit:
             break
         checkpoint.listed += 1
-        uri = f"gs://{blob.bucket.name}/{blob.name}#{blob.generation}"
+        uri = printable(f"gs://{blob.bucket.name}/{blob.name}#{blob.generation}")
         reason = None if is_output(blob.metadata) else reason_to_process(blob.generation, doc)
         if is_output(blob.metadata):
             checkpoint.outputs += 1
@@ -241,7 +243,8 @@ def run(
             outcome.failed += bool(error)
             checkpoint.failed += bool(error)
             checkpoint.sent += not error
-            print(f"FAILED {uri}: {error}" if error else f"sent {uri} ({reason})", file=out)
+            line = f"FAILED {uri}: {printable(error)}" if error else f"sent {uri} ({reason})"
+            print(line, file=out)
         checkpoint.last_name = blob.name
         if execute:
             checkpoint.save(checkpoint_path)
@@ -256,8 +259,8 @@ def run(
     else:
         print(f"dry run: {outcome.selected} objects would be processed; add --execute", file=out)
     if not checkpoint.complete:
-        where = checkpoint.last_name
-        print(f"stopped at --limit {limit}; the next run continues after {where!r}", file=out)
+        where = printable(checkpoint.last_name)
+        print(f"stopped at --limit {limit}; the next run continues after '{where}'", file=out)
     return outcome
 
 

@@ -1,0 +1,32 @@
+"""Text from storage, printed safely on an operator's terminal.
+
+Object names (and anything derived from them) may hold any character GCS accepts except
+CR and LF: ESC sequences that move the cursor, retitle the window or rewrite earlier lines,
+right-to-left overrides that reorder what is shown, NUL, DEL, C1 controls. Every tool prints
+such text through `printable`, which keeps every printable character as it is (non-Latin
+scripts and emoji included) and writes every other one as a Python-style escape. Backslashes
+are doubled, so the escaped form is unambiguous: `a\\x1bb` is a name holding ESC, `a\\\\x1bb`
+one holding a backslash followed by "x1b".
+"""
+
+from __future__ import annotations
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def printable(text: object) -> str:
+    """`text` with every non-printable character (Unicode categories C* and Z* other than the
+    plain space, as `str.isprintable` defines them) escaped, and backslashes doubled."""
+    value = str(text)
+    if value.isprintable() and "\\" not in value:
+        return value
+    return "".join(
+        "\\\\" if char == "\\" else char if char.isprintable() else _escape(char) for char in value
+    )
