@@ -1,4 +1,5 @@
-"""Dead letters: list what the recorder stored, show one, replay to the original topic.
+"""Dead letters: list what the recorder stored, show one, replay to the original topic, or
+discard what can never be replayed.
 
 A replay publishes the recorded data and original attributes to the topic of the record's
 source subscription (resolved through the topology), so every subscription of that topic
@@ -6,6 +7,12 @@ sees the message again, as after a normal publish; the functions are idempotent,
 what makes that safe. The record is claimed in a Firestore transaction before publishing, so
 two operators replaying the same record publish it once, and a second replay is a no-op
 unless forced.
+
+A record that cannot be replayed (its source subscription is not in the topology, say) is
+reported and skipped by `replay --all`, which still exits non-zero so nobody mistakes the run
+for a clean one; `discard` sets it aside for good. Discarding marks the record (status
+`discarded`, who and when) and never deletes it: the evidence stays, it is just not replayed
+again, except by an explicit `replay --force ID`.
 """
 
 from __future__ import annotations
@@ -13,14 +20,18 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import getpass
 import json
+import socket
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 
+from infra.common.terminal import printable
 from infra.ops import target as targets
 
-RECORDED, REPLAYED = "recorded", "replayed"
+RECORDED, REPLAYED, DISCARDED = "recorded", "replayed", "discarded"
 _PUBLISH_TIMEOUT = 60
 
 
@@ -84,29 +95,58 @@ def load_all(target: targets.Target) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """Aligned columns; every cell escaped (names and reasons come from the messages)."""
     columns = ("id", "status", "subscription", "attempts", "replays", "event", "reason")
-    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    cells = [[printable(row.get(c, "")) for c in columns] for row in rows]
     widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
     for line in [[c.upper() for c in columns], *cells]:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip(), file=out)
 
 
-def replay_one(target: targets.Target, message_id: str, force: bool = False) -> str | None:
-    """Re-publishes one record; returns the new message id, or None if already replayed."""
+class NotReplayable(Exception):
+    """A record replay cannot publish; the message says why."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record replay left alone on purpose (`--force` replays it anyway)."""
+
+    why: str
+
+
+def _topic_of(target: targets.Target, record: Mapping[str, Any]) -> str:
+    subscription = record.get("sourceSubscription")
+    if not subscription:
+        raise NotReplayable("the record names no source subscription")
+    try:
+        return target.source_topic(subscription)
+    except KeyError:
+        raise NotReplayable(
+            f"source subscription {printable(subscription)} is not in this pipeline's topology"
+        ) from None
+
+
+def replay_one(target: targets.Target, message_id: str, force: bool = False) -> str | Skipped:
+    """Re-publishes one record; returns the new message id, or why it was skipped.
+
+    Raises NotReplayable, before anything changes, for a missing record or one whose
+    topic cannot be found.
+    """
     from google.cloud import firestore
 
     db = target.firestore
     ref = db.collection(target.dead_letters_collection).document(message_id)
 
     @firestore.transactional
-    def claim(transaction: Any) -> tuple[dict[str, Any], str] | None:
+    def claim(transaction: Any) -> tuple[dict[str, Any], str] | Skipped:
         snap = ref.get(transaction=transaction)
         if not snap.exists:
-            raise KeyError(f"no dead letter {message_id!r}")
+            raise NotReplayable("no such dead letter")
         record = snap.to_dict()
-        if record.get("status") == REPLAYED and not force:
-            return None
-        topic = target.source_topic(record["sourceSubscription"])  # fails before the claim
+        status = record.get("status")
+        if status in (REPLAYED, DISCARDED) and not force:
+            return Skipped(f"already {status}")
+        topic = _topic_of(target, record)  # fails before the claim
         transaction.update(
             ref,
             {
@@ -118,8 +158,8 @@ def replay_one(target: targets.Target, message_id: str, force: bool = False) -> 
         return record, topic
 
     claimed = claim(db.transaction())
-    if claimed is None:
-        return None
+    if isinstance(claimed, Skipped):
+        return claimed
     record, topic = claimed
     try:
         data = base64.b64decode(record.get("data") or "")
@@ -138,26 +178,97 @@ def replay_one(target: targets.Target, message_id: str, force: bool = False) -> 
 
 
 def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err: TextIO) -> int:
-    """Replays the given records; returns how many could not be found."""
+    """Replays the given records, each on its own; returns how many could not be replayed.
+
+    One record that fails (cannot be replayed, or its publish fails) is reported and the
+    others are still replayed.
+    """
+    failed: list[str] = []
+    for message_id in ids:
+        shown = printable(message_id)
+        try:
+            result = replay_one(target, message_id, force)
+        except NotReplayable as exc:
+            failed.append(message_id)
+            print(
+                f"{shown}: cannot replay: {exc}; `scripts/dead-letters discard {shown}` "
+                "sets it aside",
+                file=err,
+            )
+            continue
+        except Exception as exc:  # a publish that failed: the claim was given back
+            failed.append(message_id)
+            print(f"{shown}: not replayed: {type(exc).__name__}: {printable(exc)}", file=err)
+            continue
+        if isinstance(result, Skipped):
+            print(f"{shown}: {result.why}, skipped (--force replays it)", file=out)
+        else:
+            print(f"{shown}: replayed as message {result}", file=out)
+    if failed:
+        listed = ", ".join(printable(i) for i in failed)
+        print(f"{len(failed)} of {len(ids)} not replayed: {listed}", file=err)
+    return len(failed)
+
+
+def operator() -> str:
+    """Who is running the tool, for `discardedBy`: user@host."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def discard_one(target: targets.Target, message_id: str, by: str, note: str | None) -> bool:
+    """Marks one record discarded (kept, with who/when/why); False if it already was.
+
+    Raises KeyError for a missing record.
+    """
+    from google.cloud import firestore
+
+    ref = target.firestore.collection(target.dead_letters_collection).document(message_id)
+
+    @firestore.transactional
+    def mark(transaction: Any) -> bool:
+        snap = ref.get(transaction=transaction)
+        if not snap.exists:
+            raise KeyError(message_id)
+        if snap.to_dict().get("status") == DISCARDED:
+            return False
+        change: dict[str, Any] = {
+            "status": DISCARDED,
+            "discardedAt": firestore.SERVER_TIMESTAMP,
+            "discardedBy": by,
+        }
+        if note:
+            change["discardNote"] = note
+        transaction.update(ref, change)
+        return True
+
+    return mark(target.firestore.transaction())
+
+
+def discard(
+    target: targets.Target, ids: list[str], by: str, note: str | None, out: TextIO, err: TextIO
+) -> int:
+    """Discards the given records; returns how many could not be found."""
     missing = 0
     for message_id in ids:
+        shown = printable(message_id)
         try:
-            new_id = replay_one(target, message_id, force)
-        except KeyError as exc:
+            changed = discard_one(target, message_id, by, note)
+        except KeyError:
             missing += 1
-            print(f"error: {exc.args[0]}", file=err)
+            print(f"error: no dead letter {shown}", file=err)
             continue
-        if new_id is None:
-            print(f"{message_id}: already replayed, skipped (--force replays again)", file=out)
-        else:
-            print(f"{message_id}: replayed as message {new_id}", file=out)
+        print(f"{shown}: {'discarded' if changed else 'already discarded'}", file=out)
     return missing
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/dead-letters",
-        description="List, show and replay the dead letters recorded in Firestore.",
+        description="List, show, replay and discard the dead letters recorded in Firestore.",
     )
     common = argparse.ArgumentParser(add_help=False)
     targets.add_arguments(common)
@@ -168,9 +279,19 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     show.add_argument("id")
     again = commands.add_parser("replay", parents=[common], help="re-publish to the original topic")
     which = again.add_mutually_exclusive_group(required=True)
-    which.add_argument("--all", action="store_true", help="every record not yet replayed")
+    which.add_argument(
+        "--all", action="store_true", help="every record not yet replayed (never discarded ones)"
+    )
     which.add_argument("ids", nargs="*", default=[], metavar="ID")
-    again.add_argument("--force", action="store_true", help="replay already replayed records")
+    again.add_argument(
+        "--force", action="store_true", help="replay replayed records (and, by ID, discarded ones)"
+    )
+    drop = commands.add_parser(
+        "discard", parents=[common], help="set records aside for good (kept, never replayed)"
+    )
+    drop.add_argument("ids", nargs="+", metavar="ID")
+    drop.add_argument("--by", default=None, help="who discards (default: user@host)")
+    drop.add_argument("--note", default=None, help="why, stored with the record")
     args = parser.parse_args(argv)
     target = targets.from_arguments(args)
 
@@ -185,15 +306,17 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     if args.command == "show":
         doc = target.firestore.collection(target.dead_letters_collection).document(args.id).get()
         if not doc.exists:
-            print(f"error: no dead letter {args.id!r}", file=err)
+            print(f"error: no dead letter {printable(args.id)}", file=err)
             return 1
         record = {"messageId": doc.id, **doc.to_dict()}
         record["decodedData"] = decoded_data(record)
         print(json.dumps(record, indent=2, default=str), file=out)
         return 0
+    if args.command == "discard":
+        return 1 if discard(target, args.ids, args.by or operator(), args.note, out, err) else 0
     ids = args.ids
     if args.all:
-        records = load_all(target)
+        records = [r for r in load_all(target) if r.get("status") != DISCARDED]
         ids = [r["messageId"] for r in records if args.force or r.get("status") != REPLAYED]
         if not ids:
             print("nothing to replay", file=out)

@@ -191,3 +191,58 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
     assert record_ref.get().to_dict()["replayCount"] == 1, "a second replay is a no-op"
     assert "replayed as message" in cli(stack_file, "replay", "--force", message_id)
     assert record_ref.get().to_dict()["replayCount"] == 2
+
+
+def test_a_poison_dead_letter_is_reported_by_replay_all_until_discarded(
+    stack_file: Path, target: targets.Target
+) -> None:
+    """A record whose source subscription is not in the topology (another pipeline's, or a
+    renamed one) can never be replayed: `replay --all` replays the rest, names it and exits
+    1, and `discard` sets it aside (kept, marked) so the next `replay --all` is clean of it."""
+    subscription = target.topology.subscriptions["metadata_writer"]
+    poison_id = target.publisher.publish(
+        target.topology.topic_path(subscription.dead_letter_topic),
+        b'{"schema": 1}',
+        eventType="image.processed",
+        CloudPubSubDeadLetterSourceSubscription="someone-elses-subscription",
+        CloudPubSubDeadLetterSourceSubscriptionProject=target.project,
+        CloudPubSubDeadLetterSourceDeliveryCount="5",
+    ).result(30)
+    letters = target.firestore.collection(target.dead_letters_collection)
+    poison = letters.document(poison_id)
+
+    def recorded() -> dict[str, Any] | None:
+        """the recorder to store the poison dead letter"""
+        return poison.get().to_dict()
+
+    wait_until(recorded)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = dead_letters.main([*args, "--stack", str(stack_file)], out=out, err=err)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = run("replay", "--all")
+    assert code == 1
+    assert f"{poison_id}: cannot replay: source subscription someone-elses-subscription" in err
+    assert f"scripts/dead-letters discard {poison_id}" in err
+    assert poison.get().to_dict()["status"] == "recorded", "nothing changed for the poison"
+
+    code, out, _ = run("discard", poison_id, "--by", "itest", "--note", "not ours")
+    assert (code, out.strip()) == (0, f"{poison_id}: discarded")
+    record = poison.get().to_dict()
+    assert record["status"] == "discarded", "discarded records are kept, not deleted"
+    assert (record["discardedBy"], record["discardNote"]) == ("itest", "not ours")
+    assert record["discardedAt"] is not None
+    assert record["data"], "the evidence stays"
+    assert run("discard", poison_id)[1].strip() == f"{poison_id}: already discarded"
+    assert run("discard", "no-such-id")[0] == 1
+
+    code, out, err = run("replay", "--all")
+    assert poison_id not in out + err, "discarded records are not replayed"
+    assert code == 0, err
+    assert poison.get().to_dict().get("replayCount", 0) == 0
+    code, out, _ = run("replay", poison_id)  # by id, without --force: skipped, said so
+    assert (code, f"{poison_id}: already discarded, skipped" in out) == (0, True)
+    listed = [json.loads(line) for line in run("list", "--json")[1].splitlines()]
+    assert next(r for r in listed if r["id"] == poison_id)["status"] == "discarded"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.ops import dead_letters
 from infra.ops import target as targets
 from infra.ops.dead_letters import decoded_data, print_table, reason_of, summary
 
@@ -104,3 +105,34 @@ def test_a_missing_stack_file_says_how_to_start_one(tmp_path: Path) -> None:
 def test_an_unknown_subscription_is_an_error() -> None:
     with pytest.raises(KeyError, match="no subscription"):
         targets.from_stack(STACK).source_topic("someone-elses-subscription")
+
+
+def test_a_record_without_a_known_source_subscription_is_not_replayable() -> None:
+    target = targets.from_stack(STACK)
+    for bad in ({"sourceSubscription": "someone-elses-subscription"}, {}):
+        with pytest.raises(dead_letters.NotReplayable, match="subscription"):
+            dead_letters._topic_of(target, bad)
+
+
+def test_replay_reports_each_unreplayable_record_and_goes_on(monkeypatch) -> None:
+    def replay_one(target: object, message_id: str, force: bool) -> str | dead_letters.Skipped:
+        if message_id == "poison":
+            raise dead_letters.NotReplayable("source subscription x is not in the topology")
+        if message_id == "flaky":
+            raise TimeoutError("publish timed out")
+        return dead_letters.Skipped("already discarded") if message_id == "old" else "99"
+
+    monkeypatch.setattr(dead_letters, "replay_one", replay_one)
+    out, err = io.StringIO(), io.StringIO()
+    ids = ["poison", "good", "flaky", "old"]
+    assert dead_letters.replay(None, ids, False, out, err) == 2  # type: ignore[arg-type]
+    assert "good: replayed as message 99" in out.getvalue()
+    assert "old: already discarded, skipped" in out.getvalue()
+    assert "poison: cannot replay" in err.getvalue()
+    assert "scripts/dead-letters discard poison" in err.getvalue()
+    assert "flaky: not replayed: TimeoutError" in err.getvalue()
+    assert "2 of 4 not replayed: poison, flaky" in err.getvalue()
+
+
+def test_the_discarding_operator_is_named() -> None:
+    assert "@" in dead_letters.operator()
