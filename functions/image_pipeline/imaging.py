@@ -16,17 +16,17 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from image_pipeline import heif, placeholder
 from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Box
 
-# Formats we decode. Others that Pillow can identify (PSD, EPS, TGA, ...) are refused as
-# unsupported_format rather than handed to less-travelled decoders.
+# Formats we decode (HEIF through image_pipeline.heif). Others that Pillow can identify
+# (PSD, EPS, TGA, ...) are refused as unsupported_format rather than handed to
+# less-travelled decoders.
 INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF")
 # Leading bytes of the formats we decode: a file that starts like one of them but will
 # not open is corrupt rather than "not an image".
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\0", b"MM\0*")
-_AVIF_BRANDS = (b"avif", b"avis")
-_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1")
 
 OUTPUTS = {  # format -> (Pillow format, content type)
     "webp": ("WEBP", "image/webp"),
@@ -99,6 +99,7 @@ class Thumbnail:
 class Result:
     facts: Facts
     thumbnails: tuple[Thumbnail, ...]
+    placeholder: placeholder.Placeholder
 
 
 def check_size(size: int, max_bytes: int) -> None:
@@ -142,6 +143,8 @@ def make_thumbnails(data: bytes, options: Options) -> Result:
 
 def _open(data: bytes) -> Image.Image:
     """Read the header only; tell apart unsupported formats, broken files and non-images."""
+    if heif.is_heif(data):
+        return heif.open_image(data)
     try:
         return Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
     except UnidentifiedImageError:
@@ -151,10 +154,8 @@ def _open(data: bytes) -> Image.Image:
             raise PermanentError("unsupported_format", f"{other.format} images are not supported")
     except UnidentifiedImageError:
         pass
-    brand = data[8:12] if data[4:8] == b"ftyp" else b""
-    if brand in _HEIF_BRANDS:
-        raise PermanentError("unsupported_format", "HEIF images are not supported")
-    if data.startswith(_SIGNATURES) or data[8:12] == b"WEBP" or brand in _AVIF_BRANDS:
+    avif = bool(heif.brands(data) & heif.AVIF_BRANDS)
+    if data.startswith(_SIGNATURES) or data[8:12] == b"WEBP" or avif:
         raise PermanentError("corrupt", "the header of this image cannot be read")
     raise PermanentError("not_an_image", "the bytes are not an image")
 
@@ -197,7 +198,8 @@ def _render(im: Image.Image, options: Options) -> Result:
         for box in options.boxes
         for fmt in options.formats
     )
-    return Result(facts=facts, thumbnails=thumbnails)
+    preview = placeholder.describe(_as_rgb(working))  # the smallest size, resized last
+    return Result(facts=facts, thumbnails=thumbnails, placeholder=preview)
 
 
 def _colour_profile(im: Image.Image) -> ImageCms.ImageCmsProfile | None:
@@ -300,6 +302,13 @@ def _encode(im: Image.Image, box: Box, fmt: str, quality: int) -> Thumbnail:
         content_type=content_type,
         data=out.getvalue(),
     )
+
+
+def _as_rgb(im: Image.Image) -> Image.Image:
+    """Colour only: alpha flattened on white, as a viewer without transparency shows it."""
+    if im.mode in ("LA", "RGBA"):
+        im = _flatten_on_white(im)
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def _flatten_on_white(im: Image.Image) -> Image.Image:

@@ -192,9 +192,10 @@ def _thumbnails_event(
     if deleted is not None:
         log.info("skipped", reason="deleted while its thumbnails were written", deleted=deleted)
         return None
-    return events.processed_event(
-        obj, event["id"], dataclasses.asdict(result.facts), thumbnails, timings
-    )
+    image = dataclasses.asdict(result.facts) | {
+        "placeholder": dataclasses.asdict(result.placeholder)
+    }
+    return events.processed_event(obj, event["id"], image, thumbnails, timings)
 
 
 def _source_deleted_meanwhile(p: Pipeline, obj: StorageObject) -> list[str] | None:

@@ -91,6 +91,7 @@ def image_doc(
             "mode": image.get("mode"),
             "frames": image.get("frames"),
             "exif": image.get("exif"),
+            "placeholder": image.get("placeholder"),
         }
     same_generation = stored is not None and stored.get("generation") == result["generation"]
     return {**(stored if same_generation and status == "deleted" else {}), **fields}

@@ -13,6 +13,8 @@ import zlib
 from PIL import Image, ImageDraw
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
+# A colour that Display P3 and sRGB give visibly different values (sRGB ~ (215, 93, 31)).
+P3_ORANGE = (200, 100, 50)
 
 
 def jpeg(width: int = 1600, height: int = 1200, color: tuple[int, int, int] = RED) -> bytes:
@@ -78,3 +80,87 @@ def decompression_bomb(width: int = 30000, height: int = 30000) -> bytes:
 def oversized(size: int) -> bytes:
     """More bytes than the limit allows (content irrelevant: rejected before download)."""
     return b"\xff\xd8\xff\xe0" + b"\0" * (size - 4)
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def _xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ \0\0\0\0" + _s15(x) + _s15(y) + _s15(z)
+
+
+def _text(text: str) -> bytes:
+    body = text.encode("utf-16-be")
+    return (
+        b"mluc\0\0\0\0"
+        + struct.pack(">II", 1, 12)
+        + b"enUS"
+        + struct.pack(">II", len(body), 28)
+        + body
+    )
+
+
+def display_p3_profile() -> bytes:
+    """An ICC v4 matrix/TRC profile of Display P3, the colour space of iPhone photos.
+
+    Built from the published colorimetry (DCI-P3 primaries, D65 white, the sRGB transfer
+    curve; ICC.1:2022 tag layouts), with the primaries' XYZ adapted to the D50 connection
+    space (Bradford), as every RGB display profile stores them.
+    """
+    curve = b"para\0\0\0\0" + struct.pack(">HH", 3, 0)  # type 3: the sRGB piecewise curve
+    curve += b"".join(_s15(v) for v in (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))
+    d50 = (0.9642, 1.0, 0.8249)
+    tags = [
+        (b"desc", _text("Display P3 (generated)")),
+        (b"cprt", _text("No copyright, use freely")),
+        (b"wtpt", _xyz(*d50)),
+        (b"rXYZ", _xyz(0.515102, 0.241182, -0.001049)),
+        (b"gXYZ", _xyz(0.291965, 0.692236, 0.041882)),
+        (b"bXYZ", _xyz(0.157153, 0.066582, 0.784378)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for signature, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = struct.pack(">I4sI", offset + len(body), b"", 0x04300000)
+    header += b"mntrRGB XYZ " + bytes(12) + b"acsp" + bytes(28) + _xyz(*d50)[8:]
+    header += bytes(128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def iphone_heic(
+    width: int = 1200, height: int = 900, color: tuple[int, int, int] = P3_ORANGE
+) -> bytes:
+    """A HEIC laid out as an iPhone writes a portrait photo: landscape pixels (sensor
+    orientation) with the rotation in the container (``irot``) and EXIF Orientation 6, a
+    Display P3 ICC profile, camera make and model.
+
+    Shown upright it is portrait (height x width): ``color`` (in P3) with a blue block in
+    the top-left quarter. Encoded by pillow-heif's x265 (a development dependency only; the
+    functions decode with pi-heif).
+    """
+    import pillow_heif  # here, not at import: only HEIF samples need the encoder
+
+    upright = Image.new("RGB", (height, width), color)
+    ImageDraw.Draw(upright).rectangle((0, 0, height // 2 - 1, width // 2 - 1), BLUE)
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what Orientation 6 turns back
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: pillow-heif also writes it as the irot property
+    exif[0x010F] = "Apple"
+    exif[0x0110] = "iPhone 15 Pro"
+    out = io.BytesIO()
+    pillow_heif.from_pillow(stored).save(
+        out,
+        format="HEIF",
+        quality=90,
+        chroma=444,
+        exif=exif.tobytes(),
+        icc_profile=display_p3_profile(),
+    )
+    return out.getvalue()

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -121,6 +122,7 @@ def test_make_thumbnail_over_http(function_client, pipeline, name):
         "generation": res["generation"],
         "contentType": "image/jpeg",
     }
+    placeholder = data["image"].pop("placeholder")
     assert data["image"] == {
         "width": 200,
         "height": 100,
@@ -129,6 +131,8 @@ def test_make_thumbnail_over_http(function_client, pipeline, name):
         "frames": 1,
         "exif": {},
     }
+    assert (placeholder["width"], placeholder["height"]) == (32, 16)  # the smallest thumbnail
+    assert placeholder["blurhash"] and re.fullmatch(r"#[0-9a-f]{6}", placeholder["color"])
     assert {(t["name"], t["width"], t["height"]) for t in data["thumbnails"]} >= {
         (f"thumbnails/{name}/64x64.webp", 64, 32),
         (f"thumbnails/{name}/32x32.jpeg", 32, 16),

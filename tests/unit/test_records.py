@@ -51,7 +51,15 @@ PROCESSED = {
     "size": 10,
     "timeCreated": "2026-01-01T00:00:00Z",
     "sourceEventId": "e",
-    "image": {"width": 4, "height": 3, "format": "JPEG", "mode": "RGB", "frames": 1, "exif": {}},
+    "image": {
+        "width": 4,
+        "height": 3,
+        "format": "JPEG",
+        "mode": "RGB",
+        "frames": 1,
+        "exif": {},
+        "placeholder": {"blurhash": "LEHV6nWB2yk8", "width": 4, "height": 3, "color": "#102030"},
+    },
     "thumbnails": [{"name": "t"}],
     "timings": {"core_ms": 1.0},
 }
@@ -62,6 +70,7 @@ def test_processed_doc():
     assert doc["status"] == "processed" and doc["error"] is None
     assert (doc["width"], doc["height"], doc["format"], doc["frames"]) == (4, 3, "JPEG", 1)
     assert doc["thumbnails"] == [{"name": "t"}]
+    assert doc["placeholder"] == PROCESSED["image"]["placeholder"]
     assert doc["updatedAt"] is SERVER_TIME
     assert doc["timings"] == {"core_ms": 1.0, "metadata_ms": 0.5, "total_ms": 2000.0}
 
@@ -72,6 +81,7 @@ def test_failed_doc_clears_image_fields():
     doc = records.image_doc({"width": 9, "generation": 3}, failed, NOW, 0)
     assert doc["error"] == {"reason": "corrupt", "message": "x"}
     assert doc["width"] is None and doc["thumbnails"] == []
+    assert doc["placeholder"] is None
 
 
 def test_deleted_doc_keeps_the_facts_of_its_generation_only():
