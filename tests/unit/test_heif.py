@@ -17,10 +17,10 @@ from PIL import Image, ImageCms
 
 from image_pipeline import heif, imaging
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box
+from image_pipeline.settings import Box, Tunables
 from infra.local import sample_images
 
-OPTIONS = imaging.Options(boxes=(Box(64, 64),), formats=("png",))
+OPTIONS = Tunables(thumbnail_sizes=(Box(64, 64),), thumbnail_formats=("png",)).imaging_options()
 
 
 def heic(*images: Image.Image, primary: int = 0, **params: object) -> bytes:

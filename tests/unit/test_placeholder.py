@@ -9,10 +9,12 @@ from imagekit import BLUE, RED, close, encode
 from PIL import Image, ImageDraw
 
 from image_pipeline import imaging, placeholder
-from image_pipeline.settings import Box
+from image_pipeline.settings import Box, Tunables
 from infra.local import sample_images
 
-OPTIONS = imaging.Options(boxes=(Box(512, 512), Box(128, 128)), formats=("webp",))
+OPTIONS = Tunables(
+    thumbnail_sizes=(Box(512, 512), Box(128, 128)), thumbnail_formats=("webp",)
+).imaging_options()
 
 
 def decoded(preview: placeholder.Placeholder, long_side: int = 40) -> Image.Image:
