@@ -13,6 +13,7 @@ from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
+from infra.deploy.constructs.alerts import Alerts
 from infra.deploy.constructs.apis import RequiredApis
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
@@ -60,6 +61,7 @@ class PipelineStack(TerraformStack):
         messaging = Messaging(
             self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
         )
+        Alerts(self, "alerts", deployment)
         if config.create_firestore_database:
             FirestoreDatabase(
                 self,

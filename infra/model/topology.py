@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from image_pipeline.settings import Settings
 from infra.model.config import DeploymentConfig
+from infra.model.monitoring import Alerting, declare_alerts
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 OUTPUT_MARKER = "image-pipeline-output"
@@ -130,6 +131,8 @@ class Topology:
     # Identity Cloud Build uses to build the functions (deploy-time only; the harness
     # ignores it). Projects created since mid-2024 give the default one no build roles.
     build_account_id: str = ""
+    # Alert policies and the log-based metrics they read (deploy-time only).
+    alerting: Alerting = field(default_factory=lambda: Alerting(log_metrics={}, alerts={}))
 
     def topic_path(self, key: str) -> str:
         return f"projects/{self.project}/topics/{self.topics[key].name}"
@@ -377,4 +380,10 @@ def build_topology(config: DeploymentConfig) -> Topology:
         },
         push_invoker_account_id=f"{p}-push-invoker",
         build_account_id=f"{p}-builder",
+        alerting=declare_alerts(
+            prefix=p,
+            thumbnail_function=functions["make_thumbnail"].name,
+            dead_lettering_subscriptions=(s.name for s in subscriptions.values()),
+            unrecorded_subscription=subscriptions["dead_letters_unrecorded"].name,
+        ),
     )

@@ -15,7 +15,8 @@ SERVICES = {
     "eventarc": "eventarc.googleapis.com",  # the storage trigger
     "firestore": "firestore.googleapis.com",
     "iam": "iam.googleapis.com",  # service accounts
-    "logging": "logging.googleapis.com",  # build and function logs
+    "logging": "logging.googleapis.com",  # build and function logs, log-based metrics
+    "monitoring": "monitoring.googleapis.com",  # alert policies
     "pubsub": "pubsub.googleapis.com",
     "run": "run.googleapis.com",  # 2nd gen functions are Cloud Run services
     "storage": "storage.googleapis.com",

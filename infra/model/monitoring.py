@@ -1,0 +1,215 @@
+"""What pages an operator: the pipeline's alert policies and log-based metrics, as data.
+
+Declared next to the topology (`build_topology` calls `declare_alerts`) so the stack creates
+exactly these, and rendered here into the two filter languages they need: a Cloud Logging
+query for a log-based metric (it must match the JSON lines `image_pipeline.logs` writes, a
+unit test feeds it real ones) and a Cloud Monitoring filter for each alert condition.
+Plain data and strings only: no cdktf, no cloud clients.
+
+- Logging query language: https://cloud.google.com/logging/docs/view/logging-query-language
+- Monitoring filters (`monitoring.regex.full_match`): https://cloud.google.com/monitoring/api/v3/filters
+- Pub/Sub metrics (`subscription/dead_letter_message_count`, `num_undelivered_messages`):
+  https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-pubsub
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# A 2nd gen function is a Cloud Run service: its stdout lines are log entries of this
+# monitored resource, labelled with the service (= function) name.
+FUNCTION_RESOURCE = "cloud_run_revision"
+SUBSCRIPTION_RESOURCE = "pubsub_subscription"
+USER_METRIC_PREFIX = "logging.googleapis.com/user/"
+
+
+@dataclass(frozen=True)
+class LogMetricSpec:
+    """A log-based counter of one function's structured log lines.
+
+    A line counts when its severity is one of `severities`, its `message` one of
+    `messages`, and every field in `fields` has that value (all in `jsonPayload`, where
+    Cloud Run puts the JSON a function prints; `severity` becomes the entry's own).
+    """
+
+    key: str
+    name: str
+    description: str
+    service_name: str  # the function's deployed name
+    severities: tuple[str, ...]
+    messages: tuple[str, ...]
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def metric_type(self) -> str:
+        return f"{USER_METRIC_PREFIX}{self.name}"
+
+    def filter(self) -> str:
+        """The Cloud Logging query the metric counts."""
+        terms = [
+            _eq("resource.type", FUNCTION_RESOURCE),
+            _eq("resource.labels.service_name", self.service_name),
+            _any_of("severity", self.severities),
+            _any_of("jsonPayload.message", self.messages),
+            *(_eq(f"jsonPayload.{k}", v) for k, v in sorted(self.fields.items())),
+        ]
+        return " AND ".join(terms)
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """One alert policy with one threshold condition: `metric_type` on `resource_type`,
+    summed over every matching time series and aligned per `window_seconds`, fires when
+    the sum exceeds `threshold`."""
+
+    key: str
+    display_name: str
+    documentation: str  # what it means and what to do, shown in the incident
+    metric_type: str
+    resource_type: str
+    aligner: str  # ALIGN_DELTA for counters, ALIGN_MAX for gauges
+    window_seconds: int
+    threshold: float
+    resource_labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    log_metric: str | None = None  # LogMetricSpec.key the condition reads
+
+    def filter(self) -> str:
+        """The Cloud Monitoring filter of the condition's time series."""
+        terms = [_eq("metric.type", self.metric_type), _eq("resource.type", self.resource_type)]
+        for label, values in sorted(self.resource_labels.items()):
+            pattern = "|".join(values)
+            terms.append(f'resource.labels.{label} = monitoring.regex.full_match("{pattern}")')
+        return " AND ".join(terms)
+
+
+@dataclass(frozen=True)
+class Alerting:
+    log_metrics: Mapping[str, LogMetricSpec]
+    alerts: Mapping[str, AlertSpec]
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _eq(path: str, value: str) -> str:
+    return f"{path} = {_quote(value)}"
+
+
+def _any_of(path: str, values: Iterable[str]) -> str:
+    terms = [_eq(path, v) for v in values]
+    return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+
+
+# make_thumbnail's own log lines (functions/image_pipeline/pipeline.py). A unit test renders
+# these filters and runs them over the lines the real code prints, so a reworded message
+# fails a test instead of silencing an alert.
+REJECTED = "image rejected"
+RETRYING = (
+    "transient failure; the delivery will be retried",
+    "failure; the delivery will be retried",
+)
+GAVE_UP_REASON = "retry_window_exceeded"
+# "Keeps failing": more retried deliveries than this within the window (one bad upload is
+# retried a few times a minute by Eventarc; a broken dependency fails every upload).
+RETRY_ALERT_THRESHOLD = 10
+RETRY_ALERT_WINDOW_SECONDS = 600
+
+
+def declare_alerts(
+    prefix: str,
+    thumbnail_function: str,
+    dead_lettering_subscriptions: Iterable[str],
+    unrecorded_subscription: str,
+) -> Alerting:
+    """The alert policies of one deployment, from the names the topology chose."""
+    gave_up = LogMetricSpec(
+        key="thumbnail_gave_up",
+        name=f"{prefix}-thumbnail-gave-up",
+        description="make_thumbnail gave up on an upload: its event outlived the retry window",
+        service_name=thumbnail_function,
+        severities=("WARNING",),
+        messages=(REJECTED,),
+        fields={"stage": "make_thumbnail", "reason": GAVE_UP_REASON},
+    )
+    retried = LogMetricSpec(
+        key="thumbnail_retried",
+        name=f"{prefix}-thumbnail-retried",
+        description="make_thumbnail failed a delivery that Eventarc will retry",
+        service_name=thumbnail_function,
+        severities=("WARNING", "ERROR"),
+        messages=RETRYING,
+        fields={"stage": "make_thumbnail"},
+    )
+    subscriptions = tuple(sorted(dead_lettering_subscriptions))
+    alerts = (
+        AlertSpec(
+            key="dead_lettered",
+            display_name=f"{prefix}: a message reached a dead-letter topic",
+            documentation=(
+                "A pipeline subscription gave up on a message after its maximum delivery "
+                "attempts and forwarded it to a dead-letter topic. The recorder stores it in "
+                "Firestore: see it with `scripts/dead-letters --project PROJECT list`, fix the "
+                "cause, then `scripts/dead-letters --project PROJECT replay ID`."
+            ),
+            metric_type="pubsub.googleapis.com/subscription/dead_letter_message_count",
+            resource_type=SUBSCRIPTION_RESOURCE,
+            resource_labels={"subscription_id": subscriptions},
+            aligner="ALIGN_DELTA",
+            window_seconds=60,
+            threshold=0,
+        ),
+        AlertSpec(
+            key="unrecorded_dead_letters",
+            display_name=f"{prefix}: dead letters the recorder could not record",
+            documentation=(
+                f"Messages wait on the pull subscription {unrecorded_subscription}: the "
+                "dead-letter recorder itself failed on them (Firestore unavailable or denied). "
+                f"Pull them with `gcloud pubsub subscriptions pull {unrecorded_subscription}` "
+                "and check the recorder's logs."
+            ),
+            metric_type="pubsub.googleapis.com/subscription/num_undelivered_messages",
+            resource_type=SUBSCRIPTION_RESOURCE,
+            resource_labels={"subscription_id": (unrecorded_subscription,)},
+            aligner="ALIGN_MAX",
+            window_seconds=60,
+            threshold=0,
+        ),
+        AlertSpec(
+            key="thumbnail_gave_up",
+            display_name=f"{prefix}: make_thumbnail gave up on an upload",
+            documentation=(
+                "An upload's finalize event was still failing when it outlived the retry "
+                "window, so make_thumbnail recorded it as failed (reason retry_window_exceeded) "
+                "without thumbnails. Fix the cause in the function's logs, then "
+                "`scripts/backfill --project PROJECT --execute` re-sends it."
+            ),
+            metric_type=gave_up.metric_type,
+            resource_type=FUNCTION_RESOURCE,
+            aligner="ALIGN_DELTA",
+            window_seconds=60,
+            threshold=0,
+            log_metric=gave_up.key,
+        ),
+        AlertSpec(
+            key="thumbnail_retried",
+            display_name=f"{prefix}: make_thumbnail keeps failing",
+            documentation=(
+                f"More than {RETRY_ALERT_THRESHOLD} make_thumbnail deliveries failed within "
+                f"{RETRY_ALERT_WINDOW_SECONDS // 60} minutes and are being retried by "
+                "Eventarc. Uploads are delayed, and given up once the retry window ends. "
+                "The function's WARNING/ERROR log lines name the error."
+            ),
+            metric_type=retried.metric_type,
+            resource_type=FUNCTION_RESOURCE,
+            aligner="ALIGN_DELTA",
+            window_seconds=RETRY_ALERT_WINDOW_SECONDS,
+            threshold=RETRY_ALERT_THRESHOLD,
+            log_metric=retried.key,
+        ),
+    )
+    return Alerting(
+        log_metrics={m.key: m for m in (gave_up, retried)},
+        alerts={a.key: a for a in alerts},
+    )

@@ -1,0 +1,89 @@
+"""Alert policies and log-based metrics in the synthesized stack.
+
+The filters themselves are proven against the functions' real log lines in
+tests/unit/test_monitoring.py; here the stack must carry exactly those filters.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.synth
+
+
+def _policy(synth, key):
+    spec = synth.topology.alerting.alerts[key]
+    return spec, synth.one("google_monitoring_alert_policy", display_name=spec.display_name)
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_one_policy_per_declared_alert(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    alerts = synth.topology.alerting.alerts
+    assert len(synth.all("google_monitoring_alert_policy")) == len(alerts) >= 4
+    for key, spec in alerts.items():
+        _, policy = _policy(synth, key)
+        ((condition,),) = [policy["conditions"]]
+        threshold = condition["condition_threshold"]
+        assert threshold["filter"] == spec.filter()
+        assert threshold["comparison"] == "COMPARISON_GT"
+        assert threshold["threshold_value"] == spec.threshold
+        (aggregation,) = threshold["aggregations"]
+        assert aggregation["per_series_aligner"] == spec.aligner
+        assert aggregation["alignment_period"] == f"{spec.window_seconds}s"
+        assert aggregation["cross_series_reducer"] == "REDUCE_SUM"
+        assert policy["documentation"]["content"] == spec.documentation
+        assert policy["user_labels"]["pipeline"] == synth.topology.prefix
+
+
+def test_dead_letter_alert_watches_every_subscription_by_name(stack):
+    _, policy = _policy(stack, "dead_lettered")
+    condition = policy["conditions"][0]["condition_threshold"]["filter"]
+    assert 'metric.type = "pubsub.googleapis.com/subscription/dead_letter_message_count"' in (
+        condition
+    )
+    assert 'resource.type = "pubsub_subscription"' in condition
+    for sub in stack.all("google_pubsub_subscription"):
+        assert sub["name"] in condition
+
+
+def test_unrecorded_backlog_alert_reads_the_operators_subscription(alt_stack):
+    _, policy = _policy(alt_stack, "unrecorded_dead_letters")
+    condition = policy["conditions"][0]["condition_threshold"]["filter"]
+    unrecorded = alt_stack.topology.subscriptions["dead_letters_unrecorded"].name
+    assert unrecorded.startswith("thumbs-")
+    assert "subscription/num_undelivered_messages" in condition
+    assert f'full_match("{unrecorded}")' in condition
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_log_metrics_carry_the_tested_filters_and_feed_their_policies(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    metrics = synth.topology.alerting.log_metrics
+    assert len(synth.all("google_logging_metric")) == len(metrics) == 2
+    for key, spec in synth.topology.alerting.alerts.items():
+        if spec.log_metric is None:
+            continue
+        metric_spec = metrics[spec.log_metric]
+        metric = synth.one("google_logging_metric", name=metric_spec.name)
+        assert metric["filter"] == metric_spec.filter()
+        assert metric["metric_descriptor"] == {
+            "metric_kind": "DELTA",
+            "value_type": "INT64",
+            "unit": "1",
+        }
+        thumbnailer = synth.topology.functions["make_thumbnail"].name
+        assert f'resource.labels.service_name = "{thumbnailer}"' in metric["filter"]
+        _, policy = _policy(synth, key)
+        condition = policy["conditions"][0]["condition_threshold"]["filter"]
+        assert f'"logging.googleapis.com/user/{metric_spec.name}"' in condition
+        # The policy is created after its metric (a condition on a missing metric is refused).
+        metric_ref = synth.ref_id("google_logging_metric", metric)
+        assert any(dep.startswith(metric_ref[2:].rstrip(".")) for dep in policy["depends_on"])
+
+
+def test_monitoring_api_is_enabled_before_the_policies(stack):
+    services = {s["service"] for s in stack.all("google_project_service")}
+    assert "monitoring.googleapis.com" in services
+    for policy in stack.all("google_monitoring_alert_policy"):
+        assert any("google_project_service.apis_monitoring" in d for d in policy["depends_on"])
