@@ -61,7 +61,12 @@ class PipelineStack(TerraformStack):
         messaging = Messaging(
             self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
         )
-        Alerts(self, "alerts", deployment)
+        Alerts(
+            self,
+            "alerts",
+            deployment,
+            notification_channels=config.alert_notification_channels,
+        )
         if config.create_firestore_database:
             FirestoreDatabase(
                 self,

@@ -36,6 +36,7 @@ _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 _MEMBER_RE = re.compile(r"^(user|group|serviceAccount|domain):[^\s:]+$")
+_CHANNEL_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")
 _MEMORY_RE = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 
 
@@ -108,6 +109,13 @@ class DeploymentConfig(Tunables):
         doc="IAM members allowed to run `scripts/backfill --project` (make_thumbnail then takes "
         "authenticated calls from outside the project)",
     )
+    # Existing Cloud Monitoring channels (create them in the console or with `gcloud beta
+    # monitoring channels create`); the alert policies exist and open incidents without any.
+    alert_notification_channels: tuple[str, ...] = setting(
+        (),
+        doc="notification channels of the alert policies: ids or "
+        "`projects/P/notificationChannels/ID` (empty: incidents show in the console only)",
+    )
 
     def __post_init__(self) -> None:
         # Derived defaults are filled here so every reader sees final names.
@@ -119,6 +127,14 @@ class DeploymentConfig(Tunables):
             )
         if not self.firestore_location:
             object.__setattr__(self, "firestore_location", self.region)
+        object.__setattr__(
+            self,
+            "alert_notification_channels",
+            tuple(
+                f"projects/{self.project}/notificationChannels/{c}" if c.isdigit() else c
+                for c in self.alert_notification_channels
+            ),
+        )
         _validate(self)
         try:
             super().__post_init__()
@@ -164,6 +180,14 @@ def _validate(c: DeploymentConfig) -> None:
                 "backfill_invokers",
                 f"{member!r} is not an IAM member like 'user:ops@example.com', "
                 "'group:…' or 'serviceAccount:…'",
+            )
+    for channel in c.alert_notification_channels:
+        if not _CHANNEL_RE.match(channel):
+            raise ConfigError(
+                "alert_notification_channels",
+                f"{channel!r} is not a notification channel id like '1234567890' or "
+                "'projects/my-project/notificationChannels/1234567890' "
+                "(list them: gcloud beta monitoring channels list)",
             )
     for key, value in c.labels.items():
         if not re.match(r"^[a-z][a-z0-9_-]{0,62}$", key) or not re.match(

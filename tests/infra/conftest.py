@@ -44,6 +44,7 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "force_destroy": True,
     "labels": {"env": "test"},
     "backfill_invokers": "group:ops@example.com",
+    "alert_notification_channels": "1234567890",
 }
 
 _REF = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.([^}]+)\}$")

@@ -87,3 +87,12 @@ def test_monitoring_api_is_enabled_before_the_policies(stack):
     assert "monitoring.googleapis.com" in services
     for policy in stack.all("google_monitoring_alert_policy"):
         assert any("google_project_service.apis_monitoring" in d for d in policy["depends_on"])
+
+
+def test_notification_channels_come_from_the_setting(stack, alt_stack):
+    for policy in stack.all("google_monitoring_alert_policy"):
+        assert "notification_channels" not in policy  # still created: incidents in the console
+    expected = ["projects/other-project-42/notificationChannels/1234567890"]
+    assert list(alt_stack.config.alert_notification_channels) == expected
+    for policy in alt_stack.all("google_monitoring_alert_policy"):
+        assert policy["notification_channels"] == expected

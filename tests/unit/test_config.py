@@ -158,3 +158,18 @@ def test_backfill_invokers_must_be_iam_members():
     assert config.backfill_invokers == ("user:a@b.c",)
     with pytest.raises(ConfigError, match=r"pipeline\.backfill_invokers: 'a@b\.c' is not"):
         from_mapping({"project": "my-gcp-project", "backfill_invokers": "a@b.c"})
+
+
+def test_alert_notification_channels_are_full_channel_names():
+    config = from_mapping(
+        {
+            "project": "my-gcp-project",
+            "alert_notification_channels": "123,projects/ops-project-1/notificationChannels/45",
+        }
+    )
+    assert config.alert_notification_channels == (
+        "projects/my-gcp-project/notificationChannels/123",
+        "projects/ops-project-1/notificationChannels/45",
+    )
+    with pytest.raises(ConfigError, match=r"alert_notification_channels: 'ops@x\.com' is not"):
+        from_mapping({"project": "my-gcp-project", "alert_notification_channels": ["ops@x.com"]})
