@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from image_pipeline import heif, placeholder
+from image_pipeline import animation, heif, placeholder
 from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Box
 
@@ -71,6 +71,7 @@ class Options:
     max_bytes: int
     max_pixels: int
     include_gps: bool
+    animated: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Thumbnail:
     height: int
     content_type: str
     data: bytes
+    frames: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +181,27 @@ def _render(im: Image.Image, options: Options) -> Result:
     target = sizes[largest_first[0]]
     raw_target = (target[1], target[0]) if swapped else target
     im.draft(None, raw_target)  # JPEG only: DCT-scaled decode that still covers raw_target
+    resized = _downsized(_upright(im, raw_target, transpose), sizes, largest_first)
+    movie = (
+        _animation(im, resized, raw_target, transpose, sizes, largest_first)
+        if options.animated and animation.is_animation(im)
+        else None
+    )
+    thumbnails = tuple(
+        _encode_animation(movie, box, options.quality)
+        if movie is not None and fmt == animation.OUTPUT
+        else _encode(resized[box], box, fmt, options.quality)
+        for box in options.boxes
+        for fmt in options.formats
+    )
+    smallest = resized[largest_first[-1]]
+    return Result(facts, thumbnails, placeholder.describe(_as_rgb(smallest)))
+
+
+def _upright(
+    im: Image.Image, raw_target: tuple[int, int], transpose: Image.Transpose | None
+) -> Image.Image:
+    """The current frame at the largest thumbnail's size, upright, in sRGB, without metadata."""
     profile = _colour_profile(im)
     working = _to_working_mode(im, keep_for_profile=profile is not None)
     if working.size != raw_target:
@@ -188,18 +211,53 @@ def _render(im: Image.Image, options: Options) -> Result:
     if transpose is not None:
         working = working.transpose(transpose)
     working.info = {}  # no EXIF, XMP, ICC or comment may reach an output
+    return working
+
+
+def _downsized(
+    working: Image.Image, sizes: dict[Box, tuple[int, int]], largest_first: list[Box]
+) -> dict[Box, Image.Image]:
+    """Every box's image; each smaller size is resized from the one before it."""
     resized: dict[Box, Image.Image] = {}
-    for box in largest_first:  # each smaller size is resized from the one before it
+    for box in largest_first:
         if sizes[box] != working.size:
             working = working.resize(sizes[box], Image.Resampling.LANCZOS, reducing_gap=3.0)
         resized[box] = working
-    thumbnails = tuple(
-        _encode(resized[box], box, fmt, options.quality)
-        for box in options.boxes
-        for fmt in options.formats
+    return resized
+
+
+def _animation(
+    im: Image.Image,
+    first: dict[Box, Image.Image],
+    raw_target: tuple[int, int],
+    transpose: Image.Transpose | None,
+    sizes: dict[Box, tuple[int, int]],
+    largest_first: list[Box],
+) -> animation.Animation:
+    """Every frame at every box (the first one is already made), with its timing."""
+    frames = {box: [first[box]] for box in largest_first}
+    durations = [animation.duration(im)]
+    for index in range(1, im.n_frames):
+        im.seek(index)
+        frame = _upright(im, raw_target, transpose)  # WebP sets the duration on load
+        durations.append(animation.duration(im))
+        for box, resized in _downsized(frame, sizes, largest_first).items():
+            frames[box].append(resized)
+    return animation.Animation(frames, tuple(durations), animation.loop(im))
+
+
+def _encode_animation(movie: animation.Animation, box: Box, quality: int) -> Thumbnail:
+    first = movie.frames[box][0]
+    _, content_type = OUTPUTS[animation.OUTPUT]
+    return Thumbnail(
+        box=box,
+        format=animation.OUTPUT,
+        width=first.width,
+        height=first.height,
+        content_type=content_type,
+        data=animation.encode(movie, box, encoder_options(animation.OUTPUT, quality)),
+        frames=len(movie.durations),
     )
-    preview = placeholder.describe(_as_rgb(working))  # the smallest size, resized last
-    return Result(facts=facts, thumbnails=thumbnails, placeholder=preview)
 
 
 def _colour_profile(im: Image.Image) -> ImageCms.ImageCmsProfile | None:

@@ -258,6 +258,7 @@ def _put_thumbnail(p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail) ->
         "height": thumb.height,
         "contentType": thumb.content_type,
         "size": len(thumb.data),
+        "frames": thumb.frames,
     }
 
 

@@ -126,6 +126,12 @@ class Tunables:
         doc="keep GPS in the metadata doc's EXIF subset (never in thumbnails)",
         option="include_gps",
     )
+    animated: bool = setting(
+        False,
+        doc="animated GIF/WebP inputs give animated WebP thumbnails (frame timing and loop kept; "
+        "other formats, and `false`, give the first frame)",
+        option="animated",
+    )
 
     def __post_init__(self) -> None:
         _normalize(self)

@@ -1,0 +1,70 @@
+"""Animated thumbnails (the ``animated`` setting): animated GIF/WebP in, animated WebP out.
+
+Off by default: then an animation gives the still thumbnails of its first frame. On, each
+WebP output keeps every frame, each frame's duration and the loop count; the other output
+formats stay stills of the first frame. Pillow composites GIF and WebP frames (disposal,
+blending) on ``seek``, so every frame handed to the encoder is a whole picture, and libwebp's
+animation encoder finds the changed rectangles again.
+
+All frames of every box are held until encoded, so what an animation costs is frames x the
+boxes' pixels x 4 bytes (``output_bytes``); the frame and memory limits of the core refuse
+larger ones before the first frame is decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterable
+
+from PIL import Image
+
+from image_pipeline.settings import Box
+
+INPUTS = ("GIF", "WEBP")
+OUTPUT = "webp"
+_PLAY_ONCE = 1  # WebP loop count for a GIF without a NETSCAPE loop extension
+
+
+@dataclasses.dataclass(frozen=True)
+class Animation:
+    """Frames per box (the same count for each), frame durations in ms, loop (0: forever)."""
+
+    frames: dict[Box, list[Image.Image]]
+    durations: tuple[int, ...]
+    loop: int
+
+
+def is_animation(im: Image.Image) -> bool:
+    return im.format in INPUTS and getattr(im, "n_frames", 1) > 1
+
+
+def duration(im: Image.Image) -> int:
+    """The current frame's display time in milliseconds."""
+    value = im.info.get("duration", 0)
+    return max(0, round(value)) if isinstance(value, int | float) else 0
+
+
+def loop(im: Image.Image) -> int:
+    value = im.info.get("loop")
+    return value if isinstance(value, int) and value >= 0 else _PLAY_ONCE
+
+
+def output_bytes(frames: int, sizes: Iterable[tuple[int, int]]) -> int:
+    """Memory the frames of all boxes take while held for encoding (RGBA, 4 bytes a pixel)."""
+    return frames * sum(width * height * 4 for width, height in sizes)
+
+
+def encode(movie: Animation, box: Box, options: dict[str, int]) -> bytes:
+    first, *rest = movie.frames[box]
+    out = io.BytesIO()
+    first.save(
+        out,
+        "WEBP",
+        save_all=True,
+        append_images=rest,
+        duration=list(movie.durations),
+        loop=movie.loop,
+        **options,
+    )
+    return out.getvalue()
