@@ -12,9 +12,10 @@ and bodies without an exact, bounded Content-Length are refused before anything 
 from __future__ import annotations
 
 import argparse
+import json
 import mimetypes
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -22,11 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import requests
+
 from image_pipeline.events import StorageObject
 from image_pipeline.pipeline import skip_reason
 from image_pipeline.records import image_doc_id
 from image_pipeline.settings import Settings
 from infra.common.http_guard import GuardedHandler, Refused, serve_in_thread
+from infra.common.object_names import check_name, name_error
 from infra.model.topology import OUTPUT_MARKER
 from infra.ops import dead_letters
 from infra.ops import target as targets
@@ -68,6 +72,30 @@ def _show_dead_lettered(
             )
 
 
+def _show_abandoned(uploads: list[dict[str, Any]], abandoned: list[dict[str, Any]]) -> None:
+    """A pending upload whose trigger the router gave up on (or refused) shows as failed."""
+    given_up = {(a.get("object"), str(a.get("generation"))): a for a in abandoned}
+    for item in uploads:
+        record = given_up.get((item["name"], str(item.get("generation"))))
+        if item["status"] == "pending" and record is not None:
+            item.update(status="failed", reason=record.get("reason"), message=record.get("detail"))
+
+
+def _router_abandoned(stack_info: Mapping[str, Any]) -> Callable[[], list[dict[str, Any]]]:
+    """What the stack's router abandoned, read from its control endpoint."""
+    url = (stack_info.get("router") or {}).get("url")
+
+    def fetch() -> list[dict[str, Any]]:
+        if not url:
+            return []
+        try:
+            return list(requests.get(f"{url}/abandoned", timeout=2).json())
+        except (requests.RequestException, ValueError):
+            return []
+
+    return fetch
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -75,8 +103,13 @@ def _iso(value: Any) -> Any:
 class Gallery:
     """Reads the stack for the page and writes uploads into it."""
 
-    def __init__(self, target: targets.Target) -> None:
+    def __init__(
+        self,
+        target: targets.Target,
+        abandoned: Callable[[], list[dict[str, Any]]] = lambda: [],
+    ) -> None:
         self.target = target
+        self.abandoned = abandoned
         trigger = target.topology.functions[target.topology.trigger.function]
         self.settings = Settings.from_env(trigger.env)  # what make_thumbnail runs with
 
@@ -151,6 +184,7 @@ class Gallery:
         records = dead_letters.load_all(self.target)
         uploads = self.uploads()
         _show_dead_lettered(uploads, records, self.target.uploads_bucket)
+        _show_abandoned(uploads, self.abandoned())
         letters = [dead_letters.summary(r) for r in records]
         for row in letters:
             row["recordedAt"] = _iso(row["recordedAt"])
@@ -172,6 +206,8 @@ class Gallery:
         return blob.download_as_bytes(), blob.content_type or "application/octet-stream"
 
     def upload(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """Writes an upload; a name GCS would refuse raises InvalidObjectName (fake-gcs won't)."""
+        check_name(name)
         blob = self.target.storage.bucket(self.target.uploads_bucket).blob(name)
         blob.upload_from_string(data, content_type=content_type)
         return {"bucket": blob.bucket.name, "name": blob.name, "generation": blob.generation}
@@ -210,17 +246,25 @@ class _Handler(GuardedHandler):
 
     def on_post(self) -> None:
         url = urlsplit(self.path)
-        name = (parse_qs(url.query).get("name") or [""])[0].strip().lstrip("/")
-        if url.path != "/upload" or not name:
+        names = parse_qs(url.query, keep_blank_values=True).get("name")
+        if url.path != "/upload" or not names:
             raise Refused(HTTPStatus.BAD_REQUEST, "POST /upload?name=OBJECT_NAME")
+        name = names[0]  # as given: GCS accepts leading spaces and slashes
+        if error := name_error(name):
+            raise Refused(HTTPStatus.BAD_REQUEST, error)
         data = self.read_body(MAX_UPLOAD_BYTES)
         content_type = self.headers.get("Content-Type") or "application/octet-stream"
         self.send_json(HTTPStatus.CREATED, self.gallery.upload(name, data, content_type))
 
 
-def serve(target: targets.Target, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+def serve(
+    target: targets.Target,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    abandoned: Callable[[], list[dict[str, Any]]] = lambda: [],
+) -> ThreadingHTTPServer:
     """Starts the gallery on a background thread; port 0 picks a free one."""
-    return serve_gallery(Gallery(target), host, port)
+    return serve_gallery(Gallery(target, abandoned), host, port)
 
 
 def serve_gallery(gallery: Gallery, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
@@ -231,7 +275,7 @@ def serve_gallery(gallery: Gallery, host: str = "127.0.0.1", port: int = 0) -> T
 
 def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:
     """The hook `LocalStack.up` calls: a gallery for the stack described by `stack_info`."""
-    return serve(targets.from_stack(stack_info))
+    return serve(targets.from_stack(stack_info), abandoned=_router_abandoned(stack_info))
 
 
 def url_of(server: ThreadingHTTPServer) -> str:
@@ -244,7 +288,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stack", type=Path, default=targets.STACK_FILE)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    server = serve(targets.from_stack_file(args.stack), port=args.port)
+    server = serve(
+        targets.from_stack_file(args.stack),
+        port=args.port,
+        abandoned=_router_abandoned(json.loads(args.stack.read_text())),
+    )
     print(f"gallery: {url_of(server)}", flush=True)
     threading.Event().wait()
 

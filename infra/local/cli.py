@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="scale retry backoffs (0.01 makes 10 s into 100 ms)",
     )
     up.add_argument(
+        "--trigger-retry-window",
+        type=float,
+        metavar="SECONDS",
+        help="how long the Eventarc stand-in retries an event before it gives up "
+        "(default: Eventarc's 24 h times --backoff-factor)",
+    )
+    up.add_argument(
         "--set",
         action="append",
         default=[],
@@ -159,7 +166,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _detach(args)
     settings = FaultSettings(failing=frozenset(args.fail), **_fault_request(args))
     stack = LocalStack(
-        _config(args), StackOptions(faults=settings, backoff_factor=args.backoff_factor)
+        _config(args),
+        StackOptions(
+            faults=settings,
+            backoff_factor=args.backoff_factor,
+            trigger_window_seconds=args.trigger_retry_window,
+        ),
     )
     stop = threading.Event()
     stop_on_signals(stop)

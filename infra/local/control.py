@@ -7,6 +7,7 @@ so `infra.common.http_guard` refuses other Host names, cross-site writes and unb
     GET  /health                      "ok"
     GET  /stats                       calls/ok/failed/injected per function, filtered counts
     GET  /deliveries?function=F&prefix=P   every delivery (filter by function, object prefix)
+    GET  /abandoned?prefix=P          messages a route gave up on or refused, with the reason
     GET  /faults                      current fault settings
     PUT  /faults                      JSON: any of duplicate_rate, reorder_window,
                                       transient_rate, failing (list), fail (list), heal (list
@@ -90,6 +91,8 @@ class _Handler(GuardedHandler):
                     function=query.get("function"), object_prefix=query.get("prefix")
                 ),
             )
+        elif url.path == "/abandoned":
+            self._send(200, self.router.log.abandoned_json(query.get("prefix")))
         elif url.path == "/faults":
             self.send_json(200, self.router.faults.settings.to_json())
         else:

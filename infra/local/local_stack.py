@@ -49,6 +49,8 @@ class StackOptions:
     backoff_factor: float = 1.0
     poll_seconds: float = 0.2
     write_stack_json: bool = True
+    # How long the Eventarc stand-in retries one event (None: 24 h x backoff_factor).
+    trigger_window_seconds: float | None = None
 
 
 class LocalStack:
@@ -247,6 +249,7 @@ class LocalStack:
             faults=self.faults,
             backoff_factor=self.options.backoff_factor,
             poll_seconds=self.options.poll_seconds,
+            trigger_window_seconds=self.options.trigger_window_seconds,
         )
         self.router.start()
         self.control = ControlServer(self.router, free_port())

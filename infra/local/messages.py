@@ -58,6 +58,15 @@ def filter_matches(text: str, attributes: Mapping[str, str]) -> bool:
     return compiled_filter(text).matches(attributes)
 
 
+def trigger_fires(message: Message, trigger_event_type: str, trigger_bucket: str) -> bool:
+    """Whether a trigger on this bucket and event type fires for a GCS notification."""
+    attrs = message.attributes
+    return (
+        STORAGE_EVENT_TYPES.get(attrs.get("eventType", "")) == trigger_event_type
+        and attrs.get("bucketId", "") == trigger_bucket
+    )
+
+
 def storage_cloudevent(
     message: Message, trigger_event_type: str, trigger_bucket: str
 ) -> tuple[dict[str, str], bytes] | None:
@@ -65,11 +74,9 @@ def storage_cloudevent(
 
     None when the trigger would not fire: another bucket or another event type.
     """
+    if not trigger_fires(message, trigger_event_type, trigger_bucket):
+        return None
     attrs = message.attributes
-    if STORAGE_EVENT_TYPES.get(attrs.get("eventType", "")) != trigger_event_type:
-        return None
-    if attrs.get("bucketId", "") != trigger_bucket:
-        return None
     resource = json.loads(message.data or b"{}")
     resource.setdefault("bucket", trigger_bucket)
     resource.setdefault("name", attrs.get("objectId", ""))

@@ -21,10 +21,10 @@ from google.cloud import storage
 from PIL import Image
 
 from image_pipeline.records import image_doc_id
+from infra.local.delivery import Delivery
 from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
 from infra.local.operations import pull_filtered
-from infra.local.router import Delivery
 from infra.model.config import load_config
 
 # Small limits keep the "too big" cases cheap; everything else is the default config.

@@ -1,6 +1,10 @@
 """The gallery's join of uploads with dead letters (pure; the page itself is browser-tested)."""
 
-from infra.gallery.server import _show_dead_lettered
+import pytest
+
+from infra.common.object_names import InvalidObjectName
+from infra.gallery.server import Gallery, _show_abandoned, _show_dead_lettered
+from infra.ops import target as targets
 
 
 def _upload(name: str, generation: int, status: str = "pending") -> dict:
@@ -58,3 +62,31 @@ def test_a_discarded_dead_letter_explains_its_upload():
     _show_dead_lettered(uploads, [letter], "up")
     assert uploads[0]["status"] == "dead-lettered"
     assert "discarded by ops@host" in uploads[0]["message"]
+
+
+def test_a_pending_upload_the_router_gave_up_on_shows_as_failed():
+    uploads = [_upload("a.jpg", 7), _upload("a.jpg", 8), _upload("b.jpg", 9, "processed")]
+    abandoned = [
+        {"object": "a.jpg", "generation": "7", "reason": "retry_window_exceeded", "detail": "x"},
+        {"object": "b.jpg", "generation": "9", "reason": "retry_window_exceeded", "detail": "y"},
+    ]
+    _show_abandoned(uploads, abandoned)
+    assert (uploads[0]["status"], uploads[0]["reason"]) == ("failed", "retry_window_exceeded")
+    assert uploads[0]["message"] == "x"
+    assert uploads[1]["status"] == "pending"  # another generation
+    assert uploads[2]["status"] == "processed"  # finished meanwhile: left alone
+
+
+def test_the_upload_refuses_names_gcs_refuses_before_writing_anything():
+    class NoStorage:
+        uploads_bucket = "up"
+
+        @property
+        def storage(self):
+            raise AssertionError("nothing may be written")
+
+    gallery = Gallery(targets.for_project("my-project", "europe-west1"))
+    gallery.target = NoStorage()  # type: ignore[assignment]
+    for name in ("", ".", "..", "a\r\nb", "x" * 1025, ".well-known/acme-challenge/t"):
+        with pytest.raises(InvalidObjectName):
+            gallery.upload(name, b"data", "image/jpeg")

@@ -35,6 +35,8 @@ from PIL import Image
 from image_pipeline import pipeline as stages
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.records import image_doc_id
+from infra.common.storage_events import eventarc_storage_event
+from tests.hostile_names import HOSTILE_NAMES
 
 NAMES = [
     "plain.jpg",
@@ -642,3 +644,17 @@ def test_missing_setting_fails_at_start_up_naming_it(pipeline):
     done = run_python(LOAD_MAIN, env)
     assert done.returncode != 0
     assert "SettingsError: THUMBNAILS_BUCKET: is required" in done.stderr
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_make_thumbnail_takes_the_name_from_the_body_whatever_the_headers_hold(
+    function_client, pipeline, name
+):
+    """The router's and backfill's own event (percent-encoded headers) through the framework."""
+    res = upload(pipeline, name, photo(80, 40))
+    headers, body = eventarc_storage_event(res, "evt-h", FINALIZED, "2026-01-01T00:00:00.000Z")
+    response = function_client("make_thumbnail").post("/", data=body, headers=headers)
+    assert response.status_code == 200, response.data
+    ((data, attrs),) = published(pipeline)
+    assert data["name"] == attrs["objectId"] == name
+    assert data["status"] == "processed"

@@ -51,7 +51,7 @@ def test_the_event_is_the_binary_mode_cloudevent_eventarc_sends() -> None:
     assert headers["ce-type"] == FINALIZED
     assert headers["ce-specversion"] == "1.0"
     assert headers["ce-source"] == "//storage.googleapis.com/projects/_/buckets/up"
-    assert headers["ce-subject"] == "objects/a/b c.jpg"
+    assert headers["ce-subject"] == "objects/a/b%20c.jpg"  # percent-encoded (binding 3.1.3.2)
     assert headers["ce-time"].startswith("2030-01-02T03:04:05")  # now: the age guard passes
     assert headers["ce-bucket"] == "up"
     assert headers["Content-Type"].startswith("application/json")

@@ -13,7 +13,8 @@ import pytest
 
 from infra.local.control import apply_fault_request
 from infra.local.faults import FaultError
-from infra.local.router import Router, Scheduler
+from infra.local.router import Router
+from infra.local.scheduler import Scheduler
 from infra.model.config import load_config
 from infra.model.topology import build_topology
 
@@ -154,3 +155,83 @@ def test_control_requests_validate_before_changing(function_server):
     assert router.faults.settings.transient_rate == 0.0
     apply_fault_request(router, {"heal": "all", "reset": True})
     assert router.faults.settings.failing == frozenset()
+
+
+def finalize(name: str, published: datetime, ack_id: str = "ack-t"):
+    """A raw fake-gcs finalize event, as the trigger route pulls it."""
+    message = SimpleNamespace(
+        message_id="t1",
+        data=json.dumps({"bucket": "unit-proj-imgpipe-uploads", "name": name,
+                         "generation": "5"}).encode(),
+        attributes={"eventType": "OBJECT_FINALIZE", "bucketId": "unit-proj-imgpipe-uploads",
+                    "objectId": name, "objectGeneration": "5"},
+        publish_time=published,
+    )  # fmt: skip
+    return SimpleNamespace(message=message, delivery_attempt=0, ack_id=ack_id)
+
+
+def trigger_router(url: str, window: float) -> tuple[Router, FakeSubscriber]:
+    topology = build_topology(load_config(overrides={"project": "unit-proj"}))
+    subscriber = FakeSubscriber()
+    urls = dict.fromkeys(topology.functions, url)
+    router = Router(
+        topology, None, subscriber, urls, backoff_factor=1.0, trigger_window_seconds=window
+    )  # type: ignore[arg-type]
+    return router, subscriber
+
+
+def test_the_trigger_posts_hostile_names_percent_encoded_with_the_name_in_the_body(
+    function_server,
+):
+    url, seen, _ = function_server
+    router, subscriber = trigger_router(url, window=3600)
+    name = "写真 \x1b 100%.jpg"
+    router._handle(route(router, "trigger"), finalize(name, datetime.now(UTC)))
+    assert subscriber.acked == ["ack-t"]
+    (request,) = seen
+    assert request["body"]["name"] == name
+    assert request["headers"]["ce-subject"] == "objects/%E5%86%99%E7%9C%9F%20%1B%20100%25.jpg"
+
+
+def test_the_trigger_retries_within_its_window_then_gives_up_visibly(function_server, caplog):
+    url, _, answer = function_server
+    answer["status"] = 500
+    router, subscriber = trigger_router(url, window=60)
+    trigger = route(router, "trigger")
+    fresh = datetime.now(UTC)
+    router._handle(trigger, finalize("x.jpg", fresh))  # 1st failure: back in 10 s, inside
+    assert subscriber.nacked == [("ack-t", 10)] and subscriber.acked == []
+    old = datetime.fromtimestamp(fresh.timestamp() - 55, UTC)  # the next try would be at 75 s
+    router._handle(trigger, finalize("x.jpg", old, ack_id="ack-t2"))
+    assert subscriber.acked == ["ack-t2"]  # given up: acked, never redelivered
+    (abandoned,) = router.log.abandoned()
+    assert (abandoned.object, abandoned.generation, abandoned.attempts) == ("x.jpg", "5", 2)
+    assert abandoned.reason == "retry_window_exceeded"
+    assert router.stats()["abandoned"] == {"trigger": 1}
+    assert "abandoned 'x.jpg'" in caplog.text
+    assert [d.status for d in router.deliveries("make_thumbnail")] == [500, 500]
+
+
+def test_any_exception_while_delivering_is_a_recorded_nack(function_server, monkeypatch):
+    url, seen, _ = function_server
+    router, subscriber = trigger_router(url, window=3600)
+
+    def broken(*args, **kwargs):
+        raise UnicodeEncodeError("latin-1", "写", 0, 1, "ordinal not in range(256)")
+
+    monkeypatch.setattr(router.dispatcher._sender, "post", broken)
+    router._handle(route(router, "trigger"), finalize("写.jpg", datetime.now(UTC)))
+    assert seen == [] and subscriber.acked == [] and subscriber.nacked == [("ack-t", 10)]
+    (delivery,) = router.deliveries("make_thumbnail")
+    assert delivery.status == 599 and delivery.error.startswith("UnicodeEncodeError")
+    assert router.stats()["functions"]["make_thumbnail"]["failed"] == 1
+
+
+@pytest.mark.parametrize("name", [".", "..", "a\nb.jpg", "x" * 1025])
+def test_names_gcs_could_never_have_produced_are_refused_not_delivered(function_server, name):
+    url, seen, _ = function_server
+    router, subscriber = trigger_router(url, window=3600)
+    router._handle(route(router, "trigger"), finalize(name, datetime.now(UTC)))
+    assert seen == [] and subscriber.acked == ["ack-t"]
+    (abandoned,) = router.log.abandoned()
+    assert abandoned.reason == "invalid_object_name" and abandoned.detail

@@ -44,7 +44,7 @@ def test_finalize_becomes_binary_mode_cloudevent():
     assert headers["ce-id"] == "42"
     assert headers["ce-type"] == FINALIZED
     assert headers["ce-source"] == "//storage.googleapis.com/projects/_/buckets/up"
-    assert headers["ce-subject"] == "objects/a/b c.jpg"
+    assert headers["ce-subject"] == "objects/a/b%20c.jpg"  # percent-encoded (binding 3.1.3.2)
     assert headers["ce-bucket"] == "up"
     assert headers["ce-time"] == RESOURCE["updated"]
     assert headers["Content-Type"].startswith("application/json")

@@ -1,0 +1,226 @@
+"""The router's routes: what GCP does with a message between a subscription and a function.
+
+- `NotificationRelay`: the GCS Pub/Sub notification (raw emulator event -> notification topic);
+- `EventarcTrigger`: the Eventarc trigger (finalize event -> binary CloudEvent -> function),
+  retried like Eventarc for a bounded window, then abandoned visibly;
+- `PushSubscription`: a push subscription (filter, wrapped push body, backoff from its
+  retry policy; the emulator counts attempts and dead-letters).
+
+`handle` answers ack (True) or nack (False); `next_delay` says when a nacked message comes
+back, or None to give up on it (the router then acks it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from google.cloud import pubsub_v1
+
+from infra.common.object_names import name_error
+from infra.local.delivery import Abandoned, DeliveryLog
+from infra.local.dispatch import Dispatcher
+from infra.local.messages import (
+    Message,
+    filter_matches,
+    object_key,
+    push_envelope,
+    retry_delay,
+    storage_cloudevent,
+    trigger_fires,
+)
+from infra.model.topology import RetryPolicy, SubscriptionSpec, Topology
+
+log = logging.getLogger("infra.local.routes")
+
+# Eventarc delivers through a Pub/Sub subscription it creates: exponential backoff from 10 s
+# to 600 s, and messages kept for 24 hours, then dropped (no dead-letter topic by default).
+# https://cloud.google.com/eventarc/docs/retry-events
+EVENTARC_RETRY = RetryPolicy(10, 600)
+EVENTARC_RETENTION_SECONDS = 24 * 3600
+
+TRIGGER = "trigger"
+NOTIFICATION = "notification"
+INVALID_NAME = "invalid_object_name"
+WINDOW_EXCEEDED = "retry_window_exceeded"
+
+
+class Route(ABC):
+    """One subscription the router pulls, and what it does with each message."""
+
+    name: str
+    subscription_path: str
+    function: str | None
+    retry: RetryPolicy
+
+    @abstractmethod
+    def handle(self, message: Message) -> bool:
+        """Deliver (or relay) one message; True acks it, False nacks it."""
+
+    def next_delay(self, message: Message, backoff_factor: float) -> float | None:
+        """Seconds until a nacked message is redelivered (Pub/Sub's backoff curve)."""
+        return retry_delay(self.retry, max(1, message.delivery_attempt), backoff_factor)
+
+
+def _refused_name(route: str, function: str, message: Message, log_: DeliveryLog) -> bool:
+    """True (and recorded) when a notification names an object GCS could never hold."""
+    name, generation = object_key(message)
+    error = name_error(name)
+    if error is None:
+        return False
+    log.warning("route %s refuses object %r: %s", route, name, error)
+    log_.abandon(
+        Abandoned(route, function, message.message_id, name, generation, 0, INVALID_NAME, error)
+    )
+    return True
+
+
+class NotificationRelay(Route):
+    """GCS notification: the same payload, plus the attributes GCS adds, on the real topic."""
+
+    function = None
+    retry = EVENTARC_RETRY
+
+    def __init__(
+        self, topology: Topology, subscription_path: str, publisher: pubsub_v1.PublisherClient
+    ) -> None:
+        self.name = NOTIFICATION
+        self.subscription_path = subscription_path
+        self.topology = topology
+        self._publisher = publisher
+
+    def handle(self, message: Message) -> bool:
+        spec = self.topology.notification
+        if message.attributes.get("eventType") not in spec.event_types:
+            return True
+        name = message.attributes.get("objectId", "")
+        error = name_error(name)
+        if error is not None:  # recorded by the trigger route, which sees the same event
+            log.warning("notification for %r not relayed: %s", name, error)
+            return True
+        bucket = self.topology.buckets[spec.bucket].name
+        attributes = {
+            **message.attributes,
+            "notificationConfig": f"projects/_/buckets/{bucket}/notificationConfigs/1",
+            **spec.custom_attributes,
+        }
+        future = self._publisher.publish(
+            self.topology.topic_path(spec.topic), message.data, **attributes
+        )
+        future.result(timeout=30)
+        return True
+
+
+class EventarcTrigger(Route):
+    """Finalize events of the trigger bucket as binary CloudEvents, retried like Eventarc.
+
+    Eventarc's subscription keeps a message for `window_seconds` (24 h on GCP; locally
+    scaled with the backoffs): a message whose next attempt would fall outside it is
+    abandoned, recorded and logged, as GCP drops it (there it leaves no trace).
+    """
+
+    retry = EVENTARC_RETRY
+
+    def __init__(
+        self,
+        topology: Topology,
+        subscription_path: str,
+        dispatcher: Dispatcher,
+        window_seconds: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        trigger = topology.trigger
+        self.name = TRIGGER
+        self.subscription_path = subscription_path
+        self.function = trigger.function
+        self.timeout = topology.functions[trigger.function].timeout_seconds
+        self.event_type = trigger.event_type
+        self.bucket = topology.buckets[trigger.bucket].name
+        self.window_seconds = window_seconds
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}
+
+    def handle(self, message: Message) -> bool:
+        if not trigger_fires(message, self.event_type, self.bucket):
+            return True
+        if _refused_name(self.name, self.function, message, self._dispatcher.log):
+            return True
+        with self._lock:
+            attempt = self._attempts.get(message.message_id, 0) + 1
+            self._attempts[message.message_id] = attempt
+
+        def build() -> tuple[dict[str, str], bytes]:
+            event = storage_cloudevent(message, self.event_type, self.bucket)
+            assert event is not None  # trigger_fires said so
+            return event
+
+        ok = self._dispatcher.deliver(
+            self.name, self.function, self.timeout, message, attempt, build
+        )
+        if ok:
+            with self._lock:
+                self._attempts.pop(message.message_id, None)
+        return ok
+
+    def next_delay(self, message: Message, backoff_factor: float) -> float | None:
+        with self._lock:
+            attempts = self._attempts.get(message.message_id, 1)
+        delay = retry_delay(self.retry, attempts, backoff_factor)
+        age = (self._clock() - message.publish_time).total_seconds()
+        if age + delay <= self.window_seconds:
+            return delay
+        with self._lock:
+            self._attempts.pop(message.message_id, None)
+        name, generation = object_key(message)
+        detail = (
+            f"no successful delivery in {attempts} attempt(s) over {age:.0f} s; the "
+            f"trigger's retry window is {self.window_seconds:.0f} s"
+        )
+        log.error("abandoned %r (generation %s): %s", name, generation, detail)
+        self._dispatcher.log.abandon(
+            Abandoned(
+                self.name,
+                self.function,
+                message.message_id,
+                name,
+                generation,
+                attempts,
+                WINDOW_EXCEEDED,
+                detail,
+            )
+        )
+        return None
+
+
+class PushSubscription(Route):
+    """A push subscription: filter, wrapped push body, the subscription's backoff."""
+
+    def __init__(self, topology: Topology, sub: SubscriptionSpec, dispatcher: Dispatcher) -> None:
+        assert sub.push_function is not None
+        self.name = sub.key
+        self.subscription_path = topology.subscription_path(sub.key)
+        self.function = sub.push_function
+        self.filter = sub.filter
+        self.retry = sub.retry
+        self.timeout = topology.functions[sub.push_function].timeout_seconds
+        self._dispatcher = dispatcher
+
+    def handle(self, message: Message) -> bool:
+        if not filter_matches(self.filter, message.attributes):
+            self._dispatcher.log.filtered(self.name)
+            return True
+
+        def build() -> tuple[dict[str, str], bytes]:
+            body = json.dumps(push_envelope(message, self.subscription_path)).encode()
+            return {"Content-Type": "application/json"}, body
+
+        attempt = message.delivery_attempt or 1
+        return self._dispatcher.deliver(
+            self.name, self.function, self.timeout, message, attempt, build
+        )
