@@ -92,7 +92,7 @@ class _Handler(GuardedHandler):
                 ),
             )
         elif url.path == "/abandoned":
-            self._send(200, self.router.log.abandoned_json(query.get("prefix")))
+            self.send_json(200, self.router.log.abandoned_json(query.get("prefix")))
         elif url.path == "/faults":
             self.send_json(200, self.router.faults.settings.to_json())
         else:
