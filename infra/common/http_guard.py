@@ -193,7 +193,8 @@ class GuardedHandler(BaseHTTPRequestHandler):
         return parse_json(self.read_body(limit), max_depth)
 
     def _dispatch(self) -> None:
-        port = self.server.server_address[1]
+        address = self.server.server_address
+        port = int(address[1]) if isinstance(address, tuple) else 0
         try:
             check_host(self.headers.get("Host"), port)
             if self.command not in SAFE_METHODS:

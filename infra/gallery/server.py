@@ -57,15 +57,15 @@ def _show_dead_lettered(
             generation = attrs.get("generation") or attrs.get("objectGeneration")
             waiting[(attrs.get("objectId"), generation)] = record
     for item in uploads:
-        record = waiting.get((item["name"], str(item.get("generation"))))
-        if item["status"] == "pending" and record is not None:
-            replay = f"scripts/dead-letters replay {record['messageId']}"
-            discarded = record.get("status") == dead_letters.DISCARDED
+        letter = waiting.get((item["name"], str(item.get("generation"))))
+        if item["status"] == "pending" and letter is not None:
+            replay = f"scripts/dead-letters replay {letter['messageId']}"
+            discarded = letter.get("status") == dead_letters.DISCARDED
             item.update(
                 status="dead-lettered",
-                reason=dead_letters.reason_of(record),
+                reason=dead_letters.reason_of(letter),
                 message=(
-                    f"discarded by {record.get('discardedBy', '?')}; {replay} --force re-drives it"
+                    f"discarded by {letter.get('discardedBy', '?')}; {replay} --force re-drives it"
                     if discarded
                     else f"replay with: {replay}"
                 ),
