@@ -163,6 +163,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
     """
 
     timeout = READ_TIMEOUT_SECONDS  # a client that stops sending frees the thread
+    extra_headers: tuple[tuple[str, str], ...] = ()  # sent with every answer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per poll would drown the stack's own logs
@@ -173,6 +174,8 @@ class GuardedHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in self.extra_headers:
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

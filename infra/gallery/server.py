@@ -38,6 +38,13 @@ from infra.ops import target as targets
 STATIC = Path(__file__).with_name("static")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MAX_ITEMS = 500  # a page, not an archive: the newest uploads
+_OPAQUE = "application/octet-stream"
+# The page loads only its own files and cannot be framed (its drop zone takes uploads); a
+# "thumbnail" that is not an image is sent as bytes to save, never rendered or run here.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def _show_dead_lettered(
@@ -203,7 +210,9 @@ class Gallery:
         blob = self.target.storage.bucket(self.target.thumbnails_bucket).get_blob(name)
         if blob is None:
             return None
-        return blob.download_as_bytes(), blob.content_type or "application/octet-stream"
+        kind = blob.content_type or ""
+        raster = kind.startswith("image/") and "svg" not in kind  # SVG is a document
+        return blob.download_as_bytes(), kind if raster else _OPAQUE
 
     def upload(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:
         """Writes an upload; a name GCS would refuse raises InvalidObjectName (fake-gcs won't)."""
@@ -215,6 +224,7 @@ class Gallery:
 
 class _Handler(GuardedHandler):
     gallery: Gallery  # set on the per-server subclass by `serve`
+    extra_headers = (("Content-Security-Policy", CONTENT_SECURITY_POLICY),)
 
     def on_get(self) -> None:
         url = urlsplit(self.path)
@@ -241,7 +251,7 @@ class _Handler(GuardedHandler):
         if path.parent != STATIC.resolve() or not path.is_file():
             self.send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        kind = mimetypes.guess_type(path.name)[0] or _OPAQUE
         self.send_body(HTTPStatus.OK, path.read_bytes(), f"{kind}; charset=utf-8")
 
     def on_post(self) -> None:
@@ -253,7 +263,7 @@ class _Handler(GuardedHandler):
         if error := name_error(name):
             raise Refused(HTTPStatus.BAD_REQUEST, error)
         data = self.read_body(MAX_UPLOAD_BYTES)
-        content_type = self.headers.get("Content-Type") or "application/octet-stream"
+        content_type = self.headers.get("Content-Type") or _OPAQUE
         self.send_json(HTTPStatus.CREATED, self.gallery.upload(name, data, content_type))
 
 

@@ -274,3 +274,34 @@ def test_control_still_answers_the_cli(control):
     response = requests.put(f"http://127.0.0.1:{port}/faults", json={"reorder_window": 4})
     assert response.status_code == 200 and router.faults.settings.reorder_window == 4
     assert requests.get(f"http://127.0.0.1:{port}/faults").json()["reorder_window"] == 4
+
+
+def test_gallery_answers_carry_a_policy_against_framing_and_foreign_scripts(gallery):
+    _, port = gallery
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        head = sock.recv(65536).partition(b"\r\n\r\n")[0].decode().lower()
+    assert "frame-ancestors 'none'" in head and "default-src 'self'" in head
+    assert "x-content-type-options: nosniff" in head
+
+
+@pytest.mark.parametrize(
+    ("stored", "served"),
+    [
+        ("image/webp", "image/webp"),
+        ("text/html", "application/octet-stream"),
+        ("image/svg+xml", "application/octet-stream"),
+        (None, "application/octet-stream"),
+    ],
+)
+def test_only_raster_images_are_served_as_thumbnails(stored, served):
+    from types import SimpleNamespace
+
+    blob = SimpleNamespace(content_type=stored, download_as_bytes=lambda: b"x")
+    bucket = SimpleNamespace(get_blob=lambda name: blob)
+    target = SimpleNamespace(
+        thumbnails_bucket="t", storage=SimpleNamespace(bucket=lambda name: bucket)
+    )
+    gallery = RecordingGallery()
+    gallery.target = target  # type: ignore[assignment]
+    assert gallery.thumbnail("a/128x128.webp") == (b"x", served)
