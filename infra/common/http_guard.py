@@ -202,12 +202,15 @@ class GuardedHandler(BaseHTTPRequestHandler):
             check_host(self.headers.get("Host"), port)
             if self.command not in SAFE_METHODS:
                 check_same_origin(self.headers, port)
+            elif self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length"):
+                self.close_connection = True  # a GET's body is never read: see below
             method: Callable[[], None] | None = getattr(self, f"on_{self.command.lower()}", None)
             if method is None:
                 raise Refused(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not served here")
             method()
         except Refused as refused:
-            # Whatever body was not read would be parsed as the next request: close instead.
+            # A body left unread must never be parsed as a next request. The stdlib server
+            # speaks HTTP/1.0 and closes after each answer anyway; this holds under keep-alive.
             self.close_connection = True
             self.send_json(refused.status, {"error": refused.message})
         except TimeoutError:

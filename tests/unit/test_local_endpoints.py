@@ -305,3 +305,20 @@ def test_only_raster_images_are_served_as_thumbnails(stored, served):
     gallery = RecordingGallery()
     gallery.target = target  # type: ignore[assignment]
     assert gallery.thumbnail("a/128x128.webp") == (b"x", served)
+
+
+def test_a_body_sent_with_a_get_is_never_taken_for_the_next_request(gallery):
+    recording, port = gallery
+    smuggled = f"POST /upload?name=b.jpg HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    smuggled += "Content-Length: 1\r\n\r\nx"
+    head = (
+        f"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n"
+        f"Content-Length: {len(smuggled)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+        sock.sendall(head.encode() + smuggled.encode())
+        received = b""
+        while chunk := sock.recv(65536):  # until the server closes: one answer, no second
+            received += chunk
+    assert received.count(b"HTTP/1.0 ") == 1 and b" 200 " in received.split(b"\r\n")[0]
+    assert recording.uploaded == []
