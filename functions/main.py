@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import cast
 
 import flask
 import functions_framework
@@ -21,7 +22,10 @@ PIPELINE = Pipeline.from_env(os.environ)
 
 
 def _headers() -> Mapping[str, str]:
-    return flask.request.headers if flask.has_request_context() else {}
+    if not flask.has_request_context():
+        return {}
+    # Werkzeug's Headers has the read side of a Mapping (case-insensitive `get`) but not its type.
+    return cast(Mapping[str, str], flask.request.headers)
 
 
 @functions_framework.cloud_event

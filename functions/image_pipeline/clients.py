@@ -13,14 +13,14 @@ from typing import Any
 
 @functools.cache
 def storage_client(project: str) -> Any:
-    from google.cloud import storage
+    import google.cloud.storage as storage  # `from google.cloud import` confuses mypy
 
     return storage.Client(project=project)
 
 
 @functools.cache
 def publisher_client() -> Any:
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     return pubsub_v1.PublisherClient()
 

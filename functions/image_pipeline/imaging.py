@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
-from collections.abc import Sequence
+from typing import cast
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
@@ -299,7 +299,8 @@ def _scale_for(im: Image.Image) -> tuple[float, float]:
     Floats within 0..1 are unit intensities; integers within 0..65535 are 16-bit samples;
     data already within 0..255 is kept; anything else is stretched over its own range.
     """
-    low, high = im.getextrema()
+    # Modes I and F have one band, so the extrema are one (low, high) pair.
+    low, high = cast(tuple[float, float], im.getextrema())
     if low >= 0 and high <= 1 and im.mode == "F":
         return 255.0, 0.0
     if low >= 0 and high <= 255:
@@ -323,6 +324,7 @@ def _to_srgb(im: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
         converted = ImageCms.profileToProfile(colour, profile, _SRGB, outputMode="RGB")
     except ImageCms.PyCMSError:
         return im if im.mode in ("L", "LA", "RGB", "RGBA") else im.convert("RGB")
+    assert converted is not None  # None only when converting in place
     if alpha is not None:
         converted.putalpha(alpha)
     return converted
@@ -409,7 +411,9 @@ def _gps(ifd: dict[int, object]) -> dict[str, float]:
         return {}
 
 
-def _degrees(dms: Sequence[float], ref: object) -> float:
+def _degrees(dms: object, ref: object) -> float:
+    if not isinstance(dms, tuple | list):
+        raise TypeError(f"{dms!r} is not degrees, minutes, seconds")
     degrees, minutes, seconds = (float(v) for v in dms)
     value = degrees + minutes / 60 + seconds / 3600
     return round(-value if _text(ref) in ("S", "W") else value, 7)

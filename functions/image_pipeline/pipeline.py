@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from cloudevents.http import CloudEvent
+
 from image_pipeline import events, imaging, patterns, records
 from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
@@ -101,7 +103,7 @@ def check_event_age(event_time: dt.datetime | None, now: dt.datetime, window_sec
         )
 
 
-def _logger(p: Pipeline, event: Any, headers: Mapping[str, str], stage: str) -> Logger:
+def _logger(p: Pipeline, event: CloudEvent, headers: Mapping[str, str], stage: str) -> Logger:
     trace = trace_fields(p.settings.project, headers, {"traceparent": event.get("traceparent")})
     return Logger(stage=stage, eventId=event["id"], **trace)
 
@@ -144,7 +146,7 @@ def _publish(p: Pipeline, result: ResultEvent, log: Logger, timings: dict[str, f
 # --- make_thumbnail -------------------------------------------------------------------
 
 
-def make_thumbnail(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
     """Eventarc ``object.v1.finalized`` -> thumbnails -> one ``image.*`` result event."""
     log = _logger(p, event, headers, "make_thumbnail")
     try:
@@ -170,7 +172,7 @@ def make_thumbnail(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
 
 
 def _thumbnails_event(
-    p: Pipeline, event: Any, obj: StorageObject, timings: dict[str, float], log: Logger
+    p: Pipeline, event: CloudEvent, obj: StorageObject, timings: dict[str, float], log: Logger
 ) -> ResultEvent | None:
     s = p.settings
     check_event_age(events.parse_time(event.get("time")), p.clock(), s.retry_window_seconds)
@@ -265,7 +267,7 @@ def _put_thumbnail(p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail) ->
 # --- cleanup --------------------------------------------------------------------------
 
 
-def cleanup(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
     """GCS ``OBJECT_DELETE`` notification -> delete its thumbnails -> ``image.deleted``.
 
     When the delete comes from an overwrite (``overwrittenByGeneration``), the name lives
@@ -319,7 +321,7 @@ def _delete_thumbnails(p: Pipeline, obj: StorageObject) -> list[str]:
 # --- write_metadata -------------------------------------------------------------------
 
 
-def write_metadata(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+def write_metadata(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
     """A pushed result event -> ``images/{id}``, refusing older generations."""
     started = time.perf_counter()
     log = _logger(p, event, headers, "write_metadata")
@@ -352,7 +354,7 @@ def write_metadata(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
 # --- handle_dead_letter ---------------------------------------------------------------
 
 
-def handle_dead_letter(p: Pipeline, event: Any, headers: Mapping[str, str]) -> None:
+def handle_dead_letter(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
     """A message pushed from a dead-letter topic -> ``dead_letters/{messageId}``, once."""
     log = _logger(p, event, headers, "handle_dead_letter")
     with _retried_on_error(log):

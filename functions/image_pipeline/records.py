@@ -94,7 +94,8 @@ def image_doc(
             "placeholder": image.get("placeholder"),
         }
     same_generation = stored is not None and stored.get("generation") == result["generation"]
-    return {**(stored if same_generation and status == "deleted" else {}), **fields}
+    kept = stored if stored is not None and same_generation and status == "deleted" else {}
+    return {**kept, **fields}
 
 
 def dead_letter_record(message: PushMessage) -> dict[str, Any]:

@@ -9,7 +9,6 @@ the names the stack wires in. Every problem raises ``SettingsError`` naming the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -196,14 +195,14 @@ class Settings(Tunables):
             raise _error("thumbnail_prefix", f"must be at most {MAX_PREFIX_BYTES} bytes")
 
     @classmethod
-    def wired(cls, tunables: Tunables, **names: str) -> Settings:
+    def wired(cls, tunables: Tunables, **names: Any) -> Settings:
         """The settings of a deployment: its tunables plus the names the stack wires in."""
         return cls(**tunables.tunables(), **names)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Parse the environment; an unset variable takes its default, a set one is parsed."""
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for field, kind in fields_and_types(cls):
             variable = env_name(field)
             raw = environ.get(variable)
@@ -300,11 +299,15 @@ def parse(
         raise SettingsError(variable, str(error), setting) from None
 
 
-@functools.cache
 def fields_and_types(cls: type) -> tuple[tuple[dataclasses.Field[Any], object], ...]:
     """The dataclass's fields with their resolved types (the keys of ``PARSERS``)."""
-    hints = typing.get_type_hints(cls)
-    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+    if cls not in _TYPES:
+        hints = typing.get_type_hints(cls)
+        _TYPES[cls] = tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+    return _TYPES[cls]
+
+
+_TYPES: dict[type, tuple[tuple[dataclasses.Field[Any], object], ...]] = {}
 
 
 def to_text(value: object) -> str:

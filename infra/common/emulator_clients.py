@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import google.cloud.pubsub_v1 as pubsub_v1  # not `from google.cloud import`: that confuses mypy
+import google.cloud.storage as storage
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, pubsub_v1, storage
+from google.cloud import firestore
 
 _ENV_LOCK = threading.Lock()
 

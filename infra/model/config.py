@@ -229,7 +229,7 @@ def from_mapping(values: Mapping[str, Any]) -> DeploymentConfig:
         )
     kinds = {f.name: kind for f, kind in fields_and_types(DeploymentConfig)}
     try:
-        kwargs = {
+        kwargs: dict[str, Any] = {
             name: parse(kinds[name], raw, name, name, _PARSERS) for name, raw in values.items()
         }
     except SettingsError as error:

@@ -18,9 +18,12 @@ from infra.model.config import ENV_PREFIX, DeploymentConfig
 def _default(field: dataclasses.Field[Any]) -> str:
     if field.metadata.get("default_doc"):
         return str(field.metadata["default_doc"])
-    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
         return "required"
-    value = field.default_factory() if field.default is dataclasses.MISSING else field.default
     text = to_text(value)
     return f"`{text}`" if text else "empty"
 

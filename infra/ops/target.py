@@ -80,7 +80,9 @@ class Target:
             from infra.common.emulator_clients import emulator_clients
 
             return emulator_clients(self.project, self.emulator_env)
-        from google.cloud import firestore, pubsub_v1, storage
+        import google.cloud.pubsub_v1 as pubsub_v1
+        import google.cloud.storage as storage
+        from google.cloud import firestore
 
         return SimpleNamespace(
             storage=storage.Client(project=self.project),
