@@ -12,6 +12,7 @@ follow that aspect (more of them along the longer side).
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 from blurhash_rs import blurhash_encode
 from PIL import Image
@@ -55,7 +56,9 @@ def dominant_colour(rgb: Image.Image) -> str:
     small = rgb.copy()
     small.thumbnail((_COLOUR_SIDE, _COLOUR_SIDE), Image.Resampling.BOX)
     quantized = small.quantize(_COLOURS, method=Image.Quantize.MEDIANCUT)
-    _, index = max(quantized.getcolors() or [(1, 0)])
+    # A palette image counts palette indexes: (count, index) pairs.
+    colours = cast(list[tuple[int, int]], quantized.getcolors() or [(1, 0)])
+    _, index = max(colours)
     palette = quantized.getpalette() or [0, 0, 0]
     red, green, blue = palette[3 * index : 3 * index + 3]
     return f"#{red:02x}{green:02x}{blue:02x}"
