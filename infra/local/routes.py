@@ -136,7 +136,7 @@ class EventarcTrigger(Route):
         trigger = topology.trigger
         self.name = TRIGGER
         self.subscription_path = subscription_path
-        self.function = trigger.function
+        self.function: str = trigger.function
         self.timeout = topology.functions[trigger.function].timeout_seconds
         self.event_type = trigger.event_type
         self.bucket = topology.buckets[trigger.bucket].name
@@ -205,7 +205,7 @@ class PushSubscription(Route):
         assert sub.push_function is not None
         self.name = sub.key
         self.subscription_path = topology.subscription_path(sub.key)
-        self.function = sub.push_function
+        self.function: str = sub.push_function
         self.filter = sub.filter
         self.retry = sub.retry
         self.timeout = topology.functions[sub.push_function].timeout_seconds
