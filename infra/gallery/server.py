@@ -20,7 +20,7 @@ from datetime import datetime
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
@@ -289,7 +289,7 @@ def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:
 
 
 def url_of(server: ThreadingHTTPServer) -> str:
-    host, port = server.server_address[:2]
+    host, port = cast(tuple[str, int], server.server_address)[:2]  # a TCP server
     return f"http://{host}:{port}/"
 
 
