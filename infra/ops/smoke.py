@@ -1,0 +1,422 @@
+"""`scripts/smoke`: prove a deployment works, end to end, and leave nothing behind.
+
+Under a unique prefix it uploads three generated files (a JPEG photo with an EXIF
+orientation, a PNG with alpha, a corrupt JPEG), waits for their metadata documents
+(processed, processed, failed with its reason), checks every listed thumbnail (exists,
+decodes, has the listed size and content type, carries no EXIF), deletes the photo and
+sees its thumbnails go and its document become `deleted`, checks that none of its
+messages was dead-lettered, then removes everything it created. The local stack and a
+real project run the same code (`infra.ops.target`); only the endpoints differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from PIL import Image
+
+from image_pipeline.records import image_doc_id
+from image_pipeline.settings import Settings
+from infra.model.config import ConfigError, load_config
+from infra.ops import dead_letters
+from infra.ops import target as targets
+
+DEFAULT_TIMEOUT = 180.0
+_EXIF_ORIENTATION = 0x0112
+_FORMATS = {"image/webp": "WEBP", "image/jpeg": "JPEG", "image/png": "PNG", "image/avif": "AVIF"}
+_ALPHA_MODES = {"RGBA", "LA", "PA"}
+_METADATA_KEYS = {"exif", "xmp", "icc_profile"}  # what Pillow exposes in `info`
+
+
+class StageFailed(Exception):
+    """A stage could not go on; the message says what was seen."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str  # leaf under the run's prefix
+    data: bytes
+    content_type: str
+    expect_status: str
+    expect_reason: str = ""
+
+
+def samples() -> tuple[Sample, ...]:
+    """The three uploads, generated here so the smoke test needs no files."""
+    photo = Image.new("RGB", (640, 480))
+    photo.paste((200, 40, 40), (0, 0, 320, 480))
+    photo.paste((40, 40, 200), (320, 0, 640, 480))
+    exif = Image.Exif()
+    exif[_EXIF_ORIENTATION] = 6  # stored landscape, shown rotated 90° clockwise: portrait
+    jpeg = io.BytesIO()
+    photo.save(jpeg, "JPEG", quality=90, exif=exif)
+    clear = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+    clear.paste((30, 160, 60, 255), (0, 0, 150, 200))
+    png = io.BytesIO()
+    clear.save(png, "PNG")
+    # A JPEG start-of-image marker and then no valid header: the pipeline must reject it.
+    corrupt = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+    return (
+        Sample("photo.jpg", jpeg.getvalue(), "image/jpeg", "processed"),
+        Sample("alpha.png", png.getvalue(), "image/png", "processed"),
+        Sample("corrupt.jpg", corrupt, "image/jpeg", "failed", "corrupt"),
+    )
+
+
+@dataclass
+class Report:
+    """Checks and stage timings, printed as tables at the end; progress as it goes."""
+
+    out: TextIO
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    failed_stages: list[str] = field(default_factory=list)
+    current: str = ""
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def progress(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=self.out, flush=True)
+
+    def check(self, what: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append((what, ok, detail))
+        if not ok and self.current not in self.failed_stages:
+            self.failed_stages.append(self.current)
+        return ok
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.progress(f"{name} ...")
+        self.current = name
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings.append((name, time.monotonic() - start))
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(ok for _, ok, _ in self.checks)
+
+    def print_tables(self) -> None:
+        width = max(len(what) for what, _, _ in self.checks)
+        print(file=self.out)
+        print(f"{'CHECK'.ljust(width)}  RESULT  DETAIL", file=self.out)
+        for what, ok, detail in self.checks:
+            print(
+                f"{what.ljust(width)}  {'ok' if ok else 'FAIL':6}  {detail}".rstrip(), file=self.out
+            )
+        print(file=self.out)
+        print(f"{'STAGE':12}  SECONDS", file=self.out)
+        for name, seconds in self.timings:
+            print(f"{name:12}  {seconds:7.1f}", file=self.out)
+        if self.passed:
+            print("\nsmoke test PASSED", file=self.out)
+            return
+        failed = ", ".join(what for what, ok, _ in self.checks if not ok)
+        stages = ", ".join(self.failed_stages)
+        print(f"\nsmoke test FAILED in stage {stages}: {failed}", file=self.out)
+
+
+class Smoke:
+    """One run against one target; every stage records its checks in the report."""
+
+    def __init__(
+        self,
+        target: targets.Target,
+        report: Report,
+        timeout: float = DEFAULT_TIMEOUT,
+        poll_seconds: float = 1.0,
+        run_id: str | None = None,
+    ) -> None:
+        self.target = target
+        self.report = report
+        self.timeout = timeout
+        self.poll_seconds = poll_seconds
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        self.prefix = f"smoke/{run_id or f'{stamp}-{uuid.uuid4().hex[:6]}'}/"
+        self.samples = {s.name: s for s in samples()}
+        fn_env = next(iter(target.topology.functions.values())).env
+        self.settings = Settings.from_env(fn_env)
+        self.uploads = target.storage.bucket(target.uploads_bucket)
+        self.images = target.firestore.collection(target.images_collection)
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def object_name(self, sample: str) -> str:
+        return f"{self.prefix}{sample}"
+
+    def doc(self, sample: str) -> dict[str, Any] | None:
+        ref = self.images.document(
+            image_doc_id(self.target.uploads_bucket, self.object_name(sample))
+        )
+        snap = ref.get()
+        return snap.to_dict() if snap.exists else None
+
+    def wait(self, what: str, done: Callable[[], tuple[bool, str]], timeout: float) -> bool:
+        """Polls `done` (-> finished?, progress text) until it holds or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        last_line = 0.0
+        while True:
+            finished, state = done()
+            if finished:
+                return True
+            now = time.monotonic()
+            if now >= deadline:
+                self.report.progress(f"{what}: gave up after {timeout:.0f} s ({state})")
+                return False
+            if now - last_line >= 5.0:
+                self.report.progress(f"{what}: {state}")
+                last_line = now
+            time.sleep(self.poll_seconds)
+
+    def _blob(self, bucket: str, name: str) -> Any:
+        return self.target.storage.bucket(bucket).get_blob(name)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def dead_letter_ids(self) -> set[str]:
+        docs = self.target.firestore.collection(self.target.dead_letters_collection).stream()
+        return {doc.id for doc in docs}
+
+    def upload(self) -> None:
+        for sample in self.samples.values():
+            blob = self.uploads.blob(self.object_name(sample.name))
+            blob.upload_from_string(sample.data, content_type=sample.content_type)
+        self.report.check(
+            "upload 3 files", True, f"gs://{self.target.uploads_bucket}/{self.prefix}"
+        )
+
+    def process(self) -> None:
+        """Waits for the three documents to reach a final status, then checks each."""
+
+        def settled() -> tuple[bool, str]:
+            for name in self.samples:
+                if name not in self.docs:
+                    doc = self.doc(name)
+                    if doc is not None and doc.get("status") in ("processed", "failed"):
+                        self.docs[name] = doc
+            pending = [n for n in self.samples if n not in self.docs]
+            return not pending, f"{len(self.docs)}/3 documents, waiting for {', '.join(pending)}"
+
+        self.wait("metadata documents", settled, self.timeout)
+        for name, sample in self.samples.items():
+            doc = self.docs.get(name)
+            if doc is None:
+                self.report.check(f"{name} {sample.expect_status}", False, "no final document")
+                continue
+            status = doc.get("status")
+            reason = (doc.get("error") or {}).get("reason", "")
+            detail = f"status {status}" + (f", reason {reason}" if reason else "")
+            ok = status == sample.expect_status and reason == sample.expect_reason
+            if ok and status == "processed":
+                detail += f", {doc.get('width')}x{doc.get('height')} {doc.get('format')}"
+            self.report.check(f"{name} {sample.expect_status}", ok, detail)
+        if len(self.docs) < len(self.samples):
+            raise StageFailed("not every upload got its metadata document")
+        photo = self.docs["photo.jpg"]
+        upright = (photo.get("width"), photo.get("height")) == (480, 640)
+        self.report.check(
+            "EXIF orientation applied", upright, f"{photo.get('width')}x{photo.get('height')}"
+        )
+
+    def thumbnails(self) -> None:
+        expected = len(self.settings.thumbnail_sizes) * len(self.settings.thumbnail_formats)
+        for name in ("photo.jpg", "alpha.png"):
+            entries = self.docs.get(name, {}).get("thumbnails") or []
+            problems = [p for e in entries if (p := self._thumbnail_problem(name, e))]
+            count_ok = len(entries) == expected
+            if not count_ok:
+                problems.append(f"{len(entries)} listed, {expected} configured")
+            detail = "; ".join(problems) or f"{len(entries)} exist, decode, match, no EXIF"
+            self.report.check(f"{name} thumbnails", not problems, detail)
+
+    def _thumbnail_problem(self, sample: str, entry: Mapping[str, Any]) -> str:
+        """What is wrong with one listed thumbnail ("" when nothing)."""
+        leaf = str(entry.get("name", "")).rsplit("/", 1)[-1]
+        blob = self._blob(entry["bucket"], entry["name"])
+        if blob is None:
+            return f"{leaf} missing"
+        if blob.content_type != entry.get("contentType"):
+            return f"{leaf} content type {blob.content_type}, listed {entry.get('contentType')}"
+        if blob.size != entry.get("size"):
+            return f"{leaf} is {blob.size} bytes, listed {entry.get('size')}"
+        try:
+            with Image.open(io.BytesIO(blob.download_as_bytes())) as im:
+                im.load()
+                size, fmt, mode, info, exif = im.size, im.format, im.mode, im.info, im.getexif()
+        except Exception as exc:  # anything Pillow raises means it does not decode
+            return f"{leaf} does not decode: {exc}"
+        if size != (entry.get("width"), entry.get("height")):
+            return (
+                f"{leaf} is {size[0]}x{size[1]}, listed {entry.get('width')}x{entry.get('height')}"
+            )
+        if fmt != _FORMATS.get(str(entry.get("contentType"))):
+            return f"{leaf} decodes as {fmt}, listed {entry.get('contentType')}"
+        carried = sorted(_METADATA_KEYS & set(info)) or (["exif"] if len(exif) else [])
+        if carried:
+            return f"{leaf} carries {', '.join(carried)}"
+        if sample == "photo.jpg" and not size[1] > size[0]:
+            return f"{leaf} is landscape: EXIF orientation not applied"
+        if sample == "alpha.png" and fmt != "JPEG" and mode not in _ALPHA_MODES:
+            return f"{leaf} lost its alpha channel (mode {mode})"
+        return ""
+
+    def delete_photo(self) -> None:
+        name = "photo.jpg"
+        listed = [(e["bucket"], e["name"]) for e in self.docs[name].get("thumbnails") or []]
+        self.uploads.blob(self.object_name(name)).delete()
+
+        def gone() -> tuple[bool, str]:
+            left = [n for b, n in listed if self._blob(b, n) is not None]
+            status = (self.doc(name) or {}).get("status")
+            return (not left and status == "deleted"), f"{len(left)} thumbnails left, doc {status}"
+
+        done = self.wait("delete photo.jpg", gone, self.timeout)
+        _, state = gone()
+        self.report.check("photo.jpg deleted", done, state)
+        if not done:
+            raise StageFailed("the delete did not go through")
+
+    def check_dead_letters(self, before: set[str]) -> None:
+        new = self.dead_letter_ids() - before
+        ours = [i for i in sorted(new) if self._about_this_run(i)]
+        detail = f"{len(ours)} from this run" + (f": {', '.join(ours)}" if ours else "")
+        if len(new) > len(ours):
+            detail += f" ({len(new) - len(ours)} other new ones, not about this run)"
+        self.report.check("no new dead letters", not ours, detail)
+
+    def _about_this_run(self, message_id: str) -> bool:
+        coll = self.target.firestore.collection(self.target.dead_letters_collection)
+        record = coll.document(message_id).get().to_dict() or {}
+        text = json.dumps(
+            [record.get("attributes"), dead_letters.decoded_data(record)], default=str
+        )
+        return self.prefix in text
+
+    def cleanup(self, dead_letters_before: set[str]) -> None:
+        """Deletes the uploads (their cleanup marks the docs deleted), then the docs, any
+        thumbnail left under the prefix and dead letters about this run."""
+        for sample in self.samples:
+            with contextlib.suppress(Exception):  # already gone (the photo) is fine
+                self.uploads.blob(self.object_name(sample)).delete()
+
+        def marked() -> tuple[bool, str]:
+            states = [(self.doc(n) or {}).get("status") for n in self.samples]
+            waiting = [s for s in states if s not in (None, "deleted")]
+            return not waiting, f"{len(waiting)} documents not marked deleted yet"
+
+        # Removing a doc before its delete event is processed would let it come back.
+        self.wait("cleanup", marked, min(self.timeout, 60.0))
+        for sample in self.samples:
+            ref = self.images.document(
+                image_doc_id(self.target.uploads_bucket, self.object_name(sample))
+            )
+            ref.delete()
+        storage = self.target.storage
+        thumbs = f"{self.settings.thumbnail_prefix}{self.prefix}"
+        for bucket, prefix in (
+            (self.target.thumbnails_bucket, thumbs),
+            (self.target.uploads_bucket, self.prefix),
+        ):
+            for blob in storage.list_blobs(bucket, prefix=prefix):
+                blob.delete()
+        coll = self.target.firestore.collection(self.target.dead_letters_collection)
+        for message_id in self.dead_letter_ids() - dead_letters_before:
+            if self._about_this_run(message_id):
+                coll.document(message_id).delete()
+        left = [
+            *(b.name for b in storage.list_blobs(self.target.uploads_bucket, prefix=self.prefix)),
+            *(b.name for b in storage.list_blobs(self.target.thumbnails_bucket, prefix=thumbs)),
+            *(n for n in self.samples if self.doc(n) is not None),
+        ]
+        self.report.check(
+            "cleanup", not left, f"left: {', '.join(left)}" if left else "nothing left"
+        )
+
+    def run(self) -> bool:
+        report = self.report
+        where = "the local stack" if self.target.is_local else f"project {self.target.project}"
+        report.progress(f"smoke test of {where}, prefix {self.prefix}")
+        report.progress("reading the dead letters recorded so far")
+        before = self.dead_letter_ids()
+        try:
+            with report.stage("upload"):
+                self.upload()
+            with report.stage("process"):
+                self.process()
+            with report.stage("thumbnails"):
+                self.thumbnails()
+            with report.stage("delete"):
+                self.delete_photo()
+            with report.stage("dead letters"):
+                self.check_dead_letters(before)
+        except StageFailed as exc:
+            report.progress(f"stopped: {exc}")
+        except Exception as exc:
+            name = report.timings[-1][0] if report.timings else "upload"
+            report.check(f"{name} stage ran", False, f"{type(exc).__name__}: {exc}")
+        finally:
+            with report.stage("cleanup"):
+                try:
+                    self.cleanup(before)
+                except Exception as exc:
+                    report.check("cleanup", False, f"{type(exc).__name__}: {exc}")
+        report.print_tables()
+        return report.passed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/smoke",
+        description="Prove a deployment end to end: upload three files, check their "
+        "documents and thumbnails, delete one, check for dead letters, clean up. "
+        "Exit 0 only when every check holds.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--project", help="a GCP project (default: the project in cdktf.json)")
+    where.add_argument("--local", action="store_true", help="the local stack (scripts/local up)")
+    parser.add_argument("--region", help="region of the functions (default: from cdktf.json)")
+    parser.add_argument(
+        "--stack",
+        type=Path,
+        default=targets.STACK_FILE,
+        help="stack file of the local stack (--local)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait in each waiting stage (default {DEFAULT_TIMEOUT:.0f})",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.local:
+            target = targets.from_stack_file(args.stack)
+        else:
+            project = args.project or load_config().project
+            target = targets.for_project(project, args.region)
+    except (targets.TargetError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    smoke = Smoke(target, Report(out), timeout=args.timeout)
+    return 0 if smoke.run() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
