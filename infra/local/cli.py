@@ -3,6 +3,7 @@
 scripts/local up [--detach] [fault flags]   start (foreground until Ctrl-C, or detached)
 scripts/local down                          stop the stack recorded in .local/stack.json
 scripts/local status                        what runs, where, and delivery counters
+eval "$(scripts/local env)"                 point client libraries and gcloud at the stack
 scripts/local pull SUBSCRIPTION             messages delivered to a pull subscription
 scripts/local replay [--all | ID...]        same as scripts/dead-letters replay
 scripts/local faults [fault flags]          change fault injection on the live stack
@@ -14,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -33,7 +35,7 @@ from infra.local.local_stack import (
     read_stack_json,
     stop_on_signals,
 )
-from infra.local.operations import pull_filtered
+from infra.local.operations import client_exports, pull_filtered
 from infra.local.processes import StartupError, group_alive, log_tail, stop_group
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.ops import dead_letters
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("down", help="stop the running stack")
     commands.add_parser("status", help="show the running stack")
+    commands.add_parser(
+        "env", help='print exports for client libraries and gcloud: eval "$(scripts/local env)"'
+    )
 
     pull = commands.add_parser("pull", help="print messages of a pull subscription (JSON lines)")
     pull.add_argument("subscription", help="name (imgpipe-failures) or key (failures)")
@@ -266,10 +271,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         ok = _answers(url + ("/storage/v1/b" if "STORAGE" in name else "/"))
         healthy &= ok
         print(f"  {name:<24} {host:<28} {'up' if ok else 'DOWN'}")
+    for name, pid in info.get("process_groups", {}).items():
+        if not name.startswith("function "):  # the functions' pids are on their own lines
+            print(f"  {name:<24} pid {pid}")
     for fn_name, fn in info["functions"].items():
         ok = _answers(fn["url"])
         healthy &= ok
-        print(f"  {fn_name:<24} {fn['url']:<28} {'up' if ok else 'DOWN'}")
+        state = "up" if ok else "DOWN"
+        print(
+            f"  {fn_name:<24} {fn['url']:<28} {state:<4} pid {fn.get('pid', '?')}, "
+            f"restarted {fn.get('restarts', 0)} time(s)"
+        )
     router = info["router"]["url"]
     try:
         stats = requests.get(f"{router}/stats", timeout=2).json()
@@ -288,6 +300,13 @@ def _answers(url: str) -> bool:
         return True
     except requests.RequestException:
         return False
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Shell exports, like `gcloud beta emulators pubsub env-init`."""
+    for key, value in client_exports(read_stack_json()).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
 
 
 # -- pull / replay / faults ------------------------------------------------------------------
@@ -327,6 +346,7 @@ COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
     "status": cmd_status,
+    "env": cmd_env,
     "pull": cmd_pull,
     "replay": cmd_replay,
     "faults": cmd_faults,

@@ -33,10 +33,13 @@ def _framework_command() -> str:
 
 
 def start_function(
-    spec: FunctionSpec, source: Path, env: Mapping[str, str], log_dir: Path
+    spec: FunctionSpec, source: Path, env: Mapping[str, str], log_dir: Path, port: int = 0
 ) -> RunningFunction:
-    """Starts one function; its env is the topology's plus the emulator hosts in `env`."""
-    port = free_port()
+    """Starts one function; its env is the topology's plus the emulator hosts in `env`.
+
+    `port` 0 picks a free one; a restart passes the old one, so the router's URL holds.
+    """
+    port = port or free_port()
     argv = [
         _framework_command(),
         "--source",

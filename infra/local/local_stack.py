@@ -33,7 +33,8 @@ from infra.gallery import server as gallery_server
 from infra.local import emulators, function_processes
 from infra.local.control import ControlServer
 from infra.local.faults import Faults, FaultSettings
-from infra.local.processes import ManagedProcess, free_port
+from infra.local.function_processes import STARTUP_TIMEOUT
+from infra.local.processes import ManagedProcess, free_port, stop_group
 from infra.local.router import Router, harness_names
 from infra.model.config import DeploymentConfig
 from infra.model.topology import Topology, build_topology
@@ -69,6 +70,10 @@ class LocalStack:
         self.control: ControlServer | None = None
         self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
+        self.restarts: dict[str, int] = {}
+        self._function_env: dict[str, str] = {}
+        self._stop_watching = threading.Event()
+        self._watchdog: threading.Thread | None = None
         self._down_lock = threading.Lock()
         self._is_up = False
 
@@ -122,6 +127,9 @@ class LocalStack:
             if not self._is_up:
                 return
             self._is_up = False
+            self._stop_watching.set()
+            if self._watchdog:
+                self._watchdog.join(timeout=STARTUP_TIMEOUT + 15)
             if self.gallery:
                 with contextlib.suppress(Exception):
                     self.gallery.shutdown()
@@ -230,14 +238,47 @@ class LocalStack:
 
     def _start_functions(self) -> None:
         t0 = time.monotonic()
-        env = {**os.environ, **self.env}
+        self._function_env = {**os.environ, **self.env}
         for spec in self.topology.functions.values():
             self.functions[spec.key] = function_processes.start_function(
-                spec, self.options.functions_source, env, self.logs_dir
+                spec, self.options.functions_source, self._function_env, self.logs_dir
             )
         for running in self.functions.values():
             function_processes.wait_ready(running)
         self.timings["functions_s"] = time.monotonic() - t0
+        self._watchdog = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        """Restarts a function whose process died, as the platform starts a new instance.
+
+        Deliveries in flight at the time fail (no answer: a nack) and are retried against the
+        new process, which listens on the same port.
+        """
+        while not self._stop_watching.wait(0.5):
+            for key, running in list(self.functions.items()):
+                if not self._stop_watching.is_set() and not running.process.alive():
+                    self._restart(key, running)
+
+    def _restart(self, key: str, dead: function_processes.RunningFunction) -> None:
+        code = dead.process.popen.returncode
+        log.warning("function %s (pid %s) exited with %s; restarting", key, dead.process.pid, code)
+        stop_group(dead.process.pid)  # workers the dead leader left behind hold the port
+        port = int(dead.url.rsplit(":", 1)[1].strip("/"))
+        spec = self.topology.functions[key]
+        try:
+            running = function_processes.start_function(
+                spec, self.options.functions_source, self._function_env, self.logs_dir, port
+            )
+            function_processes.wait_ready(running)
+        except Exception as exc:  # the next round tries again
+            log.error("restarting function %s failed: %s", key, exc)
+            return
+        self.functions[key] = running
+        self.restarts[key] = self.restarts.get(key, 0) + 1
+        log.warning("function %s restarted (pid %s)", key, running.process.pid)
+        if self.options.write_stack_json:
+            self._write_stack_json()
 
     def _start_router(self) -> None:
         assert self.clients is not None
@@ -282,6 +323,8 @@ class LocalStack:
                     "url": f.url,
                     "target": t.functions[key].entry_point,
                     "log": str(f.process.log_path),
+                    "pid": f.process.pid,
+                    "restarts": self.restarts.get(key, 0),
                 }
                 for key, f in self.functions.items()
             },

@@ -1,4 +1,5 @@
-"""What operators do with a running stack: read a pull subscription (dead letters: infra.ops).
+"""What operators do with a running stack: point clients at it, read a pull subscription
+(dead letters: infra.ops).
 
 Both read `.local/stack.json` (or the same dict from `LocalStack.info()`), so they work from
 any process, and the integration tests use exactly what `scripts/local` uses.
@@ -80,3 +81,23 @@ def pull_filtered(
                 }
         if ack_ids:
             subscriber.acknowledge(subscription=path, ack_ids=ack_ids)
+
+
+def client_exports(info: Mapping[str, Any]) -> dict[str, str]:
+    """The variables that point client libraries and the gcloud CLI at the stack.
+
+    The libraries read the `*_EMULATOR_HOST` variables. gcloud ignores those for storage
+    and pubsub commands but takes per-API endpoint overrides (the `api_endpoint_overrides`
+    properties), and with credentials disabled it sends no token, which the emulators
+    do not ask for (measured with gcloud 528: `gcloud storage cp/ls`, `gcloud pubsub`).
+    """
+    env = dict(info["env"])
+    storage = env["STORAGE_EMULATOR_HOST"].rstrip("/")
+    pubsub = env["PUBSUB_EMULATOR_HOST"]
+    return {
+        **env,
+        "CLOUDSDK_CORE_PROJECT": info["project"],
+        "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{storage}/",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB": f"http://{pubsub}/",
+    }

@@ -187,14 +187,25 @@ def _listing(
 
 
 def _send(target: targets.Target, blob: Any) -> str | None:
-    """Delivers one event; returns an error text when every attempt failed."""
-    headers, body = finalized_event(object_resource(blob), datetime.now(UTC))
+    """Delivers one event; returns an error text when every attempt failed.
+
+    Only a TargetError (no access to the function at all) stops the run: anything else
+    fails this object, and the checkpoint moves past it.
+    """
+    try:
+        headers, body = finalized_event(object_resource(blob), datetime.now(UTC))
+    except Exception as exc:
+        return f"cannot build its event: {type(exc).__name__}: {exc}"
     error = ""
     for attempt in range(_ATTEMPTS):
         try:
             response = target.invoke("make_thumbnail", headers, body)
-        except OSError as exc:  # requests' connection errors are OSErrors
+        except targets.TargetError:
+            raise
+        except OSError as exc:  # requests' connection errors are OSErrors: retried
             error = str(exc)
+        except Exception as exc:  # not a transport failure: another try cannot help
+            return f"{type(exc).__name__}: {exc}"
         else:
             if response.ok:
                 return None

@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cloudevents.http import from_http
 
 from infra.model.topology import FINALIZED, OUTPUT_MARKER
+from infra.ops import backfill
+from infra.ops import target as targets
 from infra.ops.backfill import (
     Checkpoint,
     Pacer,
+    _send,
     finalized_event,
     is_output,
     reason_to_process,
 )
+from tests.hostile_names import HOSTILE_NAMES
 
 
 def test_outputs_are_recognised_by_the_loop_marker() -> None:
@@ -96,3 +101,39 @@ def test_pacer_spaces_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(3):
         pacer.wait()
     assert slept == [0.25, 0.25]
+
+
+def _blob(name: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        name=name, bucket=SimpleNamespace(name="up"), generation=3, metageneration=1,
+        content_type="image/jpeg", size=10, storage_class="STANDARD", md5_hash=None,
+        crc32c=None, etag=None, time_created=None, updated=None, metadata=None,
+    )  # fmt: skip
+
+
+class _Target:
+    def __init__(self, answer: Exception | int) -> None:
+        self.answer, self.sent = answer, []
+
+    def invoke(self, key: str, headers: dict, body: bytes):
+        self.sent.append(headers)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return SimpleNamespace(ok=self.answer < 300, status_code=self.answer, text="")
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_any_name_gcs_accepts_is_sent_with_encoded_headers(name) -> None:
+    target = _Target(204)
+    assert _send(target, _blob(name)) is None
+    (headers,) = target.sent
+    assert all(0x21 <= ord(c) <= 0x7E for c in headers["ce-subject"])
+
+
+def test_an_object_whose_event_cannot_be_sent_fails_alone_and_the_run_goes_on(monkeypatch):
+    monkeypatch.setattr(backfill.time, "sleep", lambda s: None)
+    error = _send(_Target(UnicodeEncodeError("latin-1", "x", 0, 1, "boom")), _blob("a.jpg"))
+    assert error and error.startswith("UnicodeEncodeError")
+    assert _send(_Target(204), _blob("lone \ud800 surrogate")).startswith("cannot build")
+    with pytest.raises(targets.TargetError):  # no access at all still stops the run
+        _send(_Target(targets.TargetError("403")), _blob("a.jpg"))

@@ -16,6 +16,7 @@ from infra.local.messages import (
     rfc3339,
     storage_cloudevent,
 )
+from infra.local.operations import client_exports
 from infra.model.topology import FINALIZED, RetryPolicy
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
@@ -94,3 +95,18 @@ def test_filters_use_the_shared_evaluator():
     assert not filter_matches(text, {"eventType": "image.processed"})
     assert not filter_matches(text, {})
     assert filter_matches("", {})
+
+
+def test_client_exports_point_libraries_and_gcloud_at_the_stack():
+    info = {
+        "project": "p",
+        "env": {"GOOGLE_CLOUD_PROJECT": "p", "PUBSUB_EMULATOR_HOST": "127.0.0.1:1",
+                "FIRESTORE_EMULATOR_HOST": "127.0.0.1:2",
+                "STORAGE_EMULATOR_HOST": "http://127.0.0.1:3"},
+    }  # fmt: skip
+    exports = client_exports(info)
+    assert exports["STORAGE_EMULATOR_HOST"] == "http://127.0.0.1:3"
+    assert exports["CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE"] == "http://127.0.0.1:3/"
+    assert exports["CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB"] == "http://127.0.0.1:1/"
+    assert exports["CLOUDSDK_AUTH_DISABLE_CREDENTIALS"] == "true"
+    assert exports["CLOUDSDK_CORE_PROJECT"] == "p"
