@@ -173,6 +173,7 @@ class Gallery:
             "width": doc.get("width"),
             "height": doc.get("height"),
             "format": doc.get("format"),
+            "placeholder": doc.get("placeholder"),
             "latencyMs": timings.get("total_ms"),
             "thumbnails": [
                 {

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from blurhash_rs import blurhash_decode
 from PIL import Image, ImageDraw
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -106,3 +108,44 @@ def test_uploads_through_the_page_show_a_thumbnail_and_a_failure_reason(
     chooser.send_keys(str(corrupt))
     reason = wait_for(browser, lambda d: failure_reason(d, corrupt.name))
     assert reason.split(":")[0] in {"truncated", "corrupt"}, reason
+
+
+# A card whose thumbnail never arrives: what the page shows until it does.
+UNLOADED_CARD = """
+const item = arguments[0];
+const shown = card({...item, thumbnails: item.thumbnails.map((t) => ({...t, url: "/never"}))});
+const blur = shown.querySelector(".picture .blur");
+return blur ? blur.style.backgroundImage : null;
+"""
+
+
+def test_the_placeholder_is_painted_before_the_thumbnail(
+    local_stack: Any, browser: WebDriver, tmp_path: Path
+) -> None:
+    gallery = local_stack.info()["gallery"]
+    picture = tmp_path / f"browser-{uuid.uuid4().hex[:6]}-placeholder.png"
+    image = Image.new("RGB", (600, 900), (200, 40, 40))
+    ImageDraw.Draw(image).rectangle((0, 450, 600, 900), fill=(30, 60, 200))
+    image.save(picture)
+    browser.get(gallery)
+    browser.find_element(By.ID, "file").send_keys(str(picture))
+    wait_for(browser, lambda d: thumbnail_shown(d, picture.name))
+    state = requests.get(f"{gallery}/api/state", timeout=30).json()
+    item = next(u for u in state["uploads"] if u["name"] == picture.name)
+    placeholder = item["placeholder"]
+    assert placeholder["height"] > placeholder["width"]
+
+    background = browser.execute_script(UNLOADED_CARD, item)
+    assert background and background.startswith('url("data:image/png;base64,'), background
+
+    # The page's own BlurHash decoder agrees with the reference one, pixel for pixel.
+    width, height = 8, 12
+    ours = browser.execute_script(
+        "return Array.from(decodeBlurhash(arguments[0], arguments[1], arguments[2]))",
+        placeholder["blurhash"],
+        width,
+        height,
+    )
+    reference = blurhash_decode(placeholder["blurhash"], width, height).convert("RGBA").tobytes()
+    assert len(ours) == len(reference)
+    assert max(abs(a - b) for a, b in zip(ours, reference, strict=True)) <= 2

@@ -90,3 +90,13 @@ def test_the_upload_refuses_names_gcs_refuses_before_writing_anything():
     for name in ("", ".", "..", "a\r\nb", "x" * 1025, ".well-known/acme-challenge/t"):
         with pytest.raises(InvalidObjectName):
             gallery.upload(name, b"data", "image/jpeg")
+
+
+def test_the_placeholder_reaches_the_page():
+    from infra.gallery.server import Gallery
+
+    placeholder = {"blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj", "width": 128, "height": 96}
+    placeholder["color"] = "#3c6e9a"
+    item = Gallery._from_doc({"status": "processed", "placeholder": placeholder, "generation": 1})
+    assert item["placeholder"] == placeholder
+    assert Gallery._from_doc({"status": "failed"})["placeholder"] is None
