@@ -10,7 +10,7 @@ pytestmark = pytest.mark.integration
 
 DOC_FIELDS = {
     "bucket", "name", "generation", "contentType", "size", "status", "width", "height",
-    "format", "thumbnails", "updatedAt", "timings",
+    "format", "thumbnails", "updatedAt", "timings", "placeholder",
 }  # fmt: skip
 THUMB_FIELDS = {"bucket", "name", "width", "height", "contentType", "size"}
 
@@ -43,6 +43,12 @@ def _sizes(harness, name):  # -> {box: (w, h)} from the actual files
             (600, 800),  # stored 800x600, EXIF orientation 6
             {"128x128": (96, 128), "512x512": (384, 512), "1024x1024": (600, 800)},
         ),
+        (
+            "iphone.heic",
+            "image/heic",
+            (900, 1200),  # stored 1200x900, irot + EXIF orientation 6, Display P3
+            {"128x128": (96, 128), "512x512": (384, 512), "1024x1024": (768, 1024)},
+        ),
     ],
 )
 def test_image_is_processed(harness, prefix, sample, content_type, size, boxes):
@@ -50,6 +56,7 @@ def test_image_is_processed(harness, prefix, sample, content_type, size, boxes):
         "photo.jpg": sample_images.jpeg,
         "alpha.png": sample_images.png_with_alpha,
         "rotated.jpg": sample_images.exif_rotated_jpeg,
+        "iphone.heic": sample_images.iphone_heic,
     }[sample]()
     name = prefix + sample
     generation = harness.upload(name, data, content_type)
@@ -68,6 +75,9 @@ def test_image_is_processed(harness, prefix, sample, content_type, size, boxes):
         assert set(thumb) >= THUMB_FIELDS
         assert thumb["bucket"] == harness.thumbnails.name
     assert _sizes(harness, name) == boxes
+    placeholder = doc["placeholder"]
+    assert (placeholder["width"], placeholder["height"]) == boxes["128x128"]
+    assert placeholder["blurhash"] and placeholder["color"].startswith("#")
 
     small = harness.thumbnail_image(f"thumbnails/{name}/512x512.webp")
     assert not small.getexif(), "EXIF must be stripped from thumbnails"
@@ -78,6 +88,12 @@ def test_image_is_processed(harness, prefix, sample, content_type, size, boxes):
         )
         assert top[0] > 150 > top[2], f"top should be red (upright), got {top}"
         assert bottom[2] > 150 > bottom[0], f"bottom should be blue, got {bottom}"
+    if sample == "iphone.heic":
+        rgb = small.convert("RGB")
+        assert doc["format"] == "HEIF" and doc["exif"]["make"] == "Apple"
+        assert rgb.getpixel((40, 40))[2] > 200, "the blue block is top-left when upright"
+        got = rgb.getpixel((300, 400))  # the P3 orange, converted to sRGB (~ 215, 93, 31)
+        assert abs(got[0] - 215) <= 8 and abs(got[1] - 93) <= 8 and got[2] <= 45, got
     if sample == "alpha.png":
         assert "A" in small.getbands(), "alpha must survive into WebP thumbnails"
         assert small.getpixel((500, 200))[3] == 0 and small.getpixel((10, 200))[3] == 255
