@@ -1,9 +1,10 @@
 """`scripts/demo`: the whole flow once, on this machine, with a table of what happened.
 
-Starts a local stack, uploads four images made on the spot (a photo, one rotated by EXIF,
-a PNG with alpha, a corrupt one), waits for each to reach its expected state, prints the
-table and the dead-letter count, stops the stack. Exit status 0 only if all went as expected
-(for the corrupt file, the expected state is `failed` with reason `corrupt`).
+Starts a local stack, uploads five images made on the spot (a photo, one rotated by EXIF,
+an iPhone-style HEIC, a PNG with alpha, a corrupt one), waits for each to reach its
+expected state, prints the table and the dead-letter count, stops the stack. Exit status 0
+only if all went as expected (for the corrupt file, the expected state is `failed` with
+reason `corrupt`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Sample:
 SAMPLES = (
     Sample("demo/photo.jpg", sample_images.jpeg, "image/jpeg", "processed"),
     Sample("demo/rotated-by-exif.jpg", sample_images.exif_rotated_jpeg, "image/jpeg", "processed"),
+    Sample("demo/iphone.heic", sample_images.iphone_heic, "image/heic", "processed"),
     Sample("demo/alpha.png", sample_images.png_with_alpha, "image/png", "processed"),
     Sample("demo/corrupt.jpg", sample_images.corrupt_jpeg, "image/jpeg", "failed", "corrupt", 0),
 )
@@ -83,11 +85,14 @@ def run(stack: LocalStack) -> int:
         updated = doc.get("updatedAt")
         latency = (updated.timestamp() - started[sample.name]) * 1000 if updated else None
         sizes = " ".join(f"{t['width']}x{t['height']}" for t in thumbs) or "-"
+        source = f"{doc['format']} {doc['width']}x{doc['height']}" if doc.get("width") else "-"
         rows.append(
             (
                 sample.name,
                 status + (f" ({reason})" if reason else ""),
+                source,
                 sizes,
+                _placeholder(doc.get("placeholder")),
                 f"{latency:.0f}" if latency is not None else "-",
                 "ok"
                 if good
@@ -97,11 +102,19 @@ def run(stack: LocalStack) -> int:
     dead = list(
         stack.clients.firestore.collection(stack.topology.collections["dead_letters"]).stream()
     )
-    _print_table(("object", "status", "thumbnails", "latency ms", "check"), rows)
+    header = ("object", "status", "source", "thumbnails", "placeholder", "latency ms", "check")
+    _print_table(header, rows)
     print(f"\ndead letters: {len(dead)}")
     ok &= not dead
     print("demo: OK" if ok else "demo: FAILED (see the check column and .local/demo/logs/)")
     return 0 if ok else 1
+
+
+def _placeholder(placeholder: dict[str, Any] | None) -> str:
+    """Dominant colour and the start of the BlurHash (the whole one is in the doc)."""
+    if not placeholder:
+        return "-"
+    return f"{placeholder['color']} {placeholder['blurhash'][:10]}…"
 
 
 def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
