@@ -226,12 +226,18 @@ class GuardedHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
 
+SHUTDOWN_POLL_SECONDS = 0.05
+
+
 def serve_in_thread(
     handler: type[BaseHTTPRequestHandler], host: str, port: int, name: str
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """A threading server on a daemon thread, already serving; port 0 picks a free one."""
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    # A short poll: shutdown() waits for the loop's next poll (0.5 s by default).
+    thread = threading.Thread(
+        target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), name=name, daemon=True
+    )
     thread.start()
     return server, thread

@@ -16,7 +16,7 @@ import pytest
 
 from infra.model.config import ROOT
 
-pytestmark = pytest.mark.synth
+pytestmark = [pytest.mark.synth, pytest.mark.checkov]
 
 CHECKOV_SKIPS = {
     "CKV_GCP_83": "Pub/Sub encrypts at rest with Google-managed keys; CMEK needs a KMS key "
