@@ -66,9 +66,12 @@ class Logger:
     def error(self, message: str, **fields: Any) -> None:
         self.log("ERROR", message, **fields)
 
-    def exception(self, severity: str, message: str, exc: BaseException, **fields: Any) -> None:
-        """Log ``exc`` with its stack trace (Error Reporting groups on it)."""
+    def exception(self, message: str, exc: BaseException | None = None, **fields: Any) -> None:
+        """An ERROR line with the stack trace of ``exc`` (default: the exception being handled,
+        as ``logging.Logger.exception``); Error Reporting groups on the trace."""
+        exc = exc if exc is not None else sys.exception()
+        if exc is None:
+            self.error(message, **fields)
+            return
         stack = "".join(traceback.format_exception(exc))
-        self.log(
-            severity, message, error=f"{type(exc).__name__}: {exc}", stack_trace=stack, **fields
-        )
+        self.error(message, error=f"{type(exc).__name__}: {exc}", stack_trace=stack, **fields)

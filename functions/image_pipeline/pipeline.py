@@ -60,11 +60,8 @@ _MAX_LEAF_BYTES = len(f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}.") + max(map(len, FORMATS)
 def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
     """Where an object's thumbnails live; make_thumbnail and cleanup both ask here.
 
-    ``{prefix}{name}/`` when any thumbnail name in it fits GCS's 1024 bytes (judged by the
-    longest possible leaf, so changing sizes or formats never moves it); otherwise
-    ``{prefix}_long/{sha256(bucket/name)}/``, deterministic and always a valid name. A name
-    that itself starts with ``_long/`` is hashed too, so no upload can be named into another
-    object's hashed folder.
+    ``{prefix}{name}/``, or a hashed folder when that could exceed GCS's name limit or the
+    name starts with ``_long/`` (docs/architecture.md, "Thumbnails").
     """
     folder = f"{prefix}{name}/"
     fits = len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_OBJECT_NAME_BYTES
@@ -126,7 +123,7 @@ def _retried_on_error(log: Logger) -> Iterator[None]:
         if is_transient(exc):
             log.warning("transient failure; the delivery will be retried", error=repr(exc))
         else:
-            log.exception("ERROR", "failure; the delivery will be retried", exc)
+            log.exception("failure; the delivery will be retried")
         raise
 
 
@@ -201,19 +198,10 @@ def _thumbnails_event(
 
 
 def _source_deleted_meanwhile(p: Pipeline, obj: StorageObject) -> list[str] | None:
-    """After our uploads, check the source is still there; if not, undo the orphans.
-
-    The cleanup of a delete that came between our download and our uploads listed the
-    folder too early and missed what we wrote. A delete that comes after this check will
-    find it, so one stat closes the race. When the source is gone, its thumbnails of this
-    generation or older are deleted as cleanup would (same rule, same preconditions; newer
-    ones belong to a newer generation and its own cleanup) and the names are returned: the
-    caller publishes nothing. A late ``image.processed`` could not undo the ``image.deleted``
-    that the delete's cleanup publishes (same generation: failed < processed < deleted), but
-    it would announce thumbnails that no longer exist; so, like a generation gone before its
-    download, no event. A live generation (ours or newer, as generations only grow) keeps
-    everything: a newer one's processing owns the names, and our writes never replaced its
-    outputs. Returns None when the source is live.
+    """After our uploads, stat the source: a delete that reached cleanup before our writes
+    left them orphaned, so they are deleted by cleanup's rule and their names returned (the
+    caller then publishes nothing). None when the source is live. Why one stat closes the race:
+    docs/architecture.md, "Thumbnails".
     """
     if p.storage.stat(obj.bucket, obj.name) is not None:
         return None

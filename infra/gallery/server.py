@@ -25,13 +25,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
-from image_pipeline.events import StorageObject
+from image_pipeline.events import OUTPUT_MARKER, StorageObject
 from image_pipeline.pipeline import skip_reason
 from image_pipeline.records import image_doc_id
 from image_pipeline.settings import Settings
 from infra.common.http_guard import GuardedHandler, Refused, serve_in_thread
 from infra.common.object_names import check_name, name_error
-from infra.model.topology import OUTPUT_MARKER
 from infra.ops import dead_letters
 from infra.ops import target as targets
 

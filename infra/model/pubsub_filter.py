@@ -578,13 +578,8 @@ def _check_length(text: str) -> None:
 def parse(text: str) -> Filter:
     """Parse and compile a filter, raising ``FilterSyntaxError`` where Pub/Sub would refuse it.
 
-    Undocumented details, decided conservatively (a refused filter fails at synth time,
-    an accepted one that Pub/Sub refuses would only fail at deploy time):
-    only ``""`` is the empty filter (whitespace alone is an error); whitespace (space,
-    tab, CR, LF) may surround operators, commas and parentheses but not the ``.`` in
-    ``attributes.KEY`` nor follow ``-``; bare keys are ASCII letters, digits, ``-``, ``_``;
-    negation is not repeatable without parentheses (``NOT (NOT x)``, not ``NOT NOT x``);
-    keys are non-empty; only double-quoted literals.
+    Where Pub/Sub's grammar is undocumented we refuse (docs/architecture.md, "Pub/Sub
+    filters"): a refusal fails at synth, a wrong acceptance only at deploy.
     """
     if not isinstance(text, str):
         raise TypeError(f"filter must be a str, not {type(text).__name__}")

@@ -16,7 +16,6 @@ from infra.model.config import DeploymentConfig
 from infra.model.monitoring import Alerting, declare_alerts
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
-OUTPUT_MARKER = "image-pipeline-output"
 
 # Result events the thumbnail and cleanup functions publish (attribute `eventType`).
 PROCESSED, FAILED, DELETED = "image.processed", "image.failed", "image.deleted"

@@ -23,11 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from image_pipeline.events import OUTPUT_MARKER
 from image_pipeline.records import image_doc_id
 from infra.common.paths import ROOT
 from infra.common.storage_events import eventarc_storage_event, rfc3339
 from infra.common.terminal import printable
-from infra.model.topology import FINALIZED, OUTPUT_MARKER
+from infra.model.topology import FINALIZED
 from infra.ops import target as targets
 
 DEFAULT_LIMIT = 1000

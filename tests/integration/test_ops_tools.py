@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from image_pipeline.events import StorageObject, processed_event
+from image_pipeline.events import OUTPUT_MARKER, StorageObject, processed_event
 from image_pipeline.records import image_doc_id
-from infra.model.topology import OUTPUT_MARKER
 from infra.ops import backfill, dead_letters
 from infra.ops import target as targets
 

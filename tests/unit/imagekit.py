@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +29,6 @@ def photo(width: int = 400, height: int = 300, fmt: str = "JPEG", **params: Any)
     g = Image.radial_gradient("L").resize((width, height))
     b = Image.effect_noise((width, height), 30)
     return encode(Image.merge("RGB", (r, g, b)), fmt, **params)
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` but holds almost no data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body)
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def quadrants(width: int, height: int) -> Image.Image:

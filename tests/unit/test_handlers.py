@@ -24,7 +24,6 @@ from imagekit import (
     encode,
     notification,
     photo,
-    png_header,
     push_body,
     push_event,
     resource,
@@ -36,6 +35,7 @@ from image_pipeline import pipeline as stages
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.records import image_doc_id
 from infra.common.storage_events import eventarc_storage_event
+from infra.local.sample_images import decompression_bomb
 from tests.hostile_names import HOSTILE_NAMES
 
 NAMES = [
@@ -219,7 +219,7 @@ REJECTED = {
     "unsupported_format": encode(Image.new("RGB", (8, 8)), "TGA"),
     "corrupt": b"\xff\xd8\xff\xe0" + b"\0" * 10,
     "truncated": photo(300, 200)[:3000],
-    "too_many_pixels": png_header(30000, 30000),
+    "too_many_pixels": decompression_bomb(30000, 30000),
 }
 
 

@@ -18,7 +18,6 @@ from imagekit import (
     close,
     encode,
     photo,
-    png_header,
     quadrant_colours,
     quadrants,
 )
@@ -27,6 +26,7 @@ from PIL import Image, ImageCms, JpegImagePlugin, features
 from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Box, Tunables
+from infra.local.sample_images import decompression_bomb
 
 BOXES = (Box(128, 128), Box(512, 512), Box(1024, 1024))
 
@@ -323,7 +323,7 @@ def gif_header(width: int, height: int) -> bytes:
     return b"GIF89a" + screen + frame + b";"
 
 
-@pytest.mark.parametrize("data", [png_header(30000, 30000), gif_header(30000, 30000)])
+@pytest.mark.parametrize("data", [decompression_bomb(30000, 30000), gif_header(30000, 30000)])
 def test_decompression_bomb_is_rejected_from_the_header(data):
     tracemalloc.start()
     started = time.perf_counter()
@@ -338,8 +338,8 @@ def test_decompression_bomb_is_rejected_from_the_header(data):
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_pixel_limit_is_ours_below_pillows_bomb_threshold():
-    assert reason_of(png_header(200, 100), max_pixels=19_999) == "too_many_pixels"
-    assert reason_of(png_header(200, 100), max_pixels=5_000) == "too_many_pixels"
+    assert reason_of(decompression_bomb(200, 100), max_pixels=19_999) == "too_many_pixels"
+    assert reason_of(decompression_bomb(200, 100), max_pixels=5_000) == "too_many_pixels"
 
 
 def test_empty():

@@ -43,8 +43,8 @@ def test_one_json_object_per_line(capsys):
     log.info("done", timings={"core_ms": 1.5})
     try:
         raise ValueError("boom")
-    except ValueError as exc:
-        log.exception("ERROR", "failed", exc)
+    except ValueError:
+        log.exception("failed")
     lines = capsys.readouterr().out.splitlines()
     first, second = (json.loads(line) for line in lines)
     assert first == {

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 from cloudevents.http import from_http
 
-from infra.model.topology import FINALIZED, OUTPUT_MARKER
+from image_pipeline.events import OUTPUT_MARKER
+from infra.model.topology import FINALIZED
 from infra.ops import backfill
 from infra.ops import target as targets
 from infra.ops.backfill import (
