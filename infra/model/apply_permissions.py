@@ -1,0 +1,178 @@
+"""The IAM permissions `cdktf deploy` needs, derived from the resources the stack declares.
+
+`required_permissions(tf)` reads a synthesized `cdk.tf.json` and maps every resource and
+data-source type in it to the permissions Terraform's google provider uses to create it and
+read it back, each with a predefined role that grants them (the fix to print when the
+caller lacks one). A type missing from the table is an error, never silence: a stack that
+gains a new kind of resource fails `tests/infra` until its permissions are written here.
+
+Sources: each API's "Required permissions"/IAM page (Cloud Storage JSON API, Pub/Sub access
+control, IAM service accounts, Cloud Run functions access control, Firestore, Cloud
+Logging and Monitoring access control); `iam.serviceAccounts.actAs` is what deploying a
+resource that runs as a service account (a function, a push subscription's OIDC token, a
+trigger) requires of the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ACT_AS = ("roles/iam.serviceAccountUser", ("iam.serviceAccounts.actAs",))
+
+
+def _crud(service: str, collection: str, *verbs: str) -> tuple[str, ...]:
+    return tuple(f"{service}.{collection}.{verb}" for verb in verbs or ("create", "get", "update"))
+
+
+# Terraform type -> ((role, permissions), ...). Roles are the narrowest predefined ones
+# that hold the permissions; Owner holds them all.
+RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "google_project_service": (
+        (
+            "roles/serviceusage.serviceUsageAdmin",
+            ("serviceusage.services.enable", "serviceusage.services.get"),
+        ),
+    ),
+    "google_project_service_identity": (
+        ("roles/serviceusage.serviceUsageAdmin", ("serviceusage.services.use",)),
+    ),
+    "google_project_iam_member": (
+        (
+            "roles/resourcemanager.projectIamAdmin",
+            _crud("resourcemanager", "projects", "getIamPolicy", "setIamPolicy"),
+        ),
+    ),
+    "google_service_account": (("roles/iam.serviceAccountAdmin", _crud("iam", "serviceAccounts")),),
+    "google_service_account_iam_member": (
+        (
+            "roles/iam.serviceAccountAdmin",
+            _crud("iam", "serviceAccounts", "getIamPolicy", "setIamPolicy"),
+        ),
+    ),
+    "google_storage_bucket": (("roles/storage.admin", _crud("storage", "buckets")),),
+    "google_storage_bucket_iam_member": (
+        ("roles/storage.admin", _crud("storage", "buckets", "getIamPolicy", "setIamPolicy")),
+    ),
+    "google_storage_bucket_object": (
+        ("roles/storage.admin", _crud("storage", "objects", "create", "get", "delete")),
+    ),
+    # Creating a notification configuration is an update of its bucket.
+    "google_storage_notification": (
+        ("roles/storage.admin", _crud("storage", "buckets", "get", "update")),
+    ),
+    "google_pubsub_topic": (("roles/pubsub.admin", _crud("pubsub", "topics")),),
+    "google_pubsub_topic_iam_member": (
+        ("roles/pubsub.admin", _crud("pubsub", "topics", "getIamPolicy", "setIamPolicy")),
+    ),
+    "google_pubsub_subscription": (
+        (
+            "roles/pubsub.admin",
+            (*_crud("pubsub", "subscriptions"), "pubsub.topics.attachSubscription"),
+        ),
+        ACT_AS,  # a push subscription's OIDC token is minted as a service account
+    ),
+    "google_pubsub_subscription_iam_member": (
+        (
+            "roles/pubsub.admin",
+            _crud("pubsub", "subscriptions", "getIamPolicy", "setIamPolicy"),
+        ),
+    ),
+    "google_cloudfunctions2_function": (
+        (
+            "roles/cloudfunctions.admin",
+            (*_crud("cloudfunctions", "functions"), "cloudfunctions.operations.get"),
+        ),
+        ACT_AS,  # runtime, build and trigger service accounts
+    ),
+    "google_cloudfunctions2_function_iam_member": (
+        (
+            "roles/cloudfunctions.admin",
+            _crud("cloudfunctions", "functions", "getIamPolicy", "setIamPolicy"),
+        ),
+    ),
+    "google_cloud_run_service_iam_member": (
+        ("roles/run.admin", _crud("run", "services", "getIamPolicy", "setIamPolicy")),
+    ),
+    "google_cloud_run_v2_service_iam_member": (
+        ("roles/run.admin", _crud("run", "services", "getIamPolicy", "setIamPolicy")),
+    ),
+    "google_eventarc_trigger": (("roles/eventarc.admin", _crud("eventarc", "triggers")), ACT_AS),
+    "google_firestore_database": (
+        ("roles/datastore.owner", _crud("datastore", "databases", "create", "get")),
+    ),
+    "google_artifact_registry_repository": (
+        ("roles/artifactregistry.admin", _crud("artifactregistry", "repositories")),
+    ),
+    "google_logging_metric": (("roles/logging.configWriter", _crud("logging", "logMetrics")),),
+    "google_monitoring_alert_policy": (
+        ("roles/monitoring.alertPolicyEditor", _crud("monitoring", "alertPolicies")),
+    ),
+    "google_monitoring_notification_channel": (
+        ("roles/monitoring.notificationChannelEditor", _crud("monitoring", "notificationChannels")),
+    ),
+    # Terraform-local resources: no API call, no permission.
+    "time_sleep": (),
+}
+DATA_SOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "google_project": (("roles/browser", ("resourcemanager.projects.get",)),),
+    "google_storage_project_service_account": (
+        ("roles/browser", ("resourcemanager.projects.get",)),
+    ),
+}
+
+
+class UnmappedResourceTypes(LookupError):
+    """The stack declares resource types whose permissions are not known here."""
+
+    def __init__(self, types: list[str]) -> None:
+        super().__init__(
+            f"no permission mapping for {', '.join(types)}: add it to "
+            "infra/model/apply_permissions.py (the permissions to create and read it back, "
+            "and a role that grants them)"
+        )
+        self.types = types
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One permission the apply needs, a role that grants it, and which types need it."""
+
+    permission: str
+    role: str
+    types: tuple[str, ...]
+
+
+def declared_types(tf: Mapping) -> tuple[set[str], set[str]]:
+    """(resource types, data-source types) of a synthesized stack."""
+    return set(tf.get("resource", {})), set(tf.get("data", {}))
+
+
+def required_permissions(tf: Mapping) -> list[Requirement]:
+    """Every permission the stack's resources need, sorted; unknown types raise."""
+    resources, data = declared_types(tf)
+    unmapped = sorted(
+        [t for t in resources if t not in RESOURCES]
+        + [f"data.{t}" for t in data if t not in DATA_SOURCES]
+    )
+    if unmapped:
+        raise UnmappedResourceTypes(unmapped)
+    found: dict[str, tuple[str, set[str]]] = {}
+    for kind, table in ((t, RESOURCES[t]) for t in resources):
+        _collect(found, kind, table)
+    for kind, table in ((t, DATA_SOURCES[t]) for t in data):
+        _collect(found, f"data.{kind}", table)
+    return [
+        Requirement(permission, role, tuple(sorted(types)))
+        for permission, (role, types) in sorted(found.items())
+    ]
+
+
+def _collect(
+    found: dict[str, tuple[str, set[str]]],
+    kind: str,
+    table: tuple[tuple[str, tuple[str, ...]], ...],
+) -> None:
+    for role, permissions in table:
+        for permission in permissions:
+            found.setdefault(permission, (role, set()))[1].add(kind)

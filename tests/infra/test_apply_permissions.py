@@ -1,0 +1,44 @@
+"""The permissions preflight asks IAM for are derived from what the stack declares: every
+resource and data-source type the synthesized stacks contain must have a mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.model.apply_permissions import (
+    DATA_SOURCES,
+    RESOURCES,
+    UnmappedResourceTypes,
+    declared_types,
+    required_permissions,
+)
+
+pytestmark = pytest.mark.synth
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_every_declared_type_has_its_permissions(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    resources, data = declared_types(synth.tf)
+    assert not resources - set(RESOURCES), "add these to infra/model/apply_permissions.py"
+    assert not data - set(DATA_SOURCES), "add these to infra/model/apply_permissions.py"
+    needed = {r.permission for r in required_permissions(synth.tf)}
+    # Spot checks that the derivation follows the stack, not a fixed list.
+    assert "cloudfunctions.functions.create" in needed
+    assert "monitoring.alertPolicies.create" in needed
+    assert "logging.logMetrics.create" in needed
+    assert "iam.serviceAccounts.actAs" in needed
+    firestore = "google_firestore_database" in resources
+    assert ("datastore.databases.create" in needed) == firestore
+
+
+def test_a_stack_that_creates_the_database_asks_for_it(alt_stack):
+    assert alt_stack.config.create_firestore_database
+    needed = {r.permission for r in required_permissions(alt_stack.tf)}
+    assert "datastore.databases.create" in needed
+
+
+def test_a_new_resource_type_without_a_mapping_is_refused(stack):
+    grown = {**stack.tf, "resource": {**stack.tf["resource"], "google_sql_database_instance": {}}}
+    with pytest.raises(UnmappedResourceTypes, match="google_sql_database_instance"):
+        required_permissions(grown)
