@@ -447,6 +447,11 @@ def check_locations(ctx: Context) -> Result:
     return Result(name, OK, f"{', '.join(sorted(used))} allowed")
 
 
+def _is(wanted: str) -> Callable[[str], bool | None]:
+    """A list-policy value that names exactly `wanted` (with or without `is:`)."""
+    return lambda value: value.removeprefix("is:") == wanted
+
+
 def _ingress_used(stack: Mapping[str, Any]) -> dict[str, list[str]]:
     """Each Cloud Functions ingress setting the stack uses, with the functions using it."""
     used: dict[str, list[str]] = {}
@@ -467,9 +472,7 @@ def check_ingress(ctx: Context, constraint: str) -> Result:
     refused = []
     for setting, functions in sorted(_ingress_used(ctx.stack).items()):
         value = INGRESS_VALUES.get(setting, setting) if run_values else setting
-        if list_verdict(reply.body, lambda v, value=value: v.removeprefix("is:") == value) != (
-            "allowed"
-        ):
+        if list_verdict(reply.body, _is(value)) != "allowed":
             refused.append(f"{value} ({', '.join(functions)})")
     if not refused:
         return Result(name, OK, "the functions' ingress settings are allowed")
