@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from infra.local.delivery import Delivery, DeliveryLog, HttpSender
 from infra.local.faults import Faults
@@ -19,6 +20,18 @@ log = logging.getLogger("infra.local.dispatch")
 NO_ANSWER = 599  # what the router records when a function gave no HTTP answer
 Request = tuple[dict[str, str], bytes]
 Later = Callable[[str, float, Callable[[], None]], None]  # (route, delay, callback)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One delivery attempt of `message` by `route` to `function`; `build` makes the request."""
+
+    route: str
+    function: str
+    timeout: float
+    message: Message
+    attempt: int
+    build: Callable[[], Request]
 
 
 class Dispatcher:
@@ -38,58 +51,36 @@ class Dispatcher:
         self._later = later
         self._sender = sender or HttpSender()
 
-    def deliver(
-        self,
-        route: str,
-        function: str,
-        timeout: float,
-        message: Message,
-        attempt: int,
-        build: Callable[[], Request],
-    ) -> bool:
+    def deliver(self, call: Call) -> bool:
         """True on a 2xx answer; may schedule an at-least-once duplicate of it."""
-        status = self._call(route, function, timeout, message, attempt, build, duplicate=False)
-        ok = 200 <= status < 300
+        ok = 200 <= self._call(call, duplicate=False) < 300
         if ok and self.faults.duplicate():
-
-            def again() -> None:
-                self._call(route, function, timeout, message, attempt, build, duplicate=True)
-
-            self._later(route, self.faults.duplicate_delay(), again)
+            self._later(call.route, self.faults.duplicate_delay(), lambda: self._call(call, True))
         return ok
 
-    def _call(
-        self,
-        route: str,
-        function: str,
-        timeout: float,
-        message: Message,
-        attempt: int,
-        build: Callable[[], Request],
-        duplicate: bool,
-    ) -> int:
-        injected = self.faults.injected_status(function)
+    def _call(self, call: Call, duplicate: bool) -> int:
+        injected = self.faults.injected_status(call.function)
         error = ""
         if injected is not None:
             status = injected
         else:
             try:
-                headers, body = build()
-                status = self._sender.post(self.urls[function], body, headers, timeout)
+                headers, body = call.build()
+                status = self._sender.post(self.urls[call.function], body, headers, call.timeout)
             except Exception as exc:  # any failure is a recorded nack, see the module doc
                 error = f"{type(exc).__name__}: {exc}"
-                log.warning("delivery to %s failed: %s", function, error)
+                log.warning("delivery to %s failed: %s", call.function, error)
                 status = NO_ANSWER
-        name, generation = object_key(message)
+        name, generation = object_key(call.message)
         self.log.add(
             Delivery(
-                function=function,
-                route=route,
-                message_id=message.message_id,
+                function=call.function,
+                route=call.route,
+                message_id=call.message.message_id,
                 object=name,
                 generation=generation,
-                event_type=message.attributes.get("eventType", ""),
-                attempt=attempt,
+                event_type=call.message.attributes.get("eventType", ""),
+                attempt=call.attempt,
                 status=status,
                 injected=injected is not None,
                 duplicate=duplicate,

@@ -71,6 +71,8 @@ class LocalStack:
         self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
         self.restarts: dict[str, int] = {}
+        self._failed_restarts: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
         self._function_env: dict[str, str] = {}
         self._stop_watching = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -257,7 +259,8 @@ class LocalStack:
         """
         while not self._stop_watching.wait(0.5):
             for key, running in list(self.functions.items()):
-                if not self._stop_watching.is_set() and not running.process.alive():
+                due = self._retry_at.get(key, 0.0) <= time.monotonic()
+                if due and not self._stop_watching.is_set() and not running.process.alive():
                     self._restart(key, running)
 
     def _restart(self, key: str, dead: function_processes.RunningFunction) -> None:
@@ -266,14 +269,20 @@ class LocalStack:
         stop_group(dead.process.pid)  # workers the dead leader left behind hold the port
         port = int(dead.url.rsplit(":", 1)[1].strip("/"))
         spec = self.topology.functions[key]
+        running = None
         try:
             running = function_processes.start_function(
                 spec, self.options.functions_source, self._function_env, self.logs_dir, port
             )
             function_processes.wait_ready(running)
-        except Exception as exc:  # the next round tries again
-            log.error("restarting function %s failed: %s", key, exc)
+        except Exception as exc:  # tried again later, backing off up to a minute
+            failures = self._failed_restarts[key] = self._failed_restarts.get(key, 0) + 1
+            self._retry_at[key] = time.monotonic() + min(60.0, 2.0**failures)
+            log.error("restarting function %s failed (%d in a row): %s", key, failures, exc)
+            if running is not None:
+                running.process.stop()
             return
+        self._failed_restarts.pop(key, None)
         self.functions[key] = running
         self.restarts[key] = self.restarts.get(key, 0) + 1
         log.warning("function %s restarted (pid %s)", key, running.process.pid)

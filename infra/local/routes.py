@@ -23,7 +23,7 @@ from google.cloud import pubsub_v1
 
 from infra.common.object_names import name_error
 from infra.local.delivery import Abandoned, DeliveryLog
-from infra.local.dispatch import Dispatcher
+from infra.local.dispatch import Call, Dispatcher
 from infra.local.messages import (
     Message,
     filter_matches,
@@ -161,7 +161,7 @@ class EventarcTrigger(Route):
             return event
 
         ok = self._dispatcher.deliver(
-            self.name, self.function, self.timeout, message, attempt, build
+            Call(self.name, self.function, self.timeout, message, attempt, build)
         )
         if ok:
             with self._lock:
@@ -222,5 +222,5 @@ class PushSubscription(Route):
 
         attempt = message.delivery_attempt or 1
         return self._dispatcher.deliver(
-            self.name, self.function, self.timeout, message, attempt, build
+            Call(self.name, self.function, self.timeout, message, attempt, build)
         )
