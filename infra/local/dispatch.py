@@ -55,7 +55,11 @@ class Dispatcher:
         """True on a 2xx answer; may schedule an at-least-once duplicate of it."""
         ok = 200 <= self._call(call, duplicate=False) < 300
         if ok and self.faults.duplicate():
-            self._later(call.route, self.faults.duplicate_delay(), lambda: self._call(call, True))
+
+            def again() -> None:  # a lost ack in GCP: the same delivery a moment later
+                self._call(call, duplicate=True)
+
+            self._later(call.route, self.faults.duplicate_delay(), again)
         return ok
 
     def _call(self, call: Call, duplicate: bool) -> int:
