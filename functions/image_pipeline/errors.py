@@ -20,6 +20,8 @@ REASONS = frozenset(
         "corrupt",
         "truncated",
         "too_many_pixels",
+        "too_many_frames",
+        "too_many_decoded_bytes",
         "retry_window_exceeded",
     }
 )

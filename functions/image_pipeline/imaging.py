@@ -16,9 +16,9 @@ from typing import cast
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from image_pipeline import animation, heif, placeholder
+from image_pipeline import animation, decode_cost, frame_count, heif, placeholder
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box
+from image_pipeline.settings import Box, memory_bytes
 
 # Formats we decode (HEIF through image_pipeline.heif). Others that Pillow can identify
 # (PSD, EPS, TGA, ...) are refused as unsupported_format rather than handed to
@@ -35,6 +35,7 @@ OUTPUTS = {  # format -> (Pillow format, content type)
     "avif": ("AVIF", "image/avif"),
 }
 _ALPHA_OUTPUTS = {"webp", "png", "avif"}
+_DRAFT_FORMATS = ("JPEG", "MPO")  # decoded at a reduced scale (Image.draft)
 
 # EXIF orientation -> the transpose that shows the image upright (ImageOps.exif_transpose).
 _TRANSPOSE = {
@@ -70,6 +71,8 @@ class Options:
     quality: int
     max_bytes: int
     max_pixels: int
+    max_frames: int
+    memory: str  # the function's memory ("1Gi"): the decoded bytes must fit it
     include_gps: bool
     animated: bool
 
@@ -120,7 +123,11 @@ def fit(size: tuple[int, int], box: Box) -> tuple[int, int]:
 
 
 def make_thumbnails(data: bytes, options: Options) -> Result:
-    """Decode once, check the pixel limit from the header first, encode every box x format."""
+    """Decode once, check the limits from the header first, encode every box x format.
+
+    Pixels, frames and the memory the decode will take are all known before any pixel is
+    decoded (docs/architecture.md, "Failure reasons").
+    """
     check_size(len(data), options.max_bytes)
     # Pillow's own bomb check (an error above twice this) then agrees with ours.
     Image.MAX_IMAGE_PIXELS = options.max_pixels
@@ -132,7 +139,9 @@ def make_thumbnails(data: bytes, options: Options) -> Result:
                     "too_many_pixels",
                     f"{width}x{height} is more than the {options.max_pixels} pixels allowed",
                 )
-            return _render(im, options)
+            frames = _frames(data, im, options.max_frames)
+            budget = decode_cost.budget(memory_bytes(options.memory), len(data))
+            return _render(im, options, frames, budget)
     except Image.DecompressionBombError as exc:
         raise PermanentError("too_many_pixels", str(exc)) from None
     except OSError as exc:
@@ -162,7 +171,37 @@ def _open(data: bytes) -> Image.Image:
     raise PermanentError("not_an_image", "the bytes are not an image")
 
 
-def _render(im: Image.Image, options: Options) -> Result:
+def _frames(data: bytes, im: Image.Image, max_frames: int) -> int:
+    """Pages or frames, counted no further than the limit allows (never Pillow's walk of a
+    TIFF, which is quadratic in its pages)."""
+    counted = frame_count.count_frames(data, im.format or "", max_frames)
+    frames = counted if counted is not None else getattr(im, "n_frames", 1)
+    if frames > max_frames:
+        raise PermanentError(
+            "too_many_frames", f"more than the {max_frames} pages or frames allowed"
+        )
+    return max(frames, 1)
+
+
+def _check_memory(
+    im: Image.Image, full_size: tuple[int, int], budget: int, frames: int = 1, held: int = 0
+) -> None:
+    """Refuse, before decoding, an image whose decode would not fit the function's memory:
+    ``frames`` decoded at once, plus ``held`` bytes of outputs kept meanwhile."""
+    need = decode_cost.peak_bytes(im, full_size, frames) + held
+    if need > budget:
+        mib = decode_cost.MIB
+        raise PermanentError(
+            "too_many_decoded_bytes",
+            f"decoding this {full_size[0]}x{full_size[1]} {im.mode} {im.format} image needs "
+            f"about {need // mib} MiB, more than the {max(budget, 0) // mib} MiB this "
+            "function's memory leaves for it",
+        )
+
+
+def _render(im: Image.Image, options: Options, frames: int, budget: int) -> Result:
+    if im.format not in _DRAFT_FORMATS:  # first: Pillow decodes a whole PNG for its EXIF
+        _check_memory(im, im.size, budget)
     exif = im.getexif()
     orientation = exif.get(_ORIENTATION, 1)
     transpose = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
@@ -173,19 +212,23 @@ def _render(im: Image.Image, options: Options) -> Result:
         height=upright[1],
         format=im.format or "",
         mode=im.mode,
-        frames=getattr(im, "n_frames", 1),
+        frames=frames,
         exif=_exif_subset(exif, options.include_gps),
     )
     sizes = {box: fit(upright, box) for box in options.boxes}
     largest_first = sorted(options.boxes, key=sizes.__getitem__, reverse=True)
     target = sizes[largest_first[0]]
     raw_target = (target[1], target[0]) if swapped else target
+    full_size = im.size
     im.draft(None, raw_target)  # JPEG only: DCT-scaled decode that still covers raw_target
+    animated = options.animated and animation.is_animation(im)
+    # An animation decodes one frame at a time (GIF keeps the previous one to composite on)
+    # and holds every frame of every box until it is encoded.
+    held = animation.output_bytes(frames, sizes.values()) if animated else 0
+    _check_memory(im, full_size, budget, frames=2 if animated else 1, held=held)
     resized = _downsized(_upright(im, raw_target, transpose), sizes, largest_first)
     movie = (
-        _animation(im, resized, raw_target, transpose, sizes, largest_first)
-        if options.animated and animation.is_animation(im)
-        else None
+        _animation(im, resized, raw_target, transpose, sizes, largest_first) if animated else None
     )
     thumbnails = tuple(
         _encode_animation(movie, box, options.quality)
@@ -277,7 +320,9 @@ def _to_working_mode(im: Image.Image, keep_for_profile: bool) -> Image.Image:
     CMYK and LAB stay as they are when a colour profile will take them to sRGB.
     """
     mode = im.mode
-    if mode.startswith("I;16"):
+    if mode == "I;16":  # scaled in place: 2 + 2 + 1 bytes a pixel instead of 2 + 4 + 4 + 1
+        return _to_l(im, 1 / 256, 0.0)
+    if mode.startswith("I;16"):  # I;16B and I;16L have no point operation
         return _to_l(im.convert("I"), 1 / 256, 0.0)
     if mode in ("I", "F"):
         return _to_l(im, *_scale_for(im))

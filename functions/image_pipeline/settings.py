@@ -24,6 +24,9 @@ MAX_BOX_SIDE = 99_999  # bounds a thumbnail's leaf name ("WxH.ext") whatever the
 MAX_PREFIX_BYTES = 512  # leaves room for the hashed folder of long names
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
 _SIZE = re.compile(r"(\d+)x(\d+)")
+# A function's memory as the deployment states it (Cloud Functions' `available_memory`).
+MEMORY = re.compile(r"([1-9][0-9]*)(Mi|Gi)")
+_MEMORY_UNITS = {"Mi": 1 << 20, "Gi": 1 << 30}
 
 
 class SettingsError(ValueError):
@@ -109,6 +112,18 @@ class Tunables:
         bounds=(1, 10**10),
         option="max_pixels",
     )
+    max_input_frames: int = setting(
+        10_000,
+        doc="images with more pages or frames are rejected before decoding (`too_many_frames`)",
+        bounds=(1, 1_000_000),
+        option="max_frames",
+    )
+    thumbnail_memory: str = setting(
+        "1Gi",
+        doc="memory of make_thumbnail (`512Mi`, `2Gi`, ...); images whose decode would not fit "
+        "it are rejected before decoding (`too_many_decoded_bytes`)",
+        option="memory",
+    )
     include_patterns: tuple[str, ...] = setting(
         (),
         doc="globs (`*` within a segment, `**` across), comma separated, an object must match "
@@ -140,6 +155,10 @@ class Tunables:
         if len(set(sizes)) != len(sizes):
             raise _error("thumbnail_sizes", "lists a box twice")
         _check_formats(self.thumbnail_formats)
+        if not MEMORY.fullmatch(self.thumbnail_memory):
+            raise _error(
+                "thumbnail_memory", f"{self.thumbnail_memory!r} is not a size like 512Mi or 2Gi"
+            )
         check_bounds(self, Tunables)
 
     def tunables(self) -> dict[str, Any]:
@@ -345,6 +364,14 @@ def _normalize(values: Tunables) -> None:
 def _error(name: str, problem: str) -> SettingsError:
     field = {f.name: f for f in dataclasses.fields(Settings)}.get(name)
     return SettingsError(env_name(field) if field else name.upper(), problem, name)
+
+
+def memory_bytes(text: str) -> int:
+    """Bytes of a memory size written like ``512Mi`` or ``2Gi``."""
+    match = MEMORY.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size like 512Mi or 2Gi")
+    return int(match[1]) * _MEMORY_UNITS[match[2]]
 
 
 def _check_formats(formats: tuple[str, ...]) -> None:

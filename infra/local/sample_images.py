@@ -63,14 +63,17 @@ def text_named_jpg() -> bytes:
     return b"this is a text file that claims to be a JPEG\n" * 20
 
 
-def decompression_bomb(width: int = 30000, height: int = 30000) -> bytes:
-    """A tiny PNG whose header declares width x height pixels (a 900 MP 'bomb')."""
+def decompression_bomb(
+    width: int = 30000, height: int = 30000, depth: int = 8, colour_type: int = 0
+) -> bytes:
+    """A tiny PNG whose header declares width x height pixels (a 900 MP 'bomb'); 8-bit gray
+    unless told (colour type 0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA)."""
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         body = kind + payload
         return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
     rows = zlib.compress(b"\x00" * 1024)
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

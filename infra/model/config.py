@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from image_pipeline.settings import (
+    MEMORY,
     PARSERS,
     Parser,
     SettingsError,
@@ -37,7 +38,6 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 _MEMBER_RE = re.compile(r"^(user|group|serviceAccount|domain):[^\s:]+$")
 _CHANNEL_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")
-_MEMORY_RE = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 
 
 class ConfigError(ValueError):
@@ -82,9 +82,10 @@ class DeploymentConfig(Tunables):
         doc="how long subscriptions keep unacked messages",
         bounds=(600, 31 * 24 * 3600),
     )
-    thumbnail_memory: str = setting("1Gi", doc="memory of make_thumbnail")
     thumbnail_timeout_seconds: int = setting(120, doc="timeout of make_thumbnail", bounds=(1, 540))
-    function_memory: str = setting("256Mi", doc="memory of the other functions")
+    function_memory: str = setting(
+        "256Mi", doc="memory of the other functions (`thumbnail_memory`: make_thumbnail's)"
+    )
     function_timeout_seconds: int = setting(
         60, doc="timeout of the other functions (and their ack deadline)", bounds=(1, 540)
     )
@@ -172,7 +173,7 @@ def _validate(c: DeploymentConfig) -> None:
             "thumbnails_bucket", "must differ from uploads_bucket (outputs would re-trigger)"
         )
     for name in ("thumbnail_memory", "function_memory"):
-        if not _MEMORY_RE.match(getattr(c, name)):
+        if not MEMORY.fullmatch(getattr(c, name)):
             raise ConfigError(name, f"{getattr(c, name)!r} is not a size like '512Mi' or '1Gi'")
     for member in c.backfill_invokers:
         if not _MEMBER_RE.match(member):

@@ -173,3 +173,18 @@ def test_alert_notification_channels_are_full_channel_names():
     )
     with pytest.raises(ConfigError, match=r"alert_notification_channels: 'ops@x\.com' is not"):
         from_mapping({"project": "my-gcp-project", "alert_notification_channels": ["ops@x.com"]})
+
+
+def test_make_thumbnail_is_told_its_own_memory():
+    """The decoded-bytes limit is derived from the memory the function really gets."""
+    from image_pipeline.settings import Settings
+    from infra.model.topology import build_topology
+
+    topology = build_topology(DeploymentConfig(project="my-gcp-project", thumbnail_memory="2Gi"))
+    function = topology.functions[topology.trigger.function]
+    assert function.memory == "2Gi"
+    settings = Settings.from_env(function.env)
+    assert settings.thumbnail_memory == "2Gi"
+    assert settings.imaging_options().memory == "2Gi"
+    with pytest.raises(ConfigError, match="thumbnail_memory"):
+        DeploymentConfig(project="my-gcp-project", thumbnail_memory="2GB")

@@ -59,6 +59,8 @@ def test_permanent_error_reasons_are_the_contract_list():
         "not_an_image",
         "retry_window_exceeded",
         "too_many_bytes",
+        "too_many_decoded_bytes",
+        "too_many_frames",
         "too_many_pixels",
         "truncated",
         "unsupported_format",

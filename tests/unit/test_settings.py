@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from image_pipeline import settings as settings_module
-from image_pipeline.settings import Box, Settings, SettingsError
+from image_pipeline.settings import Box, Settings, SettingsError, memory_bytes
 
 REQUIRED = {
     "GOOGLE_CLOUD_PROJECT": "p",
@@ -87,6 +87,9 @@ def test_missing_required_variable_is_named(variable):
         ("THUMBNAIL_QUALITY", "high"),
         ("MAX_INPUT_BYTES", "-1"),
         ("MAX_INPUT_PIXELS", "lots"),
+        ("MAX_INPUT_FRAMES", "0"),
+        ("THUMBNAIL_MEMORY", "1GB"),
+        ("THUMBNAIL_MEMORY", "1024"),
         ("RETRY_WINDOW_SECONDS", "0"),
         ("EXIF_INCLUDE_GPS", "maybe"),
         ("IMAGES_COLLECTION", "a/b"),
@@ -108,3 +111,10 @@ def test_avif_needs_pillow_support(monkeypatch):
     assert Settings.from_env(REQUIRED | {"THUMBNAIL_FORMATS": "avif"}).thumbnail_formats == (
         "avif",
     )
+
+
+def test_memory_sizes_in_bytes():
+    assert memory_bytes("512Mi") == 512 * 1024 * 1024
+    assert memory_bytes("2Gi") == 2 * 1024**3
+    with pytest.raises(ValueError):
+        memory_bytes("0Gi")
