@@ -42,8 +42,8 @@ _ONE_BYTE_MODES = ("1", "L", "P")
 # for the resize (4 more): on top of its decoded bytes.
 _TRANSPARENCY_COST = 10
 # Decoders that keep buffers of their own: libwebp decodes into its canvas and Pillow copies
-# it; libavif decodes YUV planes first.
-_FORMAT_COST = {"WEBP": 11, "AVIF": 5}
+# it; libavif and libheif decode YUV planes first.
+_FORMAT_COST = {"WEBP": 11, "AVIF": 5, "HEIF": 5}
 # A progressive JPEG keeps every DCT coefficient (2 bytes a sample, at full resolution,
 # whatever the reduced size it is decoded at) until its last scan.
 _PROGRESSIVE_COST_PER_SAMPLE = 2.25

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from image_pipeline import pubsub_limits
 from image_pipeline.errors import MalformedEvent, PermanentError
 
 SCHEMA = 1
@@ -189,7 +190,9 @@ def _event(
     }
     if status == "failed":
         attributes["reason"] = extra["error"]["reason"]
-    return ResultEvent(data=data, attributes=attributes)
+    # Pub/Sub refuses attribute values over 1024 bytes: cut by the documented rule, while
+    # `data` keeps every value whole.
+    return ResultEvent(data=data, attributes=pubsub_limits.fit_attributes(attributes))
 
 
 def processed_event(

@@ -16,7 +16,7 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from image_pipeline import events, imaging, patterns, records
+from image_pipeline import events, imaging, patterns, pubsub_limits, records
 from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
 from image_pipeline.firestore_docs import FirestoreStore, Store
@@ -128,10 +128,12 @@ def _retried_on_error(log: Logger) -> Iterator[None]:
 
 
 def _publish(p: Pipeline, result: ResultEvent, log: Logger, timings: dict[str, float]) -> None:
+    data = result.encoded()
+    refused = pubsub_limits.violations(data, result.attributes)
+    if refused:  # Pub/Sub would refuse it: fail here, visibly, instead (a bug, retried)
+        raise ValueError(f"message over Pub/Sub's limits: {'; '.join(refused)}")
     with _timed(timings, "publish_ms"):
-        message_id = p.publisher.publish(
-            p.settings.image_events_topic, result.encoded(), result.attributes
-        )
+        message_id = p.publisher.publish(p.settings.image_events_topic, data, result.attributes)
     log.info(
         f"published {result.attributes['eventType']}",
         publishedMessageId=message_id,

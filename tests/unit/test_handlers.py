@@ -22,6 +22,7 @@ from imagekit import (
     FINALIZED,
     FUNCTIONS_MAIN,
     encode,
+    many_page_tiff,
     notification,
     photo,
     push_body,
@@ -32,6 +33,7 @@ from imagekit import (
 from PIL import Image
 
 from image_pipeline import pipeline as stages
+from image_pipeline import pubsub_limits
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.records import image_doc_id
 from infra.common.storage_events import eventarc_storage_event
@@ -220,6 +222,8 @@ REJECTED = {
     "corrupt": b"\xff\xd8\xff\xe0" + b"\0" * 10,
     "truncated": photo(300, 200)[:3000],
     "too_many_pixels": decompression_bomb(30000, 30000),
+    "too_many_frames": many_page_tiff(10_001),
+    "too_many_decoded_bytes": decompression_bomb(10950, 10950, 8, 6),  # RGBA, < pixel limit
 }
 
 
@@ -234,6 +238,27 @@ def test_permanent_failures_publish_image_failed(function_client, pipeline, reas
     assert (attrs["eventType"], attrs["reason"]) == ("image.failed", reason)
     assert data["status"] == "failed" and data["error"]["reason"] == reason
     assert pipeline.storage.uploads == 0
+
+
+def test_a_5_kb_content_type_is_processed_and_published_within_pubsub_limits(pipeline):
+    content_type = "image/jpeg; comment=" + "x" * 5000
+    res = upload(pipeline, "long-type.jpg", photo(), contentType=content_type)
+    stages.make_thumbnail(pipeline, storage_event(res), {})
+    ((_, data, attrs),) = pipeline.publisher.messages
+    assert attrs["eventType"] == "image.processed"
+    assert attrs["contentType"] == content_type[:1024]
+    assert attrs["truncatedAttributes"] == "contentType"
+    assert pubsub_limits.violations(data, attrs) == []
+    assert json.loads(data)["contentType"] == content_type
+
+
+def test_a_message_pubsub_would_refuse_is_never_published(pipeline, monkeypatch):
+    """Attributes are fitted by construction; should data outgrow 10 MB, nothing goes out."""
+    res = upload(pipeline, "big-event.jpg", photo())
+    monkeypatch.setattr(pubsub_limits, "MAX_MESSAGE_BYTES", 100)
+    with pytest.raises(ValueError, match="over Pub/Sub's limits"):
+        stages.make_thumbnail(pipeline, storage_event(res), {})
+    assert pipeline.publisher.messages == []
 
 
 def test_too_many_bytes_is_rejected_before_download(pipeline, monkeypatch):

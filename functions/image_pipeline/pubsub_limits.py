@@ -1,0 +1,77 @@
+"""Pub/Sub's message limits, and the rule that keeps the attributes we publish within them.
+
+Pub/Sub refuses a publish whose message has more than 100 attributes, an attribute key over
+256 bytes, an attribute value over 1024 bytes, or more than 10 MB in all
+(https://cloud.google.com/pubsub/quotas#resource_limits). The emulator accepts all of these,
+so the local stack's router checks every message it pulls with ``violations`` and refuses
+what Pub/Sub would have refused.
+
+The rule for what the functions publish (``fit_attributes``): an attribute value over 1024
+bytes (a content type is whatever the uploader sent) is cut to its longest prefix of whole
+UTF-8 characters within 1024 bytes, and its key is listed in the ``truncatedAttributes``
+attribute (comma separated). The full value stays in the message's JSON ``data``.
+The keys are the pipeline's own names, so a key over 256 bytes or more than 100
+attributes is a bug: ``fit_attributes`` raises rather than drop one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+MAX_ATTRIBUTES = 100
+MAX_KEY_BYTES = 256
+MAX_VALUE_BYTES = 1024
+MAX_MESSAGE_BYTES = 10_000_000  # "10 MB": data plus attribute keys and values
+TRUNCATED_ATTRIBUTES = "truncatedAttributes"
+
+
+def message_bytes(data: bytes, attributes: Mapping[str, str]) -> int:
+    """The size Pub/Sub counts against the message limit (data, keys and values)."""
+    return len(data) + sum(len(k.encode()) + len(v.encode()) for k, v in attributes.items())
+
+
+def violations(data: bytes, attributes: Mapping[str, str]) -> list[str]:
+    """What Pub/Sub would refuse about this message; empty when it would accept it."""
+    problems = []
+    if len(attributes) > MAX_ATTRIBUTES:
+        problems.append(f"{len(attributes)} attributes, more than {MAX_ATTRIBUTES}")
+    for key, value in attributes.items():
+        key_bytes, value_bytes = len(key.encode()), len(value.encode())
+        if key_bytes > MAX_KEY_BYTES:
+            problems.append(
+                f"attribute key {key[:40]!r}... is {key_bytes} bytes, more than {MAX_KEY_BYTES}"
+            )
+        if value_bytes > MAX_VALUE_BYTES:
+            problems.append(
+                f"attribute {key[:40]!r} is {value_bytes} bytes, more than {MAX_VALUE_BYTES}"
+            )
+    size = message_bytes(data, attributes)
+    if size > MAX_MESSAGE_BYTES:
+        problems.append(f"the message is {size} bytes, more than {MAX_MESSAGE_BYTES}")
+    return problems
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 encoding fits ``max_bytes``."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    # Cutting bytes can split a character at the end only; "ignore" drops that part.
+    return encoded[:max_bytes].decode("utf-8", "ignore")
+
+
+def fit_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
+    """``attributes`` within Pub/Sub's limits by the rule above."""
+    fitted: dict[str, str] = {}
+    truncated = []
+    for key, value in attributes.items():
+        if len(key.encode()) > MAX_KEY_BYTES:
+            raise ValueError(f"attribute key {key[:40]!r}... is longer than {MAX_KEY_BYTES} bytes")
+        fitted[key] = truncate_utf8(value, MAX_VALUE_BYTES)
+        if fitted[key] != value:
+            truncated.append(key)
+    if truncated:
+        fitted[TRUNCATED_ATTRIBUTES] = truncate_utf8(",".join(truncated), MAX_VALUE_BYTES)
+    if len(fitted) > MAX_ATTRIBUTES:
+        raise ValueError(f"{len(fitted)} attributes, more than {MAX_ATTRIBUTES}")
+    return fitted
