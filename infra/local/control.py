@@ -5,7 +5,7 @@ it; the URL is `router.url` in `.local/stack.json`. 127.0.0.1 only, no auth: a l
 so `infra.common.http_guard` refuses other Host names, cross-site writes and unbounded bodies.
 
     GET  /health                      "ok"
-    GET  /stats                       calls/ok/failed/injected per function, filtered counts
+    GET  /stats                       calls/ok/failed/injected per function, filtered, refused
     GET  /deliveries?function=F&prefix=P   every delivery (filter by function, object prefix)
     GET  /abandoned?prefix=P          messages a route gave up on or refused, with the reason
     GET  /faults                      current fault settings

@@ -25,6 +25,7 @@ from infra.local.delivery import Delivery, DeliveryLog
 from infra.local.dispatch import Dispatcher
 from infra.local.faults import Faults
 from infra.local.messages import Message
+from infra.local.refusals import Refusals
 from infra.local.routes import (
     EVENTARC_RETENTION_SECONDS,
     EventarcTrigger,
@@ -77,6 +78,7 @@ class Router:
         self.faults = faults or Faults()
         self.backoff_factor = backoff_factor
         self.log = DeliveryLog()
+        self.refusals = Refusals()  # what Pub/Sub would have refused at publish
         self.dispatcher = Dispatcher(function_urls, self.faults, self.log, self._later)
         self._subscriber = subscriber
         self._poll = poll_seconds
@@ -152,7 +154,8 @@ class Router:
         return self.log.filtered_counts()
 
     def stats(self) -> dict[str, object]:
-        return self.log.stats()
+        refused = {"count": self.refusals.count(), "messages": self.refusals.records()}
+        return {**self.log.stats(), "refused": refused}
 
     def deliveries_json(self, **kwargs: str | None) -> list[dict[str, object]]:
         return [asdict(d) for d in self.deliveries(**kwargs)]
@@ -202,6 +205,11 @@ class Router:
 
     def _handle(self, route: Route, item: pubsub_v1.types.ReceivedMessage) -> None:
         message = Message.from_received(item)
+        # Messages on the pipeline's topics (not the harness's own feed from fake-gcs) that
+        # Pub/Sub would have refused at publish: never delivered.
+        if isinstance(route, PushSubscription) and self.refusals.refuse(route.name, message):
+            self._ack(route, item.ack_id)
+            return
         try:
             ok = route.handle(message)
         except Exception:

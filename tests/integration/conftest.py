@@ -162,6 +162,17 @@ def harness(local_stack: LocalStack) -> Harness:
     return Harness(local_stack)
 
 
+@pytest.fixture(autouse=True)
+def nothing_over_pubsub_limits(request: pytest.FixtureRequest, harness: Harness) -> Iterator[None]:
+    """Fail a test during which anything was published that Pub/Sub would have refused
+    (the emulator accepts it; the router refuses it, infra/local/refusals.py)."""
+    before = harness.router.refusals.count()
+    yield
+    if request.node.get_closest_marker("refused_publishes") is None:
+        refused = harness.router.refusals.records()
+        assert harness.router.refusals.count() == before, f"over Pub/Sub's limits: {refused}"
+
+
 @pytest.fixture
 def prefix(request: pytest.FixtureRequest) -> str:
     """A fresh object prefix per test, so tests never see each other's objects."""
@@ -175,6 +186,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stack_teardown: stops the shared stack (runs last)")
+    config.addinivalue_line(
+        "markers", "refused_publishes: the test publishes over Pub/Sub's limits on purpose"
+    )
     # The router polls with return_immediately on purpose (infra/local/router.py, `_pull`);
     # pytest re-enables DeprecationWarnings per test, so silence this one here.
     config.addinivalue_line(

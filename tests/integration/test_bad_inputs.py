@@ -15,6 +15,7 @@ CASES = {
     "text.jpg": (sample_images.text_named_jpg, "image/jpeg", "not_an_image"),
     "bomb.png": (sample_images.decompression_bomb, "image/png", "too_many_pixels"),
     "huge.jpg": (lambda: sample_images.oversized(3_000_001), "image/jpeg", "too_many_bytes"),
+    "pages.tif": (lambda: sample_images.many_page_tiff(10_001), "image/tiff", "too_many_frames"),
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -137,17 +136,3 @@ def notification(
         **attrs,
     }
     return push_body(payload, attributes, message_id=f"n-{generation}-{event_type}")
-
-
-def many_page_tiff(pages: int) -> bytes:
-    """A little-endian TIFF of ``pages`` 1x1 gray pages sharing one pixel byte."""
-    pixel_at, first_ifd = 8, 10
-    tags = ((256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1))
-    tags += ((273, 4, pixel_at), (277, 3, 1), (278, 3, 1), (279, 4, 1))
-    ifd_size = 2 + 12 * len(tags) + 4
-    entries = b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
-    out = [b"II*\0", struct.pack("<I", first_ifd), b"\x80\0"]
-    for page in range(pages):
-        following = first_ifd + (page + 1) * ifd_size if page + 1 < pages else 0
-        out.append(struct.pack("<H", len(tags)) + entries + struct.pack("<I", following))
-    return b"".join(out)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 
 import pytest
-from imagekit import BLUE, GREEN, RED, encode, many_page_tiff
+from imagekit import BLUE, GREEN, RED, encode
 from PIL import Image, TiffImagePlugin
 
 from image_pipeline import frame_count, imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Box, Tunables
+from infra.local import sample_images
 
 
 def options(**tunables: int) -> imaging.Options:
@@ -25,7 +26,7 @@ def animation(fmt: str, frames: int, **params: object) -> bytes:
 @pytest.mark.parametrize(
     "data",
     [
-        many_page_tiff(37),
+        sample_images.many_page_tiff(37),
         animation("TIFF", 5),
         animation("TIFF", 4, big_tiff=True),
         encode(Image.new("CMYK", (9, 9)), "TIFF", compression="tiff_lzw"),
@@ -41,7 +42,7 @@ def test_counts_agree_with_pillow(data):
 
 
 def test_counting_stops_one_past_the_cap():
-    data = many_page_tiff(500)
+    data = sample_images.many_page_tiff(500)
     assert frame_count.tiff_pages(data, 10) == 11
     assert frame_count.gif_frames(animation("GIF", 30, duration=50), 10) == 11
 
@@ -55,7 +56,7 @@ def test_broken_chains_end_the_count(data):
 
 
 def test_a_tiff_whose_pages_loop_is_counted_once():
-    data = bytearray(many_page_tiff(3))
+    data = bytearray(sample_images.many_page_tiff(3))
     data[-4:] = (10).to_bytes(4, "little")  # the last page points back at the first
     assert frame_count.tiff_pages(bytes(data), 100) == 3
 
@@ -71,7 +72,7 @@ def test_a_100k_page_tiff_fails_before_any_page_walk(monkeypatch):
         raise AssertionError("Pillow walked the pages")
 
     monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(no_walk))
-    data = many_page_tiff(100_000)
+    data = sample_images.many_page_tiff(100_000)
     opts = options(max_input_frames=10_000)
     with pytest.raises(PermanentError) as caught:
         imaging.make_thumbnails(data, opts)
@@ -81,6 +82,6 @@ def test_a_100k_page_tiff_fails_before_any_page_walk(monkeypatch):
 
 def test_pages_up_to_the_limit_are_processed_and_counted():
     opts = options(max_input_frames=40)
-    assert imaging.make_thumbnails(many_page_tiff(40), opts).facts.frames == 40
+    assert imaging.make_thumbnails(sample_images.many_page_tiff(40), opts).facts.frames == 40
     with pytest.raises(PermanentError, match="too_many_frames"):
-        imaging.make_thumbnails(many_page_tiff(41), opts)
+        imaging.make_thumbnails(sample_images.many_page_tiff(41), opts)

@@ -22,7 +22,6 @@ from imagekit import (
     FINALIZED,
     FUNCTIONS_MAIN,
     encode,
-    many_page_tiff,
     notification,
     photo,
     push_body,
@@ -37,7 +36,7 @@ from image_pipeline import pubsub_limits
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.records import image_doc_id
 from infra.common.storage_events import eventarc_storage_event
-from infra.local.sample_images import decompression_bomb
+from infra.local.sample_images import decompression_bomb, many_page_tiff
 from tests.hostile_names import HOSTILE_NAMES
 
 NAMES = [

@@ -235,3 +235,38 @@ def test_names_gcs_could_never_have_produced_are_refused_not_delivered(function_
     assert seen == [] and subscriber.acked == ["ack-t"]
     (abandoned,) = router.log.abandoned()
     assert abandoned.reason == "invalid_object_name" and abandoned.detail
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"eventType": "image.processed", "contentType": "x" * 1025},
+        {"eventType": "image.processed", "k" * 257: "v"},
+        {f"a{i}": "v" for i in range(101)},
+    ],
+    ids=["value", "key", "count"],
+)
+def test_messages_over_pubsub_limits_are_refused_not_delivered(function_server, attributes):
+    url, seen, _ = function_server
+    router, subscriber = make_router(url)
+    item = received("image.processed", ack_id="ack-big")
+    item.message.attributes = attributes
+    router._handle(route(router, "metadata_writer"), item)
+    router._handle(route(router, "metadata_writer"), item)  # pulled again
+    assert seen == []  # never reached the function
+    assert subscriber.acked == ["ack-big", "ack-big"] and subscriber.nacked == []
+    stats = router.stats()["refused"]
+    assert stats["count"] == 1  # one message, however many times it is pulled
+    (record,) = stats["messages"]
+    assert record["message_id"] == "m1" and record["route"] == "metadata_writer"
+    assert record["problems"]
+
+
+def test_messages_at_the_limits_are_delivered(function_server):
+    url, seen, _ = function_server
+    router, subscriber = make_router(url)
+    item = received("image.processed")
+    item.message.attributes = {**item.message.attributes, "contentType": "é" * 512}
+    router._handle(route(router, "metadata_writer"), item)
+    assert len(seen) == 1 and subscriber.acked == ["ack-1"]
+    assert router.stats()["refused"] == {"count": 0, "messages": []}
