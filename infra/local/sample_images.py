@@ -84,8 +84,11 @@ def many_page_tiff(pages: int) -> bytes:
     """A little-endian TIFF of ``pages`` 1x1 gray pages sharing one pixel byte: ~114 bytes a
     page, so 250k pages fit the byte limit (Pillow's own page count is quadratic)."""
     pixel_at, first_ifd = 8, 10
-    tags = ((256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1))
-    tags += ((273, 4, pixel_at), (277, 3, 1), (278, 3, 1), (279, 4, 1))
+    # (tag, type, value): 1x1, 8 bits, uncompressed, BlackIsZero, one strip of one byte
+    tags = (
+        (256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+        (273, 4, pixel_at), (277, 3, 1), (278, 3, 1), (279, 4, 1),
+    )  # fmt: skip
     ifd_size = 2 + 12 * len(tags) + 4
     entries = b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
     out = [b"II*\0", struct.pack("<I", first_ifd), b"\x80\0"]
