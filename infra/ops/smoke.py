@@ -318,7 +318,7 @@ class Smoke:
             return not waiting, f"{len(waiting)} documents not marked deleted yet"
 
         # Removing a doc before its delete event is processed would let it come back.
-        self.wait("cleanup", marked, min(self.timeout, 60.0))
+        settled = self.wait("cleanup", marked, min(self.timeout, 60.0))
         for sample in self.samples:
             ref = self.images.document(
                 image_doc_id(self.target.uploads_bucket, self.object_name(sample))
@@ -341,9 +341,12 @@ class Smoke:
             *(b.name for b in storage.list_blobs(self.target.thumbnails_bucket, prefix=thumbs)),
             *(n for n in self.samples if self.doc(n) is not None),
         ]
-        self.report.check(
-            "cleanup", not left, f"left: {', '.join(left)}" if left else "nothing left"
-        )
+        detail = f"left: {', '.join(left)}" if left else "nothing left"
+        if not settled:
+            # Their delete events are still being retried; once processed, they write the
+            # documents again (status deleted): the pipeline's own state, not a failed check.
+            detail += "; delete events still pending may bring back `deleted` documents"
+        self.report.check("cleanup", not left, detail)
 
     def run(self) -> bool:
         report = self.report
