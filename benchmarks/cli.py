@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from benchmarks._common import CACHE, Row, format_table, machine_info, save_results
 
-BENCHMARKS = ("core", "memory", "e2e", "coldstart", "synth")
+BENCHMARKS = ("core", "memory", "e2e", "coldstart", "synth", "formats")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -253,6 +253,8 @@ def _upright(
         working = _to_srgb(working, profile)
     if transpose is not None:
         working = working.transpose(transpose)
+    if working is im:  # nothing to convert: copy, so the file keeps its info and frame
+        working = im.copy()
     working.info = {}  # no EXIF, XMP, ICC or comment may reach an output
     return working
 
@@ -279,14 +281,14 @@ def _animation(
 ) -> animation.Animation:
     """Every frame at every box (the first one is already made), with its timing."""
     frames = {box: [first[box]] for box in largest_first}
-    durations = [animation.duration(im)]
-    for index in range(1, getattr(im, "n_frames", 1)):
+    durations, loop = [animation.duration(im)], animation.loop(im)
+    for index in range(1, im.n_frames):
         im.seek(index)
         frame = _upright(im, raw_target, transpose)  # WebP sets the duration on load
         durations.append(animation.duration(im))
         for box, resized in _downsized(frame, sizes, largest_first).items():
             frames[box].append(resized)
-    return animation.Animation(frames, tuple(durations), animation.loop(im))
+    return animation.Animation(frames, tuple(durations), loop)
 
 
 def _encode_animation(movie: animation.Animation, box: Box, quality: int) -> Thumbnail:

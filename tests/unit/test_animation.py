@@ -105,3 +105,11 @@ def test_transparency_is_kept_in_every_frame():
 def test_the_placeholder_is_of_the_first_frame():
     result = imaging.make_thumbnails(animation("GIF", duration=DURATIONS), options(animated=True))
     assert result.placeholder.color == "#ff0000"
+
+
+def test_frames_smaller_than_every_box_are_each_kept():
+    data = animation("GIF", size=(12, 10), duration=DURATIONS, loop=0)  # no resize needed
+    (thumb, _) = by_format(imaging.make_thumbnails(data, options(animated=True)), "webp")
+    colours, durations, loop = frames_of(thumb)
+    assert (thumb.width, thumb.height) == (12, 10) and durations == DURATIONS and loop == 0
+    assert all(close(c, e, 12) for c, e in zip(colours, COLOURS, strict=True)), colours

@@ -1,0 +1,246 @@
+"""Benchmark 6: HEIC input, the placeholder's cost, an animation's memory.
+
+- HEIC: a 12 MP iPhone-style HEIC (landscape pixels, ``irot`` + EXIF orientation 6, Display
+  P3 profile; encoded once with pillow-heif and cached) through our core, against naive
+  Pillow with the same libheif plugin registered (per size: open, full decode, orient,
+  LANCZOS, encode) and against one bare full decode (``Image.open(...).load()``), which is
+  the floor every HEIF thumbnailer pays: HEVC has no reduced-size decode like JPEG's DCT
+  scaling. Medians of interleaved runs in one fresh interpreter.
+- Placeholder: ``placeholder.describe`` (BlurHash + dominant colour) on the smallest default
+  thumbnail of a 12 MP photo, as the core calls it; and its share of the core's time.
+- Animation: with ``animated`` on, peak RSS added by one cold run on an animated GIF (each
+  frame composited, resized to every box and held until the WebP encode), next to the
+  ``animation.output_bytes`` estimate and the default function memory (1 GiB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import engines, samples
+from benchmarks._common import CACHE, Row, run_worker, speedup_row
+
+MB = 1024 * 1024
+FUNCTION_MEMORY_MIB = 1024  # thumbnail_memory's default (1Gi)
+PLACEHOLDER_TARGET_MS = 5.0  # "a few ms per image" at most
+
+
+def heic_sample(photo: str, size: tuple[int, int]) -> Path:
+    """The photo as an iPhone would store it in portrait: rotated pixels, irot, P3 profile."""
+    path = CACHE / "samples" / f"{photo}-{size[0]}x{size[1]}-iphone.heic"
+    if path.exists():
+        return path
+    import pillow_heif
+    from PIL import Image
+
+    from infra.local.sample_images import display_p3_profile
+
+    image = samples.make_image(photo, size).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(image).save(
+        buffer, format="HEIF", quality=80, exif=exif.tobytes(), icc_profile=display_p3_profile()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_bytes(buffer.getvalue())
+    path.with_suffix(".tmp").replace(path)
+    return path
+
+
+def gif_sample(frames: int, size: tuple[int, int]) -> Path:
+    """An animated GIF whose every frame differs (a moving bar over a gradient)."""
+    path = CACHE / "samples" / f"animated-{frames}x{size[0]}x{size[1]}.gif"
+    if path.exists():
+        return path
+    from PIL import Image, ImageDraw
+
+    base = Image.linear_gradient("L").resize(size).convert("RGB")
+    images = []
+    for index in range(frames):
+        frame = base.copy()
+        x = index * size[0] // frames
+        ImageDraw.Draw(frame).rectangle((x, 0, x + size[0] // 10, size[1]), (220, 40, 40))
+        images.append(frame)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+    return path
+
+
+def _decode(data: bytes) -> None:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+
+
+def _placeholder_ms(data: bytes, sizes: list[tuple[int, int]], repeat: int) -> dict[str, Any]:
+    from PIL import Image
+
+    from image_pipeline import placeholder
+
+    smallest = min(engines.ours(data, sizes, "png", 82), key=lambda t: t[0] * t[1])
+    with Image.open(io.BytesIO(smallest[2])) as im:
+        rgb = im.convert("RGB")
+    runs = []
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        placeholder.describe(rgb)
+        runs.append((time.perf_counter() - t0) * 1000)
+    return {"ms": statistics.median(runs[1:]), "size": list(rgb.size)}
+
+
+def _rss() -> int:
+    text = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) * 1024 for line in text.splitlines() if "VmRSS" in line)
+
+
+def _peak() -> int:
+    text = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) * 1024 for line in text.splitlines() if "VmHWM" in line)
+
+
+def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
+    from PIL import Image
+
+    from image_pipeline import animation, imaging
+    from image_pipeline.settings import Box, Tunables
+
+    options = Tunables(thumbnail_sizes=tuple(Box(w, h) for w, h in sizes)).imaging_options()
+    options = dataclasses.replace(options, animated=True)
+    data = Path(path).read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        frames, size = im.n_frames, im.size
+    gc.collect()
+    before = _rss()
+    Path("/proc/self/clear_refs").write_text("5")  # peak mark := current RSS
+    t0 = time.perf_counter()
+    result = imaging.make_thumbnails(data, options)
+    elapsed = (time.perf_counter() - t0) * 1000
+    outputs = [(t.width, t.height) for t in result.thumbnails]
+    return {
+        "added": _peak() - before,
+        "ms": elapsed,
+        "frames": frames,
+        "size": list(size),
+        "estimate": animation.output_bytes(frames, outputs),
+        "thumb_frames": [t.frames for t in result.thumbnails],
+    }
+
+
+def measure(payload: dict[str, Any]) -> dict[str, Any]:
+    """Worker body."""
+    from image_pipeline import heif
+
+    if payload["case"] == "animation":
+        return _animation(payload["path"], payload["sizes"])
+    heif.register()  # naive Pillow opens HEIF through the same plugin
+    sizes, fmt, quality = [tuple(s) for s in payload["sizes"]], payload["format"], 82
+    heic = Path(payload["heic"]).read_bytes()
+    timings: dict[str, list[float]] = {"ours": [], "naive": [], "decode": []}
+    work = {
+        "ours": lambda: engines.ours(heic, sizes, fmt, quality),
+        "naive": lambda: engines.pillow_naive(heic, sizes, fmt, quality),
+        "decode": lambda: _decode(heic),
+    }
+    for fn in work.values():
+        fn()  # warm-up
+    names = list(work)
+    for r in range(payload["repeat"]):
+        for name in names[r % 3 :] + names[: r % 3]:
+            t0 = time.perf_counter()
+            work[name]()
+            timings[name].append((time.perf_counter() - t0) * 1000)
+    jpeg = Path(payload["jpeg"]).read_bytes()
+    core = [0.0] * payload["repeat"]
+    for r in range(payload["repeat"]):
+        t0 = time.perf_counter()
+        engines.ours(jpeg, sizes, fmt, quality)
+        core[r] = (time.perf_counter() - t0) * 1000
+    return {
+        "medians": {k: statistics.median(v) for k, v in timings.items()},
+        "outputs": [(w, h) for w, h, _ in engines.ours(heic, sizes, fmt, quality)],
+        "placeholder": _placeholder_ms(jpeg, sizes, payload["repeat"] * 20),
+        "jpeg_core_ms": statistics.median(core),
+    }
+
+
+def run(quick: bool = False, smoke: bool = False) -> list[Row]:
+    from benchmarks.core import defaults
+
+    sizes, fmt, _ = defaults()
+    photo = "coffee" if samples.have_photos() and not smoke else "synthetic"
+    size = (400, 300) if smoke else samples.SIZE_12MP
+    label = "12MP" if not smoke else "400x300"
+    payload = {"sizes": sizes, "format": fmt, "repeat": 1 if smoke else (3 if quick else 5)}
+    payload |= {
+        "heic": str(heic_sample(photo, size)),
+        "jpeg": str(samples.sample_path(photo, size)),
+    }
+    res = run_worker(__name__, payload | {"case": "heic"})
+    med = res["medians"]
+    mb = Path(payload["heic"]).stat().st_size / MB
+    rows = [
+        speedup_row(
+            "formats",
+            f"HEIC {label} ({mb:.1f} MB, irot + EXIF 6, Display P3): ours vs naive Pillow",
+            med["ours"],
+            "naive Pillow + the same libheif plugin",
+            med["naive"],
+        ),
+        Row(
+            "formats",
+            f"HEIC {label}: ours vs one bare full decode (the floor: HEVC has no reduced decode)",
+            f"{med['ours']:.1f} ms",
+            f"decode only {med['decode']:.1f} ms",
+            f"{med['ours'] / med['decode']:.2f}x of a decode",
+        ),
+    ]
+    place = res["placeholder"]
+    share = place["ms"] / res["jpeg_core_ms"] * 100
+    rows.append(
+        Row(
+            "formats",
+            f"placeholder (BlurHash + dominant colour) of the {place['size'][0]}x"
+            f"{place['size'][1]} thumbnail; share of a JPEG {label} core call "
+            f"({res['jpeg_core_ms']:.0f} ms)",
+            f"{place['ms']:.2f} ms",
+            "",
+            f"{share:.1f} %",
+            f"<= {PLACEHOLDER_TARGET_MS:g} ms",
+            "met" if place["ms"] <= PLACEHOLDER_TARGET_MS else "MISSED",
+        )
+    )
+    frames, gif_size = (5, (64, 48)) if smoke else (100 if quick else 300, (480, 270))
+    anim = run_worker(
+        __name__, {"case": "animation", "path": str(gif_sample(frames, gif_size)), "sizes": sizes}
+    )
+    rows.append(
+        Row(
+            "formats",
+            f"animated GIF {anim['frames']} frames {anim['size'][0]}x{anim['size'][1]} -> "
+            f"animated WebP, all boxes ({anim['ms'] / 1000:.1f} s): peak RSS added "
+            f"(estimate {anim['estimate'] / MB:.0f} MB)",
+            f"{anim['added'] / MB:.0f} MB",
+            f"function memory {FUNCTION_MEMORY_MIB} MiB",
+            f"{anim['added'] / (FUNCTION_MEMORY_MIB * MB):.2f} of it",
+        )
+    )
+    return rows
+
+
+def main() -> None:
+    """Worker entry: payload JSON on stdin, result JSON on the last stdout line."""
+    print(json.dumps(measure(json.load(sys.stdin))))
+
+
+if __name__ == "__main__":
+    main()
