@@ -118,7 +118,7 @@ def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
     options = dataclasses.replace(options, animated=True)
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as im:
-        frames, size = im.n_frames, im.size
+        frames, size = getattr(im, "n_frames", 1), im.size
     gc.collect()
     before = _rss()
     Path("/proc/self/clear_refs").write_text("5")  # peak mark := current RSS
@@ -180,14 +180,13 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
     photo = "coffee" if samples.have_photos() and not smoke else "synthetic"
     size = (400, 300) if smoke else samples.SIZE_12MP
     label = "12MP" if not smoke else "400x300"
-    payload = {"sizes": sizes, "format": fmt, "repeat": 1 if smoke else (3 if quick else 5)}
-    payload |= {
-        "heic": str(heic_sample(photo, size)),
-        "jpeg": str(samples.sample_path(photo, size)),
-    }
-    res = run_worker(__name__, payload | {"case": "heic"})
+    heic = heic_sample(photo, size)
+    payload: dict[str, Any] = {"sizes": sizes, "format": fmt, "case": "heic"}
+    payload |= {"repeat": 1 if smoke else (3 if quick else 5), "heic": str(heic)}
+    payload["jpeg"] = str(samples.sample_path(photo, size))
+    res = run_worker(__name__, payload)
     med = res["medians"]
-    mb = Path(payload["heic"]).stat().st_size / MB
+    mb = heic.stat().st_size / MB
     rows = [
         speedup_row(
             "formats",

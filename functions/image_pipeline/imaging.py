@@ -282,7 +282,7 @@ def _animation(
     """Every frame at every box (the first one is already made), with its timing."""
     frames = {box: [first[box]] for box in largest_first}
     durations, loop = [animation.duration(im)], animation.loop(im)
-    for index in range(1, im.n_frames):
+    for index in range(1, getattr(im, "n_frames", 1)):
         im.seek(index)
         frame = _upright(im, raw_target, transpose)  # WebP sets the duration on load
         durations.append(animation.duration(im))

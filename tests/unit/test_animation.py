@@ -10,6 +10,7 @@ from imagekit import BLUE, GREEN, RED, close, encode
 from PIL import Image, ImageSequence
 
 from image_pipeline import imaging
+from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Box, Tunables
 
 COLOURS = (RED, GREEN, BLUE)
@@ -113,3 +114,34 @@ def test_frames_smaller_than_every_box_are_each_kept():
     colours, durations, loop = frames_of(thumb)
     assert (thumb.width, thumb.height) == (12, 10) and durations == DURATIONS and loop == 0
     assert all(close(c, e, 12) for c, e in zip(colours, COLOURS, strict=True)), colours
+
+
+# --- limits: corerel's frame cap and memory limit, counted before the first frame ---------
+
+
+def long_animation(frames: int, size: tuple[int, int]) -> bytes:
+    images = [Image.new("RGB", size, COLOURS[i % 3]) for i in range(frames)]
+    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=40)
+
+
+def test_more_frames_than_allowed_is_refused_with_its_reason():
+    data = long_animation(12, (16, 16))
+    with pytest.raises(PermanentError) as caught:
+        imaging.make_thumbnails(data, options(animated=True, max_frames=10))
+    assert caught.value.reason == "too_many_frames"
+    allowed = imaging.make_thumbnails(data, options(animated=True, max_frames=12))
+    assert {t.frames for t in by_format(allowed, "webp")} == {12}
+
+
+def test_an_animation_whose_frames_would_not_fit_the_memory_is_refused():
+    """40 frames of 640x480 held at every box (~79 MiB) are more than a 256 MiB function
+    leaves after its reserve (~70 MiB); the first frame alone (animated off) fits."""
+    big = dataclasses.replace(
+        options(), boxes=(Box(1024, 1024), Box(512, 512), Box(128, 128)), memory="256Mi"
+    )
+    data = long_animation(40, (640, 480))
+    with pytest.raises(PermanentError) as caught:
+        imaging.make_thumbnails(data, dataclasses.replace(big, animated=True))
+    assert caught.value.reason == "too_many_decoded_bytes"
+    still = imaging.make_thumbnails(data, big)
+    assert all(t.frames == 1 for t in still.thumbnails)

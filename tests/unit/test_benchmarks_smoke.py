@@ -50,3 +50,21 @@ def test_core_benchmark_smoke_prints_a_well_formed_table(tmp_path: Path) -> None
             assert re.fullmatch(r"[\d.]+x", ratio), row
     assert any("ours vs naive Pillow" in row[1] for row in rows)
     assert any(row[1].endswith("0-255)") and row[6] == "met" for row in rows)  # same sizes
+
+
+def test_formats_benchmark_smoke_runs_each_case(tmp_path: Path) -> None:
+    env = dict(os.environ, BENCH_CACHE=str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "formats", "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("formats ")]
+    assert [line.split()[1] for line in lines] == ["HEIC", "HEIC", "placeholder", "animated"]
+    assert not any("FAILED" in line for line in lines)
