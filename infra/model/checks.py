@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 from infra.model import pubsub_filter
-from infra.model.topology import Topology
+from infra.model.topology import Topology, push_ack_deadline
 
 # Roles that can create, replace or delete objects in a bucket (bucket or project level).
 STORAGE_WRITE_ROLES = frozenset(
@@ -107,11 +107,12 @@ def _subscription_problems(t: Topology) -> Iterator[str]:
             fn = t.functions.get(sub.push_function)
             if fn is None:
                 yield f"{where}: pushes to unknown function {sub.push_function!r}"
-            elif sub.ack_deadline_seconds < min(fn.timeout_seconds, 600):
+            elif sub.ack_deadline_seconds < push_ack_deadline(fn.timeout_seconds):
                 yield (
-                    f"{where}: ack deadline {sub.ack_deadline_seconds}s is shorter than "
-                    f"{fn.name}'s timeout {fn.timeout_seconds}s (messages would be redelivered "
-                    "while still being processed)"
+                    f"{where}: ack deadline {sub.ack_deadline_seconds}s leaves no room for a "
+                    f"cold start before {fn.name}'s timeout {fn.timeout_seconds}s ends (needs "
+                    f"{push_ack_deadline(fn.timeout_seconds)}s; a slow first delivery would be "
+                    "redelivered while still being processed)"
                 )
 
 

@@ -87,14 +87,20 @@ class DeploymentConfig(Tunables):
         "256Mi", doc="memory of the other functions (`thumbnail_memory`: make_thumbnail's)"
     )
     function_timeout_seconds: int = setting(
-        60, doc="timeout of the other functions (and their ack deadline)", bounds=(1, 540)
+        60,
+        doc="timeout of the other functions (their push ack deadline is 60 s longer, for a "
+        "cold start)",
+        bounds=(1, 540),
     )
     max_instances: int = setting(10, doc="maximum instances per function", bounds=(1, 1000))
     uploads_lifecycle_days: int = setting(
         0, doc="delete originals after N days (0: keep)", bounds=(0, 36500)
     )
+    # A new project has no database (and without one every result is dead-lettered).
     create_firestore_database: bool = setting(
-        False, doc="create the `(default)` Firestore database (native mode)"
+        True,
+        doc="create the `(default)` Firestore database (native mode); `false` if the project "
+        "already has one",
     )
     firestore_location: str = setting("", doc="location of that database", default_doc="the region")
     force_destroy: bool = setting(
@@ -116,6 +122,13 @@ class DeploymentConfig(Tunables):
         (),
         doc="notification channels of the alert policies: ids or "
         "`projects/P/notificationChannels/ID` (empty: incidents show in the console only)",
+    )
+
+    # Google documents IAM propagation as "typically 2 minutes, potentially 7 or longer".
+    iam_settle_seconds: int = setting(
+        120,
+        doc="wait after IAM grants before the builds and the trigger use them (first deploy only)",
+        bounds=(30, 1800),
     )
 
     def __post_init__(self) -> None:

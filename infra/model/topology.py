@@ -20,6 +20,22 @@ FINALIZED = "google.cloud.storage.object.v1.finalized"
 # Result events the thumbnail and cleanup functions publish (attribute `eventType`).
 PROCESSED, FAILED, DELETED = "image.processed", "image.failed", "image.deleted"
 
+# For a push subscription the ack deadline is the whole time Pub/Sub waits for the
+# endpoint's answer, and that includes a cold start (a new instance starting and importing
+# the code) before the function's own timeout begins. A deadline equal to the timeout
+# redelivers a slow first delivery while it still runs; this margin covers the start.
+PUSH_ACK_MARGIN_SECONDS = 60
+# Pull subscriptions that people read (`gcloud pubsub subscriptions pull`): every pull not
+# followed by an ack counts as a delivery attempt, so a small limit would turn an operator
+# looking five times into a dead letter. Pub/Sub's maxima: 100 attempts, 600 s to ack.
+OPERATOR_MAX_DELIVERY_ATTEMPTS = 100
+OPERATOR_ACK_DEADLINE_SECONDS = 600
+
+
+def push_ack_deadline(timeout_seconds: int) -> int:
+    """The ack deadline a push subscription needs for a function with this timeout."""
+    return max(10, min(600, timeout_seconds + PUSH_ACK_MARGIN_SECONDS))
+
 
 @dataclass(frozen=True)
 class BucketSpec:
@@ -27,6 +43,9 @@ class BucketSpec:
     name: str
     purpose: str
     lifecycle_delete_after_days: int = 0  # 0 = no lifecycle rule
+    # False: a deleted or overwritten object is gone at once, instead of being kept (and
+    # billed) for Cloud Storage's default 7-day soft-delete window. For outputs only.
+    soft_delete: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,11 @@ class SubscriptionSpec:
     ack_deadline_seconds: int
     retention_seconds: int
     push_function: str | None = None  # FunctionSpec.key; None = a pull subscription
+
+    @property
+    def read_by_operators(self) -> bool:
+        """A pull subscription: read by people and tools, not delivered to a function."""
+        return self.push_function is None
 
 
 @dataclass(frozen=True)
@@ -175,7 +199,10 @@ def build_topology(config: DeploymentConfig) -> Topology:
             config.uploads_lifecycle_days,
         ),
         "thumbnails": BucketSpec(
-            "thumbnails", config.thumbnails_bucket, "thumbnails (never triggers anything)"
+            "thumbnails",
+            config.thumbnails_bucket,
+            "thumbnails (never triggers anything)",
+            soft_delete=False,  # regenerated from the originals; every overwrite would be billed
         ),
     }
     topics = {
@@ -211,8 +238,8 @@ def build_topology(config: DeploymentConfig) -> Topology:
         filter_: str,
         push: str | None,
         dead_letter: str = "dead_letters",
-        ack: int = config.function_timeout_seconds,
     ) -> SubscriptionSpec:
+        # Every push target runs with function_timeout_seconds (see fn() below).
         return SubscriptionSpec(
             key=key,
             name=f"{p}-{key.replace('_', '-')}",
@@ -220,11 +247,15 @@ def build_topology(config: DeploymentConfig) -> Topology:
             purpose=purpose,
             filter=filter_,
             dead_letter_topic=dead_letter,
-            max_delivery_attempts=config.max_delivery_attempts,
+            max_delivery_attempts=(
+                config.max_delivery_attempts if push else OPERATOR_MAX_DELIVERY_ATTEMPTS
+            ),
             retry=retry,
-            # A push ack deadline at least the function's timeout: shorter would redeliver
-            # while the first delivery is still being processed.
-            ack_deadline_seconds=max(10, min(600, ack)),
+            ack_deadline_seconds=(
+                push_ack_deadline(config.function_timeout_seconds)
+                if push
+                else OPERATOR_ACK_DEADLINE_SECONDS
+            ),
             retention_seconds=config.message_retention_seconds,
             push_function=push,
         )

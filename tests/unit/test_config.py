@@ -32,7 +32,9 @@ def test_defaults_give_a_working_cheap_pipeline():
     assert c.source_bucket == "my-gcp-project-imgpipe-source"
     assert c.firestore_location == "us-central1"
     assert c.thumbnail_sizes == ((128, 128), (512, 512), (1024, 1024))
-    assert c.force_destroy is False and c.create_firestore_database is False
+    assert c.force_destroy is False
+    assert c.create_firestore_database is True  # a new project has no database
+    assert c.iam_settle_seconds == 120  # "typically 2 minutes" (IAM propagation)
     assert c.uploads_lifecycle_days == 0
 
 
@@ -105,6 +107,7 @@ def test_missing_file_and_project_is_a_clear_error(tmp_path):
         ({"thumbnail_memory": "1GB"}, "thumbnail_memory"),
         ({"max_instances": "many"}, "max_instances"),
         ({"force_destroy": "maybe"}, "force_destroy"),
+        ({"iam_settle_seconds": "5"}, "iam_settle_seconds"),
         ({"labels": {"Bad Key": "x"}}, "labels"),
         ({"no_such_setting": "1"}, "no_such_setting"),
     ],
