@@ -1,13 +1,17 @@
-"""CDKTF app: deployment config -> topology -> checks -> stack -> synth.
+"""CDKTF app: deployment config -> topology -> checks -> stack -> synth -> deploy order.
 
 `python main.py` (what `cdktf synth` runs, see cdktf.json) writes
-cdktf.out/stacks/image-pipeline/cdk.tf.json. Settings: cdktf.json context.pipeline and
-PIPELINE_* environment variables (README, "Deploy to GCP").
+cdktf.out/stacks/image-pipeline/cdk.tf.json, then checks its deploy order and removes it
+again if that is unsafe, so neither `cdktf deploy` nor a plain `terraform apply` can apply
+it. Settings: cdktf.json context.pipeline and PIPELINE_* environment variables (README,
+"Deploy to GCP").
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 from infra.deploy.function_source import SourceError
 from infra.model.checks import TopologyError
@@ -23,15 +27,23 @@ def main() -> int:
     # cdktf (and its Node runtime) is loaded only once the settings are known to be good.
     from cdktf import App
 
+    from infra.deploy.deploy_order import DeployOrderError, check_deploy_order
     from infra.deploy.pipeline_stack import add_pipeline_stack
 
     app = App()
     try:
-        add_pipeline_stack(app, config)
+        stack = add_pipeline_stack(app, config)
     except (TopologyError, SourceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app.synth()
+    synthesized = Path(app.outdir) / "stacks" / stack.node.id / "cdk.tf.json"
+    try:
+        check_deploy_order(json.loads(synthesized.read_text()))
+    except DeployOrderError as e:
+        synthesized.unlink()
+        print(f"error: {e}\n(removed {synthesized})", file=sys.stderr)
+        return 2
     return 0
 
 

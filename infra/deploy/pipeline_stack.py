@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cdktf import App, TerraformOutput, TerraformStack
-from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
@@ -18,6 +17,8 @@ from infra.deploy.constructs.apis import RequiredApis
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.firestore import firestore_database
+from infra.deploy.constructs.generic import extra_providers
 from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
 from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
@@ -45,10 +46,16 @@ class PipelineStack(TerraformStack):
         archive_path = archive.write(archive_dir)
         labels = {"pipeline": topology.prefix, **config.labels}
 
-        GoogleProvider(self, "google", project=config.project, region=config.region)
+        google = GoogleProvider(self, "google", project=config.project, region=config.region)
+        providers = extra_providers(
+            self,
+            project=config.project,
+            region=config.region,
+            google_version=google.terraform_generator_metadata.provider_version,
+        )
         apis = RequiredApis(self, "apis", project=config.project)
-        identities = Identities(self, "identities", topology=topology, apis=apis)
-        deployment = Deployment(config, topology, apis, labels)
+        deployment = Deployment(config, topology, apis, labels, providers)
+        identities = Identities(self, "identities", deployment)
         buckets = Buckets(
             self,
             "storage",
@@ -57,7 +64,14 @@ class PipelineStack(TerraformStack):
             archive=archive,
             archive_path=archive_path,
         )
-        functions = Functions(self, "functions", deployment, identities=identities, buckets=buckets)
+        functions = Functions(
+            self,
+            "functions",
+            deployment,
+            identities=identities,
+            buckets=buckets,
+            database=firestore_database(self, deployment),
+        )
         messaging = Messaging(
             self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
         )
@@ -67,20 +81,6 @@ class PipelineStack(TerraformStack):
             deployment,
             notification_channels=config.alert_notification_channels,
         )
-        if config.create_firestore_database:
-            FirestoreDatabase(
-                self,
-                "firestore",
-                project=config.project,
-                name=topology.functions[topology.trigger.function].env.get(
-                    "FIRESTORE_DATABASE", "(default)"
-                ),
-                location_id=config.firestore_location,
-                type="FIRESTORE_NATIVE",
-                # `cdktf destroy` leaves the database (and its data) in place.
-                deletion_policy="ABANDON",
-                depends_on=apis.needed("firestore"),
-            )
 
         for key, bucket in buckets.buckets.items():
             TerraformOutput(self, f"bucket_{key}", value=bucket.name)

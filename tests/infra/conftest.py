@@ -11,11 +11,13 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra.deploy.deploy_order import Graph
 from infra.model.config import DeploymentConfig, from_mapping
 from infra.model.topology import Topology, build_topology
 
@@ -39,8 +41,8 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "max_backoff_seconds": 300,
     "message_retention_seconds": 86400,
     "uploads_lifecycle_days": 30,
-    "create_firestore_database": True,
-    "firestore_location": "eur3",
+    "create_firestore_database": False,  # the project already has its database
+    "iam_settle_seconds": 300,
     "force_destroy": True,
     "labels": {"env": "test"},
     "backfill_invokers": "group:ops@example.com",
@@ -90,6 +92,15 @@ class Synth:
         kind, body, _ = self.ref(expr)
         assert kind == "google_service_account", expr
         return body["account_id"]
+
+    @cached_property
+    def graph(self) -> Graph:
+        """The resources and their order (references and depends_on), transitively."""
+        return Graph(self.tf)
+
+    def address(self, kind: str, body: Mapping[str, Any]) -> str:
+        """`type.logical_id` of `body`, as references and depends_on name it."""
+        return self.ref_id(kind, body)[2:-1]
 
     def iam_members(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for kind, resources in self.tf.get("resource", {}).items():

@@ -25,6 +25,8 @@ CHECKOV_SKIPS = {
     "is the supported way to audit object access and is a project-level choice",
     "CKV_GCP_78": "versioning is off by design: thumbnails are regenerated deterministically, "
     "archives are named by hash, and noncurrent originals would be billed forever",
+    "CKV_GCP_84": "the function images are rebuilt from the source archive at every deploy; "
+    "customer keys (CSEK/CMEK) need a KMS key that outlives `cdktf destroy`, as for Pub/Sub",
 }
 # Findings accepted where, and only where, their reason holds (the check still runs).
 OPENED_FOR_BACKFILL = (
@@ -32,6 +34,9 @@ OPENED_FOR_BACKFILL = (
     "backfill_invokers was set: make_thumbnail takes calls from outside the project so "
     "operators can backfill; IAM (run.invoker for the named members only, no allUsers) decides",
 )
+# Accepted on exactly one resource: Eventarc's troubleshooting guide has its Google-managed
+# agent hold roles/eventarc.serviceAgent; no user or workload can act as that agent.
+EVENTARC_AGENT_ROLE = ("CKV_GCP_49", "resource.identities_eventarc-agent-service-agent_")
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
 
 
@@ -51,7 +56,7 @@ def test_checkov_passes_on_the_synthesized_stacks(stack, alt_stack):
         cmd += ["--file", str(synth.path)]
     cmd += ["--skip-check", ",".join(sorted(CHECKOV_SKIPS))]
     # Keeps the exit status for real failures; which findings are accepted is decided below.
-    cmd += ["--soft-fail-on", OPENED_FOR_BACKFILL[0]]
+    cmd += ["--soft-fail-on", f"{OPENED_FOR_BACKFILL[0]},{EVENTARC_AGENT_ROLE[0]}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     try:
         report = json.loads(proc.stdout)
@@ -77,7 +82,10 @@ def test_checkov_passes_on_the_synthesized_stacks(stack, alt_stack):
 
 
 def _accepted(check: dict, synths: tuple) -> bool:
-    """A finding on make_thumbnail's ingress in a stack whose config names backfill invokers."""
+    """A finding on make_thumbnail's ingress in a stack whose config names backfill invokers,
+    or the Eventarc agent's own role."""
+    if (check["check_id"], check["resource"].rsplit("_", 1)[0] + "_") == EVENTARC_AGENT_ROLE:
+        return True
     check_id, _reason = OPENED_FOR_BACKFILL
     return check["check_id"] == check_id and any(
         synth.config.backfill_invokers

@@ -41,7 +41,7 @@ def test_subscription_settings_follow_the_config(alt_stack):
     assert sub["dead_letter_policy"]["max_delivery_attempts"] == 7
     assert sub["retry_policy"] == {"minimum_backoff": "5s", "maximum_backoff": "300s"}
     assert sub["message_retention_duration"] == "86400s"
-    assert sub["ack_deadline_seconds"] == 90  # the push target's timeout
+    assert sub["ack_deadline_seconds"] == 150  # the push target's timeout + a cold start
 
 
 def test_stacks_do_not_share_resources(stack, alt_stack):

@@ -65,16 +65,16 @@ def test_make_thumbnail_is_triggered_by_finalized_uploads(stack):
     assert bucket_filter["attribute"] == "bucket"
     _, bucket, _ = stack.ref(bucket_filter["value"])
     assert bucket["name"] == stack.config.uploads_bucket
-    # Created only once the storage agent may publish and the trigger may receive.
-    deps = fn["depends_on"]
+    # Created only once the storage agent may publish and the trigger may receive, and
+    # both grants have had time to propagate.
+    address = stack.address("google_cloudfunctions2_function", fn)
     for role in ("roles/pubsub.publisher", "roles/eventarc.eventReceiver"):
         [binding] = [
-            ref
-            for ref in deps
-            if ref.startswith("google_project_iam_member.")
-            and stack.resources("google_project_iam_member")[ref.split(".")[1]]["role"] == role
+            stack.address("google_project_iam_member", b)
+            for b in stack.all("google_project_iam_member")
+            if b["role"] == role
         ]
-        assert binding
+        assert stack.graph.settled(binding, address), role
 
 
 def test_only_make_thumbnail_has_an_event_trigger(stack):

@@ -10,6 +10,7 @@ from cdktf_cdktf_provider_google.storage_bucket import (
     StorageBucketLifecycleRule,
     StorageBucketLifecycleRuleAction,
     StorageBucketLifecycleRuleCondition,
+    StorageBucketSoftDeletePolicy,
     StorageBucketVersioning,
 )
 from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
@@ -39,7 +40,11 @@ class Buckets(Construct):
         needs_storage = apis.needed("storage")
 
         def bucket(
-            key: str, name: str, lifecycle_days: int = 0, force_destroy: bool = config.force_destroy
+            key: str,
+            name: str,
+            lifecycle_days: int = 0,
+            force_destroy: bool = config.force_destroy,
+            soft_delete: bool = True,
         ) -> StorageBucket:
             return StorageBucket(
                 self,
@@ -62,13 +67,23 @@ class Buckets(Construct):
                     if lifecycle_days
                     else None
                 ),
+                # Off where every object can be made again (thumbnails, source archives):
+                # soft delete keeps each deleted or overwritten object, billed, for 7 days
+                # by default. The uploads bucket keeps it: originals cannot be recreated.
+                soft_delete_policy=(
+                    None
+                    if soft_delete
+                    else StorageBucketSoftDeletePolicy(retention_duration_seconds=0)
+                ),
                 force_destroy=force_destroy,
                 labels={**labels, "bucket": key.replace("_", "-")},
                 depends_on=needs_storage,
             )
 
         self.buckets = {
-            spec.key: bucket(spec.key, spec.name, spec.lifecycle_delete_after_days)
+            spec.key: bucket(
+                spec.key, spec.name, spec.lifecycle_delete_after_days, soft_delete=spec.soft_delete
+            )
             for spec in topology.buckets.values()
         }
 
@@ -85,7 +100,7 @@ class Buckets(Construct):
 
         # Function source archives. Always force_destroy: it only holds build inputs that
         # git reproduces, so `cdktf destroy` may remove it with whatever is left in it.
-        self.source = bucket("source", config.source_bucket, force_destroy=True)
+        self.source = bucket("source", config.source_bucket, force_destroy=True, soft_delete=False)
         asset = TerraformAsset(self, "source-archive", path=str(archive_path), type=AssetType.FILE)
         # Named by the archive's hash: a code change is a new object name, which is what
         # makes the functions rebuild; the old archive object is replaced, not kept.

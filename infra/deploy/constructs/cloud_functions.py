@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from cdktf import TerraformResource
+from cdktf_cdktf_provider_google.artifact_registry_repository import (
+    ArtifactRegistryRepository,
+    ArtifactRegistryRepositoryCleanupPolicies,
+    ArtifactRegistryRepositoryCleanupPoliciesCondition,
+    ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions,
+)
 from cdktf_cdktf_provider_google.cloud_run_service_iam_member import CloudRunServiceIamMember
 from cdktf_cdktf_provider_google.cloudfunctions2_function import (
     Cloudfunctions2Function,
@@ -28,6 +35,10 @@ INGRESS = "ALLOW_INTERNAL_ONLY"
 # Only when the deployment names backfill invokers: make_thumbnail then takes calls from
 # outside the project, and IAM (run.invoker, no allUsers) still decides who gets in.
 INGRESS_WITH_BACKFILL = "ALLOW_ALL"
+# The function images: the current and the previous build of each function are kept (a
+# rollback target); any other version is deleted a day after it was pushed.
+IMAGES_KEPT_PER_FUNCTION = 2
+IMAGES_DELETED_AFTER = "86400s"
 
 
 class Functions(Construct):
@@ -39,9 +50,11 @@ class Functions(Construct):
         *,
         identities: Identities,
         buckets: Buckets,
+        database: TerraformResource | None = None,
     ) -> None:
         super().__init__(scope, id_)
         topology, apis, labels = deployment.topology, deployment.apis, deployment.labels
+        self.images = _image_repository(self, deployment)
         self.functions: dict[str, Cloudfunctions2Function] = {}
         trigger = topology.trigger
         platform = apis.needed(
@@ -67,6 +80,9 @@ class Functions(Construct):
                         )
                     ),
                     service_account=identities.builder.id if identities.builder else None,
+                    # Our own repository, with cleanup policies, deleted by `cdktf destroy`
+                    # (the default gcf-artifacts one keeps every image forever).
+                    docker_repository=self.images.id,
                 ),
                 service_config=_service_config(
                     spec,
@@ -96,13 +112,14 @@ class Functions(Construct):
                     if triggered
                     else None
                 ),
+                # Builds start once the builder's grants have settled; the trigger once the
+                # Eventarc agent exists, holds its role and that has settled; a function
+                # that uses Firestore once the database exists.
                 depends_on=[
                     *platform,
-                    *(
-                        [identities.storage_agent_eventarc, identities.trigger_receiver]
-                        if triggered
-                        else []
-                    ),
+                    *identities.build_ready,
+                    *([identities.trigger_ready] if triggered else []),
+                    *([database] if database and _uses_firestore(spec) else []),
                 ],
             )
 
@@ -153,6 +170,48 @@ class Functions(Construct):
     def uri(self, key: str) -> str:
         """The function's HTTPS endpoint (its Cloud Run service URL)."""
         return self.functions[key].service_config.uri
+
+
+def _uses_firestore(spec: FunctionSpec) -> bool:
+    return any(g.role.startswith("roles/datastore.") for g in spec.grants)
+
+
+def _image_repository(scope: Construct, deployment: Deployment) -> ArtifactRegistryRepository:
+    """The Artifact Registry repository the builds push the function images to."""
+    topology = deployment.topology
+    repository = ArtifactRegistryRepository(
+        scope,
+        "images",
+        project=topology.project,
+        location=topology.region,
+        repository_id=f"{topology.prefix}-functions",
+        format="DOCKER",
+        description="Images of the pipeline's functions (Cloud Functions builds)",
+        labels=dict(deployment.labels),
+        cleanup_policy_dry_run=False,
+        cleanup_policies=[
+            ArtifactRegistryRepositoryCleanupPolicies(
+                id="keep-recent",
+                action="KEEP",
+                most_recent_versions=ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions(
+                    keep_count=IMAGES_KEPT_PER_FUNCTION
+                ),
+            ),
+            ArtifactRegistryRepositoryCleanupPolicies(
+                id="delete-old",
+                action="DELETE",
+                condition=ArtifactRegistryRepositoryCleanupPoliciesCondition(
+                    tag_state="ANY", older_than=IMAGES_DELETED_AFTER
+                ),
+            ),
+        ],
+        depends_on=deployment.apis.needed("artifactregistry"),
+    )
+    return why(
+        repository,
+        "every build pushes a new image; without a declared repository they pile up in "
+        "gcf-artifacts with no cleanup policy and survive `cdktf destroy`",
+    )
 
 
 def _service_config(

@@ -1,15 +1,15 @@
 """Identities: one runtime service account per function, the trigger, push and build
-accounts, and the Google service agents, with their project-level roles.
+accounts, and the Google service agents, with their project-level roles, and the waits
+for those roles to take effect before the builds and the trigger use them.
 
 Bindings on a bucket, topic, subscription or service live next to that resource (in
-`buckets.py`, `pubsub.py`, `functions.py`); only project-level ones are here.
+`buckets.py`, `messaging.py`, `cloud_functions.py`); only project-level ones are here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cdktf_cdktf_provider_google.data_google_project import DataGoogleProject
 from cdktf_cdktf_provider_google.data_google_storage_project_service_account import (
     DataGoogleStorageProjectServiceAccount,
 )
@@ -19,7 +19,9 @@ from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccoun
 from constructs import Construct
 
 from infra.deploy.constructs._why import why
-from infra.deploy.constructs.apis import RequiredApis
+from infra.deploy.constructs.apis import SERVICES
+from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.generic import ServiceIdentity, Settle
 from infra.model.topology import FunctionSpec, Grant, Topology
 
 # What the build service account needs to turn the source archive into a function image
@@ -46,24 +48,37 @@ def grant_id(fn: FunctionSpec, grant: Grant) -> str:
 
 
 class Identities(Construct):
-    def __init__(
-        self, scope: Construct, id_: str, *, topology: Topology, apis: RequiredApis
-    ) -> None:
+    def __init__(self, scope: Construct, id_: str, deployment: Deployment) -> None:
         super().__init__(scope, id_)
+        topology, apis, providers = deployment.topology, deployment.apis, deployment.providers
+        settle_seconds = deployment.config.iam_settle_seconds
         self._project = project = topology.project
         self._needs_iam = apis.needed("iam")
 
-        self.project = DataGoogleProject(
-            self, "project", project_id=project, depends_on=apis.needed("cloudresourcemanager")
-        )
-        # The service agents Google runs on the project's behalf.
-        self.pubsub_agent = (
-            f"serviceAccount:service-{self.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-        )
+        # The service agents Google runs on the project's behalf. An agent is created
+        # lazily, some time after its API is enabled, and IAM refuses to bind one that does
+        # not exist yet: create each explicitly and bind its `member` attribute, so every
+        # binding is ordered after the agent (google_project_service_identity, google-beta).
+        self.pubsub_identity = self._agent("pubsub-agent", "pubsub", deployment)
+        self.pubsub_agent = self.pubsub_identity.member
+        # Cloud Storage's agent has no service identity API; this data source returns it
+        # (and creates it if needed). No `depends_on`: a data source with one is read only
+        # at apply time whenever an upstream resource has changes, which makes its member
+        # unknown in every plan and re-plans every binding that names it. The Cloud Storage
+        # API it calls is on by default in every project.
         storage_agent = DataGoogleStorageProjectServiceAccount(
-            self, "storage-agent", project=project, depends_on=apis.needed("storage")
+            self, "storage-agent", project=project
         )
         self.storage_agent = storage_agent.member
+        self.eventarc_identity = self._agent("eventarc-agent", "eventarc", deployment)
+        eventarc_agent_role = self._project_role(
+            "eventarc-agent-service-agent",
+            "roles/eventarc.serviceAgent",
+            self.eventarc_identity.member,
+            "Eventarc creates the trigger's Pub/Sub plumbing as its service agent; a trigger "
+            "created before the agent exists and holds this role fails with 'Permission denied "
+            "while using the Eventarc Service Agent' (terraform-provider-google #14584, #25294)",
+        )
 
         # Runtime identity of each function, with exactly the roles the topology grants it.
         # Bucket and topic grants are bound next to the bucket/topic; project ones here.
@@ -105,6 +120,20 @@ class Identities(Construct):
             self.storage_agent,
             "Eventarc Cloud Storage triggers need the storage service agent to publish",
         )
+        # The trigger is created only once the Eventarc agent exists, holds its role, and
+        # every grant the trigger relies on has had time to propagate.
+        self.trigger_ready = why(
+            Settle(
+                self,
+                "trigger-grants-settled",
+                providers=providers,
+                seconds=settle_seconds,
+                grants=[eventarc_agent_role, self.trigger_receiver, self.storage_agent_eventarc],
+            ),
+            f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
+            f"'Access change propagation'): the Eventarc trigger waits {settle_seconds} s "
+            "(iam_settle_seconds) after the grants it relies on",
+        )
 
         # Pub/Sub push subscriptions sign their OIDC tokens as this account.
         self.push_invoker = self._account(
@@ -120,14 +149,15 @@ class Identities(Construct):
                 service_account_id=self.push_invoker.name,
                 role="roles/iam.serviceAccountTokenCreator",
                 member=self.pubsub_agent,
-                depends_on=apis.needed("pubsub"),
             ),
             "Pub/Sub mints the push OIDC tokens as the push invoker (required on projects "
             "whose Pub/Sub agent predates April 2021; scoped to this one account)",
         )
 
-        # Cloud Build runs the function builds as this account.
+        # Cloud Build runs the function builds as this account. A build started before its
+        # grants have propagated fails the apply, so every function waits for them.
         self.builder: ServiceAccount | None = None
+        self.build_ready: list[Settle] = []
         if topology.build_account_id:
             self.builder = self._account(
                 "builder",
@@ -135,10 +165,39 @@ class Identities(Construct):
                 "Function builds",
                 "Cloud Build identity for the pipeline's function builds",
             )
-            for role, reason in BUILD_ROLES.items():
+            grants = [
                 self._project_role(
                     f"builder-{_slug(role)}", role, self.builder.member, f"the build {reason}"
                 )
+                for role, reason in BUILD_ROLES.items()
+            ]
+            settle = Settle(
+                self,
+                "build-grants-settled",
+                providers=providers,
+                seconds=settle_seconds,
+                grants=grants,
+            )
+            why(
+                settle,
+                f"the function builds start {settle_seconds} s (iam_settle_seconds) after the "
+                "builder's grants: IAM grants propagate in typically 2 minutes, sometimes 7 or "
+                "more (Google IAM, 'Access change propagation'); the provider's "
+                "cloudfunctions2_basic_builder example waits 60 s for the same grants",
+            )
+            self.build_ready.append(settle)
+
+    def _agent(self, id_: str, api: str, deployment: Deployment) -> ServiceIdentity:
+        identity = ServiceIdentity(
+            self,
+            id_,
+            providers=deployment.providers,
+            project=self._project,
+            service=SERVICES[api],
+            depends_on=deployment.apis.needed(api),
+        )
+        why(identity, f"creates the {api} service agent before any IAM binding names it")
+        return identity
 
     def _account(
         self, id_: str, account_id: str, display_name: str, description: str

@@ -1,0 +1,145 @@
+"""Resources of providers we have no prebuilt bindings for: `google-beta` and `time`.
+
+The stack needs two resources outside the `google` provider: `google_project_service_identity`
+(beta-only: it creates a Google service agent before anything binds it) and `time_sleep` (the
+`hashicorp/time` provider: waits for IAM grants to propagate). Their prebuilt CDKTF packages
+(`cdktf-cdktf-provider-google-beta`, `-time`) would cost another ~300 MB install and load a
+second provider's jsii assembly into every synth, for two resource types with two or three
+plain attributes each; `cdktf get` needs the Terraform registry at build time. So they are
+declared with cdktf's generic `TerraformProvider`/`TerraformResource` and explicit attributes
+(the names and types below are the providers' documented schema), which synthesizes the
+same JSON a generated binding would. Terraform still downloads both providers at
+`terraform init`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jsii
+from cdktf import (
+    ITerraformDependable,
+    TerraformProvider,
+    TerraformProviderGeneratorMetadata,
+    TerraformResource,
+)
+from constructs import Construct
+
+# hashicorp/time: `time_sleep` (create_duration, triggers) is in every 0.x release since 0.5.
+TIME_VERSION = "~> 0.13"
+
+
+class GenericResource(TerraformResource):
+    """A Terraform resource given by type name and attributes (Terraform's own names)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        resource_type: str,
+        provider: TerraformProvider,
+        attributes: Mapping[str, Any],
+        depends_on: Sequence[ITerraformDependable] | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            id_,
+            terraform_resource_type=resource_type,
+            provider=provider,
+            depends_on=list(depends_on) if depends_on else None,
+        )
+        self._attributes = dict(attributes)
+
+    @jsii.member(jsii_name="synthesizeAttributes")
+    def _synthesize_attributes(self) -> Mapping[str, Any]:
+        return self._attributes
+
+
+@dataclass(frozen=True)
+class ExtraProviders:
+    beta: TerraformProvider
+    time: TerraformProvider
+
+
+def extra_providers(
+    scope: Construct, *, project: str, region: str, google_version: str
+) -> ExtraProviders:
+    """`google-beta` at the same version as `google` (and the same project and region), and
+    `time`."""
+    beta = GenericProvider(scope, "google-beta", "hashicorp/google-beta", google_version)
+    beta.add_override("project", project)
+    beta.add_override("region", region)
+    return ExtraProviders(beta, GenericProvider(scope, "time", "hashicorp/time", TIME_VERSION))
+
+
+class GenericProvider(TerraformProvider):
+    def __init__(self, scope: Construct, name: str, source: str, version: str) -> None:
+        super().__init__(
+            scope,
+            name,
+            terraform_resource_type=name,
+            terraform_generator_metadata=TerraformProviderGeneratorMetadata(
+                provider_name=name, provider_version_constraint=version
+            ),
+            terraform_provider_source=source,
+        )
+
+
+class ServiceIdentity(GenericResource):
+    """`google_project_service_identity`: creates `service`'s Google service agent now
+    (it is otherwise created lazily, at first use, which can be after our IAM bindings
+    name it). Exposes `member` (`serviceAccount:...`) for those bindings: referencing it
+    orders every binding after the agent exists."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        providers: ExtraProviders,
+        project: str,
+        service: str,
+        depends_on: Sequence[ITerraformDependable],
+    ) -> None:
+        super().__init__(
+            scope,
+            id_,
+            resource_type="google_project_service_identity",
+            provider=providers.beta,
+            attributes={"project": project, "service": service},
+            depends_on=depends_on,
+        )
+
+    @property
+    def member(self) -> str:
+        return self.get_string_attribute("member")
+
+
+class Settle(GenericResource):
+    """`time_sleep` after IAM grants: what depends on it starts `seconds` after the last of
+    `grants` was created. Google documents that allow-policy changes "typically propagate in
+    2 minutes, but could potentially take 7 minutes or longer" (IAM, "Access change
+    propagation"); the provider's own `cloudfunctions2_basic_builder` example waits 60 s
+    after the build grants. Only a create sleeps: a later apply that changes nothing here
+    does not wait again."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        providers: ExtraProviders,
+        seconds: int,
+        grants: Sequence[ITerraformDependable],
+    ) -> None:
+        super().__init__(
+            scope,
+            id_,
+            resource_type="time_sleep",
+            provider=providers.time,
+            attributes={"create_duration": f"{seconds}s"},
+            depends_on=grants,
+        )

@@ -1,0 +1,312 @@
+"""Deploy-order checks of a synthesized stack: an apply Terraform would accept, but whose
+order fails on a new project, or works only when Google happens to be fast.
+
+`check_deploy_order(tf)` reads the Terraform JSON (`cdk.tf.json`) as plain data: the
+resources and data sources, and the edges Terraform orders them by (`${...}` references and
+`depends_on`), followed transitively. The rules are stated over kinds of resources (every
+Cloud Function, every IAM binding to a Google service agent, every subscription with a
+dead-letter policy), not over ours by name, so a resource added later is checked as well.
+Each problem names the two resources whose order is wrong. Plain Python: no cdktf.
+
+The reasons (docs/architecture.md, "Deploy order"):
+- IAM grants take time to propagate ("typically 2 minutes, potentially 7 or longer",
+  Google IAM "Access change propagation"); a build or trigger that uses a grant must wait
+  for it (`time_sleep`), as the provider's cloudfunctions2_basic_builder example does.
+- A Google service agent exists only once created; IAM cannot bind one before that
+  (`google_project_service_identity`, or Cloud Storage's service-account data source).
+- The Eventarc agent must exist, hold roles/eventarc.serviceAgent, and have that settle
+  before a trigger is created (terraform-provider-google #14584, #25294).
+- A data source with `depends_on` is read at apply time whenever an upstream resource has
+  changes, so what it returns is unknown in the plan and re-plans everything that uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+FUNCTION = "google_cloudfunctions2_function"
+EVENTARC_TRIGGER = "google_eventarc_trigger"
+SERVICE_IDENTITY = "google_project_service_identity"
+STORAGE_AGENT_DATA = "data.google_storage_project_service_account"
+SLEEP = "time_sleep"
+
+_EXPRESSION = re.compile(r"\$\{(.*?)\}")
+_ADDRESS = re.compile(r"\b(?:data\.)?[a-z][a-z0-9_]*\.[A-Za-z0-9_-]+")
+# A service agent's email written out (e.g. built from the project number) instead of
+# taken from the resource that creates the agent.
+_AGENT_EMAIL = re.compile(
+    r"service-[^@\s]+@(?:gcp-sa-(?P<service>[a-z0-9-]+)|(?P<storage>gs-project-accounts))"
+    r"\.iam\.gserviceaccount\.com"
+)
+
+
+class DeployOrderError(ValueError):
+    """The synthesized stack would apply in an order that fails; lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "the stack's deploy order is unsafe:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Node:
+    address: str  # `type.name` or `data.type.name`, as Terraform writes it
+    type: str  # `google_pubsub_topic`, or `data.google_project` for a data source
+    body: Mapping[str, Any]
+
+
+class Graph:
+    """The resources of one stack and what each one is ordered after."""
+
+    def __init__(self, tf: Mapping[str, Any]) -> None:
+        self.nodes: dict[str, Node] = {}
+        for prefix, section in (("", tf.get("resource", {})), ("data.", tf.get("data", {}))):
+            for kind, bodies in section.items():
+                for name, body in bodies.items():
+                    node = Node(f"{prefix}{kind}.{name}", f"{prefix}{kind}", body)
+                    self.nodes[node.address] = node
+        self.upstream = cache(self._upstream)
+
+    def of_type(self, *kinds: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.type in kinds]
+
+    def refs(self, value: Any) -> set[str]:
+        """Addresses of the stack's resources that `value` refers to (at any depth)."""
+        found: set[str] = set()
+        if isinstance(value, str):
+            for expression in _EXPRESSION.findall(value):
+                found |= {a for a in _ADDRESS.findall(expression) if a in self.nodes}
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if key != "//":  # comments (`why`) are not references
+                    found |= self.refs(item)
+        elif isinstance(value, list):
+            for item in value:
+                found |= self.refs(item)
+        return found
+
+    def deps(self, address: str) -> set[str]:
+        """What Terraform creates before `address`: its references and `depends_on`."""
+        body = self.nodes[address].body
+        listed = {d for d in body.get("depends_on", []) if d in self.nodes}
+        return (self.refs({k: v for k, v in body.items() if k != "depends_on"}) | listed) - {
+            address
+        }
+
+    def _upstream(self, address: str) -> frozenset[str]:
+        seen: set[str] = set()
+        todo = list(self.deps(address))
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(self.deps(current))
+        return frozenset(seen)
+
+    def settled(self, grant: str, user: str) -> bool:
+        """True if a `time_sleep` after `grant` is upstream of `user`."""
+        return any(
+            self.nodes[s].type == SLEEP and grant in self.upstream(s) for s in self.upstream(user)
+        )
+
+    # Service agents -----------------------------------------------------------------
+
+    def agent_of(self, member: str) -> str | None:
+        """The service whose Google agent `member` is (`pubsub`, `storage`, ...), if any."""
+        for address in self.refs(member):
+            node = self.nodes[address]
+            if node.type == SERVICE_IDENTITY:
+                return str(node.body.get("service", "")).split(".")[0]
+            if node.type == STORAGE_AGENT_DATA:
+                return "storage"
+        match = _AGENT_EMAIL.search(member)
+        if match:
+            return "storage" if match.group("storage") else match.group("service")
+        return None
+
+    def identities(self, agent: str) -> list[str]:
+        """The resources that create (or look up) `agent`'s service agent."""
+        if agent == "storage":
+            return [n.address for n in self.of_type(STORAGE_AGENT_DATA)]
+        return [
+            n.address
+            for n in self.of_type(SERVICE_IDENTITY)
+            if str(n.body.get("service", "")).split(".")[0] == agent
+        ]
+
+    def bindings(self) -> Iterator[tuple[Node, str]]:
+        """(IAM binding, member) for every member of every `*_iam_member`/`*_iam_binding`."""
+        for node in self.nodes.values():
+            if node.type.endswith("_iam_member"):
+                yield node, str(node.body.get("member", ""))
+            elif node.type.endswith("_iam_binding"):
+                for member in node.body.get("members", []):
+                    yield node, str(member)
+
+    def agent_grants(self, agent: str, role: str, on: str | None = None) -> list[str]:
+        """Bindings of `role` to `agent`'s service agent, on the resource `on` if given."""
+        return sorted(
+            {
+                node.address
+                for node, member in self.bindings()
+                if node.body.get("role") == role
+                and self.agent_of(member) == agent
+                and (on is None or on in self.refs(node.body))
+            }
+        )
+
+
+def check_deploy_order(tf: Mapping[str, Any]) -> None:
+    """Raises `DeployOrderError` listing every problem; returns None if there is none."""
+    found = problems(tf)
+    if found:
+        raise DeployOrderError(found)
+
+
+def problems(tf: Mapping[str, Any]) -> list[str]:
+    graph = Graph(tf)
+    return [
+        *_build_problems(graph),
+        *_trigger_problems(graph),
+        *_agent_binding_problems(graph),
+        *_notification_problems(graph),
+        *_dead_letter_problems(graph),
+        *_data_source_problems(graph),
+    ]
+
+
+def _block(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested block, written by cdktf as an object or a one-element list."""
+    value = body.get(key) or {}
+    if isinstance(value, list):
+        value = value[0] if value else {}
+    return value
+
+
+def _build_problems(g: Graph) -> Iterator[str]:
+    """Every function's build waits until its build account's grants have settled."""
+    for fn in g.of_type(FUNCTION):
+        builder = g.refs(_block(fn.body, "build_config").get("service_account", ""))
+        if not builder:
+            yield (
+                f"{fn.address} builds as the project's default build account, whose roles "
+                "differ between projects: give it a build service account with its own grants"
+            )
+            continue
+        for binding, member in g.bindings():
+            if g.refs(member) & builder and not g.settled(binding.address, fn.address):
+                yield (
+                    f"{fn.address} may start its build before {binding.address} has "
+                    "propagated: it must depend on a time_sleep that depends on that grant"
+                )
+
+
+def _trigger_problems(g: Graph) -> Iterator[str]:
+    """Every Eventarc trigger waits for the Eventarc agent, its role, and that settling."""
+    triggers = [n for n in g.of_type(FUNCTION) if n.body.get("event_trigger")]
+    triggers += g.of_type(EVENTARC_TRIGGER)
+    if not triggers:
+        return
+    agents = g.identities("eventarc")
+    roles = g.agent_grants("eventarc", "roles/eventarc.serviceAgent")
+    for trigger in triggers:
+        t = trigger.address
+        if not agents:
+            yield (
+                f"{t} has no {SERVICE_IDENTITY} for eventarc.googleapis.com upstream: the "
+                "Eventarc agent may not exist when the trigger is created"
+            )
+        for agent in agents:
+            if agent not in g.upstream(t):
+                yield f"{t} does not depend on {agent}: the Eventarc agent may not exist yet"
+        if agents and not roles:
+            yield f"{t}: nothing grants roles/eventarc.serviceAgent to {agents[0]}"
+        for role in roles:
+            if role not in g.upstream(t):
+                yield f"{t} does not depend on {role}: the Eventarc agent may lack its role"
+            elif not g.settled(role, t):
+                yield (
+                    f"{t} does not wait for {role} to propagate: it must depend on a "
+                    "time_sleep that depends on that grant"
+                )
+
+
+def _agent_binding_problems(g: Graph) -> Iterator[str]:
+    """Every binding to a Google service agent comes after the resource creating it."""
+    for binding, member in g.bindings():
+        agent = g.agent_of(member)
+        if agent is None:
+            continue
+        creators = g.identities(agent)
+        if not creators:
+            yield (
+                f"{binding.address} binds the {agent} service agent, but nothing in the stack "
+                f"creates it ({SERVICE_IDENTITY} with service {agent}.googleapis.com)"
+            )
+        elif not set(creators) & g.upstream(binding.address):
+            yield (
+                f"{binding.address} binds the {agent} service agent without depending on "
+                f"{creators[0]}: the agent may not exist yet"
+            )
+
+
+def _notification_problems(g: Graph) -> Iterator[str]:
+    """A bucket notification is created after Cloud Storage may publish to its topic."""
+    for note in g.of_type("google_storage_notification"):
+        for topic in sorted(g.refs(note.body.get("topic", ""))):
+            grants = g.agent_grants("storage", "roles/pubsub.publisher", on=topic)
+            if not grants:
+                yield (
+                    f"{note.address}: nothing grants the Cloud Storage agent "
+                    f"roles/pubsub.publisher on {topic}"
+                )
+            elif not set(grants) & g.upstream(note.address):
+                yield (
+                    f"{note.address} does not depend on {grants[0]}: Cloud Storage refuses "
+                    "to create a notification to a topic it may not publish to"
+                )
+
+
+def _dead_letter_problems(g: Graph) -> Iterator[str]:
+    """A dead-letter policy works only with the Pub/Sub agent's two grants."""
+    agents = g.identities("pubsub")
+    for sub in g.of_type("google_pubsub_subscription"):
+        policy = _block(sub.body, "dead_letter_policy")
+        if not policy:
+            continue
+        s = sub.address
+        for topic in sorted(g.refs(policy.get("dead_letter_topic", ""))):
+            grants = g.agent_grants("pubsub", "roles/pubsub.publisher", on=topic)
+            if not grants:
+                yield (
+                    f"{s}: nothing grants the Pub/Sub agent roles/pubsub.publisher on its "
+                    f"dead-letter topic {topic}"
+                )
+            elif not set(grants) & g.upstream(s):
+                yield (
+                    f"{s} does not depend on {grants[0]}: messages could be dead-lettered "
+                    "before the Pub/Sub agent may publish them"
+                )
+        # This grant names the subscription, so it can only come after it; what matters
+        # is that it exists (without it Pub/Sub cannot ack what it dead-lettered).
+        if not g.agent_grants("pubsub", "roles/pubsub.subscriber", on=s):
+            agent = agents[0] if agents else "the Pub/Sub service agent"
+            yield f"{s}: nothing grants {agent} roles/pubsub.subscriber on it"
+
+
+def _data_source_problems(g: Graph) -> Iterator[str]:
+    """No data source waits on a resource: it would be read only at apply time."""
+    for node in g.nodes.values():
+        if node.type.startswith("data."):
+            for dep in node.body.get("depends_on", []):
+                yield (
+                    f"{node.address} depends on {dep}: Terraform then reads it only during "
+                    "apply whenever that has changes, so its values are unknown in the plan "
+                    "and everything using them is planned for replacement"
+                )

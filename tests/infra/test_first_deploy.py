@@ -1,0 +1,194 @@
+"""A first `cdktf deploy` into a new project: the nine findings of the pre-deploy review
+(docs/architecture.md, "First deploy"), each asserted on the synthesized JSON."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from infra.common.paths import ROOT
+from infra.model.topology import OPERATOR_MAX_DELIVERY_ATTEMPTS, push_ack_deadline
+
+pytestmark = pytest.mark.synth
+
+FUNCTION = "google_cloudfunctions2_function"
+
+
+def _addresses(synth, kind, **match):
+    return [
+        synth.address(kind, body)
+        for body in synth.all(kind)
+        if all(body.get(k) == v for k, v in match.items())
+    ]
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_1_every_build_waits_until_the_builder_grants_settled(synth_name, request):
+    from infra.deploy.constructs.iam import BUILD_ROLES
+
+    synth = request.getfixturevalue(synth_name)
+    graph = synth.graph
+    builder = next(
+        synth.address("google_service_account", sa)
+        for sa in synth.all("google_service_account")
+        if sa["account_id"] == synth.topology.build_account_id
+    )
+    grants = [
+        synth.address("google_project_iam_member", b)
+        for b in synth.all("google_project_iam_member")
+        if builder in graph.refs(b["member"])
+    ]
+    assert {graph.nodes[g].body["role"] for g in grants} == set(BUILD_ROLES)
+    for fn in _addresses(synth, FUNCTION):
+        assert builder in graph.refs(graph.nodes[fn].body["build_config"])
+        for grant in grants:
+            assert graph.settled(grant, fn), (fn, grant)
+    # The wait is the setting, sized from Google's documented propagation time.
+    waits = {s["create_duration"] for s in synth.all("time_sleep")}
+    assert waits == {f"{synth.config.iam_settle_seconds}s"}
+
+
+def test_2_the_trigger_waits_for_the_eventarc_agent_its_role_and_their_settling(stack):
+    graph = stack.graph
+    [agent] = _addresses(
+        stack, "google_project_service_identity", service="eventarc.googleapis.com"
+    )
+    [role] = [
+        stack.address("google_project_iam_member", b)
+        for b in stack.all("google_project_iam_member")
+        if b["role"] == "roles/eventarc.serviceAgent"
+    ]
+    assert agent in graph.refs(graph.nodes[role].body["member"])
+    [trigger] = [a for a in _addresses(stack, FUNCTION) if graph.nodes[a].body.get("event_trigger")]
+    assert agent in graph.upstream(trigger)
+    assert graph.settled(role, trigger)
+
+
+def test_3_service_agents_are_created_and_bound_by_reference(stack):
+    graph = stack.graph
+    [pubsub] = _addresses(stack, "google_project_service_identity", service="pubsub.googleapis.com")
+    bound = [
+        stack.address(kind, body)
+        for kind, body in stack.iam_members()
+        if graph.agent_of(body["member"]) == "pubsub"
+    ]
+    # Publisher on 2 dead-letter topics, subscriber on 5 subscriptions, token creator on 1.
+    assert len(bound) == 8
+    for binding in bound:
+        assert pubsub in graph.refs(graph.nodes[binding].body["member"]), binding
+    # No agent email is spelled out from the project number anywhere.
+    assert "gcp-sa-" not in stack.path.read_text()
+    assert "google_project" not in stack.tf.get("data", {})
+
+
+def test_4_firestore_database_is_created_by_default_and_can_be_left_alone(stack, alt_stack):
+    [db] = stack.all("google_firestore_database")
+    assert db["name"] == "(default)"
+    assert db["type"] == "FIRESTORE_NATIVE"
+    assert db["location_id"] == "us-central1"
+    assert db["deletion_policy"] == "ABANDON"
+    database = stack.address("google_firestore_database", db)
+    for key, fn in stack.topology.functions.items():
+        [address] = _addresses(stack, FUNCTION, name=fn.name)
+        uses_firestore = any(g.role == "roles/datastore.user" for g in fn.grants)
+        assert (database in stack.graph.upstream(address)) == uses_firestore, key
+    # create_firestore_database=false: a project that has its database keeps it untouched.
+    assert alt_stack.all("google_firestore_database") == []
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_5_no_data_source_waits_on_a_resource(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    data = synth.tf.get("data", {})
+    assert data, "the storage agent's data source is expected"
+    for kind, bodies in data.items():
+        for name, body in bodies.items():
+            assert "depends_on" not in body, f"data.{kind}.{name}"
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_6_push_ack_deadline_leaves_room_for_a_cold_start(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    t = synth.topology
+    for spec in t.subscriptions.values():
+        if spec.push_function is None:
+            continue
+        timeout = t.functions[spec.push_function].timeout_seconds
+        sub = synth.one("google_pubsub_subscription", name=spec.name)
+        assert sub["ack_deadline_seconds"] == push_ack_deadline(timeout) > timeout
+        assert sub["ack_deadline_seconds"] <= 600
+
+
+def test_7_subscriptions_people_read_survive_being_looked_at(stack):
+    read_by_people = [s for s in stack.topology.subscriptions.values() if s.read_by_operators]
+    assert {s.key for s in read_by_people} == {"failures", "dead_letters_unrecorded"}
+    for spec in read_by_people:
+        sub = stack.one("google_pubsub_subscription", name=spec.name)
+        policy = sub["dead_letter_policy"]
+        assert policy["max_delivery_attempts"] == OPERATOR_MAX_DELIVERY_ATTEMPTS == 100
+        assert sub["ack_deadline_seconds"] == 600
+
+
+def test_8_nothing_keeps_costing_after_it_is_replaced(stack):
+    config = stack.config
+    soft_delete = {
+        b["name"]: b.get("soft_delete_policy") for b in stack.all("google_storage_bucket")
+    }
+    # Outputs and archives can be made again: no 7-day soft-delete copies of each one.
+    assert soft_delete[config.thumbnails_bucket] == {"retention_duration_seconds": 0}
+    assert soft_delete[config.source_bucket] == {"retention_duration_seconds": 0}
+    # Originals cannot: the uploads bucket keeps Cloud Storage's default protection.
+    assert soft_delete[config.uploads_bucket] is None
+    # The function images go to a declared repository that cleans up and is destroyed.
+    [repo] = stack.all("google_artifact_registry_repository")
+    assert repo["format"] == "DOCKER"
+    assert repo["cleanup_policy_dry_run"] is False
+    actions = {p["action"]: p for p in repo["cleanup_policies"]}
+    assert actions["KEEP"]["most_recent_versions"]["keep_count"] >= 1
+    assert actions["DELETE"]["condition"]["older_than"].endswith("s")
+    repo_ref = stack.ref_id("google_artifact_registry_repository", repo)
+    for fn in stack.all(FUNCTION):
+        assert fn["build_config"]["docker_repository"] == f"{repo_ref}id}}"
+
+
+# The predefined roles that let a deployer create each kind of resource in the stack.
+DEPLOYER_ROLES = {
+    "google_project_service": ("roles/serviceusage.serviceUsageAdmin",),
+    "google_project_service_identity": ("roles/serviceusage.serviceUsageAdmin",),
+    "google_service_account": ("roles/iam.serviceAccountAdmin",),
+    "google_service_account_iam_member": ("roles/iam.serviceAccountAdmin",),
+    "google_project_iam_member": ("roles/resourcemanager.projectIamAdmin",),
+    "google_storage_bucket": ("roles/storage.admin",),
+    "google_storage_bucket_iam_member": ("roles/storage.admin",),
+    "google_storage_bucket_object": ("roles/storage.admin",),
+    "google_storage_notification": ("roles/storage.admin", "roles/pubsub.admin"),
+    "data.google_storage_project_service_account": ("roles/storage.admin",),
+    "google_pubsub_topic": ("roles/pubsub.admin",),
+    "google_pubsub_topic_iam_member": ("roles/pubsub.admin",),
+    "google_pubsub_subscription": ("roles/pubsub.admin",),
+    "google_pubsub_subscription_iam_member": ("roles/pubsub.admin",),
+    FUNCTION: (
+        "roles/cloudfunctions.admin",
+        "roles/iam.serviceAccountUser",
+        "roles/eventarc.admin",
+    ),
+    "google_cloud_run_service_iam_member": ("roles/run.admin",),
+    "google_artifact_registry_repository": ("roles/artifactregistry.admin",),
+    "google_firestore_database": ("roles/datastore.owner",),
+    "time_sleep": (),
+}
+
+
+def test_9_readme_names_deployer_roles_that_cover_every_resource(stack, alt_stack):
+    kinds = {n.type for synth in (stack, alt_stack) for n in synth.graph.nodes.values()}
+    assert kinds <= set(DEPLOYER_ROLES), f"say which role creates {kinds - set(DEPLOYER_ROLES)}"
+    readme = (ROOT / "README.md").read_text()
+    prerequisites = readme[readme.index("### Prerequisites") : readme.index("### Settings")]
+    named = set(re.findall(r"`(roles/[A-Za-z.]+)`", prerequisites))
+    needed = {role for kind in kinds for role in DEPLOYER_ROLES[kind]}
+    assert needed <= named, f"README prerequisites miss {sorted(needed - named)}"
+    assert "Owner" in prerequisites
+    # Editor cannot set IAM policy on buckets, topics, subscriptions or services.
+    assert "Owner, or Editor" not in prerequisites
+    assert "Editor + Project IAM Admin is **not** enough" in prerequisites
