@@ -256,21 +256,29 @@ def _agent_binding_problems(g: Graph) -> Iterator[str]:
             )
 
 
+def _publisher_grant_problems(
+    g: Graph, user: str, agent: str, topic: str, what: str, why_first: str
+) -> Iterator[str]:
+    """`agent` holds roles/pubsub.publisher on `topic`, and that grant is upstream of `user`."""
+    grants = g.agent_grants(agent, "roles/pubsub.publisher", on=topic)
+    if not grants:
+        yield f"{user}: nothing grants the {what} roles/pubsub.publisher on {topic}"
+    elif not set(grants) & g.upstream(user):
+        yield f"{user} does not depend on {grants[0]}: {why_first}"
+
+
 def _notification_problems(g: Graph) -> Iterator[str]:
     """A bucket notification is created after Cloud Storage may publish to its topic."""
     for note in g.of_type("google_storage_notification"):
         for topic in sorted(g.refs(note.body.get("topic", ""))):
-            grants = g.agent_grants("storage", "roles/pubsub.publisher", on=topic)
-            if not grants:
-                yield (
-                    f"{note.address}: nothing grants the Cloud Storage agent "
-                    f"roles/pubsub.publisher on {topic}"
-                )
-            elif not set(grants) & g.upstream(note.address):
-                yield (
-                    f"{note.address} does not depend on {grants[0]}: Cloud Storage refuses "
-                    "to create a notification to a topic it may not publish to"
-                )
+            yield from _publisher_grant_problems(
+                g,
+                note.address,
+                "storage",
+                topic,
+                "Cloud Storage agent",
+                "Cloud Storage refuses to create a notification to a topic it may not publish to",
+            )
 
 
 def _dead_letter_problems(g: Graph) -> Iterator[str]:
@@ -282,17 +290,14 @@ def _dead_letter_problems(g: Graph) -> Iterator[str]:
             continue
         s = sub.address
         for topic in sorted(g.refs(policy.get("dead_letter_topic", ""))):
-            grants = g.agent_grants("pubsub", "roles/pubsub.publisher", on=topic)
-            if not grants:
-                yield (
-                    f"{s}: nothing grants the Pub/Sub agent roles/pubsub.publisher on its "
-                    f"dead-letter topic {topic}"
-                )
-            elif not set(grants) & g.upstream(s):
-                yield (
-                    f"{s} does not depend on {grants[0]}: messages could be dead-lettered "
-                    "before the Pub/Sub agent may publish them"
-                )
+            yield from _publisher_grant_problems(
+                g,
+                s,
+                "pubsub",
+                topic,
+                "Pub/Sub agent",
+                "messages could be dead-lettered before the Pub/Sub agent may publish them",
+            )
         # This grant names the subscription, so it can only come after it; what matters
         # is that it exists (without it Pub/Sub cannot ack what it dead-lettered).
         if not g.agent_grants("pubsub", "roles/pubsub.subscriber", on=s):

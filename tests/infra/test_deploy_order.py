@@ -44,13 +44,18 @@ def _build_not_settled(tf):
     return fn, grant
 
 
-def _build_sleep_misses_a_grant(tf):
-    grant, _ = _iam(tf, "roles/logging.logWriter")
+def _sleep_without(tf, role: str, function: str) -> tuple[str, str]:
+    """No time_sleep waits for the grant of `role` any more; (function, that grant)."""
+    grant, _ = _iam(tf, role)
     for body in tf["resource"]["time_sleep"].values():
         if grant in body["depends_on"]:
             body["depends_on"].remove(grant)
-    fn, _ = _find(tf, "google_cloudfunctions2_function", name="imgpipe-cleanup")
+    fn, _ = _find(tf, "google_cloudfunctions2_function", name=function)
     return fn, grant
+
+
+def _build_sleep_misses_a_grant(tf):
+    return _sleep_without(tf, "roles/logging.logWriter", "imgpipe-cleanup")
 
 
 def _trigger_without_the_agent_settled(tf):
@@ -62,12 +67,7 @@ def _trigger_without_the_agent_settled(tf):
 
 
 def _trigger_without_the_agent_role(tf):
-    role, _ = _iam(tf, "roles/eventarc.serviceAgent")
-    for body in tf["resource"]["time_sleep"].values():
-        if role in body["depends_on"]:
-            body["depends_on"].remove(role)
-    fn, _ = _find(tf, "google_cloudfunctions2_function", name="imgpipe-make-thumbnail")
-    return fn, role
+    return _sleep_without(tf, "roles/eventarc.serviceAgent", "imgpipe-make-thumbnail")
 
 
 def _trigger_without_the_agent_identity(tf):
