@@ -32,10 +32,12 @@ def test_every_declared_type_has_its_permissions(synth_name, request):
     assert ("datastore.databases.create" in needed) == firestore
 
 
-def test_a_stack_that_creates_the_database_asks_for_it(alt_stack):
-    assert alt_stack.config.create_firestore_database
+def test_a_stack_that_creates_the_database_asks_for_it(stack, alt_stack):
+    assert stack.config.create_firestore_database  # the default
+    assert "datastore.databases.create" in {r.permission for r in required_permissions(stack.tf)}
+    assert not alt_stack.config.create_firestore_database
     needed = {r.permission for r in required_permissions(alt_stack.tf)}
-    assert "datastore.databases.create" in needed
+    assert "datastore.databases.create" not in needed
 
 
 def test_a_new_resource_type_without_a_mapping_is_refused(stack):

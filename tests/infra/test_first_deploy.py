@@ -8,6 +8,7 @@ import re
 import pytest
 
 from infra.common.paths import ROOT
+from infra.model.apply_permissions import required_permissions
 from infra.model.topology import OPERATOR_MAX_DELIVERY_ATTEMPTS, push_ack_deadline
 
 pytestmark = pytest.mark.synth
@@ -152,41 +153,13 @@ def test_8_nothing_keeps_costing_after_it_is_replaced(stack):
         assert fn["build_config"]["docker_repository"] == f"{repo_ref}id}}"
 
 
-# The predefined roles that let a deployer create each kind of resource in the stack.
-DEPLOYER_ROLES = {
-    "google_project_service": ("roles/serviceusage.serviceUsageAdmin",),
-    "google_project_service_identity": ("roles/serviceusage.serviceUsageAdmin",),
-    "google_service_account": ("roles/iam.serviceAccountAdmin",),
-    "google_service_account_iam_member": ("roles/iam.serviceAccountAdmin",),
-    "google_project_iam_member": ("roles/resourcemanager.projectIamAdmin",),
-    "google_storage_bucket": ("roles/storage.admin",),
-    "google_storage_bucket_iam_member": ("roles/storage.admin",),
-    "google_storage_bucket_object": ("roles/storage.admin",),
-    "google_storage_notification": ("roles/storage.admin", "roles/pubsub.admin"),
-    "data.google_storage_project_service_account": ("roles/storage.admin",),
-    "google_pubsub_topic": ("roles/pubsub.admin",),
-    "google_pubsub_topic_iam_member": ("roles/pubsub.admin",),
-    "google_pubsub_subscription": ("roles/pubsub.admin",),
-    "google_pubsub_subscription_iam_member": ("roles/pubsub.admin",),
-    FUNCTION: (
-        "roles/cloudfunctions.admin",
-        "roles/iam.serviceAccountUser",
-        "roles/eventarc.admin",
-    ),
-    "google_cloud_run_service_iam_member": ("roles/run.admin",),
-    "google_artifact_registry_repository": ("roles/artifactregistry.admin",),
-    "google_firestore_database": ("roles/datastore.owner",),
-    "time_sleep": (),
-}
-
-
 def test_9_readme_names_deployer_roles_that_cover_every_resource(stack, alt_stack):
-    kinds = {n.type for synth in (stack, alt_stack) for n in synth.graph.nodes.values()}
-    assert kinds <= set(DEPLOYER_ROLES), f"say which role creates {kinds - set(DEPLOYER_ROLES)}"
+    # The roles holding every permission the apply needs, derived from the resource types
+    # of the synthesized stacks (a new type without a mapping raises).
+    needed = {r.role for synth in (stack, alt_stack) for r in required_permissions(synth.tf)}
     readme = (ROOT / "README.md").read_text()
     prerequisites = readme[readme.index("### Prerequisites") : readme.index("### Settings")]
     named = set(re.findall(r"`(roles/[A-Za-z.]+)`", prerequisites))
-    needed = {role for kind in kinds for role in DEPLOYER_ROLES[kind]}
     assert needed <= named, f"README prerequisites miss {sorted(needed - named)}"
     assert "Owner" in prerequisites
     # Editor cannot set IAM policy on buckets, topics, subscriptions or services.

@@ -108,17 +108,19 @@ def run(
     )
     session.mount("https://", transport)
     out = io.StringIO()
-    env = {f"PIPELINE_{k.upper()}": v for k, v in (settings or {}).items()}
-    if monkeypatch is not None:
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-    code = preflight.main(
-        ["--project", PROJECT],
-        out=out,
-        connect=lambda: (creds, session),
-        which=lambda name: gcloud,
-        synth=lambda config, out: stack,
-    )
+    # The recorded project already has its (default) database, so unless a test says
+    # otherwise the settings say so too (the stack's default creates one).
+    settings = {"create_firestore_database": "false", **(settings or {})}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            (monkeypatch or patch).setenv(f"PIPELINE_{key.upper()}", value)
+        code = preflight.main(
+            ["--project", PROJECT],
+            out=out,
+            connect=lambda: (creds, session),
+            which=lambda name: gcloud,
+            synth=lambda config, out: stack,
+        )
     return code, out.getvalue(), transport
 
 
