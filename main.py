@@ -9,7 +9,6 @@ it. Settings: cdktf.json context.pipeline and PIPELINE_* environment variables (
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def main() -> int:
     # cdktf (and its Node runtime) is loaded only once the settings are known to be good.
     from cdktf import App
 
-    from infra.deploy.deploy_order import DeployOrderError, check_deploy_order
+    from infra.deploy.deploy_order import DeployOrderError, refuse_unsafe
     from infra.deploy.pipeline_stack import add_pipeline_stack
 
     app = App()
@@ -39,9 +38,8 @@ def main() -> int:
     app.synth()
     synthesized = Path(app.outdir) / "stacks" / stack.node.id / "cdk.tf.json"
     try:
-        check_deploy_order(json.loads(synthesized.read_text()))
+        refuse_unsafe(synthesized)
     except DeployOrderError as e:
-        synthesized.unlink()
         print(f"error: {e}\n(removed {synthesized})", file=sys.stderr)
         return 2
     return 0

@@ -22,10 +22,12 @@ The reasons (docs/architecture.md, "Deploy order"):
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 FUNCTION = "google_cloudfunctions2_function"
@@ -167,6 +169,16 @@ def check_deploy_order(tf: Mapping[str, Any]) -> None:
     found = problems(tf)
     if found:
         raise DeployOrderError(found)
+
+
+def refuse_unsafe(synthesized: Path) -> None:
+    """Checks a written `cdk.tf.json`; if its order is unsafe, deletes it (so neither
+    `cdktf deploy` nor a plain `terraform apply` of that folder can apply it) and raises."""
+    try:
+        check_deploy_order(json.loads(synthesized.read_text()))
+    except DeployOrderError:
+        synthesized.unlink()
+        raise
 
 
 def problems(tf: Mapping[str, Any]) -> list[str]:

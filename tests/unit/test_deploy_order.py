@@ -5,7 +5,11 @@ tests/infra/test_deploy_order.py; here, the graph reading they rely on."""
 
 from __future__ import annotations
 
-from infra.deploy.deploy_order import Graph, problems
+import json
+
+import pytest
+
+from infra.deploy.deploy_order import DeployOrderError, Graph, problems, refuse_unsafe
 
 PUBSUB = "google_project_service_identity.pubsub"
 STORAGE = "data.google_storage_project_service_account.gcs"
@@ -95,3 +99,19 @@ def test_a_dead_letter_policy_written_as_a_list_block_is_read_too():
 def test_a_graph_without_the_resources_a_rule_is_about_has_no_problems():
     assert problems(_tf()) == []
     assert problems({}) == []
+
+
+def test_an_unsafe_stack_file_is_removed_and_a_safe_one_kept(tmp_path):
+    safe = tmp_path / "safe.tf.json"
+    safe.write_text(json.dumps(_tf()))
+    refuse_unsafe(safe)
+    assert safe.exists()
+    unsafe = tmp_path / "cdk.tf.json"
+    tf = _tf()
+    tf["data"]["google_storage_project_service_account"]["gcs"]["depends_on"] = [
+        "google_project_service.api"
+    ]
+    unsafe.write_text(json.dumps(tf))
+    with pytest.raises(DeployOrderError, match=STORAGE):
+        refuse_unsafe(unsafe)
+    assert not unsafe.exists()
