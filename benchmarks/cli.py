@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from benchmarks._common import CACHE, Row, format_table, machine_info, save_results
 
 BENCHMARKS = ("core", "memory", "e2e", "coldstart", "synth", "formats")
+# Run only when named: minutes of large files (every mode's worst allowed input).
+ON_REQUEST = {"worst": "worst_case"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +24,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Runs the benchmarks and prints one table of ratios against baselines "
         "measured in the same run.",
     )
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)}")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"any of {', '.join(BENCHMARKS)} (default: all), or worst (every mode's worst "
+        "allowed input)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer images and repetitions")
     p.add_argument(
         "--smoke", action="store_true", help="one tiny iteration (tests use this; no numbers)"
@@ -54,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.last:
         return _print_last(args.markdown)
     names = args.names or list(BENCHMARKS)
-    unknown = [n for n in names if n not in BENCHMARKS]
+    unknown = [n for n in names if n not in BENCHMARKS and n not in ON_REQUEST]
     if unknown:
         _parser().error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})")
     info = machine_info()
@@ -72,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
-            module = importlib.import_module(f"benchmarks.{name}")
+            module = importlib.import_module(f"benchmarks.{ON_REQUEST.get(name, name)}")
             rows.extend(module.run(quick=args.quick, smoke=args.smoke))
         except Exception as exc:  # one broken benchmark must not hide the others
             crashed = True

@@ -1,5 +1,7 @@
 """Benchmark 2: peak memory of one thumbnail run, each case in a fresh interpreter.
 
+Also the worst allowed 16-bit gray and RGBA PNGs at the limits (`benchmarks/worst_case.py`).
+
 The worker imports everything first (and, for the 100 MP case, `functions/main.py`, so the
 absolute number is what a function instance holds), reads the source into memory, resets
 the kernel's peak-RSS mark (`/proc/self/clear_refs`), runs the engine once (a cold, first
@@ -19,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import engines, samples
+from benchmarks import engines, samples, worst_case
 from benchmarks._common import Row, function_env, run_worker
 
 MB = 1024 * 1024
@@ -75,7 +77,8 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _case(engine: str, path: Path, import_main: bool) -> dict[str, Any]:
+def case_peak(engine: str, path: Path, import_main: bool) -> dict[str, Any]:
+    """One cold run of ``engine`` on ``path`` in a fresh interpreter: before, peak, added."""
     from benchmarks.core import defaults
 
     sizes, fmt, quality = defaults()
@@ -94,8 +97,8 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
     label = "12MP" if not smoke else "400x300"
     rows: list[Row] = []
     path = samples.sample_path(photo, small, "jpeg")
-    ours = _case("ours", path, False)
-    naive = _case("pillow_naive", path, False)
+    ours = case_peak("ours", path, False)
+    naive = case_peak("pillow_naive", path, False)
     rows.append(
         Row(
             "memory",
@@ -108,7 +111,7 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
         )
     )
     if have_pyvips() and not smoke:
-        vips = _case("pyvips_each", path, False)
+        vips = case_peak("pyvips_each", path, False)
         rows.append(
             Row(
                 "memory",
@@ -118,12 +121,16 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
                 f"{vips['added'] / max(ours['added'], 1):.2f}x less",
             )
         )
+    if not smoke:
+        # The two inputs the pixel limit alone let past a 1 GiB function (issue: 1277 and
+        # 1003 MiB at 10950x10950): now the worst that passes must stay under it.
+        rows += worst_case.rows((worst_case.PNG_16_BIT, worst_case.PNG_RGBA))
     if quick and not smoke:
         return rows
     big_path = samples.sample_path(photo, big, "jpeg")
     mp = f"{big[0] * big[1] / 1e6:.0f}MP" if not smoke else f"{big[0]}x{big[1]}"
-    ours_big = _case("ours", big_path, True)
-    naive_big = _case("pillow_naive", big_path, True)
+    ours_big = case_peak("ours", big_path, True)
+    naive_big = case_peak("pillow_naive", big_path, True)
     rows.append(
         Row(
             "memory",
