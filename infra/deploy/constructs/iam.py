@@ -65,7 +65,8 @@ class Identities(Construct):
         # (and creates it if needed). No `depends_on`: a data source with one is read only
         # at apply time whenever an upstream resource has changes, which makes its member
         # unknown in every plan and re-plans every binding that names it. The Cloud Storage
-        # API it calls is on by default in every project.
+        # API it calls is among those Google enables by default in a project created with
+        # the console or gcloud (Service Usage, "Enabled services").
         storage_agent = DataGoogleStorageProjectServiceAccount(
             self, "storage-agent", project=project
         )
