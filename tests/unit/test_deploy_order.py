@@ -1,7 +1,7 @@
 """Reading a synthesized stack's order (infra.deploy.deploy_order) on small hand-made graphs.
 
 The rules themselves are exercised on the real synthesized graph in
-tests/infra/test_deploy_order.py; here, the graph reading they rely on."""
+tests/infra/test_stack_deploy_order.py; here, the graph reading they rely on."""
 
 from __future__ import annotations
 
