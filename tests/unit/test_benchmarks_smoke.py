@@ -16,19 +16,25 @@ from benchmarks._common import COLUMNS, STATUSES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_core_benchmark_smoke_prints_a_well_formed_table(tmp_path: Path) -> None:
-    env = dict(os.environ, BENCH_CACHE=str(tmp_path))
+def smoke(name: str, cache: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`benchmarks/run NAME --smoke` with its cache in ``cache``; asserts it exited 0."""
+    env = dict(os.environ, BENCH_CACHE=str(cache))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "core", "--smoke"],
+        [sys.executable, "-m", "benchmarks", name, "--smoke"],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_core_benchmark_smoke_prints_a_well_formed_table(tmp_path: Path) -> None:
+    proc = smoke("core", tmp_path, 60)
     header, rule, *lines = proc.stdout.strip().splitlines()
     assert header.split() == list(COLUMNS)
     # Column boundaries come from the dashes under the header.
@@ -53,18 +59,7 @@ def test_core_benchmark_smoke_prints_a_well_formed_table(tmp_path: Path) -> None
 
 
 def test_formats_benchmark_smoke_runs_each_case(tmp_path: Path) -> None:
-    env = dict(os.environ, BENCH_CACHE=str(tmp_path))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "formats", "--smoke"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = smoke("formats", tmp_path, 120)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("formats ")]
     assert [line.split()[1] for line in lines] == ["HEIC", "HEIC", "placeholder", "animated"]
     assert not any("FAILED" in line for line in lines)
