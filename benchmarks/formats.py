@@ -61,7 +61,7 @@ def heic_sample(photo: str, size: tuple[int, int]) -> Path:
 def gif_sample(frames: int, size: tuple[int, int]) -> Path:
     """An animated GIF whose every frame differs: a bar moving over a two-tone background
     (palette frames: small on disk, so a long one stays under max_input_bytes)."""
-    path = CACHE / "samples" / f"animated-{frames}x{size[0]}x{size[1]}-g2.gif"
+    path = CACHE / "samples" / f"animated-{frames}x{size[0]}x{size[1]}-g3.gif"
     if path.exists():
         return path
     from PIL import Image, ImageDraw
@@ -73,8 +73,9 @@ def gif_sample(frames: int, size: tuple[int, int]) -> Path:
         frame.putpalette(palette)
         draw = ImageDraw.Draw(frame)
         draw.rectangle((0, size[1] // 2, size[0], size[1]), 1)
-        x = index * size[0] // frames
-        draw.rectangle((x, 0, x + size[0] // 10, size[1]), 2)
+        x = index % size[0]  # and a counter block, so no two frames are alike (Pillow's
+        draw.rectangle((x, 0, x + size[0] // 10, size[1]), 2)  # GIF writer merges those)
+        draw.rectangle((0, 0, index // size[0], 3), 2)
         images.append(frame)
     path.parent.mkdir(parents=True, exist_ok=True)
     images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
