@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,14 @@ def test_a_killed_function_is_restarted_and_its_upload_processed(harness: Any, p
     stack = harness.stack
     before = stack.functions["make_thumbnail"].process.pid
     restarts = stack.restarts.get("make_thumbnail", 0)
-    os.kill(before, signal.SIGKILL)  # the process group leader, as an OOM kill would
+    # Frozen first, so the upload's delivery is taken by the kernel and left unanswered...
+    os.killpg(before, signal.SIGSTOP)
     name = prefix + "after-kill.jpg"
-    harness.upload(name, JPEG)
+    try:
+        harness.upload(name, JPEG)
+        time.sleep(3)  # the router pulls and POSTs within this (it polls every 50 ms here)
+    finally:  # ...then the process group leader is killed, as an OOM kill would
+        os.kill(before, signal.SIGKILL)
     harness.wait_doc(name, _processed, timeout=180)
     harness.wait_until(
         lambda: stack.restarts.get("make_thumbnail", 0) > restarts, 60, "the restart"
@@ -139,6 +145,13 @@ def test_a_killed_function_is_restarted_and_its_upload_processed(harness: Any, p
     after = stack.functions["make_thumbnail"].process
     assert after.pid != before and after.alive()
     assert stack.info()["functions"]["imgpipe-make-thumbnail"]["restarts"] == restarts + 1
+
+    # The delivery in flight failed with no answer (recorded), and a retry succeeded.
+    def statuses() -> list[int]:
+        return [d.status for d in harness.calls("make_thumbnail", name)]
+
+    harness.wait_until(lambda: 200 in statuses(), 30, "the successful retry")
+    assert 599 in statuses(), statuses()
 
 
 def test_gcloud_storage_cp_through_local_env_is_processed(
