@@ -134,3 +134,20 @@ def test_jpegs_are_judged_at_their_reduced_decode_size():
     full = im.size
     im.draft(None, (1024, 768))
     assert decode_cost.peak_bytes(im, full) < decode_cost.budget(512 << 20, 27 << 20)
+
+
+def test_an_animation_is_charged_for_the_frames_it_holds():
+    """Animated WebP output keeps every frame of every box until encoded: 20 frames of
+    1200x1200 hold ~106 MB of thumbnails, more than a 256 MiB function leaves; the first
+    frame alone (a still) is cheap."""
+    frames = [Image.new("RGB", (1200, 1200), (i * 12, 0, 0)) for i in range(20)]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=40)
+
+    def options(animated: bool) -> imaging.Options:
+        return Tunables(thumbnail_memory="256Mi", animated=animated).imaging_options()
+
+    still = imaging.make_thumbnails(gif, options(animated=False))
+    assert still.facts.frames == 20
+    with pytest.raises(PermanentError) as caught:
+        imaging.make_thumbnails(gif, options(animated=True))
+    assert caught.value.reason == "too_many_decoded_bytes"
