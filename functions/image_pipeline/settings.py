@@ -27,6 +27,9 @@ _SIZE = re.compile(r"(\d+)x(\d+)")
 # A function's memory as the deployment states it (Cloud Functions' `available_memory`).
 MEMORY = re.compile(r"([1-9][0-9]*)(Mi|Gi)")
 _MEMORY_UNITS = {"Mi": 1 << 20, "Gi": 1 << 30}
+# An instance holds ~160 MiB before any image (image_pipeline.decode_cost.INSTANCE_RESERVE):
+# below this, the decoded-bytes limit would leave almost nothing to decode.
+MIN_THUMBNAIL_MEMORY = "256Mi"
 
 
 class SettingsError(ValueError):
@@ -158,6 +161,12 @@ class Tunables:
         if not MEMORY.fullmatch(self.thumbnail_memory):
             raise _error(
                 "thumbnail_memory", f"{self.thumbnail_memory!r} is not a size like 512Mi or 2Gi"
+            )
+        if memory_bytes(self.thumbnail_memory) < memory_bytes(MIN_THUMBNAIL_MEMORY):
+            raise _error(
+                "thumbnail_memory",
+                f"{self.thumbnail_memory!r} is below {MIN_THUMBNAIL_MEMORY}: an instance holds "
+                "~160 MiB before it decodes anything",
             )
         check_bounds(self, Tunables)
 

@@ -90,6 +90,7 @@ def test_missing_required_variable_is_named(variable):
         ("MAX_INPUT_FRAMES", "0"),
         ("THUMBNAIL_MEMORY", "1GB"),
         ("THUMBNAIL_MEMORY", "1024"),
+        ("THUMBNAIL_MEMORY", "128Mi"),
         ("RETRY_WINDOW_SECONDS", "0"),
         ("EXIF_INCLUDE_GPS", "maybe"),
         ("IMAGES_COLLECTION", "a/b"),
@@ -118,3 +119,11 @@ def test_memory_sizes_in_bytes():
     assert memory_bytes("2Gi") == 2 * 1024**3
     with pytest.raises(ValueError):
         memory_bytes("0Gi")
+
+
+def test_the_smallest_thumbnail_memory_still_leaves_room_to_decode():
+    from image_pipeline import decode_cost
+    from image_pipeline.settings import MIN_THUMBNAIL_MEMORY
+
+    budget = decode_cost.budget(memory_bytes(MIN_THUMBNAIL_MEMORY), 0)
+    assert budget > decode_cost.FIXED_COST + 32 * 1024 * 1024  # a 12 Mpx gray PNG, at least
