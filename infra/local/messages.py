@@ -6,7 +6,6 @@ No clients and no I/O here, so every format is unit-tested against the documente
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.common.storage_events import eventarc_storage_event, rfc3339
-from infra.model import pubsub_filter
 from infra.model.topology import FINALIZED, RetryPolicy
 
 # GCS notification eventType -> the Eventarc CloudEvent type it corresponds to.
@@ -46,16 +44,6 @@ class Message:
             publish_time=item.message.publish_time,
             delivery_attempt=item.delivery_attempt,
         )
-
-
-@functools.lru_cache(maxsize=64)
-def compiled_filter(text: str) -> pubsub_filter.Filter:
-    return pubsub_filter.parse(text)
-
-
-def filter_matches(text: str, attributes: Mapping[str, str]) -> bool:
-    """Whether Pub/Sub would deliver the message (an empty filter matches everything)."""
-    return compiled_filter(text).matches(attributes)
 
 
 def trigger_fires(message: Message, trigger_event_type: str, trigger_bucket: str) -> bool:

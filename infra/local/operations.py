@@ -14,7 +14,8 @@ from typing import Any
 
 import google.cloud.pubsub_v1 as pubsub_v1
 
-from infra.local.messages import Message, filter_matches, message_json
+from infra.local.messages import Message, message_json
+from infra.model import pubsub_filter
 
 
 def find_subscription(info: Mapping[str, Any], name_or_key: str) -> tuple[str, dict[str, Any]]:
@@ -64,7 +65,7 @@ def pull_filtered(
         ack_ids = []
         for item in response.received_messages:
             message = Message.from_received(item)
-            if not filter_matches(spec["filter"], message.attributes):
+            if not pubsub_filter.matches(spec["filter"], message.attributes):
                 ack_ids.append(item.ack_id)  # filtered out: acked, never delivered
             elif delivered >= max_messages:
                 subscriber.modify_ack_deadline(

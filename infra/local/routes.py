@@ -26,13 +26,13 @@ from infra.local.delivery import Abandoned, DeliveryLog
 from infra.local.dispatch import Call, Dispatcher
 from infra.local.messages import (
     Message,
-    filter_matches,
     object_key,
     push_envelope,
     retry_delay,
     storage_cloudevent,
     trigger_fires,
 )
+from infra.model import pubsub_filter
 from infra.model.topology import RetryPolicy, SubscriptionSpec, Topology
 
 log = logging.getLogger("infra.local.routes")
@@ -212,7 +212,7 @@ class PushSubscription(Route):
         self._dispatcher = dispatcher
 
     def handle(self, message: Message) -> bool:
-        if not filter_matches(self.filter, message.attributes):
+        if not pubsub_filter.matches(self.filter, message.attributes):
             self._dispatcher.log.filtered(self.name)
             return True
 

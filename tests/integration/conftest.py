@@ -111,6 +111,18 @@ class Harness:
             if d.injected == injected and not d.duplicate
         ]
 
+    def settled_calls(
+        self, function: str, prefix: str, at_least: int = 1, timeout: float = 30.0
+    ) -> list[Delivery]:
+        """`calls`, once at least `at_least` are recorded: a function's effect (a doc, a
+        deleted thumbnail) can be visible before the router has recorded its answer."""
+        self.wait_until(
+            lambda: len(self.calls(function, prefix)) >= at_least,
+            timeout,
+            f"{at_least} recorded call(s) of {function} for {prefix!r}",
+        )
+        return self.calls(function, prefix)
+
     def pulled(self, subscription: str, prefix: str, wait: float = 1.0) -> list[dict[str, Any]]:
         """Messages delivered to a pull subscription for objects under `prefix`.
 

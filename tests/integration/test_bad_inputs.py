@@ -44,6 +44,6 @@ def test_bad_inputs_fail_once_with_reason(harness, prefix):
 
     # Permanent errors are acknowledged: exactly one call per object, each answered 2xx.
     for sample in CASES:
-        calls = harness.calls("make_thumbnail", prefix + sample)
+        calls = harness.settled_calls("make_thumbnail", prefix + sample)
         assert [200 <= c.status < 300 for c in calls] == [True], (sample, calls)
-        assert len(harness.calls("write_metadata", prefix + sample)) == 1
+        assert len(harness.settled_calls("write_metadata", prefix + sample)) == 1

@@ -99,7 +99,7 @@ def test_image_is_processed(harness, prefix, sample, content_type, size, boxes):
         assert small.getpixel((500, 200))[3] == 0 and small.getpixel((10, 200))[3] == 255
 
     # The result event went to the metadata writer once, and not to the failures feed.
-    written = harness.calls("write_metadata", name)
+    written = harness.settled_calls("write_metadata", name)
     assert [d.event_type for d in written] == ["image.processed"]
     assert harness.pulled("failures", name, wait=0.5) == []
-    assert len(harness.calls("make_thumbnail", name)) == 1
+    assert len(harness.settled_calls("make_thumbnail", name)) == 1

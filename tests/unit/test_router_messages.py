@@ -10,13 +10,13 @@ import pytest
 
 from infra.local.messages import (
     Message,
-    filter_matches,
     push_envelope,
     retry_delay,
     rfc3339,
     storage_cloudevent,
 )
 from infra.local.operations import client_exports
+from infra.model import pubsub_filter
 from infra.model.topology import FINALIZED, RetryPolicy
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
@@ -91,10 +91,10 @@ def test_retry_delay_scales():
 
 def test_filters_use_the_shared_evaluator():
     text = 'attributes.eventType = "image.failed"'
-    assert filter_matches(text, {"eventType": "image.failed"})
-    assert not filter_matches(text, {"eventType": "image.processed"})
-    assert not filter_matches(text, {})
-    assert filter_matches("", {})
+    assert pubsub_filter.matches(text, {"eventType": "image.failed"})
+    assert not pubsub_filter.matches(text, {"eventType": "image.processed"})
+    assert not pubsub_filter.matches(text, {})
+    assert pubsub_filter.matches("", {})
 
 
 def test_client_exports_point_libraries_and_gcloud_at_the_stack():
