@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Iterable
+from typing import cast
 
 from PIL import Image
 
@@ -56,7 +57,19 @@ def output_bytes(frames: int, sizes: Iterable[tuple[int, int]]) -> int:
 
 
 def encode(movie: Animation, box: Box, options: dict[str, int]) -> bytes:
-    first, *rest = movie.frames[box]
+    frames = movie.frames[box]
+    data = _save(frames, movie, options)
+    if not _alpha_flag(data) and any(_transparent(frame) for frame in frames):
+        # libwebp's animation encoder crops each frame to what it must paint; when every crop
+        # is opaque it leaves the alpha flag unset although the canvas around the crops is
+        # transparent, and decoders then paint that area opaque (Pillow: black). With every
+        # frame a key frame the flag is kept (measured; such files are somewhat larger).
+        data = _save(frames, movie, {**options, "kmin": 0, "kmax": 1})
+    return data
+
+
+def _save(frames: list[Image.Image], movie: Animation, options: dict[str, int]) -> bytes:
+    first, *rest = frames
     out = io.BytesIO()
     first.save(
         out,
@@ -68,3 +81,15 @@ def encode(movie: Animation, box: Box, options: dict[str, int]) -> bytes:
         **options,
     )
     return out.getvalue()
+
+
+def _alpha_flag(data: bytes) -> bool:
+    """The VP8X header's alpha bit (WebP container: flags byte after the chunk header)."""
+    return data[12:16] == b"VP8X" and bool(data[20] & 0x10)
+
+
+def _transparent(frame: Image.Image) -> bool:
+    if frame.mode not in ("LA", "RGBA"):
+        return False
+    low, _ = cast(tuple[int, int], frame.getchannel("A").getextrema())  # one band: (min, max)
+    return low < 255

@@ -103,6 +103,22 @@ def test_transparency_is_kept_in_every_frame():
         assert close(rgba.getpixel((4, 16))[:3], colour, 12) and rgba.getpixel((28, 16))[3] == 0
 
 
+def test_transparency_is_kept_when_every_changed_area_is_opaque():
+    """Each frame: an opaque left half, a transparent right half, no resize: libwebp's crops
+    are then all opaque, and without care the file would say it has no alpha."""
+    frames = []
+    for colour in COLOURS:
+        frame = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+        frame.paste((*colour, 255), (0, 0, 10, 20))
+        frames.append(frame)
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], disposal=2)
+    (thumb, _) = by_format(imaging.make_thumbnails(data, options(animated=True)), "webp")
+    out = Image.open(io.BytesIO(thumb.data))
+    assert out.mode == "RGBA"
+    for frame in ImageSequence.Iterator(out):
+        assert frame.getpixel((15, 10))[3] == 0 and frame.getpixel((4, 10))[3] == 255
+
+
 def test_the_placeholder_is_of_the_first_frame():
     result = imaging.make_thumbnails(animation("GIF", duration=DURATIONS), options(animated=True))
     assert result.placeholder.color == "#ff0000"
