@@ -121,3 +121,16 @@ def test_a_back_edge_is_reported(module, source):
     assert back_edges("probe.py", module, source) == [
         f"probe.py:1: {package_of(module)} must not import {imported}"
     ]
+
+
+def test_the_documented_layout_names_every_module():
+    """docs/architecture.md "Layout" is the map a newcomer reads: it must match the tree."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    layout = doc[doc.index("## Layout") :]
+    layout = layout[: layout.index("\n## ", 1)]
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in sources()
+        if path.name != "__init__.py" and path.stem not in layout
+    ]
+    assert missing == [], "name these in docs/architecture.md, Layout"
