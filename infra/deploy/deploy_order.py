@@ -15,7 +15,8 @@ The reasons (docs/architecture.md, "Deploy order"):
 - A Google service agent exists only once created; IAM cannot bind one before that
   (`google_project_service_identity`, or Cloud Storage's service-account data source).
 - The Eventarc agent must exist, hold roles/eventarc.serviceAgent, and have that settle
-  before a trigger is created (terraform-provider-google #14584, #25294).
+  before a trigger is created (terraform-provider-google #14584, #25294); so must every
+  binding on the trigger's own service account (the Pub/Sub agent minting its push tokens).
 - A data source with `depends_on` is read at apply time whenever an upstream resource has
   changes, so what it returns is unknown in the plan and re-plans everything that uses it.
 """
@@ -243,10 +244,33 @@ def _trigger_problems(g: Graph) -> Iterator[str]:
             if role not in g.upstream(t):
                 yield f"{t} does not depend on {role}: the Eventarc agent may lack its role"
             elif not g.settled(role, t):
-                yield (
-                    f"{t} does not wait for {role} to propagate: it must depend on a "
-                    "time_sleep that depends on that grant"
-                )
+                yield _unsettled(t, role)
+        for grant in _grants_on_trigger_account(g, trigger):
+            if not g.settled(grant, t):
+                yield _unsettled(t, grant)
+
+
+def _unsettled(user: str, grant: str) -> str:
+    return (
+        f"{user} does not wait for {grant} to propagate: it must depend on a time_sleep "
+        "that depends on that grant"
+    )
+
+
+def _grants_on_trigger_account(g: Graph, trigger: Node) -> list[str]:
+    """Bindings on the trigger's own service account (e.g. Pub/Sub minting its push
+    tokens): the trigger's deliveries use them from the first event on."""
+    if trigger.type == FUNCTION:
+        account = _block(trigger.body, "event_trigger").get("service_account_email", "")
+    else:
+        account = trigger.body.get("service_account", "")
+    accounts = g.refs(account)
+    return sorted(
+        node.address
+        for node, _ in g.bindings()
+        if node.type == "google_service_account_iam_member"
+        and g.refs(node.body.get("service_account_id", "")) & accounts
+    )
 
 
 def _agent_binding_problems(g: Graph) -> Iterator[str]:

@@ -74,8 +74,9 @@ def test_3_service_agents_are_created_and_bound_by_reference(stack):
         for kind, body in stack.iam_members()
         if graph.agent_of(body["member"]) == "pubsub"
     ]
-    # Publisher on 2 dead-letter topics, subscriber on 5 subscriptions, token creator on 1.
-    assert len(bound) == 8
+    # Publisher on 2 dead-letter topics, subscriber on 5 subscriptions, token creator on 2
+    # accounts (the push invoker and the trigger).
+    assert len(bound) == 9
     for binding in bound:
         assert pubsub in graph.refs(graph.nodes[binding].body["member"]), binding
     # No agent email is spelled out from the project number anywhere.

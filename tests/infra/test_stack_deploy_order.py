@@ -85,6 +85,17 @@ def _agent_spelled_out(tf):
     return binding, agent
 
 
+def _trigger_token_grant_not_settled(tf):
+    fn, _ = _find(tf, "google_cloudfunctions2_function", name="imgpipe-make-thumbnail")
+    removed = []
+    for body in tf["resource"]["time_sleep"].values():
+        for dep in [d for d in body["depends_on"] if "google_service_account_iam_member." in d]:
+            body["depends_on"].remove(dep)
+            removed.append(dep)
+    [grant] = removed  # only the trigger's account is granted before a wait
+    return fn, grant
+
+
 def _notification_before_its_grant(tf):
     [(name, body)] = tf["resource"]["google_storage_notification"].items()
     [grant] = body.pop("depends_on")
@@ -122,6 +133,9 @@ BREAKS: dict[str, Callable[[dict], tuple[str, str]]] = {
     "the Eventarc agent's role is not upstream of the trigger": _trigger_without_the_agent_role,
     "the Eventarc agent's identity is not upstream of the trigger": (
         _trigger_without_the_agent_identity
+    ),
+    "the trigger does not wait for the token grant on its account": (
+        _trigger_token_grant_not_settled
     ),
     "a service agent's email is spelled out": _agent_spelled_out,
     "the notification does not wait for its publisher grant": _notification_before_its_grant,

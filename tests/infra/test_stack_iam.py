@@ -104,13 +104,40 @@ def test_storage_agent_may_publish_for_eventarc(stack):
     assert binding["role"] == "roles/pubsub.publisher"
 
 
-def test_pubsub_agent_may_mint_push_tokens_as_the_push_invoker_only(stack):
-    [binding] = stack.all("google_service_account_iam_member")
-    assert binding["role"] == "roles/iam.serviceAccountTokenCreator"
-    assert stack.graph.agent_of(binding["member"]) == "pubsub"
-    kind, sa, attr = stack.ref(binding["service_account_id"])
-    assert (kind, attr) == ("google_service_account", "name")
-    assert sa["account_id"] == stack.topology.push_invoker_account_id
+def test_pubsub_agent_mints_tokens_only_as_the_push_invoker_and_the_trigger(stack):
+    bindings = stack.all("google_service_account_iam_member")
+    accounts = set()
+    for binding in bindings:
+        assert binding["role"] == "roles/iam.serviceAccountTokenCreator"
+        assert stack.graph.agent_of(binding["member"]) == "pubsub"
+        # The agent's identity resource, not an email built from the project number.
+        assert binding["member"].startswith("${google_project_service_identity.")
+        kind, sa, attr = stack.ref(binding["service_account_id"])
+        assert (kind, attr) == ("google_service_account", "name")
+        accounts.add(sa["account_id"])
+    topology = stack.topology
+    assert len(bindings) == 2
+    assert accounts == {topology.push_invoker_account_id, topology.trigger.service_account_id}
+    # Never project-wide: a project-level token creator could mint as every account.
+    for binding in stack.all("google_project_iam_member"):
+        assert binding["role"] != "roles/iam.serviceAccountTokenCreator"
+
+
+def test_trigger_waits_for_the_token_grant_on_its_account(stack):
+    [trigger_fn] = [
+        a
+        for a in stack.graph.of_type("google_cloudfunctions2_function")
+        if a.body.get("event_trigger")
+    ]
+    [grant] = [
+        node.address
+        for node, _ in stack.graph.bindings()
+        if node.type == "google_service_account_iam_member"
+        and stack.ref(node.body["service_account_id"])[1]["account_id"]
+        == stack.topology.trigger.service_account_id
+    ]
+    assert stack.graph.settled(grant, trigger_fn.address)
+    assert "April 8, 2021" in stack.graph.nodes[grant].body["//"]["why"]
 
 
 def test_no_basic_roles_anywhere(stack):

@@ -115,3 +115,26 @@ def test_an_unsafe_stack_file_is_removed_and_a_safe_one_kept(tmp_path):
     with pytest.raises(DeployOrderError, match=STORAGE):
         refuse_unsafe(unsafe)
     assert not unsafe.exists()
+
+
+def test_a_grant_on_the_trigger_account_must_settle_before_the_trigger():
+    trigger = "google_eventarc_trigger.uploads"
+    grant = "google_service_account_iam_member.tokens"
+    tf = _tf(
+        google_service_account={"trig": {"account_id": "trig"}},
+        google_service_account_iam_member={
+            "tokens": {
+                "service_account_id": "${google_service_account.trig.name}",
+                "role": "roles/iam.serviceAccountTokenCreator",
+                "member": "${" + PUBSUB + ".member}",
+            }
+        },
+        google_eventarc_trigger={
+            "uploads": {"service_account": "${google_service_account.trig.email}"}
+        },
+    )
+    unsettled = [p for p in problems(tf) if p.startswith(f"{trigger} does not wait for {grant}")]
+    assert len(unsettled) == 1
+    tf["resource"]["time_sleep"]["wait"]["depends_on"] = [grant]
+    tf["resource"]["google_eventarc_trigger"]["uploads"]["depends_on"] = ["time_sleep.wait"]
+    assert not [p for p in problems(tf) if grant in p]

@@ -121,6 +121,17 @@ class Identities(Construct):
             self.storage_agent,
             "Eventarc Cloud Storage triggers need the storage service agent to publish",
         )
+        # Eventarc's storage trigger delivers through a Pub/Sub push subscription whose OIDC
+        # token names the trigger's account, so Pub/Sub must mint tokens as it.
+        self.trigger_token_creator = self._token_creator(
+            "pubsub-agent-trigger-token-creator",
+            self.trigger,
+            "Pub/Sub mints the OIDC tokens of the trigger's push deliveries as the trigger "
+            "account: a Pub/Sub agent enabled on or before April 8, 2021 needs this role "
+            "(Eventarc, 'Roles and permissions for Cloud Run functions targets', "
+            "https://docs.cloud.google.com/eventarc/standard/docs/functions/roles-permissions); "
+            "bound on this one account, not project-wide",
+        )
         # The trigger is created only once the Eventarc agent exists, holds its role, and
         # every grant the trigger relies on has had time to propagate.
         self.trigger_ready = why(
@@ -129,7 +140,12 @@ class Identities(Construct):
                 "trigger-grants-settled",
                 providers=providers,
                 seconds=settle_seconds,
-                grants=[eventarc_agent_role, self.trigger_receiver, self.storage_agent_eventarc],
+                grants=[
+                    eventarc_agent_role,
+                    self.trigger_receiver,
+                    self.storage_agent_eventarc,
+                    self.trigger_token_creator,
+                ],
             ),
             f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
             f"'Access change propagation'): the Eventarc trigger waits {settle_seconds} s "
@@ -143,14 +159,9 @@ class Identities(Construct):
             "Pub/Sub push invoker",
             "Identity of the push subscriptions' OIDC tokens",
         )
-        why(
-            ServiceAccountIamMember(
-                self,
-                "pubsub-agent-token-creator",
-                service_account_id=self.push_invoker.name,
-                role="roles/iam.serviceAccountTokenCreator",
-                member=self.pubsub_agent,
-            ),
+        self._token_creator(
+            "pubsub-agent-token-creator",
+            self.push_invoker,
             "Pub/Sub mints the push OIDC tokens as the push invoker (required on projects "
             "whose Pub/Sub agent predates April 2021; scoped to this one account)",
         )
@@ -199,6 +210,19 @@ class Identities(Construct):
         )
         why(identity, f"creates the {api} service agent before any IAM binding names it")
         return identity
+
+    def _token_creator(
+        self, id_: str, account: ServiceAccount, reason: str
+    ) -> ServiceAccountIamMember:
+        """Lets the Pub/Sub agent mint OIDC tokens as `account`, and as no other account."""
+        binding = ServiceAccountIamMember(
+            self,
+            id_,
+            service_account_id=account.name,
+            role="roles/iam.serviceAccountTokenCreator",
+            member=self.pubsub_agent,
+        )
+        return why(binding, reason)
 
     def _account(
         self, id_: str, account_id: str, display_name: str, description: str
