@@ -123,6 +123,12 @@ class DeploymentConfig(Tunables):
         doc="notification channels of the alert policies: ids or "
         "`projects/P/notificationChannels/ID` (empty: incidents show in the console only)",
     )
+    # Off by default: how many failed uploads are normal depends on who uploads what.
+    failed_alert_threshold: int = setting(
+        0,
+        doc="alert when more than N uploads fail (`image.failed`) within an hour (0: no alert)",
+        bounds=(0, 1_000_000),
+    )
 
     # Google documents IAM propagation as "typically 2 minutes, potentially 7 or longer".
     iam_settle_seconds: int = setting(

@@ -115,6 +115,12 @@ GAVE_UP_REASON = "retry_window_exceeded"
 # retried a few times a minute by Eventarc; a broken dependency fails every upload).
 RETRY_ALERT_THRESHOLD = 10
 RETRY_ALERT_WINDOW_SECONDS = 600
+# The line make_thumbnail writes once an `image.failed` result is published (`_publish`):
+# one per failed upload, whatever the reason, and only once Pub/Sub took the result.
+PUBLISHED_FAILED = "published image.failed"
+# The optional failure-count alert (setting `failed_alert_threshold`) counts over an hour:
+# long enough that a burst of bad uploads from one user is one incident, not many.
+FAILED_ALERT_WINDOW_SECONDS = 3600
 
 
 def declare_alerts(
@@ -122,28 +128,29 @@ def declare_alerts(
     thumbnail_function: str,
     dead_lettering_subscriptions: Iterable[str],
     unrecorded_subscription: str,
+    failed_threshold: int = 0,
 ) -> Alerting:
-    """The alert policies of one deployment, from the names the topology chose."""
-    gave_up = LogMetricSpec(
-        key="thumbnail_gave_up",
-        name=f"{prefix}-thumbnail-gave-up",
-        description="make_thumbnail gave up on an upload: its event outlived the retry window",
-        service_name=thumbnail_function,
-        severities=("WARNING",),
-        messages=(REJECTED,),
-        fields={"stage": "make_thumbnail", "reason": GAVE_UP_REASON},
+    """The alert policies of one deployment, from the names the topology chose; the
+    failure-count alert only when `failed_threshold` is above 0."""
+    gave_up = _thumbnail_metric(
+        prefix,
+        thumbnail_function,
+        "thumbnail_gave_up",
+        "make_thumbnail gave up on an upload: its event outlived the retry window",
+        ("WARNING",),
+        (REJECTED,),
+        reason=GAVE_UP_REASON,
     )
-    retried = LogMetricSpec(
-        key="thumbnail_retried",
-        name=f"{prefix}-thumbnail-retried",
-        description="make_thumbnail failed a delivery that Eventarc will retry",
-        service_name=thumbnail_function,
-        severities=("WARNING", "ERROR"),
-        messages=RETRYING,
-        fields={"stage": "make_thumbnail"},
+    retried = _thumbnail_metric(
+        prefix,
+        thumbnail_function,
+        "thumbnail_retried",
+        "make_thumbnail failed a delivery that Eventarc will retry",
+        ("WARNING", "ERROR"),
+        RETRYING,
     )
     subscriptions = tuple(sorted(dead_lettering_subscriptions))
-    alerts = (
+    alerts: tuple[AlertSpec, ...] = (
         AlertSpec(
             key="dead_lettered",
             display_name=f"{prefix}: a message reached a dead-letter topic",
@@ -176,40 +183,96 @@ def declare_alerts(
             window_seconds=60,
             threshold=0,
         ),
-        AlertSpec(
-            key="thumbnail_gave_up",
-            display_name=f"{prefix}: make_thumbnail gave up on an upload",
-            documentation=(
-                "An upload's finalize event was still failing when it outlived the retry "
-                "window, so make_thumbnail recorded it as failed (reason retry_window_exceeded) "
-                "without thumbnails. Fix the cause in the function's logs, then "
-                "`scripts/backfill --project PROJECT --execute` re-sends it."
-            ),
-            metric_type=gave_up.metric_type,
-            resource_type=FUNCTION_RESOURCE,
-            aligner="ALIGN_DELTA",
+        _log_alert(
+            gave_up,
+            f"{prefix}: make_thumbnail gave up on an upload",
+            "An upload's finalize event was still failing when it outlived the retry "
+            "window, so make_thumbnail recorded it as failed (reason retry_window_exceeded) "
+            "without thumbnails. Fix the cause in the function's logs, then "
+            "`scripts/backfill --project PROJECT --execute` re-sends it.",
             window_seconds=60,
             threshold=0,
-            log_metric=gave_up.key,
         ),
-        AlertSpec(
-            key="thumbnail_retried",
-            display_name=f"{prefix}: make_thumbnail keeps failing",
-            documentation=(
-                f"More than {RETRY_ALERT_THRESHOLD} make_thumbnail deliveries failed within "
-                f"{RETRY_ALERT_WINDOW_SECONDS // 60} minutes and are being retried by "
-                "Eventarc. Uploads are delayed, and given up once the retry window ends. "
-                "The function's WARNING/ERROR log lines name the error."
-            ),
-            metric_type=retried.metric_type,
-            resource_type=FUNCTION_RESOURCE,
-            aligner="ALIGN_DELTA",
+        _log_alert(
+            retried,
+            f"{prefix}: make_thumbnail keeps failing",
+            f"More than {RETRY_ALERT_THRESHOLD} make_thumbnail deliveries failed within "
+            f"{RETRY_ALERT_WINDOW_SECONDS // 60} minutes and are being retried by "
+            "Eventarc. Uploads are delayed, and given up once the retry window ends. "
+            "The function's WARNING/ERROR log lines name the error.",
             window_seconds=RETRY_ALERT_WINDOW_SECONDS,
             threshold=RETRY_ALERT_THRESHOLD,
-            log_metric=retried.key,
         ),
     )
+    metrics: tuple[LogMetricSpec, ...] = (gave_up, retried)
+    if failed_threshold > 0:
+        failed = _thumbnail_metric(
+            prefix,
+            thumbnail_function,
+            "images_failed",
+            "make_thumbnail published an image.failed result",
+            ("INFO",),
+            (PUBLISHED_FAILED,),
+        )
+        metrics += (failed,)
+        alerts += (
+            _log_alert(
+                failed,
+                f"{prefix}: many uploads failed",
+                f"More than {failed_threshold} uploads were recorded as failed (image.failed) "
+                f"within {FAILED_ALERT_WINDOW_SECONDS // 60} minutes. Their metadata documents "
+                "and the `failures` subscription carry each reason: `not_an_image`, "
+                "`too_many_bytes` or `unsupported_format` point at what users upload, "
+                "`corrupt` or `truncated` at broken uploads or a decoder problem, "
+                "`retry_window_exceeded` at an outage (see the make_thumbnail gave-up alert).",
+                window_seconds=FAILED_ALERT_WINDOW_SECONDS,
+                threshold=failed_threshold,
+            ),
+        )
     return Alerting(
-        log_metrics={m.key: m for m in (gave_up, retried)},
+        log_metrics={m.key: m for m in metrics},
         alerts={a.key: a for a in alerts},
+    )
+
+
+def _thumbnail_metric(
+    prefix: str,
+    thumbnail_function: str,
+    key: str,
+    description: str,
+    severities: tuple[str, ...],
+    messages: tuple[str, ...],
+    **fields: str,
+) -> LogMetricSpec:
+    """A counter of make_thumbnail's own lines (`stage = make_thumbnail`)."""
+    return LogMetricSpec(
+        key=key,
+        name=f"{prefix}-{key.replace('_', '-')}",
+        description=description,
+        service_name=thumbnail_function,
+        severities=severities,
+        messages=messages,
+        fields={"stage": "make_thumbnail", **fields},
+    )
+
+
+def _log_alert(
+    metric: LogMetricSpec,
+    display_name: str,
+    documentation: str,
+    *,
+    window_seconds: int,
+    threshold: float,
+) -> AlertSpec:
+    """An alert on a make_thumbnail log counter: more than `threshold` lines per window."""
+    return AlertSpec(
+        key=metric.key,
+        display_name=display_name,
+        documentation=documentation,
+        metric_type=metric.metric_type,
+        resource_type=FUNCTION_RESOURCE,
+        aligner="ALIGN_DELTA",
+        window_seconds=window_seconds,
+        threshold=threshold,
+        log_metric=metric.key,
     )

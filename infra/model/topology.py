@@ -415,5 +415,6 @@ def build_topology(config: DeploymentConfig) -> Topology:
             thumbnail_function=functions["make_thumbnail"].name,
             dead_lettering_subscriptions=(s.name for s in subscriptions.values()),
             unrecorded_subscription=subscriptions["dead_letters_unrecorded"].name,
+            failed_threshold=config.failed_alert_threshold,
         ),
     )

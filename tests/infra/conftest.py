@@ -47,6 +47,7 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "labels": {"env": "test"},
     "backfill_invokers": "group:ops@example.com",
     "alert_notification_channels": "1234567890",
+    "failed_alert_threshold": 25,
 }
 
 _REF = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.([^}]+)\}$")

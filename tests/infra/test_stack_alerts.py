@@ -60,7 +60,9 @@ def test_unrecorded_backlog_alert_reads_the_operators_subscription(alt_stack):
 def test_log_metrics_carry_the_tested_filters_and_feed_their_policies(synth_name, request):
     synth = request.getfixturevalue(synth_name)
     metrics = synth.topology.alerting.log_metrics
-    assert len(synth.all("google_logging_metric")) == len(metrics) == 2
+    # The failure-count alert (and its metric) only where a threshold is set.
+    expected = {"stack": 2, "alt_stack": 3}[synth_name]
+    assert len(synth.all("google_logging_metric")) == len(metrics) == expected
     for key, spec in synth.topology.alerting.alerts.items():
         if spec.log_metric is None:
             continue
@@ -96,3 +98,22 @@ def test_notification_channels_come_from_the_setting(stack, alt_stack):
     assert list(alt_stack.config.alert_notification_channels) == expected
     for policy in alt_stack.all("google_monitoring_alert_policy"):
         assert policy["notification_channels"] == expected
+
+
+def test_failure_alert_exists_only_with_a_threshold(stack, alt_stack):
+    assert stack.config.failed_alert_threshold == 0
+    names = {p["display_name"] for p in stack.all("google_monitoring_alert_policy")}
+    assert not any("many uploads failed" in n for n in names)
+    assert not any("images-failed" in m["name"] for m in stack.all("google_logging_metric"))
+
+    _, policy = _policy(alt_stack, "images_failed")
+    threshold = policy["conditions"][0]["condition_threshold"]
+    assert threshold["threshold_value"] == 25
+    (aggregation,) = threshold["aggregations"]
+    assert aggregation["alignment_period"] == "3600s"
+    assert aggregation["per_series_aligner"] == "ALIGN_DELTA"
+    assert '"logging.googleapis.com/user/thumbs-images-failed"' in threshold["filter"]
+    metric = alt_stack.one("google_logging_metric", name="thumbs-images-failed")
+    assert 'jsonPayload.message = "published image.failed"' in metric["filter"]
+    assert 'resource.labels.service_name = "thumbs-make-thumbnail"' in metric["filter"]
+    assert policy["notification_channels"] == list(alt_stack.config.alert_notification_channels)

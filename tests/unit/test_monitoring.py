@@ -11,8 +11,8 @@ from imagekit import photo, resource, storage_event
 from logging_query import log_entry, matches
 
 from image_pipeline import pipeline as stages
-from infra.model.config import from_mapping
-from infra.model.monitoring import FUNCTION_RESOURCE
+from infra.model.config import ConfigError, from_mapping
+from infra.model.monitoring import FAILED_ALERT_WINDOW_SECONDS, FUNCTION_RESOURCE
 from infra.model.topology import build_topology
 
 TOPOLOGY = build_topology(from_mapping({"project": "my-gcp-project"}))
@@ -98,3 +98,44 @@ def test_query_evaluator_refuses_what_it_does_not_understand():
         matches('jsonPayload.message =~ "x"', {"jsonPayload": {"message": "x"}})
     assert not matches('a = "1" AND (b = "2" OR b = "3")', {"a": "1", "b": "4"})
     assert matches('a = "1" AND (b = "2" OR b = "3")', {"a": "1", "b": "3"})
+
+
+def test_failure_alert_is_off_by_default():
+    assert "images_failed" not in TOPOLOGY.alerting.alerts
+    assert "images_failed" not in METRICS
+
+
+def test_failure_alert_counts_each_published_failure_once(pipeline, capsys):
+    topology = build_topology(
+        from_mapping({"project": "my-gcp-project", "failed_alert_threshold": "25"})
+    )
+    alert = topology.alerting.alerts["images_failed"]
+    metric = topology.alerting.log_metrics[alert.log_metric]
+    assert alert.threshold == 25
+    assert alert.window_seconds == FAILED_ALERT_WINDOW_SECONDS
+    assert metric.metric_type in alert.filter()
+
+    def failures(entries) -> list[str]:
+        return [e["jsonPayload"]["reason"] for e in entries if matches(metric.filter(), e)]
+
+    # A rejected upload: "image rejected", then "published image.failed"; only the latter.
+    res = resource(pipeline.settings.uploads_bucket, "bad.jpg", 1, 0)
+    capsys.readouterr()
+    stages.make_thumbnail(pipeline, storage_event(res), {})
+    resource_ = {"type": FUNCTION_RESOURCE, "labels": {"service_name": THUMBNAILER}}
+    rejected = [log_entry(line, resource_) for line in capsys.readouterr().out.splitlines()]
+    assert failures(rejected) == ["empty"]
+    # A given-up upload is a failure too; a processed one and a retried one are not.
+    assert failures(run_make_thumbnail(pipeline, capsys, time="2025-12-31T23:00:00Z")) == [
+        "retry_window_exceeded"
+    ]
+    processed = run_make_thumbnail(pipeline, capsys)
+    assert "published image.processed" in [e["jsonPayload"]["message"] for e in processed]
+    assert failures(processed) == []
+    pipeline.publisher.fail_with = gexc.ServiceUnavailable("503")
+    assert failures(run_make_thumbnail(pipeline, capsys)) == []
+
+
+def test_failure_threshold_is_a_bounded_setting():
+    with pytest.raises(ConfigError, match="failed_alert_threshold"):
+        from_mapping({"project": "my-gcp-project", "failed_alert_threshold": "-1"})
