@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from google.api_core.exceptions import NotFound
 from PIL import Image
 
 from image_pipeline.records import image_doc_id
@@ -331,7 +332,9 @@ class Smoke:
             (self.target.uploads_bucket, self.prefix),
         ):
             for blob in storage.list_blobs(bucket, prefix=prefix):
-                blob.delete()
+                # The pipeline's own cleanup may delete a thumbnail between list and delete.
+                with contextlib.suppress(NotFound):
+                    blob.delete()
         coll = self.target.firestore.collection(self.target.dead_letters_collection)
         for message_id in self.dead_letter_ids() - dead_letters_before:
             if self._about_this_run(message_id):
