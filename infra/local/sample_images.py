@@ -12,9 +12,17 @@ import zlib
 
 from PIL import Image, ImageDraw
 
+from image_pipeline import icc
+
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 # A colour that Display P3 and sRGB give visibly different values (sRGB ~ (215, 93, 31)).
 P3_ORANGE = (200, 100, 50)
+# Display P3's red, green and blue in XYZ, adapted to D50 (as its published profiles list them).
+DISPLAY_P3_XYZ = (
+    (0.515102, 0.241182, -0.001049),
+    (0.291965, 0.692236, 0.041882),
+    (0.157153, 0.066582, 0.784378),
+)
 
 
 def jpeg(width: int = 1600, height: int = 1200, color: tuple[int, int, int] = RED) -> bytes:
@@ -103,56 +111,14 @@ def oversized(size: int) -> bytes:
     return b"\xff\xd8\xff\xe0" + b"\0" * (size - 4)
 
 
-def _s15(value: float) -> bytes:
-    return struct.pack(">i", round(value * 65536))
-
-
-def _xyz(x: float, y: float, z: float) -> bytes:
-    return b"XYZ \0\0\0\0" + _s15(x) + _s15(y) + _s15(z)
-
-
-def _text(text: str) -> bytes:
-    body = text.encode("utf-16-be")
-    return (
-        b"mluc\0\0\0\0"
-        + struct.pack(">II", 1, 12)
-        + b"enUS"
-        + struct.pack(">II", len(body), 28)
-        + body
-    )
-
-
 def display_p3_profile() -> bytes:
     """An ICC v4 matrix/TRC profile of Display P3, the colour space of iPhone photos.
 
-    Built from the published colorimetry (DCI-P3 primaries, D65 white, the sRGB transfer
-    curve; ICC.1:2022 tag layouts), with the primaries' XYZ adapted to the D50 connection
-    space (Bradford), as every RGB display profile stores them.
+    The primaries' XYZ are the published D50-adapted values of Display P3 (DCI-P3
+    primaries, D65 white, Bradford), written out rather than computed, so the tests can
+    check the profiles ``image_pipeline.icc`` computes from chromaticities against them.
     """
-    curve = b"para\0\0\0\0" + struct.pack(">HH", 3, 0)  # type 3: the sRGB piecewise curve
-    curve += b"".join(_s15(v) for v in (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))
-    d50 = (0.9642, 1.0, 0.8249)
-    tags = [
-        (b"desc", _text("Display P3 (generated)")),
-        (b"cprt", _text("No copyright, use freely")),
-        (b"wtpt", _xyz(*d50)),
-        (b"rXYZ", _xyz(0.515102, 0.241182, -0.001049)),
-        (b"gXYZ", _xyz(0.291965, 0.692236, 0.041882)),
-        (b"bXYZ", _xyz(0.157153, 0.066582, 0.784378)),
-        (b"rTRC", curve),
-        (b"gTRC", curve),
-        (b"bTRC", curve),
-    ]
-    offset = 128 + 4 + 12 * len(tags)
-    table, body = b"", b""
-    for signature, data in tags:
-        data += b"\0" * (-len(data) % 4)
-        table += signature + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    header = struct.pack(">I4sI", offset + len(body), b"", 0x04300000)
-    header += b"mntrRGB XYZ " + bytes(12) + b"acsp" + bytes(28) + _xyz(*d50)[8:]
-    header += bytes(128 - len(header))
-    return header + struct.pack(">I", len(tags)) + table + body
+    return icc.rgb_profile("Display P3 (generated)", DISPLAY_P3_XYZ)
 
 
 def iphone_heic(
