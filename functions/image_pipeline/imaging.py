@@ -147,6 +147,11 @@ def make_thumbnails(data: bytes, options: Options) -> Result:
     except OSError as exc:
         reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
         raise PermanentError(reason, str(exc) or type(exc).__name__) from None
+    except RuntimeError as exc:  # libheif (pi-heif) lacking a decoder for the file's codec
+        failure = heif.decode_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
     except (SyntaxError, ValueError, EOFError, struct.error) as exc:
         # Pillow's decoders report malformed data through these as well.
         raise PermanentError("corrupt", f"{type(exc).__name__}: {exc}") from None

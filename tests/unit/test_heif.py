@@ -12,10 +12,20 @@ import sys
 
 import pillow_heif
 import pytest
-from imagekit import BLUE, FUNCTIONS_MAIN, GREEN, RED, WHITE, close, quadrant_colours, quadrants
+from imagekit import (
+    BLUE,
+    FUNCTIONS_MAIN,
+    GREEN,
+    RED,
+    WHITE,
+    close,
+    encode,
+    quadrant_colours,
+    quadrants,
+)
 from PIL import Image, ImageCms
 
-from image_pipeline import heif, imaging
+from image_pipeline import heif, icc, imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Box, Tunables
 from infra.local import sample_images
@@ -75,6 +85,95 @@ def test_display_p3_heic_thumbnail_is_srgb():
     got = out.convert("RGB").getpixel((32, 24))
     assert not close(expected, sample_images.P3_ORANGE, 8)  # the conversion is visible...
     assert close(got, expected, 6), (got, expected)  # ...and it was made
+
+
+def p3_to_srgb(colour: tuple[int, int, int]) -> tuple[int, ...]:
+    """``colour`` in Display P3 converted to sRGB through the published P3 profile."""
+    p3 = ImageCms.ImageCmsProfile(io.BytesIO(sample_images.display_p3_profile()))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    swatch = Image.new("RGB", (1, 1), colour)
+    return ImageCms.profileToProfile(swatch, p3, srgb).getpixel((0, 0))
+
+
+def nclx(primaries: int, transfer: int = 13) -> dict[str, int]:
+    """pillow-heif's encoder options for an ``nclx`` colour box (H.273 code points)."""
+    return {
+        "color_primaries": primaries,
+        "transfer_characteristics": transfer,
+        "matrix_coefficients": 6,
+        "full_range_flag": 1,
+    }
+
+
+def test_nclx_display_p3_heic_thumbnail_is_srgb():
+    data = heic(Image.new("RGB", (64, 48), sample_images.P3_ORANGE), **nclx(12))
+    assert b"nclx" in data and b"prof" not in data  # colour by code points, no ICC profile
+    _, out = thumbnail(data)
+    assert "icc_profile" not in out.info
+    expected = p3_to_srgb(sample_images.P3_ORANGE)
+    got = out.convert("RGB").getpixel((32, 24))
+    assert not close(expected, sample_images.P3_ORANGE, 8)  # the conversion is visible...
+    assert close(got, expected, 6), (got, expected)  # ...and it was made
+
+
+@pytest.mark.parametrize("primaries", [1, 2, 10], ids=["bt709", "unspecified", "xyz"])
+def test_nclx_srgb_or_unknown_primaries_are_kept(primaries):
+    data = heic(Image.new("RGB", (64, 48), sample_images.P3_ORANGE), **nclx(primaries))
+    _, out = thumbnail(data)
+    got = out.convert("RGB").getpixel((32, 24))
+    assert close(got, sample_images.P3_ORANGE, 6), got
+
+
+def test_nclx_bt2020_is_converted_further_than_display_p3():
+    """BT.2020's primaries are wider than P3's: the same values are more saturated in sRGB;
+    its white is D65, so neutral grey stays grey."""
+    image = Image.new("RGB", (64, 48), (128, 128, 128))
+    image.paste(sample_images.P3_ORANGE, (0, 0, 32, 48))
+    _, out = thumbnail(heic(image, **nclx(9)))
+    orange, grey = out.convert("RGB").getpixel((8, 24)), out.convert("RGB").getpixel((56, 24))
+    p3 = p3_to_srgb(sample_images.P3_ORANGE)
+    assert orange[0] > p3[0] + 5 and orange[1] < p3[1] - 5, (orange, p3)
+    assert close(grey, (128, 128, 128), 3), grey
+
+
+def test_icc_colorants_from_chromaticities_match_the_published_display_p3():
+    built = icc.colorants((0.680, 0.320), (0.265, 0.690), (0.150, 0.060), (0.3127, 0.3290))
+    for ours, published in zip(built, sample_images.DISPLAY_P3_XYZ, strict=True):
+        assert all(abs(a - b) < 5e-4 for a, b in zip(ours, published, strict=True)), built
+
+
+def generic_brand_avif() -> bytes:
+    """An AV1-coded image in a HEIF that names only the generic brands (``mif1``, ``miaf``),
+    as some encoders write AVIF: told apart from HEVC by its primary item's type only."""
+    data = encode(Image.new("RGB", (64, 48), RED), "AVIF")
+    ftyp = int.from_bytes(data[:4], "big")
+    return b"\0\0\0\x18ftypmif1\0\0\0\0mif1miaf" + data[ftyp:]
+
+
+def test_heif_with_an_undecodable_codec_is_unsupported_format():
+    data = generic_brand_avif()
+    assert heif.is_heif(data)
+    with pytest.raises(PermanentError) as caught:
+        imaging.make_thumbnails(data, OPTIONS)
+    assert caught.value.reason == "unsupported_format"
+    assert "AV1" in str(caught.value) and "'av01'" in str(caught.value)
+
+
+def test_hevc_heif_cut_inside_its_boxes_stays_corrupt():
+    data = heic(Image.new("RGB", (64, 48), RED))
+    assert heif.undecodable_codec(data) is None  # hvc1: ours to decode
+    for cut in (60, 200, len(data) - 20):
+        assert heif.undecodable_codec(data[:cut]) is None
+        with pytest.raises(PermanentError) as caught:
+            imaging.make_thumbnails(data[:cut], OPTIONS)
+        assert caught.value.reason in ("corrupt", "truncated"), cut
+
+
+def test_libheif_missing_decoder_is_unsupported_format_and_other_errors_are_not():
+    missing = RuntimeError("Support for this compression format has not been built in")
+    failure = heif.decode_failure(missing)
+    assert failure is not None and failure.reason == "unsupported_format"
+    assert heif.decode_failure(RuntimeError("something else")) is None
 
 
 def test_multi_image_heif_gives_the_primary_image():
