@@ -68,7 +68,7 @@ _PRIMARIES = {
 }
 # nclx transfer characteristics (H.273, table 3) -> ICC curve; others (sRGB, unspecified,
 # and the HDR curves PQ and HLG, which are not tone-mapped) use the sRGB curve.
-_TRANSFERS = {
+_TRANSFERS: dict[int, icc.Curve] = {
     1: icc.BT709_CURVE,
     6: icc.BT709_CURVE,
     14: icc.BT709_CURVE,
@@ -134,10 +134,12 @@ def open_image(data: bytes) -> Image.Image:
 @functools.cache
 def nclx_icc_profile(primaries: object, transfer: object) -> bytes | None:
     """The ICC profile an ``nclx`` description stands for; None for sRGB or unknown primaries."""
-    if primaries not in _PRIMARIES:
+    if not isinstance(primaries, int) or primaries not in _PRIMARIES:
         return None
     red, green, blue, white = _PRIMARIES[primaries]
-    curve = _TRANSFERS.get(transfer, icc.SRGB_CURVE)
+    curve = icc.SRGB_CURVE
+    if isinstance(transfer, int):
+        curve = _TRANSFERS.get(transfer, curve)
     name = f"HEIF nclx primaries {primaries} transfer {transfer}"
     return icc.rgb_profile(name, icc.colorants(red, green, blue, white), curve)
 

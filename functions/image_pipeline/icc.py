@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import struct
 
-Matrix = tuple[tuple[float, float, float], ...]
+Vector = tuple[float, ...]
+Matrix = tuple[Vector, ...]
 XY = tuple[float, float]
+Curve = tuple[int, Vector]  # ICC parametric curve: function type, parameters
 
 # The profile connection space's white (ICC.1:2022, 7.2.16).
 D50 = (0.9642, 1.0, 0.8249)
@@ -24,18 +26,21 @@ _BRADFORD: Matrix = (
 )
 
 # Parametric curves (ICC ``para`` function types 0 and 3) taking encoded values to linear.
-SRGB_CURVE = (3, (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))  # IEC 61966-2-1
-BT709_CURVE = (3, (1 / 0.45, 1 / 1.099, 0.099 / 1.099, 1 / 4.5, 0.081))  # inverse BT.709 OETF
+SRGB_CURVE: Curve = (3, (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))  # IEC 61966-2-1
+BT709_CURVE: Curve = (
+    3,
+    (1 / 0.45, 1 / 1.099, 0.099 / 1.099, 1 / 4.5, 0.081),
+)  # inverse BT.709 OETF
 
 
-def gamma_curve(gamma: float) -> tuple[int, tuple[float, ...]]:
+def gamma_curve(gamma: float) -> Curve:
     return (0, (gamma,))
 
 
 def rgb_profile(
     description: str,
-    colorants: tuple[tuple[float, float, float], ...],
-    curve: tuple[int, tuple[float, ...]] = SRGB_CURVE,
+    colorants: Matrix,
+    curve: Curve = SRGB_CURVE,
 ) -> bytes:
     """A display profile: ``colorants`` are the red, green and blue XYZ already in D50."""
     kind, params = curve
@@ -73,21 +78,20 @@ def colorants(red: XY, green: XY, blue: XY, white: XY) -> Matrix:
     return tuple(_apply(to_d50, column) for column in columns)
 
 
-def _adaptation(source: tuple[float, ...], target: tuple[float, ...]) -> Matrix:
+def _adaptation(source: Vector, target: Vector) -> Matrix:
     """Bradford chromatic adaptation from the ``source`` white to the ``target`` white."""
     src, dst = _apply(_BRADFORD, source), _apply(_BRADFORD, target)
     gains = tuple(tuple(dst[i] / src[i] if i == j else 0.0 for j in range(3)) for i in range(3))
     return _product(_inverse(_BRADFORD), _product(gains, _BRADFORD))
 
 
-def _xyz_of(xy: XY) -> tuple[float, float, float]:
+def _xyz_of(xy: XY) -> Vector:
     x, y = xy
     return (x / y, 1.0, (1 - x - y) / y)
 
 
-def _apply(m: Matrix, v: tuple[float, ...]) -> tuple[float, float, float]:
-    a, b, c = (sum(m[row][k] * v[k] for k in range(3)) for row in range(3))
-    return a, b, c
+def _apply(m: Matrix, v: Vector) -> Vector:
+    return tuple(sum(m[row][k] * v[k] for k in range(3)) for row in range(3))
 
 
 def _product(a: Matrix, b: Matrix) -> Matrix:
@@ -117,7 +121,7 @@ def _s15(value: float) -> bytes:
     return struct.pack(">i", round(value * 65536))
 
 
-def _xyz(xyz: tuple[float, ...]) -> bytes:
+def _xyz(xyz: Vector) -> bytes:
     return b"XYZ \0\0\0\0" + b"".join(map(_s15, xyz))
 
 
