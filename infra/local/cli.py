@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", add_help=False, help="same as scripts/dead-letters replay (one implementation)"
     )
-    replay.add_argument("arguments", nargs=argparse.REMAINDER)
+    replay.add_argument("arguments", nargs=argparse.REMAINDER)  # listed here; main() runs it
 
     faults = commands.add_parser("faults", help="change fault injection on the live stack")
     _fault_flags(faults)
@@ -323,10 +323,6 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    return dead_letters.main(["replay", *args.arguments])
-
-
 def cmd_faults(args: argparse.Namespace) -> int:
     info = read_stack_json()
     request = _fault_request(args)
@@ -348,13 +344,16 @@ COMMANDS = {
     "status": cmd_status,
     "env": cmd_env,
     "pull": cmd_pull,
-    "replay": cmd_replay,
     "faults": cmd_faults,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replay"]:
+        # Handed over whole: argparse's REMAINDER refuses a leading option such as --all.
+        return dead_letters.main(argv)
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -9,6 +9,7 @@ reason `corrupt`).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -126,7 +127,12 @@ def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> No
         print(line.format(*row))
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="scripts/demo",
+        description="Start the local stack, upload five generated images (one corrupt on "
+        "purpose), print what happened, stop. Exit 0 only if every image ended as expected.",
+    ).parse_args(argv)
     config = load_config(overrides={"project": "demo-imgpipe"})
     options = StackOptions(state_dir=paths.LOCAL_DIR / "demo", backoff_factor=0.1)
     print(

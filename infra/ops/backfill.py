@@ -291,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="objects per second (10)")
     parser.add_argument("--execute", action="store_true", help="send events (default: dry run)")
     parser.add_argument(
-        "--checkpoint", type=Path, help="resume file (default: .local/backfill/<target>.json)"
+        "--checkpoint",
+        type=Path,
+        help="resume file (default: .local/backfill/<project>-<bucket>-<prefix hash>.json)",
     )
     targets.add_arguments(parser)
     args = parser.parse_args(argv)

@@ -29,7 +29,7 @@ from infra.model.topology import FunctionSpec, Grant, Topology
 # source is staged in a Google-created gcf-v2-sources-* bucket, so storage is project-wide.
 BUILD_ROLES = {
     "roles/logging.logWriter": "writes the build logs",
-    "roles/artifactregistry.writer": "pushes the function images to gcf-artifacts",
+    "roles/artifactregistry.writer": "pushes the function images to the stack's repository",
     "roles/storage.objectAdmin": "reads the staged source from the gcf-v2-sources bucket",
 }
 
