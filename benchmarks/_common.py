@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -225,3 +226,9 @@ def function_env(uploads: str = "bench-uploads") -> dict[str, str]:
         "FIRESTORE_EMULATOR_HOST": closed,
     }
     return env
+
+
+def status_kb(field: str) -> int:
+    """A /proc/self/status field in kB (VmRSS now, VmHWM the peak since clear_refs)."""
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))  # type: ignore[union-attr]

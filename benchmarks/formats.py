@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import engines, samples
-from benchmarks._common import CACHE, Row, function_env, run_worker, speedup_row
+from benchmarks._common import CACHE, Row, function_env, run_worker, speedup_row, status_kb
 from image_pipeline.settings import memory_bytes
 
 MB = 1024 * 1024
@@ -121,16 +121,6 @@ def _placeholder_ms(data: bytes, sizes: list[tuple[int, int]], repeat: int) -> d
     return {"ms": statistics.median(runs[1:]), "size": list(rgb.size)}
 
 
-def _rss() -> int:
-    text = Path("/proc/self/status").read_text()
-    return next(int(line.split()[1]) * 1024 for line in text.splitlines() if "VmRSS" in line)
-
-
-def _peak() -> int:
-    text = Path("/proc/self/status").read_text()
-    return next(int(line.split()[1]) * 1024 for line in text.splitlines() if "VmHWM" in line)
-
-
 def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
     from PIL import Image
 
@@ -144,13 +134,13 @@ def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
     with Image.open(io.BytesIO(data)) as im:
         frames, size = getattr(im, "n_frames", 1), im.size
     gc.collect()
-    before = _rss()
+    before = status_kb("VmRSS") * 1024
     Path("/proc/self/clear_refs").write_text("5")  # peak mark := current RSS
     t0 = time.perf_counter()
     result = imaging.make_thumbnails(data, options)
     elapsed = (time.perf_counter() - t0) * 1000
     outputs = [(t.width, t.height) for t in result.thumbnails]
-    peak = _peak()
+    peak = status_kb("VmHWM") * 1024
     return {
         "peak": peak,
         "added": peak - before,

@@ -15,23 +15,17 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import re
 import resource
 import sys
 from pathlib import Path
 from typing import Any
 
 from benchmarks import engines, samples, worst_case
-from benchmarks._common import Row, function_env, run_worker
+from benchmarks._common import Row, function_env, run_worker, status_kb
 
 MB = 1024 * 1024
 TARGET_12MP_MB = 80
 LIMIT_MIB = 512
-
-
-def _status_kb(field: str) -> int:
-    text = Path("/proc/self/status").read_text()
-    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))  # type: ignore[union-attr]
 
 
 def measure(payload: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +50,7 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
     sizes, fmt, quality = payload["sizes"], payload["format"], payload["quality"]
     data = Path(payload["path"]).read_bytes()
     gc.collect()
-    before = _status_kb("VmRSS") * 1024
+    before = status_kb("VmRSS") * 1024
     try:
         Path("/proc/self/clear_refs").write_text("5")  # peak mark := current RSS
         exact = True
@@ -64,7 +58,7 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
         exact = False
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out = engines.ENGINES[payload["engine"]](data, [tuple(s) for s in sizes], fmt, quality)
-    peak = _status_kb("VmHWM") * 1024 if exact else 0
+    peak = status_kb("VmHWM") * 1024 if exact else 0
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if not exact:
         peak = maxrss
