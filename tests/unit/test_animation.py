@@ -88,13 +88,18 @@ def test_off_by_default_gives_the_first_frame(fmt):
         assert thumb.frames == 1 and len(colours) == 1 and close(colours[0], RED, 12)
 
 
-def test_transparency_is_kept_in_every_frame():
+def half_opaque_gif(side: int) -> bytes:
+    """A GIF whose frames are each an opaque left half in one of COLOURS, transparent right."""
     frames = []
     for colour in COLOURS:
-        frame = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
-        frame.paste((*colour, 255), (0, 0, 20, 40))
+        frame = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+        frame.paste((*colour, 255), (0, 0, side // 2, side))
         frames.append(frame)
-    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], disposal=2)
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], disposal=2)
+
+
+def test_transparency_is_kept_in_every_frame():
+    data = half_opaque_gif(40)
     (thumb, _) = by_format(imaging.make_thumbnails(data, options(animated=True)), "webp")
     for frame, colour in zip(
         ImageSequence.Iterator(Image.open(io.BytesIO(thumb.data))), COLOURS, strict=True
@@ -106,12 +111,7 @@ def test_transparency_is_kept_in_every_frame():
 def test_transparency_is_kept_when_every_changed_area_is_opaque():
     """Each frame: an opaque left half, a transparent right half, no resize: libwebp's crops
     are then all opaque, and without care the file would say it has no alpha."""
-    frames = []
-    for colour in COLOURS:
-        frame = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
-        frame.paste((*colour, 255), (0, 0, 10, 20))
-        frames.append(frame)
-    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], disposal=2)
+    data = half_opaque_gif(20)
     (thumb, _) = by_format(imaging.make_thumbnails(data, options(animated=True)), "webp")
     out = Image.open(io.BytesIO(thumb.data))
     assert out.mode == "RGBA"
