@@ -31,12 +31,11 @@ from infra.local.faults import FaultError, FaultSettings
 from infra.local.local_stack import (
     LocalStack,
     StackOptions,
-    pid_alive,
     read_stack_json,
     stop_on_signals,
 )
 from infra.local.operations import client_exports, pull_filtered
-from infra.local.processes import StartupError, group_alive, log_tail, stop_group
+from infra.local.processes import StartupError, group_alive, log_tail, pid_alive, stop_group
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.ops import dead_letters
 

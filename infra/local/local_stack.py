@@ -378,16 +378,6 @@ def read_stack_json(path: Path = paths.STACK_JSON) -> dict[str, Any]:
         )
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_on_signals(stop: threading.Event) -> Mapping[int, Any]:
     """SIGINT/SIGTERM set `stop` (so the caller runs `down`); returns the old handlers."""
 

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,14 +78,26 @@ def spawn(
     return ManagedProcess(name, popen, log_path)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any live process of group `pgid` still exists."""
+def _answers_signal_0(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether `send(target, 0)` (os.kill or os.killpg) finds a process (ours or not)."""
     try:
-        os.killpg(pgid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists."""
+    return _answers_signal_0(os.kill, pid)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live process of group `pgid` still exists."""
+    if not _answers_signal_0(os.killpg, pgid):
+        return False
     # Zombies answer signal 0 too; on Linux, /proc tells them apart.
     return bool(_group_members(pgid)) if Path("/proc/self").exists() else True
 
