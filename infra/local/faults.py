@@ -97,11 +97,7 @@ class Faults:
         """Changes some settings; `failing` accepts any iterable of function keys."""
         if "failing" in changes:
             changes["failing"] = frozenset(changes["failing"])
-        with self._lock:
-            self._settings = replace(self._settings, **changes)
-            if "seed" in changes:
-                self._random.seed(changes["seed"])
-            return self._settings
+        return self.change(lambda current: replace(current, **changes), reseed="seed" in changes)
 
     def change(self, plan: Callable[[FaultSettings], FaultSettings], reseed: bool) -> FaultSettings:
         """Replaces the settings with `plan(current)` in one step; nothing changes if it raises."""
@@ -113,19 +109,19 @@ class Faults:
             return settings
 
     def fail(self, functions: Iterable[str]) -> None:
-        with self._lock:
-            failing = self._settings.failing | set(functions)
-            self._settings = replace(self._settings, failing=frozenset(failing))
+        self.change(lambda s: replace(s, failing=s.failing | set(functions)), reseed=False)
 
     def heal(self, functions: Iterable[str] | None = None) -> None:
         """Stops failing the given functions (all of them when None)."""
-        with self._lock:
-            failing = frozenset() if functions is None else self._settings.failing - set(functions)
-            self._settings = replace(self._settings, failing=failing)
+        self.change(
+            lambda s: replace(
+                s, failing=frozenset() if functions is None else s.failing - set(functions)
+            ),
+            reseed=False,
+        )
 
     def reset(self) -> None:
-        with self._lock:
-            self._settings = FaultSettings(seed=self._settings.seed)
+        self.change(lambda s: FaultSettings(seed=s.seed), reseed=False)
 
     def _chance(self, rate: float) -> bool:
         if rate <= 0.0:
