@@ -23,10 +23,8 @@ from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
 from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
 from infra.model.checks import check_topology
-from infra.model.config import DeploymentConfig
+from infra.model.config import STACK_ID, DeploymentConfig
 from infra.model.topology import Topology, build_topology
-
-STACK_ID = "image-pipeline"
 
 
 class PipelineStack(TerraformStack):

@@ -31,6 +31,9 @@ from image_pipeline.settings import (
 from infra.common.paths import ROOT
 
 ENV_PREFIX = "PIPELINE_"
+# The CDKTF stack of this deployment: `python main.py` writes
+# cdktf.out/stacks/<STACK_ID>/cdk.tf.json (scripts/preflight reads it there).
+STACK_ID = "image-pipeline"
 
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")

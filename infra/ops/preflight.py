@@ -31,14 +31,13 @@ import requests
 
 from infra.common.paths import ROOT
 from infra.model.apply_permissions import UnmappedResourceTypes, required_permissions
-from infra.model.config import ConfigError, DeploymentConfig, load_config
+from infra.model.config import STACK_ID, ConfigError, DeploymentConfig, load_config
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 CRM = "https://cloudresourcemanager.googleapis.com/v1"
 BILLING = "https://cloudbilling.googleapis.com/v1"
 FIRESTORE = "https://firestore.googleapis.com/v1"
 USERINFO = "https://openidconnect.googleapis.com/v1/userinfo"
-STACK_ID = "image-pipeline"
 # testIamPermissions takes at most 100 permissions per call.
 PERMISSIONS_PER_CALL = 100
 # The regional services every function needs, and where each lists its locations.

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from infra.deploy.deploy_order import Graph
-from infra.model.config import DeploymentConfig, from_mapping
+from infra.model.config import STACK_ID, DeploymentConfig, from_mapping
 from infra.model.topology import Topology, build_topology
 
-DEFAULT_ID = "image-pipeline"
+DEFAULT_ID = STACK_ID  # the stack main.py synthesizes
 ALT_ID = "alt-pipeline"
 DEFAULT_SETTINGS: Mapping[str, Any] = {"project": "my-gcp-project"}
 # Every setting the stack reads directly, away from its default.
