@@ -3,8 +3,8 @@
 `python main.py` (what `cdktf synth` runs, see cdktf.json) writes
 cdktf.out/stacks/image-pipeline/cdk.tf.json, then checks its deploy order and removes it
 again if that is unsafe, so neither `cdktf deploy` nor a plain `terraform apply` can apply
-it. Settings: cdktf.json context.pipeline and PIPELINE_* environment variables (README,
-"Deploy to GCP").
+it. Settings: cdktf.json context.pipeline and PIPELINE_* environment variables
+(docs/settings.md).
 """
 
 from __future__ import annotations

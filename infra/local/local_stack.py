@@ -308,7 +308,7 @@ class LocalStack:
     # -- what tools read ------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """The content of `.local/stack.json` (its keys are listed in README.md)."""
+        """The content of `.local/stack.json` (its keys are listed in docs/local-stack.md)."""
         t = self.topology
         return {
             "project": t.project,

@@ -1,8 +1,7 @@
 """The settings tables of the docs, generated from the one definition of each setting.
 
-`python -m infra.model.settings_tables` prints the deployment table (README "Deploy to GCP");
-`--function-env` prints the functions' environment (docs/architecture.md, "Function
-environment"). Unit tests check both documents carry exactly these tables.
+`python -m infra.model.settings_tables` prints the deployment table, `--function-env` the
+functions' environment; docs/settings.md carries both, and a unit test checks they are these.
 """
 
 from __future__ import annotations

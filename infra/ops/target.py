@@ -174,7 +174,7 @@ class Target:
             raise TargetError(
                 f"{url} answered {response.status_code}: the deployment must let you call it; "
                 "add yourself to the 'backfill_invokers' setting and run 'cdktf deploy' "
-                "(README, Backfill)"
+                "(docs/deploy-and-operate.md, Backfill)"
             )
         return response
 

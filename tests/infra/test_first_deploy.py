@@ -154,14 +154,16 @@ def test_8_nothing_keeps_costing_after_it_is_replaced(stack):
         assert fn["build_config"]["docker_repository"] == f"{repo_ref}id}}"
 
 
-def test_9_readme_names_deployer_roles_that_cover_every_resource(stack, alt_stack):
+def test_9_docs_name_deployer_roles_that_cover_every_resource(stack, alt_stack):
     # The roles holding every permission the apply needs, derived from the resource types
     # of the synthesized stacks (a new type without a mapping raises).
     needed = {r.role for synth in (stack, alt_stack) for r in required_permissions(synth.tf)}
-    readme = (ROOT / "README.md").read_text()
-    prerequisites = readme[readme.index("### Prerequisites") : readme.index("### Settings")]
+    doc = (ROOT / "docs" / "deploy-and-operate.md").read_text()
+    prerequisites = doc[doc.index("## Prerequisites") : doc.index("## Settings")]
     named = set(re.findall(r"`(roles/[A-Za-z.]+)`", prerequisites))
-    assert needed <= named, f"README prerequisites miss {sorted(needed - named)}"
+    assert needed <= named, (
+        f"docs/deploy-and-operate.md prerequisites miss {sorted(needed - named)}"
+    )
     assert "Owner" in prerequisites
     # Editor cannot set IAM policy on buckets, topics, subscriptions or services.
     assert "Owner, or Editor" not in prerequisites

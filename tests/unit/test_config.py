@@ -140,18 +140,18 @@ def test_project_is_the_only_required_setting():
     assert required == ["project"]
 
 
-def test_readme_settings_table_is_current():
-    readme = (ROOT / "README.md").read_text()
-    assert deployment_table() in readme, (
-        "README 'Deploy to GCP' settings table is stale: paste "
+def test_docs_deployment_settings_table_is_current():
+    doc = (ROOT / "docs" / "settings.md").read_text()
+    assert deployment_table() in doc, (
+        "docs/settings.md 'Deployment settings' table is stale: paste "
         "`python -m infra.model.settings_tables`"
     )
 
 
-def test_architecture_function_environment_table_is_current():
-    doc = (ROOT / "docs" / "architecture.md").read_text()
+def test_docs_function_environment_table_is_current():
+    doc = (ROOT / "docs" / "settings.md").read_text()
     assert function_env_table() in doc, (
-        "docs/architecture.md 'Function environment' table is stale: paste "
+        "docs/settings.md 'Function environment' table is stale: paste "
         "`python -m infra.model.settings_tables --function-env`"
     )
 
