@@ -88,16 +88,44 @@ def skip_reason(settings: Settings, obj: StorageObject) -> str | None:
     return None
 
 
-def check_event_age(event_time: dt.datetime | None, now: dt.datetime, window_seconds: int) -> None:
-    """Google's "avoid infinite retries": an event redelivered past the window is given up."""
+def given_up(
+    event_time: dt.datetime | None, now: dt.datetime, window_seconds: int, error: Exception
+) -> PermanentError | None:
+    """The permanent failure a retried `error` becomes once its event is too old, else None.
+
+    Google's "avoid infinite retries" pattern compares an event's age with a window
+    (https://cloud.google.com/functions/docs/bestpractices/retries). Applied to every
+    delivery, it would fail uploads that merely waited in a backlog: Eventarc retries a
+    throttled delivery (429) with backoff and keeps the event 24 h
+    (https://cloud.google.com/eventarc/docs/retry-events). So it applies to failures only:
+    an old event that succeeds is processed; one that still fails past the window is
+    recorded as failed while Eventarc still delivers it, instead of being dropped silently.
+    """
     if event_time is None:
-        return
+        return None
     age = (now - event_time).total_seconds()
-    if age > window_seconds:
-        raise PermanentError(
-            "retry_window_exceeded",
-            f"the event is {age:.0f} s old, beyond the {window_seconds} s retry window",
-        )
+    if age < window_seconds:
+        return None
+    return PermanentError(
+        "retry_window_exceeded",
+        f"still failing {age:.0f} s after the event, past the {window_seconds} s retry window "
+        f"(Eventarc drops an event after 24 h): {error!r}",
+    )
+
+
+@contextlib.contextmanager
+def _given_up_when_too_old(p: Pipeline, event: CloudEvent) -> Iterator[None]:
+    """Turns a failure that would be retried into `retry_window_exceeded` past the window."""
+    try:
+        yield
+    except PermanentError:
+        raise
+    except Exception as exc:
+        time = events.parse_time(event.get("time"))
+        permanent = given_up(time, p.clock(), p.settings.retry_window_seconds, exc)
+        if permanent is None:
+            raise
+        raise permanent from exc
 
 
 def _logger(p: Pipeline, event: CloudEvent, headers: Mapping[str, str], stage: str) -> Logger:
@@ -162,7 +190,8 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
     with _retried_on_error(log):
         timings: dict[str, float] = {}
         try:
-            result = _thumbnails_event(p, event, obj, timings, log)
+            with _given_up_when_too_old(p, event):
+                result = _thumbnails_event(p, event, obj, timings, log)
         except PermanentError as exc:
             log.warning("image rejected", reason=exc.reason, error=exc.message)
             result = events.failed_event(obj, event["id"], exc, timings)
@@ -173,9 +202,7 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
 def _thumbnails_event(
     p: Pipeline, event: CloudEvent, obj: StorageObject, timings: dict[str, float], log: Logger
 ) -> ResultEvent | None:
-    s = p.settings
-    check_event_age(events.parse_time(event.get("time")), p.clock(), s.retry_window_seconds)
-    imaging.check_size(obj.size, s.max_input_bytes)
+    imaging.check_size(obj.size, p.settings.max_input_bytes)
     with _timed(timings, "download_ms"):
         data = p.storage.download(obj.bucket, obj.name, obj.generation)
     if data is None:

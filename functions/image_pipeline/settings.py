@@ -133,10 +133,14 @@ class Tunables:
         "to be processed (empty: all)",
     )
     exclude_patterns: tuple[str, ...] = setting((), doc="globs that exclude an object")
+    # Eventarc keeps an event 24 h and retries it at most 600 s apart: the default leaves an
+    # hour of retries after the window, the bound at least one (pipeline.given_up).
     retry_window_seconds: int = setting(
-        1800,
-        doc="how long make_thumbnail's Eventarc retries go on (event-age guard)",
-        bounds=(10, 24 * 3600),
+        23 * 3600,
+        doc="a make_thumbnail delivery that fails when its event is older than this is "
+        "recorded as failed (`retry_window_exceeded`) instead of retried; an old event that "
+        "succeeds is processed (at most 24 h - 600 s: Eventarc's retention and backoff)",
+        bounds=(10, 24 * 3600 - 600),
     )
     exif_include_gps: bool = setting(
         False,

@@ -136,7 +136,7 @@ def declare_alerts(
         prefix,
         thumbnail_function,
         "thumbnail_gave_up",
-        "make_thumbnail gave up on an upload: its event outlived the retry window",
+        "make_thumbnail gave up on an upload: it still failed past the retry window",
         ("WARNING",),
         (REJECTED,),
         reason=GAVE_UP_REASON,
@@ -186,7 +186,7 @@ def declare_alerts(
         _log_alert(
             gave_up,
             f"{prefix}: make_thumbnail gave up on an upload",
-            "An upload's finalize event was still failing when it outlived the retry "
+            "An upload's finalize event was still failing when it was older than the retry "
             "window, so make_thumbnail recorded it as failed (reason retry_window_exceeded) "
             "without thumbnails. Fix the cause in the function's logs, then "
             "`scripts/backfill --project PROJECT --execute` re-sends it.",

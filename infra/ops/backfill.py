@@ -126,8 +126,8 @@ def object_resource(blob: Any) -> dict[str, Any]:
 def finalized_event(resource: Mapping[str, Any], now: datetime) -> tuple[dict[str, str], bytes]:
     """Headers and body of the binary-mode CloudEvent Eventarc sends for a new object.
 
-    `time` is now, not the upload time: the function's event-age guard would otherwise
-    reject every object older than its retry window as `retry_window_exceeded`.
+    `time` is now, not the upload time: a delivery that fails gets the whole retry window
+    before the function's event-age guard records it as `retry_window_exceeded`.
     """
     bucket, name = resource["bucket"], resource["name"]
     event_id = f"backfill-{image_doc_id(bucket, name)[:16]}-{resource['generation']}"

@@ -276,12 +276,45 @@ def test_empty_is_rejected_from_the_event_before_download(pipeline, monkeypatch)
     assert published(pipeline)[0][1]["reason"] == "empty"
 
 
-def test_event_older_than_the_retry_window_fails(pipeline):
+def test_an_event_hours_old_within_eventarcs_retention_is_processed(pipeline):
+    # A backlog (429s retried by Eventarc) delays an upload by hours: still processed.
+    res = upload(pipeline, "backlog.jpg", photo())
+    stages.make_thumbnail(pipeline, storage_event(res, time="2025-12-31T03:00:00Z"), {})
+    ((data, attrs),) = published(pipeline)
+    assert (attrs["eventType"], data["status"]) == ("image.processed", "processed")
+
+
+def test_an_old_event_that_succeeds_is_processed_even_past_the_window(pipeline):
     res = upload(pipeline, "late.jpg", photo())
-    stages.make_thumbnail(pipeline, storage_event(res, time="2025-12-31T23:29:00Z"), {})
+    stages.make_thumbnail(pipeline, storage_event(res, time="2025-12-31T00:30:00Z"), {})
+    ((_, attrs),) = published(pipeline)
+    assert attrs["eventType"] == "image.processed"
+
+
+def test_a_failure_past_the_retry_window_is_recorded_not_retried(pipeline, monkeypatch):
+    res = upload(pipeline, "late.jpg", photo())
+
+    def unavailable(*args):
+        raise gexc.ServiceUnavailable("storage down")
+
+    monkeypatch.setattr(pipeline.storage, "download", unavailable)
+    stages.make_thumbnail(pipeline, storage_event(res, time="2025-12-31T00:30:00Z"), {})
     ((data, attrs),) = published(pipeline)
     assert attrs["reason"] == "retry_window_exceeded"
-    assert "1865 s old" in data["error"]["message"]
+    assert "still failing 84605 s after the event" in data["error"]["message"]
+    assert "storage down" in data["error"]["message"]
+
+
+def test_a_failure_within_the_retry_window_is_retried(pipeline, monkeypatch):
+    res = upload(pipeline, "soon.jpg", photo())
+
+    def bug(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline.storage, "download", bug)
+    with pytest.raises(RuntimeError):
+        stages.make_thumbnail(pipeline, storage_event(res, time="2025-12-31T03:00:00Z"), {})
+    assert published(pipeline) == []
 
 
 # --- make_thumbnail: transient failures are raised ------------------------------------

@@ -39,11 +39,19 @@ def counted(metric: str, entries) -> list[str]:
 
 
 def test_gave_up_counts_the_retry_window_line_only(pipeline, capsys):
-    late = run_make_thumbnail(pipeline, capsys, time="2025-12-31T23:00:00Z")
+    old = "2025-12-31T00:30:00Z"  # past the retry window (23 h)
+    processed_late = run_make_thumbnail(pipeline, capsys, time=old)
+    assert counted("thumbnail_gave_up", processed_late) == []
+    pipeline.storage.download = _unavailable
+    late = run_make_thumbnail(pipeline, capsys, time=old)
     assert counted("thumbnail_gave_up", late) == ["image rejected"]
     assert counted("thumbnail_retried", late) == []
     normal = run_make_thumbnail(pipeline, capsys)
     assert counted("thumbnail_gave_up", normal) == []
+
+
+def _unavailable(*args):
+    raise gexc.ServiceUnavailable("storage down")
 
 
 def test_gave_up_ignores_other_rejections(pipeline, capsys):
@@ -72,7 +80,8 @@ def test_retried_counts_transient_and_unexpected_failures(pipeline, capsys, exc,
 
 
 def test_filters_are_bound_to_the_thumbnail_service(pipeline, capsys):
-    late = run_make_thumbnail(pipeline, capsys, time="2025-12-31T23:00:00Z")
+    pipeline.storage.download = _unavailable
+    late = run_make_thumbnail(pipeline, capsys, time="2025-12-31T00:30:00Z")
     for entry in late:
         entry["resource"]["labels"]["service_name"] = "imgpipe-cleanup"
     assert counted("thumbnail_gave_up", late) == []
@@ -126,9 +135,12 @@ def test_failure_alert_counts_each_published_failure_once(pipeline, capsys):
     rejected = [log_entry(line, resource_) for line in capsys.readouterr().out.splitlines()]
     assert failures(rejected) == ["empty"]
     # A given-up upload is a failure too; a processed one and a retried one are not.
-    assert failures(run_make_thumbnail(pipeline, capsys, time="2025-12-31T23:00:00Z")) == [
+    download = pipeline.storage.download
+    pipeline.storage.download = _unavailable
+    assert failures(run_make_thumbnail(pipeline, capsys, time="2025-12-31T00:30:00Z")) == [
         "retry_window_exceeded"
     ]
+    pipeline.storage.download = download
     processed = run_make_thumbnail(pipeline, capsys)
     assert "published image.processed" in [e["jsonPayload"]["message"] for e in processed]
     assert failures(processed) == []

@@ -22,7 +22,7 @@ def test_defaults_match_the_contract():
     assert (s.thumbnail_quality, s.thumbnail_prefix) == (82, "thumbnails/")
     assert (s.max_input_bytes, s.max_input_pixels) == (52428800, 120000000)
     assert (s.images_collection, s.dead_letters_collection) == ("images", "dead_letters")
-    assert (s.firestore_database, s.retry_window_seconds) == ("(default)", 1800)
+    assert (s.firestore_database, s.retry_window_seconds) == ("(default)", 82800)
     assert (s.include_patterns, s.exclude_patterns, s.exif_include_gps) == ((), (), False)
     assert s.cache_control == "public, max-age=3600"
 
@@ -92,6 +92,7 @@ def test_missing_required_variable_is_named(variable):
         ("THUMBNAIL_MEMORY", "1024"),
         ("THUMBNAIL_MEMORY", "128Mi"),
         ("RETRY_WINDOW_SECONDS", "0"),
+        ("RETRY_WINDOW_SECONDS", "85801"),
         ("EXIF_INCLUDE_GPS", "maybe"),
         ("IMAGES_COLLECTION", "a/b"),
         ("THUMBNAILS_BUCKET", "uploads"),

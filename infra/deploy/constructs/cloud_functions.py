@@ -100,8 +100,8 @@ class Functions(Construct):
                                 value=buckets.buckets[trigger.bucket].name,
                             )
                         ],
-                        # Retried until the function's event-age guard gives up (see
-                        # RETRY_WINDOW_SECONDS), so a transient failure is not an event lost.
+                        # Retried until a delivery fails past the function's retry window
+                        # (pipeline.given_up), so a transient failure is not an event lost.
                         retry_policy=(
                             "RETRY_POLICY_RETRY" if trigger.retry else "RETRY_POLICY_DO_NOT_RETRY"
                         ),
