@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks import engines, samples
 from benchmarks._common import Row, run_worker, speedup_row
-from image_pipeline import imaging
+from image_pipeline.formats import OUTPUTS
 
 FORMATS = ("jpeg", "png", "webp")
 TARGET_NAIVE = 4.0
@@ -76,12 +76,12 @@ def _encode_floor(outputs: engines.Output, fmt: str, quality: int) -> float:
     for _, _, data in outputs:
         with Image.open(io.BytesIO(data)) as im:
             images.append(im.convert("RGB"))
-    name = {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG", "avif": "AVIF"}[fmt]
-    params = imaging.encoder_options(fmt, quality)
+    output = OUTPUTS[fmt]
+    params = output.encoder_options(quality)
 
     def encode() -> None:
         for im in images:
-            im.save(io.BytesIO(), name, **params)
+            im.save(io.BytesIO(), output.pillow, **params)
 
     encode()
     t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 Each engine takes the encoded source bytes, the bounding boxes, the output format and the
 quality, and returns one (width, height, encoded bytes) per box, in box order. All of them
 write the same format with the same quality and the same encoder effort as the core
-(`imaging.encoder_options`; Pillow's WebP `method` and libvips' `effort` are the same
+(`formats.OutputFormat.encoder_options`; Pillow's WebP `method` and libvips' `effort` are the same
 libwebp setting), and none writes metadata.
 """
 
@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from PIL import Image, ImageOps
 
 from image_pipeline import imaging
-from image_pipeline.settings import Box, Tunables
+from image_pipeline.formats import OUTPUTS, WEBP_METHOD, Box
+from image_pipeline.settings import Tunables
 
 Sizes = Sequence[tuple[int, int]]
 Output = list[tuple[int, int, bytes]]
 Engine = Callable[[bytes, Sizes, str, int], Output]
-
-_PIL_FORMATS = {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG", "avif": "AVIF"}
 
 
 def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
@@ -32,11 +31,13 @@ def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
 
 def ours(data: bytes, sizes: Sizes, fmt: str, quality: int) -> Output:
     """functions/image_pipeline/imaging.py, called as make_thumbnail calls it."""
-    options = Tunables(
-        thumbnail_sizes=tuple(Box(w, h) for w, h in sizes),
-        thumbnail_formats=(fmt,),
-        thumbnail_quality=quality,
-    ).imaging_options()
+    options = imaging.Options.from_tunables(
+        Tunables(
+            thumbnail_sizes=tuple(Box(w, h) for w, h in sizes),
+            thumbnail_formats=(fmt,),
+            thumbnail_quality=quality,
+        )
+    )
     result = imaging.make_thumbnails(data, options)
     return [(t.width, t.height, t.data) for t in result.thumbnails]
 
@@ -52,7 +53,8 @@ def pillow_naive(data: bytes, sizes: Sizes, fmt: str, quality: int) -> Output:
                 im = im.convert("RGB")
             small = im.resize(fit(im.size, box), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
-        small.save(buf, _PIL_FORMATS[fmt], **imaging.encoder_options(fmt, quality))
+        output = OUTPUTS[fmt]
+        small.save(buf, output.pillow, **output.encoder_options(quality))
         out.append((small.width, small.height, buf.getvalue()))
     return out
 
@@ -62,7 +64,7 @@ def _vips_save(image: object, fmt: str, quality: int) -> bytes:
     if fmt != "png":
         kwargs["Q"] = quality
     if fmt == "webp":
-        kwargs["effort"] = imaging.WEBP_METHOD
+        kwargs["effort"] = WEBP_METHOD
     return image.write_to_buffer(f".{fmt}", **kwargs)  # type: ignore[attr-defined]
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks import engines, samples
 from benchmarks._common import CACHE, Row, function_env, run_worker, speedup_row, status_kb
-from image_pipeline.settings import memory_bytes
+from image_pipeline.formats import memory_bytes
 
 MB = 1024 * 1024
 FUNCTION_MEMORY = "1Gi"  # thumbnail_memory's default
@@ -126,9 +126,12 @@ def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
 
     import main  # noqa: F401  (what an instance holds: functions/main.py, its settings)
     from image_pipeline import animation, imaging
-    from image_pipeline.settings import Box, Tunables
+    from image_pipeline.formats import Box
+    from image_pipeline.settings import Tunables
 
-    options = Tunables(thumbnail_sizes=tuple(Box(w, h) for w, h in sizes)).imaging_options()
+    options = imaging.Options.from_tunables(
+        Tunables(thumbnail_sizes=tuple(Box(w, h) for w, h in sizes))
+    )
     options = dataclasses.replace(options, animated=True)
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as im:

@@ -109,7 +109,8 @@ def worst_side(case: Case, memory: str) -> int:
     """The side of the largest square of ``case`` every limit lets through (the core's own
     decision, asked of the probe's header with the side changed)."""
     from image_pipeline import decode_cost
-    from image_pipeline.settings import Tunables, memory_bytes
+    from image_pipeline.formats import memory_bytes
+    from image_pipeline.settings import Tunables
 
     limits = Tunables(thumbnail_memory=memory)
     # The input bytes count against the budget: allow for a file of up to the byte limit.
@@ -145,7 +146,8 @@ def sample(case: Case, side: int) -> Path:
 def rows(cases: tuple[Case, ...], memory: str = "1Gi") -> list[Row]:
     """One row per case: its worst allowed size, file size and absolute peak RSS."""
     from benchmarks.memory import case_peak
-    from image_pipeline.settings import Tunables, memory_bytes
+    from image_pipeline.formats import memory_bytes
+    from image_pipeline.settings import Tunables
 
     limit = memory_bytes(memory)
     max_bytes = Tunables().max_input_bytes

@@ -20,7 +20,7 @@ from typing import cast
 
 from PIL import Image
 
-from image_pipeline.settings import Box
+from image_pipeline.formats import Box
 
 INPUTS = ("GIF", "WEBP")
 OUTPUT = "webp"

@@ -19,7 +19,8 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from image_pipeline import animation, decode_cost, frame_count, heif, placeholder
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box, memory_bytes
+from image_pipeline.formats import OUTPUTS, Box, memory_bytes
+from image_pipeline.settings import Tunables
 
 # Formats we decode (HEIF through image_pipeline.heif). Others that Pillow can identify
 # (PSD, EPS, TGA, ...) are refused as unsupported_format rather than handed to
@@ -29,13 +30,6 @@ INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF")
 # not open is corrupt rather than "not an image".
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\0", b"MM\0*")
 
-OUTPUTS = {  # format -> (Pillow format, content type)
-    "webp": ("WEBP", "image/webp"),
-    "jpeg": ("JPEG", "image/jpeg"),
-    "png": ("PNG", "image/png"),
-    "avif": ("AVIF", "image/avif"),
-}
-_ALPHA_OUTPUTS = {"webp", "png", "avif"}
 _DRAFT_FORMATS = ("JPEG", "MPO")  # decoded at a reduced scale (Image.draft)
 
 # EXIF orientation -> the transpose that shows the image upright (ImageOps.exif_transpose).
@@ -65,7 +59,7 @@ _LAB = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """What to make and what to refuse; built by ``Settings.imaging_options`` (the defaults)."""
+    """What to make and what to refuse (``from_tunables``: what the settings ask for)."""
 
     boxes: tuple[Box, ...]
     formats: tuple[str, ...]
@@ -76,6 +70,21 @@ class Options:
     memory: str  # the function's memory ("1Gi"): the decoded bytes must fit it
     include_gps: bool
     animated: bool
+
+    @classmethod
+    def from_tunables(cls, tunables: Tunables) -> Options:
+        """The options a deployment's settings ask for."""
+        return cls(
+            boxes=tunables.thumbnail_sizes,
+            formats=tunables.thumbnail_formats,
+            quality=tunables.thumbnail_quality,
+            max_bytes=tunables.max_input_bytes,
+            max_pixels=tunables.max_input_pixels,
+            max_frames=tunables.max_input_frames,
+            memory=tunables.thumbnail_memory,
+            include_gps=tunables.exif_include_gps,
+            animated=tunables.animated,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,14 +308,14 @@ def _animation(
 
 def _encode_animation(movie: animation.Animation, box: Box, quality: int) -> Thumbnail:
     first = movie.frames[box][0]
-    _, content_type = OUTPUTS[animation.OUTPUT]
+    output = OUTPUTS[animation.OUTPUT]
     return Thumbnail(
         box=box,
         format=animation.OUTPUT,
         width=first.width,
         height=first.height,
-        content_type=content_type,
-        data=animation.encode(movie, box, encoder_options(animation.OUTPUT, quality)),
+        content_type=output.content_type,
+        data=animation.encode(movie, box, output.encoder_options(quality)),
         frames=len(movie.durations),
     )
 
@@ -397,36 +406,20 @@ def _to_srgb(im: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
     return converted
 
 
-# libwebp effort (Pillow's `method`, libvips' `effort`; 0 fastest .. 6 smallest). For
-# thumbnails 2 halves the encode time of the default 4 for files ~4 % larger (measured on
-# 12 MP photos, docs/benchmarks.md); the encode is otherwise half of a thumbnail's CPU time.
-WEBP_METHOD = 2
-
-
-def encoder_options(fmt: str, quality: int) -> dict[str, int]:
-    """Keyword arguments of Pillow's `save` for one output format (the benchmarks use them
-    for their baselines too, so every engine encodes alike)."""
-    if fmt == "png":
-        return {}
-    if fmt == "webp":
-        return {"quality": quality, "method": WEBP_METHOD}
-    return {"quality": quality}
-
-
 def _encode(im: Image.Image, box: Box, fmt: str, quality: int) -> Thumbnail:
-    pil_format, content_type = OUTPUTS[fmt]
-    if fmt == "jpeg" and im.mode in ("LA", "RGBA"):
+    output = OUTPUTS[fmt]
+    if not output.alpha and im.mode in ("LA", "RGBA"):
         im = _flatten_on_white(im)
-    elif fmt in ("webp", "avif") and im.mode in ("L", "LA"):
+    elif not output.grey and im.mode in ("L", "LA"):
         im = im.convert("RGBA" if im.mode == "LA" else "RGB")
     out = io.BytesIO()
-    im.save(out, pil_format, **encoder_options(fmt, quality))
+    im.save(out, output.pillow, **output.encoder_options(quality))
     return Thumbnail(
         box=box,
         format=fmt,
         width=im.width,
         height=im.height,
-        content_type=content_type,
+        content_type=output.content_type,
         data=out.getvalue(),
     )
 

@@ -20,10 +20,11 @@ from image_pipeline import events, imaging, patterns, pubsub_limits, records
 from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
 from image_pipeline.firestore_docs import FirestoreStore, Store
+from image_pipeline.formats import FORMATS, Box
 from image_pipeline.gcs import GcsStorage, Storage, StoredObject, Upload
 from image_pipeline.logs import Logger, trace_fields
 from image_pipeline.publisher import Publisher, PubSubPublisher
-from image_pipeline.settings import FORMATS, MAX_BOX_SIDE, MAX_OBJECT_NAME_BYTES, Box, Settings
+from image_pipeline.settings import MAX_BOX_SIDE, MAX_OBJECT_NAME_BYTES, Settings
 
 
 def _utc_now() -> dt.datetime:
@@ -209,7 +210,7 @@ def _thumbnails_event(
         log.info("skipped", reason="this generation no longer exists (overwritten or deleted)")
         return None
     with _timed(timings, "core_ms"):
-        result = imaging.make_thumbnails(data, p.settings.imaging_options())
+        result = imaging.make_thumbnails(data, imaging.Options.from_tunables(p.settings))
     with _timed(timings, "upload_ms"):
         thumbnails = [
             entry

@@ -1,9 +1,10 @@
 """The functions' settings, each defined once (docs/architecture.md, "Function environment").
 
 A field's type picks its parser (``PARSERS``), its metadata (``setting()``) holds its doc line,
-environment variable, bounds and the ``imaging.Options`` field it feeds. ``Tunables`` are what
-a deployment chooses (``infra.model.config.DeploymentConfig`` inherits them); ``Settings`` adds
-the names the stack wires in. Every problem raises ``SettingsError`` naming the variable.
+environment variable and bounds; ``imaging.Options.from_tunables`` reads the fields the image
+core needs. ``Tunables`` are what a deployment chooses (``infra.model.config.DeploymentConfig``
+inherits them); ``Settings`` adds the names the stack wires in. Every problem raises
+``SettingsError`` naming the variable. Formats, boxes and memory sizes: ``formats``.
 """
 
 from __future__ import annotations
@@ -12,21 +13,15 @@ import dataclasses
 import re
 import typing
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any
 
-if TYPE_CHECKING:
-    from image_pipeline.imaging import Options
+from image_pipeline.formats import FORMATS, MEMORY, OUTPUTS, Box, Format, memory_bytes
 
-Format = Literal["webp", "jpeg", "png", "avif"]
-FORMATS: tuple[Format, ...] = typing.get_args(Format)
 MAX_OBJECT_NAME_BYTES = 1024  # GCS: an object name is at most 1024 bytes of UTF-8
 MAX_BOX_SIDE = 99_999  # bounds a thumbnail's leaf name ("WxH.ext") whatever the sizes
 MAX_PREFIX_BYTES = 512  # leaves room for the hashed folder of long names
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
 _SIZE = re.compile(r"(\d+)x(\d+)")
-# A function's memory as the deployment states it (Cloud Functions' `available_memory`).
-MEMORY = re.compile(r"([1-9][0-9]*)(Mi|Gi)")
-_MEMORY_UNITS = {"Mi": 1 << 20, "Gi": 1 << 30}
 # An instance holds ~160 MiB before any image (image_pipeline.decode_cost.INSTANCE_RESERVE):
 # below this, the decoded-bytes limit would leave almost nothing to decode.
 MIN_THUMBNAIL_MEMORY = "256Mi"
@@ -46,37 +41,19 @@ class SettingsError(ValueError):
         self.setting = setting
 
 
-class Box(NamedTuple):
-    """A bounding box a thumbnail must fit in."""
-
-    width: int
-    height: int
-
-    def __str__(self) -> str:
-        return f"{self.width}x{self.height}"
-
-
-def avif_supported() -> bool:
-    from PIL import features
-
-    return bool(features.check("avif"))
-
-
 def setting(
     default: object = dataclasses.MISSING,
     *,
     doc: str,
     env: str = "",
     bounds: tuple[int, int] | None = None,
-    option: str = "",
     default_doc: str = "",
     factory: Callable[[], object] | None = None,
 ) -> Any:
     """A settings field: ``doc`` is its line in the generated tables, ``env`` its variable
-    (default: the name in upper case), ``bounds`` the inclusive range of an int, ``option`` the
-    ``imaging.Options`` field it feeds and ``default_doc`` a default computed elsewhere."""
-    metadata = {"doc": doc, "env": env, "bounds": bounds, "option": option}
-    metadata["default_doc"] = default_doc
+    (default: the name in upper case), ``bounds`` the inclusive range of an int and
+    ``default_doc`` a default computed elsewhere."""
+    metadata = {"doc": doc, "env": env, "bounds": bounds, "default_doc": default_doc}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -94,38 +71,31 @@ class Tunables:
     thumbnail_sizes: tuple[Box, ...] = setting(
         (Box(128, 128), Box(512, 512), Box(1024, 1024)),
         doc=f"bounding boxes `WxH`, comma separated, sides 1..{MAX_BOX_SIDE} (never upscaled)",
-        option="boxes",
     )
     thumbnail_formats: tuple[Format, ...] = setting(
-        ("webp",), doc=f"output formats, comma separated: {', '.join(FORMATS)}", option="formats"
+        ("webp",), doc=f"output formats, comma separated: {', '.join(FORMATS)}"
     )
-    thumbnail_quality: int = setting(
-        82, doc="encoder quality 1..100", bounds=(1, 100), option="quality"
-    )
+    thumbnail_quality: int = setting(82, doc="encoder quality 1..100", bounds=(1, 100))
     cache_control: str = setting("public, max-age=3600", doc="Cache-Control of the thumbnails")
     max_input_bytes: int = setting(
         50 * 1024 * 1024,
         doc="larger objects are rejected before download",
         bounds=(1, 5 * 1024**4),
-        option="max_bytes",
     )
     max_input_pixels: int = setting(
         120_000_000,
         doc="larger images are rejected before decoding",
         bounds=(1, 10**10),
-        option="max_pixels",
     )
     max_input_frames: int = setting(
         10_000,
         doc="images with more pages or frames are rejected before decoding (`too_many_frames`)",
         bounds=(1, 1_000_000),
-        option="max_frames",
     )
     thumbnail_memory: str = setting(
         "1Gi",
         doc="memory of make_thumbnail (`512Mi`, `2Gi`, ...); images whose decode would not fit "
         "it are rejected before decoding (`too_many_decoded_bytes`)",
-        option="memory",
     )
     include_patterns: tuple[str, ...] = setting(
         (),
@@ -145,13 +115,11 @@ class Tunables:
     exif_include_gps: bool = setting(
         False,
         doc="keep GPS in the metadata doc's EXIF subset (never in thumbnails)",
-        option="include_gps",
     )
     animated: bool = setting(
         False,
         doc="animated GIF/WebP inputs give animated WebP thumbnails (frame timing and loop kept; "
         "other formats, and `false`, give the first frame)",
-        option="animated",
     )
 
     def __post_init__(self) -> None:
@@ -177,18 +145,6 @@ class Tunables:
     def tunables(self) -> dict[str, Any]:
         """These values by field name (what ``Settings.wired`` takes)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(Tunables)}
-
-    def imaging_options(self) -> Options:
-        """The image core's options, from the fields whose metadata names an option."""
-        from image_pipeline.imaging import Options  # imaging imports Box from here
-
-        return Options(
-            **{
-                f.metadata["option"]: getattr(self, f.name)
-                for f in dataclasses.fields(Tunables)
-                if f.metadata["option"]
-            }
-        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -379,14 +335,6 @@ def _error(name: str, problem: str) -> SettingsError:
     return SettingsError(env_name(field) if field else name.upper(), problem, name)
 
 
-def memory_bytes(text: str) -> int:
-    """Bytes of a memory size written like ``512Mi`` or ``2Gi``."""
-    match = MEMORY.fullmatch(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a size like 512Mi or 2Gi")
-    return int(match[1]) * _MEMORY_UNITS[match[2]]
-
-
 def _check_formats(formats: tuple[str, ...]) -> None:
     if not formats:
         raise _error("thumbnail_formats", "needs at least one format")
@@ -397,7 +345,7 @@ def _check_formats(formats: tuple[str, ...]) -> None:
             )
     if len(set(formats)) != len(formats):
         raise _error("thumbnail_formats", "lists a format twice")
-    if "avif" in formats and not avif_supported():
-        raise _error(
-            "thumbnail_formats", "avif needs a Pillow built with libavif (Pillow >= 11.2 wheels)"
-        )
+    for fmt in formats:
+        output = OUTPUTS[fmt]
+        if not output.available():
+            raise _error("thumbnail_formats", f"{fmt} needs a Pillow built with {output.library}")

@@ -17,8 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from image_pipeline.formats import MEMORY
 from image_pipeline.settings import (
-    MEMORY,
     PARSERS,
     Parser,
     SettingsError,

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from google.api_core.exceptions import NotFound
 from PIL import Image
 
+from image_pipeline.formats import OUTPUTS
 from image_pipeline.records import image_doc_id
 from image_pipeline.settings import Settings
 from infra.model.config import ConfigError, load_config
@@ -35,7 +36,7 @@ from infra.ops import target as targets
 
 DEFAULT_TIMEOUT = 180.0
 _EXIF_ORIENTATION = 0x0112
-_FORMATS = {"image/webp": "WEBP", "image/jpeg": "JPEG", "image/png": "PNG", "image/avif": "AVIF"}
+_PILLOW_FORMATS = {output.content_type: output.pillow for output in OUTPUTS.values()}
 _ALPHA_MODES = {"RGBA", "LA", "PA"}
 _METADATA_KEYS = {"exif", "xmp", "icc_profile"}  # what Pillow exposes in `info`
 
@@ -263,7 +264,7 @@ class Smoke:
             return (
                 f"{leaf} is {size[0]}x{size[1]}, listed {entry.get('width')}x{entry.get('height')}"
             )
-        if fmt != _FORMATS.get(str(entry.get("contentType"))):
+        if fmt != _PILLOW_FORMATS.get(str(entry.get("contentType"))):
             return f"{leaf} decodes as {fmt}, listed {entry.get('contentType')}"
         carried = sorted(_METADATA_KEYS & set(info)) or (["exif"] if len(exif) else [])
         if carried:

@@ -15,10 +15,11 @@ import pytest
 from imagekit import FUNCTIONS_MAIN
 
 from image_pipeline.errors import GenerationMismatch
+from image_pipeline.formats import Box
 from image_pipeline.gcs import StoredObject, Upload
 from image_pipeline.pipeline import Pipeline
 from image_pipeline.records import SERVER_TIME
-from image_pipeline.settings import Box, Settings
+from image_pipeline.settings import Settings
 
 NOW = dt.datetime(2026, 1, 1, 0, 0, 5, tzinfo=dt.UTC)
 

@@ -11,7 +11,8 @@ from PIL import Image, ImageSequence
 
 from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box, Tunables
+from image_pipeline.formats import Box
+from image_pipeline.settings import Tunables
 
 COLOURS = (RED, GREEN, BLUE)
 DURATIONS = [100, 250, 40]
@@ -19,7 +20,7 @@ DURATIONS = [100, 250, 40]
 
 def options(**overrides: object) -> imaging.Options:
     base = Tunables(thumbnail_sizes=(Box(32, 32), Box(16, 16)), thumbnail_formats=("webp", "png"))
-    return dataclasses.replace(base.imaging_options(), **overrides)
+    return dataclasses.replace(imaging.Options.from_tunables(base), **overrides)
 
 
 def animation(fmt: str, size: tuple[int, int] = (48, 24), **params: object) -> bytes:

@@ -180,6 +180,7 @@ def test_alert_notification_channels_are_full_channel_names():
 
 def test_make_thumbnail_is_told_its_own_memory():
     """The decoded-bytes limit is derived from the memory the function really gets."""
+    from image_pipeline import imaging
     from image_pipeline.settings import Settings
     from infra.model.topology import build_topology
 
@@ -188,6 +189,6 @@ def test_make_thumbnail_is_told_its_own_memory():
     assert function.memory == "2Gi"
     settings = Settings.from_env(function.env)
     assert settings.thumbnail_memory == "2Gi"
-    assert settings.imaging_options().memory == "2Gi"
+    assert imaging.Options.from_tunables(settings).memory == "2Gi"
     with pytest.raises(ConfigError, match="thumbnail_memory"):
         DeploymentConfig(project="my-gcp-project", thumbnail_memory="2GB")

@@ -11,7 +11,8 @@ from PIL import Image
 
 from image_pipeline import decode_cost, imaging
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box, Tunables
+from image_pipeline.formats import Box
+from image_pipeline.settings import Tunables
 from infra.local.sample_images import decompression_bomb
 
 GIB = 1 << 30
@@ -34,11 +35,13 @@ def worst_side(kind: tuple[int, int], memory: int = GIB) -> int:
 
 
 def rejection(data: bytes, memory: str = "1Gi") -> PermanentError:
-    opts = Tunables(
-        thumbnail_sizes=(Box(1024, 1024),),
-        max_input_pixels=10**9,
-        thumbnail_memory=memory,
-    ).imaging_options()
+    opts = imaging.Options.from_tunables(
+        Tunables(
+            thumbnail_sizes=(Box(1024, 1024),),
+            max_input_pixels=10**9,
+            thumbnail_memory=memory,
+        )
+    )
     with pytest.raises(PermanentError) as caught:
         imaging.make_thumbnails(data, opts)
     return caught.value
@@ -144,7 +147,7 @@ def test_an_animation_is_charged_for_the_frames_it_holds():
     gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=40)
 
     def options(animated: bool) -> imaging.Options:
-        return Tunables(thumbnail_memory="256Mi", animated=animated).imaging_options()
+        return imaging.Options.from_tunables(Tunables(thumbnail_memory="256Mi", animated=animated))
 
     still = imaging.make_thumbnails(gif, options(animated=False))
     assert still.facts.frames == 20

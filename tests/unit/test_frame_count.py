@@ -10,12 +10,13 @@ from PIL import Image, TiffImagePlugin
 
 from image_pipeline import frame_count, imaging
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box, Tunables
+from image_pipeline.formats import Box
+from image_pipeline.settings import Tunables
 from infra.local import sample_images
 
 
 def options(**tunables: int) -> imaging.Options:
-    return Tunables(thumbnail_sizes=(Box(64, 64),), **tunables).imaging_options()
+    return imaging.Options.from_tunables(Tunables(thumbnail_sizes=(Box(64, 64),), **tunables))
 
 
 def animation(fmt: str, frames: int, **params: object) -> bytes:

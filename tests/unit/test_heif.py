@@ -27,10 +27,13 @@ from PIL import Image, ImageCms
 
 from image_pipeline import heif, icc, imaging
 from image_pipeline.errors import PermanentError
-from image_pipeline.settings import Box, Tunables
+from image_pipeline.formats import Box
+from image_pipeline.settings import Tunables
 from infra.local import sample_images
 
-OPTIONS = Tunables(thumbnail_sizes=(Box(64, 64),), thumbnail_formats=("png",)).imaging_options()
+OPTIONS = imaging.Options.from_tunables(
+    Tunables(thumbnail_sizes=(Box(64, 64),), thumbnail_formats=("png",))
+)
 
 
 def heic(*images: Image.Image, primary: int = 0, **params: object) -> bytes:

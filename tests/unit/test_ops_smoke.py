@@ -12,9 +12,9 @@ from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Settings
 from infra.ops.smoke import Report, samples
 
-OPTIONS = Settings(
-    project="p", uploads_bucket="u", thumbnails_bucket="t", image_events_topic="e"
-).imaging_options()
+OPTIONS = imaging.Options.from_tunables(
+    Settings(project="p", uploads_bucket="u", thumbnails_bucket="t", image_events_topic="e")
+)
 
 
 def test_samples_are_what_the_checks_expect():

@@ -9,12 +9,13 @@ from imagekit import BLUE, RED, close, encode
 from PIL import Image, ImageDraw
 
 from image_pipeline import imaging, placeholder
-from image_pipeline.settings import Box, Tunables
+from image_pipeline.formats import Box
+from image_pipeline.settings import Tunables
 from infra.local import sample_images
 
-OPTIONS = Tunables(
-    thumbnail_sizes=(Box(512, 512), Box(128, 128)), thumbnail_formats=("webp",)
-).imaging_options()
+OPTIONS = imaging.Options.from_tunables(
+    Tunables(thumbnail_sizes=(Box(512, 512), Box(128, 128)), thumbnail_formats=("webp",))
+)
 
 
 def decoded(preview: placeholder.Placeholder, long_side: int = 40) -> Image.Image:
