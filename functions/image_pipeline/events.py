@@ -11,6 +11,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,15 @@ from image_pipeline.errors import MalformedEvent, PermanentError
 SCHEMA = 1
 OUTPUT_MARKER = "image-pipeline-output"  # custom metadata key on everything we write
 STATUSES = ("processed", "failed", "deleted")
+
+# Limits checked on the raw bytes before any JSON parser runs: Python's parser recurses
+# per level (a body 100k levels deep raises RecursionError), and nothing we receive needs
+# more. The largest body is a push of a 10 MB Pub/Sub message (base64: 4/3 of it, plus the
+# envelope): https://cloud.google.com/pubsub/quotas#resource_limits.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 32
+MAX_GENERATION = 2**63 - 1  # generations and sizes are int64 in the JSON API
+MAX_NAME_BYTES = 1024  # https://cloud.google.com/storage/docs/objects#naming
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,20 +92,62 @@ def parse_time(text: str | None) -> dt.datetime | None:
         raise MalformedEvent(f"{text!r} is not an RFC 3339 time") from exc
 
 
+# A JSON string, closing quote optional so an unterminated one is consumed once (linear).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_BRACKETS = bytes.maketrans(b"[]{}", b"()()")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def check_json_limits(raw: bytes) -> None:
+    """Refuse a body over ``MAX_BODY_BYTES`` or nested deeper than ``MAX_JSON_DEPTH``
+    before it is parsed. Strings are blanked first (a bracket in a name is no nesting);
+    then each pass drops the innermost ``()`` pairs, so what is left after
+    ``MAX_JSON_DEPTH`` passes is too deep (or never closed). C-speed, no recursion."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise MalformedEvent(f"body of {len(raw)} bytes is over {MAX_BODY_BYTES}")
+    brackets = _JSON_STRING.sub(b"", raw).translate(_BRACKETS, _NOT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return
+        brackets = brackets.replace(b"()", b"")
+    if b"(" in brackets:
+        raise MalformedEvent(f"JSON nested deeper than {MAX_JSON_DEPTH} levels (or unclosed)")
+
+
 def _json_data(data: object) -> Any:
     if isinstance(data, bytes | str):
+        raw = data.encode(errors="surrogatepass") if isinstance(data, str) else data
+        check_json_limits(raw)
         try:
-            return json.loads(data)
-        except ValueError as exc:
+            return json.loads(raw)
+        except (ValueError, RecursionError) as exc:
             raise MalformedEvent("event data is not JSON") from exc
     return data
 
 
-def _int(value: object, what: str) -> int:
+def _int(value: object, what: str, low: int = 0, high: int = MAX_GENERATION) -> int:
+    if isinstance(value, bool | float):  # JSON true/1.5 are not the API's int64 strings
+        raise MalformedEvent(f"{what} {value!r} is not an integer")
     try:
-        return int(value)  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
-        raise MalformedEvent(f"{what} {value!r} is not an integer") from None
+        raise MalformedEvent(f"{what} {value!r:.80} is not an integer") from None
+    if not low <= number <= high:
+        raise MalformedEvent(f"{what} {str(number)[:80]} is outside {low}..{high}")
+    return number
+
+
+def _name(value: object, what: str) -> str:
+    """A bucket or object name as GCS gives it: a non-empty string, at most 1024 bytes."""
+    if not isinstance(value, str) or not value:
+        raise MalformedEvent(f"{what} {value!r:.80} is not a non-empty string")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise MalformedEvent(f"{what} is not valid UTF-8") from None
+    if size > MAX_NAME_BYTES:
+        raise MalformedEvent(f"{what} of {size} bytes is over {MAX_NAME_BYTES}")
+    return value
 
 
 def storage_object(resource: object) -> StorageObject:
@@ -108,19 +160,24 @@ def storage_object(resource: object) -> StorageObject:
     except KeyError as exc:
         raise MalformedEvent(f"object resource has no {exc.args[0]!r}") from None
     metadata = resource.get("metadata") or {}
+    created = resource.get("timeCreated")
+    if created is not None:
+        parse_time(str(created))
     return StorageObject(
-        bucket=str(bucket),
-        name=str(name),
-        generation=_int(resource.get("generation"), "generation"),
+        bucket=_name(bucket, "bucket"),
+        name=_name(name, "object name"),
+        generation=_int(resource.get("generation"), "generation", low=1),
         metageneration=(
-            _int(resource["metageneration"], "metageneration")
+            _int(resource["metageneration"], "metageneration", low=1)
             if resource.get("metageneration") is not None
             else None
         ),
         content_type=str(resource.get("contentType") or ""),
         size=_int(resource.get("size") or 0, "size"),
-        time_created=resource.get("timeCreated"),
-        metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+        time_created=str(created) if created is not None else None,
+        metadata=(
+            {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {}
+        ),
     )
 
 
@@ -139,6 +196,19 @@ def push_message(event_data: object) -> PushMessage:
         attributes={str(k): str(v) for k, v in attributes.items()},
         publish_time=message.get("publishTime"),
     )
+
+
+def diagnosis(message: PushMessage) -> str | None:
+    """Why the stage this message was meant for refuses it as malformed, or None: the
+    dead-letter recorder stores it, as Pub/Sub passes on no reason of its own."""
+    try:
+        if message.attributes.get("eventType", "").startswith("OBJECT_"):
+            object_deletion(message)
+        else:
+            result_from_message(message)
+    except MalformedEvent as exc:
+        return str(exc)
+    return None
 
 
 def object_deletion(message: PushMessage) -> ObjectDeletion | None:

@@ -115,15 +115,14 @@ def given_up(
 
 
 @contextlib.contextmanager
-def _given_up_when_too_old(p: Pipeline, event: CloudEvent) -> Iterator[None]:
+def _given_up_when_too_old(p: Pipeline, event_time: dt.datetime | None) -> Iterator[None]:
     """Turns a failure that would be retried into `retry_window_exceeded` past the window."""
     try:
         yield
     except PermanentError:
         raise
     except Exception as exc:
-        time = events.parse_time(event.get("time"))
-        permanent = given_up(time, p.clock(), p.settings.retry_window_seconds, exc)
+        permanent = given_up(event_time, p.clock(), p.settings.retry_window_seconds, exc)
         if permanent is None:
             raise
         raise permanent from exc
@@ -145,9 +144,17 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _retried_on_error(log: Logger) -> Iterator[None]:
-    """Log any exception for what it is, then let it through: the platform will redeliver."""
+    """Log any exception for what it is, then let it through: the platform will redeliver.
+
+    A malformed push message is let through too, as ``MalformedEvent``: the entry point
+    answers it 400, a nack Pub/Sub retries into the dead-letter topic, where the recorder
+    notes why (docs/architecture.md, "Entry points").
+    """
     try:
         yield
+    except MalformedEvent as exc:
+        log.error("malformed message; refused, to be dead-lettered", error=str(exc))
+        raise
     except Exception as exc:
         if is_transient(exc):
             log.warning("transient failure; the delivery will be retried", error=repr(exc))
@@ -177,8 +184,9 @@ def _publish(p: Pipeline, result: ResultEvent, log: Logger, timings: dict[str, f
 def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
     """Eventarc ``object.v1.finalized`` -> thumbnails -> one ``image.*`` result event."""
     log = _logger(p, event, headers, "make_thumbnail")
-    try:
+    try:  # everything read from the event is checked here, before any retryable work
         obj = events.storage_object(event.data)
+        event_time = events.parse_time(event.get("time"))
     except MalformedEvent as exc:
         # Eventarc would redeliver it for a day and no retry can fix it.
         log.error("malformed storage event; acknowledged", error=str(exc))
@@ -191,7 +199,7 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
     with _retried_on_error(log):
         timings: dict[str, float] = {}
         try:
-            with _given_up_when_too_old(p, event):
+            with _given_up_when_too_old(p, event_time):
                 result = _thumbnails_event(p, event, obj, timings, log)
         except PermanentError as exc:
             log.warning("image rejected", reason=exc.reason, error=exc.message)

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from image_pipeline.events import PushMessage, parse_time
+from image_pipeline.events import PushMessage, diagnosis, parse_time
 
 
 class _ServerTime:
@@ -112,6 +112,7 @@ def dead_letter_record(message: PushMessage) -> dict[str, Any]:
         "sourceSubscription": subscription.rsplit("/", 1)[-1],
         "deliveryAttempt": int(attempts) if attempts.isdigit() else None,
         "publishTime": message.publish_time,
+        "malformed": diagnosis(PushMessage(message.message_id, message.data_b64, original, None)),
         "recordedAt": SERVER_TIME,
         "status": "recorded",
         "replayCount": 0,

@@ -34,7 +34,12 @@ from infra.local.local_stack import (
     read_stack_json,
     stop_on_signals,
 )
-from infra.local.operations import client_exports, pull_filtered
+from infra.local.operations import (
+    PushSubscription,
+    client_exports,
+    pull_filtered,
+    pull_subscription,
+)
 from infra.local.processes import StartupError, group_alive, log_tail, pid_alive, stop_group
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.ops import dead_letters
@@ -313,6 +318,11 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     info = read_stack_json()
+    try:  # refused before any client exists: nothing is pulled, nothing acked
+        pull_subscription(info, args.subscription)
+    except (PushSubscription, KeyError) as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
     clients = emulator_clients(info["project"], info["env"])
     try:
         for item in pull_filtered(clients.subscriber, info, args.subscription, args.max, args.wait):

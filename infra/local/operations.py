@@ -31,6 +31,23 @@ def find_subscription(info: Mapping[str, Any], name_or_key: str) -> tuple[str, d
     raise KeyError(f"no subscription {name_or_key!r}; known: {', '.join(sorted(subs))}")
 
 
+class PushSubscription(ValueError):
+    """Pulling from a push subscription would ack messages its function never sees."""
+
+
+def pull_subscription(info: Mapping[str, Any], name_or_key: str) -> tuple[str, dict[str, Any]]:
+    """`find_subscription`, refusing a push subscription: the router delivers those to a
+    function, and a pull there would take (and ack) messages from under it."""
+    name, spec = find_subscription(info, name_or_key)
+    if spec.get("push_function"):
+        pulls = sorted(n for n, s in info["subscriptions"].items() if not s.get("push_function"))
+        raise PushSubscription(
+            f"{name} is a push subscription (delivered to {spec['push_function']}); pulling it "
+            f"would take its messages from the function; pull one of: {', '.join(pulls)}"
+        )
+    return name, spec
+
+
 def _decoded(data: bytes) -> Any:
     try:
         return json.loads(data)
@@ -50,7 +67,7 @@ def pull_filtered(
     Non-matching messages are acked without being yielded, as Pub/Sub never delivers them.
     Stops after `max_messages` or when nothing arrived for `wait_seconds`.
     """
-    name, spec = find_subscription(info, subscription)
+    name, spec = pull_subscription(info, subscription)
     path = f"projects/{info['project']}/subscriptions/{name}"
     delivered = 0
     quiet_since = time.monotonic()

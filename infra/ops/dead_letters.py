@@ -60,9 +60,12 @@ def event_of(record: Mapping[str, Any]) -> str:
 def reason_of(record: Mapping[str, Any]) -> str:
     """Why it was dead-lettered, as far as the message itself tells.
 
-    A failure reason when the event carries one (attribute `reason`, or `error.reason` in
-    the data); otherwise the message was fine and its consumer kept failing on it.
+    The recorder's note when the stage refused it as malformed; else a failure reason when
+    the event carries one (attribute `reason`, or `error.reason` in the data); otherwise the
+    message was fine and its consumer kept failing on it.
     """
+    if record.get("malformed"):  # set by the recorder: the stage refused it as malformed
+        return f"malformed: {record['malformed']}"
     attrs = record.get("attributes") or {}
     if attrs.get("reason"):
         return attrs["reason"]
@@ -210,6 +213,21 @@ def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err
     return len(failed)
 
 
+def dry_run(target: targets.Target, ids: list[str], force: bool, out: TextIO) -> int:
+    """What `replay` would do with these ids, said per id; publishes and changes nothing."""
+    known = {r["messageId"]: r for r in load_all(target)}
+    for message_id in ids:
+        status = known[message_id].get("status", RECORDED) if message_id in known else None
+        if status is None:
+            what = "no such dead letter"
+        elif status in (REPLAYED, DISCARDED) and not force:
+            what = f"{status}, would be skipped (--force replays it)"
+        else:
+            what = f"{status}, would be replayed"
+        print(f"{printable(message_id)}: {what} (dry run)", file=out)
+    return 0
+
+
 def operator() -> str:
     """Who is running the tool, for `discardedBy`: user@host."""
     try:
@@ -286,6 +304,9 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     again.add_argument(
         "--force", action="store_true", help="replay replayed records (and, by ID, discarded ones)"
     )
+    again.add_argument(
+        "--dry-run", action="store_true", help="list what would be replayed; publish nothing"
+    )
     drop = commands.add_parser(
         "discard", parents=[common], help="set records aside for good (kept, never replayed)"
     )
@@ -320,6 +341,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
         ids = [r["messageId"] for r in records if args.force or r.get("status") != REPLAYED]
         if not ids:
             print("nothing to replay", file=out)
+    if args.dry_run:
+        return dry_run(target, ids, args.force, out)
     return 1 if replay(target, ids, args.force, out, err) else 0
 
 

@@ -483,7 +483,7 @@ def test_failed_result_is_recorded(pipeline):
     ],
 )
 def test_malformed_results_are_refused_for_dead_lettering(function_client, body):
-    assert function_client("write_metadata").post("/", json=body).status_code == 500
+    assert function_client("write_metadata").post("/", json=body).status_code == 400
 
 
 def test_firestore_contention_is_retried(function_client, pipeline):

@@ -1,0 +1,100 @@
+"""Hostile input against the running stack: malformed requests straight to each
+function's URL, and tools pointed at the wrong thing. Nothing is lost, nothing retried
+forever, every function stays up."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from contextlib import redirect_stderr
+from typing import Any
+
+import pytest
+import requests
+
+from infra.common.storage_events import eventarc_storage_event
+from infra.local import cli, sample_images
+
+pytestmark = pytest.mark.integration
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def url_of(harness: Any, target: str) -> str:
+    (url,) = [f["url"] for f in harness.info["functions"].values() if f["target"] == target]
+    return url
+
+
+def storage_request(harness: Any, name: str, generation: str, **headers: str) -> tuple:
+    resource = {
+        "bucket": harness.uploads.name,
+        "name": name,
+        "generation": generation,
+        "metageneration": "1",
+        "size": "10",
+    }
+    event_headers, body = eventarc_storage_event(
+        resource, "hostile-1", "google.cloud.storage.object.v1.finalized", "2026-01-01T00:00:00Z"
+    )
+    return {**event_headers, **headers}, body
+
+
+def push(data: bytes, **attributes: str) -> dict[str, Any]:
+    return {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": "hostile-1",
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+        "subscription": "projects/p/subscriptions/s",
+    }
+
+
+def test_malformed_events_get_a_permanent_answer_and_every_function_stays_up(harness, prefix):
+    thumbnail = url_of(harness, "make_thumbnail")
+    cases = [
+        storage_request(harness, prefix + "a.jpg", "1", **{"ce-time": "not-a-time"}),
+        storage_request(harness, prefix + "a.jpg", "1" * 40),
+        storage_request(harness, "", "1"),
+    ]
+    for headers, body in cases:
+        response = requests.post(thumbnail, data=body, headers=headers, timeout=30)
+        assert response.status_code == 200, (headers, response.text)
+    headers, _ = storage_request(harness, prefix + "a.jpg", "1")
+    response = requests.post(thumbnail, data=DEEP, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+
+    for target in ("write_metadata", "cleanup", "handle_dead_letter"):
+        for body in (DEEP, json.dumps({"no": "message"}).encode()):
+            response = requests.post(
+                url_of(harness, target),
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
+            assert response.status_code == 400, (target, response.text[:200])
+
+    # Still up and answering: an event each function skips is acknowledged.
+    headers, body = storage_request(harness, prefix + "folder/", "1")
+    assert requests.post(thumbnail, data=body, headers=headers, timeout=30).status_code == 200
+    ignored = push(b"{}", eventType="OBJECT_FINALIZE")
+    assert requests.post(url_of(harness, "cleanup"), json=ignored, timeout=30).status_code == 200
+
+
+def test_pull_refuses_a_push_subscription_and_takes_nothing(harness, prefix, monkeypatch):
+    monkeypatch.setattr(cli, "read_stack_json", lambda: harness.info)
+    (writer,) = [
+        n for n, s in harness.info["subscriptions"].items() if s["key"] == "metadata_writer"
+    ]
+    names = [f"{prefix}{i}.jpg" for i in range(12)]
+    for i, name in enumerate(names):
+        harness.upload(name, sample_images.jpeg(40 + i, 30))
+        err = io.StringIO()
+        with redirect_stderr(err):
+            assert cli.main(["pull", writer]) == 2
+        (line,) = err.getvalue().splitlines()
+        assert "is a push subscription" in line and "imgpipe-failures" in line, line
+    for name in names:
+        assert harness.wait_doc(name, lambda d: d["status"] == "processed")
