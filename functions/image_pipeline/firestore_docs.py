@@ -24,11 +24,17 @@ class Store(Protocol):
 
 
 class FirestoreStore:
-    def __init__(self, project: str, database: str) -> None:
+    """``client``: one made elsewhere (the operator tools' own, for the emulator or a project);
+    by default the process's shared client for ``project`` and ``database``."""
+
+    def __init__(self, project: str, database: str, client: Any = None) -> None:
         self.project = project
         self.database = database
+        self._given = client
 
     def _client(self) -> Any:
+        if self._given is not None:
+            return self._given
         return clients.firestore_client(self.project, self.database)
 
     def update(

@@ -134,12 +134,10 @@ class Gallery:
                 "uploadedAt": _iso(blob.time_created),
                 **self._expected(blob),
             }
-        collection = self.target.firestore.collection(self.target.images_collection)
-        for snap in collection.stream():
-            doc = snap.to_dict()
+        for doc_id, doc in self.target.documents.stream(self.target.images_collection):
             if doc.get("bucket") != bucket:
                 continue
-            item = items.setdefault(snap.id, {"name": doc.get("name")})
+            item = items.setdefault(doc_id, {"name": doc.get("name")})
             if "generation" in item and int(doc.get("generation") or 0) < item["generation"]:
                 continue  # the doc describes an older upload; the new one is pending
             item.update(self._from_doc(doc))

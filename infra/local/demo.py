@@ -23,6 +23,7 @@ from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
 from infra.local.processes import StartupError
 from infra.model.config import load_config
+from infra.ops.documents import Documents
 
 WAIT_SECONDS = 90.0
 
@@ -49,13 +50,11 @@ SAMPLES = (
 def _wait(stack: LocalStack, sample: Sample, deadline: float) -> dict[str, Any] | None:
     assert stack.clients is not None
     t = stack.topology
-    ref = stack.clients.firestore.collection(t.collections["images"]).document(
-        image_doc_id(t.buckets["uploads"].name, sample.name)
-    )
+    documents = Documents(stack.clients.firestore)
+    doc_id = image_doc_id(t.buckets["uploads"].name, sample.name)
     doc = None
     while time.monotonic() < deadline:
-        snap = ref.get()
-        doc = snap.to_dict() if snap.exists else None
+        doc = documents.get(t.collections["images"], doc_id)
         if doc and doc.get("status") in ("processed", "failed", "deleted"):
             return doc
         time.sleep(0.2)
@@ -100,9 +99,8 @@ def run(stack: LocalStack) -> int:
                 else f"EXPECTED {sample.status}" + (f"/{sample.reason}" if sample.reason else ""),
             )
         )
-    dead = list(
-        stack.clients.firestore.collection(stack.topology.collections["dead_letters"]).stream()
-    )
+    documents = Documents(stack.clients.firestore)
+    dead = list(documents.stream(stack.topology.collections["dead_letters"]))
     header = ("object", "status", "source", "thumbnails", "placeholder", "latency ms", "check")
     _print_table(header, rows)
     print(f"\ndead letters: {len(dead)}")

@@ -178,13 +178,12 @@ def _listing(
     listing = target.storage.list_blobs(
         target.uploads_bucket, prefix=prefix or None, start_offset=after or None
     )
-    collection = target.firestore.collection(target.images_collection)
     for page in listing.pages:
         blobs = [blob for blob in page if blob.name != after]  # start_offset is inclusive
-        refs = [collection.document(image_doc_id(b.bucket.name, b.name)) for b in blobs]
-        docs = {snap.id: snap.to_dict() for snap in target.firestore.get_all(refs) if snap.exists}
-        for blob, ref in zip(blobs, refs, strict=True):
-            yield blob, docs.get(ref.id)
+        ids = [image_doc_id(b.bucket.name, b.name) for b in blobs]
+        docs = target.documents.get_many(target.images_collection, ids)
+        for blob, doc_id in zip(blobs, ids, strict=True):
+            yield blob, docs.get(doc_id)
 
 
 def _send(target: targets.Target, blob: Any) -> str | None:

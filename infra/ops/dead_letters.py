@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from image_pipeline.records import SERVER_TIME
 from infra.common.terminal import printable
 from infra.ops import target as targets
 
@@ -92,8 +93,8 @@ def summary(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_all(target: targets.Target) -> list[dict[str, Any]]:
     """Every record, oldest first (dead letters are few; sorting here avoids an index)."""
-    docs = target.firestore.collection(target.dead_letters_collection).stream()
-    records = [{"messageId": doc.id, **doc.to_dict()} for doc in docs]
+    docs = target.documents.stream(target.dead_letters_collection)
+    records = [{"messageId": doc_id, **doc} for doc_id, doc in docs]
     return sorted(records, key=lambda r: (str(r.get("recordedAt") or ""), r["messageId"]))
 
 
@@ -135,48 +136,44 @@ def replay_one(target: targets.Target, message_id: str, force: bool = False) -> 
     Raises NotReplayable, before anything changes, for a missing record or one whose
     topic cannot be found.
     """
-    from google.cloud import firestore
+    collection = target.dead_letters_collection
+    claimed: tuple[dict[str, Any], str] | Skipped | None = None
 
-    db = target.firestore
-    ref = db.collection(target.dead_letters_collection).document(message_id)
-
-    @firestore.transactional
-    def claim(transaction: Any) -> tuple[dict[str, Any], str] | Skipped:
-        snap = ref.get(transaction=transaction)
-        if not snap.exists:
+    def claim(record: dict[str, Any] | None) -> dict[str, Any] | None:
+        nonlocal claimed  # the transaction may run this more than once: the last run counts
+        if record is None:
             raise NotReplayable("no such dead letter")
-        record = snap.to_dict()
         status = record.get("status")
         if status in (REPLAYED, DISCARDED) and not force:
-            return Skipped(f"already {status}")
-        topic = _topic_of(target, record)  # fails before the claim
-        transaction.update(
-            ref,
-            {
-                "status": REPLAYED,
-                "replayCount": firestore.Increment(1),
-                "replayedAt": firestore.SERVER_TIMESTAMP,
-            },
-        )
-        return record, topic
+            claimed = Skipped(f"already {status}")
+            return None
+        claimed = record, _topic_of(target, record)  # fails before the claim
+        replays = record.get("replayCount", 0) + 1
+        return {**record, "status": REPLAYED, "replayCount": replays, "replayedAt": SERVER_TIME}
 
-    claimed = claim(db.transaction())
+    target.documents.update(collection, message_id, claim)
+    assert claimed is not None  # claim ran, or raised
     if isinstance(claimed, Skipped):
         return claimed
     record, topic = claimed
+
+    def give_back(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        restored = {**doc, "status": record.get("status", RECORDED)}
+        restored["replayCount"] = doc.get("replayCount", 1) - 1
+        restored.pop("replayedAt", None)
+        if "replayedAt" in record:
+            restored["replayedAt"] = record["replayedAt"]
+        return restored
+
     try:
         data = base64.b64decode(record.get("data") or "")
         attributes = {str(k): str(v) for k, v in (record.get("attributes") or {}).items()}
         return target.publisher.publish(topic, data, **attributes).result(_PUBLISH_TIMEOUT)
     except Exception:
         # Not published: give the claim back so the record can be replayed again.
-        ref.update(
-            {
-                "status": record.get("status", RECORDED),
-                "replayCount": firestore.Increment(-1),
-                "replayedAt": record.get("replayedAt", firestore.DELETE_FIELD),
-            }
-        )
+        target.documents.update(collection, message_id, give_back)
         raise
 
 
@@ -242,28 +239,16 @@ def discard_one(target: targets.Target, message_id: str, by: str, note: str | No
 
     Raises KeyError for a missing record.
     """
-    from google.cloud import firestore
 
-    ref = target.firestore.collection(target.dead_letters_collection).document(message_id)
-
-    @firestore.transactional
-    def mark(transaction: Any) -> bool:
-        snap = ref.get(transaction=transaction)
-        if not snap.exists:
+    def mark(record: dict[str, Any] | None) -> dict[str, Any] | None:
+        if record is None:
             raise KeyError(message_id)
-        if snap.to_dict().get("status") == DISCARDED:
-            return False
-        change: dict[str, Any] = {
-            "status": DISCARDED,
-            "discardedAt": firestore.SERVER_TIMESTAMP,
-            "discardedBy": by,
-        }
-        if note:
-            change["discardNote"] = note
-        transaction.update(ref, change)
-        return True
+        if record.get("status") == DISCARDED:
+            return None
+        change = {"status": DISCARDED, "discardedAt": SERVER_TIME, "discardedBy": by}
+        return {**record, **change, **({"discardNote": note} if note else {})}
 
-    return mark(target.firestore.transaction())
+    return target.documents.update(target.dead_letters_collection, message_id, mark) is not None
 
 
 def discard(
@@ -325,11 +310,11 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
             print_table(rows, out)
         return 0
     if args.command == "show":
-        doc = target.firestore.collection(target.dead_letters_collection).document(args.id).get()
-        if not doc.exists:
+        doc = target.documents.get(target.dead_letters_collection, args.id)
+        if doc is None:
             print(f"error: no dead letter {printable(args.id)}", file=err)
             return 1
-        record = {"messageId": doc.id, **doc.to_dict()}
+        record = {"messageId": args.id, **doc}
         record["decodedData"] = decoded_data(record)
         print(json.dumps(record, indent=2, default=str), file=out)
         return 0

@@ -151,7 +151,6 @@ class Smoke:
         fn_env = next(iter(target.topology.functions.values())).env
         self.settings = Settings.from_env(fn_env)
         self.uploads = target.storage.bucket(target.uploads_bucket)
-        self.images = target.firestore.collection(target.images_collection)
         self.docs: dict[str, dict[str, Any]] = {}
 
     # -- helpers ---------------------------------------------------------------------------
@@ -159,12 +158,11 @@ class Smoke:
     def object_name(self, sample: str) -> str:
         return f"{self.prefix}{sample}"
 
+    def doc_id(self, sample: str) -> str:
+        return image_doc_id(self.target.uploads_bucket, self.object_name(sample))
+
     def doc(self, sample: str) -> dict[str, Any] | None:
-        ref = self.images.document(
-            image_doc_id(self.target.uploads_bucket, self.object_name(sample))
-        )
-        snap = ref.get()
-        return snap.to_dict() if snap.exists else None
+        return self.target.documents.get(self.target.images_collection, self.doc_id(sample))
 
     def wait(self, what: str, done: Callable[[], tuple[bool, str]], timeout: float) -> bool:
         """Polls `done` (-> finished?, progress text) until it holds or `timeout` passes."""
@@ -189,8 +187,8 @@ class Smoke:
     # -- stages ----------------------------------------------------------------------------
 
     def dead_letter_ids(self) -> set[str]:
-        docs = self.target.firestore.collection(self.target.dead_letters_collection).stream()
-        return {doc.id for doc in docs}
+        docs = self.target.documents.stream(self.target.dead_letters_collection)
+        return {doc_id for doc_id, _ in docs}
 
     def upload(self) -> None:
         for sample in self.samples.values():
@@ -300,8 +298,8 @@ class Smoke:
         self.report.check("no new dead letters", not ours, detail)
 
     def _about_this_run(self, message_id: str) -> bool:
-        coll = self.target.firestore.collection(self.target.dead_letters_collection)
-        record = coll.document(message_id).get().to_dict() or {}
+        collection = self.target.dead_letters_collection
+        record = self.target.documents.get(collection, message_id) or {}
         text = json.dumps(
             [record.get("attributes"), dead_letters.decoded_data(record)], default=str
         )
@@ -322,10 +320,7 @@ class Smoke:
         # Removing a doc before its delete event is processed would let it come back.
         settled = self.wait("cleanup", marked, min(self.timeout, 60.0))
         for sample in self.samples:
-            ref = self.images.document(
-                image_doc_id(self.target.uploads_bucket, self.object_name(sample))
-            )
-            ref.delete()
+            self.target.documents.delete(self.target.images_collection, self.doc_id(sample))
         storage = self.target.storage
         thumbs = f"{self.settings.thumbnail_prefix}{self.prefix}"
         for bucket, prefix in (
@@ -336,10 +331,9 @@ class Smoke:
                 # The pipeline's own cleanup may delete a thumbnail between list and delete.
                 with contextlib.suppress(NotFound):
                     blob.delete()
-        coll = self.target.firestore.collection(self.target.dead_letters_collection)
         for message_id in self.dead_letter_ids() - dead_letters_before:
             if self._about_this_run(message_id):
-                coll.document(message_id).delete()
+                self.target.documents.delete(self.target.dead_letters_collection, message_id)
         left = [
             *(b.name for b in storage.list_blobs(self.target.uploads_bucket, prefix=self.prefix)),
             *(b.name for b in storage.list_blobs(self.target.thumbnails_bucket, prefix=thumbs)),

@@ -24,6 +24,7 @@ import requests
 from infra.common.paths import STACK_JSON
 from infra.model.config import load_config
 from infra.model.topology import Topology, build_topology
+from infra.ops.documents import Documents
 
 STACK_FILE = STACK_JSON
 EMULATOR_VARS = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
@@ -94,9 +95,10 @@ class Target:
     def storage(self) -> Any:
         return self._clients.storage
 
-    @property
-    def firestore(self) -> Any:
-        return self._clients.firestore
+    @cached_property
+    def documents(self) -> Documents:
+        """Firestore, through the adapter the functions write with."""
+        return Documents(self._clients.firestore)
 
     @property
     def publisher(self) -> Any:

@@ -41,6 +41,12 @@ def target(stack_file: Path) -> targets.Target:
     return targets.from_stack_file(stack_file)
 
 
+@pytest.fixture(scope="module")
+def firestore(local_stack: Any) -> Any:
+    """The harness's own client: what the tools stored, read without going through them."""
+    return local_stack.clients.firestore
+
+
 def jpeg(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64 + seed, 48), (seed * 40 % 256, 120, 200)).save(buffer, "JPEG")
@@ -58,10 +64,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 60.0) -> Any:
 
 
 def doc_of(target: targets.Target, name: str) -> dict[str, Any] | None:
-    ref = target.firestore.collection(target.images_collection).document(
-        image_doc_id(target.uploads_bucket, name)
-    )
-    return ref.get().to_dict()
+    return target.documents.get(target.images_collection, image_doc_id(target.uploads_bucket, name))
 
 
 def test_backfill_is_a_bounded_resumable_dry_run_first_pass_through_make_thumbnail(
@@ -85,9 +88,7 @@ def test_backfill_is_a_bounded_resumable_dry_run_first_pass_through_make_thumbna
     wait_until(all_processed)
     # Forget two results, as if these objects predated the pipeline.
     for name in names[:2]:
-        target.firestore.collection(target.images_collection).document(
-            image_doc_id(target.uploads_bucket, name)
-        ).delete()
+        target.documents.delete(target.images_collection, image_doc_id(target.uploads_bucket, name))
     checkpoint = tmp_path / "checkpoint.json"
     quiet = {"checkpoint_path": checkpoint, "prefix": prefix, "err": io.StringIO(), "rate": 50}
 
@@ -128,14 +129,14 @@ def cli(stack_file: Path, *args: str) -> str:
 
 
 def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
-    stack_file: Path, target: targets.Target
+    stack_file: Path, target: targets.Target, firestore: Any
 ) -> None:
     name = f"dead-letters-{uuid.uuid4().hex[:8]}.jpg"
     blob = target.storage.bucket(target.uploads_bucket).blob(name)
     buffer = io.BytesIO()
     Image.new("RGB", (80, 60), "teal").save(buffer, "JPEG")
     blob.upload_from_string(buffer.getvalue(), content_type="image/jpeg")
-    images = target.firestore.collection(target.images_collection)
+    images = firestore.collection(target.images_collection)
     ref = images.document(image_doc_id(target.uploads_bucket, name))
 
     def processed() -> dict[str, Any] | None:
@@ -162,7 +163,7 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
         CloudPubSubDeadLetterSourceSubscriptionProject=target.project,
         CloudPubSubDeadLetterSourceDeliveryCount="5",
     ).result(30)
-    record_ref = target.firestore.collection(target.dead_letters_collection).document(message_id)
+    record_ref = firestore.collection(target.dead_letters_collection).document(message_id)
 
     def recorded() -> dict[str, Any] | None:
         """the recorder to store the dead letter"""
@@ -193,7 +194,7 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
 
 
 def test_a_poison_dead_letter_is_reported_by_replay_all_until_discarded(
-    stack_file: Path, target: targets.Target
+    stack_file: Path, target: targets.Target, firestore: Any
 ) -> None:
     """A record whose source subscription is not in the topology (another pipeline's, or a
     renamed one) can never be replayed: `replay --all` replays the rest, names it and exits
@@ -207,7 +208,7 @@ def test_a_poison_dead_letter_is_reported_by_replay_all_until_discarded(
         CloudPubSubDeadLetterSourceSubscriptionProject=target.project,
         CloudPubSubDeadLetterSourceDeliveryCount="5",
     ).result(30)
-    letters = target.firestore.collection(target.dead_letters_collection)
+    letters = firestore.collection(target.dead_letters_collection)
     poison = letters.document(poison_id)
 
     def recorded() -> dict[str, Any] | None:

@@ -151,12 +151,17 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def pipeline(settings: Settings) -> Pipeline:
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def pipeline(settings: Settings, store: FakeStore) -> Pipeline:
     return Pipeline(
         settings=settings,
         storage=FakeStorage(),
         publisher=FakePublisher(),
-        store=FakeStore(),
+        store=store,
         clock=lambda: NOW,
     )
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -136,3 +139,72 @@ def test_replay_reports_each_unreplayable_record_and_goes_on(monkeypatch) -> Non
 
 def test_the_discarding_operator_is_named() -> None:
     assert "@" in dead_letters.operator()
+
+
+class Publisher:
+    """Pub/Sub's publish as the tool calls it; ``fail_with`` makes the publish fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, dict[str, str]]] = []
+        self.fail_with: Exception | None = None
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
+        future: Future[str] = Future()
+        if self.fail_with is not None:
+            future.set_exception(self.fail_with)
+        else:
+            self.sent.append((topic, data, attributes))
+            future.set_result(str(len(self.sent)))
+        return future
+
+
+@pytest.fixture
+def stored(store: Any) -> tuple[targets.Target, Any, Publisher]:
+    """A target whose Firestore is the unit tests' store, holding one recorded dead letter."""
+    target = targets.from_stack(STACK)
+    publisher = Publisher()
+    target.documents = store  # type: ignore[assignment]
+    target.__dict__["_clients"] = SimpleNamespace(publisher=publisher)
+    letter = record({"eventType": "image.failed", "reason": "corrupt"}, b"payload")
+    store.create(target.dead_letters_collection, "17", letter)
+    return target, store.collections[target.dead_letters_collection], publisher
+
+
+def test_a_replay_claims_the_record_then_publishes_it_to_its_topic(stored) -> None:
+    target, records, publisher = stored
+    assert dead_letters.replay_one(target, "17") == "1"
+    assert publisher.sent == [
+        (
+            "projects/demo-imgpipe/topics/imgpipe-image-events",
+            b"payload",
+            {"eventType": "image.failed", "reason": "corrupt"},
+        )
+    ]
+    assert records["17"]["status"] == "replayed"
+    assert records["17"]["replayCount"] == 1
+    assert records["17"]["replayedAt"] is not None
+    assert dead_letters.replay_one(target, "17") == dead_letters.Skipped("already replayed")
+    assert dead_letters.replay_one(target, "17", force=True) == "2"
+    assert records["17"]["replayCount"] == 2
+
+
+def test_a_failed_publish_gives_the_claim_back(stored) -> None:
+    target, records, publisher = stored
+    before = dict(records["17"])
+    publisher.fail_with = TimeoutError("publish timed out")
+    with pytest.raises(TimeoutError):
+        dead_letters.replay_one(target, "17")
+    assert records["17"] == {**before, "replayCount": 0}
+    with pytest.raises(dead_letters.NotReplayable, match="no such dead letter"):
+        dead_letters.replay_one(target, "18")
+
+
+def test_a_discard_marks_the_record_once_and_keeps_it(stored) -> None:
+    target, records, _ = stored
+    assert dead_letters.discard_one(target, "17", "ops@host", "poison") is True
+    assert records["17"]["status"] == "discarded"
+    assert (records["17"]["discardedBy"], records["17"]["discardNote"]) == ("ops@host", "poison")
+    assert records["17"]["data"] == base64.b64encode(b"payload").decode()
+    assert dead_letters.discard_one(target, "17", "ops@host", None) is False
+    with pytest.raises(KeyError):
+        dead_letters.discard_one(target, "18", "ops@host", None)
