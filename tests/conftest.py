@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.node_version import NODE_MIN_MAJOR, node_major, node_version
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
@@ -30,7 +32,13 @@ def _emulators() -> str | None:
 
 
 def _node() -> str | None:
-    return None if shutil.which("node") else "Node.js 20+ (a CDKTF synth runs the provider in Node)"
+    """jsii, which runs the provider bindings of a synth, supports Node 22 and 24."""
+    node = shutil.which(os.environ.get("JSII_NODE", "node"))  # what jsii starts
+    version = node_version(node) if node else ""
+    if node_major(version) >= NODE_MIN_MAJOR:
+        return None
+    found = version or "no node"
+    return f"Node.js {NODE_MIN_MAJOR}+ for the CDKTF synth, found {found} (scripts/test adds one)"
 
 
 def _checkov() -> str | None:

@@ -17,6 +17,21 @@ from infra.model.monitoring import Alerting, declare_alerts
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
+# The Cloud Run functions runtime every function deploys on, and so the Python the functions'
+# tests and the local stack run on (scripts/_bootstrap.sh builds .venv with it; a unit test
+# checks the interpreter). Runtimes and their deprecation dates:
+# https://cloud.google.com/functions/docs/runtime-support#python
+FUNCTION_RUNTIME = "python313"
+
+
+def runtime_python_version(runtime: str = FUNCTION_RUNTIME) -> tuple[int, int]:
+    """`python313` -> (3, 13)."""
+    digits = runtime.removeprefix("python")
+    if not (runtime.startswith("python3") and digits.isdigit() and len(digits) >= 2):
+        raise ValueError(f"{runtime!r} is not a Python runtime id such as 'python313'")
+    return int(digits[0]), int(digits[1:])
+
+
 # Result events the thumbnail and cleanup functions publish (attribute `eventType`).
 PROCESSED, FAILED, DELETED = "image.processed", "image.failed", "image.deleted"
 

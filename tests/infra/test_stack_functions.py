@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.model.topology import FINALIZED
+from infra.model.topology import FINALIZED, FUNCTION_RUNTIME
 
 pytestmark = pytest.mark.synth
 
@@ -25,7 +25,7 @@ def test_function_settings_come_from_the_spec(synth_name, request):
         fn = _function(synth, spec.key)
         build, service = fn["build_config"], fn["service_config"]
         assert fn["location"] == synth.config.region
-        assert build["runtime"] in ("python311", "python312")
+        assert build["runtime"] == FUNCTION_RUNTIME
         assert build["entry_point"] == spec.entry_point
         assert service["environment_variables"] == dict(spec.env)
         # 2nd gen Python runtimes do not set it; the functions need it for their clients.

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from cdktf import TerraformElement
 
-E = TypeVar("E", bound=TerraformElement)
 
-
-def why(element: E, reason: str) -> E:
+def why[E: TerraformElement](element: E, reason: str) -> E:
     """Records `reason` under the resource's `//` key, which Terraform ignores (JSON
     comment syntax): a reviewer of `cdk.tf.json` sees why each IAM binding exists."""
     element.add_override("//.why", reason)

@@ -25,10 +25,8 @@ from infra.deploy.constructs._why import why
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.iam import Identities
-from infra.model.topology import FunctionSpec, Topology
+from infra.model.topology import FUNCTION_RUNTIME, FunctionSpec, Topology
 
-# The interpreter the functions are tested with (scripts/test runs Python 3.11).
-RUNTIME = "python311"
 # Pub/Sub push and Eventarc in the same project count as internal traffic, so nothing
 # outside the project reaches the functions, whatever IAM says.
 INGRESS = "ALLOW_INTERNAL_ONLY"
@@ -71,7 +69,7 @@ class Functions(Construct):
                 description=spec.purpose,
                 labels={**labels, "function": spec.key.replace("_", "-")},
                 build_config=Cloudfunctions2FunctionBuildConfig(
-                    runtime=RUNTIME,
+                    runtime=FUNCTION_RUNTIME,
                     entry_point=spec.entry_point,
                     source=Cloudfunctions2FunctionBuildConfigSource(
                         storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
