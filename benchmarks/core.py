@@ -45,7 +45,8 @@ def defaults() -> tuple[list[tuple[int, int]], str, int]:
     from infra.model.config import DeploymentConfig
 
     cfg = DeploymentConfig(project="benchmark-project")
-    return [tuple(s) for s in cfg.thumbnail_sizes], cfg.thumbnail_formats[0], cfg.thumbnail_quality
+    sizes = [(s.width, s.height) for s in cfg.thumbnail_sizes]
+    return sizes, cfg.thumbnail_formats[0], cfg.thumbnail_quality
 
 
 def have_pyvips() -> bool:

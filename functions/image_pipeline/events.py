@@ -271,8 +271,16 @@ def processed_event(
     image: Mapping[str, Any],
     thumbnails: list[dict[str, Any]],
     timings: Mapping[str, float],
+    made: Mapping[str, Any] | None = None,
 ) -> ResultEvent:
-    extra = {"image": dict(image), "thumbnails": thumbnails, "timings": dict(timings)}
+    """``made``: how the outputs were chosen (``rule``, ``outputFingerprint``, ``madeAt``,
+    ``metadata``; docs/architecture.md, "Result events")."""
+    extra = {
+        "image": dict(image),
+        "thumbnails": thumbnails,
+        "timings": dict(timings),
+        **(made or {}),
+    }
     return _event("processed", obj, source_event_id, extra)
 
 
@@ -281,10 +289,12 @@ def failed_event(
     source_event_id: str,
     error: PermanentError,
     timings: Mapping[str, float],
+    made: Mapping[str, Any] | None = None,
 ) -> ResultEvent:
     extra = {
         "error": {"reason": error.reason, "message": error.message},
         "timings": dict(timings),
+        **(made or {}),
     }
     return _event("failed", obj, source_event_id, extra)
 

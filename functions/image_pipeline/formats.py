@@ -95,14 +95,80 @@ OUTPUTS: Mapping[str, OutputFormat] = {
 }
 
 
+# How a thumbnail fills its box (docs/outputs.md, "Fit modes"): `inside` keeps the whole image
+# within the box, `cover` fills the box exactly and crops what overflows.
+FitMode = Literal["inside", "cover"]
+FIT_MODES: tuple[FitMode, ...] = typing.get_args(FitMode)
+MAX_BOX_SIDE = 99_999  # bounds a thumbnail's leaf name ("WxH.ext") whatever the sizes
+# A cover leaf ("WxH-c.ext") must fit the same bytes as the longest inside leaf (16), so the
+# hashed-folder rule of long names never depends on the sizes configured.
+MAX_COVER_SIDE = 9_999
+_SIZE = re.compile(r"(\d+)x(\d+)(?::([a-z]+))?")
+
+
 class Box(NamedTuple):
-    """A bounding box a thumbnail must fit in."""
+    """A thumbnail's box and how the image fills it: written ``WxH`` (inside) or
+    ``WxH:cover``."""
 
     width: int
     height: int
+    mode: FitMode = "inside"
 
     def __str__(self) -> str:
-        return f"{self.width}x{self.height}"
+        return f"{self.width}x{self.height}" + ("" if self.mode == "inside" else f":{self.mode}")
+
+    @property
+    def leaf(self) -> str:
+        """The thumbnail's file name without the extension: ``WxH`` or ``WxH-c``."""
+        return f"{self.width}x{self.height}" + ("-c" if self.mode == "cover" else "")
+
+
+def parse_size(item: object) -> Box:
+    """One size: ``"512x512"``, ``"256x256:cover"``, a Box, or a ``[w, h(, mode)]`` list."""
+    if isinstance(item, list | tuple) and len(item) in (2, 3):
+        item = "x".join(map(str, item[:2])) + (f":{item[2]}" if len(item) == 3 else "")
+    match = _SIZE.fullmatch(str(item).strip().lower())
+    if not match:
+        raise ValueError(f"{item!r} is not WIDTHxHEIGHT or WIDTHxHEIGHT:cover (e.g. 512x512)")
+    mode = match[3] or "inside"
+    if mode not in FIT_MODES:
+        raise ValueError(f"{item!r}: unknown fit mode {mode!r}; choose from {', '.join(FIT_MODES)}")
+    box = Box(int(match[1]), int(match[2]), typing.cast(FitMode, mode))
+    limit = MAX_COVER_SIDE if box.mode == "cover" else MAX_BOX_SIDE
+    if not (1 <= box.width <= limit and 1 <= box.height <= limit):
+        raise ValueError(f"{item!r}: each side of a {box.mode} size must be 1..{limit}")
+    return box
+
+
+def parse_sizes(raw: object) -> tuple[Box, ...]:
+    """A comma-separated text or a list of sizes; a size listed twice is refused."""
+    items = _items(raw)
+    sizes = tuple(parse_size(item) for item in items)
+    for index, box in enumerate(sizes):
+        if box in sizes[:index]:
+            raise ValueError(f"lists the size {box} twice")
+    return sizes
+
+
+def parse_formats(raw: object) -> tuple[Format, ...]:
+    """Known output formats, each once, that this Pillow can write."""
+    fmts = tuple(str(item).lower() for item in _items(raw))
+    for index, fmt in enumerate(fmts):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        if fmt in fmts[:index]:
+            raise ValueError(f"lists the format {fmt} twice")
+        if not OUTPUTS[fmt].available():
+            raise ValueError(f"{fmt} needs a Pillow built with {OUTPUTS[fmt].library}")
+    return typing.cast(tuple[Format, ...], fmts)
+
+
+def _items(raw: object) -> list[object]:
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(",")] if raw.strip() else []
+    if isinstance(raw, list | tuple):
+        return list(raw)
+    raise ValueError(f"{raw!r} is not a comma-separated list")
 
 
 # A function's memory as the deployment states it (Cloud Functions' `available_memory`).

@@ -5,6 +5,8 @@ Every box and format comes from one decode. A JPEG is decoded at the smallest DC
 resized from the previous one, so a 12 MP photo never exists at full size in memory.
 Orientation is applied to the small results (a transpose of a thumbnail is cheaper than
 one of the photo), colours are converted to sRGB, and no metadata reaches the outputs.
+Every box is a uniform scale of the same upright image; a ``cover`` box is then cropped
+(``image_pipeline.cover``), so both fit modes share everything before the crop.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import cast
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from image_pipeline import animation, decode_cost, frame_count, heif, placeholder
+from image_pipeline import animation, cover, decode_cost, frame_count, heif, placeholder
 from image_pipeline.errors import PermanentError
 from image_pipeline.formats import OUTPUTS, Box, memory_bytes
+from image_pipeline.output_rules import Outputs
 from image_pipeline.settings import Tunables
 
 # Formats we decode (HEIF through image_pipeline.heif). Others that Pillow can identify
@@ -70,13 +73,15 @@ class Options:
     memory: str  # the function's memory ("1Gi"): the decoded bytes must fit it
     include_gps: bool
     animated: bool
+    cover_focus: cover.Focus = "centre"
 
     @classmethod
-    def from_tunables(cls, tunables: Tunables) -> Options:
-        """The options a deployment's settings ask for."""
+    def from_tunables(cls, tunables: Tunables, outputs: Outputs | None = None) -> Options:
+        """The options a deployment's settings ask for (``outputs``: an object's sizes and
+        formats under the output rules; default: the deployment's own)."""
         return cls(
-            boxes=tunables.thumbnail_sizes,
-            formats=tunables.thumbnail_formats,
+            boxes=outputs.sizes if outputs else tunables.thumbnail_sizes,
+            formats=outputs.formats if outputs else tunables.thumbnail_formats,
             quality=tunables.thumbnail_quality,
             max_bytes=tunables.max_input_bytes,
             max_pixels=tunables.max_input_pixels,
@@ -84,6 +89,7 @@ class Options:
             memory=tunables.thumbnail_memory,
             include_gps=tunables.exif_include_gps,
             animated=tunables.animated,
+            cover_focus=cast(cover.Focus, tunables.cover_focus),
         )
 
 
@@ -230,7 +236,7 @@ def _render(im: Image.Image, options: Options, frames: int, budget: int) -> Resu
         frames=frames,
         exif=_exif_subset(exif, options.include_gps),
     )
-    sizes = {box: fit(upright, box) for box in options.boxes}
+    sizes = {box: _scaled(upright, box) for box in options.boxes}
     largest_first = sorted(options.boxes, key=sizes.__getitem__, reverse=True)
     target = sizes[largest_first[0]]
     raw_target = (target[1], target[0]) if swapped else target
@@ -242,13 +248,23 @@ def _render(im: Image.Image, options: Options, frames: int, budget: int) -> Resu
     held = animation.output_bytes(frames, sizes.values()) if animated else 0
     _check_memory(im, full_size, budget, frames=2 if animated else 1, held=held)
     resized = _downsized(_upright(im, raw_target, transpose), sizes, largest_first)
+    crops = {
+        box: cover.crop_rectangle(
+            resized[box], cover.crop_size(resized[box].size, box[:2]), options.cover_focus
+        )
+        for box in options.boxes
+        if box.mode == "cover"
+    }
+    framed = _cropped(resized, crops)
     movie = (
-        _animation(im, resized, raw_target, transpose, sizes, largest_first) if animated else None
+        _animation(im, framed, raw_target, transpose, sizes, largest_first, crops)
+        if animated
+        else None
     )
     thumbnails = tuple(
         _encode_animation(movie, box, options.quality)
         if movie is not None and fmt == animation.OUTPUT
-        else _encode(resized[box], box, fmt, options.quality)
+        else _encode(framed[box], box, fmt, options.quality)
         for box in options.boxes
         for fmt in options.formats
     )
@@ -274,6 +290,19 @@ def _upright(
     return working
 
 
+def _scaled(upright: tuple[int, int], box: Box) -> tuple[int, int]:
+    """The whole image's size for ``box``, before any crop: it fits inside the box, or
+    covers it (same aspect ratio either way, never upscaled)."""
+    return cover.scaled_size(upright, box[:2]) if box.mode == "cover" else fit(upright, box)
+
+
+def _cropped(
+    resized: dict[Box, Image.Image], crops: dict[Box, tuple[int, int, int, int]]
+) -> dict[Box, Image.Image]:
+    """Each cover box's image cut to its crop rectangle; inside boxes as they are."""
+    return {box: im.crop(crops[box]) if box in crops else im for box, im in resized.items()}
+
+
 def _downsized(
     working: Image.Image, sizes: dict[Box, tuple[int, int]], largest_first: list[Box]
 ) -> dict[Box, Image.Image]:
@@ -293,15 +322,17 @@ def _animation(
     transpose: Image.Transpose | None,
     sizes: dict[Box, tuple[int, int]],
     largest_first: list[Box],
+    crops: dict[Box, tuple[int, int, int, int]],
 ) -> animation.Animation:
-    """Every frame at every box (the first one is already made), with its timing."""
+    """Every frame at every box (the first one is already made), with its timing; a cover
+    box crops every frame where it cropped the first, so the subject does not jump."""
     frames = {box: [first[box]] for box in largest_first}
     durations, loop = [animation.duration(im)], animation.loop(im)
     for index in range(1, getattr(im, "n_frames", 1)):
         im.seek(index)
         frame = _upright(im, raw_target, transpose)  # WebP sets the duration on load
         durations.append(animation.duration(im))
-        for box, resized in _downsized(frame, sizes, largest_first).items():
+        for box, resized in _cropped(_downsized(frame, sizes, largest_first), crops).items():
             frames[box].append(resized)
     return animation.Animation(frames, tuple(durations), loop)
 

@@ -11,20 +11,22 @@ import contextlib
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Set
 from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from image_pipeline import events, imaging, patterns, pubsub_limits, records
+from image_pipeline import events, imaging, passthrough, patterns, pubsub_limits, records
 from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
 from image_pipeline.firestore_docs import FirestoreStore, Store
-from image_pipeline.formats import FORMATS, Box
+from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, MAX_COVER_SIDE, Box
 from image_pipeline.gcs import GcsStorage, Storage, StoredObject, Upload
 from image_pipeline.logs import Logger, trace_fields
+from image_pipeline.passthrough import FINGERPRINT_KEY
 from image_pipeline.publisher import Publisher, PubSubPublisher
-from image_pipeline.settings import MAX_BOX_SIDE, MAX_OBJECT_NAME_BYTES, Settings
+from image_pipeline.settings import MAX_OBJECT_NAME_BYTES, Settings
 
 
 def _utc_now() -> dt.datetime:
@@ -53,9 +55,12 @@ class Pipeline:
         )
 
 
-# The longest leaf any settings can give a thumbnail ("99999x99999.webp").
+# The longest leaf any settings can give a thumbnail ("99999x99999.webp", "9999x9999-c.webp").
 _HASHED_DIR = "_long/"
 _MAX_LEAF_BYTES = len(f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}.") + max(map(len, FORMATS))
+assert len(Box(MAX_COVER_SIDE, MAX_COVER_SIDE, "cover").leaf) + 1 <= len(
+    f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}."
+), "a cover leaf must not be longer than the longest inside leaf"
 
 
 def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
@@ -72,8 +77,18 @@ def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
 
 
 def thumbnail_name(prefix: str, bucket: str, name: str, box: Box, fmt: str) -> str:
-    """Deterministic per source object, box and format (docs/architecture.md, "Thumbnails")."""
-    return f"{thumbnail_folder(prefix, bucket, name)}{box.width}x{box.height}.{fmt}"
+    """Deterministic per source object, box, fit mode and format (docs/architecture.md,
+    "Thumbnails"): ``WxH.ext`` fits inside the box, ``WxH-c.ext`` covers it."""
+    return f"{thumbnail_folder(prefix, bucket, name)}{box.leaf}.{fmt}"
+
+
+def object_urls(bucket: str, name: str) -> dict[str, str]:
+    """An object's ``gs://`` URI and its URL on the Cloud Storage XML API endpoint, where
+    the name is percent-encoded except for ``/`` (https://cloud.google.com/storage/docs/request-endpoints)."""
+    return {
+        "uri": f"gs://{bucket}/{name}",
+        "url": f"https://storage.googleapis.com/{bucket}/{urllib.parse.quote(name, safe='/')}",
+    }
 
 
 def skip_reason(settings: Settings, obj: StorageObject) -> str | None:
@@ -198,18 +213,42 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
         return
     with _retried_on_error(log):
         timings: dict[str, float] = {}
+        made = _made(p, obj, log)
         try:
             with _given_up_when_too_old(p, event_time):
-                result = _thumbnails_event(p, event, obj, timings, log)
+                result = _thumbnails_event(p, event, obj, timings, log, made)
         except PermanentError as exc:
             log.warning("image rejected", reason=exc.reason, error=exc.message)
-            result = events.failed_event(obj, event["id"], exc, timings)
+            result = events.failed_event(obj, event["id"], exc, timings, made)
         if result is not None:
             _publish(p, result, log, dict(timings))
 
 
+def _made(p: Pipeline, obj: StorageObject, log: Logger) -> dict[str, Any]:
+    """How this object's outputs are chosen: the rule, the rules' fingerprint, when, and the
+    custom metadata copied to them (what the result event and the doc record)."""
+    copied, omitted = passthrough.copied(
+        obj.metadata, p.settings.metadata_keys, _thumbnail_metadata(p, obj)
+    )
+    if omitted:
+        log.warning(
+            "custom metadata left out: over Cloud Storage's 8 KiB per object", omitted=omitted
+        )
+    return {
+        "rule": p.settings.outputs_for(obj.name).rule,
+        "outputFingerprint": p.settings.output_fingerprint,
+        "madeAt": p.clock().isoformat().replace("+00:00", "Z"),
+        "metadata": copied,
+    }
+
+
 def _thumbnails_event(
-    p: Pipeline, event: CloudEvent, obj: StorageObject, timings: dict[str, float], log: Logger
+    p: Pipeline,
+    event: CloudEvent,
+    obj: StorageObject,
+    timings: dict[str, float],
+    log: Logger,
+    made: Mapping[str, Any],
 ) -> ResultEvent | None:
     imaging.check_size(obj.size, p.settings.max_input_bytes)
     with _timed(timings, "download_ms"):
@@ -217,22 +256,28 @@ def _thumbnails_event(
     if data is None:
         log.info("skipped", reason="this generation no longer exists (overwritten or deleted)")
         return None
+    options = imaging.Options.from_tunables(p.settings, p.settings.outputs_for(obj.name))
     with _timed(timings, "core_ms"):
-        result = imaging.make_thumbnails(data, imaging.Options.from_tunables(p.settings))
+        result = imaging.make_thumbnails(data, options)
     with _timed(timings, "upload_ms"):
         thumbnails = [
             entry
             for thumb in result.thumbnails
-            if (entry := _put_thumbnail(p, obj, thumb)) is not None
+            if (entry := _put_thumbnail(p, obj, thumb, made["metadata"])) is not None
         ]
         deleted = _source_deleted_meanwhile(p, obj)
+        if deleted is None:
+            # Only now, with the new outputs in place: what earlier rules made and these do not.
+            outdated = _delete_thumbnails(p, obj, keep={t["name"] for t in thumbnails})
     if deleted is not None:
         log.info("skipped", reason="deleted while its thumbnails were written", deleted=deleted)
         return None
+    if outdated:
+        log.info("outputs of earlier output rules removed", deleted=outdated)
     image = dataclasses.asdict(result.facts) | {
         "placeholder": dataclasses.asdict(result.placeholder)
     }
-    return events.processed_event(obj, event["id"], image, thumbnails, timings)
+    return events.processed_event(obj, event["id"], image, thumbnails, timings, made)
 
 
 def _source_deleted_meanwhile(p: Pipeline, obj: StorageObject) -> list[str] | None:
@@ -251,8 +296,22 @@ def _source_generation(stored: StoredObject | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _put_thumbnail(p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail) -> dict | None:
-    """Write a thumbnail unless one of a newer source generation is there.
+def _thumbnail_metadata(p: Pipeline, obj: StorageObject) -> dict[str, str]:
+    """The custom metadata the pipeline itself puts on every thumbnail."""
+    return {
+        OUTPUT_MARKER: "thumbnail",
+        "source-bucket": obj.bucket,
+        "source-name": obj.name,
+        "source-generation": str(obj.generation),
+        FINGERPRINT_KEY: p.settings.output_fingerprint,
+    }
+
+
+def _put_thumbnail(
+    p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail, copied: Mapping[str, str]
+) -> dict | None:
+    """Write a thumbnail unless one of a newer source generation is there, or this
+    generation's made under the same output rules.
 
     Returns its entry for the result event when it holds this generation's output, None
     when a newer one won. A write that loses a race (GenerationMismatch) is raised: the
@@ -266,22 +325,22 @@ def _put_thumbnail(p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail) ->
     held = _source_generation(live)
     if held is not None and held > obj.generation:
         return None
-    if held != obj.generation:  # the same generation's output is already there otherwise
+    same_rules = live is not None and (
+        live.metadata.get(FINGERPRINT_KEY) == p.settings.output_fingerprint
+    )
+    if held != obj.generation or not same_rules:  # else: a redelivery, already written
         upload = Upload(
             data=thumb.data,
             content_type=thumb.content_type,
             cache_control=p.settings.cache_control,
-            metadata={
-                OUTPUT_MARKER: "thumbnail",
-                "source-bucket": obj.bucket,
-                "source-name": obj.name,
-                "source-generation": str(obj.generation),
-            },
+            metadata={**_thumbnail_metadata(p, obj), **copied},
         )
         p.storage.upload(bucket, name, upload, if_generation_match=live.generation if live else 0)
     return {
         "bucket": bucket,
         "name": name,
+        **object_urls(bucket, name),
+        "box": str(thumb.box),
         "width": thumb.width,
         "height": thumb.height,
         "contentType": thumb.content_type,
@@ -327,8 +386,9 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
         _publish(p, events.deleted_event(obj, message.message_id, timings), log, timings)
 
 
-def _delete_thumbnails(p: Pipeline, obj: StorageObject) -> list[str]:
-    """Delete this object's thumbnails of its generation or older; keep newer ones."""
+def _delete_thumbnails(p: Pipeline, obj: StorageObject, keep: Set[str] = frozenset()) -> list[str]:
+    """Delete this object's thumbnails of its generation or older, but those named in
+    ``keep``; keep newer ones."""
     bucket = p.settings.thumbnails_bucket
     deleted = []
     folder = thumbnail_folder(p.settings.thumbnail_prefix, obj.bucket, obj.name)
@@ -337,7 +397,7 @@ def _delete_thumbnails(p: Pipeline, obj: StorageObject) -> list[str]:
         if meta.get("source-bucket") != obj.bucket or meta.get("source-name") != obj.name:
             continue
         held = _source_generation(thumb)
-        if held is None or held > obj.generation:
+        if held is None or held > obj.generation or thumb.name in keep:
             continue
         p.storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
         deleted.append(thumb.name)
@@ -367,7 +427,13 @@ def write_metadata(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
 
         def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal decision
-            decision = records.decide(stored, result["generation"], result["status"])
+            decision = records.decide(
+                stored,
+                result["generation"],
+                result["status"],
+                result.get("outputFingerprint"),
+                result.get("madeAt"),
+            )
             if decision is not records.Decision.WRITE:
                 return None
             metadata_ms = (time.perf_counter() - started) * 1000

@@ -5,7 +5,8 @@ Ordering rule (docs/architecture.md, "Firestore"): results are ranked by
 is written only when it ranks above the stored one; equal is a duplicate, lower is stale.
 So an older generation never replaces a newer one, a late ``failed`` (an expired retry
 of an object already processed) never hides the thumbnails, and ``deleted`` is final for
-its generation.
+its generation. One tie is broken: the same generation and status made under other output
+rules (a re-processing after a rules change) is written when it was made later.
 """
 
 from __future__ import annotations
@@ -42,14 +43,35 @@ def image_doc_id(bucket: str, name: str) -> str:
     return hashlib.sha256(f"{bucket}/{name}".encode()).hexdigest()
 
 
-def decide(stored: Mapping[str, Any] | None, generation: int, status: str) -> Decision:
+def decide(
+    stored: Mapping[str, Any] | None,
+    generation: int,
+    status: str,
+    fingerprint: str | None = None,
+    made_at: str | None = None,
+) -> Decision:
+    """Whether a result for ``generation``/``status`` (made under the output rules
+    ``fingerprint`` at ``made_at``) replaces the ``stored`` doc."""
     if stored is None:
         return Decision.WRITE
     ours = (generation, _STATUS_RANK[status])
     theirs = (int(stored.get("generation", 0)), _STATUS_RANK.get(stored.get("status", ""), -1))
     if ours > theirs:
         return Decision.WRITE
-    return Decision.DUPLICATE if ours == theirs else Decision.STALE
+    if ours < theirs:
+        return Decision.STALE
+    if fingerprint and stored.get("outputFingerprint") != fingerprint:
+        return Decision.WRITE if _later(made_at, stored.get("madeAt")) else Decision.STALE
+    return Decision.DUPLICATE
+
+
+def _later(made_at: str | None, stored_at: object) -> bool:
+    """A doc from before ``madeAt`` existed is older than any result that has one."""
+    ours = parse_time(made_at)
+    if ours is None:
+        return False
+    theirs = parse_time(stored_at) if isinstance(stored_at, str) else None
+    return theirs is None or ours > theirs
 
 
 def image_doc(
@@ -80,7 +102,7 @@ def image_doc(
         "updatedAt": SERVER_TIME,
         "timings": timings,
     }
-    for key in ("contentType", "size", "metageneration", "timeCreated"):
+    for key in ("contentType", "size", "metageneration", "timeCreated", "madeAt"):
         if result.get(key) is not None:
             fields[key] = result[key]
     if status != "deleted":
@@ -92,6 +114,9 @@ def image_doc(
             "frames": image.get("frames"),
             "exif": image.get("exif"),
             "placeholder": image.get("placeholder"),
+            "rule": result.get("rule"),
+            "outputFingerprint": result.get("outputFingerprint"),
+            "metadata": result.get("metadata") or {},
         }
     same_generation = stored is not None and stored.get("generation") == result["generation"]
     kept = stored if stored is not None and same_generation and status == "deleted" else {}

@@ -10,18 +10,29 @@ inherits them); ``Settings`` adds the names the stack wires in. Every problem ra
 from __future__ import annotations
 
 import dataclasses
-import re
+import functools
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from image_pipeline.formats import FORMATS, MEMORY, OUTPUTS, Box, Format, memory_bytes
+from image_pipeline import cover, output_rules, passthrough
+from image_pipeline.formats import (
+    FORMATS,
+    MAX_BOX_SIDE,
+    MAX_COVER_SIDE,
+    MEMORY,
+    Box,
+    Format,
+    memory_bytes,
+    parse_formats,
+    parse_sizes,
+)
+from image_pipeline.output_rules import Outputs, Rules, parse_rules
 
 MAX_OBJECT_NAME_BYTES = 1024  # GCS: an object name is at most 1024 bytes of UTF-8
-MAX_BOX_SIDE = 99_999  # bounds a thumbnail's leaf name ("WxH.ext") whatever the sizes
 MAX_PREFIX_BYTES = 512  # leaves room for the hashed folder of long names
+MAX_METADATA_KEYS = 64
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
-_SIZE = re.compile(r"(\d+)x(\d+)")
 # An instance holds ~160 MiB before any image (image_pipeline.decode_cost.INSTANCE_RESERVE):
 # below this, the decoded-bytes limit would leave almost nothing to decode.
 MIN_THUMBNAIL_MEMORY = "256Mi"
@@ -49,11 +60,14 @@ def setting(
     bounds: tuple[int, int] | None = None,
     default_doc: str = "",
     factory: Callable[[], object] | None = None,
+    outputs: bool = False,
 ) -> Any:
     """A settings field: ``doc`` is its line in the generated tables, ``env`` its variable
-    (default: the name in upper case), ``bounds`` the inclusive range of an int and
-    ``default_doc`` a default computed elsewhere."""
-    metadata = {"doc": doc, "env": env, "bounds": bounds, "default_doc": default_doc}
+    (default: the name in upper case), ``bounds`` the inclusive range of an int,
+    ``default_doc`` a default computed elsewhere, ``outputs`` whether it shapes the thumbnails
+    (then it is part of the output rules' fingerprint)."""
+    metadata: dict[str, object] = {"doc": doc, "env": env, "bounds": bounds}
+    metadata |= {"default_doc": default_doc, "outputs": outputs}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -70,13 +84,39 @@ class Tunables:
 
     thumbnail_sizes: tuple[Box, ...] = setting(
         (Box(128, 128), Box(512, 512), Box(1024, 1024)),
-        doc=f"bounding boxes `WxH`, comma separated, sides 1..{MAX_BOX_SIDE} (never upscaled)",
+        doc=f"sizes, comma separated: `WxH` fits inside the box (sides 1..{MAX_BOX_SIDE}), "
+        f"`WxH:cover` fills it exactly and crops (sides 1..{MAX_COVER_SIDE}); never upscaled",
+        outputs=True,
     )
     thumbnail_formats: tuple[Format, ...] = setting(
-        ("webp",), doc=f"output formats, comma separated: {', '.join(FORMATS)}"
+        ("webp",), doc=f"output formats, comma separated: {', '.join(FORMATS)}", outputs=True
     )
-    thumbnail_quality: int = setting(82, doc="encoder quality 1..100", bounds=(1, 100))
-    cache_control: str = setting("public, max-age=3600", doc="Cache-Control of the thumbnails")
+    thumbnail_quality: int = setting(
+        82, doc="encoder quality 1..100", bounds=(1, 100), outputs=True
+    )
+    cache_control: str = setting(
+        "public, max-age=3600", doc="Cache-Control of the thumbnails", outputs=True
+    )
+    cover_focus: str = setting(
+        "centre",
+        doc="where a `:cover` size crops: `centre`, or `detail` (the window with the most "
+        "edge energy)",
+        outputs=True,
+    )
+    # setting() returns a dataclasses.field; the default is a fresh (frozen) Rules.
+    output_rules: Rules = setting(  # noqa: RUF009
+        factory=Rules,
+        doc="ordered rules, each `{name, include, exclude, sizes, formats}`: the first whose "
+        "globs select an object gives its sizes and formats (none: the two settings above); "
+        "JSON in the environment",
+        outputs=True,
+    )
+    metadata_keys: tuple[str, ...] = setting(
+        (),
+        doc="custom metadata keys copied from an original to its thumbnails and its doc's "
+        "`metadata` (none by default)",
+        outputs=True,
+    )
     max_input_bytes: int = setting(
         50 * 1024 * 1024,
         doc="larger objects are rejected before download",
@@ -124,12 +164,24 @@ class Tunables:
 
     def __post_init__(self) -> None:
         _normalize(self)
-        sizes = self.thumbnail_sizes
-        if not sizes or any(not (1 <= side <= MAX_BOX_SIDE) for box in sizes for side in box):
-            raise _error("thumbnail_sizes", f"needs at least one box, each side 1..{MAX_BOX_SIDE}")
-        if len(set(sizes)) != len(sizes):
-            raise _error("thumbnail_sizes", "lists a box twice")
-        _check_formats(self.thumbnail_formats)
+        for name, check in (("thumbnail_sizes", parse_sizes), ("thumbnail_formats", parse_formats)):
+            try:
+                object.__setattr__(self, name, check(getattr(self, name)))
+            except ValueError as exc:
+                raise _error(name, str(exc)) from None
+            if not getattr(self, name):
+                raise _error(name, "needs at least one entry")
+        if self.cover_focus not in cover.FOCI:
+            raise _error(
+                "cover_focus", f"{self.cover_focus!r}: choose from {', '.join(cover.FOCI)}"
+            )
+        try:
+            rules = parse_rules(self.output_rules)
+        except ValueError as exc:
+            raise _error("output_rules", str(exc)) from None
+        resolved = rules.resolved(self.thumbnail_sizes, self.thumbnail_formats)
+        object.__setattr__(self, "output_rules", resolved)
+        _check_metadata_keys(self.metadata_keys)
         if not MEMORY.fullmatch(self.thumbnail_memory):
             raise _error(
                 "thumbnail_memory", f"{self.thumbnail_memory!r} is not a size like 512Mi or 2Gi"
@@ -145,6 +197,24 @@ class Tunables:
     def tunables(self) -> dict[str, Any]:
         """These values by field name (what ``Settings.wired`` takes)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(Tunables)}
+
+    def outputs_for(self, object_name: str) -> Outputs:
+        """The sizes and formats an object gets, and the rule that chose them."""
+        return output_rules.outputs_for(
+            object_name, self.output_rules, self.thumbnail_sizes, self.thumbnail_formats
+        )
+
+    @functools.cached_property
+    def output_fingerprint(self) -> str:
+        """A digest of every setting that shapes the thumbnails (``setting(outputs=True)``):
+        docs record it, and ``scripts/backfill --stale`` re-processes those made under another."""
+        return output_rules.fingerprint(
+            {
+                f.name: to_text(getattr(self, f.name))
+                for f in dataclasses.fields(Tunables)
+                if f.metadata["outputs"]
+            }
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -222,25 +292,6 @@ def _texts(raw: object) -> tuple[str, ...]:
     return tuple(str(item).strip() for item in _items(raw) if str(item).strip())
 
 
-def _formats(raw: object) -> tuple[str, ...]:
-    return tuple(item.lower() for item in _texts(raw))
-
-
-def _box(item: object) -> Box:
-    if isinstance(item, list | tuple) and len(item) == 2:
-        item = "x".join(map(str, item))
-    match = _SIZE.fullmatch(str(item).strip())
-    if not match:
-        raise ValueError(f"{item!r} is not WIDTHxHEIGHT (e.g. 512x512)")
-    return Box(int(match[1]), int(match[2]))
-
-
-def _boxes(raw: object) -> tuple[Box, ...]:
-    if isinstance(raw, str) and not raw.strip():
-        return ()
-    return tuple(_box(item) for item in _items(raw))
-
-
 def _integer(raw: object) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
@@ -264,8 +315,9 @@ PARSERS: Mapping[object, Parser] = {
     int: _integer,
     bool: _boolean,
     tuple[str, ...]: _texts,
-    tuple[Format, ...]: _formats,
-    tuple[Box, ...]: _boxes,
+    tuple[Format, ...]: parse_formats,
+    tuple[Box, ...]: parse_sizes,
+    Rules: parse_rules,
 }
 
 
@@ -323,9 +375,7 @@ def _normalize(values: Tunables) -> None:
     """Lists become tuples and size pairs Boxes, so a constructed value equals a parsed one."""
     for field, kind in fields_and_types(Tunables):
         value = getattr(values, field.name)
-        if kind == tuple[Box, ...]:
-            value = tuple(Box(int(w), int(h)) for w, h in value)
-        elif typing.get_origin(kind) is tuple:
+        if typing.get_origin(kind) is tuple:
             value = tuple(value)
         object.__setattr__(values, field.name, value)
 
@@ -335,17 +385,15 @@ def _error(name: str, problem: str) -> SettingsError:
     return SettingsError(env_name(field) if field else name.upper(), problem, name)
 
 
-def _check_formats(formats: tuple[str, ...]) -> None:
-    if not formats:
-        raise _error("thumbnail_formats", "needs at least one format")
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise _error(
-                "thumbnail_formats", f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}"
-            )
-    if len(set(formats)) != len(formats):
-        raise _error("thumbnail_formats", "lists a format twice")
-    for fmt in formats:
-        output = OUTPUTS[fmt]
-        if not output.available():
-            raise _error("thumbnail_formats", f"{fmt} needs a Pillow built with {output.library}")
+def _check_metadata_keys(keys: tuple[str, ...]) -> None:
+    """Keys the pipeline writes itself cannot be copied over; the count and each key's size
+    are bounded (Cloud Storage: 8 KiB of custom metadata per object, keys included)."""
+    if len(keys) > MAX_METADATA_KEYS:
+        raise _error("metadata_keys", f"{len(keys)} keys; at most {MAX_METADATA_KEYS}")
+    for key in keys:
+        if key in passthrough.PIPELINE_KEYS:
+            raise _error("metadata_keys", f"{key!r} is the pipeline's own key on thumbnails")
+        if len(key.encode()) > 1024:
+            raise _error("metadata_keys", f"{key[:40]!r}... is over 1024 bytes")
+    if len(set(keys)) != len(keys):
+        raise _error("metadata_keys", "lists a key twice")

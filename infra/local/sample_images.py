@@ -57,6 +57,26 @@ def exif_rotated_jpeg(width: int = 800, height: int = 600) -> bytes:
     return out.getvalue()
 
 
+def off_centre_subject(width: int = 1600, height: int = 900) -> bytes:
+    """A wide scene whose only detail is near its right edge: sky, a flat ground, and a
+    "subject" of tiles, stripes and text in the right fifth. A centre crop misses it."""
+    image = Image.new("RGB", (width, height), (150, 190, 230))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, height * 2 // 3, width, height), (110, 150, 90))
+    left, top = width * 4 // 5, height // 5
+    right, bottom = width - width // 40, height * 4 // 5
+    draw.rectangle((left, top, right, bottom), (240, 230, 200), outline=(30, 30, 30), width=6)
+    step = max(8, (right - left) // 12)
+    for i, x in enumerate(range(left + step, right - step, step)):
+        for j, y in enumerate(range(top + step, bottom - step, step)):
+            colour = ((i * 53) % 200, (j * 97) % 200, ((i + j) * 31) % 200)
+            draw.rectangle((x, y, x + step // 2, y + step // 2), colour)
+    draw.text((left + 12, top + 12), "SUBJECT", fill=(0, 0, 0))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 def corrupt_jpeg() -> bytes:
     """A JPEG signature followed by noise: looks like a JPEG, is not one."""
     return b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8

@@ -162,3 +162,18 @@ def test_an_animation_whose_frames_would_not_fit_the_memory_is_refused():
     assert caught.value.reason == "too_many_decoded_bytes"
     still = imaging.make_thumbnails(data, big)
     assert all(t.frames == 1 for t in still.thumbnails)
+
+
+def test_cover_crops_every_frame_to_the_box_at_the_same_place():
+    data = animation("GIF", size=(96, 24), duration=DURATIONS, loop=0)
+    boxes = (Box(16, 16, "cover"),)
+    result = imaging.make_thumbnails(data, options(animated=True, boxes=boxes, formats=("webp",)))
+    (thumb,) = result.thumbnails
+    colours, durations, _ = frames_of(thumb)
+    assert (thumb.width, thumb.height, thumb.frames) == (16, 16, 3)
+    assert all(
+        frame.size == (16, 16)
+        for frame in ImageSequence.Iterator(Image.open(io.BytesIO(thumb.data)))
+    )
+    assert all(close(c, e, 12) for c, e in zip(colours, COLOURS, strict=True)), colours
+    assert durations == DURATIONS

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from image_pipeline.formats import Box
 from infra.model.config import (
     ROOT,
     ConfigError,
@@ -31,7 +32,7 @@ def test_defaults_give_a_working_cheap_pipeline():
     assert c.thumbnails_bucket == "my-gcp-project-imgpipe-thumbnails"
     assert c.source_bucket == "my-gcp-project-imgpipe-source"
     assert c.firestore_location == "us-central1"
-    assert c.thumbnail_sizes == ((128, 128), (512, 512), (1024, 1024))
+    assert c.thumbnail_sizes == (Box(128, 128), Box(512, 512), Box(1024, 1024))
     assert c.force_destroy is False
     assert c.create_firestore_database is True  # a new project has no database
     assert c.iam_settle_seconds == 120  # "typically 2 minutes" (IAM propagation)
@@ -58,7 +59,7 @@ def test_env_overrides_cdktf_json_and_overrides_win(tmp_path):
     assert c.region == "europe-west1"
     assert c.max_instances == 4
     assert c.force_destroy is True
-    assert c.thumbnail_sizes == ((64, 64), (256, 128))
+    assert c.thumbnail_sizes == (Box(64, 64), Box(256, 128))
     assert c.labels == {"team": "media", "env": "dev"}
     assert c.uploads_bucket == "from-json-1-pics-uploads"
 
@@ -73,7 +74,7 @@ def test_json_lists_are_accepted(tmp_path):
         },
     )
     c = load_config(path, {})
-    assert c.thumbnail_sizes == ((10, 20), (30, 40))
+    assert c.thumbnail_sizes == (Box(10, 20), Box(30, 40))
     assert c.thumbnail_formats == ("png", "webp")
 
 
@@ -126,7 +127,7 @@ def test_bucket_names_longer_than_63_chars_are_rejected():
 
 def test_parse_sizes():
     sizes = from_mapping({"project": "my-gcp-project", "thumbnail_sizes": "1x2,3x4"})
-    assert sizes.thumbnail_sizes == ((1, 2), (3, 4))
+    assert sizes.thumbnail_sizes == (Box(1, 2), Box(3, 4))
     with pytest.raises(ConfigError, match="thumbnail_sizes"):
         from_mapping({"project": "my-gcp-project", "thumbnail_sizes": "1x2,,3x4"})
 

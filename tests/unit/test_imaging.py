@@ -21,7 +21,7 @@ from imagekit import (
     quadrant_colours,
     quadrants,
 )
-from PIL import Image, ImageCms, JpegImagePlugin
+from PIL import Image, ImageChops, ImageCms, ImageDraw, JpegImagePlugin
 
 from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
@@ -392,3 +392,96 @@ def test_known_signature_with_a_broken_header_is_corrupt(data):
 )
 def test_unsupported_formats(data):
     assert reason_of(data) == "unsupported_format"
+
+
+# --- cover ----------------------------------------------------------------------------
+
+
+def _disc_photo(size: tuple[int, int], orientation: int = 1) -> bytes:
+    """An upright test card with a black disc of a third of the short side at its centre,
+    stored as EXIF ``orientation`` asks: a stretched output shows as an oval disc."""
+    upright = quadrants(*size)
+    radius = min(size) // 6
+    cx, cy = size[0] // 2, size[1] // 2
+    ImageDraw.Draw(upright).ellipse((cx - radius, cy - radius, cx + radius, cy + radius), "black")
+    transpose = STORED_AS[orientation]
+    stored = upright.transpose(transpose) if transpose is not None else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, "JPEG", quality=92, exif=exif.tobytes())
+
+
+def _disc_extent(im: Image.Image) -> tuple[int, int]:
+    """Width and height of the dark disc in ``im``."""
+    r, g, b = (band.point(lambda v: 255 if v < 60 else 0) for band in im.convert("RGB").split())
+    dark = ImageChops.darker(r, ImageChops.darker(g, b))  # dark in every channel: black
+    left, top, right, bottom = dark.getbbox() or (0, 0, 0, 0)
+    return right - left, bottom - top
+
+
+@pytest.mark.parametrize(
+    ("orientation", "box"),
+    [(1, Box(300, 200, "cover")), (6, Box(300, 200, "cover")), (1, Box(256, 256, "cover"))],
+)
+def test_a_4000x3000_photo_under_cover_is_exactly_the_box_upright_and_unstretched(orientation, box):
+    data = _disc_photo((4000, 3000), orientation)
+    result = imaging.make_thumbnails(data, options(boxes=(box,), formats=("png",)))
+    (thumb,) = result.thumbnails
+    out = Image.open(io.BytesIO(thumb.data))
+    assert out.size == (thumb.width, thumb.height) == (box.width, box.height)
+    assert (result.facts.width, result.facts.height) == (4000, 3000)
+    # Upright: the card's colours are where they are on the card (corners, past the disc).
+    w, h = out.size
+    corners = [
+        out.convert("RGB").getpixel(p) for p in ((3, 3), (w - 4, 3), (3, h - 4), (w - 4, h - 4))
+    ]
+    assert [close(c, e, 40) for c, e in zip(corners, (RED, GREEN, BLUE, WHITE), strict=True)] == [
+        True
+    ] * 4, corners
+    # Unstretched: the disc is round (one uniform scale, 1000 px -> 1000 * scale).
+    disc_w, disc_h = _disc_extent(out)
+    scale = max(box.width / 4000, box.height / 3000)
+    assert abs(disc_w - disc_h) <= 2, (disc_w, disc_h)
+    assert abs(disc_w - 1000 * scale) <= 3, (disc_w, scale)
+
+
+def test_cover_and_inside_of_one_box_are_two_outputs_from_one_decode():
+    data = _disc_photo((800, 600))
+    boxes = (Box(200, 200), Box(200, 200, "cover"), Box(64, 64, "cover"))
+    result = imaging.make_thumbnails(data, options(boxes=boxes, formats=("png",)))
+    sizes = {t.box: (t.width, t.height) for t in result.thumbnails}
+    assert sizes == {boxes[0]: (200, 150), boxes[1]: (200, 200), boxes[2]: (64, 64)}
+    # The placeholder describes the whole image, not a crop.
+    assert result.placeholder.width / result.placeholder.height == pytest.approx(4 / 3, abs=0.05)
+
+
+def test_cover_of_a_source_smaller_than_the_box_is_not_upscaled():
+    out = only(_disc_photo((120, 90)), boxes=(Box(256, 128, "cover"),))
+    assert out.size == (120, 60)  # the box's 2:1 at the source's width
+
+
+def test_cover_keeps_alpha():
+    im = Image.new("RGBA", (400, 200), (0, 0, 255, 0))
+    im.paste((255, 0, 0, 255), (150, 50, 250, 150))
+    out = only(encode(im, "PNG"), boxes=(Box(100, 100, "cover"),), formats=("png",))
+    assert out.mode == "RGBA" and out.size == (100, 100)
+    assert out.getpixel((0, 0))[3] == 0 and out.getpixel((50, 50)) == (255, 0, 0, 255)
+
+
+def test_cover_detail_focus_crops_onto_the_subject():
+    im = Image.new("RGB", (800, 200), (120, 170, 220))
+    draw = ImageDraw.Draw(im)
+    for x in range(620, 780, 6):  # stripes near the right end: the only edges
+        draw.line((x, 20, x, 180), fill="black", width=2)
+    data = encode(im, "PNG")
+    centre = only(data, boxes=(Box(100, 100, "cover"),), formats=("png",))
+    detail = only(data, boxes=(Box(100, 100, "cover"),), formats=("png",), cover_focus="detail")
+    assert centre.convert("L").getextrema()[0] > 100  # the middle of the sky: no stripes
+    assert detail.convert("L").getextrema()[0] < 50  # the stripes
+
+
+def test_cover_decode_is_refused_by_the_memory_limit_like_inside():
+    data = photo(4000, 3000)
+    inside = reason_of(data, memory="256Mi", boxes=(Box(4000, 3000),))
+    covered = reason_of(data, memory="256Mi", boxes=(Box(4000, 3000, "cover"),))
+    assert inside == covered == "too_many_decoded_bytes"

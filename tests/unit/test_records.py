@@ -135,3 +135,20 @@ def test_dead_letter_record_accepts_a_full_subscription_path_and_no_count():
     )
     record = records.dead_letter_record(message)
     assert (record["sourceSubscription"], record["deliveryAttempt"]) == ("s", None)
+
+
+def test_a_result_under_new_output_rules_replaces_the_doc_of_the_same_generation():
+    stored = {
+        "generation": 7,
+        "status": "processed",
+        "outputFingerprint": "old",
+        "madeAt": "2026-01-01T00:00:00Z",
+    }
+    later, earlier = "2026-01-01T01:00:00Z", "2025-12-31T23:00:00Z"
+    assert records.decide(stored, 7, "processed", "new", later) is records.Decision.WRITE
+    assert records.decide(stored, 7, "processed", "new", earlier) is records.Decision.STALE
+    assert records.decide(stored, 7, "processed", "old", later) is records.Decision.DUPLICATE
+    assert records.decide(stored, 7, "failed", "new", later) is records.Decision.STALE
+    legacy = {"generation": 7, "status": "processed"}  # from before fingerprints
+    assert records.decide(legacy, 7, "processed", "new", later) is records.Decision.WRITE
+    assert records.decide(legacy, 7, "processed", "new", None) is records.Decision.STALE
