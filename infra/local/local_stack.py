@@ -75,6 +75,7 @@ class LocalStack:
         self._retry_at: dict[str, float] = {}
         self._function_env: dict[str, str] = {}
         self._stop_watching = threading.Event()
+        self._functions_lock = threading.Lock()  # the supervisor vs. redeploy()
         self._watchdog: threading.Thread | None = None
         self._down_lock = threading.Lock()
         self._is_up = False
@@ -258,10 +259,37 @@ class LocalStack:
         new process, which listens on the same port.
         """
         while not self._stop_watching.wait(0.5):
-            for key, running in list(self.functions.items()):
-                due = self._retry_at.get(key, 0.0) <= time.monotonic()
-                if due and not self._stop_watching.is_set() and not running.process.alive():
-                    self._restart(key, running)
+            with self._functions_lock:
+                for key, running in list(self.functions.items()):
+                    due = self._retry_at.get(key, 0.0) <= time.monotonic()
+                    if due and not self._stop_watching.is_set() and not running.process.alive():
+                        self._restart(key, running)
+
+    def redeploy(self, config: DeploymentConfig) -> None:
+        """New settings, as `cdktf deploy` rolls them out: every function process is replaced
+        by one with the new environment, on the same port. Resource names must not change
+        (that would be a new stack). Deliveries in flight fail and are retried, as during a
+        rollout on GCP.
+        """
+        topology = build_topology(config)
+        if _resource_names(topology) != _resource_names(self.topology):
+            raise ValueError("redeploy changes resource names; start a new stack instead")
+        with self._functions_lock:
+            self.config, self.topology = config, topology
+            for key, old in list(self.functions.items()):
+                port = int(old.url.rsplit(":", 1)[1].strip("/"))
+                old.process.stop()
+                new = function_processes.start_function(
+                    topology.functions[key],
+                    self.options.functions_source,
+                    self._function_env,
+                    self.logs_dir,
+                    port,
+                )
+                function_processes.wait_ready(new)
+                self.functions[key] = new
+        if self.options.write_stack_json:
+            self._write_stack_json()
 
     def _restart(self, key: str, dead: function_processes.RunningFunction) -> None:
         code = dead.process.popen.returncode
@@ -327,6 +355,8 @@ class LocalStack:
                 }
                 for sub in t.subscriptions.values()
             },
+            # What make_thumbnail runs with (scripts/backfill --stale reads its fingerprint).
+            "function_env": dict(t.functions["make_thumbnail"].env),
             "functions": {
                 t.functions[key].name: {
                     "url": f.url,
@@ -354,6 +384,16 @@ class LocalStack:
         tmp = self.stack_json.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.info(), indent=2) + "\n")
         tmp.replace(self.stack_json)
+
+
+def _resource_names(t: Topology) -> tuple[object, ...]:
+    return (
+        t.project,
+        sorted(b.name for b in t.buckets.values()),
+        sorted(topic.name for topic in t.topics.values()),
+        sorted(sub.name for sub in t.subscriptions.values()),
+        sorted(f.name for f in t.functions.values()),
+    )
 
 
 def _exit_on_sigterm() -> None:

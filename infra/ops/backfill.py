@@ -1,7 +1,8 @@
 """Backfill: send objects uploaded before the pipeline existed through the real pipeline.
 
 Each object in the uploads bucket that has no `processed` doc for its current generation
-gets the exact event Eventarc would have sent: a binary-mode
+(with `--stale`, also each whose doc was made under other output rules than the deployed
+ones: docs/outputs.md, "Regenerating") gets the exact event Eventarc would have sent: a binary-mode
 `google.cloud.storage.object.v1.finalized` CloudEvent POSTed to `make_thumbnail`. Nothing
 here thumbnails anything, so a backfilled object is processed exactly like a fresh upload.
 
@@ -41,6 +42,7 @@ class Checkpoint:
 
     bucket: str
     prefix: str
+    fingerprint: str = ""  # --stale: the output rules' fingerprint the run brings docs to
     last_name: str = ""
     listed: int = 0
     up_to_date: int = 0
@@ -50,17 +52,19 @@ class Checkpoint:
     complete: bool = False
 
     @classmethod
-    def load(cls, path: Path, bucket: str, prefix: str) -> Checkpoint:
-        """The saved position for this bucket and prefix; a fresh one after a full pass."""
+    def load(cls, path: Path, bucket: str, prefix: str, fingerprint: str = "") -> Checkpoint:
+        """The saved position for this bucket, prefix and mode; a fresh one after a full
+        pass."""
         if not path.exists():
-            return cls(bucket, prefix)
+            return cls(bucket, prefix, fingerprint)
         saved = cls(**json.loads(path.read_text()))
-        if (saved.bucket, saved.prefix) != (bucket, prefix):
+        if (saved.bucket, saved.prefix, saved.fingerprint) != (bucket, prefix, fingerprint):
+            mode = f" --stale to {saved.fingerprint}" if saved.fingerprint else ""
             raise SystemExit(
-                f"error: {path} belongs to gs://{saved.bucket}/{saved.prefix}; "
+                f"error: {path} belongs to gs://{saved.bucket}/{saved.prefix}{mode}; "
                 "pass another --checkpoint"
             )
-        return cls(bucket, prefix) if saved.complete else saved
+        return cls(bucket, prefix, fingerprint) if saved.complete else saved
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +81,10 @@ class Outcome:
     failed: int = 0
 
 
-def default_checkpoint(project: str, bucket: str, prefix: str) -> Path:
-    digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
+def default_checkpoint(project: str, bucket: str, prefix: str, fingerprint: str = "") -> Path:
+    """Per bucket, prefix and mode (a --stale run keeps its own position)."""
+    key = f"{prefix}\0{fingerprint}" if fingerprint else prefix
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return ROOT / ".local" / "backfill" / f"{project}-{bucket}-{digest}.json"
 
 
@@ -87,14 +93,23 @@ def is_output(metadata: Mapping[str, str] | None) -> bool:
     return OUTPUT_MARKER in (metadata or {})
 
 
-def reason_to_process(generation: int, doc: Mapping[str, Any] | None) -> str | None:
-    """Why this generation still needs processing, or None when its doc says it is done."""
+def reason_to_process(
+    generation: int, doc: Mapping[str, Any] | None, fingerprint: str = ""
+) -> str | None:
+    """Why this generation still needs processing, or None when its doc says it is done.
+
+    With a ``fingerprint`` (``--stale``), a processed doc made under other output rules is
+    not done either.
+    """
     if doc is None:
         return "no metadata doc"
     stored = int(doc.get("generation") or 0)
     if stored > generation:
         return None  # a newer upload replaced it while we listed; its own event handles it
     if stored == generation and doc.get("status") == "processed":
+        made_under = doc.get("outputFingerprint")
+        if fingerprint and made_under != fingerprint:
+            return f"made under output rules {made_under or 'without a fingerprint'}"
         return None
     if stored < generation:
         return f"doc is for older generation {stored}"
@@ -223,12 +238,17 @@ def run(
     limit: int = DEFAULT_LIMIT,
     rate: float = 10.0,
     execute: bool = False,
+    fingerprint: str = "",
     checkpoint_path: Path,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> Outcome:
-    """One bounded pass. Dry runs never save the checkpoint: they only show the next run."""
-    checkpoint = Checkpoint.load(checkpoint_path, target.uploads_bucket, prefix)
+    """One bounded pass. Dry runs never save the checkpoint: they only show the next run.
+
+    ``fingerprint``: the deployed output rules' (``--stale``); docs made under others are
+    selected too.
+    """
+    checkpoint = Checkpoint.load(checkpoint_path, target.uploads_bucket, prefix, fingerprint)
     if checkpoint.last_name:
         shown = printable(checkpoint.last_name)
         print(f"resuming after '{shown}' ({printable(checkpoint_path)})", file=err)
@@ -239,8 +259,9 @@ def run(
             break
         checkpoint.listed += 1
         uri = printable(f"gs://{blob.bucket.name}/{blob.name}#{blob.generation}")
-        reason = None if is_output(blob.metadata) else reason_to_process(blob.generation, doc)
-        if is_output(blob.metadata):
+        output = is_output(blob.metadata)
+        reason = None if output else reason_to_process(blob.generation, doc, fingerprint)
+        if output:
             checkpoint.outputs += 1
         elif reason is None:
             checkpoint.up_to_date += 1
@@ -290,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="objects per second (10)")
     parser.add_argument("--execute", action="store_true", help="send events (default: dry run)")
     parser.add_argument(
+        "--stale",
+        action="store_true",
+        help="also re-process objects whose doc was made under other output rules than the "
+        "deployed ones (their fingerprint differs); their new thumbnails are written before "
+        "the old rules' are removed",
+    )
+    parser.add_argument(
         "--checkpoint",
         type=Path,
         help="resume file (default: .local/backfill/<project>-<bucket>-<prefix hash>.json)",
@@ -299,13 +327,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit < 1 or args.rate <= 0:
         parser.error("--limit and --rate must be positive")
     target = targets.from_arguments(args)
-    path = args.checkpoint or default_checkpoint(target.project, target.uploads_bucket, args.prefix)
+    fingerprint = target.output_fingerprint() if args.stale else ""
+    if fingerprint:
+        print(f"--stale: bringing docs to output rules {fingerprint}", file=sys.stderr)
+    path = args.checkpoint or default_checkpoint(
+        target.project, target.uploads_bucket, args.prefix, fingerprint
+    )
     outcome = run(
         target,
         prefix=args.prefix,
         limit=args.limit,
         rate=args.rate,
         execute=args.execute,
+        fingerprint=fingerprint,
         checkpoint_path=path,
     )
     return 1 if outcome.failed else 0

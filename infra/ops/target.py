@@ -44,6 +44,8 @@ class Target:
     emulator_env: Mapping[str, str] = field(default_factory=dict)  # empty on GCP
     function_urls: Mapping[str, str] = field(default_factory=dict)  # by name; local only
     timeout_seconds: float = 60.0
+    # The local stack's functions' environment (from stack.json); on GCP it is looked up.
+    function_env: Mapping[str, str] = field(default_factory=dict)
     _function_uris: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -121,6 +123,10 @@ class Target:
         return self._function_uris[name]
 
     def _cloud_function_uri(self, name: str) -> str:
+        return str(self._cloud_function(name)["serviceConfig"]["uri"])
+
+    def _cloud_function(self, name: str) -> dict[str, Any]:
+        """The deployed function (Cloud Functions v2 API), with its service's environment."""
         import google.auth
         from google.auth.transport.requests import AuthorizedSession
 
@@ -132,7 +138,22 @@ class Target:
                 f"cannot look up function {name} in {self.project}/{self.topology.region}: "
                 f"HTTP {response.status_code} {response.text[:200]}"
             )
-        return response.json()["serviceConfig"]["uri"]
+        return dict(response.json())
+
+    def output_fingerprint(self) -> str:
+        """The output rules' fingerprint make_thumbnail runs with: from its deployed
+        environment on GCP, from the local stack's otherwise (never from cdktf.json, which
+        may hold changes not deployed yet)."""
+        from image_pipeline.settings import Settings, SettingsError
+
+        env = self.function_env
+        if not self.is_local:
+            function = self._cloud_function(self.topology.functions["make_thumbnail"].name)
+            env = function.get("serviceConfig", {}).get("environmentVariables", {})
+        try:
+            return Settings.from_env(env).output_fingerprint
+        except SettingsError as exc:
+            raise TargetError(f"cannot read make_thumbnail's settings: {exc}") from None
 
     @cached_property
     def _id_token(self) -> str:
@@ -204,7 +225,12 @@ def from_stack(stack: Mapping[str, Any]) -> Target:
     )
     env = {name: stack["env"][name] for name in EMULATOR_VARS}
     urls = {name: spec["url"] for name, spec in stack.get("functions", {}).items()}
-    return Target(build_topology(config), emulator_env=env, function_urls=urls)
+    return Target(
+        build_topology(config),
+        emulator_env=env,
+        function_urls=urls,
+        function_env=stack.get("function_env", {}),
+    )
 
 
 def for_project(project: str, region: str | None = None) -> Target:

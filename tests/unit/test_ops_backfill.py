@@ -138,3 +138,41 @@ def test_an_object_whose_event_cannot_be_sent_fails_alone_and_the_run_goes_on(mo
     assert _send(_Target(204), _blob("lone \ud800 surrogate")).startswith("cannot build")
     with pytest.raises(targets.TargetError):  # no access at all still stops the run
         _send(_Target(targets.TargetError("403")), _blob("a.jpg"))
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"generation": 7, "status": "processed", "outputFingerprint": "new"}, None),
+        (
+            {"generation": 7, "status": "processed", "outputFingerprint": "old"},
+            "made under output rules old",
+        ),
+        ({"generation": 7, "status": "processed"}, "made under output rules without a fingerprint"),
+        ({"generation": 9, "status": "processed", "outputFingerprint": "old"}, None),
+        ({"generation": 7, "status": "failed", "outputFingerprint": "new"}, "status 'failed'"),
+    ],
+)
+def test_stale_mode_also_selects_docs_made_under_other_output_rules(
+    doc: dict, expected: str | None
+) -> None:
+    assert reason_to_process(7, doc, "new") == expected
+    if doc.get("status") == "processed" and doc["generation"] == 7:
+        assert reason_to_process(7, doc) is None  # the default mode leaves them alone
+
+
+def test_a_stale_run_keeps_its_own_checkpoint(tmp_path: Path) -> None:
+    assert backfill.default_checkpoint("p", "up", "a/", "f1") != backfill.default_checkpoint(
+        "p", "up", "a/"
+    )
+    path = tmp_path / "state.json"
+    Checkpoint("up", "a/", "f1", last_name="a/x.jpg").save(path)
+    assert Checkpoint.load(path, "up", "a/", "f1").last_name == "a/x.jpg"
+    with pytest.raises(SystemExit, match="--stale to f1"):
+        Checkpoint.load(path, "up", "a/", "f2")
+
+
+def test_help_names_the_stale_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        backfill.main(["--help"])
+    assert "--stale" in capsys.readouterr().out
