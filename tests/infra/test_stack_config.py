@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
+
+from image_pipeline.settings import Settings
+from infra.common.paths import ROOT
 
 pytestmark = pytest.mark.synth
 
@@ -24,7 +32,7 @@ def test_names_carry_the_prefix(alt_stack):
 def test_settings_reach_the_function_environment(alt_stack):
     thumbnail = alt_stack.one("google_cloudfunctions2_function", name="thumbs-make-thumbnail")
     env = thumbnail["service_config"]["environment_variables"]
-    assert env["THUMBNAIL_SIZES"] == "64x64,2048x1536"
+    assert env["THUMBNAIL_SIZES"] == "64x64,2048x1536,256x256:cover"
     assert env["THUMBNAIL_FORMATS"] == "jpeg,webp"
     assert env["UPLOADS_BUCKET"] == "other-project-42-thumbs-uploads"
     assert env["IMAGE_EVENTS_TOPIC"] == "thumbs-image-events"
@@ -47,3 +55,48 @@ def test_subscription_settings_follow_the_config(alt_stack):
 def test_stacks_do_not_share_resources(stack, alt_stack):
     names = {b["name"] for b in stack.all("google_storage_bucket")}
     assert not names & {b["name"] for b in alt_stack.all("google_storage_bucket")}
+
+
+# Cloud Run functions: the runtime environment variables of one function, names and values,
+# take at most 32 KiB (https://cloud.google.com/run/docs/configuring/services/environment-variables).
+CLOUD_RUN_FUNCTION_ENV_BYTES = 32 * 1024
+
+
+def test_output_rules_reach_make_thumbnail_resolved_with_the_fingerprint_of_the_config(
+    alt_stack,
+):
+    thumbnail = alt_stack.one("google_cloudfunctions2_function", name="thumbs-make-thumbnail")
+    env = thumbnail["service_config"]["environment_variables"]
+    rules = json.loads(env["OUTPUT_RULES"])
+    assert [r["name"] for r in rules] == ["avatars", "rule-1"]
+    assert rules[0]["sizes"] == ["64x64:cover"] and rules[0]["formats"] == ["jpeg", "webp"]
+    assert rules[1]["exclude"] == ["products/raw/**"] and rules[1]["formats"] == ["png"]
+    assert (env["COVER_FOCUS"], env["METADATA_KEYS"]) == ("detail", "owner,album")
+    # The function parses what the stack wrote into the settings the deployment declared.
+    deployed = Settings.from_env(env)
+    assert deployed.output_fingerprint == alt_stack.config.output_fingerprint
+
+
+def test_every_function_environment_fits_cloud_runs_limit(stack, alt_stack):
+    for synth in (stack, alt_stack):
+        for fn in synth.all("google_cloudfunctions2_function"):
+            env = fn["service_config"]["environment_variables"]
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+            assert size <= CLOUD_RUN_FUNCTION_ENV_BYTES, (fn["name"], size)
+
+
+@pytest.mark.parametrize(
+    ("rules", "problem"),
+    [
+        ('[{"include": ["a/**"], "sizes": ["64x64:fill"]}]', "rule 0: '64x64:fill': unknown fit"),
+        ('[{"name": "a"}, {"name": "b"}]', "rule 1: is never used"),
+    ],
+)
+def test_an_invalid_rule_stops_the_synth_with_its_index(rules, problem):
+    env = {**os.environ, "PIPELINE_PROJECT": "my-gcp-project", "PIPELINE_OUTPUT_RULES": rules}
+    done = subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: pipeline.output_rules: ") and problem in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
