@@ -175,6 +175,7 @@ class Gallery:
             "thumbnails": [
                 {
                     "url": f"/thumbnail?name={quote(t['name'], safe='')}&v={generation}",
+                    "box": t.get("box"),
                     "width": t.get("width"),
                     "height": t.get("height"),
                     "contentType": t.get("contentType"),

@@ -1,9 +1,11 @@
 """`scripts/smoke`: prove a deployment works, end to end, and leave nothing behind.
 
-Under a unique prefix it uploads three generated files (a JPEG photo with an EXIF
-orientation, a PNG with alpha, a corrupt JPEG), waits for their metadata documents
-(processed, processed, failed with its reason), checks every listed thumbnail (exists,
-decodes, has the listed size and content type, carries no EXIF), deletes the photo and
+Under a unique prefix it uploads four generated files (a JPEG photo with an EXIF
+orientation, a PNG with alpha, a portrait under `avatars/`, a corrupt JPEG), waits for their
+metadata documents (processed x 3, failed with its reason), checks every listed thumbnail
+(exists, decodes, has the listed size and content type, carries no EXIF, a `:cover` size is
+exactly its box) and that each document names the output rule the deployment's settings give
+its path (the example `avatars` rule of cdktf.json makes cover squares), deletes the photo and
 sees its thumbnails go and its document become `deleted`, checks that none of its
 messages was dead-lettered, then removes everything it created. The local stack and a
 real project run the same code (`infra.ops.target`); only the endpoints differ.
@@ -27,7 +29,7 @@ from typing import Any, TextIO
 from google.api_core.exceptions import NotFound
 from PIL import Image
 
-from image_pipeline.formats import OUTPUTS
+from image_pipeline.formats import OUTPUTS, parse_size
 from image_pipeline.records import image_doc_id
 from image_pipeline.settings import Settings
 from infra.model.config import ConfigError, load_config
@@ -39,6 +41,9 @@ _EXIF_ORIENTATION = 0x0112
 _PILLOW_FORMATS = {output.content_type: output.pillow for output in OUTPUTS.values()}
 _ALPHA_MODES = {"RGBA", "LA", "PA"}
 _METADATA_KEYS = {"exif", "xmp", "icc_profile"}  # what Pillow exposes in `info`
+
+
+AVATAR = "avatars/face.jpg"  # under the example rule's `**/avatars/**`
 
 
 class StageFailed(Exception):
@@ -69,9 +74,14 @@ def samples() -> tuple[Sample, ...]:
     clear.save(png, "PNG")
     # A JPEG start-of-image marker and then no valid header: the pipeline must reject it.
     corrupt = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+    face = Image.new("RGB", (600, 800), (230, 190, 160))
+    face.paste((60, 40, 30), (0, 0, 600, 200))
+    portrait = io.BytesIO()
+    face.save(portrait, "JPEG", quality=90)
     return (
         Sample("photo.jpg", jpeg.getvalue(), "image/jpeg", "processed"),
         Sample("alpha.png", png.getvalue(), "image/png", "processed"),
+        Sample(AVATAR, portrait.getvalue(), "image/jpeg", "processed"),
         Sample("corrupt.jpg", corrupt, "image/jpeg", "failed", "corrupt"),
     )
 
@@ -195,11 +205,13 @@ class Smoke:
             blob = self.uploads.blob(self.object_name(sample.name))
             blob.upload_from_string(sample.data, content_type=sample.content_type)
         self.report.check(
-            "upload 3 files", True, f"gs://{self.target.uploads_bucket}/{self.prefix}"
+            f"upload {len(self.samples)} files",
+            True,
+            f"gs://{self.target.uploads_bucket}/{self.prefix}",
         )
 
     def process(self) -> None:
-        """Waits for the three documents to reach a final status, then checks each."""
+        """Waits for the documents to reach a final status, then checks each."""
 
         def settled() -> tuple[bool, str]:
             for name in self.samples:
@@ -208,7 +220,9 @@ class Smoke:
                     if doc is not None and doc.get("status") in ("processed", "failed"):
                         self.docs[name] = doc
             pending = [n for n in self.samples if n not in self.docs]
-            return not pending, f"{len(self.docs)}/3 documents, waiting for {', '.join(pending)}"
+            return not pending, (
+                f"{len(self.docs)}/{len(self.samples)} documents, waiting for {', '.join(pending)}"
+            )
 
         self.wait("metadata documents", settled, self.timeout)
         for name, sample in self.samples.items():
@@ -232,15 +246,26 @@ class Smoke:
         )
 
     def thumbnails(self) -> None:
-        expected = len(self.settings.thumbnail_sizes) * len(self.settings.thumbnail_formats)
-        for name in ("photo.jpg", "alpha.png"):
-            entries = self.docs.get(name, {}).get("thumbnails") or []
+        for name in ("photo.jpg", "alpha.png", AVATAR):
+            doc = self.docs.get(name, {})
+            outputs = self.settings.outputs_for(self.object_name(name))
+            entries = doc.get("thumbnails") or []
             problems = [p for e in entries if (p := self._thumbnail_problem(name, e))]
-            count_ok = len(entries) == expected
-            if not count_ok:
+            expected = len(outputs.sizes) * len(outputs.formats)
+            if len(entries) != expected:
                 problems.append(f"{len(entries)} listed, {expected} configured")
+            listed = sorted({str(e.get("box")) for e in entries})
+            if listed != sorted({str(box) for box in outputs.sizes}):
+                problems.append(f"sizes {', '.join(listed)}, configured {outputs.sizes}")
             detail = "; ".join(problems) or f"{len(entries)} exist, decode, match, no EXIF"
             self.report.check(f"{name} thumbnails", not problems, detail)
+            rule = doc.get("rule")
+            self.report.check(
+                f"{name} output rule",
+                rule == outputs.rule,
+                f"rule {rule or 'none (the default sizes)'}: "
+                + ", ".join(str(box) for box in outputs.sizes),
+            )
 
     def _thumbnail_problem(self, sample: str, entry: Mapping[str, Any]) -> str:
         """What is wrong with one listed thumbnail ("" when nothing)."""
@@ -262,6 +287,13 @@ class Smoke:
             return (
                 f"{leaf} is {size[0]}x{size[1]}, listed {entry.get('width')}x{entry.get('height')}"
             )
+        if not entry.get("box"):
+            return f"{leaf} lists no box"
+        box = parse_size(entry["box"])
+        if box.mode == "cover" and size != (box.width, box.height):
+            return f"{leaf} is {size[0]}x{size[1]}, not exactly its cover box {box}"
+        if entry.get("uri") != f"gs://{entry['bucket']}/{entry['name']}":
+            return f"{leaf} lists uri {entry.get('uri')!r}"
         if fmt != _PILLOW_FORMATS.get(str(entry.get("contentType"))):
             return f"{leaf} decodes as {fmt}, listed {entry.get('contentType')}"
         carried = sorted(_METADATA_KEYS & set(info)) or (["exif"] if len(exif) else [])

@@ -149,3 +149,35 @@ def test_the_placeholder_is_painted_before_the_thumbnail(
     reference = blurhash_decode(placeholder["blurhash"], width, height).convert("RGBA").tobytes()
     assert len(ours) == len(reference)
     assert max(abs(a - b) for a, b in zip(ours, reference, strict=True)) <= 2
+
+
+# The card's thumbnail as the page lays it out, and what the file itself is.
+SHOWN = """
+const img = arguments[0].querySelector("img.thumb");
+const box = img.getBoundingClientRect();
+return [img.naturalWidth, img.naturalHeight, box.width, box.height];
+"""
+
+
+def test_a_cover_thumbnail_is_shown_as_it_is(local_stack: Any, browser: WebDriver) -> None:
+    gallery = local_stack.info()["gallery"]
+    name = f"browser-{uuid.uuid4().hex[:6]}/avatars/wide.png"  # cdktf.json's avatars rule
+    image = Image.new("RGB", (900, 300), (40, 110, 190))
+    ImageDraw.Draw(image).ellipse((300, 0, 600, 300), fill=(250, 200, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    answer = requests.post(
+        f"{gallery}/upload",
+        params={"name": name},
+        data=buffer.getvalue(),
+        timeout=30,
+        headers={"Content-Type": "image/png"},
+    )
+    assert answer.status_code == 201, answer.text
+    browser.get(gallery)
+    wait_for(browser, lambda d: thumbnail_shown(d, name))
+    natural_w, natural_h, shown_w, shown_h = browser.execute_script(SHOWN, card(browser, name))
+    assert (natural_w, natural_h) == (256, 256)  # the cover square, not the 3:1 image
+    assert shown_w == shown_h > 0  # laid out at its own aspect: neither stretched nor cropped
+    sizes = card(browser, name).find_element(By.CSS_SELECTOR, ".sizes").text
+    assert "256×256 cover" in sizes and "64×64 cover" in sizes, sizes

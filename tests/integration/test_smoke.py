@@ -50,12 +50,16 @@ def test_smoke_passes_on_the_healthy_stack(stack_file: Path, harness: Any) -> No
         "EXIF orientation applied",
         "photo.jpg thumbnails",
         "alpha.png thumbnails",
+        "avatars/face.jpg thumbnails",
+        "avatars/face.jpg output rule",
+        "photo.jpg output rule",
         "photo.jpg deleted",
         "no new dead letters",
         "cleanup",
     ):
         assert results.get(check) == "ok", (check, text)
     assert "reason corrupt" in text
+    assert "rule avatars: 64x64:cover, 256x256:cover" in text  # cdktf.json's example rule
     timings = text.split("STAGE", 1)[1]
     for stage in STAGES:
         assert f"\n{stage}" in timings, text
@@ -75,9 +79,9 @@ def test_smoke_fails_naming_the_stage_when_write_metadata_is_down(
     assert code == 1, text
     assert (
         "smoke test FAILED in stage process: "
-        "photo.jpg processed, alpha.png processed, corrupt.jpg failed"
+        "photo.jpg processed, alpha.png processed, avatars/face.jpg processed, corrupt.jpg failed"
     ) in text
-    assert "metadata documents: gave up after 15 s (0/3 documents" in text
+    assert "metadata documents: gave up after 15 s (0/4 documents" in text
     assert "stopped: not every upload got its metadata document" in text
     # The later stages did not run; the cleanup did.
     timings = text.split("STAGE", 1)[1]

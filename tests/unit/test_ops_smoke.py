@@ -10,6 +10,7 @@ from PIL import Image
 from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.settings import Settings
+from infra.model.config import load_config
 from infra.ops.smoke import Report, samples
 
 OPTIONS = imaging.Options.from_tunables(
@@ -18,7 +19,7 @@ OPTIONS = imaging.Options.from_tunables(
 
 
 def test_samples_are_what_the_checks_expect():
-    photo, png, corrupt = samples()
+    photo, png, avatar, corrupt = samples()
     with Image.open(io.BytesIO(photo.data)) as im:
         assert im.getexif()[0x0112] == 6 and im.size == (640, 480)
     with Image.open(io.BytesIO(png.data)) as im:
@@ -27,6 +28,20 @@ def test_samples_are_what_the_checks_expect():
     facts = imaging.make_thumbnails(photo.data, OPTIONS).facts
     assert (facts.width, facts.height) == (480, 640)
     assert imaging.make_thumbnails(png.data, OPTIONS).thumbnails
+    # The repository's cdktf.json gives the avatar its example rule: cover squares.
+    settings = Settings.wired(
+        load_config(),
+        project="p",
+        uploads_bucket="u",
+        thumbnails_bucket="t",
+        image_events_topic="e",
+    )
+    outputs = settings.outputs_for(f"smoke/run/{avatar.name}")
+    assert outputs.rule == "avatars" and {b.mode for b in outputs.sizes} == {"cover"}
+    made = imaging.make_thumbnails(avatar.data, imaging.Options.from_tunables(settings, outputs))
+    assert {(t.width, t.height) for t in made.thumbnails} == {
+        (b.width, b.height) for b in outputs.sizes
+    }
     with pytest.raises(PermanentError) as rejected:
         imaging.make_thumbnails(corrupt.data, OPTIONS)
     assert rejected.value.reason == corrupt.expect_reason == "corrupt"

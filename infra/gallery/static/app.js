@@ -149,8 +149,8 @@ function card(item) {
       el("div", { class: "facts" }, ...facts.flatMap((f) => [f, el("br")])),
       thumbs.length
         ? el("div", { class: "sizes" }, ...thumbs.map((t) =>
-          el("a", { href: t.url, target: "_blank", title: `${bytes(t.size)} ${t.contentType}` },
-            `${t.width}×${t.height}`)))
+          el("a", { href: t.url, target: "_blank", title: `${t.box || ""} ${bytes(t.size)} ${t.contentType}` },
+            `${t.width}×${t.height}${(t.box || "").endsWith(":cover") ? " cover" : ""}`)))
         : null));
 }
 
