@@ -34,7 +34,7 @@ def leaves(harness: Harness, name: str) -> list[str]:
 def test_a_rules_change_and_backfill_stale_regenerate_every_doc(
     harness: Harness, local_stack: LocalStack, prefix: str, tmp_path: Path
 ) -> None:
-    squares, plain = [f"{prefix}avatars/{i}.jpg" for i in range(3)], f"{prefix}misc/x.jpg"
+    squares, plain = [f"{prefix}squares/{i}.jpg" for i in range(3)], f"{prefix}misc/x.jpg"
     for i, name in enumerate([*squares, plain]):
         harness.upload(name, photo(i), metadata={"owner": f"u{i}", "private": "x"})
     old = {n: harness.wait_doc(n, lambda d: d.get("status") == "processed") for n in squares}
@@ -42,7 +42,7 @@ def test_a_rules_change_and_backfill_stale_regenerate_every_doc(
     old_leaves = leaves(harness, squares[0])
     assert old_leaves and not any("-c." in leaf for leaf in old_leaves)
     original = local_stack.config
-    rules = [{"name": "squares", "include": [f"{prefix}avatars/**"], "sizes": ["48x48:cover"]}]
+    rules = [{"name": "squares", "include": [f"{prefix}squares/**"], "sizes": ["48x48:cover"]}]
     changed = load_config(
         overrides={**TEST_SETTINGS, "output_rules": rules, "metadata_keys": "owner"}
     )
