@@ -27,7 +27,7 @@ from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.formats import OUTPUTS, Box
 from image_pipeline.settings import Tunables
-from infra.local.sample_images import decompression_bomb
+from infra.local.sample_images import P3_ORANGE, decompression_bomb, display_p3_profile
 
 BOXES = (Box(128, 128), Box(512, 512), Box(1024, 1024))
 
@@ -485,3 +485,11 @@ def test_cover_decode_is_refused_by_the_memory_limit_like_inside():
     inside = reason_of(data, memory="256Mi", boxes=(Box(4000, 3000),))
     covered = reason_of(data, memory="256Mi", boxes=(Box(4000, 3000, "cover"),))
     assert inside == covered == "too_many_decoded_bytes"
+
+
+def test_cover_converts_colour_through_the_profile_like_inside():
+    data = encode(Image.new("RGB", (300, 200), P3_ORANGE), "PNG", icc_profile=display_p3_profile())
+    inside = only(data, boxes=(Box(60, 60),))
+    covered = only(data, boxes=(Box(60, 60, "cover"),))
+    assert covered.size == (60, 60) and "icc_profile" not in covered.info
+    assert covered.getpixel((30, 30)) == inside.getpixel((30, 20)) != P3_ORANGE
