@@ -318,4 +318,13 @@ def result_from_message(message: PushMessage) -> dict[str, Any]:
     data["generation"] = _int(data.get("generation"), "generation")
     if data["status"] == "failed" and not isinstance(data.get("error"), dict):
         raise MalformedEvent("failed result event has no error")
+    for key in ("rule", "outputFingerprint", "madeAt"):
+        if not isinstance(data.get(key), str | None):
+            raise MalformedEvent(f"result event's {key} is not a string")
+    parse_time(data.get("madeAt"))  # the metadata writer orders by it
+    metadata = data.get("metadata")
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
+    ):
+        raise MalformedEvent("result event's metadata is not a map of strings")
     return data

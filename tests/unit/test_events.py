@@ -151,6 +151,9 @@ def test_failed_event_carries_the_reason():
     assert "image" not in data and "thumbnails" not in data
 
 
+PROCESSED = {"schema": 1, "status": "processed", "bucket": "b", "name": "n", "generation": 1}
+
+
 def test_result_round_trip_through_a_message():
     result = events.deleted_event(OBJ, "evt", {"delete_ms": 1.0})
     message = events.PushMessage(
@@ -168,9 +171,24 @@ def test_result_round_trip_through_a_message():
         {"schema": 1, "status": "processed", "bucket": "b", "name": "n", "generation": "x"},
         {"schema": 1, "status": "failed", "bucket": "b", "name": "n", "generation": 1},
         [],
+        {**PROCESSED, "outputFingerprint": 7},
+        {**PROCESSED, "madeAt": "yesterday"},
+        {**PROCESSED, "rule": ["a"]},
+        {**PROCESSED, "metadata": {"owner": 1}},
+        {**PROCESSED, "metadata": "owner=me"},
     ],
 )
 def test_malformed_results(data):
     encoded = base64.b64encode(json.dumps(data).encode()).decode()
     with pytest.raises(MalformedEvent):
         events.result_from_message(events.PushMessage("1", encoded, {}, None))
+
+
+def test_a_processed_result_round_trips_with_how_its_outputs_were_made():
+    made = {"rule": "avatars", "outputFingerprint": "ab12", "madeAt": "2026-01-01T00:00:05Z"}
+    result = events.processed_event(OBJ, "evt", {}, [], {}, {**made, "metadata": {"o": "u"}})
+    message = events.PushMessage(
+        "1", base64.b64encode(result.encoded()).decode(), result.attributes, None
+    )
+    assert events.result_from_message(message) == result.data
+    assert result.data["rule"] == "avatars" and result.data["metadata"] == {"o": "u"}
