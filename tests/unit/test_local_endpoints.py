@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_router_delivery import make_router
+from test_local_router import make_router
 
 from infra.common import http_guard
 from infra.gallery.server import MAX_UPLOAD_BYTES, Gallery, serve_gallery
