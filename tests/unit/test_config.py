@@ -10,13 +10,11 @@ import pytest
 
 from image_pipeline.formats import Box
 from infra.model.config import (
-    ROOT,
     ConfigError,
     DeploymentConfig,
     from_mapping,
     load_config,
 )
-from infra.model.settings_tables import deployment_table, function_env_table
 
 
 def _cdktf_json(tmp_path: Path, pipeline: dict) -> Path:
@@ -139,22 +137,6 @@ def test_project_is_the_only_required_setting():
         if f.default is MISSING and f.default_factory is MISSING
     ]
     assert required == ["project"]
-
-
-def test_docs_deployment_settings_table_is_current():
-    doc = (ROOT / "docs" / "settings.md").read_text()
-    assert deployment_table() in doc, (
-        "docs/settings.md 'Deployment settings' table is stale: paste "
-        "`python -m infra.model.settings_tables`"
-    )
-
-
-def test_docs_function_environment_table_is_current():
-    doc = (ROOT / "docs" / "settings.md").read_text()
-    assert function_env_table() in doc, (
-        "docs/settings.md 'Function environment' table is stale: paste "
-        "`python -m infra.model.settings_tables --function-env`"
-    )
 
 
 def test_backfill_invokers_must_be_iam_members():
