@@ -74,9 +74,13 @@ def test_3_service_agents_are_created_and_bound_by_reference(stack):
         for kind, body in stack.iam_members()
         if graph.agent_of(body["member"]) == "pubsub"
     ]
-    # Publisher on 2 dead-letter topics, subscriber on 5 subscriptions, token creator on 2
-    # accounts (the push invoker and the trigger).
-    assert len(bound) == 9
+    # Publisher on every dead-letter topic, subscriber on every subscription that dead-letters,
+    # token creator on the two accounts whose tokens it mints (the push invoker, the trigger).
+    topology = stack.topology
+    dead_lettering = [s for s in topology.subscriptions.values() if s.dead_letter_topic]
+    dead_letter_topics = {s.dead_letter_topic for s in dead_lettering}
+    minted_for = {topology.push_invoker_account_id, topology.trigger.service_account_id}
+    assert len(bound) == len(dead_letter_topics) + len(dead_lettering) + len(minted_for)
     for binding in bound:
         assert pubsub in graph.refs(graph.nodes[binding].body["member"]), binding
     # No agent email is spelled out from the project number anywhere.

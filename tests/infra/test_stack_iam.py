@@ -116,8 +116,9 @@ def test_pubsub_agent_mints_tokens_only_as_the_push_invoker_and_the_trigger(stac
         assert (kind, attr) == ("google_service_account", "name")
         accounts.add(sa["account_id"])
     topology = stack.topology
-    assert len(bindings) == 2
-    assert accounts == {topology.push_invoker_account_id, topology.trigger.service_account_id}
+    minted_for = {topology.push_invoker_account_id, topology.trigger.service_account_id}
+    assert len(bindings) == len(minted_for)
+    assert accounts == minted_for
     # Never project-wide: a project-level token creator could mint as every account.
     for binding in stack.all("google_project_iam_member"):
         assert binding["role"] != "roles/iam.serviceAccountTokenCreator"

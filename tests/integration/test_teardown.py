@@ -18,7 +18,9 @@ def test_down_leaves_no_process(local_stack):
     ports = [h.rsplit(":", 1)[1] for h in hosts] + [
         f.url.rstrip("/").rsplit(":", 1)[1] for f in local_stack.functions.values()
     ]
-    assert len(groups) == 7 and all(group_alive(pgid) for pgid in groups.values())
+    # One process per function of the topology and one per emulator.
+    expected = len(local_stack.topology.functions) + len(hosts)
+    assert len(groups) == expected and all(group_alive(pgid) for pgid in groups.values())
 
     local_stack.down()
 
