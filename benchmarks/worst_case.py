@@ -4,7 +4,7 @@ For a function memory (make_thumbnail's default, 1 GiB) the largest square image
 format and mode that passes every limit (pixels, and the decoded-bytes limit of
 `image_pipeline.decode_cost`) is generated, run once through the core in a fresh
 interpreter that has imported `functions/main.py` and the client libraries (what an instance
-holds), and its absolute peak RSS is read (`benchmarks/memory.py`). Every peak must stay
+holds), and its absolute peak RSS is read (`benchmarks/peak_rss.py`). Every peak must stay
 under the function's memory. `benchmarks/run memory` runs the two cases the pixel limit
 alone let through at 1.3x and 1.0x the memory (16-bit gray and RGBA PNG);
 `benchmarks/run worst` runs every mode (docs/benchmarks.md, "Decoded bytes").
@@ -21,6 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks._common import CACHE, Row
+from benchmarks.peak_rss import case_peak
 
 MIB = 1024 * 1024
 
@@ -145,7 +146,6 @@ def sample(case: Case, side: int) -> Path:
 
 def rows(cases: tuple[Case, ...], memory: str = "1Gi") -> list[Row]:
     """One row per case: its worst allowed size, file size and absolute peak RSS."""
-    from benchmarks.memory import case_peak
     from image_pipeline.formats import memory_bytes
     from image_pipeline.settings import Tunables
 
