@@ -134,3 +134,102 @@ def test_the_documented_layout_names_every_module():
         if path.name != "__init__.py" and path.stem not in layout
     ]
     assert missing == [], "name these in docs/architecture.md, Layout"
+
+
+# --- no import cycles -----------------------------------------------------------------
+# A cycle hides behind a deferred import (one inside a function) until someone moves it to
+# the top and the import fails half-way; so every import counts here, wherever it is.
+
+
+def cycle_sources() -> dict[str, Path]:
+    """Every module of ours by name; functions/main.py apart (the app's `main` is another)."""
+    paths = [*sources(), *sorted((ROOT / "benchmarks").rglob("*.py")), ROOT / "main.py"]
+    functions_main = ROOT / "functions" / "main.py"
+    return {"functions/main.py" if p == functions_main else module_name(p): p for p in paths}
+
+
+def import_graph(texts: dict[str, str]) -> dict[str, dict[str, int]]:
+    """module -> {module of ours it imports: line}, deferred imports included."""
+    graph: dict[str, dict[str, int]] = {name: {} for name in texts}
+    for name, text in texts.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found = [
+                    f"{node.module}.{alias.name}"
+                    if f"{node.module}.{alias.name}" in texts
+                    else node.module
+                    for alias in node.names
+                ]
+            else:
+                continue
+            for imported in found:
+                if imported in texts and imported != name:
+                    graph[name].setdefault(imported, node.lineno)
+    return graph
+
+
+def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in graph[module]:
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+def described(graph: dict[str, dict[str, int]], component: list[str]) -> str:
+    edges = [
+        f"{module}:{line} imports {imported}"
+        for module in component
+        for imported, line in sorted(graph[module].items())
+        if imported in component
+    ]
+    return "; ".join(edges)
+
+
+def test_no_import_cycles():
+    """functions/, infra/, benchmarks/ and main.py import without a cycle."""
+    modules = cycle_sources()
+    graph = import_graph({name: path.read_text() for name, path in modules.items()})
+    assert [described(graph, c) for c in cycles(graph)] == []
+
+
+def test_a_cycle_through_a_deferred_import_is_reported():
+    graph = import_graph(
+        {
+            "pkg.a": "from pkg import b\n",
+            "pkg.b": "def late():\n    from pkg.c import thing\n",
+            "pkg.c": "import pkg.a\n",
+            "pkg.d": "import pkg.a\n",
+        }
+    )
+    (component,) = cycles(graph)
+    assert component == ["pkg.a", "pkg.b", "pkg.c"]
+    assert described(graph, component) == (
+        "pkg.a:1 imports pkg.b; pkg.b:2 imports pkg.c; pkg.c:1 imports pkg.a"
+    )
