@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.parse
 
+import pipeline_kit as kit
 import pytest
 from google.api_core import exceptions as gexc
 from imagekit import (
@@ -25,15 +26,6 @@ from imagekit import (
     storage_event,
 )
 from PIL import Image
-from pipeline_kit import (
-    deliver_results,
-    image_doc,
-    log_lines,
-    process,
-    published,
-    thumbs_of,
-    upload,
-)
 
 from image_pipeline import pipeline as stages
 from infra.common.storage_events import eventarc_storage_event
@@ -90,7 +82,7 @@ LOAD_MAIN = (
 
 @pytest.mark.parametrize("name", NAMES)
 def test_make_thumbnail_over_http(function_client, pipeline, name):
-    res = upload(pipeline, name, photo(200, 100))
+    res = kit.upload(pipeline, name, photo(200, 100))
     response = function_client("make_thumbnail").post(
         "/", data=json.dumps(res), headers=binary_headers(res), content_type="application/json"
     )
@@ -111,7 +103,7 @@ def test_make_thumbnail_over_http(function_client, pipeline, name):
     assert thumb.upload.content_type == "image/webp"
     assert Image.open(storage_bytes(storage, name, "64x64.webp")).size == (64, 32)
     ((topic, _, _),) = pipeline.publisher.messages
-    ((data, attrs),) = published(pipeline)
+    ((data, attrs),) = kit.published(pipeline)
     assert topic == "image-events"
     assert attrs == {
         "eventType": "image.processed",
@@ -140,14 +132,14 @@ def test_make_thumbnail_over_http(function_client, pipeline, name):
 
 
 def test_trace_header_reaches_the_logs(function_client, pipeline, capsys):
-    res = upload(pipeline, "a.jpg", photo(64, 64))
+    res = kit.upload(pipeline, "a.jpg", photo(64, 64))
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     headers = binary_headers(res, traceparent=f"00-{trace}-00f067aa0ba902b7-01")
     response = function_client("make_thumbnail").post(
         "/", data=json.dumps(res), headers=headers, content_type="application/json"
     )
     assert response.status_code == 200
-    lines = [line for line in log_lines(capsys) if line.get("stage") == "make_thumbnail"]
+    lines = [line for line in kit.log_lines(capsys) if line.get("stage") == "make_thumbnail"]
     assert lines and all(
         line["logging.googleapis.com/trace"] == f"projects/test-project/traces/{trace}"
         for line in lines
@@ -167,17 +159,17 @@ def test_malformed_storage_event_is_acknowledged(function_client, capsys):
         content_type="application/json",
     )
     assert response.status_code == 200
-    assert log_lines(capsys)[-1]["severity"] == "ERROR"
+    assert kit.log_lines(capsys)[-1]["severity"] == "ERROR"
 
 
 @pytest.mark.parametrize("reason", REJECTED)
 def test_permanent_failures_publish_image_failed(function_client, pipeline, reason):
-    res = upload(pipeline, f"bad/{reason}.jpg", REJECTED[reason])
+    res = kit.upload(pipeline, f"bad/{reason}.jpg", REJECTED[reason])
     response = function_client("make_thumbnail").post(
         "/", data=json.dumps(res), headers=binary_headers(res), content_type="application/json"
     )
     assert response.status_code == 200  # acknowledged, never retried
-    ((data, attrs),) = published(pipeline)
+    ((data, attrs),) = kit.published(pipeline)
     assert (attrs["eventType"], attrs["reason"]) == ("image.failed", reason)
     assert data["status"] == "failed" and data["error"]["reason"] == reason
     assert pipeline.storage.uploads == 0
@@ -187,25 +179,25 @@ def test_permanent_failures_publish_image_failed(function_client, pipeline, reas
     "exc", [gexc.ServiceUnavailable("503"), gexc.TooManyRequests("429"), gexc.Forbidden("iam")]
 )
 def test_publish_failures_are_retried(function_client, pipeline, exc, capsys):
-    res = upload(pipeline, "a.jpg", photo(64, 64))
+    res = kit.upload(pipeline, "a.jpg", photo(64, 64))
     pipeline.publisher.fail_with = exc
     response = function_client("make_thumbnail").post(
         "/", data=json.dumps(res), headers=binary_headers(res), content_type="application/json"
     )
     assert response.status_code == 500
-    last = log_lines(capsys)[-1]
+    last = kit.log_lines(capsys)[-1]
     transient = not isinstance(exc, gexc.Forbidden)
     assert last["severity"] == ("WARNING" if transient else "ERROR")
 
 
 def test_write_metadata_over_http(function_client, pipeline):
-    res = upload(pipeline, "dir/m.jpg", photo(80, 40))
+    res = kit.upload(pipeline, "dir/m.jpg", photo(80, 40))
     stages.make_thumbnail(pipeline, storage_event(res), {})
     _, data, attrs = pipeline.publisher.messages[0]
     client = function_client("write_metadata")
     body = push_body(data, attrs, message_id="77", subscription="imgpipe-metadata-writer")
     assert client.post("/", json=body).status_code == 200
-    doc = image_doc(pipeline, "dir/m.jpg")
+    doc = kit.image_doc(pipeline, "dir/m.jpg")
     assert doc is not None
     assert {k: doc[k] for k in ("bucket", "name", "status", "width", "height", "format")} == {
         "bucket": "uploads",
@@ -240,7 +232,7 @@ def test_firestore_contention_is_retried(function_client, pipeline):
         raise gexc.Aborted("too much contention")
 
     pipeline.store.update = contended
-    res = upload(pipeline, "c.jpg", photo(64, 64))
+    res = kit.upload(pipeline, "c.jpg", photo(64, 64))
     stages.make_thumbnail(pipeline, storage_event(res), {})
     _, data, attrs = pipeline.publisher.messages[0]
     response = function_client("write_metadata").post("/", json=push_body(data, attrs))
@@ -249,22 +241,22 @@ def test_firestore_contention_is_retried(function_client, pipeline):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_cleanup_over_http_deletes_thumbnails_and_marks_deleted(function_client, pipeline, name):
-    res = process(pipeline, name)
-    nested = process(pipeline, f"{name}/inner.jpg")  # thumbnails under the same "folder"
-    deliver_results(pipeline, [0, 1])
+    res = kit.process(pipeline, name)
+    nested = kit.process(pipeline, f"{name}/inner.jpg")  # thumbnails under the same "folder"
+    kit.deliver_results(pipeline, [0, 1])
     body = notification("uploads", name, int(res["generation"]))
     assert function_client("cleanup").post("/", json=body).status_code == 200
-    assert thumbs_of(pipeline, name) == thumbs_of(pipeline, f"{name}/inner.jpg")
-    assert len(thumbs_of(pipeline, nested["name"])) == 4
-    data, attrs = published(pipeline)[-1]
+    assert kit.thumbs_of(pipeline, name) == kit.thumbs_of(pipeline, f"{name}/inner.jpg")
+    assert len(kit.thumbs_of(pipeline, nested["name"])) == 4
+    data, attrs = kit.published(pipeline)[-1]
     assert (attrs["eventType"], attrs["objectId"], data["status"]) == (
         "image.deleted",
         name,
         "deleted",
     )
     assert "delete_ms" in data["timings"]
-    deliver_results(pipeline, [2])
-    doc = image_doc(pipeline, name)
+    kit.deliver_results(pipeline, [2])
+    doc = kit.image_doc(pipeline, name)
     assert doc is not None and doc["status"] == "deleted" and doc["thumbnails"] == []
     assert doc["width"] == 64  # what was known about that generation stays
 
@@ -343,10 +335,10 @@ def test_make_thumbnail_takes_the_name_from_the_body_whatever_the_headers_hold(
     function_client, pipeline, name
 ):
     """The router's and backfill's own event (percent-encoded headers) through the framework."""
-    res = upload(pipeline, name, photo(80, 40))
+    res = kit.upload(pipeline, name, photo(80, 40))
     headers, body = eventarc_storage_event(res, "evt-h", FINALIZED, "2026-01-01T00:00:00.000Z")
     response = function_client("make_thumbnail").post("/", data=body, headers=headers)
     assert response.status_code == 200, response.data
-    ((data, attrs),) = published(pipeline)
+    ((data, attrs),) = kit.published(pipeline)
     assert data["name"] == attrs["objectId"] == name
     assert data["status"] == "processed"
