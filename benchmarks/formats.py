@@ -1,4 +1,4 @@
-"""Benchmark 6: HEIC input, the placeholder's cost, an animation's memory.
+"""Benchmark 6: HEIC input, the placeholder's cost, cover sizes, an animation's memory.
 
 - HEIC: a 12 MP iPhone-style HEIC (landscape pixels, ``irot`` + EXIF orientation 6, Display
   P3 profile; encoded once with pillow-heif and cached) through our core, against naive
@@ -8,6 +8,8 @@
   scaling. Medians of interleaved runs in one fresh interpreter.
 - Placeholder: ``placeholder.describe`` (BlurHash + dominant colour) on the smallest default
   thumbnail of a 12 MP photo, as the core calls it; and its share of the core's time.
+- Cover: the core on a 12 MP JPEG with the default sizes as ``:cover`` (crop at the centre,
+  then at the most detailed window), against the same sizes ``inside``; interleaved medians.
 - Animation: with ``animated`` on and ``functions/main.py`` loaded, the absolute peak RSS of
   one cold run on the longest 480x270 GIF the memory limit lets through (each frame
   composited, resized to every box and held until the WebP encode), against the default
@@ -121,6 +123,32 @@ def _placeholder_ms(data: bytes, sizes: list[tuple[int, int]], repeat: int) -> d
     return {"ms": statistics.median(runs[1:]), "size": list(rgb.size)}
 
 
+def _cover_ms(data: bytes, sizes: list[tuple[int, int]], repeat: int) -> dict[str, float]:
+    """Core medians: the sizes inside, as cover with the centre focus, with the detail one."""
+    from image_pipeline import imaging
+    from image_pipeline.formats import Box
+    from image_pipeline.settings import Tunables
+
+    inside = imaging.Options.from_tunables(
+        Tunables(thumbnail_sizes=tuple(Box(w, h) for w, h in sizes))
+    )
+    cover = dataclasses.replace(inside, boxes=tuple(Box(w, h, "cover") for w, h in sizes))
+    work = {
+        "inside": inside,
+        "centre": cover,
+        "detail": dataclasses.replace(cover, cover_focus="detail"),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in work}
+    names = list(work)
+    for r in range(repeat + 1):  # the first round warms up
+        for name in names[r % 3 :] + names[: r % 3]:
+            t0 = time.perf_counter()
+            imaging.make_thumbnails(data, work[name])
+            if r:
+                runs[name].append((time.perf_counter() - t0) * 1000)
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
 def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
     from PIL import Image
 
@@ -188,6 +216,7 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
         "medians": {k: statistics.median(v) for k, v in timings.items()},
         "outputs": [(w, h) for w, h, _ in engines.ours(heic, sizes, fmt, quality)],
         "placeholder": _placeholder_ms(jpeg, sizes, payload["repeat"] * 20),
+        "cover": _cover_ms(jpeg, sizes, payload["repeat"]),
         "jpeg_core_ms": statistics.median(core),
     }
 
@@ -237,6 +266,17 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
             "met" if place["ms"] <= PLACEHOLDER_TARGET_MS else "MISSED",
         )
     )
+    cover = res["cover"]
+    for focus in ("centre", "detail"):
+        rows.append(
+            speedup_row(
+                "formats",
+                f"JPEG {label}, the default sizes as `:cover` ({focus} focus) vs inside: core",
+                cover[focus],
+                "the same sizes inside",
+                cover["inside"],
+            )
+        )
     gif_size = (64, 48) if smoke else (480, 270)
     most = allowed_frames(gif_size, sizes, FUNCTION_MEMORY)
     frames = 5 if smoke else (100 if quick else most)

@@ -61,5 +61,7 @@ def test_core_benchmark_smoke_prints_a_well_formed_table(tmp_path: Path) -> None
 def test_formats_benchmark_smoke_runs_each_case(tmp_path: Path) -> None:
     proc = smoke("formats", tmp_path, 120)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("formats ")]
-    assert [line.split()[1] for line in lines] == ["HEIC", "HEIC", "placeholder", "animated"]
+    assert [line.split()[1] for line in lines] == [
+        *("HEIC", "HEIC", "placeholder", "JPEG", "JPEG", "animated")
+    ]
     assert not any("FAILED" in line for line in lines)
