@@ -16,10 +16,16 @@ REQUIRED_PYTHON="$(sed -nE 's/^FUNCTION_RUNTIME = "python3([0-9]+)".*/3.\1/p' in
 
 python_version_of() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
 
-# $PYTHON if set, else pythonX.Y on PATH, else pyenv's newest X.Y.* (its shim only answers
-# when that version is selected, so the versions folder is read directly).
+# $PYTHON if set (it must be that version), else pythonX.Y on PATH, else pyenv's newest X.Y.*
+# (its shim only answers when that version is selected, so the versions folder is read).
 find_python() {
   local candidate
+  if [ -n "${PYTHON:-}" ]; then
+    [ "$(python_version_of "$PYTHON")" = "$REQUIRED_PYTHON" ] || {
+      echo "error: PYTHON=$PYTHON is not Python $REQUIRED_PYTHON" >&2
+      return 1
+    }
+  fi
   for candidate in ${PYTHON:-} "python$REQUIRED_PYTHON" \
     $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$REQUIRED_PYTHON".*/bin/"python$REQUIRED_PYTHON" \
       2>/dev/null | sort -V -r); do
