@@ -1,9 +1,13 @@
 """Deploy-order checks of a synthesized stack: an apply Terraform would accept, but whose
 order fails on a new project, or works only when Google happens to be fast.
 
-`check_deploy_order(tf)` reads the Terraform JSON (`cdk.tf.json`) as plain data: the
+`check_deploy_order(tf, stacks)` reads the Terraform JSON (`cdk.tf.json`) as plain data: the
 resources and data sources, and the edges Terraform orders them by (`${...}` references and
-`depends_on`), followed transitively. The rules are stated over kinds of resources (every
+`depends_on`), followed transitively. A stack that reads another through cdktf's cross-stack
+references (`data.terraform_remote_state.cross-stack-reference-input-<stack>`) is applied
+after the whole of that stack (`cdktf deploy` orders stacks so), so the other stack's
+resources are merged in, all upstream of this one's, and a reference to one of its outputs
+is a reference to what that output holds. The rules are stated over kinds of resources (every
 Cloud Function, every IAM binding to a Google service agent, every subscription with a
 dead-letter policy), not over ours by name, so a resource added later is checked as well.
 Each problem names the two resources whose order is wrong. Plain Python: no cdktf.
@@ -19,6 +23,12 @@ The reasons (docs/architecture.md, "Deploy order"):
   binding on the trigger's own service account (the Pub/Sub agent minting its push tokens).
 - A data source with `depends_on` is read at apply time whenever an upstream resource has
   changes, so what it returns is unknown in the plan and re-plans everything that uses it.
+- Monitoring refuses an alert policy on a log-based metric it does not know yet, for up to
+  10 minutes after the metric's creation (terraform-provider-google #11102): a `time_sleep`
+  after the metric must be upstream of the policy.
+- A push subscription pushes from its creation on; a 403 while the push account's
+  `run.invoker` grant propagates counts as a delivery attempt: a `time_sleep` after the grant
+  must be upstream of the subscription.
 """
 
 from __future__ import annotations
@@ -31,11 +41,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from infra.model.synthesized import synthesized_stacks
+
 FUNCTION = "google_cloudfunctions2_function"
 EVENTARC_TRIGGER = "google_eventarc_trigger"
 SERVICE_IDENTITY = "google_project_service_identity"
 STORAGE_AGENT_DATA = "data.google_storage_project_service_account"
 SLEEP = "time_sleep"
+REMOTE_STATE = "data.terraform_remote_state"
+# cdktf's name for the remote state through which a stack reads another stack's outputs.
+CROSS_STACK_INPUT = "cross-stack-reference-input-"
+_OUTPUT_REF = re.compile(
+    rf"{re.escape(REMOTE_STATE)}\.{CROSS_STACK_INPUT}([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)"
+)
+_LOG_METRIC = re.compile(r"logging\.googleapis\.com/user/([A-Za-z0-9_.\-/]+)")
 
 _EXPRESSION = re.compile(r"\$\{(.*?)\}")
 _ADDRESS = re.compile(r"\b(?:data\.)?[a-z][a-z0-9_]*\.[A-Za-z0-9_-]+")
@@ -65,16 +84,47 @@ class Node:
 
 
 class Graph:
-    """The resources of one stack and what each one is ordered after."""
+    """The resources of one stack, and of the stacks it reads (`stacks`, by id), and what
+    each one is ordered after."""
 
-    def __init__(self, tf: Mapping[str, Any]) -> None:
+    def __init__(
+        self, tf: Mapping[str, Any], stacks: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self.nodes: dict[str, Node] = {}
+        self._outputs: dict[str, Mapping[str, Any]] = {}  # stack id -> its outputs
+        # A remote-state node -> every resource of the stack it reads (applied before).
+        self._before: dict[str, set[str]] = {}
+        self._stack_of: dict[str, str] = {}  # address -> the stack declaring it
+        self._reads: dict[str, list[str]] = {}  # stack -> its remote-state nodes
+        self._declared: dict[str, set[str]] = {}  # stack -> its nodes
+        self._add("", tf, stacks or {})
+        self.upstream = cache(self._upstream)
+
+    def _add(
+        self, key: str, tf: Mapping[str, Any], stacks: Mapping[str, Mapping[str, Any]]
+    ) -> set[str]:
+        added: set[str] = set()
         for prefix, section in (("", tf.get("resource", {})), ("data.", tf.get("data", {}))):
             for kind, bodies in section.items():
                 for name, body in bodies.items():
                     node = Node(f"{prefix}{kind}.{name}", f"{prefix}{kind}", body)
+                    if node.address in self.nodes:
+                        raise ValueError(f"{node.address} is declared by two stacks")
                     self.nodes[node.address] = node
-        self.upstream = cache(self._upstream)
+                    self._stack_of[node.address] = key
+                    added.add(node.address)
+        for address in sorted(added):
+            name = address.removeprefix(f"{REMOTE_STATE}.")
+            if address.startswith(f"{REMOTE_STATE}.") and name.startswith(CROSS_STACK_INPUT):
+                stack_id = name.removeprefix(CROSS_STACK_INPUT)
+                if stack_id not in stacks:
+                    raise ValueError(f"{address} reads stack {stack_id!r}, which was not given")
+                self._reads.setdefault(key, []).append(address)
+                if stack_id not in self._outputs:
+                    self._outputs[stack_id] = stacks[stack_id].get("output", {})
+                    self._declared[stack_id] = self._add(stack_id, stacks[stack_id], stacks)
+                self._before[address] = self._declared[stack_id]
+        return added
 
     def of_type(self, *kinds: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.type in kinds]
@@ -85,6 +135,10 @@ class Graph:
         if isinstance(value, str):
             for expression in _EXPRESSION.findall(value):
                 found |= {a for a in _ADDRESS.findall(expression) if a in self.nodes}
+                # Another stack's output stands for what it holds.
+                for stack_id, output in _OUTPUT_REF.findall(expression):
+                    held = self._outputs.get(stack_id, {}).get(output, {})
+                    found |= self.refs(held.get("value", ""))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 if key != "//":  # comments (`why`) are not references
@@ -98,9 +152,12 @@ class Graph:
         """What Terraform creates before `address`: its references and `depends_on`."""
         body = self.nodes[address].body
         listed = {d for d in body.get("depends_on", []) if d in self.nodes}
-        return (self.refs({k: v for k, v in body.items() if k != "depends_on"}) | listed) - {
-            address
-        }
+        refs = self.refs({k: v for k, v in body.items() if k != "depends_on"})
+        # A stack is applied after the whole of every stack it reads.
+        earlier = self._before.get(address, set()) | set(
+            self._reads.get(self._stack_of[address], [])
+        )
+        return (refs | listed | earlier) - {address}
 
     def _upstream(self, address: str) -> frozenset[str]:
         seen: set[str] = set()
@@ -165,25 +222,40 @@ class Graph:
         )
 
 
-def check_deploy_order(tf: Mapping[str, Any]) -> None:
+def check_deploy_order(
+    tf: Mapping[str, Any], stacks: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
     """Raises `DeployOrderError` listing every problem; returns None if there is none."""
-    found = problems(tf)
+    found = problems(tf, stacks)
     if found:
         raise DeployOrderError(found)
 
 
-def refuse_unsafe(synthesized: Path) -> None:
-    """Checks a written `cdk.tf.json`; if its order is unsafe, deletes it (so neither
-    `cdktf deploy` nor a plain `terraform apply` of that folder can apply it) and raises."""
-    try:
-        check_deploy_order(json.loads(synthesized.read_text()))
-    except DeployOrderError:
-        synthesized.unlink()
-        raise
+def app_problems(stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The problems of every stack of an app, each with the stacks it reads merged in."""
+    found: list[str] = []
+    for tf in stacks.values():
+        found += [p for p in problems(tf, stacks) if p not in found]
+    return found
 
 
-def problems(tf: Mapping[str, Any]) -> list[str]:
-    graph = Graph(tf)
+def refuse_unsafe(outdir: Path) -> None:
+    """Checks every stack a synth wrote into `outdir`; if the order is unsafe, deletes each
+    stack's `cdk.tf.json` (so neither `cdktf deploy` nor a plain `terraform apply` of those
+    folders can apply them) and raises."""
+    paths = synthesized_stacks(outdir)
+    found = app_problems({k: json.loads(p.read_text()) for k, p in paths.items()})
+    if found:
+        for path in paths.values():
+            path.unlink()
+        raise DeployOrderError(found)
+
+
+def problems(
+    tf: Mapping[str, Any], stacks: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """The problems of `tf`, given the stacks it reads (by id) for cross-stack references."""
+    graph = Graph(tf, stacks)
     return [
         *_build_problems(graph),
         *_trigger_problems(graph),
@@ -191,6 +263,8 @@ def problems(tf: Mapping[str, Any]) -> list[str]:
         *_notification_problems(graph),
         *_dead_letter_problems(graph),
         *_data_source_problems(graph),
+        *_alert_problems(graph),
+        *_push_problems(graph),
     ]
 
 
@@ -351,3 +425,47 @@ def _data_source_problems(g: Graph) -> Iterator[str]:
                     "apply whenever that has changes, so its values are unknown in the plan "
                     "and everything using them is planned for replacement"
                 )
+
+
+def _alert_problems(g: Graph) -> Iterator[str]:
+    """An alert policy on a log-based metric waits until Monitoring knows the metric."""
+    metrics = {str(n.body.get("name", "")): n.address for n in g.of_type("google_logging_metric")}
+    for policy in g.of_type("google_monitoring_alert_policy"):
+        for name in sorted(set(_LOG_METRIC.findall(json.dumps(policy.body.get("conditions"))))):
+            metric = metrics.get(name)
+            if metric is None:
+                yield f"{policy.address} reads the log-based metric {name}, which no stack creates"
+            elif not g.settled(metric, policy.address):
+                yield (
+                    f"{policy.address} may be created before Monitoring knows {metric} (404 "
+                    "'Cannot find metric(s)' for up to 10 minutes, terraform-provider-google "
+                    "#11102): it must depend on a time_sleep that depends on that metric"
+                )
+
+
+def _push_problems(g: Graph) -> Iterator[str]:
+    """A push subscription starts pushing once its account's grants have propagated."""
+    for sub in g.of_type("google_pubsub_subscription"):
+        push = _block(sub.body, "push_config")
+        if not push:
+            continue
+        account = g.refs(_block(push, "oidc_token").get("service_account_email", ""))
+        services = g.refs(push.get("push_endpoint", ""))
+        invokers = [
+            node.address
+            for node, member in g.bindings()
+            if node.body.get("role") == "roles/run.invoker"
+            and g.refs(member) & account
+            and g.refs(node.body) & services
+        ]
+        if not invokers:
+            yield f"{sub.address}: nothing grants its push account run.invoker on its endpoint"
+        on_account = [
+            node.address
+            for node, _ in g.bindings()
+            if node.type == "google_service_account_iam_member"
+            and g.refs(node.body.get("service_account_id", "")) & account
+        ]
+        for grant in sorted({*invokers, *on_account}):
+            if not g.settled(grant, sub.address):
+                yield _unsettled(sub.address, grant)

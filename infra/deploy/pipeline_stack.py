@@ -1,7 +1,10 @@
-"""The CDKTF stack, generated from one `Topology` (see `infra.model.topology`).
+"""The pipeline's CDKTF stack, generated from one `Topology` (see `infra.model.topology`).
 
-`add_pipeline_stack(app, config)` runs the synth-time checks, builds the function source
-archive and declares every resource; nothing about the topology is written here.
+`add_pipeline_stack(app, config)` adds the project stack (`infra.deploy.project_stack`: APIs,
+Google service agents, the Firestore database) and the pipeline stack, which runs the
+synth-time checks, builds the function source archive and declares every resource of the
+pipeline; nothing about the topology is written here. The pipeline stack holds nothing the
+project's other workloads use, so `cdktf destroy` of it harms nothing else.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
 from infra.deploy.constructs.alerts import Alerts
-from infra.deploy.constructs.apis import RequiredApis
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.firestore import firestore_database
 from infra.deploy.constructs.generic import extra_providers
 from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
 from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
+from infra.deploy.project_stack import ProjectStack, add_project_stack
+from infra.deploy.state_backend import state_backend
 from infra.model.checks import check_topology
-from infra.model.config import STACK_ID, DeploymentConfig
+from infra.model.config import PROJECT_STACK_ID, STACK_ID, DeploymentConfig
 from infra.model.topology import Topology, build_topology
 
 
@@ -35,11 +38,16 @@ class PipelineStack(TerraformStack):
         *,
         config: DeploymentConfig,
         topology: Topology,
+        project: ProjectStack,
         archive_dir: Path,
         functions_root: Path = FUNCTIONS_ROOT,
     ) -> None:
         super().__init__(scope, id_)
         check_topology(topology)
+        self.project = project
+        state_backend(self, id_, config)
+        # Applied after the whole project stack (its APIs, agents and settled agent grants).
+        self.add_dependency(project)
         archive = build_archive(functions_root)
         archive_path = archive.write(archive_dir)
         labels = {"pipeline": topology.prefix, **config.labels}
@@ -51,8 +59,7 @@ class PipelineStack(TerraformStack):
             region=config.region,
             google_version=google.terraform_generator_metadata.provider_version,
         )
-        apis = RequiredApis(self, "apis", project=config.project)
-        deployment = Deployment(config, topology, apis, labels, providers)
+        deployment = Deployment(config, topology, project.agents, labels, providers)
         identities = Identities(self, "identities", deployment)
         buckets = Buckets(
             self,
@@ -68,7 +75,6 @@ class PipelineStack(TerraformStack):
             deployment,
             identities=identities,
             buckets=buckets,
-            database=firestore_database(self, deployment),
         )
         messaging = Messaging(
             self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
@@ -96,14 +102,24 @@ class PipelineStack(TerraformStack):
 
 
 def add_pipeline_stack(
-    app: App, config: DeploymentConfig, stack_id: str = STACK_ID
+    app: App,
+    config: DeploymentConfig,
+    stack_id: str = STACK_ID,
+    project: ProjectStack | None = None,
 ) -> PipelineStack:
-    """Checks the topology of `config` and adds its stack to `app` (synthesize later)."""
+    """Checks the topology of `config` and adds its stack to `app` (synthesize later), with
+    the project stack it needs unless `project` is given (one per project, shared)."""
     topology = build_topology(config)
     return PipelineStack(
         app,
         stack_id,
         config=config,
         topology=topology,
+        project=project or add_project_stack(app, config, project_stack_id(stack_id)),
         archive_dir=Path(app.outdir) / ".function-source" / stack_id,
     )
+
+
+def project_stack_id(stack_id: str) -> str:
+    """The project stack's id next to the pipeline stack `stack_id`."""
+    return PROJECT_STACK_ID if stack_id == STACK_ID else f"{stack_id}-project"

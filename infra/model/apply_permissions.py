@@ -31,7 +31,13 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_project_service": (
         (
             "roles/serviceusage.serviceUsageAdmin",
-            ("serviceusage.services.enable", "serviceusage.services.get"),
+            # google provider 6.x's google_project_service reads the project's enabled
+            # services with services.list, not only services.get.
+            (
+                "serviceusage.services.enable",
+                "serviceusage.services.get",
+                "serviceusage.services.list",
+            ),
         ),
     ),
     "google_project_service_identity": (
@@ -115,6 +121,10 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "time_sleep": (),
 }
 DATA_SOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    # Another stack's outputs (cdktf cross-stack references), read from that stack's state
+    # with the access the deployer already has to the state (a local file, or the
+    # `state_bucket`): nothing in the project.
+    "terraform_remote_state": (),
     "google_project": (("roles/browser", ("resourcemanager.projects.get",)),),
     "google_storage_project_service_account": (
         ("roles/browser", ("resourcemanager.projects.get",)),

@@ -31,9 +31,26 @@ from image_pipeline.settings import (
 from infra.common.paths import ROOT
 
 ENV_PREFIX = "PIPELINE_"
-# The CDKTF stack of this deployment: `python main.py` writes
-# cdktf.out/stacks/<STACK_ID>/cdk.tf.json (scripts/preflight reads it there).
+# The CDKTF stacks of this deployment: `python main.py` writes
+# cdktf.out/stacks/<id>/cdk.tf.json for the pipeline (STACK_ID) and for the project-wide
+# resources it needs (PROJECT_STACK_ID), which is deployed first (scripts/preflight reads both).
 STACK_ID = "image-pipeline"
+PROJECT_STACK_ID = "image-pipeline-project"
+
+# Settings that feed an attribute Terraform can only set when it creates the resource
+# (ForceNew in the google provider) of a resource holding data: a bucket's name or location,
+# the Firestore database's location. Changing one after the first deploy plans a replacement,
+# which `prevent_destroy` refuses (infra/deploy/constructs/protection.py); the settings table
+# says so, and `python main.py` warns when one differs from the last synth.
+FIXED_AFTER_FIRST_DEPLOY = (
+    "project",
+    "region",
+    "prefix",
+    "uploads_bucket",
+    "thumbnails_bucket",
+    "create_firestore_database",
+    "firestore_location",
+)
 
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
@@ -108,6 +125,18 @@ class DeploymentConfig(Tunables):
     firestore_location: str = setting("", doc="location of that database", default_doc="the region")
     force_destroy: bool = setting(
         False, doc="let `cdktf destroy` delete non-empty uploads/thumbnails buckets"
+    )
+    # Terraform prevent_destroy on what holds data; a replace is refused at plan time too.
+    allow_destroying_data: bool = setting(
+        False,
+        doc="let a plan destroy or replace the uploads and thumbnails buckets and the "
+        "Firestore database (while false they carry Terraform's `prevent_destroy`)",
+    )
+    # Remote state for a team: one object per stack under this bucket.
+    state_bucket: str = setting(
+        "",
+        doc="Cloud Storage bucket holding the Terraform state (a prefix per stack); "
+        "empty: local state files next to cdktf.json",
     )
     labels: Mapping[str, str] = setting(
         factory=dict,
@@ -190,6 +219,8 @@ def _validate(c: DeploymentConfig) -> None:
     for name in ("uploads_bucket", "thumbnails_bucket"):
         _check_bucket(name, getattr(c, name))
     _check_bucket("project", c.source_bucket)
+    if c.state_bucket:
+        _check_bucket("state_bucket", c.state_bucket)
     if c.uploads_bucket == c.thumbnails_bucket:
         raise ConfigError(
             "thumbnails_bucket", "must differ from uploads_bucket (outputs would re-trigger)"

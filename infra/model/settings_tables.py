@@ -11,7 +11,9 @@ import sys
 from typing import Any
 
 from image_pipeline.settings import Settings, env_name, to_text
-from infra.model.config import ENV_PREFIX, DeploymentConfig
+from infra.model.config import ENV_PREFIX, FIXED_AFTER_FIRST_DEPLOY, DeploymentConfig
+
+FIXED_NOTE = " **(fixed after the first deploy)**"
 
 
 def _default(field: dataclasses.Field[Any]) -> str:
@@ -44,7 +46,8 @@ def deployment_table() -> str:
     rows = ["| setting | env variable | default | meaning |", "|---|---|---|---|"]
     for f in _own_then_inherited(DeploymentConfig):
         env = f"{ENV_PREFIX}{f.name.upper()}"
-        rows.append(f"| `{f.name}` | `{env}` | {_default(f)} | {f.metadata['doc']} |")
+        fixed = FIXED_NOTE if f.name in FIXED_AFTER_FIRST_DEPLOY else ""
+        rows.append(f"| `{f.name}` | `{env}` | {_default(f)} | {f.metadata['doc']}{fixed} |")
     return "\n".join(rows) + "\n"
 
 

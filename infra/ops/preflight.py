@@ -31,7 +31,8 @@ import requests
 
 from infra.common.paths import ROOT
 from infra.model.apply_permissions import UnmappedResourceTypes, required_permissions
-from infra.model.config import STACK_ID, ConfigError, DeploymentConfig, load_config
+from infra.model.config import ConfigError, DeploymentConfig, load_config
+from infra.model.synthesized import merged, read_stacks
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 CRM = "https://cloudresourcemanager.googleapis.com/v1"
@@ -617,7 +618,8 @@ def print_result(result: Result, out: TextIO) -> None:
 
 
 def synthesize(config: DeploymentConfig, out: TextIO) -> dict[str, Any]:
-    """`python main.py` with this project, into a temporary folder: the stack as deployed."""
+    """`python main.py` with this project, into a temporary folder: what the deployment
+    declares, its project stack and pipeline stack together."""
     print("synthesizing the stack to see what it declares (about 20 s) ...", file=out, flush=True)
     with tempfile.TemporaryDirectory(prefix="preflight-") as outdir:
         env = {**os.environ, "PIPELINE_PROJECT": config.project, "CDKTF_OUTDIR": outdir}
@@ -632,7 +634,7 @@ def synthesize(config: DeploymentConfig, out: TextIO) -> dict[str, Any]:
         )
         if done.returncode != 0:
             raise SystemExit(f"error: the stack does not synthesize:\n{done.stderr[-2000:]}")
-        return json.loads((Path(outdir) / "stacks" / STACK_ID / "cdk.tf.json").read_text())
+        return merged(read_stacks(Path(outdir)).values())
 
 
 def default_credentials() -> tuple[Any, requests.Session]:
@@ -659,7 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--synth",
         type=Path,
-        help="an already synthesized cdk.tf.json (default: synthesize the stack now)",
+        help="an already synthesized cdktf.out folder (both stacks), or one cdk.tf.json "
+        "(default: synthesize the stacks now)",
     )
     return parser
 
@@ -680,7 +683,11 @@ def main(
     credentials, session = connect()
     stack: Mapping[str, Any] = {}  # without credentials nothing needs it
     if args.synth:
-        stack = json.loads(args.synth.read_text())
+        stack = (
+            merged(read_stacks(args.synth).values())
+            if args.synth.is_dir()
+            else json.loads(args.synth.read_text())
+        )
     elif credentials is not None:
         stack = synth(config, out)
     ctx = Context(config, stack, Google(session))

@@ -1,8 +1,9 @@
 """One CDKTF synth per test session, shared by every infra test.
 
-A synth loads the google provider's jsii assembly into Node (~15 s, ~0.5-1.3 GB), so both
-stacks the tests need (the default settings and a non-default set) are added to ONE app
-and synthesized once; tests read the resulting `cdk.tf.json` files as plain dicts.
+A synth loads the google provider's jsii assembly into Node (~15 s, ~0.5-1.3 GB), so every
+deployment the tests need (the default settings and a non-default set, each a pipeline
+stack and its project stack) is added to ONE app and synthesized once; tests read the
+resulting `cdk.tf.json` files as plain dicts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from infra.deploy.deploy_order import Graph
 from infra.model.config import STACK_ID, DeploymentConfig, from_mapping
+from infra.model.synthesized import synthesized_stacks
 from infra.model.topology import Topology, build_topology
 
 DEFAULT_ID = STACK_ID  # the stack main.py synthesizes
@@ -50,6 +52,8 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "create_firestore_database": False,  # the project already has its database
     "iam_settle_seconds": 300,
     "force_destroy": True,
+    "allow_destroying_data": True,
+    "state_bucket": "team-tfstate",
     "labels": {"env": "test"},
     "backfill_invokers": "group:ops@example.com",
     "alert_notification_channels": "1234567890",
@@ -61,15 +65,23 @@ _REF = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.([^}]+)\}$")
 
 @dataclass(frozen=True)
 class Synth:
-    """A synthesized stack: its settings, topology and Terraform JSON."""
+    """A synthesized pipeline stack: its settings, topology and Terraform JSON, and its
+    project stack's (`project`, which `tf` reads through cross-stack references)."""
 
     config: DeploymentConfig
     topology: Topology
     path: Path
     tf: Mapping[str, Any]
+    project_id: str
+    project: Mapping[str, Any]
+    project_path: Path
 
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
-        """Resources of one Terraform type, by logical id (empty if none)."""
+        """Resources of one Terraform type in both stacks, by logical id (empty if none)."""
+        return {**self.project_resources(kind), **self.pipeline_resources(kind)}
+
+    def pipeline_resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Resources of one Terraform type in the pipeline stack alone."""
         return self.tf.get("resource", {}).get(kind, {})
 
     def all(self, kind: str) -> list[dict[str, Any]]:
@@ -103,17 +115,26 @@ class Synth:
     @cached_property
     def graph(self) -> Graph:
         """The resources and their order (references and depends_on), transitively."""
-        return Graph(self.tf)
+        return Graph(self.tf, self.stacks)
+
+    @property
+    def stacks(self) -> dict[str, Mapping[str, Any]]:
+        """The stacks `tf` reads, by id (for `Graph` and the deploy-order checks)."""
+        return {self.project_id: self.project}
+
+    def project_resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        return self.project.get("resource", {}).get(kind, {})
 
     def address(self, kind: str, body: Mapping[str, Any]) -> str:
         """`type.logical_id` of `body`, as references and depends_on name it."""
         return self.ref_id(kind, body)[2:-1]
 
     def iam_members(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for kind, resources in self.tf.get("resource", {}).items():
-            if kind.endswith("_iam_member"):
-                for body in resources.values():
-                    yield kind, body
+        for tf in (self.project, self.tf):
+            for kind, resources in tf.get("resource", {}).items():
+                if kind.endswith("_iam_member"):
+                    for body in resources.values():
+                        yield kind, body
 
 
 @pytest.fixture(scope="session")
@@ -125,13 +146,24 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     outdir = tmp_path_factory.mktemp("cdktf.out")
     app = App(outdir=str(outdir))
     configs = {DEFAULT_ID: from_mapping(DEFAULT_SETTINGS), ALT_ID: from_mapping(ALT_SETTINGS)}
-    for stack_id, config in configs.items():
-        add_pipeline_stack(app, config, stack_id=stack_id)
+    projects = {
+        stack_id: add_pipeline_stack(app, config, stack_id=stack_id).project.node.id
+        for stack_id, config in configs.items()
+    }
     app.synth()
+    paths = synthesized_stacks(outdir)
     result = {}
     for stack_id, config in configs.items():
-        path = outdir / "stacks" / stack_id / "cdk.tf.json"
-        result[stack_id] = Synth(config, build_topology(config), path, json.loads(path.read_text()))
+        project_id = projects[stack_id]
+        result[stack_id] = Synth(
+            config,
+            build_topology(config),
+            paths[stack_id],
+            json.loads(paths[stack_id].read_text()),
+            project_id,
+            json.loads(paths[project_id].read_text()),
+            paths[project_id],
+        )
     return result
 
 

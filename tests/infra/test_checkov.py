@@ -36,7 +36,7 @@ OPENED_FOR_BACKFILL = (
 )
 # Accepted on exactly one resource: Eventarc's troubleshooting guide has its Google-managed
 # agent hold roles/eventarc.serviceAgent; no user or workload can act as that agent.
-EVENTARC_AGENT_ROLE = ("CKV_GCP_49", "resource.identities_eventarc-agent-service-agent_")
+EVENTARC_AGENT_ROLE = ("CKV_GCP_49", "resource.agents_eventarc-agent-service-agent_")
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
 
 
@@ -52,7 +52,7 @@ def test_checkov_passes_on_the_synthesized_stacks(stack, alt_stack):
     checkov = _checkov()
     cmd = [str(checkov), "--framework", "terraform_json", "--skip-download", "--output", "json"]
     for synth in (stack, alt_stack):
-        cmd += ["--file", str(synth.path)]
+        cmd += ["--file", str(synth.path), "--file", str(synth.project_path)]
     cmd += ["--skip-check", ",".join(sorted(CHECKOV_SKIPS))]
     # Keeps the exit status for real failures; which findings are accepted is decided below.
     cmd += ["--soft-fail-on", f"{OPENED_FOR_BACKFILL[0]},{EVENTARC_AGENT_ROLE[0]}"]

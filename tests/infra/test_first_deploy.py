@@ -45,9 +45,12 @@ def test_1_every_build_waits_until_the_builder_grants_settled(synth_name, reques
         assert builder in graph.refs(graph.nodes[fn].body["build_config"])
         for grant in grants:
             assert graph.settled(grant, fn), (fn, grant)
-    # The wait is the setting, sized from Google's documented propagation time.
+    # The waits after grants are the setting, sized from Google's documented propagation
+    # time; the only other wait is the alert policies' for their log metrics.
+    from infra.deploy.constructs.alerts import LOG_METRIC_SETTLE_SECONDS
+
     waits = {s["create_duration"] for s in synth.all("time_sleep")}
-    assert waits == {f"{synth.config.iam_settle_seconds}s"}
+    assert waits == {f"{synth.config.iam_settle_seconds}s", f"{LOG_METRIC_SETTLE_SECONDS}s"}
 
 
 def test_2_the_trigger_waits_for_the_eventarc_agent_its_role_and_their_settling(stack):
@@ -86,6 +89,7 @@ def test_3_service_agents_are_created_and_bound_by_reference(stack):
     # No agent email is spelled out from the project number anywhere.
     assert "gcp-sa-" not in stack.path.read_text()
     assert "google_project" not in stack.tf.get("data", {})
+    assert "google_project" not in stack.project.get("data", {})
 
 
 def test_4_firestore_database_is_created_by_default_and_can_be_left_alone(stack, alt_stack):
@@ -94,11 +98,12 @@ def test_4_firestore_database_is_created_by_default_and_can_be_left_alone(stack,
     assert db["type"] == "FIRESTORE_NATIVE"
     assert db["location_id"] == "us-central1"
     assert db["deletion_policy"] == "ABANDON"
+    # The database is the project stack's, applied before any function.
     database = stack.address("google_firestore_database", db)
+    assert db in stack.project_resources("google_firestore_database").values()
     for key, fn in stack.topology.functions.items():
         [address] = _addresses(stack, FUNCTION, name=fn.name)
-        uses_firestore = any(g.role == "roles/datastore.user" for g in fn.grants)
-        assert (database in stack.graph.upstream(address)) == uses_firestore, key
+        assert database in stack.graph.upstream(address), key
     # create_firestore_database=false: a project that has its database keeps it untouched.
     assert alt_stack.all("google_firestore_database") == []
 
@@ -161,7 +166,12 @@ def test_8_nothing_keeps_costing_after_it_is_replaced(stack):
 def test_9_docs_name_deployer_roles_that_cover_every_resource(stack, alt_stack):
     # The roles holding every permission the apply needs, derived from the resource types
     # of the synthesized stacks (a new type without a mapping raises).
-    needed = {r.role for synth in (stack, alt_stack) for r in required_permissions(synth.tf)}
+    needed = {
+        r.role
+        for synth in (stack, alt_stack)
+        for tf in (synth.project, synth.tf)
+        for r in required_permissions(tf)
+    }
     doc = (ROOT / "docs" / "deploy-and-operate.md").read_text()
     prerequisites = doc[doc.index("## Prerequisites") : doc.index("## Settings")]
     named = set(re.findall(r"`(roles/[A-Za-z.]+)`", prerequisites))

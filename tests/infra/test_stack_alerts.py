@@ -79,16 +79,39 @@ def test_log_metrics_carry_the_tested_filters_and_feed_their_policies(synth_name
         _, policy = _policy(synth, key)
         condition = policy["conditions"][0]["condition_threshold"]["filter"]
         assert f'"logging.googleapis.com/user/{metric_spec.name}"' in condition
-        # The policy is created after its metric (a condition on a missing metric is refused).
-        metric_ref = synth.ref_id("google_logging_metric", metric)
-        assert any(dep.startswith(metric_ref[2:].rstrip(".")) for dep in policy["depends_on"])
+        # The policy is created once Monitoring knows its metric (a condition on a metric it
+        # does not know yet is refused with 404 for up to 10 minutes): a wait after the metric.
+        metric_address = synth.address("google_logging_metric", metric)
+        policy_address = synth.address("google_monitoring_alert_policy", policy)
+        assert synth.graph.settled(metric_address, policy_address)
 
 
 def test_monitoring_api_is_enabled_before_the_policies(stack):
-    services = {s["service"] for s in stack.all("google_project_service")}
-    assert "monitoring.googleapis.com" in services
+    services = {
+        stack.address("google_project_service", s): s["service"]
+        for s in stack.all("google_project_service")
+    }
+    [monitoring] = [a for a, name in services.items() if name == "monitoring.googleapis.com"]
     for policy in stack.all("google_monitoring_alert_policy"):
-        assert any("google_project_service.apis_monitoring" in d for d in policy["depends_on"])
+        address = stack.address("google_monitoring_alert_policy", policy)
+        assert monitoring in stack.graph.upstream(address)
+
+
+def test_a_new_log_metric_makes_its_policy_wait_again(alt_stack):
+    # Turning failed_alert_threshold on adds a metric; its wait is new (so it sleeps), and
+    # each wait is replaced when its metric's name changes.
+    from infra.deploy.constructs.alerts import LOG_METRIC_SETTLE_SECONDS
+
+    waits = [
+        s
+        for s in alt_stack.all("time_sleep")
+        if s["create_duration"] == f"{LOG_METRIC_SETTLE_SECONDS}s"
+    ]
+    assert len(waits) == len(alt_stack.topology.alerting.log_metrics) == 3
+    for wait in waits:
+        [metric] = wait["depends_on"]
+        assert metric.startswith("google_logging_metric.")
+        assert wait["triggers"] == {"metric": f"${{{metric}.name}}"}
 
 
 def test_notification_channels_come_from_the_setting(stack, alt_stack):

@@ -12,6 +12,7 @@ from infra.model.apply_permissions import (
     declared_types,
     required_permissions,
 )
+from infra.model.synthesized import merged
 
 pytestmark = pytest.mark.synth
 
@@ -19,10 +20,12 @@ pytestmark = pytest.mark.synth
 @pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
 def test_every_declared_type_has_its_permissions(synth_name, request):
     synth = request.getfixturevalue(synth_name)
-    resources, data = declared_types(synth.tf)
+    deployment = merged([synth.project, synth.tf])  # what preflight asks about
+    resources, data = declared_types(deployment)
     assert not resources - set(RESOURCES), "add these to infra/model/apply_permissions.py"
     assert not data - set(DATA_SOURCES), "add these to infra/model/apply_permissions.py"
-    needed = {r.permission for r in required_permissions(synth.tf)}
+    needed = {r.permission for r in required_permissions(deployment)}
+    assert "serviceusage.services.list" in needed  # google_project_service lists services
     # Spot checks that the derivation follows the stack, not a fixed list.
     assert "cloudfunctions.functions.create" in needed
     assert "monitoring.alertPolicies.create" in needed
@@ -34,9 +37,11 @@ def test_every_declared_type_has_its_permissions(synth_name, request):
 
 def test_a_stack_that_creates_the_database_asks_for_it(stack, alt_stack):
     assert stack.config.create_firestore_database  # the default
-    assert "datastore.databases.create" in {r.permission for r in required_permissions(stack.tf)}
+    assert "datastore.databases.create" in {
+        r.permission for r in required_permissions(stack.project)
+    }
     assert not alt_stack.config.create_firestore_database
-    needed = {r.permission for r in required_permissions(alt_stack.tf)}
+    needed = {r.permission for r in required_permissions(alt_stack.project)}
     assert "datastore.databases.create" not in needed
 
 

@@ -100,3 +100,25 @@ def test_an_invalid_rule_stops_the_synth_with_its_index(rules, problem):
     assert done.returncode == 2
     assert done.stderr.startswith("error: pipeline.output_rules: ") and problem in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_state_is_a_relative_local_file_or_the_state_bucket(stack, alt_stack):
+    from infra.deploy.state_backend import STACK_DIR_TO_ROOT
+
+    # Local: relative to the stack's folder, so another checkout finds the same state.
+    for tf, stack_id in ((stack.tf, "image-pipeline"), (stack.project, stack.project_id)):
+        path = tf["terraform"]["backend"]["local"]["path"]
+        assert path == f"{STACK_DIR_TO_ROOT}/terraform.{stack_id}.tfstate"
+        assert not path.startswith("/")
+    [state] = stack.tf["data"]["terraform_remote_state"].values()
+    assert state["config"]["path"] == f"{STACK_DIR_TO_ROOT}/terraform.{stack.project_id}.tfstate"
+    # PIPELINE_STATE_BUCKET: the gcs backend, one prefix per stack.
+    assert alt_stack.tf["terraform"]["backend"] == {
+        "gcs": {"bucket": "team-tfstate", "prefix": "terraform/alt-pipeline"}
+    }
+    assert alt_stack.project["terraform"]["backend"] == {
+        "gcs": {"bucket": "team-tfstate", "prefix": f"terraform/{alt_stack.project_id}"}
+    }
+    [state] = alt_stack.tf["data"]["terraform_remote_state"].values()
+    assert state["backend"] == "gcs"
+    assert state["config"]["prefix"] == f"terraform/{alt_stack.project_id}"

@@ -92,17 +92,18 @@ def test_trigger_region_matches_the_bucket_location(alt_stack):
 
 
 def test_functions_wait_for_their_apis(stack):
-    apis = {
-        stack.resources("google_project_service")[ref.split(".")[1]]["service"]
-        for fn in stack.all("google_cloudfunctions2_function")
-        for ref in fn["depends_on"]
-        if ref.startswith("google_project_service.")
-    }
-    assert {
-        "cloudfunctions.googleapis.com",
-        "run.googleapis.com",
-        "cloudbuild.googleapis.com",
-    } <= apis
+    for fn in stack.all("google_cloudfunctions2_function"):
+        upstream = stack.graph.upstream(stack.address("google_cloudfunctions2_function", fn))
+        apis = {
+            stack.graph.nodes[a].body["service"]
+            for a in upstream
+            if a.startswith("google_project_service.")
+        }
+        assert {
+            "cloudfunctions.googleapis.com",
+            "run.googleapis.com",
+            "cloudbuild.googleapis.com",
+        } <= apis
 
 
 def _invokers(synth):

@@ -28,9 +28,13 @@ def test_required_apis_are_enabled_and_never_disabled(stack):
 
 
 def test_resources_wait_for_their_apis(stack):
+    # The APIs are the project stack's, applied before every resource of the pipeline's.
+    apis = {stack.address("google_project_service", s) for s in stack.all("google_project_service")}
+    assert apis and all(a.startswith("google_project_service.") for a in apis)
+    assert not stack.pipeline_resources("google_project_service")
     for kind in ("google_storage_bucket", "google_pubsub_topic", "google_service_account"):
-        for body in stack.all(kind):
-            assert any(d.startswith("google_project_service.") for d in body["depends_on"]), kind
+        for body in stack.pipeline_resources(kind).values():
+            assert apis <= stack.graph.upstream(stack.address(kind, body)), kind
 
 
 def test_service_accounts(stack):
@@ -99,7 +103,7 @@ def test_storage_agent_may_publish_for_eventarc(stack):
     [binding] = [
         b
         for b in stack.all("google_project_iam_member")
-        if b["member"].startswith("${data.google_storage_project_service_account.")
+        if stack.graph.agent_of(b["member"]) == "storage"
     ]
     assert binding["role"] == "roles/pubsub.publisher"
 
@@ -110,8 +114,9 @@ def test_pubsub_agent_mints_tokens_only_as_the_push_invoker_and_the_trigger(stac
     for binding in bindings:
         assert binding["role"] == "roles/iam.serviceAccountTokenCreator"
         assert stack.graph.agent_of(binding["member"]) == "pubsub"
-        # The agent's identity resource, not an email built from the project number.
-        assert binding["member"].startswith("${google_project_service_identity.")
+        # The agent's identity resource (the project stack's), not an email built from the
+        # project number.
+        assert "google_project_service_identity" in binding["member"]
         kind, sa, attr = stack.ref(binding["service_account_id"])
         assert (kind, attr) == ("google_service_account", "name")
         accounts.add(sa["account_id"])
@@ -168,3 +173,23 @@ def test_provider_uses_the_configured_project_and_region(alt_stack):
     [provider] = alt_stack.tf["provider"]["google"]
     assert provider["project"] == "other-project-42"
     assert provider["region"] == "europe-west4"
+
+
+def test_the_pipeline_stack_grants_no_google_agent_a_project_role(stack, alt_stack):
+    # Destroying the pipeline must not take from Google's agents the project roles every
+    # trigger in the project relies on: those are the project stack's.
+    for synth in (stack, alt_stack):
+        in_pipeline = synth.pipeline_resources("google_project_iam_member").values()
+        assert not [b for b in in_pipeline if synth.graph.agent_of(b["member"])]
+        in_project = synth.project_resources("google_project_iam_member").values()
+        assert {(synth.graph.agent_of(b["member"]), b["role"]) for b in in_project} == {
+            ("eventarc", "roles/eventarc.serviceAgent"),
+            ("storage", "roles/pubsub.publisher"),
+        }
+        # So are the APIs, the agents and the database.
+        for kind in (
+            "google_project_service",
+            "google_project_service_identity",
+            "google_firestore_database",
+        ):
+            assert not synth.pipeline_resources(kind), kind

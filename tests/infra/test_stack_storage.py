@@ -63,3 +63,40 @@ def test_every_function_builds_from_the_archive_object(stack):
     for fn in stack.all("google_cloudfunctions2_function"):
         source = fn["build_config"]["source"]["storage_source"]
         assert source["object"].startswith(obj_ref)
+
+
+def test_what_holds_data_refuses_destruction_unless_allowed(stack, alt_stack):
+    # Default: prevent_destroy on the uploads and thumbnails buckets and the database.
+    protected = {
+        b["name"]
+        for b in stack.all("google_storage_bucket")
+        if b.get("lifecycle", {}).get("prevent_destroy") is True
+    }
+    assert protected == {stack.config.uploads_bucket, stack.config.thumbnails_bucket}
+    [db] = stack.all("google_firestore_database")
+    assert db["lifecycle"] == {"prevent_destroy": True}
+    # allow_destroying_data lifts it (the source bucket never has it: git remakes it).
+    assert alt_stack.config.allow_destroying_data
+    for bucket in alt_stack.all("google_storage_bucket"):
+        assert "lifecycle" not in bucket
+
+
+def test_settings_that_replace_what_holds_data_are_named_fixed(stack, alt_stack):
+    # Going from the default settings to ALT_SETTINGS replaces protected resources; every
+    # ForceNew attribute that changes comes from a setting the docs name fixed, and those
+    # are the settings that differ.
+    from infra.deploy.replacements import replacements
+    from infra.model.config import FIXED_AFTER_FIRST_DEPLOY
+
+    lines = list(replacements([stack.project, stack.tf], [alt_stack.project, alt_stack.tf]))
+    assert any("location 'US-CENTRAL1' -> 'EUROPE-WEST4'" in line for line in lines), lines
+    assert any("name 'my-gcp-project-imgpipe-uploads'" in line for line in lines), lines
+    assert any("google_firestore_database" in line and "no longer" in line for line in lines)
+    changed = {
+        name
+        for name in FIXED_AFTER_FIRST_DEPLOY
+        if getattr(stack.config, name) != getattr(alt_stack.config, name)
+    }
+    assert changed == set(FIXED_AFTER_FIRST_DEPLOY)  # ALT_SETTINGS moves every one of them
+    # The same settings again: nothing is replaced.
+    assert list(replacements([stack.project, stack.tf], [stack.project, stack.tf])) == []

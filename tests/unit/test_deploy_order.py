@@ -101,20 +101,63 @@ def test_a_graph_without_the_resources_a_rule_is_about_has_no_problems():
     assert problems({}) == []
 
 
-def test_an_unsafe_stack_file_is_removed_and_a_safe_one_kept(tmp_path):
-    safe = tmp_path / "safe.tf.json"
-    safe.write_text(json.dumps(_tf()))
-    refuse_unsafe(safe)
-    assert safe.exists()
-    unsafe = tmp_path / "cdk.tf.json"
+def _write_app(outdir, stacks: dict) -> dict:
+    """What a synth writes: manifest.json and one cdk.tf.json per stack."""
+    paths = {}
+    for stack_id, tf in stacks.items():
+        paths[stack_id] = outdir / "stacks" / stack_id / "cdk.tf.json"
+        paths[stack_id].parent.mkdir(parents=True)
+        paths[stack_id].write_text(json.dumps(tf))
+    manifest = {"stacks": {k: {"synthesizedStackPath": f"stacks/{k}/cdk.tf.json"} for k in stacks}}
+    (outdir / "manifest.json").write_text(json.dumps(manifest))
+    return paths
+
+
+def test_an_unsafe_app_is_removed_and_a_safe_one_kept(tmp_path):
+    safe = _write_app(tmp_path / "safe", {"one": _tf(), "other": {}})
+    refuse_unsafe(tmp_path / "safe")
+    assert all(p.exists() for p in safe.values())
     tf = _tf()
     tf["data"]["google_storage_project_service_account"]["gcs"]["depends_on"] = [
         "google_project_service.api"
     ]
-    unsafe.write_text(json.dumps(tf))
+    unsafe = _write_app(tmp_path / "unsafe", {"one": tf, "other": {}})
     with pytest.raises(DeployOrderError, match=STORAGE):
-        refuse_unsafe(unsafe)
-    assert not unsafe.exists()
+        refuse_unsafe(tmp_path / "unsafe")
+    assert not any(p.exists() for p in unsafe.values())  # nothing of it can be applied
+
+
+def test_another_stacks_output_stands_for_what_it_holds_and_that_stack_comes_first():
+    producer = {
+        "resource": {
+            "google_project_service_identity": {"agent": {"service": "pubsub.googleapis.com"}},
+            "google_project_service": {"api": {"service": "pubsub.googleapis.com"}},
+        },
+        "output": {"agent-member": {"value": "${google_project_service_identity.agent.member}"}},
+    }
+    state = "data.terraform_remote_state.cross-stack-reference-input-project"
+    consumer = {
+        "data": {"terraform_remote_state": {"cross-stack-reference-input-project": {}}},
+        "resource": {
+            "google_pubsub_topic": {"t": {"name": "t"}},
+            "google_pubsub_topic_iam_member": {
+                "b": {
+                    "topic": "${google_pubsub_topic.t.name}",
+                    "member": f"${{{state}.outputs.agent-member}}",
+                }
+            },
+        },
+    }
+    graph = Graph(consumer, {"project": producer})
+    member = graph.nodes["google_pubsub_topic_iam_member.b"].body["member"]
+    assert graph.agent_of(member) == "pubsub"
+    # The topic references nothing of the project stack, and still comes after all of it.
+    assert {"google_project_service.api", "google_project_service_identity.agent"} <= (
+        graph.upstream("google_pubsub_topic.t")
+    )
+    assert "google_pubsub_topic.t" not in graph.upstream("google_project_service.api")
+    with pytest.raises(ValueError, match="'project'"):
+        Graph(consumer)
 
 
 def test_a_grant_on_the_trigger_account_must_settle_before_the_trigger():

@@ -25,12 +25,17 @@ from cdktf_cdktf_provider_google.monitoring_alert_policy import (
 )
 from constructs import Construct
 
+from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.generic import Settle
 from infra.model.monitoring import AlertSpec
 
 # An incident nobody acknowledged closes after a week, so a fixed cause does not leave a
 # stale incident open forever (the documented maximum is 30 days).
 AUTO_CLOSE = f"{7 * 24 * 3600}s"
+# How long Monitoring may take to know a new log-based metric: the 404 it answers before
+# then says "it could take up to 10 minutes" (terraform-provider-google #11102).
+LOG_METRIC_SETTLE_SECONDS = 600
 
 
 class Alerts(Construct):
@@ -43,7 +48,7 @@ class Alerts(Construct):
         notification_channels: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, id_)
-        topology, apis = deployment.topology, deployment.apis
+        topology = deployment.topology
         alerting = topology.alerting
         self.log_metrics = {
             spec.key: LoggingMetric(
@@ -56,11 +61,32 @@ class Alerts(Construct):
                 metric_descriptor=LoggingMetricMetricDescriptor(
                     metric_kind="DELTA", value_type="INT64", unit="1"
                 ),
-                depends_on=apis.needed("logging"),
             )
             for spec in alerting.log_metrics.values()
         }
-        needs_monitoring = apis.needed("monitoring")
+        # Monitoring refuses a condition on a log-based metric it does not know yet (404
+        # "Cannot find metric(s) ... could take up to 10 minutes", terraform-provider-google
+        # #11102; the provider's alert-policy create retries only concurrent-edit errors).
+        # So each policy on a log metric waits for a time_sleep after its metric. It starts
+        # when the metric is created, in parallel with the function builds (minutes long
+        # themselves), and sleeps again only when a new metric is created (e.g.
+        # failed_alert_threshold turned on): its trigger is the metric's name.
+        self.metrics_known = {
+            key: why(
+                Settle(
+                    self,
+                    f"metric-{key}-known",
+                    providers=deployment.providers,
+                    seconds=LOG_METRIC_SETTLE_SECONDS,
+                    grants=[metric],
+                    triggers={"metric": metric.name},
+                ),
+                f"Monitoring may take up to {LOG_METRIC_SETTLE_SECONDS // 60} minutes to know "
+                "a new log-based metric; an alert policy on it created earlier fails with 404 "
+                "(terraform-provider-google #11102)",
+            )
+            for key, metric in self.log_metrics.items()
+        }
         self.policies = {
             spec.key: MonitoringAlertPolicy(
                 self,
@@ -75,11 +101,8 @@ class Alerts(Construct):
                 alert_strategy=MonitoringAlertPolicyAlertStrategy(auto_close=AUTO_CLOSE),
                 notification_channels=list(notification_channels) or None,
                 user_labels=dict(deployment.labels),
-                # A condition on a log-based metric is refused until the metric exists.
-                depends_on=[
-                    *needs_monitoring,
-                    *([self.log_metrics[spec.log_metric]] if spec.log_metric else []),
-                ],
+                # A condition on a log-based metric is refused until Monitoring knows it.
+                depends_on=[self.metrics_known[spec.log_metric]] if spec.log_metric else None,
             )
             for spec in alerting.alerts.values()
         }

@@ -20,6 +20,7 @@ from constructs import Construct
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.iam import Identities, function_grants, grant_id
+from infra.deploy.constructs.protection import protect
 from infra.deploy.function_source import FunctionArchive
 
 
@@ -35,9 +36,8 @@ class Buckets(Construct):
         archive_path: Path,
     ) -> None:
         super().__init__(scope, id_)
-        topology, apis, labels = deployment.topology, deployment.apis, deployment.labels
+        topology, labels = deployment.topology, deployment.labels
         config = deployment.config
-        needs_storage = apis.needed("storage")
 
         def bucket(
             key: str,
@@ -77,7 +77,6 @@ class Buckets(Construct):
                 ),
                 force_destroy=force_destroy,
                 labels={**labels, "bucket": key.replace("_", "-")},
-                depends_on=needs_storage,
             )
 
         self.buckets = {
@@ -86,6 +85,10 @@ class Buckets(Construct):
             )
             for spec in topology.buckets.values()
         }
+        # Originals cannot be made again, and thumbnails of every upload take a redeploy and
+        # a backfill to remake: a plan that would destroy or replace either bucket fails.
+        for resource in self.buckets.values():
+            protect(resource, config)
 
         # Each function's roles on a bucket, exactly as the topology grants them.
         for fn, grant in function_grants(topology, "bucket"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformResource
 from cdktf_cdktf_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepository,
     ArtifactRegistryRepositoryCleanupPolicies,
@@ -48,16 +47,12 @@ class Functions(Construct):
         *,
         identities: Identities,
         buckets: Buckets,
-        database: TerraformResource | None = None,
     ) -> None:
         super().__init__(scope, id_)
-        topology, apis, labels = deployment.topology, deployment.apis, deployment.labels
+        topology, labels = deployment.topology, deployment.labels
         self.images = _image_repository(self, deployment)
         self.functions: dict[str, Cloudfunctions2Function] = {}
         trigger = topology.trigger
-        platform = apis.needed(
-            "cloudfunctions", "run", "cloudbuild", "artifactregistry", "logging", "eventarc"
-        )
         for spec in topology.functions.values():
             triggered = spec.key == trigger.function
             self.functions[spec.key] = Cloudfunctions2Function(
@@ -111,13 +106,11 @@ class Functions(Construct):
                     else None
                 ),
                 # Builds start once the builder's grants have settled; the trigger once the
-                # Eventarc agent exists, holds its role and that has settled; a function
-                # that uses Firestore once the database exists.
+                # grants on its account have. (The APIs, the agents and the database are the
+                # project stack's, applied before this one.)
                 depends_on=[
-                    *platform,
                     *identities.build_ready,
                     *([identities.trigger_ready] if triggered else []),
-                    *([database] if database and _uses_firestore(spec) else []),
                 ],
             )
 
@@ -133,7 +126,7 @@ class Functions(Construct):
         push_targets = sorted(
             {s.push_function for s in topology.subscriptions.values() if s.push_function}
         )
-        for key in push_targets:
+        self.push_invoker_grants = [
             self._invoker(
                 topology,
                 key,
@@ -141,6 +134,8 @@ class Functions(Construct):
                 identities.push_invoker.member,
                 "Pub/Sub push delivers with the push invoker's OIDC token",
             )
+            for key in push_targets
+        ]
         for n, member in enumerate(deployment.config.backfill_invokers):
             self._invoker(
                 topology,
@@ -150,9 +145,11 @@ class Functions(Construct):
                 "scripts/backfill --project sends the trigger's CloudEvents as this operator",
             )
 
-    def _invoker(self, topology: Topology, key: str, who: str, member: str, reason: str) -> None:
+    def _invoker(
+        self, topology: Topology, key: str, who: str, member: str, reason: str
+    ) -> CloudRunServiceIamMember:
         """`run.invoker` for `member` on one function's Cloud Run service, with its reason."""
-        why(
+        return why(
             CloudRunServiceIamMember(
                 self,
                 f"{key}-invoker-{who}",
@@ -168,10 +165,6 @@ class Functions(Construct):
     def uri(self, key: str) -> str:
         """The function's HTTPS endpoint (its Cloud Run service URL)."""
         return self.functions[key].service_config.uri
-
-
-def _uses_firestore(spec: FunctionSpec) -> bool:
-    return any(g.role.startswith("roles/datastore.") for g in spec.grants)
 
 
 def _image_repository(scope: Construct, deployment: Deployment) -> ArtifactRegistryRepository:
@@ -203,7 +196,6 @@ def _image_repository(scope: Construct, deployment: Deployment) -> ArtifactRegis
                 ),
             ),
         ],
-        depends_on=deployment.apis.needed("artifactregistry"),
     )
     return why(
         repository,

@@ -119,12 +119,12 @@ class ServiceIdentity(GenericResource):
 
 
 class Settle(GenericResource):
-    """`time_sleep` after IAM grants: what depends on it starts `seconds` after the last of
-    `grants` was created. Google documents that allow-policy changes "typically propagate in
-    2 minutes, but could potentially take 7 minutes or longer" (IAM, "Access change
-    propagation"); the provider's own `cloudfunctions2_basic_builder` example waits 60 s
-    after the build grants. Only a create sleeps: a later apply that changes nothing here
-    does not wait again."""
+    """`time_sleep` after IAM grants (or a resource Google makes known with a delay): what
+    depends on it starts `seconds` after the last of `grants` was created. Google documents
+    that allow-policy changes "typically propagate in 2 minutes, but could potentially take
+    7 minutes or longer" (IAM, "Access change propagation"); the provider's own
+    `cloudfunctions2_basic_builder` example waits 60 s after the build grants. Only a create
+    sleeps: a later apply that changes nothing here does not wait again."""
 
     def __init__(
         self,
@@ -134,12 +134,17 @@ class Settle(GenericResource):
         providers: ExtraProviders,
         seconds: int,
         grants: Sequence[ITerraformDependable],
+        triggers: Mapping[str, str] | None = None,
     ) -> None:
+        # `triggers`: values whose change replaces the sleep, so it sleeps again.
         super().__init__(
             scope,
             id_,
             resource_type="time_sleep",
             provider=providers.time,
-            attributes={"create_duration": f"{seconds}s"},
+            attributes={
+                "create_duration": f"{seconds}s",
+                **({"triggers": dict(triggers)} if triggers else {}),
+            },
             depends_on=grants,
         )

@@ -1,6 +1,7 @@
 """Identities: one runtime service account per function, the trigger, push and build
-accounts, and the Google service agents, with their project-level roles, and the waits
-for those roles to take effect before the builds and the trigger use them.
+accounts, with their project-level roles, and the waits for those roles to take effect
+before the builds and the trigger use them. The Google service agents and the project roles
+Google gives them are the project stack's (`agents.py`); here they are only bound to.
 
 Bindings on a bucket, topic, subscription or service live next to that resource (in
 `buckets.py`, `messaging.py`, `cloud_functions.py`); only project-level ones are here.
@@ -10,18 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cdktf_cdktf_provider_google.data_google_storage_project_service_account import (
-    DataGoogleStorageProjectServiceAccount,
-)
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
 from infra.deploy.constructs._why import why
-from infra.deploy.constructs.apis import SERVICES
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.generic import ServiceIdentity, Settle
+from infra.deploy.constructs.generic import Settle
 from infra.model.topology import FunctionSpec, Grant, Topology
 
 # What the build service account needs to turn the source archive into a function image
@@ -50,36 +47,13 @@ def grant_id(fn: FunctionSpec, grant: Grant) -> str:
 class Identities(Construct):
     def __init__(self, scope: Construct, id_: str, deployment: Deployment) -> None:
         super().__init__(scope, id_)
-        topology, apis, providers = deployment.topology, deployment.apis, deployment.providers
+        topology, providers = deployment.topology, deployment.providers
         settle_seconds = deployment.config.iam_settle_seconds
-        self._project = project = topology.project
-        self._needs_iam = apis.needed("iam")
+        self._project = topology.project
 
-        # The service agents Google runs on the project's behalf. An agent is created
-        # lazily, some time after its API is enabled, and IAM refuses to bind one that does
-        # not exist yet: create each explicitly and bind its `member` attribute, so every
-        # binding is ordered after the agent (google_project_service_identity, google-beta).
-        self.pubsub_identity = self._agent("pubsub-agent", "pubsub", deployment)
-        self.pubsub_agent = self.pubsub_identity.member
-        # Cloud Storage's agent has no service identity API; this data source returns it
-        # (and creates it if needed). No `depends_on`: a data source with one is read only
-        # at apply time whenever an upstream resource has changes, which makes its member
-        # unknown in every plan and re-plans every binding that names it. The Cloud Storage
-        # API it calls is among those Google enables by default in a project created with
-        # the console or gcloud (Service Usage, "Enabled services").
-        storage_agent = DataGoogleStorageProjectServiceAccount(
-            self, "storage-agent", project=project
-        )
-        self.storage_agent = storage_agent.member
-        self.eventarc_identity = self._agent("eventarc-agent", "eventarc", deployment)
-        eventarc_agent_role = self._project_role(
-            "eventarc-agent-service-agent",
-            "roles/eventarc.serviceAgent",
-            self.eventarc_identity.member,
-            "Eventarc creates the trigger's Pub/Sub plumbing as its service agent; a trigger "
-            "created before the agent exists and holds this role fails with 'Permission denied "
-            "while using the Eventarc Service Agent' (terraform-provider-google #14584, #25294)",
-        )
+        # The Google service agents live in the project stack (shared by the project).
+        self.pubsub_agent = deployment.agents.pubsub.member
+        self.storage_agent = deployment.agents.storage_member
 
         # Runtime identity of each function, with exactly the roles the topology grants it.
         # Bucket and topic grants are bound next to the bucket/topic; project ones here.
@@ -113,14 +87,6 @@ class Identities(Construct):
             self.trigger.member,
             "the trigger's identity must be allowed to receive Eventarc events",
         )
-        # Storage direct events reach Eventarc through Pub/Sub topics that Eventarc creates,
-        # so the storage agent must publish project-wide (not only to upload-events).
-        self.storage_agent_eventarc = self._project_role(
-            "storage-agent-eventarc-publisher",
-            "roles/pubsub.publisher",
-            self.storage_agent,
-            "Eventarc Cloud Storage triggers need the storage service agent to publish",
-        )
         # Eventarc's storage trigger delivers through a Pub/Sub push subscription whose OIDC
         # token names the trigger's account, so Pub/Sub must mint tokens as it.
         self.trigger_token_creator = self._token_creator(
@@ -132,20 +98,15 @@ class Identities(Construct):
             "https://docs.cloud.google.com/eventarc/standard/docs/functions/roles-permissions); "
             "bound on this one account, not project-wide",
         )
-        # The trigger is created only once the Eventarc agent exists, holds its role, and
-        # every grant the trigger relies on has had time to propagate.
+        # The trigger is created only once every grant it relies on has had time to
+        # propagate (the Eventarc agent's, in the project stack, settled before this stack).
         self.trigger_ready = why(
             Settle(
                 self,
                 "trigger-grants-settled",
                 providers=providers,
                 seconds=settle_seconds,
-                grants=[
-                    eventarc_agent_role,
-                    self.trigger_receiver,
-                    self.storage_agent_eventarc,
-                    self.trigger_token_creator,
-                ],
+                grants=[self.trigger_receiver, self.trigger_token_creator],
             ),
             f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
             f"'Access change propagation'): the Eventarc trigger waits {settle_seconds} s "
@@ -159,7 +120,7 @@ class Identities(Construct):
             "Pub/Sub push invoker",
             "Identity of the push subscriptions' OIDC tokens",
         )
-        self._token_creator(
+        self.push_token_creator = self._token_creator(
             "pubsub-agent-token-creator",
             self.push_invoker,
             "Pub/Sub mints the push OIDC tokens as the push invoker (required on projects "
@@ -199,18 +160,6 @@ class Identities(Construct):
             )
             self.build_ready.append(settle)
 
-    def _agent(self, id_: str, api: str, deployment: Deployment) -> ServiceIdentity:
-        identity = ServiceIdentity(
-            self,
-            id_,
-            providers=deployment.providers,
-            project=self._project,
-            service=SERVICES[api],
-            depends_on=deployment.apis.needed(api),
-        )
-        why(identity, f"creates the {api} service agent before any IAM binding names it")
-        return identity
-
     def _token_creator(
         self, id_: str, account: ServiceAccount, reason: str
     ) -> ServiceAccountIamMember:
@@ -234,7 +183,6 @@ class Identities(Construct):
             account_id=account_id,
             display_name=display_name,
             description=description,
-            depends_on=self._needs_iam,
         )
 
     def _project_role(self, id_: str, role: str, member: str, reason: str) -> ProjectIamMember:

@@ -25,6 +25,7 @@ from infra.deploy.constructs._why import why
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.generic import Settle
 from infra.deploy.constructs.iam import Identities, function_grants, grant_id
 from infra.model.topology import SubscriptionSpec, Topology
 
@@ -41,8 +42,7 @@ class Messaging(Construct):
         functions: Functions,
     ) -> None:
         super().__init__(scope, id_)
-        topology, apis, labels = deployment.topology, deployment.apis, deployment.labels
-        needs_pubsub = apis.needed("pubsub")
+        topology, labels = deployment.topology, deployment.labels
 
         self.topics = {
             spec.key: PubsubTopic(
@@ -51,7 +51,6 @@ class Messaging(Construct):
                 project=topology.project,
                 name=spec.name,
                 labels={**labels, "dead-letter": str(spec.is_dead_letter).lower()},
-                depends_on=needs_pubsub,
             )
             for spec in topology.topics.values()
         }
@@ -79,6 +78,23 @@ class Messaging(Construct):
                 f"{fn.name} {grant.why}",
             )
 
+        # A push subscription delivers from its creation on; a delivery refused with 403
+        # because the invoker's grant has not propagated yet counts as a delivery attempt
+        # (and five of them dead-letter the message). So push subscriptions start once the
+        # grants their pushes use have settled.
+        settle = deployment.config.iam_settle_seconds
+        self.push_ready = why(
+            Settle(
+                self,
+                "push-grants-settled",
+                providers=deployment.providers,
+                seconds=settle,
+                grants=[*functions.push_invoker_grants, identities.push_token_creator],
+            ),
+            f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
+            f"'Access change propagation'): push subscriptions wait {settle} s "
+            "(iam_settle_seconds) after the push invoker's run.invoker and token grants",
+        )
         self.subscriptions: dict[str, PubsubSubscription] = {}
         for spec in topology.subscriptions.values():
             sub = self._subscription(topology, spec, identities, functions, labels)
@@ -169,5 +185,8 @@ class Messaging(Construct):
             ),
             push_config=push,
             labels={**labels, "subscription": spec.key.replace("_", "-")},
-            depends_on=[self.dead_letter_publishers[spec.dead_letter_topic]],
+            depends_on=[
+                self.dead_letter_publishers[spec.dead_letter_topic],
+                *([self.push_ready] if push else []),
+            ],
         )

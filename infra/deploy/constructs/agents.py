@@ -1,0 +1,88 @@
+"""The Google service agents of the project and the project-level roles Google gives them.
+
+These belong to the project, not to one pipeline: every Eventarc trigger and every Cloud
+Storage trigger in the project relies on them. Eventarc's roles page says the Eventarc agent's
+`roles/eventarc.serviceAgent` is granted by default and, if removed, must be restored
+(https://cloud.google.com/eventarc/docs/roles-permissions). So they live in the project
+stack (`infra.deploy.project_stack`), which `cdktf destroy` of the pipeline never touches.
+"""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_google.data_google_storage_project_service_account import (
+    DataGoogleStorageProjectServiceAccount,
+)
+from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+from constructs import Construct
+
+from infra.deploy.constructs._why import why
+from infra.deploy.constructs.apis import SERVICES, RequiredApis
+from infra.deploy.constructs.generic import ExtraProviders, ServiceIdentity
+
+
+class ServiceAgents(Construct):
+    """The Pub/Sub, Eventarc and Cloud Storage agents, created before anything binds them,
+    with the Eventarc and storage agents' project roles."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        project: str,
+        apis: RequiredApis,
+        providers: ExtraProviders,
+    ) -> None:
+        super().__init__(scope, id_)
+
+        def agent(key: str) -> ServiceIdentity:
+            # An agent is created lazily, some time after its API is enabled, and IAM
+            # refuses to bind one that does not exist yet: create it explicitly, and let
+            # every binding use its `member`, which orders the binding after it.
+            identity = ServiceIdentity(
+                self,
+                f"{key}-agent",
+                providers=providers,
+                project=project,
+                service=SERVICES[key],
+                depends_on=apis.needed(key),
+            )
+            return why(identity, f"creates the {key} service agent before any IAM binding names it")
+
+        self.pubsub = agent("pubsub")
+        self.eventarc = agent("eventarc")
+        # Cloud Storage's agent has no service identity API; this data source returns it
+        # (and creates it if needed). No `depends_on`: a data source with one is read only at
+        # apply time whenever an upstream resource has changes, which makes its member unknown
+        # in every plan and re-plans every binding that names it. The Cloud Storage API it
+        # calls is among those Google enables by default in a project created with the console
+        # or gcloud (Service Usage, "Enabled services").
+        self.storage_member = DataGoogleStorageProjectServiceAccount(
+            self, "storage-agent", project=project
+        ).member
+
+        def project_role(id_: str, role: str, member: str, reason: str) -> ProjectIamMember:
+            return why(
+                ProjectIamMember(self, id_, project=project, role=role, member=member), reason
+            )
+
+        project_role(
+            "eventarc-agent-service-agent",
+            "roles/eventarc.serviceAgent",
+            self.eventarc.member,
+            "Eventarc creates a trigger's Pub/Sub plumbing as its service agent; a trigger "
+            "created before the agent exists and holds this role fails with 'Permission denied "
+            "while using the Eventarc Service Agent' (terraform-provider-google #14584, #25294)",
+        )
+        # Storage direct events reach Eventarc through Pub/Sub topics that Eventarc creates,
+        # so the storage agent must publish project-wide (not only to our topic).
+        project_role(
+            "storage-agent-eventarc-publisher",
+            "roles/pubsub.publisher",
+            self.storage_member,
+            "Eventarc Cloud Storage triggers need the storage service agent to publish "
+            "(Eventarc, 'Roles and permissions for Cloud Run functions targets')",
+        )
+        # No wait here: the pipeline stack is applied after this whole stack, and its
+        # trigger waits iam_settle_seconds after its own grants, so after these as well
+        # (the deploy-order check proves it on the two stacks merged).

@@ -1,0 +1,66 @@
+"""What a new synth would replace among the resources holding data, compared with the last.
+
+A bucket's `name` and `location` and the Firestore database's `location_id` are ForceNew in
+the google provider (6.50): Terraform can only set them when it creates the resource, so a
+change plans destroying the old one. `prevent_destroy` refuses such a plan
+(`infra/deploy/constructs/protection.py`), but only once `cdktf deploy` has planned it;
+`python main.py` already knows, when a previous synth is in `cdktf.out`, and says which
+settings did it. Plain data: no cdktf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from infra.model.config import FIXED_AFTER_FIRST_DEPLOY
+
+# Attributes of the protected resource types that the provider marks ForceNew.
+FORCE_NEW: Mapping[str, tuple[str, ...]] = {
+    "google_storage_bucket": ("name", "location", "project"),
+    "google_firestore_database": ("name", "location_id", "project"),
+}
+
+
+def _protected(stacks: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    found = {}
+    for tf in stacks:
+        for kind in FORCE_NEW:
+            for name, body in tf.get("resource", {}).get(kind, {}).items():
+                if body.get("lifecycle", {}).get("prevent_destroy"):
+                    found[f"{kind}.{name}"] = body
+    return found
+
+
+def replacements(
+    before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]]
+) -> Iterator[str]:
+    """One line per protected resource of `before` that `after` replaces or removes."""
+    new = {
+        f"{kind}.{name}": body
+        for tf in after
+        for kind in FORCE_NEW
+        for name, body in tf.get("resource", {}).get(kind, {}).items()
+    }
+    for address, old in sorted(_protected(before).items()):
+        kind = address.split(".")[0]
+        if address not in new:
+            yield f"{address} ({old.get('name')}) is no longer declared: a plan destroys it"
+            continue
+        for attribute in FORCE_NEW[kind]:
+            if old.get(attribute) != new[address].get(attribute):
+                yield (
+                    f"{address}: {attribute} {old.get(attribute)!r} -> "
+                    f"{new[address].get(attribute)!r} replaces it"
+                )
+
+
+def warning(lines: list[str]) -> str:
+    return (
+        "warning: this synth replaces resources that hold data (compared with the last synth "
+        "in cdktf.out):\n"
+        + "".join(f"  - {line}\n" for line in lines)
+        + "  The plan will stop there (prevent_destroy) unless allow_destroying_data is set. "
+        f"Settings fixed after the first deploy: {', '.join(FIXED_AFTER_FIRST_DEPLOY)} "
+        "(docs/settings.md)."
+    )

@@ -1,0 +1,35 @@
+"""Reading what a synth wrote: every stack's `cdk.tf.json`, by stack id (plain JSON, no cdktf).
+
+A deployment is two stacks (the project's and the pipeline's, `infra.deploy`); tools that ask
+what the whole deployment declares (preflight's permissions, the tests) read both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def synthesized_stacks(outdir: Path) -> dict[str, Path]:
+    """The `cdk.tf.json` of every stack a synth wrote (cdktf's manifest.json), by stack id."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    return {
+        stack_id: outdir / entry["synthesizedStackPath"]
+        for stack_id, entry in manifest["stacks"].items()
+    }
+
+
+def read_stacks(outdir: Path) -> dict[str, dict[str, Any]]:
+    return {k: json.loads(p.read_text()) for k, p in synthesized_stacks(outdir).items()}
+
+
+def merged(stacks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The resources and data sources of several stacks in one Terraform JSON shape."""
+    result: dict[str, Any] = {"resource": {}, "data": {}}
+    for tf in stacks:
+        for section in ("resource", "data"):
+            for kind, bodies in tf.get(section, {}).items():
+                result[section].setdefault(kind, {}).update(bodies)
+    return result
