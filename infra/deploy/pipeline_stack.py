@@ -12,19 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from cdktf import App, TerraformOutput, TerraformStack
-from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
 from infra.deploy.constructs.alerts import Alerts
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.generic import extra_providers
 from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
 from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
 from infra.deploy.project_stack import ProjectStack, add_project_stack
-from infra.deploy.state_backend import state_backend
+from infra.deploy.state_backend import set_up
 from infra.model.checks import check_topology
 from infra.model.config import PROJECT_STACK_ID, STACK_ID, DeploymentConfig
 from infra.model.topology import Topology, build_topology
@@ -45,20 +43,13 @@ class PipelineStack(TerraformStack):
         super().__init__(scope, id_)
         check_topology(topology)
         self.project = project
-        state_backend(self, id_, config)
+        providers = set_up(self, id_, config)
         # Applied after the whole project stack (its APIs, agents and settled agent grants).
         self.add_dependency(project)
         archive = build_archive(functions_root)
         archive_path = archive.write(archive_dir)
         labels = {"pipeline": topology.prefix, **config.labels}
 
-        google = GoogleProvider(self, "google", project=config.project, region=config.region)
-        providers = extra_providers(
-            self,
-            project=config.project,
-            region=config.region,
-            google_version=google.terraform_generator_metadata.provider_version,
-        )
         deployment = Deployment(config, topology, project.agents, labels, providers)
         identities = Identities(self, "identities", deployment)
         buckets = Buckets(

@@ -12,28 +12,19 @@ apply this stack first.
 from __future__ import annotations
 
 from cdktf import App, TerraformStack
-from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
 from infra.deploy.constructs.agents import ServiceAgents
 from infra.deploy.constructs.apis import RequiredApis
 from infra.deploy.constructs.firestore import firestore_database
-from infra.deploy.constructs.generic import extra_providers
-from infra.deploy.state_backend import state_backend
+from infra.deploy.state_backend import set_up
 from infra.model.config import PROJECT_STACK_ID, DeploymentConfig
 
 
 class ProjectStack(TerraformStack):
     def __init__(self, scope: Construct, id_: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, id_)
-        state_backend(self, id_, config)
-        google = GoogleProvider(self, "google", project=config.project, region=config.region)
-        providers = extra_providers(
-            self,
-            project=config.project,
-            region=config.region,
-            google_version=google.terraform_generator_metadata.provider_version,
-        )
+        providers = set_up(self, id_, config)
         self.apis = RequiredApis(self, "apis", project=config.project)
         self.agents = ServiceAgents(
             self,
