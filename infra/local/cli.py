@@ -7,6 +7,7 @@ eval "$(scripts/local env)"                 point client libraries and gcloud at
 scripts/local pull SUBSCRIPTION             messages delivered to a pull subscription
 scripts/local replay [--all | ID...]        same as scripts/dead-letters replay
 scripts/local faults [fault flags]          change fault injection on the live stack
+scripts/local redeploy [--set S=V ...]      roll cdktf.json's settings out to the functions
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import requests
 
 from infra.common import paths
 from infra.common.emulator_clients import emulator_clients
+from infra.local.control import settings_body
 from infra.local.emulators import PreflightError
 from infra.local.faults import FaultError, FaultSettings
 from infra.local.local_stack import (
@@ -130,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop failing FUNCTION ('all' for every one)",
     )
     faults.add_argument("--reset", action="store_true", help="turn every fault off")
+
+    redeploy = commands.add_parser(
+        "redeploy",
+        help="apply cdktf.json, PIPELINE_* and --set to the running functions (as a deploy "
+        "would; the data stays), e.g. after changing output_rules",
+    )
+    redeploy.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="override a deployment setting (those given to `up --set` must be given again)",
+    )
     return parser
 
 
@@ -347,6 +362,18 @@ def cmd_faults(args: argparse.Namespace) -> int:
     return 0 if response.ok else 1
 
 
+def cmd_redeploy(args: argparse.Namespace) -> int:
+    """Builds the settings as `up` does, in this process (so errors show here), and has the
+    running stack restart its functions with them."""
+    info = read_stack_json()
+    args.project = info["project"]  # the emulators' project: names must not change
+    config = _config(args)
+    body = settings_body(config)
+    response = requests.put(f"{info['router']['url']}/settings", json=body, timeout=180)
+    print(json.dumps(response.json()))
+    return 0 if response.ok else 1
+
+
 COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
@@ -354,6 +381,7 @@ COMMANDS = {
     "env": cmd_env,
     "pull": cmd_pull,
     "faults": cmd_faults,
+    "redeploy": cmd_redeploy,
 }
 
 

@@ -12,21 +12,26 @@ so `infra.common.http_guard` refuses other Host names, cross-site writes and unb
     PUT  /faults                      JSON: any of duplicate_rate, reorder_window,
                                       transient_rate, failing (list), fail (list), heal (list
                                       or "all"), reset (true), seed (integer)
+    PUT  /settings                    JSON: every deployment setting as text (what
+                                      `scripts/local redeploy` sends); the functions restart
+                                      with them, as `cdktf deploy` rolls out new settings
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
-from dataclasses import replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import fields, replace
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from image_pipeline.settings import to_text
 from infra.common.http_guard import GuardedHandler, Refused, serve_in_thread
 from infra.local.faults import FaultError, FaultSettings, names_list
 from infra.local.router import Router
+from infra.model.config import DeploymentConfig
 
 MAX_REQUEST_BYTES = 64 * 1024  # a fault request is a few hundred bytes
 
@@ -74,8 +79,22 @@ def apply_fault_request(router: Router, request: Any) -> FaultSettings:
     )
 
 
+# Applies new deployment settings to the running stack; returns what to answer.
+Redeploy = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def settings_body(config: DeploymentConfig) -> dict[str, str]:
+    """A PUT /settings body: every deployment setting as the text its parser reads back."""
+    return {f.name: to_text(getattr(config, f.name)) for f in fields(config)}
+
+
+class RedeployError(ValueError):
+    """Settings the running stack cannot take; the message says why."""
+
+
 class _Handler(GuardedHandler):
     router: Router  # set on the subclass made per server
+    redeploy: Redeploy | None
 
     def on_get(self) -> None:
         url = urlparse(self.path)
@@ -99,8 +118,18 @@ class _Handler(GuardedHandler):
             self.send_json(404, {"error": f"no such endpoint {url.path}"})
 
     def on_put(self) -> None:
-        if urlparse(self.path).path != "/faults":
-            raise Refused(HTTPStatus.NOT_FOUND, "PUT only on /faults")
+        path = urlparse(self.path).path
+        if path == "/settings" and self.redeploy is not None:
+            settings = self.read_json(MAX_REQUEST_BYTES)
+            if not isinstance(settings, dict):
+                raise Refused(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+            try:
+                self.send_json(200, self.redeploy(settings))
+            except RedeployError as exc:
+                raise Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
+            return
+        if path != "/faults":
+            raise Refused(HTTPStatus.NOT_FOUND, "PUT only on /faults and /settings")
         request = self.read_json(MAX_REQUEST_BYTES)
         try:
             settings = apply_fault_request(self.router, request)
@@ -112,8 +141,9 @@ class _Handler(GuardedHandler):
 class ControlServer:
     """Serves the control endpoint on a daemon thread."""
 
-    def __init__(self, router: Router, port: int) -> None:
-        self._handler = type("BoundHandler", (_Handler,), {"router": router})
+    def __init__(self, router: Router, port: int, redeploy: Redeploy | None = None) -> None:
+        attributes = {"router": router, "redeploy": staticmethod(redeploy) if redeploy else None}
+        self._handler = type("BoundHandler", (_Handler,), attributes)
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

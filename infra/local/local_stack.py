@@ -31,12 +31,12 @@ from infra.common import paths
 from infra.common.emulator_clients import Clients, emulator_clients
 from infra.gallery import server as gallery_server
 from infra.local import emulators, function_processes
-from infra.local.control import ControlServer
+from infra.local.control import ControlServer, RedeployError
 from infra.local.faults import Faults, FaultSettings
 from infra.local.function_processes import STARTUP_TIMEOUT
 from infra.local.processes import ManagedProcess, free_port, stop_group
 from infra.local.router import Router, harness_names
-from infra.model.config import DeploymentConfig
+from infra.model.config import ConfigError, DeploymentConfig, from_mapping
 from infra.model.topology import Topology, build_topology
 
 log = logging.getLogger("infra.local.local_stack")
@@ -265,6 +265,15 @@ class LocalStack:
                     if due and not self._stop_watching.is_set() and not running.process.alive():
                         self._restart(key, running)
 
+    def _redeploy_request(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT /settings on the control endpoint (`scripts/local redeploy`)."""
+        try:
+            config = from_mapping(values)
+            self.redeploy(config)
+        except (ConfigError, ValueError) as exc:
+            raise RedeployError(str(exc)) from None
+        return {"outputFingerprint": config.output_fingerprint}
+
     def redeploy(self, config: DeploymentConfig) -> None:
         """New settings, as `cdktf deploy` rolls them out: every function process is replaced
         by one with the new environment, on the same port. Resource names must not change
@@ -330,7 +339,7 @@ class LocalStack:
             trigger_window_seconds=self.options.trigger_window_seconds,
         )
         self.router.start()
-        self.control = ControlServer(self.router, free_port())
+        self.control = ControlServer(self.router, free_port(), self._redeploy_request)
         self.control.start()
 
     # -- what tools read ------------------------------------------------------------------

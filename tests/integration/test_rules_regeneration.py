@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from PIL import Image
 
+from infra.local.control import settings_body
 from infra.local.local_stack import LocalStack
 from infra.model.config import load_config
 from infra.ops import backfill
@@ -46,8 +48,14 @@ def test_a_rules_change_and_backfill_stale_regenerate_every_doc(
     changed = load_config(
         overrides={**TEST_SETTINGS, "output_rules": rules, "metadata_keys": "owner"}
     )
-    try:
-        local_stack.redeploy(changed)
+    try:  # what `scripts/local redeploy` sends the running stack
+        answer = requests.put(
+            f"{local_stack.info()['router']['url']}/settings",
+            json=settings_body(changed),
+            timeout=180,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"outputFingerprint": changed.output_fingerprint}
         stack_file = tmp_path / "stack.json"
         stack_file.write_text(json.dumps(local_stack.info(), default=str))
         target = targets.from_stack_file(stack_file)
@@ -89,3 +97,16 @@ def test_a_rules_change_and_backfill_stale_regenerate_every_doc(
         assert backfill.run(target, out=io.StringIO(), **runs).selected == 0
     finally:
         local_stack.redeploy(original)
+
+
+def test_settings_that_would_rename_resources_are_refused_by_the_running_stack(
+    local_stack: LocalStack,
+) -> None:
+    moved = load_config(overrides={**TEST_SETTINGS, "prefix": "other"})
+    answer = requests.put(
+        f"{local_stack.info()['router']['url']}/settings", json=settings_body(moved), timeout=60
+    )
+    assert answer.status_code == 400 and "changes resource names" in answer.text
+    bad = {**settings_body(local_stack.config), "thumbnail_sizes": "64x64:fill"}
+    answer = requests.put(f"{local_stack.info()['router']['url']}/settings", json=bad, timeout=60)
+    assert answer.status_code == 400 and "unknown fit mode" in answer.text

@@ -23,3 +23,36 @@ def test_demo_help_prints_usage_without_starting_a_stack(capsys):
         demo.main(["--help"])
     assert stop.value.code == 0
     assert "scripts/demo" in capsys.readouterr().out
+
+
+def test_redeploy_sends_the_settings_checked_here_with_the_running_stacks_project(
+    monkeypatch, capsys
+):
+    info = {"project": "local-proj-1", "router": {"url": "http://127.0.0.1:9"}}
+    monkeypatch.setattr(cli, "read_stack_json", lambda: info)
+    sent = []
+
+    class Answer:
+        ok = True
+
+        def json(self):
+            return {"outputFingerprint": "f"}
+
+    def put(url, json, timeout):
+        sent.append((url, json))
+        return Answer()
+
+    monkeypatch.setattr(cli.requests, "put", put)
+    rules = '[{"include": ["a/**"], "sizes": ["32x32:cover"]}]'
+    assert cli.main(["redeploy", "--set", f"output_rules={rules}"]) == 0
+    ((url, body),) = sent
+    assert url == "http://127.0.0.1:9/settings"
+    assert body["project"] == "local-proj-1"
+    assert (
+        body["output_rules"].startswith('[{"name":"rule-0"')
+        and "32x32:cover" in body["output_rules"]
+    )
+    assert all(isinstance(v, str) for v in body.values())
+
+    assert cli.main(["redeploy", "--set", "thumbnail_sizes=64x64:fill"]) == 1  # refused here
+    assert len(sent) == 1 and "unknown fit mode" in capsys.readouterr().err
