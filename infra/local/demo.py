@@ -35,7 +35,6 @@ class Sample:
     content_type: str
     status: str  # expected doc status
     reason: str | None = None  # expected error reason when failed
-    thumbnails: int = 3
 
 
 SAMPLES = (
@@ -43,7 +42,9 @@ SAMPLES = (
     Sample("demo/rotated-by-exif.jpg", sample_images.exif_rotated_jpeg, "image/jpeg", "processed"),
     Sample("demo/iphone.heic", sample_images.iphone_heic, "image/heic", "processed"),
     Sample("demo/alpha.png", sample_images.png_with_alpha, "image/png", "processed"),
-    Sample("demo/corrupt.jpg", sample_images.corrupt_jpeg, "image/jpeg", "failed", "corrupt", 0),
+    # cdktf.json's example rule: cover squares, cropped onto the detail (docs/outputs.md).
+    Sample("demo/avatars/scene.jpg", sample_images.off_centre_subject, "image/jpeg", "processed"),
+    Sample("demo/corrupt.jpg", sample_images.corrupt_jpeg, "image/jpeg", "failed", "corrupt"),
 )
 
 
@@ -78,13 +79,13 @@ def run(stack: LocalStack) -> int:
         status = doc.get("status", "(none)")
         reason = (doc.get("error") or {}).get("reason")
         thumbs = doc.get("thumbnails") or []
-        good = (
-            status == sample.status and reason == sample.reason and len(thumbs) == sample.thumbnails
-        )
+        outputs = stack.config.outputs_for(sample.name)
+        expected = len(outputs.sizes) * len(outputs.formats) if sample.status == "processed" else 0
+        good = status == sample.status and reason == sample.reason and len(thumbs) == expected
         ok &= good
         updated = doc.get("updatedAt")
         latency = (updated.timestamp() - started[sample.name]) * 1000 if updated else None
-        sizes = " ".join(f"{t['width']}x{t['height']}" for t in thumbs) or "-"
+        sizes = " ".join(_size(t) for t in thumbs) or "-"
         source = f"{doc['format']} {doc['width']}x{doc['height']}" if doc.get("width") else "-"
         rows.append(
             (
@@ -107,6 +108,12 @@ def run(stack: LocalStack) -> int:
     ok &= not dead
     print("demo: OK" if ok else "demo: FAILED (see the check column and .local/demo/logs/)")
     return 0 if ok else 1
+
+
+def _size(thumbnail: dict[str, Any]) -> str:
+    """``WxH``, marked ``(cover)`` when the size covers its box."""
+    cover = str(thumbnail.get("box", "")).endswith(":cover")
+    return f"{thumbnail['width']}x{thumbnail['height']}" + (" (cover)" if cover else "")
 
 
 def _placeholder(placeholder: dict[str, Any] | None) -> str:
