@@ -107,8 +107,8 @@ class Tunables:
     output_rules: Rules = setting(  # noqa: RUF009
         factory=Rules,
         doc="ordered rules, each `{name, include, exclude, sizes, formats}`: the first whose "
-        "globs select an object gives its sizes and formats (none: the two settings above); "
-        "JSON in the environment",
+        "globs select an object gives its sizes and formats (no rule: `thumbnail_sizes` x "
+        "`thumbnail_formats`); JSON in the environment; docs/outputs.md",
         outputs=True,
     )
     metadata_keys: tuple[str, ...] = setting(
