@@ -395,5 +395,8 @@ def _check_metadata_keys(keys: tuple[str, ...]) -> None:
             raise _error("metadata_keys", f"{key!r} is the pipeline's own key on thumbnails")
         if len(key.encode()) > 1024:
             raise _error("metadata_keys", f"{key[:40]!r}... is over 1024 bytes")
+        # Firestore reserves field names of this form (https://cloud.google.com/firestore/quotas).
+        if key.startswith("__") and key.endswith("__"):
+            raise _error("metadata_keys", f"{key!r}: Firestore reserves names like __x__")
     if len(set(keys)) != len(keys):
         raise _error("metadata_keys", "lists a key twice")

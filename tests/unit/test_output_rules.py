@@ -169,6 +169,7 @@ def test_a_rule_that_states_the_defaults_has_the_fingerprint_of_one_that_omits_t
     [
         ("owner,source-name", "'source-name' is the pipeline's own key"),
         ("owner,owner", "twice"),
+        ("__name__", "Firestore reserves"),
         (",".join(f"k{i}" for i in range(65)), "at most 64"),
     ],
 )
