@@ -192,3 +192,17 @@ def test_cleanup_removes_every_output_of_every_mode(pipeline, rules):
     del p.storage.live["uploads", "avatars/gone.jpg"]
     stages.cleanup(p, push_event(notification("uploads", "avatars/gone.jpg", generation)), {})
     assert leaves(p, "avatars/gone.jpg") == []
+
+
+def test_an_older_generation_never_replaces_a_newer_ones_cover_thumbnails(pipeline):
+    p = with_settings(pipeline, thumbnail_sizes=(Box(40, 40, "cover"),))
+    name = "order.jpg"
+    older = p.storage.put("uploads", name, photo(400, 300))
+    older_res = resource("uploads", name, older.generation, len(older.data))
+    p.storage.put("uploads", name, photo(300, 400))  # N+1 overwrote N before N's event ran
+    newer_doc = process(p, name)
+    assert newer_doc["generation"] > older.generation
+    stages.make_thumbnail(p, storage_event(older_res, event_id="late"), {})
+    for leaf in ("40x40-c.webp", "40x40-c.jpeg"):
+        held = p.storage.live["thumbs", f"thumbnails/{name}/{leaf}"].metadata
+        assert held["source-generation"] == str(newer_doc["generation"])
