@@ -20,7 +20,7 @@ from image_pipeline.errors import MalformedEvent, PermanentError
 
 SCHEMA = 1
 OUTPUT_MARKER = "image-pipeline-output"  # custom metadata key on everything we write
-STATUSES = ("processed", "failed", "deleted")
+STATUSES = ("processed", "failed", "expired", "deleted")
 
 # Limits checked on the raw bytes before any JSON parser runs: Python's parser recurses
 # per level (a body 100k levels deep raises RecursionError), and nothing we receive needs
@@ -69,6 +69,7 @@ class ObjectDeletion:
 
     object: StorageObject
     overwritten_by: int | None
+    event_time: str | None = None  # the notification's `eventTime`: when it was deleted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +233,30 @@ def object_deletion(message: PushMessage) -> ObjectDeletion | None:
     return ObjectDeletion(
         object=storage_object(merged),
         overwritten_by=_int(overwritten, "overwrittenByGeneration") if overwritten else None,
+        event_time=attrs.get("eventTime"),
     )
+
+
+def expired_by_lifecycle(deletion: ObjectDeletion, lifecycle_days: int) -> bool:
+    """Whether this delete may be the uploads bucket's lifecycle rule (Delete at Age N).
+
+    Cloud Storage sends the same ``OBJECT_DELETE`` for a delete by its lifecycle rule as for
+    one by a person or program ("Pub/Sub notifications for Cloud Storage", event types:
+    objects "deleted as part of the bucket's lifecycle configuration" are included), with no
+    attribute telling them apart. What does tell them apart is the rule itself: an Age
+    condition is met only once the object is N days old, counted from its creation (Object
+    Lifecycle Management, "Age"). So a delete at least N days after the object's
+    ``timeCreated`` (by the notification's ``eventTime``) is taken as the expiry, and an
+    earlier one as a person's. A person deleting an object that old cannot be told from the
+    rule, which would have removed it anyway; an overwrite is never an expiry.
+    """
+    if not lifecycle_days or deletion.overwritten_by is not None:
+        return False
+    created = parse_time(deletion.object.time_created)
+    deleted = parse_time(deletion.event_time)
+    if created is None or deleted is None:  # cannot tell: a delete, as before
+        return False
+    return deleted - created >= dt.timedelta(days=lifecycle_days)
 
 
 def _event(
@@ -303,6 +327,11 @@ def deleted_event(
     obj: StorageObject, source_event_id: str, timings: Mapping[str, float]
 ) -> ResultEvent:
     return _event("deleted", obj, source_event_id, {"timings": dict(timings)})
+
+
+def expired_event(obj: StorageObject, source_event_id: str, expired_at: str | None) -> ResultEvent:
+    """The original was removed by the uploads bucket's lifecycle rule: its thumbnails stay."""
+    return _event("expired", obj, source_event_id, {"expiredAt": expired_at})
 
 
 def result_from_message(message: PushMessage) -> dict[str, Any]:

@@ -356,7 +356,9 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
     """GCS ``OBJECT_DELETE`` notification -> delete its thumbnails -> ``image.deleted``.
 
     When the delete comes from an overwrite (``overwrittenByGeneration``), the name lives
-    on: older thumbnails go, but nothing is marked deleted.
+    on: older thumbnails go, but nothing is marked deleted. When it comes from the uploads
+    bucket's lifecycle rule (``events.expired_by_lifecycle``), the user meant to keep the
+    thumbnails: they stay, and ``image.expired`` records that the original expired.
     """
     log = _logger(p, event, headers, "cleanup")
     with _retried_on_error(log):
@@ -373,6 +375,10 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
             log.info("skipped", reason=reason)
             return
         timings: dict[str, float] = {}
+        if events.expired_by_lifecycle(deletion, p.settings.uploads_lifecycle_days):
+            expired = events.expired_event(obj, message.message_id, deletion.event_time)
+            _publish(p, expired, log, timings)
+            return
         with _timed(timings, "delete_ms"):
             deleted = _delete_thumbnails(p, obj)
         if deletion.overwritten_by is not None:

@@ -1,11 +1,13 @@
 """Firestore documents as plain dicts: ids, generation ordering, dead-letter records.
 
 Ordering rule (docs/architecture.md, "Firestore"): results are ranked by
-(generation, status) with ``failed < processed < deleted`` for one generation. A result
+(generation, status) with ``failed < processed < expired < deleted`` for one generation. A result
 is written only when it ranks above the stored one; equal is a duplicate, lower is stale.
 So an older generation never replaces a newer one, a late ``failed`` (an expired retry
 of an object already processed) never hides the thumbnails, and ``deleted`` is final for
-its generation. One tie is broken: the same generation and status made under other output
+its generation. ``expired`` (the original removed by the bucket's lifecycle rule) keeps the
+thumbnails and facts of its generation; a later delete of the same generation is still a
+delete. One tie is broken: the same generation and status made under other output
 rules (a re-processing after a rules change) is written when it was made later.
 """
 
@@ -28,7 +30,9 @@ class _ServerTime:
 
 
 SERVER_TIME: Any = _ServerTime()
-_STATUS_RANK = {"failed": 0, "processed": 1, "deleted": 2}
+_STATUS_RANK = {"failed": 0, "processed": 1, "expired": 2, "deleted": 3}
+# Results that describe an original that is gone: the doc keeps what its generation had.
+_GONE = ("expired", "deleted")
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 
 
@@ -83,13 +87,14 @@ def image_doc(
     """The ``images/{id}`` document after ``result`` (a result event's data) is applied.
 
     A ``deleted`` result keeps what was known about the same generation and drops the
-    thumbnails; ``processed`` and ``failed`` describe their generation completely.
+    thumbnails; ``expired`` keeps all of it, thumbnails and failure included, and adds
+    ``originalExpiredAt``; ``processed`` and ``failed`` describe their generation completely.
     """
     status = result["status"]
     image = result.get("image") or {}
     timings = {**(result.get("timings") or {}), "metadata_ms": round(metadata_ms, 3)}
     created = parse_time(result.get("timeCreated"))
-    if created is not None and status != "deleted":
+    if created is not None and status not in _GONE:
         timings["total_ms"] = round((now - created).total_seconds() * 1000, 3)
     fields: dict[str, Any] = {
         "bucket": result["bucket"],
@@ -105,7 +110,7 @@ def image_doc(
     for key in ("contentType", "size", "metageneration", "timeCreated", "madeAt"):
         if result.get(key) is not None:
             fields[key] = result[key]
-    if status != "deleted":
+    if status not in _GONE:
         fields |= {
             "width": image.get("width"),
             "height": image.get("height"),
@@ -119,7 +124,12 @@ def image_doc(
             "metadata": result.get("metadata") or {},
         }
     same_generation = stored is not None and stored.get("generation") == result["generation"]
-    kept = stored if stored is not None and same_generation and status == "deleted" else {}
+    kept = stored if stored is not None and same_generation and status in _GONE else {}
+    if status == "expired":
+        fields["originalExpiredAt"] = result.get("expiredAt")
+        for key in ("thumbnails", "error", "timings"):
+            if key in kept:
+                fields[key] = kept[key]
     return {**kept, **fields}
 
 

@@ -161,6 +161,13 @@ class Tunables:
         doc="animated GIF/WebP inputs give animated WebP thumbnails (frame timing and loop kept; "
         "other formats, and `false`, give the first frame)",
     )
+    # The bucket's lifecycle rule, and what `cleanup` reads to tell its deletes from others.
+    uploads_lifecycle_days: int = setting(
+        0,
+        doc="delete originals after N days (0: keep); their thumbnails and docs stay, and the "
+        "doc records that the original expired",
+        bounds=(0, 36500),
+    )
 
     def __post_init__(self) -> None:
         _normalize(self)

@@ -109,6 +109,11 @@ class Router:
     def route(self, name: str) -> Route:
         return next(r for r in self.routes if r.name == name)
 
+    def expire_next_delete(self, name: str, generation: int) -> None:
+        """The next delete of this upload is relayed as the lifecycle rule's expiry."""
+        relay = next(r for r in self.routes if isinstance(r, NotificationRelay))
+        relay.expire_next_delete(name, generation)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:

@@ -17,7 +17,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.cloud import pubsub_v1
 
@@ -80,7 +80,15 @@ def _refused_name(route: str, function: str, message: Message, log_: DeliveryLog
 
 
 class NotificationRelay(Route):
-    """GCS notification: the same payload, plus the attributes GCS adds, on the real topic."""
+    """GCS notification: the same payload, plus the attributes GCS adds, on the real topic.
+
+    fake-gcs-server has no lifecycle rules. `expire_next_delete` stands in for one: the next
+    delete of that object generation is relayed as the bucket's lifecycle rule would send it.
+    Cloud Storage's notification of a lifecycle delete is the `OBJECT_DELETE` of any other
+    delete, sent when the rule runs, at least `uploads_lifecycle_days` after the object was
+    created; so the relay sends fake-gcs-server's own notification with `eventTime` set to
+    that moment (creation + N days), as if the clock had reached it, and nothing else changed.
+    """
 
     function = None
     retry = EVENTARC_RETRY
@@ -92,6 +100,28 @@ class NotificationRelay(Route):
         self.subscription_path = subscription_path
         self.topology = topology
         self._publisher = publisher
+        self._expiring: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def expire_next_delete(self, name: str, generation: int) -> None:
+        """The next delete of `name`#`generation` is the lifecycle rule's (see the class)."""
+        spec = self.topology.buckets[self.topology.notification.bucket]
+        if not spec.lifecycle_delete_after_days:
+            raise ValueError("the uploads bucket has no lifecycle rule (uploads_lifecycle_days)")
+        with self._lock:
+            self._expiring.add((name, str(generation)))
+
+    def _event_time(self, message: Message) -> dict[str, str]:
+        """`eventTime` of a lifecycle delete, when this delete was marked as one."""
+        with self._lock:
+            key = object_key(message)
+            if message.attributes.get("eventType") != "OBJECT_DELETE" or key not in self._expiring:
+                return {}
+            self._expiring.discard(key)
+        created = datetime.fromisoformat(json.loads(message.data)["timeCreated"])
+        days = self.topology.buckets[self.topology.notification.bucket].lifecycle_delete_after_days
+        ran = created.astimezone(UTC) + timedelta(days=days)
+        return {"eventTime": ran.isoformat(timespec="microseconds").replace("+00:00", "Z")}
 
     def handle(self, message: Message) -> bool:
         spec = self.topology.notification
@@ -105,6 +135,7 @@ class NotificationRelay(Route):
         bucket = self.topology.buckets[spec.bucket].name
         attributes = {
             **message.attributes,
+            **self._event_time(message),
             "notificationConfig": f"projects/_/buckets/{bucket}/notificationConfigs/1",
             **spec.custom_attributes,
         }

@@ -113,9 +113,6 @@ class DeploymentConfig(Tunables):
         bounds=(1, 540),
     )
     max_instances: int = setting(10, doc="maximum instances per function", bounds=(1, 1000))
-    uploads_lifecycle_days: int = setting(
-        0, doc="delete originals after N days (0: keep)", bounds=(0, 36500)
-    )
     # A new project has no database (and without one every result is dead-lettered).
     create_firestore_database: bool = setting(
         True,

@@ -34,6 +34,7 @@ def runtime_python_version(runtime: str = FUNCTION_RUNTIME) -> tuple[int, int]:
 
 # Result events the thumbnail and cleanup functions publish (attribute `eventType`).
 PROCESSED, FAILED, DELETED = "image.processed", "image.failed", "image.deleted"
+EXPIRED = "image.expired"  # cleanup: the uploads lifecycle rule removed the original
 
 # For a push subscription the ack deadline is the whole time Pub/Sub waits for the
 # endpoint's answer, and that includes a cold start (a new instance starting and importing
@@ -283,7 +284,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
                 "image_events",
                 "result events -> Firestore images/{id}",
                 f'attributes.eventType = "{PROCESSED}" OR attributes.eventType = "{FAILED}" '
-                f'OR attributes.eventType = "{DELETED}"',
+                f'OR attributes.eventType = "{DELETED}" OR attributes.eventType = "{EXPIRED}"',
                 "write_metadata",
             ),
             sub(
@@ -416,7 +417,10 @@ def build_topology(config: DeploymentConfig) -> Topology:
         notification=NotificationSpec(
             bucket="uploads",
             topic="upload_events",
-            event_types=("OBJECT_FINALIZE", "OBJECT_DELETE"),
+            # Only what is read: the cleanup subscription takes deletes, and make_thumbnail's
+            # finalize events come through Eventarc's own plumbing. A message nobody
+            # subscribes to for is still published and billed.
+            event_types=("OBJECT_DELETE",),
             custom_attributes={"pipeline": p},
         ),
         collections={

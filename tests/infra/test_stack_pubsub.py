@@ -122,7 +122,7 @@ def test_uploads_notification_publishes_to_upload_events(stack):
     assert bucket["name"] == t.buckets[t.notification.bucket].name
     assert _topic_name(stack, note["topic"]) == t.topics[t.notification.topic].name
     assert note["payload_format"] == "JSON_API_V1"
-    assert note["event_types"] == list(t.notification.event_types)
+    assert note["event_types"] == list(t.notification.event_types) == ["OBJECT_DELETE"]
     assert note["custom_attributes"] == dict(t.notification.custom_attributes)
     # Only after the storage agent may publish to the topic.
     [dep] = note["depends_on"]

@@ -32,6 +32,9 @@ TEST_SETTINGS = {
     "project": "itest-imgpipe",
     "max_input_bytes": 3_000_000,
     "max_input_pixels": 40_000_000,
+    # A lifecycle rule, so cleanup tells its expiries from deletes (a test delete is seconds
+    # after the upload: never old enough to be one).
+    "uploads_lifecycle_days": 1,
 }
 BACKOFF_FACTOR = 0.01  # 10 s minimum backoff -> 100 ms
 _counter = itertools.count()

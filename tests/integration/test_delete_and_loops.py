@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from infra.local import sample_images
@@ -21,6 +23,30 @@ def test_delete_removes_thumbnails_and_marks_doc(harness, prefix):
     assert doc["generation"] == generation
     harness.wait_until(lambda: harness.thumbnail_blobs(name) == [], 20, "thumbnails deleted")
     assert len(harness.settled_calls("cleanup", name)) == 1
+
+
+def test_a_lifecycle_expiry_keeps_the_thumbnails_and_records_it(harness, prefix):
+    # The uploads bucket's lifecycle rule removes an original (emulated: the relay sends the
+    # delete as the rule would, `uploads_lifecycle_days` after the upload); a person's
+    # delete of another upload, just as real, still cleans up (the test above).
+    name = prefix + "kept.jpg"
+    generation = harness.upload(name, sample_images.jpeg(300, 200))
+    harness.wait_doc(name, lambda d: d.get("status") == "processed")
+    thumbnails = sorted(b.name for b in harness.thumbnail_blobs(name))
+    assert len(thumbnails) == 3
+    harness.router.expire_next_delete(name, generation)
+
+    harness.uploads.blob(name).delete()
+
+    doc = harness.wait_doc(name, lambda d: d.get("status") == "expired")
+    assert doc["generation"] == generation
+    # When the rule ran: the upload's creation plus uploads_lifecycle_days (1 in the tests).
+    expired_at = dt.datetime.fromisoformat(doc["originalExpiredAt"])
+    assert expired_at - dt.datetime.fromisoformat(doc["timeCreated"]) == dt.timedelta(days=1)
+    assert [t["name"] for t in doc["thumbnails"]] and doc["width"] == 300
+    harness.settled_calls("cleanup", name)
+    assert sorted(b.name for b in harness.thumbnail_blobs(name)) == thumbnails
+    assert harness.uploads.get_blob(name) is None
 
 
 def test_no_loop(harness, prefix):

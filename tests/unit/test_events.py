@@ -192,3 +192,30 @@ def test_a_processed_result_round_trips_with_how_its_outputs_were_made():
     )
     assert events.result_from_message(message) == result.data
     assert result.data["rule"] == "avatars" and result.data["metadata"] == {"o": "u"}
+
+
+@pytest.mark.parametrize(
+    ("event_time", "days", "overwritten", "expired"),
+    [
+        ("2026-01-31T00:00:00Z", 30, None, True),  # created 2026-01-01: exactly 30 days old
+        ("2026-01-30T23:59:59Z", 30, None, False),  # younger: a person's delete
+        ("2026-03-01T00:00:00Z", 0, None, False),  # no lifecycle rule: always a delete
+        ("2026-03-01T00:00:00Z", 30, "7", False),  # an overwrite is never an expiry
+    ],
+)
+def test_a_delete_old_enough_for_the_lifecycle_rule_is_its_expiry(
+    event_time, days, overwritten, expired
+):
+    attrs = {"eventTime": event_time}
+    if overwritten:
+        attrs["overwrittenByGeneration"] = overwritten
+    deletion = events.object_deletion(events.push_message(notification("u", "a.jpg", 5, **attrs)))
+    assert deletion is not None
+    assert events.expired_by_lifecycle(deletion, days) is expired
+
+
+def test_without_both_times_a_delete_stays_a_delete():
+    body = notification("u", "a.jpg", 5, eventTime="2027-01-01T00:00:00Z")
+    body["message"]["data"] = ""  # payload format NONE: no timeCreated
+    deletion = events.object_deletion(events.push_message(body))
+    assert deletion is not None and not events.expired_by_lifecycle(deletion, 1)

@@ -152,3 +152,28 @@ def test_a_result_under_new_output_rules_replaces_the_doc_of_the_same_generation
     legacy = {"generation": 7, "status": "processed"}  # from before fingerprints
     assert records.decide(legacy, 7, "processed", "new", later) is records.Decision.WRITE
     assert records.decide(legacy, 7, "processed", "new", None) is records.Decision.STALE
+
+
+def test_an_expired_original_keeps_its_thumbnails_and_facts():
+    now = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    stored = {
+        "generation": 5,
+        "status": "processed",
+        "thumbnails": [{"name": "t/a.jpg/128x128.webp"}],
+        "width": 40,
+        "timings": {"core_ms": 3.0},
+    }
+    expired = {
+        "bucket": "u",
+        "name": "a.jpg",
+        "generation": 5,
+        "status": "expired",
+        "expiredAt": "2026-02-01T00:00:00Z",
+    }
+    assert records.decide(stored, 5, "expired") is Decision.WRITE
+    doc = records.image_doc(stored, expired, now, 1.0)
+    assert doc["status"] == "expired" and doc["originalExpiredAt"] == "2026-02-01T00:00:00Z"
+    assert doc["thumbnails"] == stored["thumbnails"] and doc["width"] == 40
+    # A late processed result cannot undo it; a delete of the same generation still can.
+    assert records.decide(doc, 5, "processed") is Decision.STALE
+    assert records.decide(doc, 5, "deleted") is Decision.WRITE
