@@ -453,7 +453,7 @@ def write_metadata(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
 
 
 def handle_dead_letter(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
-    """A message pushed from a dead-letter topic -> ``dead_letters/{messageId}``, once."""
+    """A message pushed from a dead-letter topic -> ``dead_letters/{id}``, once per message."""
     log = _logger(p, event, headers, "handle_dead_letter")
     with _retried_on_error(log):
         message = events.push_message(event.data)
@@ -463,5 +463,7 @@ def handle_dead_letter(p: Pipeline, event: CloudEvent, headers: Mapping[str, str
             sourceSubscription=record["sourceSubscription"],
             deliveryAttempt=record["deliveryAttempt"],
         )
-        created = p.store.create(p.settings.dead_letters_collection, message.message_id, record)
+        record_id = records.dead_letter_id(message.message_id)
+        created = p.store.create(p.settings.dead_letters_collection, record_id, record)
+        log = log.bind(recordId=record_id)
         log.info("dead letter recorded" if created else "dead letter already recorded")

@@ -47,6 +47,14 @@ def image_doc_id(bucket: str, name: str) -> str:
     return hashlib.sha256(f"{bucket}/{name}".encode()).hexdigest()
 
 
+def dead_letter_id(message_id: str) -> str:
+    """``dead_letters/{id}`` of a dead letter: the same for every redelivery of one message
+    (recording is idempotent), any message id path-safe (no '/'), and spread evenly over the
+    key space instead of following Pub/Sub's increasing ids, which Firestore serves best
+    (https://cloud.google.com/firestore/docs/best-practices#hotspots)."""
+    return hashlib.sha256(message_id.encode()).hexdigest()[:32]
+
+
 def decide(
     stored: Mapping[str, Any] | None,
     generation: int,
@@ -134,7 +142,7 @@ def image_doc(
 
 
 def dead_letter_record(message: PushMessage) -> dict[str, Any]:
-    """``dead_letters/{messageId}``: the original message, split from Pub/Sub's own notes."""
+    """``dead_letters/{dead_letter_id}``: the original message, split from Pub/Sub's own notes."""
     original = {k: v for k, v in message.attributes.items() if not k.startswith(DEAD_LETTER_PREFIX)}
     notes = {k: v for k, v in message.attributes.items() if k.startswith(DEAD_LETTER_PREFIX)}
     subscription = notes.get(f"{DEAD_LETTER_PREFIX}SourceSubscription", "")

@@ -65,7 +65,7 @@ def _show_dead_lettered(
     for item in uploads:
         letter = waiting.get((item["name"], str(item.get("generation"))))
         if item["status"] == "pending" and letter is not None:
-            replay = f"scripts/dead-letters replay {letter['messageId']}"
+            replay = f"scripts/dead-letters replay {letter['id']}"
             discarded = letter.get("status") == dead_letters.DISCARDED
             item.update(
                 status="dead-lettered",

@@ -304,7 +304,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
             sub(
                 "dead_letter_recorder",
                 "dead_letters",
-                "dead letters -> Firestore dead_letters/{messageId}",
+                "dead letters -> Firestore dead_letters/{id}",
                 "",
                 "handle_dead_letter",
                 dead_letter="unrecorded",
@@ -394,7 +394,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
             ),
             fn(
                 "handle_dead_letter",
-                "dead letter -> Firestore dead_letters/{messageId}",
+                "dead letter -> Firestore dead_letters/{id}",
                 "deadletters",
                 (firestore_user,),
             ),

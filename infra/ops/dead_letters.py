@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from image_pipeline.records import SERVER_TIME
+from image_pipeline.records import SERVER_TIME, dead_letter_id
 from infra.common.terminal import printable
 from infra.ops import target as targets
 
@@ -80,7 +80,7 @@ def reason_of(record: Mapping[str, Any]) -> str:
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """One row of `list` (and of the gallery's dead-letter table)."""
     return {
-        "id": record.get("messageId"),
+        "id": record.get("id"),
         "status": record.get("status", RECORDED),
         "subscription": record.get("sourceSubscription"),
         "attempts": record.get("deliveryAttempt"),
@@ -94,8 +94,16 @@ def summary(record: Mapping[str, Any]) -> dict[str, Any]:
 def load_all(target: targets.Target) -> list[dict[str, Any]]:
     """Every record, oldest first (dead letters are few; sorting here avoids an index)."""
     docs = target.documents.stream(target.dead_letters_collection)
-    records = [{"messageId": doc_id, **doc} for doc_id, doc in docs]
-    return sorted(records, key=lambda r: (str(r.get("recordedAt") or ""), r["messageId"]))
+    records = [{"id": doc_id, **doc} for doc_id, doc in docs]
+    return sorted(records, key=lambda r: (str(r.get("recordedAt") or ""), r["id"]))
+
+
+def record_id(target: targets.Target, given: str) -> str:
+    """The record's id for an id an operator gives: the record's own (what `list` prints),
+    or the dead-lettered message's id (what the logs show)."""
+    if "/" not in given and target.documents.get(target.dead_letters_collection, given):
+        return given
+    return dead_letter_id(given)
 
 
 def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
@@ -130,13 +138,13 @@ def _topic_of(target: targets.Target, record: Mapping[str, Any]) -> str:
         ) from None
 
 
-def replay_one(target: targets.Target, message_id: str, force: bool = False) -> str | Skipped:
+def replay_one(target: targets.Target, given_id: str, force: bool = False) -> str | Skipped:
     """Re-publishes one record; returns the new message id, or why it was skipped.
 
     Raises NotReplayable, before anything changes, for a missing record or one whose
     topic cannot be found.
     """
-    collection = target.dead_letters_collection
+    collection, key = target.dead_letters_collection, record_id(target, given_id)
     claimed: tuple[dict[str, Any], str] | Skipped | None = None
 
     def claim(record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -151,7 +159,7 @@ def replay_one(target: targets.Target, message_id: str, force: bool = False) -> 
         replays = record.get("replayCount", 0) + 1
         return {**record, "status": REPLAYED, "replayCount": replays, "replayedAt": SERVER_TIME}
 
-    target.documents.update(collection, message_id, claim)
+    target.documents.update(collection, key, claim)
     assert claimed is not None  # claim ran, or raised
     if isinstance(claimed, Skipped):
         return claimed
@@ -173,7 +181,7 @@ def replay_one(target: targets.Target, message_id: str, force: bool = False) -> 
         return target.publisher.publish(topic, data, **attributes).result(_PUBLISH_TIMEOUT)
     except Exception:
         # Not published: give the claim back so the record can be replayed again.
-        target.documents.update(collection, message_id, give_back)
+        target.documents.update(collection, key, give_back)
         raise
 
 
@@ -184,12 +192,12 @@ def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err
     others are still replayed.
     """
     failed: list[str] = []
-    for message_id in ids:
-        shown = printable(message_id)
+    for given_id in ids:
+        shown = printable(given_id)
         try:
-            result = replay_one(target, message_id, force)
+            result = replay_one(target, given_id, force)
         except NotReplayable as exc:
-            failed.append(message_id)
+            failed.append(given_id)
             print(
                 f"{shown}: cannot replay: {exc}; `scripts/dead-letters discard {shown}` "
                 "sets it aside",
@@ -197,7 +205,7 @@ def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err
             )
             continue
         except Exception as exc:  # a publish that failed: the claim was given back
-            failed.append(message_id)
+            failed.append(given_id)
             print(f"{shown}: not replayed: {type(exc).__name__}: {printable(exc)}", file=err)
             continue
         if isinstance(result, Skipped):
@@ -212,16 +220,17 @@ def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err
 
 def dry_run(target: targets.Target, ids: list[str], force: bool, out: TextIO) -> int:
     """What `replay` would do with these ids, said per id; publishes and changes nothing."""
-    known = {r["messageId"]: r for r in load_all(target)}
-    for message_id in ids:
-        status = known[message_id].get("status", RECORDED) if message_id in known else None
+    known = {r["id"]: r for r in load_all(target)}
+    for given_id in ids:
+        key = record_id(target, given_id)
+        status = known[key].get("status", RECORDED) if key in known else None
         if status is None:
             what = "no such dead letter"
         elif status in (REPLAYED, DISCARDED) and not force:
             what = f"{status}, would be skipped (--force replays it)"
         else:
             what = f"{status}, would be replayed"
-        print(f"{printable(message_id)}: {what} (dry run)", file=out)
+        print(f"{printable(given_id)}: {what} (dry run)", file=out)
     return 0
 
 
@@ -234,21 +243,22 @@ def operator() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def discard_one(target: targets.Target, message_id: str, by: str, note: str | None) -> bool:
+def discard_one(target: targets.Target, given_id: str, by: str, note: str | None) -> bool:
     """Marks one record discarded (kept, with who/when/why); False if it already was.
 
     Raises KeyError for a missing record.
     """
+    key = record_id(target, given_id)
 
     def mark(record: dict[str, Any] | None) -> dict[str, Any] | None:
         if record is None:
-            raise KeyError(message_id)
+            raise KeyError(key)
         if record.get("status") == DISCARDED:
             return None
         change = {"status": DISCARDED, "discardedAt": SERVER_TIME, "discardedBy": by}
         return {**record, **change, **({"discardNote": note} if note else {})}
 
-    return target.documents.update(target.dead_letters_collection, message_id, mark) is not None
+    return target.documents.update(target.dead_letters_collection, key, mark) is not None
 
 
 def discard(
@@ -256,10 +266,10 @@ def discard(
 ) -> int:
     """Discards the given records; returns how many could not be found."""
     missing = 0
-    for message_id in ids:
-        shown = printable(message_id)
+    for given_id in ids:
+        shown = printable(given_id)
         try:
-            changed = discard_one(target, message_id, by, note)
+            changed = discard_one(target, given_id, by, note)
         except KeyError:
             missing += 1
             print(f"error: no dead letter {shown}", file=err)
@@ -310,11 +320,12 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
             print_table(rows, out)
         return 0
     if args.command == "show":
-        doc = target.documents.get(target.dead_letters_collection, args.id)
+        shown_id = record_id(target, args.id)
+        doc = target.documents.get(target.dead_letters_collection, shown_id)
         if doc is None:
             print(f"error: no dead letter {printable(args.id)}", file=err)
             return 1
-        record = {"messageId": args.id, **doc}
+        record = {"id": shown_id, **doc}
         record["decodedData"] = decoded_data(record)
         print(json.dumps(record, indent=2, default=str), file=out)
         return 0
@@ -323,7 +334,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     ids = args.ids
     if args.all:
         records = [r for r in load_all(target) if r.get("status") != DISCARDED]
-        ids = [r["messageId"] for r in records if args.force or r.get("status") != REPLAYED]
+        ids = [r["id"] for r in records if args.force or r.get("status") != REPLAYED]
         if not ids:
             print("nothing to replay", file=out)
     if args.dry_run:

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from image_pipeline.events import OUTPUT_MARKER, StorageObject, processed_event
-from image_pipeline.records import image_doc_id
+from image_pipeline.records import dead_letter_id, image_doc_id
 from infra.ops import backfill, dead_letters
 from infra.ops import target as targets
 
@@ -163,7 +163,8 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
         CloudPubSubDeadLetterSourceSubscriptionProject=target.project,
         CloudPubSubDeadLetterSourceDeliveryCount="5",
     ).result(30)
-    record_ref = firestore.collection(target.dead_letters_collection).document(message_id)
+    record_id = dead_letter_id(message_id)
+    record_ref = firestore.collection(target.dead_letters_collection).document(record_id)
 
     def recorded() -> dict[str, Any] | None:
         """the recorder to store the dead letter"""
@@ -171,16 +172,17 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
 
     wait_until(recorded)
     rows = [json.loads(line) for line in cli(stack_file, "list", "--json").splitlines()]
-    row = next(r for r in rows if r["id"] == message_id)
+    row = next(r for r in rows if r["id"] == record_id)
     assert row["subscription"] == subscription.name
     assert row["attempts"] == 5
     assert row["status"] == "recorded"
     assert row["event"] == f"image.processed gs://{target.uploads_bucket}/{name}"
     assert name in cli(stack_file, "list")
-    shown = json.loads(cli(stack_file, "show", message_id))
+    shown = json.loads(cli(stack_file, "show", message_id))  # by the message's id, or
+    assert (shown["id"], shown["messageId"]) == (record_id, message_id)
     assert shown["decodedData"]["name"] == name
 
-    assert "replayed as message" in cli(stack_file, "replay", message_id)
+    assert "replayed as message" in cli(stack_file, "replay", record_id)  # by the record's
     wait_until(processed)  # the real metadata writer got it from the original topic
     assert ref.get().to_dict()["generation"] == doc["generation"]
     record = record_ref.get().to_dict()
@@ -200,7 +202,7 @@ def test_a_poison_dead_letter_is_reported_by_replay_all_until_discarded(
     renamed one) can never be replayed: `replay --all` replays the rest, names it and exits
     1, and `discard` sets it aside (kept, marked) so the next `replay --all` is clean of it."""
     subscription = target.topology.subscriptions["metadata_writer"]
-    poison_id = target.publisher.publish(
+    message_id = target.publisher.publish(
         target.topology.topic_path(subscription.dead_letter_topic),
         b'{"schema": 1}',
         eventType="image.processed",
@@ -209,6 +211,7 @@ def test_a_poison_dead_letter_is_reported_by_replay_all_until_discarded(
         CloudPubSubDeadLetterSourceDeliveryCount="5",
     ).result(30)
     letters = firestore.collection(target.dead_letters_collection)
+    poison_id = dead_letter_id(message_id)  # what the tools print
     poison = letters.document(poison_id)
 
     def recorded() -> dict[str, Any] | None:

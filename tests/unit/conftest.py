@@ -130,6 +130,11 @@ class FakeStore:
             docs[doc_id] = self._stamp(doc)
         return doc
 
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        """What ``infra.ops.documents.Documents.get`` reads (the tools' extra read)."""
+        doc = self._docs(collection).get(doc_id)
+        return dict(doc) if doc is not None else None
+
     def create(self, collection: str, doc_id: str, doc: dict[str, Any]) -> bool:
         docs = self._docs(collection)
         if doc_id in docs:

@@ -28,6 +28,7 @@ from imagekit import (
 from PIL import Image
 
 from image_pipeline import pipeline as stages
+from image_pipeline.records import dead_letter_id
 from infra.common.storage_events import eventarc_storage_event
 from infra.local.sample_images import decompression_bomb, many_page_tiff
 from tests.hostile_names import HOSTILE_NAMES
@@ -289,7 +290,7 @@ def test_dead_letter_recorded_once_over_http(function_client, pipeline):
     assert client.post("/", json=body).status_code == 200
     assert client.post("/", json=body).status_code == 200
     (record,) = pipeline.store.collections["dead_letters"].values()
-    assert pipeline.store.collections["dead_letters"].keys() == {"123"}
+    assert pipeline.store.collections["dead_letters"].keys() == {dead_letter_id("123")}
     assert base64.b64decode(record["data"]) == original
     assert record["attributes"] == {"eventType": "image.processed", "objectId": "a.jpg"}
     assert record["sourceSubscription"] == "imgpipe-metadata-writer"

@@ -14,7 +14,7 @@ def _upload(name: str, generation: int, status: str = "pending") -> dict:
 def _letter(name: str, generation: str, status: str = "recorded", **extra: str) -> dict:
     attrs = {"eventType": "image.processed", "bucket": "up", "objectId": name}
     attrs |= {"generation": generation, **extra}
-    return {"messageId": "m1", "status": status, "attributes": attrs}
+    return {"id": "m1", "messageId": "7", "status": status, "attributes": attrs}
 
 
 def test_a_pending_upload_whose_event_was_dead_lettered_says_so():

@@ -13,6 +13,7 @@ from google.api_core import exceptions as gexc
 from imagekit import (
     notification,
     photo,
+    push_body,
     push_event,
     resource,
     storage_event,
@@ -350,3 +351,10 @@ def test_source_overwritten_during_upload_keeps_the_thumbnails(pipeline):
     assert len(thumbs_of(pipeline, "race.jpg")) == 4
     ((data, attrs),) = published(pipeline)
     assert attrs["eventType"] == "image.processed" and len(data["thumbnails"]) == 4
+
+
+def test_a_dead_letter_whose_message_id_looks_like_a_path_is_one_flat_record(pipeline):
+    body = push_body(b"{}", {}, message_id="a/b/c", subscription="dl-recorder")
+    stages.handle_dead_letter(pipeline, push_event(body), {})
+    ((record_id, record),) = pipeline.store.collections["dead_letters"].items()
+    assert "/" not in record_id and record["messageId"] == "a/b/c"

@@ -177,3 +177,10 @@ def test_an_expired_original_keeps_its_thumbnails_and_facts():
     # A late processed result cannot undo it; a delete of the same generation still can.
     assert records.decide(doc, 5, "processed") is Decision.STALE
     assert records.decide(doc, 5, "deleted") is Decision.WRITE
+
+
+def test_dead_letter_ids_are_flat_stable_and_not_sequential():
+    ids = [records.dead_letter_id(str(n)) for n in range(10_000, 10_100)]
+    assert len(set(ids)) == 100 and ids != sorted(ids)
+    assert records.dead_letter_id("10000") == ids[0]  # a redelivery finds its record
+    assert "/" not in records.dead_letter_id("a/b/c") and len(ids[0]) == 32
