@@ -176,6 +176,20 @@ MEMORY = re.compile(r"([1-9][0-9]*)(Mi|Gi)")
 _MEMORY_UNITS = {"Mi": 1 << 20, "Gi": 1 << 30}
 
 
+# What Cloud Run (and so Cloud Functions 2nd gen) accepts: 128 MiB to 32 GiB per instance
+# (https://cloud.google.com/run/docs/configuring/services/memory-limits).
+MIN_MEMORY, MAX_MEMORY = "128Mi", "32Gi"
+
+
+def memory_problem(text: str) -> str | None:
+    """Why ``text`` is not a memory size the platform accepts (None when it is)."""
+    if not MEMORY.fullmatch(text):
+        return f"{text!r} is not a size like 512Mi or 2Gi"
+    if not memory_bytes(MIN_MEMORY) <= memory_bytes(text) <= memory_bytes(MAX_MEMORY):
+        return f"{text!r} is outside {MIN_MEMORY}..{MAX_MEMORY}, what Cloud Run accepts"
+    return None
+
+
 def memory_bytes(text: str) -> int:
     """Bytes of a memory size written like ``512Mi`` or ``2Gi``."""
     match = MEMORY.fullmatch(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,10 +21,10 @@ from image_pipeline.formats import (
     FORMATS,
     MAX_BOX_SIDE,
     MAX_COVER_SIDE,
-    MEMORY,
     Box,
     Format,
     memory_bytes,
+    memory_problem,
     parse_formats,
     parse_sizes,
 )
@@ -36,6 +37,7 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 # An instance holds ~160 MiB before any image (image_pipeline.decode_cost.INSTANCE_RESERVE):
 # below this, the decoded-bytes limit would leave almost nothing to decode.
 MIN_THUMBNAIL_MEMORY = "256Mi"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every control character but HTAB
 
 
 class SettingsError(ValueError):
@@ -189,10 +191,11 @@ class Tunables:
         resolved = rules.resolved(self.thumbnail_sizes, self.thumbnail_formats)
         object.__setattr__(self, "output_rules", resolved)
         _check_metadata_keys(self.metadata_keys)
-        if not MEMORY.fullmatch(self.thumbnail_memory):
-            raise _error(
-                "thumbnail_memory", f"{self.thumbnail_memory!r} is not a size like 512Mi or 2Gi"
-            )
+        if problem := memory_problem(self.thumbnail_memory):
+            raise _error("thumbnail_memory", problem)
+        if _CONTROL.search(self.cache_control):
+            # RFC 9110 5.5: a field value holds no control character but HTAB.
+            raise _error("cache_control", "a header value cannot hold control characters")
         if memory_bytes(self.thumbnail_memory) < memory_bytes(MIN_THUMBNAIL_MEMORY):
             raise _error(
                 "thumbnail_memory",
@@ -296,7 +299,11 @@ def _items(raw: object) -> list[object]:
 
 
 def _texts(raw: object) -> tuple[str, ...]:
-    return tuple(str(item).strip() for item in _items(raw) if str(item).strip())
+    items = _items(raw)
+    for item in items:
+        if not isinstance(item, str):  # [null] would become the text "None"
+            raise ValueError(f"{item!r} in {raw!r} is not text")
+    return tuple(text for item in items if (text := str(item).strip()))
 
 
 def _integer(raw: object) -> int:

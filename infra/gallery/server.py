@@ -210,7 +210,8 @@ class Gallery:
         if blob is None:
             return None
         kind = blob.content_type or ""
-        raster = kind.startswith("image/") and "svg" not in kind  # SVG is a document
+        # SVG is a document, whatever the case (media types are case-insensitive, RFC 9110 8.3.1)
+        raster = kind.lower().startswith("image/") and "svg" not in kind.lower()
         return blob.download_as_bytes(), kind if raster else _OPAQUE
 
     def upload(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:

@@ -21,11 +21,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 import requests
 
-from infra.common import paths
+from infra.common import arguments, paths
 from infra.common.emulator_clients import emulator_clients
 from infra.local.control import settings_body
 from infra.local.emulators import PreflightError
@@ -44,6 +45,7 @@ from infra.local.operations import (
 )
 from infra.local.processes import StartupError, group_alive, log_tail, pid_alive, stop_group
 from infra.model.config import ConfigError, DeploymentConfig, load_config
+from infra.model.topology import build_topology
 from infra.ops import dead_letters
 
 DETACH_TIMEOUT = 180.0
@@ -51,9 +53,17 @@ DETACH_TIMEOUT = 180.0
 
 def _fault_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fault injection")
-    group.add_argument("--duplicate-rate", type=float, help="share of deliveries sent twice")
-    group.add_argument("--reorder-window", type=int, help="hold and shuffle up to N messages")
-    group.add_argument("--transient-rate", type=float, help="share answered 503 uncalled")
+    group.add_argument(
+        "--duplicate-rate", type=arguments.number(0, 1), help="share of deliveries sent twice"
+    )
+    group.add_argument(
+        "--reorder-window",
+        type=arguments.number(0, 1000, integer=True),
+        help="hold and shuffle up to N messages",
+    )
+    group.add_argument(
+        "--transient-rate", type=arguments.number(0, 1), help="share answered 503 uncalled"
+    )
     group.add_argument(
         "--fail",
         action="append",
@@ -73,7 +83,7 @@ def _fault_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = arguments.Parser(
         prog="scripts/local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -85,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--project", help="project id for the emulators (default: cdktf.json's)")
     up.add_argument(
         "--backoff-factor",
-        type=float,
+        type=arguments.number(above=0),
         default=1.0,
         help="scale retry backoffs (0.01 makes 10 s into 100 ms)",
     )
     up.add_argument(
         "--trigger-retry-window",
-        type=float,
+        type=arguments.number(above=0),
         metavar="SECONDS",
         help="how long the Eventarc stand-in retries an event before it gives up "
         "(default: Eventarc's 24 h times --backoff-factor)",
@@ -114,8 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     pull = commands.add_parser("pull", help="print messages of a pull subscription (JSON lines)")
     pull.add_argument("subscription", help="name (imgpipe-failures) or key (failures)")
-    pull.add_argument("--max", type=int, default=100, help="stop after this many")
-    pull.add_argument("--wait", type=float, default=2.0, help="stop after this long with none")
+    pull.add_argument(
+        "--max",
+        type=arguments.number(low=1, integer=True),
+        default=100,
+        help="stop after this many",
+    )
+    pull.add_argument(
+        "--wait", type=arguments.number(low=0), default=2.0, help="stop after this long with none"
+    )
 
     replay = commands.add_parser(
         "replay", add_help=False, help="same as scripts/dead-letters replay (one implementation)"
@@ -185,12 +202,14 @@ def _reap_stale(info: dict[str, Any]) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    config = _config(args)  # every setting and flag is checked before anything starts
+    _known_functions(args.fail, build_topology(config).functions)
+    settings = FaultSettings(failing=frozenset(args.fail), **_fault_request(args))
     _refuse_if_running()
     if args.detach:
         return _detach(args)
-    settings = FaultSettings(failing=frozenset(args.fail), **_fault_request(args))
     stack = LocalStack(
-        _config(args),
+        config,
         StackOptions(
             faults=settings,
             backoff_factor=args.backoff_factor,
@@ -218,6 +237,7 @@ def _detach(args: argparse.Namespace) -> int:
     log_path = paths.LOGS_DIR / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
+        start = log.tell()  # what earlier runs logged is not this run's error
         child = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -228,8 +248,9 @@ def _detach(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + DETACH_TIMEOUT
     while time.monotonic() < deadline:
         if child.poll() is not None:
+            tail = log_tail(log_path, since=start)
             print(
-                f"error: the stack did not start. Last lines of {log_path}:\n{log_tail(log_path)}",
+                f"error: the stack did not start. Last lines of {log_path}:\n{tail}",
                 file=sys.stderr,
             )
             return 1
@@ -347,8 +368,17 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _known_functions(names: list[str], functions: Collection[str]) -> None:
+    unknown = sorted(set(names) - set(functions))
+    if unknown:
+        raise FaultError(
+            f"--fail: no function {', '.join(unknown)} (known: {', '.join(functions)})"
+        )
+
+
 def cmd_faults(args: argparse.Namespace) -> int:
     info = read_stack_json()
+    _known_functions(args.fail, [fn["target"] for fn in info["functions"].values()])
     request = _fault_request(args)
     if args.fail:
         request["fail"] = args.fail
@@ -357,7 +387,11 @@ def cmd_faults(args: argparse.Namespace) -> int:
     if args.reset:
         request["reset"] = True
     url = f"{info['router']['url']}/faults"
-    response = requests.put(url, json=request, timeout=5) if request else requests.get(url)
+    response = (
+        requests.put(url, json=request, timeout=5) if request else requests.get(url, timeout=5)
+    )
+    if response.status_code == 400:  # the router refused the request: nothing changed
+        raise FaultError(response.json().get("error", response.text))
     print(json.dumps(response.json()))
     return 0 if response.ok else 1
 
@@ -394,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (PreflightError, StartupError, ConfigError, FaultError, RuntimeError, KeyError) as exc:
+    except (ConfigError, FaultError) as exc:  # a bad setting or flag: refused, nothing started
+        arguments.refuse(str(exc))
+    except (PreflightError, StartupError, RuntimeError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -417,8 +417,9 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def read_stack_json(path: Path = paths.STACK_JSON) -> dict[str, Any]:
+def read_stack_json(path: Path | None = None) -> dict[str, Any]:
     """The running stack's description, or a clear error when none is up."""
+    path = path or paths.STACK_JSON
     try:
         return dict(json.loads(path.read_text()))
     except FileNotFoundError:

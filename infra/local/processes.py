@@ -31,11 +31,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def log_tail(path: Path, lines: int = 25) -> str:
+def log_tail(path: Path, lines: int = 25, since: int = 0) -> str:
+    """The last `lines` lines written after byte offset `since` (an appended log's earlier
+    runs are not this run's)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(nothing logged)"
 
 
 @dataclass

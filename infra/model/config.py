@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from image_pipeline.formats import MEMORY
+from image_pipeline.formats import memory_problem
 from image_pipeline.settings import (
     PARSERS,
     Parser,
@@ -35,6 +35,7 @@ ENV_PREFIX = "PIPELINE_"
 # cdktf.out/stacks/<id>/cdk.tf.json for the pipeline (STACK_ID) and for the project-wide
 # resources it needs (PROJECT_STACK_ID), which is deployed first (scripts/preflight reads both).
 STACK_ID = "image-pipeline"
+CDKTF_JSON = ROOT / "cdktf.json"  # where the settings are read (tests point it elsewhere)
 PROJECT_STACK_ID = "image-pipeline-project"
 
 # Settings that feed an attribute Terraform can only set when it creates the resource
@@ -53,6 +54,9 @@ FIXED_AFTER_FIRST_DEPLOY = (
 )
 
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# Firestore's multi-region locations; the regional ones are region names
+# (https://cloud.google.com/firestore/docs/locations).
+_MULTI_REGIONS = frozenset({"nam5", "nam7", "eur3"})
 _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
@@ -223,8 +227,14 @@ def _validate(c: DeploymentConfig) -> None:
             "thumbnails_bucket", "must differ from uploads_bucket (outputs would re-trigger)"
         )
     for name in ("thumbnail_memory", "function_memory"):
-        if not MEMORY.fullmatch(getattr(c, name)):
-            raise ConfigError(name, f"{getattr(c, name)!r} is not a size like '512Mi' or '1Gi'")
+        if problem := memory_problem(getattr(c, name)):
+            raise ConfigError(name, problem)
+    if not (_REGION_RE.match(c.firestore_location) or c.firestore_location in _MULTI_REGIONS):
+        raise ConfigError(
+            "firestore_location",
+            f"{c.firestore_location!r} is not a Firestore location: a region like "
+            f"'us-central1' or a multi-region ({', '.join(sorted(_MULTI_REGIONS))})",
+        )
     for member in c.backfill_invokers:
         if not _MEMBER_RE.match(member):
             raise ConfigError(
@@ -258,7 +268,10 @@ def _check_bucket(setting: str, name: str) -> None:
 
 def _labels(raw: object) -> dict[str, str]:
     if isinstance(raw, str):
-        raw = dict(kv.split("=", 1) for kv in raw.split(",") if "=" in kv)
+        pairs = [kv for kv in raw.split(",") if kv.strip()]
+        if bad := [kv for kv in pairs if "=" not in kv]:
+            raise ValueError(f"{bad[0]!r} is not key=value (labels are k=v,k2=v2)")
+        raw = dict(kv.split("=", 1) for kv in pairs)
     if not isinstance(raw, Mapping):
         raise ValueError(f"{raw!r} is not a mapping of labels")
     return {str(k): str(v) for k, v in raw.items()}
@@ -288,15 +301,39 @@ def from_mapping(values: Mapping[str, Any]) -> DeploymentConfig:
     return DeploymentConfig(**kwargs)
 
 
+class ConfigFileError(ConfigError):
+    """`cdktf.json` cannot be read as settings; the message names the file (line, column)."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.setting = ""
+
+
+def _file_settings(path: Path) -> Mapping[str, Any]:
+    """context.pipeline of `path`, or ConfigFileError naming the file, line and column."""
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))  # a BOM is refused
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigFileError(f"{path}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: {exc.strerror}") from None
+    context = document.get("context", {}) if isinstance(document, dict) else None
+    pipeline = context.get("pipeline", {}) if isinstance(context, dict) else None
+    if not isinstance(pipeline, dict):
+        raise ConfigFileError(f"{path}: context.pipeline must be a JSON object of settings")
+    return pipeline
+
+
 def load_config(
-    cdktf_json: Path = ROOT / "cdktf.json",
+    cdktf_json: Path | None = None,
     environ: Mapping[str, str] = os.environ,
     overrides: Mapping[str, Any] | None = None,
 ) -> DeploymentConfig:
     """`cdktf.json` context.pipeline, then `PIPELINE_*` env vars, then `overrides`."""
-    values: dict[str, Any] = {}
-    if cdktf_json.exists():
-        values.update(json.loads(cdktf_json.read_text()).get("context", {}).get("pipeline", {}))
+    cdktf_json = cdktf_json or CDKTF_JSON
+    values: dict[str, Any] = dict(_file_settings(cdktf_json)) if cdktf_json.exists() else {}
     names = {f.name for f in fields(DeploymentConfig)}
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names:

@@ -13,19 +13,20 @@ checkpoint so the next run continues after the last object examined instead of s
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from image_pipeline.events import OUTPUT_MARKER
 from image_pipeline.records import image_doc_id
+from infra.common import arguments
 from infra.common.paths import ROOT
 from infra.common.storage_events import eventarc_storage_event, rfc3339
 from infra.common.terminal import printable
@@ -34,6 +35,39 @@ from infra.ops import target as targets
 
 DEFAULT_LIMIT = 1000
 _ATTEMPTS = 4  # per object, for 429/5xx answers (the platform would retry those too)
+
+
+class CheckpointError(ValueError):
+    """The --checkpoint path cannot be read or written as a checkpoint; the message says why."""
+
+
+def _check_writable(path: Path) -> None:
+    """Refuses, before anything is done, a checkpoint that could never be saved."""
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"--checkpoint {path} is not a file")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"--checkpoint {path} cannot be created ({folder} is not writable)")
+
+
+def _checkpoint_fields(path: Path) -> dict[str, Any]:
+    """The saved fields, each of its declared type, or CheckpointError saying what is wrong."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"--checkpoint {path} is not a checkpoint: {exc}") from None
+    types = {f.name: str(f.type) for f in fields(Checkpoint)}  # postponed: "str", "int"
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"--checkpoint {path} holds a {type(saved).__name__}, not an object")
+    for key, value in saved.items():
+        kind = {"str": str, "int": int, "bool": bool}.get(types.get(key, ""))
+        if kind is None or type(value) is not kind:
+            raise CheckpointError(f"--checkpoint {path}: field {key!r} is unknown or mistyped")
+    if not {"bucket", "prefix"} <= saved.keys():
+        raise CheckpointError(f"--checkpoint {path} names no bucket and prefix")
+    return saved
 
 
 @dataclass
@@ -54,14 +88,15 @@ class Checkpoint:
     @classmethod
     def load(cls, path: Path, bucket: str, prefix: str, fingerprint: str = "") -> Checkpoint:
         """The saved position for this bucket, prefix and mode; a fresh one after a full
-        pass."""
+        pass. A file that is not a checkpoint raises CheckpointError (it is never replaced)."""
+        _check_writable(path)
         if not path.exists():
             return cls(bucket, prefix, fingerprint)
-        saved = cls(**json.loads(path.read_text()))
+        saved = cls(**_checkpoint_fields(path))
         if (saved.bucket, saved.prefix, saved.fingerprint) != (bucket, prefix, fingerprint):
             mode = f" --stale to {saved.fingerprint}" if saved.fingerprint else ""
-            raise SystemExit(
-                f"error: {path} belongs to gs://{saved.bucket}/{saved.prefix}{mode}; "
+            raise CheckpointError(
+                f"{path} belongs to gs://{saved.bucket}/{saved.prefix}{mode}; "
                 "pass another --checkpoint"
             )
         return cls(bucket, prefix, fingerprint) if saved.complete else saved
@@ -297,18 +332,20 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = arguments.Parser(
         prog="scripts/backfill",
         description="Process objects uploaded before the pipeline existed (dry run by default).",
     )
     parser.add_argument("--prefix", default="", help="only objects whose name starts with this")
     parser.add_argument(
         "--limit",
-        type=int,
+        type=arguments.number(low=1, integer=True),
         default=DEFAULT_LIMIT,
         help=f"hard cap on objects processed by one run (default {DEFAULT_LIMIT})",
     )
-    parser.add_argument("--rate", type=float, default=10.0, help="objects per second (10)")
+    parser.add_argument(
+        "--rate", type=arguments.number(above=0), default=10.0, help="objects per second (10)"
+    )
     parser.add_argument("--execute", action="store_true", help="send events (default: dry run)")
     parser.add_argument(
         "--stale",
@@ -324,8 +361,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     targets.add_arguments(parser)
     args = parser.parse_args(argv)
-    if args.limit < 1 or args.rate <= 0:
-        parser.error("--limit and --rate must be positive")
     target = targets.from_arguments(args)
     fingerprint = target.output_fingerprint() if args.stale else ""
     if fingerprint:
@@ -333,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.checkpoint or default_checkpoint(
         target.project, target.uploads_bucket, args.prefix, fingerprint
     )
+    try:
+        Checkpoint.load(path, target.uploads_bucket, args.prefix, fingerprint)
+    except CheckpointError as exc:
+        arguments.refuse(str(exc))
     outcome = run(
         target,
         prefix=args.prefix,

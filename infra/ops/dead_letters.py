@@ -17,7 +17,6 @@ again, except by an explicit `replay --force ID`.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import getpass
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from image_pipeline.records import SERVER_TIME, dead_letter_id
+from infra.common import arguments
 from infra.common.terminal import printable
 from infra.ops import target as targets
 
@@ -279,23 +279,23 @@ def discard(
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    parser = argparse.ArgumentParser(
+    parser = arguments.Parser(
         prog="scripts/dead-letters",
         description="List, show, replay and discard the dead letters recorded in Firestore.",
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = arguments.Parser(add_help=False)
     targets.add_arguments(common)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", parents=[common], help="one line per dead letter")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     show = commands.add_parser("show", parents=[common], help="one record in full, data decoded")
-    show.add_argument("id")
+    show.add_argument("id", type=arguments.doc_id)
     again = commands.add_parser("replay", parents=[common], help="re-publish to the original topic")
     which = again.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--all", action="store_true", help="every record not yet replayed (never discarded ones)"
     )
-    which.add_argument("ids", nargs="*", default=[], metavar="ID")
+    which.add_argument("ids", nargs="*", default=[], metavar="ID", type=arguments.doc_id)
     again.add_argument(
         "--force", action="store_true", help="replay replayed records (and, by ID, discarded ones)"
     )
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     drop = commands.add_parser(
         "discard", parents=[common], help="set records aside for good (kept, never replayed)"
     )
-    drop.add_argument("ids", nargs="+", metavar="ID")
+    drop.add_argument("ids", nargs="+", metavar="ID", type=arguments.doc_id)
     drop.add_argument("--by", default=None, help="who discards (default: user@host)")
     drop.add_argument("--note", default=None, help="why, stored with the record")
     args = parser.parse_args(argv)

@@ -32,6 +32,7 @@ from PIL import Image
 from image_pipeline.formats import OUTPUTS, parse_size
 from image_pipeline.records import image_doc_id
 from image_pipeline.settings import Settings
+from infra.common import arguments
 from infra.model.config import ConfigError, load_config
 from infra.ops import dead_letters
 from infra.ops import target as targets
@@ -411,7 +412,7 @@ class Smoke:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = arguments.Parser(
         prog="scripts/smoke",
         description="Prove a deployment end to end: upload three files, check their "
         "documents and thumbnails, delete one, check for dead letters, clean up. "
@@ -429,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=arguments.number(above=0),
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait in each waiting stage (default {DEFAULT_TIMEOUT:.0f})",
     )

@@ -291,6 +291,7 @@ def test_gallery_answers_carry_a_policy_against_framing_and_foreign_scripts(gall
         ("image/webp", "image/webp"),
         ("text/html", "application/octet-stream"),
         ("image/svg+xml", "application/octet-stream"),
+        ("image/SVG+XML", "application/octet-stream"),  # media types ignore case
         (None, "application/octet-stream"),
     ],
 )

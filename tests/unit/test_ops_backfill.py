@@ -16,6 +16,7 @@ from infra.ops import backfill
 from infra.ops import target as targets
 from infra.ops.backfill import (
     Checkpoint,
+    CheckpointError,
     Pacer,
     _send,
     finalized_event,
@@ -84,7 +85,7 @@ def test_a_complete_checkpoint_starts_a_new_pass(tmp_path: Path) -> None:
 def test_a_checkpoint_of_another_listing_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     path.write_text(json.dumps({"bucket": "up", "prefix": "a/"}))
-    with pytest.raises(SystemExit, match="another --checkpoint"):
+    with pytest.raises(CheckpointError, match="another --checkpoint"):
         Checkpoint.load(path, "up", "b/")
 
 
@@ -168,7 +169,7 @@ def test_a_stale_run_keeps_its_own_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     Checkpoint("up", "a/", "f1", last_name="a/x.jpg").save(path)
     assert Checkpoint.load(path, "up", "a/", "f1").last_name == "a/x.jpg"
-    with pytest.raises(SystemExit, match="--stale to f1"):
+    with pytest.raises(CheckpointError, match="--stale to f1"):
         Checkpoint.load(path, "up", "a/", "f2")
 
 
