@@ -30,10 +30,15 @@ class Parser(argparse.ArgumentParser):
         refuse(f"{self.prog}: {message} (see --help)")
 
 
-def refuse(message: str) -> NoReturn:
-    """Print `error: message` (one line, escaped) and exit with the usage-error code."""
+def refusal(message: str) -> int:
+    """Prints `error: message` (one line, escaped); returns the usage-error code."""
     print(f"error: {printable(message)}", file=sys.stderr)
-    raise SystemExit(USAGE_ERROR)
+    return USAGE_ERROR
+
+
+def refuse(message: str) -> NoReturn:
+    """`refusal`, then exit."""
+    raise SystemExit(refusal(message))
 
 
 def doc_id_error(value: str) -> str | None:

@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, FaultError) as exc:  # a bad setting or flag: refused, nothing started
-        arguments.refuse(str(exc))
+        return arguments.refusal(str(exc))
     except (PreflightError, StartupError, RuntimeError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

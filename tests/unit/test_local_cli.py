@@ -54,5 +54,5 @@ def test_redeploy_sends_the_settings_checked_here_with_the_running_stacks_projec
     )
     assert all(isinstance(v, str) for v in body.values())
 
-    assert cli.main(["redeploy", "--set", "thumbnail_sizes=64x64:fill"]) == 1  # refused here
+    assert cli.main(["redeploy", "--set", "thumbnail_sizes=64x64:fill"]) == 2  # refused here
     assert len(sent) == 1 and "unknown fit mode" in capsys.readouterr().err
