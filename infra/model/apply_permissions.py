@@ -110,6 +110,12 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_artifact_registry_repository": (
         ("roles/artifactregistry.admin", _crud("artifactregistry", "repositories")),
     ),
+    "google_artifact_registry_repository_iam_member": (
+        (
+            "roles/artifactregistry.admin",
+            _crud("artifactregistry", "repositories", "getIamPolicy", "setIamPolicy"),
+        ),
+    ),
     "google_logging_metric": (("roles/logging.configWriter", _crud("logging", "logMetrics")),),
     "google_monitoring_alert_policy": (
         ("roles/monitoring.alertPolicyEditor", _crud("monitoring", "alertPolicies")),

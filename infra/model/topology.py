@@ -101,6 +101,15 @@ class SubscriptionSpec:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """An IAM condition narrowing a grant (Common Expression Language over the resource)."""
+
+    title: str
+    expression: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Grant:
     """A role a function's runtime service account holds on one resource, and why.
 
@@ -112,6 +121,7 @@ class Grant:
     target: str
     role: str
     why: str
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -326,8 +336,21 @@ def build_topology(config: DeploymentConfig) -> Topology:
     image_publisher = Grant(
         "topic", "image_events", "roles/pubsub.publisher", "publishes its result events"
     )
+    # Firestore has no per-collection IAM, but a condition can name the database: the
+    # grant then reaches this database only, not every database of the project (Firestore,
+    # "Configure access with IAM Conditions": resource.name of a database).
+    database = f"projects/{config.project}/databases/(default)"
     firestore_user = Grant(
-        "project", "", "roles/datastore.user", "Firestore has no per-collection IAM"
+        "project",
+        "",
+        "roles/datastore.user",
+        "reads and writes its documents in the pipeline's database (Firestore has no "
+        "per-collection IAM; the condition keeps it to that database)",
+        Condition(
+            "pipeline database only",
+            f'resource.name == "{database}"',
+            "the (default) database the functions use, no other database of the project",
+        ),
     )
 
     def fn(

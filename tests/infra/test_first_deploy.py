@@ -26,8 +26,6 @@ def _addresses(synth, kind, **match):
 
 @pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
 def test_1_every_build_waits_until_the_builder_grants_settled(synth_name, request):
-    from infra.deploy.constructs.iam import BUILD_ROLES
-
     synth = request.getfixturevalue(synth_name)
     graph = synth.graph
     builder = next(
@@ -35,12 +33,25 @@ def test_1_every_build_waits_until_the_builder_grants_settled(synth_name, reques
         for sa in synth.all("google_service_account")
         if sa["account_id"] == synth.topology.build_account_id
     )
-    grants = [
-        synth.address("google_project_iam_member", b)
-        for b in synth.all("google_project_iam_member")
-        if builder in graph.refs(b["member"])
-    ]
-    assert {graph.nodes[g].body["role"] for g in grants} == set(BUILD_ROLES)
+    grants = [node.address for node, member in graph.bindings() if builder in graph.refs(member)]
+    # Google's roles for a custom build account, each on the narrowest resource: logs on the
+    # project, images on our repository, the source on our bucket, and object admin on
+    # the Cloud Functions build buckets only (an IAM condition).
+    where = {
+        (graph.nodes[g].type, graph.nodes[g].body["role"]): graph.nodes[g].body for g in grants
+    }
+    assert set(where) == {
+        ("google_project_iam_member", "roles/logging.logWriter"),
+        ("google_artifact_registry_repository_iam_member", "roles/artifactregistry.writer"),
+        ("google_storage_bucket_iam_member", "roles/storage.objectViewer"),
+        ("google_project_iam_member", "roles/storage.objectAdmin"),
+    }
+    condition = where["google_project_iam_member", "roles/storage.objectAdmin"]["condition"]
+    assert condition["expression"] == (
+        'resource.name.startsWith("projects/_/buckets/gcf-v2-sources-") || '
+        'resource.name.startsWith("projects/_/buckets/gcf-v2-uploads-")'
+    )
+    assert "condition" not in where["google_project_iam_member", "roles/logging.logWriter"]
     for fn in _addresses(synth, FUNCTION):
         assert builder in graph.refs(graph.nodes[fn].body["build_config"])
         for grant in grants:

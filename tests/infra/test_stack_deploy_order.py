@@ -80,7 +80,7 @@ def _drop_dependency(body: dict, prefix: str) -> str:
 def _build_not_settled(tf):
     fn, body = _find(tf, "google_cloudfunctions2_function", name="imgpipe-write-metadata")
     _drop_dependency(body, "time_sleep.")
-    grant, _ = _iam(tf, "roles/artifactregistry.writer")
+    grant, _ = _iam(tf, "roles/logging.logWriter")
     return fn, grant
 
 

@@ -193,3 +193,19 @@ def test_the_pipeline_stack_grants_no_google_agent_a_project_role(stack, alt_sta
             "google_firestore_database",
         ):
             assert not synth.pipeline_resources(kind), kind
+
+
+def test_firestore_users_reach_the_pipeline_database_only(stack):
+    users = [
+        b for b in stack.all("google_project_iam_member") if b["role"] == "roles/datastore.user"
+    ]
+    assert len(users) == 2  # the metadata writer and the dead-letter recorder
+    for binding in users:
+        assert binding["condition"]["expression"] == (
+            'resource.name == "projects/my-gcp-project/databases/(default)"'
+        )
+        assert "database" in binding["//"]["why"]
+    # No project-wide storage or registry role is left unconditioned.
+    for binding in stack.all("google_project_iam_member"):
+        if binding["role"].startswith(("roles/storage.", "roles/artifactregistry.")):
+            assert "condition" in binding, binding["role"]

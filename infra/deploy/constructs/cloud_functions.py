@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepository,
     ArtifactRegistryRepositoryCleanupPolicies,
     ArtifactRegistryRepositoryCleanupPoliciesCondition,
     ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions,
+)
+from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import (
+    ArtifactRegistryRepositoryIamMember,
 )
 from cdktf_cdktf_provider_google.cloud_run_service_iam_member import CloudRunServiceIamMember
 from cdktf_cdktf_provider_google.cloudfunctions2_function import (
@@ -18,13 +22,15 @@ from cdktf_cdktf_provider_google.cloudfunctions2_function import (
     Cloudfunctions2FunctionEventTriggerEventFilters,
     Cloudfunctions2FunctionServiceConfig,
 )
+from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.iam import Identities
-from infra.model.topology import FUNCTION_RUNTIME, FunctionSpec, Topology
+from infra.deploy.constructs.generic import Settle
+from infra.deploy.constructs.iam import Identities, project_role
+from infra.model.topology import FUNCTION_RUNTIME, Condition, FunctionSpec, Topology
 
 # Pub/Sub push and Eventarc in the same project count as internal traffic, so nothing
 # outside the project reaches the functions, whatever IAM says.
@@ -36,6 +42,9 @@ INGRESS_WITH_BACKFILL = "ALLOW_ALL"
 # rollback target); any other version is deleted a day after it was pushed.
 IMAGES_KEPT_PER_FUNCTION = 2
 IMAGES_DELETED_AFTER = "86400s"
+# The buckets Cloud Functions (2nd gen) creates per project and region to stage builds:
+# gcf-v2-sources-<project number>-<region> and gcf-v2-uploads-<project number>-<region>.
+BUILD_BUCKET_PREFIXES = ("gcf-v2-sources-", "gcf-v2-uploads-")
 
 
 class Functions(Construct):
@@ -51,6 +60,7 @@ class Functions(Construct):
         super().__init__(scope, id_)
         topology, labels = deployment.topology, deployment.labels
         self.images = _image_repository(self, deployment)
+        build_ready = self._build_grants(deployment, identities, buckets)
         self.functions: dict[str, Cloudfunctions2Function] = {}
         trigger = topology.trigger
         for spec in topology.functions.values():
@@ -109,7 +119,7 @@ class Functions(Construct):
                 # grants on its account have. (The APIs, the agents and the database are the
                 # project stack's, applied before this one.)
                 depends_on=[
-                    *identities.build_ready,
+                    *build_ready,
                     *([identities.trigger_ready] if triggered else []),
                 ],
             )
@@ -144,6 +154,86 @@ class Functions(Construct):
                 member,
                 "scripts/backfill --project sends the trigger's CloudEvents as this operator",
             )
+
+    def _build_grants(
+        self, deployment: Deployment, identities: Identities, buckets: Buckets
+    ) -> list[Settle]:
+        """What the build account needs, each grant on the narrowest resource IAM allows,
+        and a wait for them all: a build started before its grants have propagated fails
+        the apply. Google's list for a custom Cloud Build account of Cloud Run functions
+        ("Custom Service Account for Cloud Build"): roles/logging.logWriter,
+        roles/artifactregistry.writer, roles/storage.objectViewer, roles/storage.objectAdmin
+        (granted project-wide there, as in the provider's cloudfunctions2_basic_builder
+        example)."""
+        builder = identities.builder
+        if builder is None:
+            return []
+        project = deployment.topology.project
+        grants: list[ITerraformDependable] = [
+            project_role(
+                self,
+                "builder-logging-logWriter",
+                project,
+                "roles/logging.logWriter",
+                builder.member,
+                "the build writes its logs (logs have no narrower resource to grant on)",
+            ),
+            why(
+                ArtifactRegistryRepositoryIamMember(
+                    self,
+                    "builder-images-writer",
+                    project=project,
+                    location=self.images.location,
+                    repository=self.images.name,
+                    role="roles/artifactregistry.writer",
+                    member=builder.member,
+                ),
+                "the build pushes the function images to this repository, and no other",
+            ),
+            why(
+                StorageBucketIamMember(
+                    self,
+                    "builder-source-viewer",
+                    bucket=buckets.source.name,
+                    role="roles/storage.objectViewer",
+                    member=builder.member,
+                ),
+                "the build reads the source archive from the stack's source bucket only",
+            ),
+            project_role(
+                self,
+                "builder-storage-objectAdmin",
+                project,
+                "roles/storage.objectAdmin",
+                builder.member,
+                "the build stages the source in the buckets Cloud Functions creates for builds "
+                "(gcf-v2-sources-*, gcf-v2-uploads-*), which the stack cannot name beforehand",
+                Condition(
+                    "Cloud Functions build buckets only",
+                    " || ".join(
+                        f'resource.name.startsWith("projects/_/buckets/{prefix}")'
+                        for prefix in BUILD_BUCKET_PREFIXES
+                    ),
+                    "the buckets Google creates for function builds, no bucket of ours or others'",
+                ),
+            ),
+        ]
+        settle = deployment.config.iam_settle_seconds
+        return [
+            why(
+                Settle(
+                    self,
+                    "build-grants-settled",
+                    providers=deployment.providers,
+                    seconds=settle,
+                    grants=grants,
+                ),
+                f"the function builds start {settle} s (iam_settle_seconds) after the "
+                "builder's grants: IAM grants propagate in typically 2 minutes, sometimes 7 or "
+                "more (Google IAM, 'Access change propagation'); the provider's "
+                "cloudfunctions2_basic_builder example waits 60 s for the same grants",
+            )
+        ]
 
     def _invoker(
         self, topology: Topology, key: str, who: str, member: str, reason: str

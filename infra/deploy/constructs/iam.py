@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+from cdktf_cdktf_provider_google.project_iam_member import (
+    ProjectIamMember,
+    ProjectIamMemberCondition,
+)
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
@@ -19,16 +22,7 @@ from constructs import Construct
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import Settle
-from infra.model.topology import FunctionSpec, Grant, Topology
-
-# What the build service account needs to turn the source archive into a function image
-# ("Custom Service Account for Cloud Build", Cloud Run functions documentation). The
-# source is staged in a Google-created gcf-v2-sources-* bucket, so storage is project-wide.
-BUILD_ROLES = {
-    "roles/logging.logWriter": "writes the build logs",
-    "roles/artifactregistry.writer": "pushes the function images to the stack's repository",
-    "roles/storage.objectAdmin": "reads the staged source from the gcf-v2-sources bucket",
-}
+from infra.model.topology import Condition, FunctionSpec, Grant, Topology
 
 
 def function_grants(topology: Topology, kind: str) -> Iterator[tuple[FunctionSpec, Grant]]:
@@ -72,6 +66,7 @@ class Identities(Construct):
                 grant.role,
                 self.runtime[fn.key].member,
                 f"{fn.name} {grant.why}",
+                grant.condition,
             )
 
         # Eventarc delivers storage events to make_thumbnail as this account.
@@ -127,38 +122,18 @@ class Identities(Construct):
             "whose Pub/Sub agent predates April 2021; scoped to this one account)",
         )
 
-        # Cloud Build runs the function builds as this account. A build started before its
-        # grants have propagated fails the apply, so every function waits for them.
-        self.builder: ServiceAccount | None = None
-        self.build_ready: list[Settle] = []
-        if topology.build_account_id:
-            self.builder = self._account(
+        # Cloud Build runs the function builds as this account; its grants are next to what
+        # they reach, in `cloud_functions.py` (the builds wait for them there).
+        self.builder = (
+            self._account(
                 "builder",
                 topology.build_account_id,
                 "Function builds",
                 "Cloud Build identity for the pipeline's function builds",
             )
-            grants = [
-                self._project_role(
-                    f"builder-{_slug(role)}", role, self.builder.member, f"the build {reason}"
-                )
-                for role, reason in BUILD_ROLES.items()
-            ]
-            settle = Settle(
-                self,
-                "build-grants-settled",
-                providers=providers,
-                seconds=settle_seconds,
-                grants=grants,
-            )
-            why(
-                settle,
-                f"the function builds start {settle_seconds} s (iam_settle_seconds) after the "
-                "builder's grants: IAM grants propagate in typically 2 minutes, sometimes 7 or "
-                "more (Google IAM, 'Access change propagation'); the provider's "
-                "cloudfunctions2_basic_builder example waits 60 s for the same grants",
-            )
-            self.build_ready.append(settle)
+            if topology.build_account_id
+            else None
+        )
 
     def _token_creator(
         self, id_: str, account: ServiceAccount, reason: str
@@ -185,9 +160,37 @@ class Identities(Construct):
             description=description,
         )
 
-    def _project_role(self, id_: str, role: str, member: str, reason: str) -> ProjectIamMember:
-        binding = ProjectIamMember(self, id_, project=self._project, role=role, member=member)
-        return why(binding, reason)
+    def _project_role(
+        self, id_: str, role: str, member: str, reason: str, condition: Condition | None = None
+    ) -> ProjectIamMember:
+        return project_role(self, id_, self._project, role, member, reason, condition)
+
+
+def project_role(
+    scope: Construct,
+    id_: str,
+    project: str,
+    role: str,
+    member: str,
+    reason: str,
+    condition: Condition | None = None,
+) -> ProjectIamMember:
+    """A project-level grant with its reason, narrowed by an IAM condition when given."""
+    binding = ProjectIamMember(
+        scope,
+        id_,
+        project=project,
+        role=role,
+        member=member,
+        condition=(
+            ProjectIamMemberCondition(
+                title=condition.title, description=condition.why, expression=condition.expression
+            )
+            if condition
+            else None
+        ),
+    )
+    return why(binding, reason)
 
 
 def _slug(role: str) -> str:
