@@ -39,6 +39,11 @@ CRM = "https://cloudresourcemanager.googleapis.com/v1"
 BILLING = "https://cloudbilling.googleapis.com/v1"
 FIRESTORE = "https://firestore.googleapis.com/v1"
 USERINFO = "https://openidconnect.googleapis.com/v1/userinfo"
+ORGPOLICY = "https://orgpolicy.googleapis.com/v2"
+# The managed successor of iam.allowedPolicyMemberDomains: enforced with parameters naming
+# the members (allowedMemberSubjects) and principal sets (allowedPrincipalSets) IAM may bind
+# ("Restricting identities by domain", managed constraint). Only Org Policy v2 reads it.
+MANAGED_MEMBERS = "iam.managed.allowedPolicyMembers"
 # testIamPermissions takes at most 100 permissions per call.
 PERMISSIONS_PER_CALL = 100
 # The regional services every function needs, and where each lists its locations.
@@ -521,6 +526,41 @@ def check_member_domains(ctx: Context) -> Result:
     )
 
 
+def check_managed_members(ctx: Context) -> Result:
+    name = f"org policy {MANAGED_MEMBERS}"
+    reply = ctx.api.get(
+        f"{ORGPOLICY}/projects/{ctx.project}/policies/{MANAGED_MEMBERS}:getEffectivePolicy"
+    )
+    if not reply.ok:
+        return Result(
+            name,
+            WARN,
+            f"cannot read it: {reply.message}",
+            f"ask for roles/orgpolicy.policyViewer on {ctx.project}, or check the constraint in "
+            "the console (IAM & Admin > Organization policies)",
+        )
+    rules = [r for r in reply.body.get("spec", {}).get("rules", []) if r.get("enforce")]
+    if not rules:
+        return Result(name, OK, "not enforced")
+    subjects = {s for r in rules for s in r.get("parameters", {}).get("allowedMemberSubjects", [])}
+    sets = [p for r in rules for p in r.get("parameters", {}).get("allowedPrincipalSets", [])]
+    outside = [m for m in _outside_members(ctx.stack) if m not in subjects]
+    if not outside:
+        return Result(name, OK, "every member the stack binds is an allowed subject")
+    fix = (
+        "add the members to allowedMemberSubjects, or override the policy on this project for "
+        f"the deploy (console: IAM & Admin > Organization policies > {MANAGED_MEMBERS}) "
+        f"({DRS_DOC})"
+    )
+    what = (
+        f"enforced, and the stack binds {len(outside)} members that are not allowed subjects, "
+        "Google's service agents among them (Pub/Sub, Cloud Storage)"
+    )
+    if sets:  # a principal set (an organization, a workforce pool) may hold them
+        return Result(name, WARN, f"{what}; allowed principal sets {', '.join(sets)} may", fix)
+    return Result(name, FAIL, f"{what}: IAM would refuse those bindings", fix)
+
+
 # -- the region ----------------------------------------------------------------------------
 
 
@@ -581,6 +621,7 @@ PROJECT_CHECKS: Sequence[Callable[[Context], Result]] = (
     lambda ctx: check_ingress(ctx, "run.allowedIngress"),
     lambda ctx: check_ingress(ctx, "cloudfunctions.allowedIngressSettings"),
     check_member_domains,
+    check_managed_members,
     check_region,
 )
 SKIPPED_NAMES = (
@@ -591,6 +632,7 @@ SKIPPED_NAMES = (
     "org policy run.allowedIngress",
     "org policy cloudfunctions.allowedIngressSettings",
     "org policy iam.allowedPolicyMemberDomains",
+    f"org policy {MANAGED_MEMBERS}",
     "region",
 )
 

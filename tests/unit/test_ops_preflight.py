@@ -81,6 +81,7 @@ def healthy() -> dict[tuple[str, str], Any]:
         ("POST", f"{CRM}/projects/{PROJECT}:testIamPermissions"): granting(lambda p: True),
         ("GET", f"{FIRESTORE}/projects/{PROJECT}/databases/(default)"): FIRESTORE_NATIVE,
         ("POST", f"{CRM}/projects/{PROJECT}:getEffectiveOrgPolicy"): by_constraint({}),
+        ("GET", MANAGED_POLICY): (200, {"name": MANAGED_POLICY.split("/v2/")[1].split(":")[0]}),
         ("GET", f"{FUNCTIONS}/projects/{PROJECT}/locations"): locations(FUNCTIONS, "us-central1"),
         ("GET", f"{RUN}/projects/{PROJECT}/locations"): locations(RUN, "us-central1", "us-east1"),
         ("GET", f"{EVENTARC}/projects/{PROJECT}/locations"): locations(EVENTARC, "us-central1"),
@@ -482,6 +483,36 @@ def test_domain_restricted_sharing_blocks_the_service_agents():
     found = line(text, "org policy iam.allowedPolicyMemberDomains")
     assert "binds 1 members outside your domain, Google's service agents among them" in found
     assert "Override parent's policy" in found and "domain-restricted-sharing" in found
+
+
+MANAGED_POLICY = (
+    f"https://orgpolicy.googleapis.com/v2/projects/{PROJECT}/policies/"
+    "iam.managed.allowedPolicyMembers:getEffectivePolicy"
+)
+
+
+def _managed(**parameters: list[str]) -> tuple[int, dict[str, Any]]:
+    """An effective v2 policy enforcing the managed member constraint."""
+    return (200, {"spec": {"rules": [{"enforce": True, "parameters": parameters}]}})
+
+
+def test_the_managed_member_constraint_is_checked_too():
+    check = "org policy iam.managed.allowedPolicyMembers"
+    code, text, _ = run()
+    assert code == 0 and line(text, check).startswith("ok") and "not enforced" in text
+    routes = healthy()
+    routes["GET", MANAGED_POLICY] = _managed(allowedMemberSubjects=["user:ops@example.com"])
+    code, text, _ = run(routes)
+    assert code == 1
+    found = line(text, check)
+    assert found.startswith("FAIL") and "Google's service agents among them" in found
+    assert "allowedMemberSubjects" in found
+    # A principal set (an organization) may hold the agents: the check cannot tell.
+    routes["GET", MANAGED_POLICY] = _managed(
+        allowedPrincipalSets=["//cloudresourcemanager.googleapis.com/organizations/123"]
+    )
+    code, text, _ = run(routes)
+    assert line(text, check).startswith("warn") and "organizations/123" in text
 
 
 def test_unreadable_org_policies_are_a_warning():
