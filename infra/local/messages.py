@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.common.storage_events import eventarc_storage_event, rfc3339
+from infra.model.capacity import backoff_seconds
 from infra.model.topology import FINALIZED, RetryPolicy
 
 # GCS notification eventType -> the Eventarc CloudEvent type it corresponds to.
@@ -96,12 +97,10 @@ def push_envelope(message: Message, subscription_path: str) -> dict[str, object]
 def retry_delay(policy: RetryPolicy, attempt: int, factor: float) -> float:
     """Seconds before redelivery after the `attempt`-th failure, scaled by `factor`.
 
-    Pub/Sub's exponential backoff: the minimum, doubling per failed attempt, capped at the
-    maximum. The emulator ignores retry policies, so the router applies this itself.
+    Pub/Sub's exponential backoff (`capacity.backoff_seconds`). The emulator ignores retry
+    policies, so the router applies this itself.
     """
-    attempt = max(1, attempt)
-    seconds = policy.minimum_backoff_seconds * 2 ** min(attempt - 1, 30)
-    return min(seconds, policy.maximum_backoff_seconds) * factor
+    return backoff_seconds(policy, attempt) * factor
 
 
 def object_key(message: Message) -> tuple[str, str]:

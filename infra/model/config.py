@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from image_pipeline.formats import memory_problem
+from image_pipeline.formats import memory_bytes, memory_problem
 from image_pipeline.settings import (
     PARSERS,
     Parser,
@@ -93,9 +93,11 @@ class DeploymentConfig(Tunables):
         doc="bucket the thumbnails go to (must differ from uploads)",
         default_doc="`{project}-{prefix}-thumbnails`",
     )
-    # Pub/Sub's own bounds for dead-letter policies and retry policies.
+    # Pub/Sub's own bounds for dead-letter policies and retry policies. 15 attempts on the
+    # 10..600 s backoff outlast about 90 minutes of refused deliveries (429: no instance
+    # free), so throttling alone dead-letters nothing (docs/capacity.md, infra.model.capacity).
     max_delivery_attempts: int = setting(
-        5, doc="push deliveries before a message is dead-lettered (5..100)", bounds=(5, 100)
+        15, doc="push deliveries before a message is dead-lettered (5..100)", bounds=(5, 100)
     )
     min_backoff_seconds: int = setting(10, doc="Pub/Sub retry backoff, minimum", bounds=(0, 600))
     max_backoff_seconds: int = setting(
@@ -116,7 +118,29 @@ class DeploymentConfig(Tunables):
         "cold start)",
         bounds=(1, 540),
     )
-    max_instances: int = setting(10, doc="maximum instances per function", bounds=(1, 1000))
+    max_instances: int = setting(
+        10, doc="maximum instances per function (the default of the two below)", bounds=(1, 1000)
+    )
+    # Sizing per function (docs/capacity.md). make_thumbnail is CPU-bound and runs one
+    # request per instance (a decode may need the whole memory); the others wait on
+    # Firestore, Pub/Sub and Cloud Storage, so one vCPU serves many requests at once.
+    thumbnail_max_instances: int = setting(
+        0, doc="maximum instances of make_thumbnail (0: `max_instances`)", bounds=(0, 1000)
+    )
+    thumbnail_cpu: str = setting(
+        "1",
+        doc="vCPUs of make_thumbnail (0.08..<1, or 1, 2, 4, 6, 8; within Cloud Run's limits "
+        "for `thumbnail_memory`)",
+    )
+    function_max_instances: int = setting(
+        0, doc="maximum instances of each other function (0: `max_instances`)", bounds=(0, 1000)
+    )
+    function_cpu: str = setting(
+        "1", doc="vCPUs of the other functions (at least 1 when concurrent)"
+    )
+    function_concurrency: int = setting(
+        16, doc="requests one instance of the other functions serves at once", bounds=(1, 1000)
+    )
     # A new project has no database (and without one every result is dead-lettered).
     create_firestore_database: bool = setting(
         True,
@@ -235,6 +259,8 @@ def _validate(c: DeploymentConfig) -> None:
             f"{c.firestore_location!r} is not a Firestore location: a region like "
             f"'us-central1' or a multi-region ({', '.join(sorted(_MULTI_REGIONS))})",
         )
+    _check_cpu("thumbnail_cpu", c.thumbnail_cpu, c.thumbnail_memory, 1)
+    _check_cpu("function_cpu", c.function_cpu, c.function_memory, c.function_concurrency)
     for member in c.backfill_invokers:
         if not _MEMBER_RE.match(member):
             raise ConfigError(
@@ -255,6 +281,34 @@ def _validate(c: DeploymentConfig) -> None:
             r"^[a-z0-9_-]{0,63}$", value
         ):
             raise ConfigError("labels", f"{key}={value!r} is not a valid GCP label")
+
+
+# Cloud Run's memory range per whole vCPU count, in MiB
+# (https://cloud.google.com/run/docs/configuring/services/cpu, "CPU and memory table").
+_MEMORY_RANGE_MIB = {1: (128, 4096), 2: (128, 8192), 4: (2048, 16384), 6: (4096, 24576)}
+_MEMORY_RANGE_MIB[8] = (4096, 32768)
+
+
+def _check_cpu(setting: str, cpu: str, memory: str, concurrency: int) -> None:
+    """Cloud Run's CPU rules: 0.08..<1 (3 decimals) or 1, 2, 4, 6, 8; the memory that CPU
+    allows; and below 1 vCPU a concurrency of 1 (same page, "less than 1 CPU")."""
+    try:
+        value = float(cpu)
+    except ValueError:
+        value = 0.0
+    whole = value.is_integer() and int(value) in _MEMORY_RANGE_MIB
+    fraction = 0.08 <= value < 1 and round(value, 3) == value
+    if not (whole or fraction):
+        raise ConfigError(setting, f"{cpu!r} is not a vCPU count: 0.08 to 0.999, or 1, 2, 4, 6, 8")
+    mib = memory_bytes(memory) // (1 << 20)
+    low, high = _MEMORY_RANGE_MIB[int(value)] if whole else (128, 512 if value < 0.5 else 1024)
+    if not low <= mib <= high:
+        raise ConfigError(setting, f"{cpu} vCPU allows {low} to {high} MiB of memory, not {memory}")
+    if value < 1 and concurrency > 1:
+        raise ConfigError(
+            setting,
+            f"{cpu}: Cloud Run needs at least 1 vCPU to serve {concurrency} requests at once",
+        )
 
 
 def _check_bucket(setting: str, name: str) -> None:

@@ -131,9 +131,10 @@ class FunctionSpec:
     purpose: str
     service_account_id: str
     memory: str
+    cpu: str  # vCPUs, as Cloud Run writes them ("1", "0.583")
     timeout_seconds: int
     max_instances: int
-    concurrency: int
+    concurrency: int  # requests one instance serves at once
     grants: tuple[Grant, ...]
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -211,6 +212,16 @@ def function_env(config: DeploymentConfig, topics: Mapping[str, TopicSpec]) -> d
         thumbnails_bucket=config.thumbnails_bucket,
         image_events_topic=topics["image_events"].name,
     ).to_env()
+
+
+def serving_env(concurrency: int) -> dict[str, str]:
+    """What functions-framework needs to serve `concurrency` requests at once.
+
+    Its gunicorn server runs `THREADS` threads, by default 4 per CPU it sees
+    (functions_framework/_http/gunicorn.py), which is not the instance's concurrency: set
+    it to that, so Cloud Run's requests are served, not queued inside the instance.
+    """
+    return {"THREADS": str(concurrency)} if concurrency > 1 else {}
 
 
 def build_topology(config: DeploymentConfig) -> Topology:
@@ -360,6 +371,9 @@ def build_topology(config: DeploymentConfig) -> Topology:
         grants: tuple[Grant, ...],
         memory: str = config.function_memory,
         timeout: int = config.function_timeout_seconds,
+        cpu: str = config.function_cpu,
+        max_instances: int = config.function_max_instances,
+        concurrency: int = config.function_concurrency,
     ) -> FunctionSpec:
         return FunctionSpec(
             key=key,
@@ -367,12 +381,12 @@ def build_topology(config: DeploymentConfig) -> Topology:
             purpose=purpose,
             service_account_id=f"{p}-{sa}",
             memory=memory,
+            cpu=cpu,
             timeout_seconds=timeout,
-            max_instances=config.max_instances,
-            # One request per instance: a thumbnail needs the whole instance's memory.
-            concurrency=1,
+            max_instances=max_instances or config.max_instances,
+            concurrency=concurrency,
             grants=grants,
-            env=env,
+            env={**env, **serving_env(concurrency)},
         )
 
     functions = {
@@ -394,6 +408,10 @@ def build_topology(config: DeploymentConfig) -> Topology:
                 ),
                 memory=config.thumbnail_memory,
                 timeout=config.thumbnail_timeout_seconds,
+                cpu=config.thumbnail_cpu,
+                max_instances=config.thumbnail_max_instances,
+                # One request per instance: a decode may need the whole instance's memory.
+                concurrency=1,
             ),
             fn(
                 "write_metadata",

@@ -34,6 +34,7 @@ def test_function_settings_come_from_the_spec(synth_name, request):
         assert service["timeout_seconds"] == spec.timeout_seconds
         assert service["max_instance_count"] == spec.max_instances
         assert service["max_instance_request_concurrency"] == spec.concurrency
+        assert service["available_cpu"] == spec.cpu
         assert service["min_instance_count"] == 0
         # Only the alternative config names backfill invokers, which opens make_thumbnail.
         opened = spec.key == "make_thumbnail" and bool(synth.config.backfill_invokers)
@@ -141,3 +142,28 @@ def test_backfill_invokers_may_invoke_make_thumbnail_only(alt_stack):
     for key, spec in t.functions.items():
         if key != "make_thumbnail":
             assert not invokers.get(spec.name, set()) & set(alt_stack.config.backfill_invokers)
+
+
+@pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
+def test_each_function_is_sized_by_its_own_settings(synth_name, request):
+    synth = request.getfixturevalue(synth_name)
+    config = synth.config
+    thumbnailer = _function(synth, "make_thumbnail")["service_config"]
+    assert thumbnailer["max_instance_count"] == (
+        config.thumbnail_max_instances or config.max_instances
+    )
+    assert (thumbnailer["available_cpu"], thumbnailer["max_instance_request_concurrency"]) == (
+        config.thumbnail_cpu,
+        1,
+    )
+    assert "THREADS" not in thumbnailer["environment_variables"]
+    for key in ("write_metadata", "cleanup", "handle_dead_letter"):
+        service = _function(synth, key)["service_config"]
+        assert service["max_instance_count"] == (
+            config.function_max_instances or config.max_instances
+        )
+        assert service["available_cpu"] == config.function_cpu
+        assert float(service["available_cpu"]) >= 1  # Cloud Run: concurrency > 1 needs 1 vCPU
+        assert service["max_instance_request_concurrency"] == config.function_concurrency
+        # functions-framework serves that many requests at once, not 4 per CPU it sees.
+        assert service["environment_variables"]["THREADS"] == str(config.function_concurrency)

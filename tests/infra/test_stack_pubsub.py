@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from infra.model.capacity import QUEUE_FLOOR_SECONDS
+
 pytestmark = pytest.mark.synth
 
 
@@ -134,3 +136,19 @@ def test_uploads_notification_publishes_to_upload_events(stack):
         in stack.project["output"][binding["member"].split(".outputs.")[1].rstrip("}")]["value"]
     )
     assert _topic_name(stack, binding["topic"]) == t.topics[t.notification.topic].name
+
+
+def test_a_push_message_outlasts_90_minutes_of_throttling(stack):
+    """No push message is dead-lettered by throttling alone: each refused attempt is held
+    10 s by Cloud Run and then nacked, and the backoff between attempts doubles from the
+    minimum to the maximum; the default policy outlasts 93 minutes of that."""
+    for sub in stack.all("google_pubsub_subscription"):
+        if "push_config" not in sub:
+            continue
+        attempts = sub["dead_letter_policy"]["max_delivery_attempts"]
+        low, high = (
+            int(sub["retry_policy"][k].rstrip("s")) for k in ("minimum_backoff", "maximum_backoff")
+        )
+        waits = sum(min(low * 2 ** (n - 1), high) for n in range(1, attempts))
+        assert (attempts, low, high) == (15, 10, 600)
+        assert waits + attempts * QUEUE_FLOOR_SECONDS == 5580  # 93 minutes, docs/capacity.md

@@ -35,6 +35,9 @@ TEST_SETTINGS = {
     # A lifecycle rule, so cleanup tells its expiries from deletes (a test delete is seconds
     # after the upload: never old enough to be one).
     "uploads_lifecycle_days": 1,
+    # Pub/Sub's minimum: the dead-letter tests see the mechanism in 1.5 s of backoff; the
+    # default (15, sized to outlast throttling) is exercised by test_capacity's own stack.
+    "max_delivery_attempts": 5,
 }
 BACKOFF_FACTOR = 0.01  # 10 s minimum backoff -> 100 ms
 _counter = itertools.count()

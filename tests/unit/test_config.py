@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from infra.model.config import (
     from_mapping,
     load_config,
 )
+from infra.model.topology import build_topology
 
 
 def _cdktf_json(tmp_path: Path, pipeline: dict) -> Path:
@@ -175,3 +177,40 @@ def test_make_thumbnail_is_told_its_own_memory():
     assert imaging.Options.from_tunables(settings).memory == "2Gi"
     with pytest.raises(ConfigError, match="thumbnail_memory"):
         DeploymentConfig(project="my-gcp-project", thumbnail_memory="2GB")
+
+
+def test_max_instances_sizes_every_function_unless_one_is_set():
+    sized = build_topology(from_mapping({"project": "my-gcp-project", "max_instances": 3}))
+    assert {f.max_instances for f in sized.functions.values()} == {3}
+    own = build_topology(
+        from_mapping(
+            {"project": "my-gcp-project", "max_instances": 3, "thumbnail_max_instances": 7}
+        )
+    )
+    assert own.functions["make_thumbnail"].max_instances == 7
+    assert own.functions["write_metadata"].max_instances == 3
+    # The I/O-bound functions serve requests concurrently, make_thumbnail one at a time.
+    assert [f.concurrency for f in own.functions.values()] == [1, 16, 16, 16]
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"thumbnail_cpu": "3"}, "not a vCPU count"),
+        ({"thumbnail_cpu": "0.05"}, "not a vCPU count"),
+        ({"thumbnail_cpu": "one"}, "not a vCPU count"),
+        ({"thumbnail_cpu": "0.4"}, "allows 128 to 512 MiB of memory, not 1Gi"),
+        ({"thumbnail_cpu": "4"}, "allows 2048 to 16384 MiB of memory, not 1Gi"),
+        ({"function_cpu": "0.5"}, "needs at least 1 vCPU to serve 16 requests at once"),
+    ],
+)
+def test_cpu_follows_cloud_runs_rules(settings, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        from_mapping({"project": "my-gcp-project", **settings})
+
+
+def test_a_fraction_of_a_vcpu_serves_one_request_at_a_time():
+    config = from_mapping(
+        {"project": "my-gcp-project", "function_cpu": "0.5", "function_concurrency": 1}
+    )
+    assert build_topology(config).functions["cleanup"].cpu == "0.5"

@@ -299,8 +299,10 @@ def _service_config(
 ) -> Cloudfunctions2FunctionServiceConfig:
     return Cloudfunctions2FunctionServiceConfig(
         available_memory=spec.memory,
-        # More than one request per instance needs at least one whole CPU.
-        available_cpu="1" if spec.concurrency > 1 else None,
+        # Validated against Cloud Run's CPU rules (infra.model.config._check_cpu): more than
+        # one request per instance needs at least one whole vCPU.
+        # https://cloud.google.com/run/docs/configuring/services/cpu
+        available_cpu=spec.cpu,
         timeout_seconds=spec.timeout_seconds,
         min_instance_count=0,  # scale to zero: nothing is paid at rest
         max_instance_count=spec.max_instances,

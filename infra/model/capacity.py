@@ -1,0 +1,52 @@
+"""The capacity model: what the deployed functions can serve, and what throttling costs.
+
+Plain arithmetic over the topology, shared by the local stack (which enforces the same
+limits), the tests on the synthesized stack and docs/capacity.md.
+
+- A function serves `max_instances x concurrency` requests at once. A request beyond that
+  waits for an instance up to max(10 s, 3.5 x the startup time), then is refused with 429
+  (https://cloud.google.com/run/docs/about-instance-autoscaling).
+- A refused push delivery is a nack: it counts as a delivery attempt and comes back after
+  the subscription's backoff (https://cloud.google.com/pubsub/docs/push), so a message
+  survives `throttled_survival_seconds` of uninterrupted 429s before it is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from infra.model.topology import FunctionSpec, RetryPolicy, SubscriptionSpec
+
+QUEUE_FLOOR_SECONDS = 10.0
+QUEUE_STARTUP_FACTOR = 3.5
+
+
+def slots(function: FunctionSpec) -> int:
+    """Requests the function serves at once: every instance, each at its concurrency."""
+    return function.max_instances * function.concurrency
+
+
+def queue_seconds(startup_seconds: float) -> float:
+    """How long Cloud Run holds a request that finds no free instance before its 429."""
+    return max(QUEUE_FLOOR_SECONDS, QUEUE_STARTUP_FACTOR * startup_seconds)
+
+
+def backoff_seconds(policy: RetryPolicy, attempt: int) -> float:
+    """Pub/Sub's exponential backoff after the `attempt`-th failed delivery: the minimum,
+    doubled per failed attempt, capped at the maximum."""
+    attempt = max(1, attempt)
+    seconds = policy.minimum_backoff_seconds * 2 ** min(attempt - 1, 30)
+    return float(min(seconds, policy.maximum_backoff_seconds))
+
+
+def throttled_survival_seconds(
+    subscription: SubscriptionSpec, queue: float = QUEUE_FLOOR_SECONDS
+) -> float:
+    """How long a message can be refused (each attempt held `queue` s, then 429) before
+    its last attempt fails and it goes to the dead-letter topic."""
+    attempts = subscription.max_delivery_attempts
+    waits = sum(backoff_seconds(subscription.retry, n) for n in range(1, attempts))
+    return waits + attempts * queue
+
+
+def ceiling_per_second(function: FunctionSpec, seconds_per_request: float) -> float:
+    """Requests per second the function sustains when each takes `seconds_per_request`."""
+    return slots(function) / seconds_per_request
