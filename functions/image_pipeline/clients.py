@@ -3,29 +3,49 @@
 The imports happen inside the getters: google.cloud.* costs about a second to import, and
 a cold start should not pay for clients a function never uses. Each client honours its
 emulator variable (STORAGE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST).
+
+An instance of the I/O-bound functions serves several requests at once (concurrency above
+1, one thread each), so the first use is made under a lock: one client per process, however
+many requests arrive together on a cold instance. The clients themselves are thread-safe.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
+_creating = threading.Lock()
 
-@functools.cache
+
+def shared[T](make: Callable[..., T]) -> Callable[..., T]:
+    """``functools.cache`` whose first call per arguments runs once across threads."""
+    cached = functools.cache(make)
+
+    @functools.wraps(make)
+    def get(*args: Any) -> T:
+        with _creating:
+            return cached(*args)
+
+    return get
+
+
+@shared
 def storage_client(project: str) -> Any:
     import google.cloud.storage as storage  # `from google.cloud import` confuses mypy
 
     return storage.Client(project=project)
 
 
-@functools.cache
+@shared
 def publisher_client() -> Any:
     import google.cloud.pubsub_v1 as pubsub_v1
 
     return pubsub_v1.PublisherClient()
 
 
-@functools.cache
+@shared
 def firestore_client(project: str, database: str) -> Any:
     from google.cloud import firestore
 

@@ -38,9 +38,12 @@ def test_settings_reach_the_function_environment(alt_stack):
     assert env["IMAGE_EVENTS_TOPIC"] == "thumbs-image-events"
     assert thumbnail["service_config"]["available_memory"] == "2Gi"
     assert thumbnail["service_config"]["timeout_seconds"] == 300
-    assert thumbnail["service_config"]["max_instance_count"] == 3
+    assert thumbnail["service_config"]["max_instance_count"] == 4  # its own setting
+    assert thumbnail["service_config"]["available_cpu"] == "2"
     writer = alt_stack.one("google_cloudfunctions2_function", name="thumbs-write-metadata")
     assert writer["service_config"]["available_memory"] == "512Mi"
+    assert writer["service_config"]["max_instance_count"] == 3  # max_instances, the default
+    assert writer["service_config"]["max_instance_request_concurrency"] == 40
     assert writer["location"] == "europe-west4"
 
 
