@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from image_pipeline import deadlines
+
 _creating = threading.Lock()
 
 
@@ -49,4 +51,4 @@ def publisher_client() -> Any:
 def firestore_client(project: str, database: str) -> Any:
     from google.cloud import firestore
 
-    return firestore.Client(project=project, database=database)
+    return deadlines.bound_firestore(firestore.Client(project=project, database=database))

@@ -60,6 +60,7 @@ _TRANSIENT_CLASSES = (
     ("google.api_core.exceptions", "Aborted"),
     ("google.api_core.exceptions", "RetryError"),
     ("google.auth.exceptions", "TransportError"),
+    ("image_pipeline.deadlines", "Unavailable"),
     ("requests.exceptions", "ConnectionError"),
     ("requests.exceptions", "Timeout"),
 )

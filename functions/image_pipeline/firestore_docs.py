@@ -1,12 +1,14 @@
 """Firestore documents through two primitives: a transactional read-modify-write and a
-create-if-absent. ``records.SERVER_TIME`` values become the server's timestamp."""
+create-if-absent. ``records.SERVER_TIME`` values become the server's timestamp. Every call
+has a deadline (``deadlines``): an unreachable Firestore raises ``deadlines.Unavailable``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from image_pipeline import clients
+from image_pipeline import clients, deadlines
 from image_pipeline.records import SERVER_TIME
 
 Doc = dict[str, Any]
@@ -25,17 +27,27 @@ class Store(Protocol):
 
 class FirestoreStore:
     """``client``: one made elsewhere (the operator tools' own, for the emulator or a project);
-    by default the process's shared client for ``project`` and ``database``."""
+    by default the process's shared client for ``project`` and ``database``. Its calls give
+    up after ``seconds``."""
 
-    def __init__(self, project: str, database: str, client: Any = None) -> None:
+    def __init__(
+        self, project: str, database: str, client: Any = None, seconds: float = deadlines.SECONDS
+    ) -> None:
         self.project = project
         self.database = database
-        self._given = client
+        self.seconds = seconds
+        self._given = None if client is None else deadlines.bound_firestore(client, seconds)
 
     def _client(self) -> Any:
         if self._given is not None:
             return self._given
         return clients.firestore_client(self.project, self.database)
+
+    def _answering(self) -> AbstractContextManager[None]:
+        """Around every call: no answer in time becomes ``Unavailable`` naming Firestore."""
+        return deadlines.answering(
+            "Firestore", deadlines.firestore_where(self._client()), self.seconds
+        )
 
     def update(
         self, collection: str, doc_id: str, change: Callable[[Doc | None], Doc | None]
@@ -52,7 +64,8 @@ class FirestoreStore:
                 transaction.set(ref, _server_times(doc, firestore.SERVER_TIMESTAMP))
             return doc
 
-        return run(self._client().transaction())
+        with self._answering():
+            return run(self._client().transaction())
 
     def create(self, collection: str, doc_id: str, doc: Doc) -> bool:
         from google.api_core.exceptions import AlreadyExists
@@ -60,7 +73,8 @@ class FirestoreStore:
 
         ref = self._client().collection(collection).document(doc_id)
         try:
-            ref.create(_server_times(doc, firestore.SERVER_TIMESTAMP))
+            with self._answering():
+                ref.create(_server_times(doc, firestore.SERVER_TIMESTAMP))
         except AlreadyExists:
             return False
         return True

@@ -36,6 +36,9 @@ from infra.ops import target as targets
 
 STATIC = Path(__file__).with_name("static")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+# A page polled every second answers within seconds, whichever dependency is down: each
+# Firestore or Cloud Storage call of a request gives up after this long.
+DEADLINE_SECONDS = 4.0
 MAX_ITEMS = 500  # a page, not an archive: the newest uploads
 _OPAQUE = "application/octet-stream"
 # The page loads only its own files and cannot be framed (its drop zone takes uploads); a
@@ -123,17 +126,18 @@ class Gallery:
         """Objects in the uploads bucket joined with their docs; deleted ones stay listed."""
         bucket = self.target.uploads_bucket
         items: dict[str, dict[str, Any]] = {}
-        for blob in self.target.storage.list_blobs(bucket):
-            if OUTPUT_MARKER in (blob.metadata or {}):
-                continue
-            items[image_doc_id(bucket, blob.name)] = {
-                "name": blob.name,
-                "generation": blob.generation,
-                "size": blob.size,
-                "contentType": blob.content_type,
-                "uploadedAt": _iso(blob.time_created),
-                **self._expected(blob),
-            }
+        with self.target.answering("Cloud Storage"):
+            for blob in self.target.storage.list_blobs(bucket, **self.target.storage_call()):
+                if OUTPUT_MARKER in (blob.metadata or {}):
+                    continue
+                items[image_doc_id(bucket, blob.name)] = {
+                    "name": blob.name,
+                    "generation": blob.generation,
+                    "size": blob.size,
+                    "contentType": blob.content_type,
+                    "uploadedAt": _iso(blob.time_created),
+                    **self._expected(blob),
+                }
         for doc_id, doc in self.target.documents.stream(self.target.images_collection):
             if doc.get("bucket") != bucket:
                 continue
@@ -206,19 +210,26 @@ class Gallery:
 
     def thumbnail(self, name: str) -> tuple[bytes, str] | None:
         """A thumbnail's bytes; only the thumbnails bucket is ever read for the browser."""
-        blob = self.target.storage.bucket(self.target.thumbnails_bucket).get_blob(name)
-        if blob is None:
-            return None
+        bucket = self.target.storage.bucket(self.target.thumbnails_bucket)
+        with self.target.answering("Cloud Storage"):
+            blob = bucket.get_blob(name, **self.target.storage_call())
+            if blob is None:
+                return None
+            data = blob.download_as_bytes(**self.target.storage_call())
         kind = blob.content_type or ""
         # SVG is a document, whatever the case (media types are case-insensitive, RFC 9110 8.3.1)
         raster = kind.lower().startswith("image/") and "svg" not in kind.lower()
-        return blob.download_as_bytes(), kind if raster else _OPAQUE
+        return data, kind if raster else _OPAQUE
 
     def upload(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:
         """Writes an upload; a name GCS would refuse raises InvalidObjectName (fake-gcs won't)."""
         check_name(name)
         blob = self.target.storage.bucket(self.target.uploads_bucket).blob(name)
-        blob.upload_from_string(data, content_type=content_type)
+        with self.target.answering("Cloud Storage"):
+            # Not retried: a repeated upload would make a second generation.
+            blob.upload_from_string(
+                data, content_type=content_type, timeout=self.target.deadline_seconds
+            )
         return {"bucket": blob.bucket.name, "name": blob.name, "generation": blob.generation}
 
 
@@ -285,7 +296,8 @@ def serve_gallery(gallery: Gallery, host: str = "127.0.0.1", port: int = 0) -> T
 
 def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:
     """The hook `LocalStack.up` calls: a gallery for the stack described by `stack_info`."""
-    return serve(targets.from_stack(stack_info), abandoned=_router_abandoned(stack_info))
+    target = targets.from_stack(stack_info, deadline_seconds=DEADLINE_SECONDS)
+    return serve(target, abandoned=_router_abandoned(stack_info))
 
 
 def url_of(server: ThreadingHTTPServer) -> str:
@@ -299,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     server = serve(
-        targets.from_stack_file(args.stack),
+        targets.from_stack_file(args.stack, deadline_seconds=DEADLINE_SECONDS),
         port=args.port,
         abandoned=_router_abandoned(json.loads(args.stack.read_text())),
     )

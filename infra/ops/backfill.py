@@ -226,9 +226,17 @@ def _listing(
 ) -> Iterator[tuple[Any, dict[str, Any] | None]]:
     """Objects after `after` in name order, each with its metadata doc (one read per page)."""
     listing = target.storage.list_blobs(
-        target.uploads_bucket, prefix=prefix or None, start_offset=after or None
+        target.uploads_bucket,
+        prefix=prefix or None,
+        start_offset=after or None,
+        **target.storage_call(),
     )
-    for page in listing.pages:
+    pages = iter(listing.pages)
+    while True:
+        with target.answering("Cloud Storage"):
+            page = next(pages, None)
+        if page is None:
+            return
         blobs = [blob for blob in page if blob.name != after]  # start_offset is inclusive
         ids = [image_doc_id(b.bucket.name, b.name) for b in blobs]
         docs = target.documents.get_many(target.images_collection, ids)
@@ -372,16 +380,21 @@ def main(argv: list[str] | None = None) -> int:
         Checkpoint.load(path, target.uploads_bucket, args.prefix, fingerprint)
     except CheckpointError as exc:
         arguments.refuse(str(exc))
-    outcome = run(
-        target,
-        prefix=args.prefix,
-        limit=args.limit,
-        rate=args.rate,
-        execute=args.execute,
-        fingerprint=fingerprint,
-        checkpoint_path=path,
+    return targets.failing_fast(
+        lambda: (
+            1
+            if run(
+                target,
+                prefix=args.prefix,
+                limit=args.limit,
+                rate=args.rate,
+                execute=args.execute,
+                fingerprint=fingerprint,
+                checkpoint_path=path,
+            ).failed
+            else 0
+        )
     )
-    return 1 if outcome.failed else 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ again, except by an explicit `replay --force ID`.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import getpass
@@ -33,7 +34,6 @@ from infra.common.terminal import printable
 from infra.ops import target as targets
 
 RECORDED, REPLAYED, DISCARDED = "recorded", "replayed", "discarded"
-_PUBLISH_TIMEOUT = 60
 
 
 def decoded_data(record: Mapping[str, Any]) -> Any:
@@ -178,7 +178,9 @@ def replay_one(target: targets.Target, given_id: str, force: bool = False) -> st
     try:
         data = base64.b64decode(record.get("data") or "")
         attributes = {str(k): str(v) for k, v in (record.get("attributes") or {}).items()}
-        return target.publisher.publish(topic, data, **attributes).result(_PUBLISH_TIMEOUT)
+        with target.answering("Pub/Sub"):
+            future = target.publisher.publish(topic, data, **attributes)
+            return future.result(target.deadline_seconds)
     except Exception:
         # Not published: give the claim back so the record can be replayed again.
         target.documents.update(collection, key, give_back)
@@ -310,7 +312,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     drop.add_argument("--note", default=None, help="why, stored with the record")
     args = parser.parse_args(argv)
     target = targets.from_arguments(args)
+    return targets.failing_fast(lambda: _command(args, target, out, err), err)
 
+
+def _command(args: argparse.Namespace, target: targets.Target, out: TextIO, err: TextIO) -> int:
     if args.command == "list":
         rows = [summary(r) for r in load_all(target)]
         if args.json:

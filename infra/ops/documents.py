@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from image_pipeline import deadlines
 from image_pipeline.firestore_docs import Doc, FirestoreStore
 
 # The tools' clients open the project's default database (``firestore.Client``'s default).
@@ -18,24 +19,29 @@ DATABASE = "(default)"
 
 
 class Documents(FirestoreStore):
-    def __init__(self, client: Any) -> None:
-        super().__init__(client.project, DATABASE, client)
+    def __init__(self, client: Any, seconds: float = deadlines.SECONDS) -> None:
+        super().__init__(client.project, DATABASE, client, seconds)
 
     def get(self, collection: str, doc_id: str) -> Doc | None:
         """The document, or None when there is none."""
-        snapshot = self._client().collection(collection).document(doc_id).get()
+        with self._answering():
+            snapshot = self._client().collection(collection).document(doc_id).get()
         return snapshot.to_dict() if snapshot.exists else None
 
     def get_many(self, collection: str, doc_ids: Iterable[str]) -> dict[str, Doc]:
         """The documents that exist among ``doc_ids`` (one batched read), by id."""
         refs = [self._client().collection(collection).document(i) for i in doc_ids]
-        return {s.id: s.to_dict() for s in self._client().get_all(refs) if s.exists}
+        with self._answering():
+            return {s.id: s.to_dict() for s in self._client().get_all(refs) if s.exists}
 
     def stream(self, collection: str) -> Iterator[tuple[str, Doc]]:
-        """Every document of the collection with its id, in no particular order."""
-        for snapshot in self._client().collection(collection).stream():
-            yield snapshot.id, snapshot.to_dict()
+        """Every document of the collection with its id, in no particular order (the
+        deadline bounds the whole stream: a page, not an archive)."""
+        with self._answering():
+            for snapshot in self._client().collection(collection).stream():
+                yield snapshot.id, snapshot.to_dict()
 
     def delete(self, collection: str, doc_id: str) -> None:
         """Removes the document (nothing happens when there is none)."""
-        self._client().collection(collection).document(doc_id).delete()
+        with self._answering():
+            self._client().collection(collection).document(doc_id).delete()

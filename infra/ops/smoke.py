@@ -193,7 +193,8 @@ class Smoke:
             time.sleep(self.poll_seconds)
 
     def _blob(self, bucket: str, name: str) -> Any:
-        return self.target.storage.bucket(bucket).get_blob(name)
+        with self.target.answering("Cloud Storage"):
+            return self.target.storage.bucket(bucket).get_blob(name, **self.target.storage_call())
 
     # -- stages ----------------------------------------------------------------------------
 
@@ -204,7 +205,12 @@ class Smoke:
     def upload(self) -> None:
         for sample in self.samples.values():
             blob = self.uploads.blob(self.object_name(sample.name))
-            blob.upload_from_string(sample.data, content_type=sample.content_type)
+            with self.target.answering("Cloud Storage"):
+                blob.upload_from_string(
+                    sample.data,
+                    content_type=sample.content_type,
+                    timeout=self.target.deadline_seconds,
+                )
         self.report.check(
             f"upload {len(self.samples)} files",
             True,
@@ -279,7 +285,7 @@ class Smoke:
         if blob.size != entry.get("size"):
             return f"{leaf} is {blob.size} bytes, listed {entry.get('size')}"
         try:
-            with Image.open(io.BytesIO(blob.download_as_bytes())) as im:
+            with Image.open(io.BytesIO(blob.download_as_bytes(**self.target.storage_call()))) as im:
                 im.load()
                 size, fmt, mode, info, exif = im.size, im.format, im.mode, im.info, im.getexif()
         except Exception as exc:  # anything Pillow raises means it does not decode
@@ -309,7 +315,8 @@ class Smoke:
     def delete_photo(self) -> None:
         name = "photo.jpg"
         listed = [(e["bucket"], e["name"]) for e in self.docs[name].get("thumbnails") or []]
-        self.uploads.blob(self.object_name(name)).delete()
+        with self.target.answering("Cloud Storage"):
+            self.uploads.blob(self.object_name(name)).delete(timeout=self.target.deadline_seconds)
 
         def gone() -> tuple[bool, str]:
             left = [n for b, n in listed if self._blob(b, n) is not None]
@@ -343,7 +350,9 @@ class Smoke:
         thumbnail left under the prefix and dead letters about this run."""
         for sample in self.samples:
             with contextlib.suppress(Exception):  # already gone (the photo) is fine
-                self.uploads.blob(self.object_name(sample)).delete()
+                self.uploads.blob(self.object_name(sample)).delete(
+                    timeout=self.target.deadline_seconds
+                )
 
         def marked() -> tuple[bool, str]:
             states = [(self.doc(n) or {}).get("status") for n in self.samples]
@@ -360,10 +369,10 @@ class Smoke:
             (self.target.thumbnails_bucket, thumbs),
             (self.target.uploads_bucket, self.prefix),
         ):
-            for blob in storage.list_blobs(bucket, prefix=prefix):
+            for blob in storage.list_blobs(bucket, prefix=prefix, **self.target.storage_call()):
                 # The pipeline's own cleanup may delete a thumbnail between list and delete.
                 with contextlib.suppress(NotFound):
-                    blob.delete()
+                    blob.delete(timeout=self.target.deadline_seconds)
         for message_id in self.dead_letter_ids() - dead_letters_before:
             if self._about_this_run(message_id):
                 self.target.documents.delete(self.target.dead_letters_collection, message_id)
@@ -448,8 +457,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     except (targets.TargetError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # A waiting stage polls: no single call may take longer than the stage may wait.
+    target.deadline_seconds = min(target.deadline_seconds, args.timeout / 2)
     smoke = Smoke(target, Report(out), timeout=args.timeout)
-    return 0 if smoke.run() else 1
+    return targets.failing_fast(lambda: 0 if smoke.run() else 1)
 
 
 if __name__ == "__main__":

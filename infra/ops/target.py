@@ -12,15 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TextIO
 
 import requests
 
+from image_pipeline import deadlines
 from infra.common.paths import STACK_JSON
 from infra.model.config import load_config
 from infra.model.topology import Topology, build_topology
@@ -44,6 +47,8 @@ class Target:
     emulator_env: Mapping[str, str] = field(default_factory=dict)  # empty on GCP
     function_urls: Mapping[str, str] = field(default_factory=dict)  # by name; local only
     timeout_seconds: float = 60.0
+    # Every Firestore, Cloud Storage and Pub/Sub call gives up after this long.
+    deadline_seconds: float = deadlines.SECONDS
     # The local stack's functions' environment (from stack.json); on GCP it is looked up.
     function_env: Mapping[str, str] = field(default_factory=dict)
     _function_uris: dict[str, str] = field(default_factory=dict, repr=False)
@@ -100,7 +105,23 @@ class Target:
     @cached_property
     def documents(self) -> Documents:
         """Firestore, through the adapter the functions write with."""
-        return Documents(self._clients.firestore)
+        return Documents(self._clients.firestore, self.deadline_seconds)
+
+    @property
+    def storage_where(self) -> str:
+        return self.emulator_env.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
+
+    def storage_call(self) -> dict[str, Any]:
+        """`timeout` and `retry` for a Cloud Storage call, within the deadline."""
+        return deadlines.storage_call(self.deadline_seconds)
+
+    def answering(self, service: str) -> AbstractContextManager[None]:
+        """Around a Cloud Storage or Pub/Sub call: no answer becomes `Unavailable`."""
+        where = {
+            "Cloud Storage": self.storage_where,
+            "Pub/Sub": self.emulator_env.get("PUBSUB_EMULATOR_HOST") or "pubsub.googleapis.com",
+        }[service]
+        return deadlines.answering(service, where, self.deadline_seconds)
 
     @property
     def publisher(self) -> Any:
@@ -202,7 +223,7 @@ class Target:
         return response
 
 
-def from_stack_file(path: Path = STACK_FILE) -> Target:
+def from_stack_file(path: Path = STACK_FILE, deadline_seconds: float = deadlines.SECONDS) -> Target:
     """The local stack, as `scripts/local up` described it in `.local/stack.json`."""
     try:
         stack = json.loads(path.read_text())
@@ -211,10 +232,10 @@ def from_stack_file(path: Path = STACK_FILE) -> Target:
             f"{path} not found: start the local stack with 'scripts/local up', "
             "or pass --project ID for a real project"
         ) from None
-    return from_stack(stack)
+    return from_stack(stack, deadline_seconds)
 
 
-def from_stack(stack: Mapping[str, Any]) -> Target:
+def from_stack(stack: Mapping[str, Any], deadline_seconds: float = deadlines.SECONDS) -> Target:
     """A Target from the contents of `stack.json` (the gallery gets it in memory)."""
     config = load_config(
         overrides={
@@ -230,6 +251,7 @@ def from_stack(stack: Mapping[str, Any]) -> Target:
         emulator_env=env,
         function_urls=urls,
         function_env=stack.get("function_env", {}),
+        deadline_seconds=deadline_seconds,
     )
 
 
@@ -239,6 +261,16 @@ def for_project(project: str, region: str | None = None) -> Target:
     if region:
         overrides["region"] = region
     return Target(build_topology(load_config(overrides=overrides)))
+
+
+def failing_fast(command: Callable[[], int], err: TextIO | None = None) -> int:
+    """Runs a tool's command: a dependency that did not answer in time is one line naming
+    it (`error: Firestore at … did not answer within 10 s`) and exit code 1."""
+    try:
+        return command()
+    except deadlines.Unavailable as exc:
+        print(f"error: {exc}", file=err or sys.stderr)
+        return 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

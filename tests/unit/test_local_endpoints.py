@@ -4,6 +4,7 @@ changed, and the server keeps serving afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator
@@ -298,10 +299,13 @@ def test_gallery_answers_carry_a_policy_against_framing_and_foreign_scripts(gall
 def test_only_raster_images_are_served_as_thumbnails(stored, served):
     from types import SimpleNamespace
 
-    blob = SimpleNamespace(content_type=stored, download_as_bytes=lambda: b"x")
-    bucket = SimpleNamespace(get_blob=lambda name: blob)
+    blob = SimpleNamespace(content_type=stored, download_as_bytes=lambda **bounds: b"x")
+    bucket = SimpleNamespace(get_blob=lambda name, **bounds: blob)
     target = SimpleNamespace(
-        thumbnails_bucket="t", storage=SimpleNamespace(bucket=lambda name: bucket)
+        thumbnails_bucket="t",
+        storage=SimpleNamespace(bucket=lambda name: bucket),
+        answering=lambda service: contextlib.nullcontext(),
+        storage_call=dict,
     )
     gallery = RecordingGallery()
     gallery.target = target  # type: ignore[assignment]
