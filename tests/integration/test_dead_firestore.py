@@ -1,0 +1,87 @@
+"""A dead Firestore emulator: the gallery and every tool answer within seconds, naming it.
+
+The shared stack keeps its own Firestore: the tools here are pointed at a second Firestore
+emulator, started for this test and killed (its whole process group) once the gallery has
+talked to it, so the gallery's client meets a peer that died under an open channel and the
+tools meet a port nobody answers on. The bounds are the promises of docs/local-stack.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from infra.common.paths import ROOT
+from infra.gallery import server as gallery_server
+from infra.local import emulators
+
+pytestmark = pytest.mark.integration
+
+GALLERY_BOUND = 10.0
+TOOL_BOUND = 30.0
+SMOKE_TIMEOUT = 20.0
+
+
+def _tool(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(ROOT / "scripts" / argv[0]), *argv[1:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_naming_it(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    firestore = emulators.start_firestore(tmp_path, os.environ)
+    try:
+        emulators.wait_ready(firestore)
+        info = {**local_stack.info(), "env": {**local_stack.env}}
+        info["env"]["FIRESTORE_EMULATOR_HOST"] = firestore.host
+        stack_file = tmp_path / "stack.json"
+        stack_file.write_text(json.dumps(info, default=str))
+        gallery = gallery_server.start(info)
+        url = f"{gallery_server.url_of(gallery)}api/state"
+        assert requests.get(url, timeout=30).status_code == 200  # its channel is open
+    finally:
+        firestore.process.stop(timeout=1)
+    assert firestore.process.popen.poll() is not None
+
+    started = time.monotonic()
+    tools = {
+        "dead-letters list": _tool(["dead-letters", "list", "--stack", str(stack_file)]),
+        "backfill (dry run)": _tool(["backfill", "--stack", str(stack_file)]),
+        "smoke": _tool(
+            ["smoke", "--local", "--stack", str(stack_file), "--timeout", f"{SMOKE_TIMEOUT:g}"]
+        ),
+    }
+    try:
+        answer = requests.get(url, timeout=60)
+        gallery_seconds = time.monotonic() - started
+        assert answer.status_code == 503, answer.text
+        assert f"Firestore at {firestore.host} did not answer" in answer.json()["error"]
+        assert gallery_seconds <= GALLERY_BOUND
+        for name, process in tools.items():
+            bound = SMOKE_TIMEOUT if name == "smoke" else TOOL_BOUND
+            _, err = process.communicate(timeout=60)
+            seconds = time.monotonic() - started
+            assert process.returncode == 1, (name, err)
+            assert f"error: Firestore at {firestore.host} did not answer" in err, (name, err)
+            assert "Traceback" not in err, (name, err)
+            assert seconds <= bound, (name, seconds)
+    finally:
+        gallery.shutdown()
+        gallery.server_close()
+        for process in tools.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
