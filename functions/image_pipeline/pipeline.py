@@ -18,7 +18,7 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from image_pipeline import events, imaging, passthrough, patterns, pubsub_limits, records
-from image_pipeline.errors import MalformedEvent, PermanentError, is_transient
+from image_pipeline.errors import GenerationMismatch, MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
 from image_pipeline.firestore_docs import FirestoreStore, Store
 from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, MAX_COVER_SIDE, Box
@@ -254,23 +254,37 @@ def _thumbnails_event(
     with _timed(timings, "download_ms"):
         data = p.storage.download(obj.bucket, obj.name, obj.generation)
     if data is None:
-        log.info("skipped", reason="this generation no longer exists (overwritten or deleted)")
+        # A redelivery may find what an earlier attempt wrote: nobody else removes it.
+        removed = _delete_thumbnails(p, obj)
+        log.info(
+            "skipped",
+            reason="this generation no longer exists (overwritten or deleted)",
+            deleted=removed,
+        )
         return None
     options = imaging.Options.from_tunables(p.settings, p.settings.outputs_for(obj.name))
     with _timed(timings, "core_ms"):
         result = imaging.make_thumbnails(data, options)
     with _timed(timings, "upload_ms"):
-        thumbnails = [
-            entry
-            for thumb in result.thumbnails
-            if (entry := _put_thumbnail(p, obj, thumb, made["metadata"])) is not None
-        ]
-        deleted = _source_deleted_meanwhile(p, obj)
-        if deleted is None:
+        replaced = _replaced_meanwhile(p, obj)
+        if replaced is None:
+            thumbnails = [
+                entry
+                for thumb in result.thumbnails
+                if (entry := _put_thumbnail(p, obj, thumb, made["metadata"])) is not None
+            ]
+            replaced = _replaced_meanwhile(p, obj)
+        if replaced is None:
             # Only now, with the new outputs in place: what earlier rules made and these do not.
             outdated = _delete_thumbnails(p, obj, keep={t["name"] for t in thumbnails})
-    if deleted is not None:
-        log.info("skipped", reason="deleted while its thumbnails were written", deleted=deleted)
+    if replaced is not None:
+        live, removed = replaced
+        log.info(
+            "skipped",
+            reason="no longer the live generation (overwritten or deleted meanwhile)",
+            liveGeneration=live,
+            deleted=removed,
+        )
         return None
     if outdated:
         log.info("outputs of earlier output rules removed", deleted=outdated)
@@ -280,15 +294,17 @@ def _thumbnails_event(
     return events.processed_event(obj, event["id"], image, thumbnails, timings, made)
 
 
-def _source_deleted_meanwhile(p: Pipeline, obj: StorageObject) -> list[str] | None:
-    """After our uploads, stat the source: a delete that reached cleanup before our writes
-    left them orphaned, so they are deleted by cleanup's rule and their names returned (the
-    caller then publishes nothing). None when the source is live. Why one stat closes the race:
-    docs/architecture.md, "Thumbnails".
+def _replaced_meanwhile(p: Pipeline, obj: StorageObject) -> tuple[int | None, list[str]] | None:
+    """Is ``obj`` still the live generation of its source? Asked before our outputs are
+    written and again before the result is published. None when it is; else the live
+    generation (None: deleted) and the names of the outputs removed: ours and any older,
+    by cleanup's rule, while a newer generation's stay (its processing owns the names).
+    Why a stat after the writes closes the race: docs/architecture.md, "Thumbnails".
     """
-    if p.storage.stat(obj.bucket, obj.name) is not None:
+    live = p.storage.stat(obj.bucket, obj.name)
+    if live is not None and live.generation == obj.generation:
         return None
-    return _delete_thumbnails(p, obj)
+    return (live.generation if live else None), _delete_thumbnails(p, obj)
 
 
 def _source_generation(stored: StoredObject | None) -> int | None:
@@ -313,29 +329,36 @@ def _put_thumbnail(
     """Write a thumbnail unless one of a newer source generation is there, or this
     generation's made under the same output rules.
 
-    Returns its entry for the result event when it holds this generation's output, None
-    when a newer one won. A write that loses a race (GenerationMismatch) is raised: the
-    redelivery reads the new state and decides again.
+    A create-only write first (``if_generation_match=0``): one request when the name is
+    free, the usual case. Only when it is refused is the existing object read, and replaced
+    under a precondition on the generation read (see above). Returns its entry for the
+    result event when it holds this generation's output, None when a newer one won. A
+    replace that loses a race (GenerationMismatch) is raised: the redelivery reads the new
+    state and decides again.
     """
     bucket = p.settings.thumbnails_bucket
     name = thumbnail_name(
         p.settings.thumbnail_prefix, obj.bucket, obj.name, thumb.box, thumb.format
     )
-    live = p.storage.stat(bucket, name)
-    held = _source_generation(live)
-    if held is not None and held > obj.generation:
-        return None
-    same_rules = live is not None and (
-        live.metadata.get(FINGERPRINT_KEY) == p.settings.output_fingerprint
+    upload = Upload(
+        data=thumb.data,
+        content_type=thumb.content_type,
+        cache_control=p.settings.cache_control,
+        metadata={**_thumbnail_metadata(p, obj), **copied},
     )
-    if held != obj.generation or not same_rules:  # else: a redelivery, already written
-        upload = Upload(
-            data=thumb.data,
-            content_type=thumb.content_type,
-            cache_control=p.settings.cache_control,
-            metadata={**_thumbnail_metadata(p, obj), **copied},
+    try:
+        p.storage.upload(bucket, name, upload, if_generation_match=0)
+    except GenerationMismatch:
+        live = p.storage.stat(bucket, name)
+        held = _source_generation(live)
+        if held is not None and held > obj.generation:
+            return None
+        same_rules = live is not None and (
+            live.metadata.get(FINGERPRINT_KEY) == p.settings.output_fingerprint
         )
-        p.storage.upload(bucket, name, upload, if_generation_match=live.generation if live else 0)
+        if held != obj.generation or not same_rules:  # else: a redelivery, already written
+            match = live.generation if live else 0
+            p.storage.upload(bucket, name, upload, if_generation_match=match)
     return {
         "bucket": bucket,
         "name": name,
@@ -356,7 +379,8 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
     """GCS ``OBJECT_DELETE`` notification -> delete its thumbnails -> ``image.deleted``.
 
     When the delete comes from an overwrite (``overwrittenByGeneration``), the name lives
-    on: older thumbnails go, but nothing is marked deleted. When it comes from the uploads
+    on: older thumbnails go, and the doc is marked deleted only when no newer generation
+    will be processed to replace it. When it comes from the uploads
     bucket's lifecycle rule (``events.expired_by_lifecycle``), the user meant to keep the
     thumbnails: they stay, and ``image.expired`` records that the original expired.
     """
@@ -381,7 +405,7 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
             return
         with _timed(timings, "delete_ms"):
             deleted = _delete_thumbnails(p, obj)
-        if deletion.overwritten_by is not None:
+        if deletion.overwritten_by is not None and _will_be_processed(p, obj):
             log.info(
                 "overwritten: older thumbnails deleted",
                 overwrittenByGeneration=deletion.overwritten_by,
@@ -392,9 +416,23 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
         _publish(p, events.deleted_event(obj, message.message_id, timings), log, timings)
 
 
+def _will_be_processed(p: Pipeline, obj: StorageObject) -> bool:
+    """After an overwrite, will a newer generation's result replace this one's doc? Not when
+    the source is gone or its live generation is skipped (it carries the output marker,
+    say): then the doc would go on listing the thumbnails just deleted, so the overwritten
+    generation is marked deleted (a newer generation's result still ranks above it)."""
+    live = p.storage.stat(obj.bucket, obj.name)
+    if live is None or live.generation <= obj.generation:
+        return False
+    current = dataclasses.replace(obj, generation=live.generation, metadata=live.metadata)
+    return skip_reason(p.settings, current) is None
+
+
 def _delete_thumbnails(p: Pipeline, obj: StorageObject, keep: Set[str] = frozenset()) -> list[str]:
     """Delete this object's thumbnails of its generation or older, but those named in
-    ``keep``; keep newer ones."""
+    ``keep``; keep newer ones. Each delete is conditional on the generation listed, so a
+    thumbnail rewritten meanwhile (by a generation at least as new: writes never go back)
+    is left to its writer."""
     bucket = p.settings.thumbnails_bucket
     deleted = []
     folder = thumbnail_folder(p.settings.thumbnail_prefix, obj.bucket, obj.name)
@@ -405,7 +443,10 @@ def _delete_thumbnails(p: Pipeline, obj: StorageObject, keep: Set[str] = frozens
         held = _source_generation(thumb)
         if held is None or held > obj.generation or thumb.name in keep:
             continue
-        p.storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
+        try:
+            p.storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
+        except GenerationMismatch:
+            continue  # rewritten since listed: a generation at least as new owns it now
         deleted.append(thumb.name)
     return deleted
 

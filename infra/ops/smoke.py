@@ -257,7 +257,8 @@ class Smoke:
             doc = self.docs.get(name, {})
             outputs = self.settings.outputs_for(self.object_name(name))
             entries = doc.get("thumbnails") or []
-            problems = [p for e in entries if (p := self._thumbnail_problem(name, e))]
+            generation = doc.get("generation")
+            problems = [p for e in entries if (p := self._thumbnail_problem(name, generation, e))]
             expected = len(outputs.sizes) * len(outputs.formats)
             if len(entries) != expected:
                 problems.append(f"{len(entries)} listed, {expected} configured")
@@ -274,12 +275,16 @@ class Smoke:
                 + ", ".join(str(box) for box in outputs.sizes),
             )
 
-    def _thumbnail_problem(self, sample: str, entry: Mapping[str, Any]) -> str:
-        """What is wrong with one listed thumbnail ("" when nothing)."""
+    def _thumbnail_problem(self, sample: str, generation: Any, entry: Mapping[str, Any]) -> str:
+        """What is wrong with one listed thumbnail ("" when nothing): it must exist AND be
+        the output of the generation the doc describes."""
         leaf = str(entry.get("name", "")).rsplit("/", 1)[-1]
         blob = self._blob(entry["bucket"], entry["name"])
         if blob is None:
             return f"{leaf} missing"
+        held = (blob.metadata or {}).get("source-generation")
+        if held != str(generation):
+            return f"{leaf} is the output of generation {held}, the doc is at {generation}"
         if blob.content_type != entry.get("contentType"):
             return f"{leaf} content type {blob.content_type}, listed {entry.get('contentType')}"
         if blob.size != entry.get("size"):

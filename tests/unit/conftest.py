@@ -3,6 +3,7 @@ transaction semantics, and a Pipeline wired to them."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import itertools
@@ -46,6 +47,8 @@ class FakeStorage:
         self._generations = itertools.count(1_700_000_000_000_001)
         self.uploads = 0
         self.after_download: Callable[[], None] | None = None  # one shot: to stage a race
+        self.after_upload: Callable[[], None] | None = None  # one shot, after a pipeline write
+        self.calls: collections.Counter[str] = collections.Counter()  # requests, per method
 
     def put(self, bucket: str, name: str, data: bytes, upload: Upload | None = None) -> FakeObject:
         """Test helper: an unconditional upload, returning the new object."""
@@ -55,6 +58,7 @@ class FakeStorage:
         return obj
 
     def download(self, bucket: str, name: str, generation: int) -> bytes | None:
+        self.calls["download"] += 1
         data = self.history.get((bucket, name, generation))
         hook, self.after_download = self.after_download, None
         if hook is not None:
@@ -62,17 +66,23 @@ class FakeStorage:
         return data
 
     def stat(self, bucket: str, name: str) -> StoredObject | None:
+        self.calls["stat"] += 1
         obj = self.live.get((bucket, name))
         return StoredObject(name, obj.generation, obj.metadata) if obj else None
 
     def upload(self, bucket: str, name: str, upload: Upload, *, if_generation_match: int) -> None:
+        self.calls["upload"] += 1
         current = self.live.get((bucket, name))
         if (current.generation if current else 0) != if_generation_match:
             raise GenerationMismatch(name)
         self.put(bucket, name, upload.data, upload)
         self.uploads += 1
+        hook, self.after_upload = self.after_upload, None
+        if hook is not None:
+            hook()
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
+        self.calls["list"] += 1
         return [
             StoredObject(name, obj.generation, obj.metadata)
             for (b, name), obj in sorted(self.live.items())
@@ -80,6 +90,7 @@ class FakeStorage:
         ]
 
     def delete(self, bucket: str, name: str, *, if_generation_match: int) -> None:
+        self.calls["delete"] += 1
         current = self.live.get((bucket, name))
         if current is None:
             return

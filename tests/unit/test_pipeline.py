@@ -31,6 +31,7 @@ from pipeline_kit import (
 from image_pipeline import pipeline as stages
 from image_pipeline import pubsub_limits
 from image_pipeline.errors import GenerationMismatch
+from image_pipeline.gcs import Upload
 from image_pipeline.records import image_doc_id
 
 # --- make_thumbnail: what is skipped --------------------------------------------------
@@ -152,7 +153,9 @@ def test_a_failure_within_the_retry_window_is_retried(pipeline, monkeypatch):
 def test_a_lost_upload_race_is_retried(pipeline, monkeypatch):
     res = upload(pipeline, "a.jpg", photo(64, 64))
     stages.make_thumbnail(pipeline, storage_event(res), {})
-    monkeypatch.setattr(pipeline.storage, "stat", lambda bucket, name: None)  # a stale read
+    real_stat = pipeline.storage.stat
+    stale = lambda bucket, name: None if bucket == "thumbs" else real_stat(bucket, name)  # noqa: E731
+    monkeypatch.setattr(pipeline.storage, "stat", stale)  # a stale read of the thumbnails
     newer = upload(pipeline, "a.jpg", photo(64, 64))
     with pytest.raises(GenerationMismatch):
         stages.make_thumbnail(pipeline, storage_event(newer), {})
@@ -185,7 +188,9 @@ def test_generation_n_plus_1_wins_in_any_order(pipeline, order):
         stages.make_thumbnail(pipeline, events_[i], {})
     thumbs = [o for (b, _), o in pipeline.storage.live.items() if b == "thumbs"]
     assert {t.metadata["source-generation"] for t in thumbs} == {new["generation"]}
-    deliver_results(pipeline, [0, 1])  # result events in the order they were published
+    # The old generation is no longer live when processed: it writes and publishes nothing.
+    assert [attrs["generation"] for _, attrs in published(pipeline)] == [new["generation"]]
+    deliver_results(pipeline, [0])
     doc = image_doc(pipeline, "o.jpg")
     assert doc is not None
     assert (doc["generation"], doc["width"], doc["height"]) == (int(new["generation"]), 32, 64)
@@ -193,14 +198,16 @@ def test_generation_n_plus_1_wins_in_any_order(pipeline, order):
 
 
 def test_stale_result_events_do_not_replace_newer_docs(pipeline):
-    old = upload(pipeline, "s.jpg", photo(64, 32))
-    new = upload(pipeline, "s.jpg", photo(32, 64))
-    stages.make_thumbnail(pipeline, storage_event(new), {})
-    stages.make_thumbnail(pipeline, storage_event(old), {})
-    superseded = published(pipeline)[1][0]
-    assert superseded["thumbnails"] == []  # the newer generation's thumbnails were kept
-    deliver_results(pipeline, [0, 1])
+    old = process(pipeline, "s.jpg")
+    new = process(pipeline, "s.jpg")
+    assert [a["generation"] for _, a in published(pipeline)] == [
+        old["generation"],
+        new["generation"],
+    ]
+    deliver_results(pipeline, [1, 0])  # the older result arrives last
     assert pipeline.store.writes == 1
+    doc = image_doc(pipeline, "s.jpg")
+    assert doc is not None and doc["generation"] == int(new["generation"])
 
 
 def test_late_expired_retry_does_not_hide_a_processed_image(pipeline):
@@ -278,15 +285,37 @@ def test_cleanup_keeps_thumbnails_of_a_newer_generation(pipeline):
     assert (doc["status"], doc["generation"]) == ("processed", int(new["generation"]))
 
 
-def test_overwrite_deletes_older_thumbnails_but_marks_nothing_deleted(pipeline, capsys):
-    old = process(pipeline, "w.jpg")
+def overwrite_cleanup(pipeline: stages.Pipeline, old: dict, new: dict) -> None:
+    """The OBJECT_DELETE notification GCS sends for ``old`` when ``new`` replaced it."""
     body = notification(
-        "uploads", "w.jpg", int(old["generation"]), overwrittenByGeneration=str(10**18)
+        "uploads", old["name"], int(old["generation"]), overwrittenByGeneration=new["generation"]
     )
     stages.cleanup(pipeline, push_event(body), {})
+
+
+def test_overwrite_deletes_older_thumbnails_but_marks_nothing_deleted(pipeline, capsys):
+    old = process(pipeline, "w.jpg")
+    new = upload(pipeline, "w.jpg", photo(32, 32))  # to be processed: its result replaces the doc
+    overwrite_cleanup(pipeline, old, new)
     assert thumbs_of(pipeline, "w.jpg") == []
     assert len(pipeline.publisher.messages) == 1  # only the processed event
     assert log_lines(capsys)[-1]["message"] == "overwritten: older thumbnails deleted"
+
+
+def test_an_overwrite_nobody_will_process_marks_the_old_generation_deleted(pipeline):
+    old = process(pipeline, "w.jpg")
+    marked = {"image-pipeline-output": "x"}
+    stored = pipeline.storage.put(
+        "uploads", "w.jpg", photo(32, 32), Upload(b"", "image/jpeg", "", marked)
+    )
+    new = resource("uploads", "w.jpg", stored.generation, 10, metadata=marked)
+    stages.make_thumbnail(pipeline, storage_event(new), {})  # skipped: it carries the marker
+    overwrite_cleanup(pipeline, old, new)
+    assert thumbs_of(pipeline, "w.jpg") == []
+    deliver_results(pipeline, [0, 1])
+    doc = image_doc(pipeline, "w.jpg")
+    assert doc is not None and (doc["status"], doc["thumbnails"]) == ("deleted", [])
+    assert doc["generation"] == int(old["generation"])
 
 
 def test_cleanup_twice_is_harmless(pipeline):
@@ -311,15 +340,34 @@ def delete_source(pipeline: stages.Pipeline, res: dict, *, cleanup: bool) -> Non
         stages.cleanup(pipeline, event, {})
 
 
+RACE_POINTS = ["after download", "after the first write"]
+
+
+def stage_race(pipeline: stages.Pipeline, point: str, act) -> None:
+    if point == "after download":
+        pipeline.storage.after_download = act
+    else:
+        pipeline.storage.after_upload = act
+
+
+@pytest.mark.parametrize("point", RACE_POINTS)
 @pytest.mark.parametrize("cleanup_first", [True, False], ids=["cleanup first", "cleanup later"])
-def test_source_deleted_during_upload_leaves_no_orphan_thumbnails(pipeline, capsys, cleanup_first):
+def test_source_deleted_during_processing_leaves_no_orphan_thumbnails(
+    pipeline, capsys, cleanup_first, point
+):
     res = upload(pipeline, "race.jpg", photo(64, 64))
-    pipeline.storage.after_download = lambda: delete_source(pipeline, res, cleanup=cleanup_first)
+    stage_race(pipeline, point, lambda: delete_source(pipeline, res, cleanup=cleanup_first))
     stages.make_thumbnail(pipeline, storage_event(res), {})
     assert pipeline.storage.names("thumbs") == []
     line = log_lines(capsys)[-1]
-    assert (line["stage"], line["message"]) == ("make_thumbnail", "skipped")
-    assert len(line["deleted"]) == 4
+    assert (line["stage"], line["message"], line["liveGeneration"]) == (
+        "make_thumbnail",
+        "skipped",
+        None,
+    )
+    # Writes go on until the check after them (the delete's cleanup took the first one).
+    written = 0 if point == "after download" else (3 if cleanup_first else 4)
+    assert len(line["deleted"]) == written
     if not cleanup_first:
         delete_source(pipeline, res, cleanup=True)
     assert [attrs["eventType"] for _, attrs in published(pipeline)] == ["image.deleted"]
@@ -344,13 +392,74 @@ def test_source_deleted_during_upload_keeps_a_newer_generations_thumbnails(pipel
     assert [attrs["generation"] for _, attrs in published(pipeline)] == [newer[0]["generation"]]
 
 
-def test_source_overwritten_during_upload_keeps_the_thumbnails(pipeline):
+NEW_UPLOADS = {"an image": photo(16, 16), "a corrupt file": b"\xff\xd8\xff\xe0" + b"\0" * 10}
+
+
+@pytest.mark.parametrize("point", RACE_POINTS)
+@pytest.mark.parametrize("new_upload", NEW_UPLOADS)
+@pytest.mark.parametrize("overwrite_cleanup_first", [True, False])
+def test_source_overwritten_during_processing_ends_with_the_new_generation_only(
+    pipeline, point, new_upload, overwrite_cleanup_first
+):
+    """The old generation stops and removes what it wrote, whatever the new upload gives
+    (a 16x16 image has two boxes' worth of thumbnails, a corrupt one none)."""
     old = upload(pipeline, "race.jpg", photo(64, 32))
-    pipeline.storage.after_download = lambda: upload(pipeline, "race.jpg", photo(32, 64))
+    new: list[dict] = []
+
+    def overwrite() -> None:
+        new.append(upload(pipeline, "race.jpg", NEW_UPLOADS[new_upload]))
+        if overwrite_cleanup_first:
+            overwrite_cleanup(pipeline, old, new[0])
+
+    stage_race(pipeline, point, overwrite)
     stages.make_thumbnail(pipeline, storage_event(old), {})
-    assert len(thumbs_of(pipeline, "race.jpg")) == 4
-    ((data, attrs),) = published(pipeline)
-    assert attrs["eventType"] == "image.processed" and len(data["thumbnails"]) == 4
+    assert thumbs_of(pipeline, "race.jpg") == []
+    assert published(pipeline) == []
+    if not overwrite_cleanup_first:
+        overwrite_cleanup(pipeline, old, new[0])
+    stages.make_thumbnail(pipeline, storage_event(new[0]), {})
+    thumbs = [o for (b, _), o in pipeline.storage.live.items() if b == "thumbs"]
+    assert {t.metadata["source-generation"] for t in thumbs} <= {new[0]["generation"]}
+    deliver_results(pipeline, list(range(len(pipeline.publisher.messages))))
+    doc = image_doc(pipeline, "race.jpg")
+    assert doc is not None and doc["generation"] == int(new[0]["generation"])
+    assert sorted(t["name"] for t in doc["thumbnails"]) == thumbs_of(pipeline, "race.jpg")
+
+
+def test_a_redelivery_of_a_vanished_generation_removes_what_it_wrote(pipeline):
+    old = upload(pipeline, "v.jpg", photo(64, 64))
+
+    def overwrite_then_fail() -> None:  # the write is done; the process dies right after
+        upload(pipeline, "v.jpg", b"\xff\xd8\xff\xe0" + b"\0" * 10)
+        raise ConnectionError("instance lost")
+
+    pipeline.storage.after_upload = overwrite_then_fail
+    with pytest.raises(ConnectionError):
+        stages.make_thumbnail(pipeline, storage_event(old), {})
+    assert len(thumbs_of(pipeline, "v.jpg")) == 1
+    pipeline.storage.history.pop(("uploads", "v.jpg", int(old["generation"])))  # not versioned
+    stages.make_thumbnail(pipeline, storage_event(old), {})  # the redelivery
+    assert thumbs_of(pipeline, "v.jpg") == [] and published(pipeline) == []
+
+
+def test_gcs_requests_per_upload(pipeline):
+    """What one upload costs in Cloud Storage requests (docs/architecture.md, "Thumbnails"):
+    the download, the live-generation check before and after the writes, one create-only
+    write per thumbnail and the listing for outputs of earlier rules (N + 4; it was 2N + 3:
+    a read before every write). A name still taken by an older generation adds a read and a
+    replace for it."""
+    outputs = len(pipeline.settings.thumbnail_sizes) * len(pipeline.settings.thumbnail_formats)
+    process(pipeline, "count.jpg")
+    assert pipeline.storage.calls == {"download": 1, "stat": 2, "upload": outputs, "list": 1}
+    pipeline.storage.calls.clear()
+    process(pipeline, "count.jpg")  # an overwrite whose cleanup has not run yet
+    assert pipeline.storage.calls == {
+        "download": 1,
+        "stat": 2 + outputs,
+        "upload": 2 * outputs,
+        "list": 1,
+    }
+    assert len(published(pipeline)) == 2
 
 
 def test_a_dead_letter_whose_message_id_looks_like_a_path_is_one_flat_record(pipeline):
