@@ -15,13 +15,13 @@ from typing import Any
 
 from infra.deploy.function_source import SourceError
 from infra.model.checks import TopologyError
-from infra.model.config import ConfigError, load_config
+from infra.model.config import ConfigError, load_environments
 from infra.model.synthesized import read_stacks
 
 
 def main() -> int:
     try:
-        config = load_config()
+        configs = load_environments()
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -29,14 +29,14 @@ def main() -> int:
     from cdktf import App
 
     from infra.deploy.deploy_order import DeployOrderError, refuse_unsafe
-    from infra.deploy.pipeline_stack import add_pipeline_stack
+    from infra.deploy.pipeline_stack import add_deployments
     from infra.deploy.replacements import replacements, warning
 
     app = App()
     outdir = Path(app.outdir)
     before = _last_synth(outdir)
     try:
-        add_pipeline_stack(app, config)
+        add_deployments(app, configs)
     except (TopologyError, SourceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -24,7 +24,13 @@ from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
 from infra.deploy.project_stack import ProjectStack, add_project_stack
 from infra.deploy.state_backend import set_up
 from infra.model.checks import check_topology
-from infra.model.config import PROJECT_STACK_ID, STACK_ID, DeploymentConfig
+from infra.model.config import (
+    PROJECT_STACK_ID,
+    STACK_ID,
+    DeploymentConfig,
+    pipeline_stack_id,
+    project_stack_id,
+)
 from infra.model.topology import Topology, build_topology
 
 
@@ -106,11 +112,25 @@ def add_pipeline_stack(
         stack_id,
         config=config,
         topology=topology,
-        project=project or add_project_stack(app, config, project_stack_id(stack_id)),
+        project=project or add_project_stack(app, config, project_stack_id_beside(stack_id)),
         archive_dir=Path(app.outdir) / ".function-source" / stack_id,
     )
 
 
-def project_stack_id(stack_id: str) -> str:
+def add_deployments(app: App, configs: list[DeploymentConfig]) -> list[PipelineStack]:
+    """Every environment's pipeline stack (`pipeline_stack_id`), and one project stack per
+    GCP project (`project_stack_id`), shared by the environments deployed to it."""
+    projects: dict[str, ProjectStack] = {}
+    stacks = []
+    for config in configs:
+        if config.project not in projects:
+            projects[config.project] = add_project_stack(app, config, project_stack_id(config))
+        stacks.append(
+            add_pipeline_stack(app, config, pipeline_stack_id(config), projects[config.project])
+        )
+    return stacks
+
+
+def project_stack_id_beside(stack_id: str) -> str:
     """The project stack's id next to the pipeline stack `stack_id`."""
     return PROJECT_STACK_ID if stack_id == STACK_ID else f"{stack_id}-project"

@@ -37,6 +37,10 @@ ENV_PREFIX = "PIPELINE_"
 STACK_ID = "image-pipeline"
 CDKTF_JSON = ROOT / "cdktf.json"  # where the settings are read (tests point it elsewhere)
 PROJECT_STACK_ID = "image-pipeline-project"
+# Selects one named environment (cdktf.json context.environments) for main.py and the tools.
+ENVIRONMENT_VAR = "PIPELINE_ENVIRONMENT"
+# What the project stack holds, so environments sharing a project must agree on it.
+PROJECT_SETTINGS = ("create_firestore_database", "firestore_location", "state_bucket")
 
 # Settings that feed an attribute Terraform can only set when it creates the resource
 # (ForceNew in the google provider) of a resource holding data: a bucket's name or location,
@@ -45,6 +49,7 @@ PROJECT_STACK_ID = "image-pipeline-project"
 # says so, and `python main.py` warns when one differs from the last synth.
 FIXED_AFTER_FIRST_DEPLOY = (
     "project",
+    "environment",
     "region",
     "prefix",
     "uploads_bucket",
@@ -58,6 +63,7 @@ _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 # (https://cloud.google.com/firestore/docs/locations).
 _MULTI_REGIONS = frozenset({"nam5", "nam7", "eur3"})
 _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
+_ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 _MEMBER_RE = re.compile(r"^(user|group|serviceAccount|domain):[^\s:]+$")
@@ -81,6 +87,12 @@ class DeploymentConfig(Tunables):
     """
 
     project: str = setting(doc="GCP project id to deploy into")
+    environment: str = setting(
+        "",
+        doc="the named environment (`context.environments` in cdktf.json, selected with "
+        "`PIPELINE_ENVIRONMENT`); its stacks, state and Firestore collections carry the name "
+        "(empty: the one default deployment)",
+    )
     region: str = setting("us-central1", doc="region of the functions, the buckets and the trigger")
     prefix: str = setting(
         "imgpipe", doc="prefix of every topic, subscription, function and service account"
@@ -239,6 +251,10 @@ def _validate(c: DeploymentConfig) -> None:
         )
     if not _REGION_RE.match(c.region):
         raise ConfigError("region", f"{c.region!r} is not a region like 'us-central1'")
+    if c.environment and not _ENVIRONMENT_RE.match(c.environment):
+        raise ConfigError(
+            "environment", f"{c.environment!r}: 1-16 chars, lowercase letters, digits, hyphens"
+        )
     if not _PREFIX_RE.match(c.prefix):
         raise ConfigError("prefix", f"{c.prefix!r}: 1-12 chars, lowercase letters, digits, hyphens")
     for name in ("uploads_bucket", "thumbnails_bucket"):
@@ -365,6 +381,15 @@ class ConfigFileError(ConfigError):
 
 def _file_settings(path: Path) -> Mapping[str, Any]:
     """context.pipeline of `path`, or ConfigFileError naming the file, line and column."""
+    context = _context(path)
+    pipeline = context.get("pipeline", {}) if isinstance(context, dict) else None
+    if not isinstance(pipeline, dict):
+        raise ConfigFileError(f"{path}: context.pipeline must be a JSON object of settings")
+    return pipeline
+
+
+def _context(path: Path) -> Any:
+    """The `context` of cdktf.json, or ConfigFileError naming the file, line and column."""
     try:
         document = json.loads(path.read_bytes().decode("utf-8"))  # a BOM is refused
     except UnicodeDecodeError as exc:
@@ -373,11 +398,29 @@ def _file_settings(path: Path) -> Mapping[str, Any]:
         raise ConfigFileError(f"{path}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
     except OSError as exc:
         raise ConfigFileError(f"{path}: {exc.strerror}") from None
-    context = document.get("context", {}) if isinstance(document, dict) else None
-    pipeline = context.get("pipeline", {}) if isinstance(context, dict) else None
-    if not isinstance(pipeline, dict):
-        raise ConfigFileError(f"{path}: context.pipeline must be a JSON object of settings")
-    return pipeline
+    return document.get("context", {}) if isinstance(document, dict) else None
+
+
+def _environment_settings(path: Path, environment: str) -> Mapping[str, Any]:
+    """context.environments[environment] of `path` (ConfigError if it is not there)."""
+    named = _environments(path)
+    if environment not in named:
+        known = ", ".join(sorted(named)) or "none"
+        raise ConfigError(
+            "environment",
+            f"{environment!r} is not under context.environments in {path.name} (known: {known})",
+        )
+    return named[environment]
+
+
+def _environments(path: Path) -> Mapping[str, Mapping[str, Any]]:
+    if not path.exists():
+        return {}
+    context = _context(path)
+    named = context.get("environments", {}) if isinstance(context, dict) else {}
+    if not isinstance(named, dict) or not all(isinstance(v, dict) for v in named.values()):
+        raise ConfigFileError(f"{path}: context.environments must map names to settings")
+    return named
 
 
 def load_config(
@@ -385,12 +428,67 @@ def load_config(
     environ: Mapping[str, str] = os.environ,
     overrides: Mapping[str, Any] | None = None,
 ) -> DeploymentConfig:
-    """`cdktf.json` context.pipeline, then `PIPELINE_*` env vars, then `overrides`."""
+    """`cdktf.json` context.pipeline, then the named environment's settings (the
+    `environment` override or `PIPELINE_ENVIRONMENT`), then `PIPELINE_*` env vars, then
+    `overrides`."""
     cdktf_json = cdktf_json or CDKTF_JSON
     values: dict[str, Any] = dict(_file_settings(cdktf_json)) if cdktf_json.exists() else {}
+    environment = str((overrides or {}).get("environment") or environ.get(ENVIRONMENT_VAR, ""))
+    if environment:
+        values.update(_environment_settings(cdktf_json, environment))
+        values["environment"] = environment
     names = {f.name for f in fields(DeploymentConfig)}
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names:
             values[key[len(ENV_PREFIX) :].lower()] = raw
     values.update(overrides or {})
     return from_mapping(values)
+
+
+def load_environments(
+    cdktf_json: Path | None = None, environ: Mapping[str, str] = os.environ
+) -> list[DeploymentConfig]:
+    """What `python main.py` synthesizes: every environment of cdktf.json (or only the one
+    `PIPELINE_ENVIRONMENT` names), or the single default deployment when there are none."""
+    cdktf_json = cdktf_json or CDKTF_JSON
+    if environ.get(ENVIRONMENT_VAR) or not _environments(cdktf_json):
+        configs = [load_config(cdktf_json, environ)]
+    else:
+        configs = [
+            load_config(cdktf_json, environ, {"environment": name})
+            for name in sorted(_environments(cdktf_json))
+        ]
+    check_environments(configs)
+    return configs
+
+
+def check_environments(configs: list[DeploymentConfig]) -> None:
+    """Environments that share a project share its project stack, so they must agree on what
+    it holds, and must not share a prefix (every name of theirs starts with it)."""
+    by_project: dict[str, DeploymentConfig] = {}
+    for config in configs:
+        first = by_project.setdefault(config.project, config)
+        if first is config:
+            continue
+        both = f"environments {first.environment!r} and {config.environment!r}"
+        if first.prefix == config.prefix:
+            raise ConfigError(
+                "prefix", f"{both} deploy to project {config.project} with the same prefix"
+            )
+        for name in PROJECT_SETTINGS:
+            if getattr(first, name) != getattr(config, name):
+                raise ConfigError(
+                    name,
+                    f"{both} share project {config.project} (and its project stack) "
+                    "but set it differently",
+                )
+
+
+def pipeline_stack_id(config: DeploymentConfig) -> str:
+    """The pipeline stack of a deployment: `image-pipeline`, or `image-pipeline-<env>`."""
+    return f"{STACK_ID}-{config.environment}" if config.environment else STACK_ID
+
+
+def project_stack_id(config: DeploymentConfig) -> str:
+    """The project stack, one per GCP project: environments in one project share it."""
+    return f"{PROJECT_STACK_ID}-{config.project}" if config.environment else PROJECT_STACK_ID

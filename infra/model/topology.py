@@ -205,12 +205,17 @@ def function_env(config: DeploymentConfig, topics: Mapping[str, TopicSpec]) -> d
     Built through `Settings` so the functions' own validation runs at synth time, and
     `GOOGLE_CLOUD_PROJECT` is set explicitly (2nd gen Python runtimes do not set it).
     """
+    # Environments may share a project, and so its Firestore database: each keeps its
+    # documents in collections of its own.
+    suffix = f"-{config.environment}" if config.environment else ""
     return Settings.wired(
         config,
         project=config.project,
         uploads_bucket=config.uploads_bucket,
         thumbnails_bucket=config.thumbnails_bucket,
         image_events_topic=topics["image_events"].name,
+        images_collection=f"images{suffix}",
+        dead_letters_collection=f"dead_letters{suffix}",
     ).to_env()
 
 

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 
 from infra.deploy.deploy_order import Graph
-from infra.model.config import STACK_ID, DeploymentConfig, from_mapping
+from infra.model.config import (
+    STACK_ID,
+    DeploymentConfig,
+    from_mapping,
+    load_environments,
+    pipeline_stack_id,
+    project_stack_id,
+)
 from infra.model.synthesized import synthesized_stacks
 from infra.model.topology import Topology, build_topology
 
@@ -62,6 +69,21 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "backfill_invokers": "group:ops@example.com",
     "alert_notification_channels": "1234567890",
     "failed_alert_threshold": 25,
+}
+
+# Two named environments in one project, as a team's cdktf.json would declare them.
+ENVIRONMENTS_CDKTF_JSON: Mapping[str, Any] = {
+    "context": {
+        "pipeline": {
+            "project": "team-project-1",
+            "region": "europe-west1",
+            "state_bucket": "team-tfstate",
+        },
+        "environments": {
+            "dev": {"prefix": "imgdev", "max_instances": 2},
+            "prod": {"prefix": "imgprod"},
+        },
+    }
 }
 
 _REF = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.([^}]+)\}$")
@@ -145,7 +167,7 @@ class Synth:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     from cdktf import App
 
-    from infra.deploy.pipeline_stack import add_pipeline_stack
+    from infra.deploy.pipeline_stack import add_deployments, add_pipeline_stack
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     app = App(outdir=str(outdir))
@@ -154,11 +176,26 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
         stack_id: add_pipeline_stack(app, config, stack_id=stack_id).project.node.id
         for stack_id, config in configs.items()
     }
+    cdktf_json = tmp_path_factory.mktemp("team") / "cdktf.json"
+    cdktf_json.write_text(json.dumps(ENVIRONMENTS_CDKTF_JSON))
+    environments = load_environments(cdktf_json, environ={})
+    add_deployments(app, environments)
     app.synth()
     paths = synthesized_stacks(outdir)
     result = {}
     for stack_id, config in configs.items():
         project_id = projects[stack_id]
+        result[stack_id] = Synth(
+            config,
+            build_topology(config),
+            paths[stack_id],
+            json.loads(paths[stack_id].read_text()),
+            project_id,
+            json.loads(paths[project_id].read_text()),
+            paths[project_id],
+        )
+    for config in environments:
+        stack_id, project_id = pipeline_stack_id(config), project_stack_id(config)
         result[stack_id] = Synth(
             config,
             build_topology(config),
@@ -181,3 +218,9 @@ def stack(synthesized: dict[str, Synth]) -> Synth:
 def alt_stack(synthesized: dict[str, Synth]) -> Synth:
     """The stack of `ALT_SETTINGS`: other region, sizes, prefix, limits."""
     return synthesized[ALT_ID]
+
+
+@pytest.fixture(scope="session")
+def team(synthesized: dict[str, Synth]) -> list[Synth]:
+    """The environments of `ENVIRONMENTS_CDKTF_JSON`: dev and prod in one project."""
+    return [synthesized["image-pipeline-dev"], synthesized["image-pipeline-prod"]]

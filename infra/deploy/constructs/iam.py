@@ -44,6 +44,7 @@ class Identities(Construct):
         topology, providers = deployment.topology, deployment.providers
         settle_seconds = deployment.config.iam_settle_seconds
         self._project = topology.project
+        self._prefix = topology.prefix
 
         # The Google service agents live in the project stack (shared by the project).
         self.pubsub_agent = deployment.agents.pubsub.member
@@ -156,7 +157,8 @@ class Identities(Construct):
             id_,
             project=self._project,
             account_id=account_id,
-            display_name=display_name,
+            # Prefixed: environments sharing a project tell their accounts apart in the console.
+            display_name=f"{self._prefix}: {display_name}",
             description=description,
         )
 

@@ -1,0 +1,88 @@
+"""Named environments (cdktf.json context.environments): each its own pipeline stack and
+state; two in one project share that project's stack and collide on no name."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.deploy.deploy_order import app_problems
+
+pytestmark = pytest.mark.synth
+
+
+def _names(value: Any) -> set[str]:
+    """Every name a GCP resource or document is known by in a stack: `name`, `account_id`,
+    `repository_id`, `display_name`, and the functions' Firestore collections."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "google_storage_bucket_object":
+                continue  # named within its bucket, which is the environment's own
+            if key in ("name", "account_id", "repository_id", "display_name") and isinstance(
+                item, str
+            ):
+                found.add(item)
+            elif key in ("IMAGES_COLLECTION", "DEAD_LETTERS_COLLECTION"):
+                found.add(f"collection {item}")
+            else:
+                found |= _names(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _names(item)
+    return found
+
+
+def test_two_environments_in_one_project_share_no_name(team):
+    dev, prod = team
+    assert dev.config.project == prod.config.project == "team-project-1"
+    dev_names, prod_names = _names(dev.tf["resource"]), _names(prod.tf["resource"])
+    assert len(dev_names) > 30 and len(prod_names) > 30  # it looked at the resources
+    assert "collection images-dev" in dev_names and "collection images-prod" in prod_names
+    assert dev_names.isdisjoint(prod_names), sorted(dev_names & prod_names)
+    # Their settings are the base plus their own.
+    assert (dev.config.max_instances, prod.config.max_instances) == (2, 10)
+    assert dev.config.region == prod.config.region == "europe-west1"
+
+
+def test_environments_in_one_project_share_its_project_stack(team, synthesized):
+    dev, prod = team
+    assert dev.project_id == prod.project_id == "image-pipeline-project-team-project-1"
+    assert dev.project == prod.project
+    [database] = dev.project["resource"]["google_firestore_database"].values()
+    assert database["name"] == "(default)"
+    # Each has its own state; the project stack is deployed (and its state kept) once.
+    for synth, stack_id in ((dev, "image-pipeline-dev"), (prod, "image-pipeline-prod")):
+        assert synth.tf["terraform"]["backend"] == {
+            "gcs": {"bucket": "team-tfstate", "prefix": f"terraform/{stack_id}"}
+        }
+    assert dev.project["terraform"]["backend"] == {
+        "gcs": {"bucket": "team-tfstate", "prefix": f"terraform/{dev.project_id}"}
+    }
+    stacks = {d.project_id: d.project for d in team} | {"dev": dev.tf, "prod": prod.tf}
+    assert app_problems(stacks) == []
+
+
+def test_environments_that_would_collide_are_refused(tmp_path):
+    from infra.model.config import ConfigError, load_environments
+
+    cdktf_json = tmp_path / "cdktf.json"
+    for environments, setting in (
+        ({"a": {}, "b": {}}, "prefix"),
+        ({"a": {"prefix": "pa"}, "b": {"prefix": "pb", "firestore_location": "eur3"}}, None),
+    ):
+        document = {"context": {"pipeline": {"project": "team-project-1"}}}
+        document["context"]["environments"] = environments
+        cdktf_json.write_text(json.dumps(document))
+        with pytest.raises(ConfigError) as refused:
+            load_environments(cdktf_json, environ={})
+        assert refused.value.setting == (setting or "firestore_location")
+    # One environment only, by name; an unknown name is refused with the known ones.
+    document["context"]["environments"] = {"a": {"prefix": "pa"}, "b": {"prefix": "pb"}}
+    cdktf_json.write_text(json.dumps(document))
+    [only] = load_environments(cdktf_json, environ={"PIPELINE_ENVIRONMENT": "b"})
+    assert (only.environment, only.prefix) == ("b", "pb")
+    with pytest.raises(ConfigError, match="known: a, b"):
+        load_environments(cdktf_json, environ={"PIPELINE_ENVIRONMENT": "c"})
