@@ -172,20 +172,20 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     outdir = tmp_path_factory.mktemp("cdktf.out")
     app = App(outdir=str(outdir))
     configs = {DEFAULT_ID: from_mapping(DEFAULT_SETTINGS), ALT_ID: from_mapping(ALT_SETTINGS)}
-    projects = {
-        stack_id: add_pipeline_stack(app, config, stack_id=stack_id).project.node.id
+    # (config, pipeline stack id, project stack id) of every deployment in the app.
+    deployments = [
+        (config, stack_id, add_pipeline_stack(app, config, stack_id=stack_id).project.node.id)
         for stack_id, config in configs.items()
-    }
+    ]
     cdktf_json = tmp_path_factory.mktemp("team") / "cdktf.json"
     cdktf_json.write_text(json.dumps(ENVIRONMENTS_CDKTF_JSON))
     environments = load_environments(cdktf_json, environ={})
     add_deployments(app, environments)
+    deployments += [(c, pipeline_stack_id(c), project_stack_id(c)) for c in environments]
     app.synth()
     paths = synthesized_stacks(outdir)
-    result = {}
-    for stack_id, config in configs.items():
-        project_id = projects[stack_id]
-        result[stack_id] = Synth(
+    return {
+        stack_id: Synth(
             config,
             build_topology(config),
             paths[stack_id],
@@ -194,18 +194,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
             json.loads(paths[project_id].read_text()),
             paths[project_id],
         )
-    for config in environments:
-        stack_id, project_id = pipeline_stack_id(config), project_stack_id(config)
-        result[stack_id] = Synth(
-            config,
-            build_topology(config),
-            paths[stack_id],
-            json.loads(paths[stack_id].read_text()),
-            project_id,
-            json.loads(paths[project_id].read_text()),
-            paths[project_id],
-        )
-    return result
+        for config, stack_id, project_id in deployments
+    }
 
 
 @pytest.fixture(scope="session")
