@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -13,10 +14,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
+# The functions' entry module. The repository root holds another main.py (the CDKTF app),
+# and a worker has the root first on its path (`python -m benchmarks...` from ROOT).
+FUNCTIONS_MAIN = FUNCTIONS / "main.py"
 # Samples, the last results and the benchmark's own local stack (BENCH_CACHE overrides).
 CACHE = Path(os.environ.get("BENCH_CACHE") or ROOT / ".local" / "benchmarks")
 
@@ -141,6 +146,26 @@ def run_worker(
         tail = (proc.stderr or proc.stdout)[-2000:]
         raise RuntimeError(f"{module} worker failed (exit {proc.returncode}): {tail}")
     return json.loads(lines[-1])
+
+
+def import_function_main() -> ModuleType:
+    """functions/main.py as module `main`, as a function instance holds it, loaded by path:
+    a plain `import main` in a worker finds the CDKTF app at the repository root first."""
+    module = sys.modules.get("main")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("main", FUNCTIONS_MAIN)
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"cannot load {FUNCTIONS_MAIN}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["main"] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules["main"]
+            raise
+    if Path(module.__file__ or "").resolve() != FUNCTIONS_MAIN:
+        raise RuntimeError(f"module 'main' is {module.__file__}, not {FUNCTIONS_MAIN}")
+    return module
 
 
 def machine_info() -> dict[str, str]:

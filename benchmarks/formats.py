@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import engines, samples
-from benchmarks._common import CACHE, Row, function_env, run_worker, speedup_row, status_kb
+from benchmarks._common import (
+    CACHE,
+    Row,
+    function_env,
+    import_function_main,
+    run_worker,
+    speedup_row,
+    status_kb,
+)
 from image_pipeline.formats import memory_bytes
 
 MB = 1024 * 1024
@@ -152,7 +160,7 @@ def _cover_ms(data: bytes, sizes: list[tuple[int, int]], repeat: int) -> dict[st
 def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
     from PIL import Image
 
-    import main  # noqa: F401  (what an instance holds: functions/main.py, its settings)
+    main = import_function_main()  # what an instance holds: functions/main.py, its settings
     from image_pipeline import animation, imaging
     from image_pipeline.formats import Box
     from image_pipeline.settings import Tunables
@@ -180,6 +188,7 @@ def _animation(path: str, sizes: list[tuple[int, int]]) -> dict[str, Any]:
         "size": list(size),
         "estimate": animation.output_bytes(frames, outputs),
         "thumb_frames": [t.frames for t in result.thumbnails],
+        "main": main.__file__,
     }
 
 

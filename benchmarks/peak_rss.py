@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import engines
-from benchmarks._common import function_env, run_worker, status_kb
+from benchmarks._common import function_env, import_function_main, run_worker, status_kb
 
 
 def measure(payload: dict[str, Any]) -> dict[str, Any]:
@@ -27,11 +27,11 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
     from PIL import Image
 
     Image.init()  # every plugin registered before the baseline, like a warm instance
+    main_file = None
     if payload.get("import_main"):
         # What a function instance holds after its first request: functions/main.py and
         # the client libraries it creates lazily.
-        import main  # noqa: F401
-
+        main_file = import_function_main().__file__
         for module in ("google.cloud.storage", "google.cloud.pubsub_v1", "google.cloud.firestore"):
             with contextlib.suppress(ImportError):
                 __import__(module)
@@ -62,6 +62,7 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
         "added": peak - before,
         "exact": exact and maxrss >= maxrss_before,
         "outputs": [(w, h) for w, h, _ in out],
+        "main": main_file,
     }
 
 
