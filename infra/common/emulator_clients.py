@@ -53,8 +53,9 @@ class Clients:
             self.firestore.close()
 
 
-def emulator_clients(project: str, env: Mapping[str, str]) -> Clients:
-    """Clients for the emulators named by `env` (the `env` of `.local/stack.json`)."""
+def emulator_clients(project: str, env: Mapping[str, str], database: str) -> Clients:
+    """Clients for the emulators named by `env` (the `env` of `.local/stack.json`); Firestore
+    opened on `database`, the one the functions write (their `FIRESTORE_DATABASE`)."""
     with patched_env(env):
         return Clients(
             project=project,
@@ -63,5 +64,13 @@ def emulator_clients(project: str, env: Mapping[str, str]) -> Clients:
             ),
             subscriber=pubsub_v1.SubscriberClient(),
             storage=storage.Client(project=project, credentials=AnonymousCredentials()),
-            firestore=firestore.Client(project=project, credentials=AnonymousCredentials()),
+            firestore=firestore.Client(
+                project=project, credentials=AnonymousCredentials(), database=database
+            ),
         )
+
+
+def emulator_subscriber(env: Mapping[str, str]) -> pubsub_v1.SubscriberClient:
+    """A Pub/Sub subscriber alone, for the emulator named by `env`."""
+    with patched_env(env):
+        return pubsub_v1.SubscriberClient()

@@ -12,6 +12,7 @@ and bodies without an exact, bounded Content-Length are refused before anything 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import mimetypes
 import threading
@@ -119,8 +120,11 @@ class Gallery:
     ) -> None:
         self.target = target
         self.abandoned = abandoned
-        trigger = target.topology.functions[target.topology.trigger.function]
-        self.settings = Settings.from_env(trigger.env)  # what make_thumbnail runs with
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """What make_thumbnail runs with (the stack's, not cdktf.json's now)."""
+        return self.target.deployed_settings(self.target.topology.trigger.function)
 
     def uploads(self) -> list[dict[str, Any]]:
         """Objects in the uploads bucket joined with their docs; deleted ones stay listed."""

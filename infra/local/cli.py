@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from infra.common import arguments, paths
-from infra.common.emulator_clients import emulator_clients
+from infra.common.emulator_clients import emulator_subscriber
 from infra.local.control import settings_body
 from infra.local.emulators import PreflightError
 from infra.local.faults import FaultError, FaultSettings
@@ -359,12 +359,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
     except (PushSubscription, KeyError) as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
-    clients = emulator_clients(info["project"], info["env"])
+    subscriber = emulator_subscriber(info["env"])
     try:
-        for item in pull_filtered(clients.subscriber, info, args.subscription, args.max, args.wait):
+        for item in pull_filtered(subscriber, info, args.subscription, args.max, args.wait):
             print(json.dumps(item), flush=True)
     finally:
-        clients.close()
+        subscriber.close()
     return 0
 
 

@@ -51,7 +51,7 @@ SAMPLES = (
 def _wait(stack: LocalStack, sample: Sample, deadline: float) -> dict[str, Any] | None:
     assert stack.clients is not None
     t = stack.topology
-    documents = Documents(stack.clients.firestore)
+    documents = Documents(stack.clients.firestore, t.firestore_database)
     doc_id = image_doc_id(t.buckets["uploads"].name, sample.name)
     doc = None
     while time.monotonic() < deadline:
@@ -100,7 +100,7 @@ def run(stack: LocalStack) -> int:
                 else f"EXPECTED {sample.status}" + (f"/{sample.reason}" if sample.reason else ""),
             )
         )
-    documents = Documents(stack.clients.firestore)
+    documents = Documents(stack.clients.firestore, stack.topology.firestore_database)
     dead = list(documents.stream(stack.topology.collections["dead_letters"]))
     header = ("object", "status", "source", "thumbnails", "placeholder", "latency ms", "check")
     _print_table(header, rows)

@@ -189,7 +189,9 @@ class LocalStack:
             "FIRESTORE_EMULATOR_HOST": firestore.host,
             "STORAGE_EMULATOR_HOST": f"http://{gcs.host}",
         }
-        self.clients = emulator_clients(self.topology.project, self.env)
+        self.clients = emulator_clients(
+            self.topology.project, self.env, self.topology.firestore_database
+        )
         self._create_resources()
         self.timings["emulators_s"] = time.monotonic() - t0
 
@@ -351,7 +353,9 @@ class LocalStack:
             "project": t.project,
             "env": dict(self.env),
             "buckets": {key: b.name for key, b in t.buckets.items()},
+            "prefix": t.prefix,
             "collections": dict(t.collections),
+            "firestore_database": t.firestore_database,
             "topics": {key: topic.name for key, topic in t.topics.items()},
             "subscriptions": {
                 sub.name: {

@@ -177,6 +177,7 @@ class Topology:
     trigger: StorageTriggerSpec
     notification: NotificationSpec
     collections: Mapping[str, str]
+    firestore_database: str  # the database the collections are in
     push_invoker_account_id: str
     # Identity Cloud Build uses to build the functions (deploy-time only; the harness
     # ignores it). Projects created since mid-2024 give the default one no build roles.
@@ -473,6 +474,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
             "images": env["IMAGES_COLLECTION"],
             "dead_letters": env["DEAD_LETTERS_COLLECTION"],
         },
+        firestore_database=env["FIRESTORE_DATABASE"],
         push_invoker_account_id=f"{p}-push-invoker",
         build_account_id=f"{p}-builder",
         alerting=declare_alerts(

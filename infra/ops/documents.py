@@ -14,13 +14,12 @@ from typing import Any
 from image_pipeline import deadlines
 from image_pipeline.firestore_docs import Doc, FirestoreStore
 
-# The tools' clients open the project's default database (``firestore.Client``'s default).
-DATABASE = "(default)"
-
 
 class Documents(FirestoreStore):
-    def __init__(self, client: Any, seconds: float = deadlines.SECONDS) -> None:
-        super().__init__(client.project, DATABASE, client, seconds)
+    """``client`` must be opened on ``database``: the one the functions write."""
+
+    def __init__(self, client: Any, database: str, seconds: float = deadlines.SECONDS) -> None:
+        super().__init__(client.project, database, client, seconds)
 
     def get(self, collection: str, doc_id: str) -> Doc | None:
         """The document, or None when there is none."""

@@ -31,7 +31,6 @@ from PIL import Image
 
 from image_pipeline.formats import OUTPUTS, parse_size
 from image_pipeline.records import image_doc_id
-from image_pipeline.settings import Settings
 from infra.common import arguments
 from infra.model.config import ConfigError, load_config
 from infra.ops import dead_letters
@@ -159,8 +158,8 @@ class Smoke:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.prefix = f"smoke/{run_id or f'{stamp}-{uuid.uuid4().hex[:6]}'}/"
         self.samples = {s.name: s for s in samples()}
-        fn_env = next(iter(target.topology.functions.values())).env
-        self.settings = Settings.from_env(fn_env)
+        # What make_thumbnail runs with (deployed), not what cdktf.json says now.
+        self.settings = target.deployed_settings(target.topology.trigger.function)
         self.uploads = target.storage.bucket(target.uploads_bucket)
         self.docs: dict[str, dict[str, Any]] = {}
 
@@ -464,8 +463,9 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         return 2
     # A waiting stage polls: no single call may take longer than the stage may wait.
     target.deadline_seconds = min(target.deadline_seconds, args.timeout / 2)
-    smoke = Smoke(target, Report(out), timeout=args.timeout)
-    return targets.failing_fast(lambda: 0 if smoke.run() else 1)
+    return targets.failing_fast(
+        lambda: 0 if Smoke(target, Report(out), timeout=args.timeout).run() else 1
+    )
 
 
 if __name__ == "__main__":

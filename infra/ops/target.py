@@ -5,6 +5,10 @@ and subscription names are resolved one way everywhere. The local stack only add
 things listen, read from `.local/stack.json`: the project id it uses, the emulator hosts
 and the URL of each functions-framework process. On GCP a function is reached at its
 Cloud Run URI with an ID token, exactly as Eventarc reaches it.
+
+What the functions run with (the Firestore database and collections they write, the output
+rules) is read from their environment: the deployed one on GCP, the local stack's from
+stack.json; never from cdktf.json, which may hold changes not deployed yet.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import requests
 
@@ -29,10 +33,15 @@ from infra.model.config import load_config
 from infra.model.topology import Topology, build_topology
 from infra.ops.documents import Documents
 
+if TYPE_CHECKING:
+    from image_pipeline.settings import Settings
+
 STACK_FILE = STACK_JSON
 EMULATOR_VARS = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
 _FUNCTIONS_API = "https://cloudfunctions.googleapis.com/v2"
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# The functions that write each Firestore collection: a tool reads where these write.
+COLLECTION_WRITERS = {"images": "write_metadata", "dead_letters": "handle_dead_letter"}
 
 
 class TargetError(RuntimeError):
@@ -52,6 +61,7 @@ class Target:
     # The local stack's functions' environment (from stack.json); on GCP it is looked up.
     function_env: Mapping[str, str] = field(default_factory=dict)
     _function_uris: dict[str, str] = field(default_factory=dict, repr=False)
+    _settings: dict[str, Settings] = field(default_factory=dict, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -71,11 +81,22 @@ class Target:
 
     @property
     def images_collection(self) -> str:
-        return self.topology.collections["images"]
+        return self.deployed_settings(COLLECTION_WRITERS["images"]).images_collection
 
     @property
     def dead_letters_collection(self) -> str:
-        return self.topology.collections["dead_letters"]
+        return self.deployed_settings(COLLECTION_WRITERS["dead_letters"]).dead_letters_collection
+
+    @cached_property
+    def firestore_database(self) -> str:
+        """The Firestore database the functions write (`FIRESTORE_DATABASE`)."""
+        found = {
+            key: self.deployed_settings(key).firestore_database
+            for key in COLLECTION_WRITERS.values()
+        }
+        if len(set(found.values())) > 1:
+            raise TargetError(f"the functions write to different Firestore databases: {found}")
+        return next(iter(found.values()))
 
     def source_topic(self, subscription: str) -> str:
         """Topic path a dead letter came from, via its source subscription's name."""
@@ -87,14 +108,12 @@ class Target:
         if self.is_local:
             from infra.common.emulator_clients import emulator_clients
 
-            return emulator_clients(self.project, self.emulator_env)
+            return emulator_clients(self.project, self.emulator_env, self.firestore_database)
         import google.cloud.pubsub_v1 as pubsub_v1
         import google.cloud.storage as storage
-        from google.cloud import firestore
 
         return SimpleNamespace(
             storage=storage.Client(project=self.project),
-            firestore=firestore.Client(project=self.project),
             publisher=pubsub_v1.PublisherClient(),
         )
 
@@ -104,8 +123,14 @@ class Target:
 
     @cached_property
     def documents(self) -> Documents:
-        """Firestore, through the adapter the functions write with."""
-        return Documents(self._clients.firestore, self.deadline_seconds)
+        """Firestore, through the adapter the functions write with, in their database."""
+        database, seconds = self.firestore_database, self.deadline_seconds
+        if self.is_local:
+            return Documents(self._clients.firestore, database, seconds)
+        from google.cloud import firestore
+
+        client = firestore.Client(project=self.project, database=database)
+        return Documents(client, database, seconds)
 
     @property
     def storage_where(self) -> str:
@@ -162,19 +187,25 @@ class Target:
         return dict(response.json())
 
     def output_fingerprint(self) -> str:
-        """The output rules' fingerprint make_thumbnail runs with: from its deployed
-        environment on GCP, from the local stack's otherwise (never from cdktf.json, which
-        may hold changes not deployed yet)."""
+        """The output rules' fingerprint make_thumbnail runs with."""
+        return self.deployed_settings("make_thumbnail").output_fingerprint
+
+    def deployed_settings(self, key: str) -> Settings:
+        """What function `key` runs with: its deployed environment on GCP, the local stack's
+        (every function gets the same) otherwise."""
         from image_pipeline.settings import Settings, SettingsError
 
-        env = self.function_env
-        if not self.is_local:
-            function = self._cloud_function(self.topology.functions["make_thumbnail"].name)
-            env = function.get("serviceConfig", {}).get("environmentVariables", {})
-        try:
-            return Settings.from_env(env).output_fingerprint
-        except SettingsError as exc:
-            raise TargetError(f"cannot read make_thumbnail's settings: {exc}") from None
+        if key not in self._settings:
+            name = self.topology.functions[key].name
+            env = self.function_env
+            if not self.is_local:
+                function = self._cloud_function(name)
+                env = function.get("serviceConfig", {}).get("environmentVariables", {})
+            try:
+                self._settings[key] = Settings.from_env(env)
+            except SettingsError as exc:
+                raise TargetError(f"cannot read {name}'s settings: {exc}") from None
+        return self._settings[key]
 
     @cached_property
     def _id_token(self) -> str:
@@ -236,21 +267,30 @@ def from_stack_file(path: Path = STACK_FILE, deadline_seconds: float = deadlines
 
 
 def from_stack(stack: Mapping[str, Any], deadline_seconds: float = deadlines.SECONDS) -> Target:
-    """A Target from the contents of `stack.json` (the gallery gets it in memory)."""
-    config = load_config(
-        overrides={
-            "project": stack["project"],
-            "uploads_bucket": stack["buckets"]["uploads"],
-            "thumbnails_bucket": stack["buckets"]["thumbnails"],
-        }
-    )
-    env = {name: stack["env"][name] for name in EMULATOR_VARS}
+    """A Target from the contents of `stack.json` (the gallery gets it in memory): the names
+    the stack was started with, whatever cdktf.json and PIPELINE_* say now."""
+    try:
+        config = load_config(
+            overrides={
+                "project": stack["project"],
+                "prefix": stack["prefix"],
+                "uploads_bucket": stack["buckets"]["uploads"],
+                "thumbnails_bucket": stack["buckets"]["thumbnails"],
+            }
+        )
+        env = {name: stack["env"][name] for name in EMULATOR_VARS}
+        function_env = dict(stack["function_env"])
+    except KeyError as exc:
+        raise TargetError(
+            f"the stack file has no {exc}: it was written by an older version, restart the "
+            "local stack ('scripts/local down', then 'scripts/local up')"
+        ) from None
     urls = {name: spec["url"] for name, spec in stack.get("functions", {}).items()}
     return Target(
         build_topology(config),
         emulator_env=env,
         function_urls=urls,
-        function_env=stack.get("function_env", {}),
+        function_env=function_env,
         deadline_seconds=deadline_seconds,
     )
 
@@ -265,10 +305,11 @@ def for_project(project: str, region: str | None = None) -> Target:
 
 def failing_fast(command: Callable[[], int], err: TextIO | None = None) -> int:
     """Runs a tool's command: a dependency that did not answer in time is one line naming
-    it (`error: Firestore at … did not answer within 10 s`) and exit code 1."""
+    it (`error: Firestore at … did not answer within 10 s`) and exit code 1; so is a deployed
+    function the tool cannot read its settings from."""
     try:
         return command()
-    except deadlines.Unavailable as exc:
+    except (deadlines.Unavailable, TargetError) as exc:  # TargetError: cannot read a function
         print(f"error: {exc}", file=err or sys.stderr)
         return 1
 

@@ -249,3 +249,26 @@ def test_a_poison_dead_letter_is_reported_by_replay_all_until_discarded(
     assert (code, f"{poison_id}: already discarded, skipped" in out) == (0, True)
     listed = [json.loads(line) for line in run("list", "--json")[1].splitlines()]
     assert next(r for r in listed if r["id"] == poison_id)["status"] == "discarded"
+
+
+def test_the_tools_read_and_write_the_database_the_functions_write(
+    local_stack: Any, stack_file: Path
+) -> None:
+    """A stack whose functions write a named database: a tool's record lands there, in the
+    real Firestore emulator, and not in `(default)`."""
+    from infra.common.emulator_clients import emulator_clients
+
+    info = json.loads(stack_file.read_text())
+    info["function_env"] = {**info["function_env"], "FIRESTORE_DATABASE": "tools-db"}
+    target = targets.from_stack(info)
+    doc_id = f"named-database-{uuid.uuid4().hex[:8]}"
+    assert target.documents.create(target.dead_letters_collection, doc_id, {"status": "recorded"})
+    named = emulator_clients(info["project"], info["env"], "tools-db")
+    try:
+        stored = named.firestore.collection(target.dead_letters_collection).document(doc_id)
+        assert stored.get().to_dict() == {"status": "recorded"}
+    finally:
+        named.close()
+    default = local_stack.clients.firestore.collection(target.dead_letters_collection)
+    assert not default.document(doc_id).get().exists
+    assert target.documents.get(target.dead_letters_collection, doc_id) == {"status": "recorded"}

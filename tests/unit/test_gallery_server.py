@@ -1,6 +1,7 @@
 """The gallery's join of uploads with dead letters (pure; the page itself is browser-tested)."""
 
 import pytest
+from test_ops_target import STACK
 
 from infra.common.object_names import InvalidObjectName
 from infra.gallery.server import Gallery, _show_abandoned, _show_dead_lettered
@@ -48,7 +49,7 @@ def test_objects_make_thumbnail_skips_are_shown_as_skipped_not_pending():
     from infra.gallery.server import Gallery
     from infra.ops import target as targets
 
-    gallery = Gallery(targets.for_project("my-project", "europe-west1"))  # nothing connects
+    gallery = Gallery(targets.from_stack(STACK))  # nothing connects
     folder = gallery._expected(SimpleNamespace(name="photos/2024/", generation=3))
     assert folder == {"status": "skipped", "reason": "folder", "message": "a folder placeholder"}
     assert gallery._expected(SimpleNamespace(name="photos/a.jpg", generation=3)) == {

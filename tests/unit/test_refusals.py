@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_ops_target import function_env
 
 import main as synth
 from infra.local import cli as local_cli
@@ -17,7 +18,9 @@ from infra.ops import backfill, dead_letters, smoke
 
 FAKE_STACK = {
     "project": "refusal-test",
+    "prefix": "imgpipe",
     "buckets": {"uploads": "refusal-test-up", "thumbnails": "refusal-test-th"},
+    "function_env": function_env("refusal-test"),
     # Nothing listens here: a refusal must come before any call.
     "env": {
         "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
