@@ -15,12 +15,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from image_pipeline import pubsub_limits
+from image_pipeline import pubsub_limits, result_schema
 from image_pipeline.errors import MalformedEvent, PermanentError
+from image_pipeline.result_schema import SCHEMA
 
-SCHEMA = 1
 OUTPUT_MARKER = "image-pipeline-output"  # custom metadata key on everything we write
-STATUSES = ("processed", "failed", "expired", "deleted")
 
 # Limits checked on the raw bytes before any JSON parser runs: Python's parser recurses
 # per level (a body 100k levels deep raises RecursionError), and nothing we receive needs
@@ -335,25 +334,10 @@ def expired_event(obj: StorageObject, source_event_id: str, expired_at: str | No
 
 
 def result_from_message(message: PushMessage) -> dict[str, Any]:
-    """The data of a result event, checked for the fields the metadata writer relies on."""
+    """The data of a result event, checked against the schema its publishers write
+    (``image_pipeline.result_schema``): anything off it is refused, never stored."""
     data = _json_data(message.data())
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise MalformedEvent(f"message {message.message_id} is not a schema {SCHEMA} result")
-    if data.get("status") not in STATUSES:
-        raise MalformedEvent(f"unknown status {data.get('status')!r}")
-    for key in ("bucket", "name"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise MalformedEvent(f"result event has no {key}")
-    data["generation"] = _int(data.get("generation"), "generation")
-    if data["status"] == "failed" and not isinstance(data.get("error"), dict):
-        raise MalformedEvent("failed result event has no error")
-    for key in ("rule", "outputFingerprint", "madeAt"):
-        if not isinstance(data.get(key), str | None):
-            raise MalformedEvent(f"result event's {key} is not a string")
-    parse_time(data.get("madeAt"))  # the metadata writer orders by it
-    metadata = data.get("metadata")
-    if metadata is not None and not (
-        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
-    ):
-        raise MalformedEvent("result event's metadata is not a map of strings")
-    return data
+    found = result_schema.problem(data)
+    if found is not None:
+        raise MalformedEvent(f"message {message.message_id}: {found}")
+    return dict(data)

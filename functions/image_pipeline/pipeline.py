@@ -17,7 +17,15 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from image_pipeline import events, imaging, passthrough, patterns, pubsub_limits, records
+from image_pipeline import (
+    events,
+    imaging,
+    passthrough,
+    patterns,
+    pubsub_limits,
+    records,
+    result_schema,
+)
 from image_pipeline.errors import GenerationMismatch, MalformedEvent, PermanentError, is_transient
 from image_pipeline.events import OUTPUT_MARKER, ResultEvent, StorageObject
 from image_pipeline.firestore_docs import FirestoreStore, Store
@@ -179,6 +187,9 @@ def _retried_on_error(log: Logger) -> Iterator[None]:
 
 
 def _publish(p: Pipeline, result: ResultEvent, log: Logger, timings: dict[str, float]) -> None:
+    off_schema = result_schema.problem(result.data)
+    if off_schema:  # write_metadata would refuse it: fail here, visibly, instead (a bug)
+        raise ValueError(f"result event off its schema: {off_schema}")
     data = result.encoded()
     refused = pubsub_limits.violations(data, result.attributes)
     if refused:  # Pub/Sub would refuse it: fail here, visibly, instead (a bug, retried)

@@ -91,6 +91,17 @@ def _show_abandoned(uploads: list[dict[str, Any]], abandoned: list[dict[str, Any
             item.update(status="failed", reason=record.get("reason"), message=record.get("detail"))
 
 
+def _unreadable(doc: Mapping[str, Any], exc: Exception) -> dict[str, Any]:
+    generation = doc.get("generation")
+    return {
+        "generation": generation if isinstance(generation, int) else None,
+        "status": "unreadable",
+        "reason": "unreadable",
+        "message": f"its document is not in the shape the pipeline writes: {exc}",
+        "thumbnails": [],
+    }
+
+
 def _router_abandoned(stack_info: Mapping[str, Any]) -> Callable[[], list[dict[str, Any]]]:
     """What the stack's router abandoned, read from its control endpoint."""
     url = (stack_info.get("router") or {}).get("url")
@@ -145,10 +156,22 @@ class Gallery:
         for doc_id, doc in self.target.documents.stream(self.target.images_collection):
             if doc.get("bucket") != bucket:
                 continue
-            item = items.setdefault(doc_id, {"name": doc.get("name")})
-            if "generation" in item and int(doc.get("generation") or 0) < item["generation"]:
+            name = doc.get("name")
+            item = items.setdefault(doc_id, {"name": name if isinstance(name, str) else doc_id})
+            try:
+                shown = self._from_doc(doc)
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # A doc off its shape (written by hand, or by an older writer) is one
+                # unreadable card, never an error for the whole page.
+                shown = _unreadable(doc, exc)
+            generation = shown.get("generation")
+            if (
+                "generation" in item
+                and isinstance(generation, int)
+                and generation < item["generation"]
+            ):
                 continue  # the doc describes an older upload; the new one is pending
-            item.update(self._from_doc(doc))
+            item.update(shown)
         rows = sorted(items.values(), key=lambda i: str(i.get("uploadedAt") or ""), reverse=True)
         return rows[:MAX_ITEMS]
 
@@ -164,9 +187,22 @@ class Gallery:
 
     @staticmethod
     def _from_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+        """The card of a doc; raises (TypeError, ValueError, ...) on one it cannot read."""
         error = doc.get("error") or {}
         timings = doc.get("timings") or {}
         generation = doc.get("generation")
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            raise TypeError(f"generation {generation!r} is not an integer")
+        if not isinstance(doc.get("status"), str):
+            raise TypeError(f"status {doc.get('status')!r} is not a string")
+        for key, value in (("error", error), ("timings", timings)):
+            if not isinstance(value, Mapping):
+                raise TypeError(f"{key} is not an object")
+        thumbnails = doc.get("thumbnails") or []
+        if not isinstance(thumbnails, list) or not all(
+            isinstance(t, Mapping) and isinstance(t.get("name"), str) for t in thumbnails
+        ):
+            raise TypeError("thumbnails is not a list of named objects")
         return {
             "generation": generation,
             "size": doc.get("size"),
@@ -189,7 +225,7 @@ class Gallery:
                     "contentType": t.get("contentType"),
                     "size": t.get("size"),
                 }
-                for t in doc.get("thumbnails") or []
+                for t in thumbnails
             ],
         }
 

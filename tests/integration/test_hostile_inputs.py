@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from image_pipeline.records import image_doc_id
 from infra.common.storage_events import eventarc_storage_event
 from infra.local import cli, sample_images
 
@@ -98,3 +99,62 @@ def test_pull_refuses_a_push_subscription_and_takes_nothing(harness, prefix, mon
         assert "is a push subscription" in line and "imgpipe-failures" in line, line
     for name in names:
         assert harness.wait_doc(name, lambda d: d["status"] == "processed")
+
+
+def test_malformed_results_are_dead_lettered_with_a_reason_and_the_gallery_stays_up(
+    harness, prefix
+):
+    good = {
+        "schema": 1,
+        "status": "processed",
+        "bucket": harness.uploads.name,
+        "generation": 5,
+        "image": {},
+    }
+    broken = {"abc": "abc", "numbers": [1, 2], "unnamed": [{"width": 1}]}
+    for key, thumbnails in broken.items():
+        data = json.dumps({**good, "name": prefix + key, "thumbnails": thumbnails}).encode()
+        harness.publish(
+            "image_events",
+            data,
+            eventType="image.processed",
+            objectId=prefix + key,
+            bucket=good["bucket"],
+        )
+
+    def recorded() -> dict[str, dict[str, Any]]:
+        found = {}
+        for snap in harness.dead_letters.stream():
+            record = snap.to_dict()
+            name = (record.get("attributes") or {}).get("objectId", "")
+            if name.startswith(prefix):
+                found[name[len(prefix) :]] = record
+        return found
+
+    harness.wait_until(lambda: len(recorded()) == len(broken), 60, "three dead letters")
+    for key, record in recorded().items():
+        assert record["malformed"].startswith("message "), record
+        assert "result.thumbnails" in record["malformed"], record["malformed"]
+        assert harness.doc(prefix + key) is None, "never stored"
+    statuses = {d.status for d in harness.calls("write_metadata", prefix)}
+    assert statuses == {400}
+
+    # A doc already stored in a shape the gallery cannot read (written by hand, or by an
+    # older writer) is one unreadable card; the page keeps serving everything else.
+    harness.upload(prefix + "fine.jpg", sample_images.jpeg(60, 40))
+    harness.wait_doc(prefix + "fine.jpg", lambda d: d["status"] == "processed")
+    doc_id = image_doc_id(harness.uploads.name, prefix + "odd.jpg")
+    harness.images.document(doc_id).set(
+        {
+            "bucket": harness.uploads.name,
+            "name": prefix + "odd.jpg",
+            "generation": 3,
+            "status": "processed",
+            "thumbnails": [1, 2],
+        }
+    )
+    response = requests.get(f"{harness.info['gallery']}/api/state", timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    cards = {u["name"]: u for u in response.json()["uploads"]}
+    assert cards[prefix + "odd.jpg"]["status"] == "unreadable"
+    assert cards[prefix + "fine.jpg"]["status"] == "processed"

@@ -4,6 +4,7 @@ import pytest
 from test_ops_target import STACK
 
 from infra.common.object_names import InvalidObjectName
+from infra.gallery import server
 from infra.gallery.server import Gallery, _show_abandoned, _show_dead_lettered
 from infra.ops import target as targets
 
@@ -100,4 +101,24 @@ def test_the_placeholder_reaches_the_page():
     placeholder["color"] = "#3c6e9a"
     item = Gallery._from_doc({"status": "processed", "placeholder": placeholder, "generation": 1})
     assert item["placeholder"] == placeholder
-    assert Gallery._from_doc({"status": "failed"})["placeholder"] is None
+    assert Gallery._from_doc({"status": "failed", "generation": 1})["placeholder"] is None
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"thumbnails": "abc"},
+        {"thumbnails": [1, 2]},
+        {"thumbnails": [{"width": 1}]},
+        {"generation": "7"},
+        {"error": "boom"},
+        {"status": None},
+    ],
+)
+def test_a_doc_the_gallery_cannot_read_is_one_unreadable_card(broken):
+    good = {"bucket": "b", "name": "n", "generation": 7, "status": "processed", "thumbnails": []}
+    assert Gallery._from_doc(good)["status"] == "processed"
+    with pytest.raises((TypeError, ValueError)):
+        Gallery._from_doc({**good, **broken})
+    card = server._unreadable({**good, **broken}, TypeError("x"))
+    assert (card["status"], card["thumbnails"]) == ("unreadable", [])

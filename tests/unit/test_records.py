@@ -122,7 +122,7 @@ def test_dead_letter_record():
         "sourceSubscription": "imgpipe-metadata-writer",
         "deliveryAttempt": 5,
         "publishTime": "2026-01-01T00:10:00Z",
-        "malformed": "message 99 is not a schema 1 result",
+        "malformed": "message 99: result.schema is missing",
         "recordedAt": SERVER_TIME,
         "status": "recorded",
         "replayCount": 0,

@@ -128,7 +128,8 @@ function card(item) {
       onload: () => behind?.remove(),
     })
     : el("span", { class: "placeholder" },
-      { pending: "processing…", skipped: "not an image: skipped" }[item.status] || "no thumbnail");
+      { pending: "processing…", skipped: "not an image: skipped", unreadable: "unreadable record" }[item.status]
+        || "no thumbnail");
   const facts = [
     `${bytes(item.size)}${item.contentType ? ` · ${item.contentType}` : ""}`,
     item.width ? `${item.width}×${item.height} ${item.format || ""}` : null,

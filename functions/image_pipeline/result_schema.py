@@ -1,0 +1,176 @@
+"""The shape of a result event's data (docs/architecture.md, "Result events"), checked
+on both sides: ``make_thumbnail``/``cleanup`` before publishing (a miss is a bug) and
+``write_metadata`` before storing (a miss is a malformed message, dead-lettered). One
+definition, so the writer and the reader cannot drift apart.
+
+Pure: plain values in, the first problem found (a path and what is wrong) out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+SCHEMA = 1
+STATUSES = ("processed", "failed", "expired", "deleted")
+MAX_INT64 = 2**63 - 1
+
+Check = Callable[[Any], str | None]  # what is wrong with a value, or None
+
+
+def _at(path: str, problem: str) -> str:
+    """``.thumbnails`` + ``[0].width is missing``: a nested problem continues the path."""
+    return f"{path}{problem}" if problem[:1] in ".[" else f"{path} {problem}"
+
+
+def _is_int(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_INT64
+
+
+def integer(low: int = 0) -> Check:
+    return lambda v: None if _is_int(v, low) else f"is not an integer >= {low}"
+
+
+def text(non_empty: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return "is not a string"
+        return "is empty" if non_empty and not value else None
+
+    return check
+
+
+def number(value: Any) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return None if ok else "is not a number"
+
+
+def rfc3339(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "is not a string"
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return "is not an RFC 3339 time"
+    return None
+
+
+def one_of(*allowed: str) -> Check:
+    return lambda v: None if v in allowed else f"is not one of {', '.join(allowed)}"
+
+
+def optional(check: Check) -> Check:
+    return lambda v: None if v is None else check(v)
+
+
+def mapping_of(check: Check) -> Check:
+    def of(value: Any) -> str | None:
+        if not isinstance(value, Mapping):
+            return "is not an object"
+        for key, item in value.items():
+            if (problem := check(item)) is not None:
+                return _at(f"[{key!r}]", problem)
+        return None
+
+    return of
+
+
+def record(required: Mapping[str, Check], optional_: Mapping[str, Check] | None = None) -> Check:
+    """An object with these fields (others are allowed and ignored)."""
+
+    def of(value: Any) -> str | None:
+        if not isinstance(value, Mapping):
+            return "is not an object"
+        for key in required:
+            if key not in value:
+                return f".{key} is missing"
+        for key, check in (*required.items(), *(optional_ or {}).items()):
+            if key in value and (problem := check(value[key])) is not None:
+                return _at(f".{key}", problem)
+        return None
+
+    return of
+
+
+def list_of(check: Check) -> Check:
+    def of(value: Any) -> str | None:
+        if not isinstance(value, list):
+            return "is not a list"
+        for i, item in enumerate(value):
+            if (problem := check(item)) is not None:
+                return _at(f"[{i}]", problem)
+        return None
+
+    return of
+
+
+THUMBNAIL = record(
+    {
+        "bucket": text(non_empty=True),
+        "name": text(non_empty=True),
+        "width": integer(1),
+        "height": integer(1),
+        "contentType": text(),
+        "size": integer(),
+    },
+    {"frames": integer(1), "box": text(), "uri": text(), "url": text()},
+)
+PLACEHOLDER = record(
+    {"blurhash": text(), "width": integer(1), "height": integer(1), "color": text()}
+)
+IMAGE = record(
+    {},
+    {
+        "width": optional(integer()),
+        "height": optional(integer()),
+        "format": optional(text()),
+        "mode": optional(text()),
+        "frames": optional(integer()),
+        "exif": optional(mapping_of(lambda v: None)),
+        "placeholder": optional(PLACEHOLDER),
+    },
+)
+ERROR = record({"reason": text(non_empty=True), "message": text()})
+
+COMMON = {
+    "schema": lambda v: None if _is_int(v) and v == SCHEMA else f"is not {SCHEMA}",
+    "status": one_of(*STATUSES),
+    "bucket": text(non_empty=True),
+    "name": text(non_empty=True),
+    "generation": integer(1),
+}
+OPTIONAL = {
+    "metageneration": optional(integer(1)),
+    "contentType": optional(text()),
+    "size": optional(integer()),
+    "timeCreated": optional(rfc3339),
+    "sourceEventId": optional(text()),
+    "timings": optional(mapping_of(number)),
+    "rule": optional(text()),
+    "outputFingerprint": optional(text()),
+    "madeAt": optional(rfc3339),
+    "metadata": optional(mapping_of(text())),
+    "expiredAt": optional(rfc3339),
+    "thumbnails": list_of(THUMBNAIL),
+    "image": IMAGE,
+    "error": ERROR,
+}
+# What each status must carry on top of the common fields.
+REQUIRED_BY_STATUS = {
+    "processed": ("image", "thumbnails"),
+    "failed": ("error",),
+    "expired": (),
+    "deleted": (),
+}
+
+
+def problem(data: Any) -> str | None:
+    """The first way ``data`` is off the schema ("result.thumbnails[0].width is missing"),
+    or None when it is a well-formed result event."""
+    found = record(COMMON, OPTIONAL)(data)
+    if found is None:
+        missing = [k for k in REQUIRED_BY_STATUS[data["status"]] if k not in data]
+        if missing:
+            found = f".{missing[0]} is missing (status {data['status']})"
+    return None if found is None else _at("result", found)
