@@ -13,10 +13,12 @@ scripts/local redeploy [--set S=V ...]      roll cdktf.json's settings out to th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -43,12 +45,22 @@ from infra.local.operations import (
     pull_filtered,
     pull_subscription,
 )
-from infra.local.processes import StartupError, group_alive, log_tail, pid_alive, stop_group
+from infra.local.processes import (
+    StartupError,
+    group_alive,
+    log_tail,
+    pid_alive,
+    stop_group,
+    stop_groups,
+)
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.model.topology import build_topology
 from infra.ops import dead_letters
 
 DETACH_TIMEOUT = 180.0
+# How long `down` lets the supervisor stop its children before it kills it and stops them
+# itself: `down` answers within 30 s whatever state the stack is in.
+DOWN_GRACE_SECONDS = 20.0
 
 
 def _fault_flags(parser: argparse.ArgumentParser) -> None:
@@ -194,11 +206,19 @@ def _refuse_if_running() -> None:
 
 
 def _reap_stale(info: dict[str, Any]) -> None:
-    """A stack whose supervisor died: stop its leftover process groups, forget it."""
-    for pgid in info.get("process_groups", {}).values():
-        if group_alive(int(pgid)):
-            stop_group(int(pgid))
+    """A stack whose supervisor died: stop its leftover process groups (all at once), forget
+    it."""
+    groups = [int(pgid) for pgid in info.get("process_groups", {}).values()]
+    stop_groups([pgid for pgid in groups if group_alive(pgid)], timeout=3.0)
     paths.STACK_JSON.unlink(missing_ok=True)
+
+
+def read_stack_json_or(known: dict[str, Any]) -> dict[str, Any]:
+    """stack.json as it is now (a restart updates its process groups), else `known`."""
+    try:
+        return read_stack_json()
+    except (RuntimeError, ValueError):
+        return known
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -290,11 +310,15 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     pid = int(info["pid"])
     if pid_alive(pid):
-        os.kill(pid, 15)
-        deadline = time.monotonic() + 60
+        os.kill(pid, signal.SIGTERM)  # the supervisor stops its children itself
+        deadline = time.monotonic() + DOWN_GRACE_SECONDS
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-    _reap_stale(info)
+        if pid_alive(pid):  # stuck: whatever it was doing, `down` still ends in seconds
+            print(f"supervisor pid {pid} did not stop; killing it", file=sys.stderr)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    _reap_stale(read_stack_json_or(info))
     print("local stack stopped")
     return 0
 
@@ -310,10 +334,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         url = host if host.startswith("http") else f"http://{host}"
         ok = _answers(url + ("/storage/v1/b" if "STORAGE" in name else "/"))
         healthy &= ok
-        print(f"  {name:<24} {host:<28} {'up' if ok else 'DOWN'}")
-    for name, pid in info.get("process_groups", {}).items():
-        if not name.startswith("function "):  # the functions' pids are on their own lines
-            print(f"  {name:<24} pid {pid}")
+        emulator = info.get("emulators", {}).get(name.split("_")[0].lower(), {})
+        restarts = (
+            f"pid {emulator.get('pid', '?')}, restarted {emulator.get('restarts', 0)} time(s)"
+        )
+        print(f"  {name:<24} {host:<28} {'up' if ok else 'DOWN':<4} {restarts}")
     for fn_name, fn in info["functions"].items():
         ok = _answers(fn["url"])
         healthy &= ok

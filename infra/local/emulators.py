@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +78,8 @@ def preflight() -> None:
     fake_gcs_binary()
 
 
-def start_pubsub(project: str, log_dir: Path, env: Mapping[str, str]) -> Emulator:
-    port = free_port()
+def start_pubsub(project: str, log_dir: Path, env: Mapping[str, str], port: int = 0) -> Emulator:
+    port = port or free_port()
     process = spawn(
         "Pub/Sub emulator",
         [
@@ -97,8 +98,8 @@ def start_pubsub(project: str, log_dir: Path, env: Mapping[str, str]) -> Emulato
     return Emulator("pubsub", f"127.0.0.1:{port}", process)
 
 
-def start_firestore(log_dir: Path, env: Mapping[str, str]) -> Emulator:
-    port = free_port()
+def start_firestore(log_dir: Path, env: Mapping[str, str], port: int = 0) -> Emulator:
+    port = port or free_port()
     process = spawn(
         "Firestore emulator",
         [
@@ -122,9 +123,10 @@ def start_gcs(
     pubsub_host: str,
     log_dir: Path,
     env: Mapping[str, str],
+    port: int = 0,
 ) -> Emulator:
     """fake-gcs-server in memory, publishing finalize/delete of `bucket` to `topic`."""
-    port = free_port()
+    port = port or free_port()
     process = spawn(
         "fake-gcs-server",
         [
@@ -156,7 +158,10 @@ def start_gcs(
     return Emulator("storage", f"127.0.0.1:{port}", process)
 
 
-def wait_ready(emulator: Emulator, timeout: float = STARTUP_TIMEOUT) -> float:
+def wait_ready(
+    emulator: Emulator, timeout: float = STARTUP_TIMEOUT, cancel: threading.Event | None = None
+) -> float:
     """Seconds until the emulator answered HTTP (each has a plain-HTTP endpoint)."""
     path = "/storage/v1/b" if emulator.name == "storage" else "/"
-    return wait_http(f"http://{emulator.host}{path}", emulator.process, timeout, ok=(200,))
+    url = f"http://{emulator.host}{path}"
+    return wait_http(url, emulator.process, timeout, ok=(200,), cancel=cancel)

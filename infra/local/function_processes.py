@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,10 @@ def start_function(
     return RunningFunction(spec.key, f"http://127.0.0.1:{port}/", process)
 
 
-def wait_ready(function: RunningFunction, timeout: float = STARTUP_TIMEOUT) -> float:
+def wait_ready(
+    function: RunningFunction,
+    timeout: float = STARTUP_TIMEOUT,
+    cancel: threading.Event | None = None,
+) -> float:
     """Ready once the server answers at all (a GET on a CloudEvent function is a 4xx)."""
-    return wait_http(function.url, function.process, timeout)
+    return wait_http(function.url, function.process, timeout, cancel=cancel)

@@ -33,8 +33,7 @@ from infra.gallery import server as gallery_server
 from infra.local import emulators, function_processes
 from infra.local.control import ControlServer, RedeployError
 from infra.local.faults import Faults, FaultSettings
-from infra.local.function_processes import STARTUP_TIMEOUT
-from infra.local.processes import ManagedProcess, free_port, stop_group
+from infra.local.processes import ManagedProcess, free_port, stop_group, stop_groups
 from infra.local.router import Router, harness_names
 from infra.model.config import ConfigError, DeploymentConfig, from_mapping
 from infra.model.topology import Topology, build_topology
@@ -74,6 +73,7 @@ class LocalStack:
         self._failed_restarts: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self._function_env: dict[str, str] = {}
+        self._emulator_env: dict[str, str] = {}
         self._stop_watching = threading.Event()
         self._functions_lock = threading.Lock()  # the supervisor vs. redeploy()
         self._watchdog: threading.Thread | None = None
@@ -130,9 +130,9 @@ class LocalStack:
             if not self._is_up:
                 return
             self._is_up = False
-            self._stop_watching.set()
+            self._stop_watching.set()  # also cancels a restart in progress
             if self._watchdog:
-                self._watchdog.join(timeout=STARTUP_TIMEOUT + 15)
+                self._watchdog.join(timeout=15)
             if self.gallery:
                 with contextlib.suppress(Exception):
                     self.gallery.shutdown()
@@ -143,9 +143,13 @@ class LocalStack:
             if self.router:
                 with contextlib.suppress(Exception):
                     self.router.stop()
-            for process in self.processes():
+            # All at once, whatever state they are in: `down` takes seconds, not the sum
+            # of every child's grace period.
+            processes = self.processes()
+            stop_groups([p.pid for p in processes])
+            for process in processes:
                 with contextlib.suppress(Exception):
-                    process.stop()
+                    process.popen.wait(timeout=1)
             if self.clients:
                 self.clients.close()
             if self.options.write_stack_json:
@@ -163,24 +167,14 @@ class LocalStack:
 
     def _start_emulators(self) -> None:
         t0 = time.monotonic()
-        base_env = dict(os.environ)
+        self._emulator_env = dict(os.environ)
         # Our own emulator variables must not leak into the emulators' (or gcloud's) env.
         for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
-            base_env.pop(key, None)
-        pubsub = self.emulators["pubsub"] = emulators.start_pubsub(
-            self.topology.project, self.logs_dir, base_env
-        )
-        firestore = self.emulators["firestore"] = emulators.start_firestore(self.logs_dir, base_env)
+            self._emulator_env.pop(key, None)
+        pubsub = self.emulators["pubsub"] = self._spawn_emulator("pubsub")
+        firestore = self.emulators["firestore"] = self._spawn_emulator("firestore")
         self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
-        raw_topic = harness_names(self.topology).raw_topic
-        gcs = self.emulators["storage"] = emulators.start_gcs(
-            self.topology.project,
-            raw_topic,
-            self.topology.buckets[self.topology.notification.bucket].name,
-            pubsub.host,
-            self.logs_dir,
-            base_env,
-        )
+        gcs = self.emulators["storage"] = self._spawn_emulator("storage")
         self.timings["storage_s"] = emulators.wait_ready(gcs)
         self.timings["firestore_s"] = emulators.wait_ready(firestore)
         self.env = {
@@ -194,6 +188,23 @@ class LocalStack:
         )
         self._create_resources()
         self.timings["emulators_s"] = time.monotonic() - t0
+
+    def _spawn_emulator(self, name: str, port: int = 0) -> emulators.Emulator:
+        """Starts one emulator (on `port`, when a restart keeps the one the stack uses)."""
+        project, logs, env = self.topology.project, self.logs_dir, self._emulator_env
+        if name == "pubsub":
+            return emulators.start_pubsub(project, logs, env, port)
+        if name == "firestore":
+            return emulators.start_firestore(logs, env, port)
+        return emulators.start_gcs(
+            project,
+            harness_names(self.topology).raw_topic,
+            self.topology.buckets[self.topology.notification.bucket].name,
+            self.emulators["pubsub"].host,
+            logs,
+            env,
+            port,
+        )
 
     def _create_resources(self) -> None:
         """Topics, subscriptions and buckets exactly as declared (plus the router's own)."""
@@ -261,11 +272,54 @@ class LocalStack:
         new process, which listens on the same port.
         """
         while not self._stop_watching.wait(0.5):
+            for name, emulator in list(self.emulators.items()):
+                if self._due(f"emulator {name}") and not emulator.process.alive():
+                    self._restart_emulator(name, emulator)
             with self._functions_lock:
                 for key, running in list(self.functions.items()):
-                    due = self._retry_at.get(key, 0.0) <= time.monotonic()
-                    if due and not self._stop_watching.is_set() and not running.process.alive():
+                    if self._due(key) and not running.process.alive():
                         self._restart(key, running)
+
+    def _due(self, key: str) -> bool:
+        """Whether a restart of `key` may be tried now (not stopping, not backing off)."""
+        due = self._retry_at.get(key, 0.0) <= time.monotonic()
+        return due and not self._stop_watching.is_set()
+
+    def _restart_emulator(self, name: str, dead: emulators.Emulator) -> None:
+        """An emulator that exited is started again on its port, its resources re-created.
+
+        Emulators keep everything in memory: what the dead one held (documents, messages,
+        objects) is gone, as after `down` and `up`. Its process group goes first, so no Java
+        outlives its gcloud wrapper and holds the port.
+        """
+        key = f"emulator {name}"
+        code = dead.process.popen.returncode
+        log.warning(
+            "%s (pid %s) exited with %s; restarting", dead.process.name, dead.process.pid, code
+        )
+        stop_group(dead.process.pid)
+        started = None
+        try:
+            started = self._spawn_emulator(name, int(dead.host.rsplit(":", 1)[1]))
+            emulators.wait_ready(started, cancel=self._stop_watching)
+            self.emulators[name] = started
+            if name != "firestore":  # topics, subscriptions and buckets live in the others
+                self._create_resources()
+        except Exception as exc:  # tried again later, backing off up to a minute
+            self._back_off(key, exc)
+            if started is not None and self.emulators.get(name) is not started:
+                started.process.stop()
+            return
+        self._failed_restarts.pop(key, None)
+        self.restarts[key] = self.restarts.get(key, 0) + 1
+        log.warning("%s restarted (pid %s)", started.process.name, started.process.pid)
+        if self.options.write_stack_json:
+            self._write_stack_json()
+
+    def _back_off(self, key: str, exc: Exception) -> None:
+        failures = self._failed_restarts[key] = self._failed_restarts.get(key, 0) + 1
+        self._retry_at[key] = time.monotonic() + min(60.0, 2.0**failures)
+        log.error("restarting %s failed (%d in a row): %s", key, failures, exc)
 
     def _redeploy_request(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """PUT /settings on the control endpoint (`scripts/local redeploy`)."""
@@ -313,11 +367,9 @@ class LocalStack:
             running = function_processes.start_function(
                 spec, self.options.functions_source, self._function_env, self.logs_dir, port
             )
-            function_processes.wait_ready(running)
+            function_processes.wait_ready(running, cancel=self._stop_watching)
         except Exception as exc:  # tried again later, backing off up to a minute
-            failures = self._failed_restarts[key] = self._failed_restarts.get(key, 0) + 1
-            self._retry_at[key] = time.monotonic() + min(60.0, 2.0**failures)
-            log.error("restarting function %s failed (%d in a row): %s", key, failures, exc)
+            self._back_off(key, exc)
             if running is not None:
                 running.process.stop()
             return
@@ -388,6 +440,14 @@ class LocalStack:
             "gallery": gallery_server.url_of(self.gallery) if self.gallery else None,
             "pid": os.getpid(),
             "process_groups": {p.name: p.pid for p in self.processes()},
+            "emulators": {
+                name: {
+                    "host": e.host,
+                    "pid": e.process.pid,
+                    "restarts": self.restarts.get(f"emulator {name}", 0),
+                }
+                for name, e in self.emulators.items()
+            },
             "logs": str(self.logs_dir),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -126,29 +127,42 @@ def _group_members(pgid: int) -> list[int]:
 
 def stop_group(pgid: int, timeout: float = 10.0) -> None:
     """Stops every process of a group: SIGTERM, then SIGKILL after `timeout`."""
+    stop_groups([pgid], timeout)
+
+
+def stop_groups(pgids: Sequence[int], timeout: float = 5.0) -> None:
+    """Stops several process groups at once: SIGTERM to all, one shared wait, then SIGKILL
+    to what is left (stopping them one by one would add up their grace periods)."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(-pgid, os.WNOHANG)
-            if not group_alive(pgid):
+            for pgid in pgids:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(-pgid, os.WNOHANG)
+            if not any(group_alive(pgid) for pgid in pgids):
                 return
             time.sleep(0.05)
 
 
 def wait_http(
-    url: str, process: ManagedProcess, timeout: float, ok: Sequence[int] | None = None
+    url: str,
+    process: ManagedProcess,
+    timeout: float,
+    ok: Sequence[int] | None = None,
+    cancel: threading.Event | None = None,
 ) -> float:
     """Probes `url` until it answers (any status, or one of `ok`); returns seconds taken.
 
-    Fails early, with the log tail, when the process exits instead of coming up.
+    Fails early, with the log tail, when the process exits instead of coming up, and at
+    once when `cancel` is set (the stack is going down).
     """
     start = time.monotonic()
     while True:
+        if cancel is not None and cancel.is_set():
+            raise StartupError(f"{process.name}: start cancelled, the stack is stopping")
         if not process.alive():
             raise StartupError(
                 f"{process.name} exited with code {process.popen.returncode} before it was "

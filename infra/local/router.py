@@ -132,7 +132,9 @@ class Router:
         for thread in self._threads:
             thread.join(timeout=10)
         for pool in self._pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Deliveries in flight are not waited for (a function may hang for its whole
+            # timeout): the functions are stopped next, which ends them at once.
+            pool.shutdown(wait=False, cancel_futures=True)
         if self._scheduler:
             self._scheduler.stop()
 

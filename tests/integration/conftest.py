@@ -198,12 +198,22 @@ def prefix(request: pytest.FixtureRequest) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The teardown test stops the shared stack, so it runs last whatever the selection."""
-    items.sort(key=lambda item: item.get_closest_marker("stack_teardown") is not None)
+    """The teardown test stops the shared stack, so it runs last whatever the selection; a
+    test that restarts one of its emulators (which forgets what it held) runs just before."""
+
+    def late(item: pytest.Item) -> int:
+        if item.get_closest_marker("stack_teardown") is not None:
+            return 2
+        return int(item.get_closest_marker("restarts_emulators") is not None)
+
+    items.sort(key=late)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stack_teardown: stops the shared stack (runs last)")
+    config.addinivalue_line(
+        "markers", "restarts_emulators: kills an emulator of the shared stack (runs late)"
+    )
     config.addinivalue_line(
         "markers", "refused_publishes: the test publishes over Pub/Sub's limits on purpose"
     )

@@ -1,4 +1,5 @@
-"""A dead Firestore emulator: the gallery and every tool answer within seconds, naming it.
+"""A dead Firestore emulator: the gallery and every tool answer within seconds, naming it,
+and the supervisor starts a new one, as it restarts a dead function.
 
 The shared stack keeps its own Firestore: the tools here are pointed at a second Firestore
 emulator, started for this test and killed (its whole process group) once the gallery has
@@ -8,8 +9,10 @@ tools meet a port nobody answers on. The bounds are the promises of docs/local-s
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,16 +20,24 @@ from typing import Any
 
 import pytest
 import requests
+from PIL import Image
 
 from infra.common.paths import ROOT
 from infra.gallery import server as gallery_server
 from infra.local import emulators
+from infra.local.processes import group_alive
 
 pytestmark = pytest.mark.integration
 
 GALLERY_BOUND = 10.0
 TOOL_BOUND = 30.0
 SMOKE_TIMEOUT = 20.0
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 64), (30, 90, 200)).save(buffer, "JPEG")
+    return buffer.getvalue()
 
 
 def _tool(argv: list[str]) -> subprocess.Popen[str]:
@@ -85,3 +96,32 @@ def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_namin
             if process.poll() is None:
                 process.kill()
                 process.communicate()
+
+
+def _java_of(emulator: Any) -> int:
+    """The Java process under an emulator's gcloud wrapper (same process group)."""
+    found = subprocess.run(
+        ["pgrep", "-g", str(emulator.process.pid), "java"], capture_output=True, text=True
+    ).stdout.split()
+    assert found, f"no Java in the process group of {emulator.process.name}"
+    return int(found[0])
+
+
+@pytest.mark.restarts_emulators
+def test_the_supervisor_restarts_a_killed_emulator_and_the_pipeline_goes_on(
+    local_stack: Any, harness: Any, prefix: str
+) -> None:
+    dead = local_stack.emulators["firestore"]
+    os.kill(_java_of(dead), signal.SIGKILL)  # the emulator dies; its gcloud wrapper follows
+
+    harness.wait_until(
+        lambda: local_stack.info()["emulators"]["firestore"]["restarts"] >= 1,
+        90,
+        "the supervisor to restart the Firestore emulator",
+    )
+    restarted = local_stack.emulators["firestore"]
+    assert restarted.host == dead.host and restarted.process.pid != dead.process.pid
+    assert not group_alive(dead.process.pid)  # nothing of the dead one is left
+    harness.upload(f"{prefix}after.jpg", _jpeg())
+    doc = harness.wait_doc(f"{prefix}after.jpg", lambda d: d.get("status") == "processed", 90)
+    assert doc["thumbnails"]
