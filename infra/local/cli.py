@@ -308,6 +308,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 0
+    for variable, host, answers in _emulator_health(info, timeout=1.0):
+        if not answers:  # said, so a slow or odd stop has its reason on screen
+            print(f"note: the {_EMULATORS[variable]} at {host} was not answering", file=sys.stderr)
     pid = int(info["pid"])
     if pid_alive(pid):
         os.kill(pid, signal.SIGTERM)  # the supervisor stops its children itself
@@ -328,11 +331,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     alive = pid_alive(int(info["pid"]))
     print(f"supervisor pid {info['pid']}: {'running' if alive else 'NOT running'}")
     healthy = alive
-    for name, host in info["env"].items():
-        if not name.endswith("_EMULATOR_HOST"):
-            continue
-        url = host if host.startswith("http") else f"http://{host}"
-        ok = _answers(url + ("/storage/v1/b" if "STORAGE" in name else "/"))
+    for name, host, ok in _emulator_health(info):
         healthy &= ok
         emulator = info.get("emulators", {}).get(name.split("_")[0].lower(), {})
         restarts = (
@@ -359,9 +358,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def _answers(url: str) -> bool:
+_EMULATORS = {
+    "PUBSUB_EMULATOR_HOST": "Pub/Sub emulator",
+    "FIRESTORE_EMULATOR_HOST": "Firestore emulator",
+    "STORAGE_EMULATOR_HOST": "Cloud Storage emulator",
+}
+
+
+def _emulator_health(info: dict[str, Any], timeout: float = 2.0) -> list[tuple[str, str, bool]]:
+    """Each emulator's variable, host and whether it answers HTTP now."""
+    found = []
+    for name, host in info["env"].items():
+        if name in _EMULATORS:
+            url = host if host.startswith("http") else f"http://{host}"
+            path = "/storage/v1/b" if name == "STORAGE_EMULATOR_HOST" else "/"
+            found.append((name, host, _answers(url + path, timeout)))
+    return found
+
+
+def _answers(url: str, timeout: float = 2.0) -> bool:
     try:
-        requests.get(url, timeout=2)
+        requests.get(url, timeout=timeout)
         return True
     except requests.RequestException:
         return False

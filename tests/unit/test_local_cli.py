@@ -56,3 +56,47 @@ def test_redeploy_sends_the_settings_checked_here_with_the_running_stacks_projec
 
     assert cli.main(["redeploy", "--set", "thumbnail_sizes=64x64:fill"]) == 2  # refused here
     assert len(sent) == 1 and "unknown fit mode" in capsys.readouterr().err
+
+
+def test_down_names_a_dead_emulator_and_ends_a_supervisor_that_ignores_sigterm(
+    monkeypatch, tmp_path, capsys
+):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from infra.local.processes import group_alive, pid_alive
+
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    supervisor = subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True)
+    stack = tmp_path / "stack.json"
+    stack.write_text(
+        json.dumps(
+            {
+                "pid": supervisor.pid,
+                "process_groups": {"Firestore emulator": child.pid},
+                "env": {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"},  # nothing answers there
+            }
+        )
+    )
+    monkeypatch.setattr("infra.common.paths.STACK_JSON", stack)
+    monkeypatch.setattr(cli, "DOWN_GRACE_SECONDS", 1.0)
+    time.sleep(0.3)  # both have set SIG_IGN
+
+    started = time.monotonic()
+    try:
+        assert cli.main(["down"]) == 0
+        seconds = time.monotonic() - started
+        supervisor.wait(timeout=5)
+        assert supervisor.returncode == -signal.SIGKILL and not pid_alive(supervisor.pid)
+        assert not group_alive(child.pid) and not stack.exists()
+    finally:
+        for process in (supervisor, child):
+            process.kill()
+            process.wait()
+    err = capsys.readouterr().err
+    assert "the Firestore emulator at 127.0.0.1:9 was not answering" in err
+    assert seconds < 15  # the grace period, then SIGTERM + 3 s + SIGKILL for the children
