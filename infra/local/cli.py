@@ -351,11 +351,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         stats = requests.get(f"{router}/stats", timeout=2).json()
         faults = requests.get(f"{router}/faults", timeout=2).json()
         print("router:", json.dumps(stats))
+        print(capacity_lines(stats))
         print("faults:", json.dumps(faults))
     except requests.RequestException:
         healthy = False
         print(f"  router control {router}: DOWN")
     return 0 if healthy else 1
+
+
+def capacity_lines(stats: dict[str, Any]) -> str:
+    """Each function's slots (instances x concurrency), wait bound and 429s so far."""
+    lines = ["capacity (Cloud Run's limit; 429 = refused for lack of an instance):"]
+    for key, cap in sorted(stats.get("capacity", {}).items()):
+        throttled = stats.get("functions", {}).get(key, {}).get("throttled", 0)
+        lines.append(
+            f"  {key:<20} {cap['slots']:>5} at once, wait <= {cap['wait_s']} s, 429: {throttled}"
+        )
+    return "\n".join(lines)
 
 
 _EMULATORS = {

@@ -25,6 +25,7 @@ class Delivery:
     injected: bool
     duplicate: bool
     error: str = ""  # why there was no HTTP answer (status 599)
+    throttled: bool = False  # refused with 429 before reaching the function (no slot free)
     at: float = field(default_factory=time.time)
 
 
@@ -86,10 +87,19 @@ class DeliveryLog:
             return dict(self._filtered)
 
     def stats(self) -> dict[str, object]:
-        """Calls/ok/failed/injected per function, filtered and abandoned per route."""
+        """Calls/ok/failed/injected/throttled per function, filtered and abandoned per route.
+
+        `throttled` counts the 429s of the capacity model (`infra.local.throttle`): requests
+        refused for lack of a free instance, which never reached the function.
+        """
         per: dict[str, dict[str, int]] = {}
         for d in self.deliveries():
-            entry = per.setdefault(d.function, {"calls": 0, "ok": 0, "failed": 0, "injected": 0})
+            entry = per.setdefault(
+                d.function, {"calls": 0, "ok": 0, "failed": 0, "injected": 0, "throttled": 0}
+            )
+            if d.throttled:
+                entry["throttled"] += 1
+                continue
             entry["injected" if d.injected else "calls"] += 1
             entry["ok" if 200 <= d.status < 300 else "failed"] += 1
         abandoned: dict[str, int] = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from infra.local.delivery import Delivery, DeliveryLog, HttpSender
 from infra.local.faults import Faults
 from infra.local.messages import Message, object_key
+from infra.local.throttle import THROTTLED, Throttle
 
 log = logging.getLogger("infra.local.dispatch")
 
@@ -44,10 +45,12 @@ class Dispatcher:
         log_: DeliveryLog,
         later: Later,
         sender: HttpSender | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.urls = dict(urls)
         self.faults = faults
         self.log = log_
+        self.throttle = throttle or Throttle({}, {})
         self._later = later
         self._sender = sender or HttpSender()
 
@@ -64,17 +67,15 @@ class Dispatcher:
 
     def _call(self, call: Call, duplicate: bool) -> int:
         injected = self.faults.injected_status(call.function)
-        error = ""
+        error, throttled = "", False
         if injected is not None:
             status = injected
         else:
-            try:
-                headers, body = call.build()
-                status = self._sender.post(self.urls[call.function], body, headers, call.timeout)
-            except Exception as exc:  # any failure is a recorded nack, see the module doc
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("delivery to %s failed: %s", call.function, error)
-                status = NO_ANSWER
+            with self.throttle.slot(call.function) as admitted:
+                if admitted:
+                    status, error = self._send(call)
+                else:  # Cloud Run found no instance in time: refused, never sent
+                    status, throttled = THROTTLED, True
         name, generation = object_key(call.message)
         self.log.add(
             Delivery(
@@ -89,6 +90,17 @@ class Dispatcher:
                 injected=injected is not None,
                 duplicate=duplicate,
                 error=error,
+                throttled=throttled,
             )
         )
         return status
+
+    def _send(self, call: Call) -> tuple[int, str]:
+        """The function's answer, or NO_ANSWER and why there was none."""
+        try:
+            headers, body = call.build()
+            return self._sender.post(self.urls[call.function], body, headers, call.timeout), ""
+        except Exception as exc:  # any failure is a recorded nack, see the module doc
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("delivery to %s failed: %s", call.function, error)
+            return NO_ANSWER, error

@@ -70,6 +70,7 @@ class LocalStack:
         self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
         self.restarts: dict[str, int] = {}
+        self.startup_seconds: dict[str, float] = {}
         self._failed_restarts: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self._function_env: dict[str, str] = {}
@@ -259,8 +260,10 @@ class LocalStack:
             self.functions[spec.key] = function_processes.start_function(
                 spec, self.options.functions_source, self._function_env, self.logs_dir
             )
-        for running in self.functions.values():
+        for key, running in self.functions.items():
             function_processes.wait_ready(running)
+            # Started together: each one's time from the start is its start-up time.
+            self.startup_seconds[key] = time.monotonic() - t0
         self.timings["functions_s"] = time.monotonic() - t0
         self._watchdog = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._watchdog.start()
@@ -391,6 +394,7 @@ class LocalStack:
             backoff_factor=self.options.backoff_factor,
             poll_seconds=self.options.poll_seconds,
             trigger_window_seconds=self.options.trigger_window_seconds,
+            startup_seconds=self.startup_seconds,
         )
         self.router.start()
         self.control = ControlServer(self.router, free_port(), self._redeploy_request)

@@ -34,6 +34,7 @@ from infra.local.routes import (
     Route,
 )
 from infra.local.scheduler import Scheduler
+from infra.local.throttle import Throttle
 from infra.model.topology import Topology
 
 log = logging.getLogger("infra.local.router")
@@ -42,6 +43,36 @@ log = logging.getLogger("infra.local.router")
 warnings.filterwarnings(
     "ignore", message="The return_immediately flag is deprecated", category=DeprecationWarning
 )
+
+
+# Deliveries in flight per route, like the messages Pub/Sub push and Eventarc keep outstanding
+# to one endpoint: more than a small stack's slots, so a burst meets Cloud Run's limit (429s)
+# instead of queueing in the router, where the emulator's ack deadline would run out.
+OUTSTANDING_PER_ROUTE = 64
+
+
+class Outstanding:
+    """How many messages a route holds (pulled, not yet acked or nacked), at most `size`."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._held = 0
+        self._cond = threading.Condition()
+
+    def room(self, timeout: float) -> int:
+        """Free places, waiting up to `timeout` for one."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._held < self.size, timeout)
+            return self.size - self._held
+
+    def take(self) -> None:
+        with self._cond:
+            self._held += 1
+
+    def give(self) -> None:
+        with self._cond:
+            self._held -= 1
+            self._cond.notify()
 
 
 @dataclass(frozen=True)
@@ -70,8 +101,9 @@ class Router:
         faults: Faults | None = None,
         backoff_factor: float = 1.0,
         poll_seconds: float = 0.2,
-        workers_per_route: int = 8,
+        workers_per_route: int = OUTSTANDING_PER_ROUTE,
         trigger_window_seconds: float | None = None,
+        startup_seconds: Mapping[str, float] | None = None,
     ) -> None:
         self.topology = topology
         self.names = harness_names(topology)
@@ -79,10 +111,14 @@ class Router:
         self.backoff_factor = backoff_factor
         self.log = DeliveryLog()
         self.refusals = Refusals()  # what Pub/Sub would have refused at publish
-        self.dispatcher = Dispatcher(function_urls, self.faults, self.log, self._later)
+        self.throttle = Throttle.for_topology(topology, startup_seconds or {}, backoff_factor)
+        self.dispatcher = Dispatcher(
+            function_urls, self.faults, self.log, self._later, throttle=self.throttle
+        )
         self._subscriber = subscriber
         self._poll = poll_seconds
         self._workers = workers_per_route
+        self._outstanding: dict[str, Outstanding] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pools: dict[str, ThreadPoolExecutor] = {}
@@ -121,6 +157,7 @@ class Router:
         for route in self.routes:
             pool = ThreadPoolExecutor(self._workers, thread_name_prefix=f"route-{route.name}")
             self._pools[route.name] = pool
+            self._outstanding[route.name] = Outstanding(self._workers)
             thread = threading.Thread(
                 target=self._pump, args=(route, pool), name=f"pull-{route.name}", daemon=True
             )
@@ -162,7 +199,11 @@ class Router:
 
     def stats(self) -> dict[str, object]:
         refused = {"count": self.refusals.count(), "messages": self.refusals.records()}
-        return {**self.log.stats(), "refused": refused}
+        capacity = {
+            key: {"slots": n, "wait_s": round(self.throttle.waits[key], 3)}
+            for key, n in self.throttle.slots.items()
+        }
+        return {**self.log.stats(), "refused": refused, "capacity": capacity}
 
     def deliveries_json(self, **kwargs: str | None) -> list[dict[str, object]]:
         return [asdict(d) for d in self.deliveries(**kwargs)]
@@ -170,9 +211,13 @@ class Router:
     # -- the pull loop ---------------------------------------------------------------------
 
     def _pump(self, route: Route, pool: ThreadPoolExecutor) -> None:
+        outstanding = self._outstanding[route.name]
         while not self._stop.is_set():
+            room = outstanding.room(self._poll)
+            if not room:  # every worker holds a message: pull more only as they finish
+                continue
             try:
-                received = self._pull(route)
+                received = self._pull(route, room)
             except Exception as exc:
                 if self._stop.is_set():
                     return
@@ -184,9 +229,18 @@ class Router:
                 self._stop.wait(self._poll)
                 continue
             for item in self.faults.reorder(received):
-                pool.submit(self._handle, route, item)
+                outstanding.take()
+                pool.submit(self._handle_outstanding, route, item, outstanding)
 
-    def _pull(self, route: Route) -> list[pubsub_v1.types.ReceivedMessage]:
+    def _handle_outstanding(
+        self, route: Route, item: pubsub_v1.types.ReceivedMessage, outstanding: Outstanding
+    ) -> None:
+        try:
+            self._handle(route, item)
+        finally:
+            outstanding.give()
+
+    def _pull(self, route: Route, room: int) -> list[pubsub_v1.types.ReceivedMessage]:
         """One pull; with reordering on, keeps pulling briefly to fill the held window."""
         window = self.faults.settings.reorder_window
         received: list[pubsub_v1.types.ReceivedMessage] = []
@@ -195,7 +249,7 @@ class Router:
             try:
                 response = self._subscriber.pull(
                     subscription=route.subscription_path,
-                    max_messages=max(window, 10),
+                    max_messages=max(window, min(room, 10)),
                     # A long poll does not reliably see nacked messages in the emulator
                     # (measured: redelivery ~12 s late), so poll instead.
                     return_immediately=True,

@@ -114,7 +114,7 @@ class Harness:
         return [
             d
             for d in self.router.deliveries(function=function, object_prefix=prefix)
-            if d.injected == injected and not d.duplicate
+            if d.injected == injected and not d.duplicate and not d.throttled
         ]
 
     def settled_calls(

@@ -270,3 +270,64 @@ def test_messages_at_the_limits_are_delivered(function_server):
     router._handle(route(router, "metadata_writer"), item)
     assert len(seen) == 1 and subscriber.acked == ["ack-1"]
     assert router.stats()["refused"] == {"count": 0, "messages": []}
+
+
+def capped_router(url: str, **settings: object) -> tuple[Router, FakeSubscriber]:
+    """One instance per function serving one request, as `scripts/local up --set
+    max_instances=1 --set function_concurrency=1` makes."""
+    overrides = {"project": "unit-proj", "max_instances": 1, "function_concurrency": 1}
+    topology = build_topology(load_config(overrides={**overrides, **settings}))
+    subscriber = FakeSubscriber()
+    urls = dict.fromkeys(topology.functions, url)
+    router = Router(topology, None, subscriber, urls, backoff_factor=0.005)  # type: ignore[arg-type]
+    return router, subscriber
+
+
+def test_capacity_is_the_topologys_instances_times_concurrency(function_server):
+    router, _ = capped_router(function_server[0], max_instances=2, function_concurrency=3)
+    capacity = router.stats()["capacity"]
+    assert (capacity["make_thumbnail"]["slots"], capacity["write_metadata"]["slots"]) == (2, 6)
+    # Cloud Run's max(10 s, 3.5 x start-up), on the stack's scale (0.005): 50 ms here.
+    assert capacity["cleanup"]["wait_s"] == 0.05
+
+
+def test_a_push_delivery_with_no_slot_free_is_a_429_nack_that_never_reaches_the_function(
+    function_server,
+):
+    url, seen, _ = function_server
+    router, subscriber = capped_router(url)
+    router._scheduler = Scheduler()
+    try:
+        with router.throttle.slot("cleanup") as admitted:  # the one instance is busy
+            assert admitted
+            router._handle(route(router, "cleanup"), received("OBJECT_DELETE"))
+        # Nacked after the subscription's backoff (10 s x 0.005): the emulator counts the
+        # attempt, so throttling goes towards the dead-letter policy as on GCP.
+        deadline = time.monotonic() + 5
+        while not subscriber.nacked and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        router._scheduler.stop()
+    assert seen == [] and subscriber.acked == [] and subscriber.nacked == [("ack-1", 0)]
+    (delivery,) = router.deliveries("cleanup")
+    assert (delivery.status, delivery.throttled) == (429, True)
+    assert router.stats()["functions"]["cleanup"] == {
+        "calls": 0,
+        "ok": 0,
+        "failed": 0,
+        "injected": 0,
+        "throttled": 1,
+    }
+    router._handle(route(router, "cleanup"), received("OBJECT_DELETE", ack_id="ack-2"))
+    assert subscriber.acked == ["ack-2"] and len(seen) == 1  # a slot is free now
+
+
+def test_a_request_waits_for_a_slot_within_the_bound(function_server):
+    url, seen, _ = function_server
+    router, subscriber = capped_router(url)
+    router.throttle.waits["cleanup"] = 5.0
+    held = router.throttle.slot("cleanup")
+    assert held.__enter__()
+    threading.Timer(0.2, held.__exit__, (None, None, None)).start()
+    router._handle(route(router, "cleanup"), received("OBJECT_DELETE"))
+    assert subscriber.acked == ["ack-1"] and len(seen) == 1  # waited, then served

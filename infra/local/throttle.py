@@ -1,0 +1,56 @@
+"""Cloud Run's capacity per function, enforced in front of the local function processes.
+
+A deployed function serves at most `max_instances x concurrency` requests at once; a request
+beyond that waits for a free instance up to max(10 s, 3.5 x the startup time), then gets 429
+(https://cloud.google.com/run/docs/about-instance-autoscaling). The local processes would
+take whatever arrives, so the router asks here first: the same slots as the topology
+deploys (`infra.model.capacity.slots`), the same bound on the wait (scaled like every other
+wait of the local stack), and a 429 when it runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
+
+from infra.model.capacity import queue_seconds, slots
+from infra.model.topology import Topology
+
+THROTTLED = 429  # Cloud Run's answer when no instance could take the request in time
+
+
+class Throttle:
+    """One bounded semaphore per function, and how long a request may wait for it."""
+
+    def __init__(self, slots_: Mapping[str, int], waits: Mapping[str, float]) -> None:
+        self.slots = dict(slots_)
+        self.waits = dict(waits)
+        self._free = {key: threading.BoundedSemaphore(n) for key, n in slots_.items()}
+
+    @classmethod
+    def for_topology(
+        cls, topology: Topology, startup_seconds: Mapping[str, float], factor: float
+    ) -> Throttle:
+        """The topology's slots; waits of max(10 s, 3.5 x each function's measured start)
+        times `factor` (the stack's backoff factor)."""
+        keys = topology.functions
+        return cls(
+            {key: slots(spec) for key, spec in keys.items()},
+            {key: queue_seconds(startup_seconds.get(key, 0.0)) * factor for key in keys},
+        )
+
+    @contextlib.contextmanager
+    def slot(self, function: str) -> Iterator[bool]:
+        """Holds a slot of `function` for the body; yields False when none came free in time
+        (the request is then refused, not sent)."""
+        free = self._free.get(function)
+        if free is None:  # not a function of this topology: nothing to model
+            yield True
+            return
+        admitted = free.acquire(timeout=self.waits[function])
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                free.release()
