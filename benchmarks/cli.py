@@ -1,4 +1,4 @@
-"""`benchmarks/run [core|memory|e2e|coldstart|synth ...] [--quick]`: one table for all."""
+"""`benchmarks/run [core|memory|e2e|coldstart|synth|burst ...] [--quick]`: one table for all."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from benchmarks._common import CACHE, Row, format_table, machine_info, save_results
 
 BENCHMARKS = ("core", "memory", "e2e", "coldstart", "synth", "formats")
-# Run only when named: minutes of large files (every mode's worst allowed input).
-ON_REQUEST = {"worst": "worst_case"}
+# Run only when named: minutes of large files (every mode's worst allowed input), and a
+# burst against a stack capped at one instance per function (its own emulators).
+ON_REQUEST = {"worst": "worst_case", "burst": "burst"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="NAME",
         help=f"any of {', '.join(BENCHMARKS)} (default: all), or worst (every mode's worst "
-        "allowed input)",
+        "allowed input) or burst (a capped stack drains N uploads)",
     )
     p.add_argument("--quick", action="store_true", help="fewer images and repetitions")
     p.add_argument(

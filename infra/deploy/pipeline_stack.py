@@ -18,6 +18,7 @@ from infra.deploy.constructs.alerts import Alerts
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
+from infra.deploy.constructs.firestore import index_exemptions
 from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
 from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
@@ -76,6 +77,7 @@ class PipelineStack(TerraformStack):
         messaging = Messaging(
             self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
         )
+        index_exemptions(self, deployment)
         Alerts(
             self,
             "alerts",

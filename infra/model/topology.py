@@ -48,6 +48,34 @@ OPERATOR_MAX_DELIVERY_ATTEMPTS = 100
 OPERATOR_ACK_DEADLINE_SECONDS = 600
 
 
+# Firestore indexes every field by default. A field whose values increase steadily (a
+# timestamp, a GCS generation, a Pub/Sub message id) holds the collection to about 500
+# writes/s, and a large map costs an index entry per key; nothing queries these, so they are
+# exempt (https://cloud.google.com/firestore/docs/best-practices#indexes). Still indexed:
+# `name` (tools query it by range), `status`, `bucket` and the small facts.
+UNINDEXED_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "images": (
+        "updatedAt",
+        "timeCreated",
+        "generation",
+        "exif",
+        "thumbnails",
+        "timings",
+        "placeholder",
+        "metadata",
+    ),
+    "dead_letters": (
+        "recordedAt",
+        "publishTime",
+        "messageId",
+        "data",
+        "attributes",
+        "deadLetterAttributes",
+        "malformed",
+    ),
+}
+
+
 def push_ack_deadline(timeout_seconds: int) -> int:
     """The ack deadline a push subscription needs for a function with this timeout."""
     return max(10, min(600, timeout_seconds + PUSH_ACK_MARGIN_SECONDS))
@@ -182,6 +210,8 @@ class Topology:
     # Identity Cloud Build uses to build the functions (deploy-time only; the harness
     # ignores it). Projects created since mid-2024 give the default one no build roles.
     build_account_id: str = ""
+    # Fields of each collection (by key) left out of Firestore's single-field indexes.
+    unindexed_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Alert policies and the log-based metrics they read (deploy-time only).
     alerting: Alerting = field(default_factory=lambda: Alerting(log_metrics={}, alerts={}))
 
@@ -477,6 +507,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
         firestore_database=env["FIRESTORE_DATABASE"],
         push_invoker_account_id=f"{p}-push-invoker",
         build_account_id=f"{p}-builder",
+        unindexed_fields=UNINDEXED_FIELDS,
         alerting=declare_alerts(
             prefix=p,
             thumbnail_function=functions["make_thumbnail"].name,

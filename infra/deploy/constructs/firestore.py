@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
+from cdktf_cdktf_provider_google.firestore_field import FirestoreField, FirestoreFieldIndexConfig
 from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.apis import RequiredApis
+from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.protection import protect
 from infra.model.config import DeploymentConfig
 
@@ -42,3 +44,34 @@ def firestore_database(
         "a new project has no Firestore database; set create_firestore_database=false "
         "if this one already has its (default) database",
     )
+
+
+def index_exemptions(scope: Construct, deployment: Deployment) -> list[FirestoreField]:
+    """Single-field index exemptions for the pipeline's collections (`unindexed_fields`).
+
+    An empty `index_config` removes every single-field index of the field, as in the
+    provider's `firestore_field` example ("Disable all single field indexes for the
+    timestamp property"). In the pipeline stack: they describe its collections, and the
+    project stack (applied first) holds the database.
+    """
+    topology = deployment.topology
+    database = topology.functions[topology.trigger.function].env.get(
+        "FIRESTORE_DATABASE", "(default)"
+    )
+    return [
+        why(
+            FirestoreField(
+                scope,
+                f"unindexed-{key}-{name}",
+                project=topology.project,
+                database=database,
+                collection=topology.collections[key],
+                field=name,
+                index_config=FirestoreFieldIndexConfig(),
+            ),
+            "increases steadily or is a large map, and nothing queries it: indexed, it would "
+            "cap the collection's writes (Firestore best practices)",
+        )
+        for key, names in topology.unindexed_fields.items()
+        for name in names
+    ]
