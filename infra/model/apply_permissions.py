@@ -107,6 +107,10 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_firestore_database": (
         ("roles/datastore.owner", _crud("datastore", "databases", "create", "get")),
     ),
+    # A field's index configuration is read and patched through the index permissions.
+    "google_firestore_field": (
+        ("roles/datastore.indexAdmin", _crud("datastore", "indexes", "get", "list", "update")),
+    ),
     "google_artifact_registry_repository": (
         ("roles/artifactregistry.admin", _crud("artifactregistry", "repositories")),
     ),
