@@ -19,7 +19,6 @@ latency (p50, p95). The stack is started with max_instances=1 and a backoff fact
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -27,35 +26,15 @@ import statistics
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from benchmarks._common import CACHE, Row, percentile
-from benchmarks.e2e import DONE, _clients, _doc_id, _epoch_ms
+from benchmarks._common import Row, percentile
+from benchmarks.e2e import DONE, _clients, _doc_id, _epoch_ms, stack_info
 
 FACTOR = 0.1
 WORK = ("download_ms", "core_ms", "upload_ms", "publish_ms")
-
-
-@contextlib.contextmanager
-def capped_stack() -> Iterator[dict[str, Any]]:
-    """BENCH_STACK_JSON's stack, or our own with one instance per function."""
-    given = os.environ.get("BENCH_STACK_JSON")
-    if given:
-        yield json.loads(Path(given).read_text())
-        return
-    from infra.local.local_stack import LocalStack, StackOptions
-    from infra.model.config import load_config
-
-    config = load_config(environ={}, overrides={"max_instances": 1})
-    stack = LocalStack(config, StackOptions(state_dir=CACHE / "burst-stack", backoff_factor=FACTOR))
-    stack.up()
-    try:
-        yield stack.info()
-    finally:
-        stack.down()
 
 
 def photo(n: int) -> bytes:
@@ -187,5 +166,5 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
             )
         ]
     count = int(os.environ.get("BENCH_BURST", 60 if quick else 200))
-    with capped_stack() as info:
+    with stack_info({"max_instances": 1}, FACTOR, "burst-stack") as info:
         return rows_from(measure(info, count, timeout=900.0))

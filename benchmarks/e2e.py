@@ -40,8 +40,11 @@ DONE = ("processed", "failed")
 
 
 @contextlib.contextmanager
-def stack_info() -> Iterator[dict[str, Any]]:
-    """The running stack's stack.json content: BENCH_STACK_JSON's, or our own stack's."""
+def stack_info(
+    overrides: Mapping[str, Any] | None = None, backoff_factor: float = 1.0, state: str = "stack"
+) -> Iterator[dict[str, Any]]:
+    """The running stack's stack.json content: BENCH_STACK_JSON's, or our own stack's
+    (cdktf.json's settings with `overrides`, its state in the cache's `state` folder)."""
     given = os.environ.get("BENCH_STACK_JSON")
     if given:
         yield json.loads(Path(given).read_text())
@@ -49,8 +52,8 @@ def stack_info() -> Iterator[dict[str, Any]]:
     from infra.local.local_stack import LocalStack, StackOptions
     from infra.model.config import load_config
 
-    options = StackOptions(state_dir=CACHE / "stack")
-    stack = LocalStack(load_config(environ={}), options)
+    options = StackOptions(state_dir=CACHE / state, backoff_factor=backoff_factor)
+    stack = LocalStack(load_config(environ={}, overrides=overrides), options)
     t0 = time.perf_counter()
     stack.up()
     try:

@@ -115,18 +115,23 @@ def test_a_connection_closed_before_any_answer_is_retried_once_not_nacked(functi
     assert len(seen) == 1 and subscriber.acked == ["ack-1"] and subscriber.nacked == []
 
 
-def test_failure_nacks_after_backoff(function_server):
-    url, _, answer = function_server
-    answer["status"] = 500
-    router, subscriber = make_router(url)
+def handled_until_nacked(router: Router, subscriber: FakeSubscriber, key: str, item) -> None:
+    """Handles one message with the scheduler running until its nack (or 5 s)."""
     router._scheduler = Scheduler()
     try:
-        router._handle(route(router, "metadata_writer"), received("image.failed"))
+        router._handle(route(router, key), item)
         deadline = time.monotonic() + 5
         while not subscriber.nacked and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         router._scheduler.stop()
+
+
+def test_failure_nacks_after_backoff(function_server):
+    url, _, answer = function_server
+    answer["status"] = 500
+    router, subscriber = make_router(url)
+    handled_until_nacked(router, subscriber, "metadata_writer", received("image.failed"))
     assert subscriber.acked == [] and subscriber.nacked == [("ack-1", 0)]
 
 
@@ -296,18 +301,11 @@ def test_a_push_delivery_with_no_slot_free_is_a_429_nack_that_never_reaches_the_
 ):
     url, seen, _ = function_server
     router, subscriber = capped_router(url)
-    router._scheduler = Scheduler()
-    try:
-        with router.throttle.slot("cleanup") as admitted:  # the one instance is busy
-            assert admitted
-            router._handle(route(router, "cleanup"), received("OBJECT_DELETE"))
+    with router.throttle.slot("cleanup") as admitted:  # the one instance is busy
+        assert admitted
         # Nacked after the subscription's backoff (10 s x 0.005): the emulator counts the
         # attempt, so throttling goes towards the dead-letter policy as on GCP.
-        deadline = time.monotonic() + 5
-        while not subscriber.nacked and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        router._scheduler.stop()
+        handled_until_nacked(router, subscriber, "cleanup", received("OBJECT_DELETE"))
     assert seen == [] and subscriber.acked == [] and subscriber.nacked == [("ack-1", 0)]
     (delivery,) = router.deliveries("cleanup")
     assert (delivery.status, delivery.throttled) == (429, True)
