@@ -76,6 +76,17 @@ def bound_firestore(client: Any, seconds: float = SECONDS) -> Any:
     return client
 
 
+def grpc_call(seconds: float = SECONDS) -> dict[str, Any]:
+    """The ``retry`` and ``timeout`` arguments of a gRPC (Pub/Sub) call bounded to
+    ``seconds``: transient errors retried, and nothing after the deadline."""
+    from google.api_core import retry
+
+    return {
+        "retry": retry.Retry(predicate=retry.if_transient_error, timeout=seconds),
+        "timeout": seconds,
+    }
+
+
 def storage_retry(seconds: float) -> Any:
     """Cloud Storage's retry of idempotent calls, giving up after ``seconds``."""
     from google.cloud.storage.retry import DEFAULT_RETRY

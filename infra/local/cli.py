@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from image_pipeline import deadlines
 from infra.common import arguments, paths
 from infra.common.emulator_clients import emulator_subscriber
 from infra.local.control import settings_body
@@ -414,9 +415,14 @@ def cmd_pull(args: argparse.Namespace) -> int:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     subscriber = emulator_subscriber(info["env"])
+    host = info["env"]["PUBSUB_EMULATOR_HOST"]
     try:
-        for item in pull_filtered(subscriber, info, args.subscription, args.max, args.wait):
-            print(json.dumps(item), flush=True)
+        with deadlines.answering("Pub/Sub", host, deadlines.SECONDS):
+            for item in pull_filtered(subscriber, info, args.subscription, args.max, args.wait):
+                print(json.dumps(item), flush=True)
+    except deadlines.Unavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         subscriber.close()
     return 0

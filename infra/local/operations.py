@@ -14,6 +14,7 @@ from typing import Any
 
 import google.cloud.pubsub_v1 as pubsub_v1
 
+from image_pipeline import deadlines
 from infra.local.messages import Message, message_json
 from infra.model import pubsub_filter
 
@@ -73,7 +74,10 @@ def pull_filtered(
     quiet_since = time.monotonic()
     while delivered < max_messages and time.monotonic() - quiet_since < wait_seconds:
         response = subscriber.pull(
-            subscription=path, max_messages=min(100, max_messages), return_immediately=True
+            subscription=path,
+            max_messages=min(100, max_messages),
+            return_immediately=True,
+            **deadlines.grpc_call(),
         )
         if not response.received_messages:
             time.sleep(0.1)
@@ -86,7 +90,10 @@ def pull_filtered(
                 ack_ids.append(item.ack_id)  # filtered out: acked, never delivered
             elif delivered >= max_messages:
                 subscriber.modify_ack_deadline(
-                    subscription=path, ack_ids=[item.ack_id], ack_deadline_seconds=0
+                    subscription=path,
+                    ack_ids=[item.ack_id],
+                    ack_deadline_seconds=0,
+                    **deadlines.grpc_call(),
                 )
             else:
                 ack_ids.append(item.ack_id)
@@ -98,7 +105,7 @@ def pull_filtered(
                     "json": _decoded(message.data),
                 }
         if ack_ids:
-            subscriber.acknowledge(subscription=path, ack_ids=ack_ids)
+            subscriber.acknowledge(subscription=path, ack_ids=ack_ids, **deadlines.grpc_call())
 
 
 def client_exports(info: Mapping[str, Any]) -> dict[str, str]:
