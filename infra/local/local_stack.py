@@ -27,6 +27,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.protobuf import duration_pb2
 
+from image_pipeline import deadlines
 from infra.common import paths
 from infra.common.emulator_clients import Clients, emulator_clients
 from infra.gallery import server as gallery_server
@@ -218,7 +219,7 @@ class LocalStack:
         ]
         for path in topic_paths:
             with contextlib.suppress(api_exceptions.AlreadyExists):
-                publisher.create_topic(name=path)
+                publisher.create_topic(name=path, **deadlines.grpc_call())
         for sub in t.subscriptions.values():
             request: dict[str, Any] = {
                 "name": t.subscription_path(sub.key),
@@ -235,7 +236,7 @@ class LocalStack:
                 # scaled for tests. The router applies the declared policy itself.
             }
             with contextlib.suppress(api_exceptions.AlreadyExists):
-                subscriber.create_subscription(request=request)
+                subscriber.create_subscription(request=request, **deadlines.grpc_call())
         trigger_timeout = t.functions[t.trigger.function].timeout_seconds
         for name, ack in (
             (names.notification_subscription, 30),
@@ -247,11 +248,12 @@ class LocalStack:
                         "name": f"projects/{t.project}/subscriptions/{name}",
                         "topic": f"projects/{t.project}/topics/{names.raw_topic}",
                         "ack_deadline_seconds": ack,
-                    }
+                    },
+                    **deadlines.grpc_call(),
                 )
         for bucket in t.buckets.values():
             with contextlib.suppress(api_exceptions.Conflict):
-                self.clients.storage.create_bucket(bucket.name)
+                self.clients.storage.create_bucket(bucket.name, **deadlines.storage_call())
 
     def _start_functions(self) -> None:
         t0 = time.monotonic()
