@@ -17,6 +17,7 @@ from constructs import Construct
 from infra.deploy.constructs.agents import ServiceAgents
 from infra.deploy.constructs.apis import RequiredApis
 from infra.deploy.constructs.firestore import firestore_database
+from infra.deploy.constructs.github_deploy import GithubDeploy
 from infra.deploy.state_backend import set_up
 from infra.model.config import PROJECT_STACK_ID, DeploymentConfig
 
@@ -34,6 +35,12 @@ class ProjectStack(TerraformStack):
             providers=providers,
         )
         self.database = firestore_database(self, config, self.apis)
+        # Keyless deploys from GitHub Actions, when a repository is named.
+        self.github = (
+            GithubDeploy(self, "github", config=config, apis=self.apis)
+            if config.github_repository
+            else None
+        )
 
 
 def add_project_stack(

@@ -120,6 +120,12 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
             _crud("artifactregistry", "repositories", "getIamPolicy", "setIamPolicy"),
         ),
     ),
+    "google_iam_workload_identity_pool": (
+        ("roles/iam.workloadIdentityPoolAdmin", _crud("iam", "workloadIdentityPools")),
+    ),
+    "google_iam_workload_identity_pool_provider": (
+        ("roles/iam.workloadIdentityPoolAdmin", _crud("iam", "workloadIdentityPoolProviders")),
+    ),
     "google_logging_metric": (("roles/logging.configWriter", _crud("logging", "logMetrics")),),
     "google_monitoring_alert_policy": (
         ("roles/monitoring.alertPolicyEditor", _crud("monitoring", "alertPolicies")),
@@ -196,3 +202,10 @@ def _collect(
     for role, permissions in table:
         for permission in permissions:
             found.setdefault(permission, (role, set()))[1].add(kind)
+
+
+def deployer_roles() -> list[str]:
+    """Every role of the tables above: what an account that deploys both stacks holds
+    (docs/deploy-and-operate.md, "Prerequisites", names the same)."""
+    tables = (*RESOURCES.values(), *DATA_SOURCES.values())
+    return sorted({role for table in tables for role, _ in table})

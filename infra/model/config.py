@@ -40,7 +40,12 @@ PROJECT_STACK_ID = "image-pipeline-project"
 # Selects one named environment (cdktf.json context.environments) for main.py and the tools.
 ENVIRONMENT_VAR = "PIPELINE_ENVIRONMENT"
 # What the project stack holds, so environments sharing a project must agree on it.
-PROJECT_SETTINGS = ("create_firestore_database", "firestore_location", "state_bucket")
+PROJECT_SETTINGS = (
+    "create_firestore_database",
+    "firestore_location",
+    "state_bucket",
+    "github_repository",
+)
 
 # Settings that feed an attribute Terraform can only set when it creates the resource
 # (ForceNew in the google provider) of a resource holding data: a bucket's name or location,
@@ -63,6 +68,7 @@ _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 # (https://cloud.google.com/firestore/docs/locations).
 _MULTI_REGIONS = frozenset({"nam5", "nam7", "eur3"})
 _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
+_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
 _ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
@@ -169,6 +175,13 @@ class DeploymentConfig(Tunables):
         doc="let a plan destroy or replace the uploads and thumbnails buckets and the "
         "Firestore database (while false they carry Terraform's `prevent_destroy`)",
     )
+    # Keyless CI deploys (Workload Identity Federation), created in the project stack.
+    github_repository: str = setting(
+        "",
+        doc="GitHub repository (`owner/name`) whose Actions workflows may deploy: the project "
+        "stack creates a workload identity pool, its provider and a deploy account for it "
+        "(empty: none)",
+    )
     # Remote state for a team: one object per stack under this bucket.
     state_bucket: str = setting(
         "",
@@ -262,6 +275,10 @@ def _validate(c: DeploymentConfig) -> None:
     _check_bucket("project", c.source_bucket)
     if c.state_bucket:
         _check_bucket("state_bucket", c.state_bucket)
+    if c.github_repository and not _REPOSITORY_RE.match(c.github_repository):
+        raise ConfigError(
+            "github_repository", f"{c.github_repository!r} is not a repository like 'owner/name'"
+        )
     if c.uploads_bucket == c.thumbnails_bucket:
         raise ConfigError(
             "thumbnails_bucket", "must differ from uploads_bucket (outputs would re-trigger)"

@@ -78,6 +78,7 @@ ENVIRONMENTS_CDKTF_JSON: Mapping[str, Any] = {
             "project": "team-project-1",
             "region": "europe-west1",
             "state_bucket": "team-tfstate",
+            "github_repository": "example-org/image-pipeline",
         },
         "environments": {
             "dev": {"prefix": "imgdev", "max_instances": 2},

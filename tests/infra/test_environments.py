@@ -86,3 +86,33 @@ def test_environments_that_would_collide_are_refused(tmp_path):
     assert (only.environment, only.prefix) == ("b", "pb")
     with pytest.raises(ConfigError, match="known: a, b"):
         load_environments(cdktf_json, environ={"PIPELINE_ENVIRONMENT": "c"})
+
+
+def test_a_named_repository_gets_keyless_deploys_and_nothing_more(team, stack):
+    from infra.model.apply_permissions import deployer_roles
+
+    project = team[0].project["resource"]
+    [pool] = project["google_iam_workload_identity_pool"].values()
+    assert pool["workload_identity_pool_id"] == "github"
+    [provider] = project["google_iam_workload_identity_pool_provider"].values()
+    assert provider["oidc"]["issuer_uri"] == "https://token.actions.githubusercontent.com"
+    assert provider["attribute_condition"] == 'assertion.repository == "example-org/image-pipeline"'
+    [user] = [
+        b
+        for b in project["google_service_account_iam_member"].values()
+        if b["role"] == "roles/iam.workloadIdentityUser"
+    ]
+    assert user["member"].startswith("principalSet://iam.googleapis.com/${")
+    assert user["member"].endswith("/attribute.repository/example-org/image-pipeline")
+    granted = {
+        b["role"]
+        for b in project["google_project_iam_member"].values()
+        if "github_deployer" in b["member"]
+    }
+    assert granted == set(deployer_roles())
+    assert "roles/owner" not in granted and "roles/editor" not in granted
+    [state] = project["google_storage_bucket_iam_member"].values()
+    assert (state["bucket"], state["role"]) == ("team-tfstate", "roles/storage.objectUser")
+    assert "google_service_account_key" not in project
+    # Without the setting: none of it.
+    assert "google_iam_workload_identity_pool" not in stack.project["resource"]

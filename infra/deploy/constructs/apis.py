@@ -20,6 +20,7 @@ SERVICES = {
     "pubsub": "pubsub.googleapis.com",
     "run": "run.googleapis.com",  # 2nd gen functions are Cloud Run services
     "storage": "storage.googleapis.com",
+    "sts": "sts.googleapis.com",  # Workload Identity Federation's token exchange (CI deploys)
 }
 
 
