@@ -100,3 +100,16 @@ def test_down_names_a_dead_emulator_and_ends_a_supervisor_that_ignores_sigterm(
     err = capsys.readouterr().err
     assert "the Firestore emulator at 127.0.0.1:9 was not answering" in err
     assert seconds < 15  # the grace period, then SIGTERM + 3 s + SIGKILL for the children
+
+
+def test_a_failed_start_shows_only_what_this_start_logged(tmp_path):
+    from infra.local.processes import log_tail
+
+    log = tmp_path / "supervisor.log"
+    log.write_text("error: from yesterday's run\n")
+    start = log.stat().st_size  # where `up --detach` starts appending
+    assert log_tail(log, since=start) == "(nothing logged)"
+    with log.open("a") as appended:
+        appended.write("error: today's\n")
+    assert log_tail(log, since=start) == "error: today's"
+    assert "yesterday" in log_tail(log)  # the whole log, when asked
