@@ -45,17 +45,26 @@ warnings.filterwarnings(
 )
 
 
-# Deliveries in flight per route, like the messages Pub/Sub push and Eventarc keep outstanding
-# to one endpoint: more than a small stack's slots, so a burst meets Cloud Run's limit (429s)
-# instead of queueing in the router, where the emulator's ack deadline would run out.
+# Deliveries in flight per route at most, as Pub/Sub push (and Eventarc, which delivers
+# through it) keeps outstanding to one endpoint: more than a small stack's slots, so a burst
+# meets Cloud Run's limit (429s) instead of queueing in the router, where the emulator's ack
+# deadline would run out.
 OUTSTANDING_PER_ROUTE = 64
+# Pub/Sub "dynamically adjusts the rate of push requests based on the rate at which it
+# receives success responses" (https://cloud.google.com/pubsub/docs/push, push workflow);
+# modelled as slow start from a small window (see Outstanding).
+OUTSTANDING_START = 3
 
 
 class Outstanding:
-    """How many messages a route holds (pulled, not yet acked or nacked), at most `size`."""
+    """The push window of one route: how many messages it holds (pulled, not yet acked or
+    nacked) at most. Slow start as Pub/Sub push does it: one more per success, half after a
+    failure, between 1 and `limit`. A burst above capacity thereby waits in the
+    subscription (no delivery attempt counted) instead of all retrying against the limit."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, limit: int, start: int = OUTSTANDING_START) -> None:
+        self.limit = limit
+        self.size = min(start, limit)
         self._held = 0
         self._cond = threading.Condition()
 
@@ -63,16 +72,18 @@ class Outstanding:
         """Free places, waiting up to `timeout` for one."""
         with self._cond:
             self._cond.wait_for(lambda: self._held < self.size, timeout)
-            return self.size - self._held
+            return max(0, self.size - self._held)
 
     def take(self) -> None:
         with self._cond:
             self._held += 1
 
-    def give(self) -> None:
+    def give(self, delivered: bool) -> None:
+        """One message done: `delivered` (acked) widens the window, a failure halves it."""
         with self._cond:
             self._held -= 1
-            self._cond.notify()
+            self.size = min(self.limit, self.size + 1) if delivered else max(1, self.size // 2)
+            self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -235,10 +246,11 @@ class Router:
     def _handle_outstanding(
         self, route: Route, item: pubsub_v1.types.ReceivedMessage, outstanding: Outstanding
     ) -> None:
+        delivered = False
         try:
-            self._handle(route, item)
+            delivered = self._handle(route, item)
         finally:
-            outstanding.give()
+            outstanding.give(delivered)
 
     def _pull(self, route: Route, room: int) -> list[pubsub_v1.types.ReceivedMessage]:
         """One pull; with reordering on, keeps pulling briefly to fill the held window."""
@@ -264,13 +276,15 @@ class Router:
 
     # -- one message -------------------------------------------------------------------------
 
-    def _handle(self, route: Route, item: pubsub_v1.types.ReceivedMessage) -> None:
+    def _handle(self, route: Route, item: pubsub_v1.types.ReceivedMessage) -> bool:
+        """Delivers one message and acks or nacks it; True when it was delivered (or had
+        nothing to deliver), False when the delivery failed."""
         message = Message.from_received(item)
         # Messages on the pipeline's topics (not the harness's own feed from fake-gcs) that
         # Pub/Sub would have refused at publish: never delivered.
         if isinstance(route, PushSubscription) and self.refusals.refuse(route.name, message):
             self._ack(route, item.ack_id)
-            return
+            return True
         try:
             ok = route.handle(message)
         except Exception:
@@ -278,12 +292,13 @@ class Router:
             ok = False
         if ok:
             self._ack(route, item.ack_id)
-            return
+            return True
         delay = route.next_delay(message, self.backoff_factor)
         if delay is None:  # the route gave up (and recorded why)
             self._ack(route, item.ack_id)
         else:
             self._nack_later(route, item.ack_id, delay)
+        return False
 
     def _ack(self, route: Route, ack_id: str) -> None:
         try:

@@ -60,8 +60,9 @@ class LogMetricSpec:
 @dataclass(frozen=True)
 class AlertSpec:
     """One alert policy with one threshold condition: `metric_type` on `resource_type`,
-    summed over every matching time series and aligned per `window_seconds`, fires when
-    the sum exceeds `threshold`."""
+    aligned per `window_seconds` and combined with `reducer` over the matching time series
+    (per value of the `group_by` labels when there are any), fires when the result exceeds
+    `threshold`."""
 
     key: str
     display_name: str
@@ -73,10 +74,14 @@ class AlertSpec:
     threshold: float
     resource_labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     log_metric: str | None = None  # LogMetricSpec.key the condition reads
+    metric_labels: Mapping[str, str] = field(default_factory=dict)
+    reducer: str = "REDUCE_SUM"
+    group_by: tuple[str, ...] = ()  # e.g. ("resource.label.service_name",): one per function
 
     def filter(self) -> str:
         """The Cloud Monitoring filter of the condition's time series."""
         terms = [_eq("metric.type", self.metric_type), _eq("resource.type", self.resource_type)]
+        terms += [_eq(f"metric.labels.{k}", v) for k, v in sorted(self.metric_labels.items())]
         for label, values in sorted(self.resource_labels.items()):
             pattern = "|".join(values)
             terms.append(f'resource.labels.{label} = monitoring.regex.full_match("{pattern}")')
@@ -118,6 +123,14 @@ RETRY_ALERT_WINDOW_SECONDS = 600
 # The line make_thumbnail writes once an `image.failed` result is published (`_publish`):
 # one per failed upload, whatever the reason, and only once Pub/Sub took the result.
 PUBLISHED_FAILED = "published image.failed"
+# Backlog: a push subscription whose oldest unacked message is older than this is not
+# draining (its function keeps failing or is refused for lack of instances); a burst within
+# the capacity model (docs/capacity.md) drains well inside it.
+BACKLOG_ALERT_SECONDS = 1800
+# Throttling: more 429s (no instance free, Cloud Run's request_count with response_code
+# 429) than this per function within the window: the function is at its max instances.
+THROTTLED_ALERT_THRESHOLD = 100
+THROTTLED_ALERT_WINDOW_SECONDS = 600
 # The optional failure-count alert (setting `failed_alert_threshold`) counts over an hour:
 # long enough that a burst of bad uploads from one user is one incident, not many.
 FAILED_ALERT_WINDOW_SECONDS = 3600
@@ -129,6 +142,8 @@ def declare_alerts(
     dead_lettering_subscriptions: Iterable[str],
     unrecorded_subscription: str,
     failed_threshold: int = 0,
+    push_subscriptions: Iterable[str] = (),
+    functions: Iterable[str] = (),
 ) -> Alerting:
     """The alert policies of one deployment, from the names the topology chose; the
     failure-count alert only when `failed_threshold` is above 0."""
@@ -182,6 +197,45 @@ def declare_alerts(
             aligner="ALIGN_MAX",
             window_seconds=60,
             threshold=0,
+        ),
+        AlertSpec(
+            key="backlog",
+            display_name=f"{prefix}: a push subscription is not draining",
+            documentation=(
+                f"The oldest unacknowledged message of a push subscription is more than "
+                f"{BACKLOG_ALERT_SECONDS // 60} minutes old: its function keeps failing, or "
+                "it is refused for lack of instances (see the throttling alert). Messages are "
+                "kept, and retried until their dead-letter policy gives up; check the "
+                "function's logs and its max instances (docs/capacity.md)."
+            ),
+            metric_type="pubsub.googleapis.com/subscription/oldest_unacked_message_age",
+            resource_type=SUBSCRIPTION_RESOURCE,
+            resource_labels={"subscription_id": tuple(sorted(push_subscriptions))},
+            aligner="ALIGN_MAX",
+            window_seconds=300,
+            threshold=BACKLOG_ALERT_SECONDS,
+            reducer="REDUCE_MAX",
+            group_by=("resource.label.subscription_id",),
+        ),
+        AlertSpec(
+            key="throttled",
+            display_name=f"{prefix}: a function is refusing requests (429, no instance free)",
+            documentation=(
+                f"More than {THROTTLED_ALERT_THRESHOLD} requests to one function were refused "
+                f"with 429 within {THROTTLED_ALERT_WINDOW_SECONDS // 60} minutes: it runs at "
+                "its max instances. Eventarc and Pub/Sub retry them, so nothing is lost yet; a "
+                "sustained rate means the uploads arrive faster than the settings serve them. "
+                "Raise thumbnail_max_instances / function_max_instances (and the Cloud Run "
+                "quotas): docs/capacity.md."
+            ),
+            metric_type="run.googleapis.com/request_count",
+            resource_type=FUNCTION_RESOURCE,
+            resource_labels={"service_name": tuple(sorted(functions))},
+            metric_labels={"response_code": "429"},
+            aligner="ALIGN_DELTA",
+            window_seconds=THROTTLED_ALERT_WINDOW_SECONDS,
+            threshold=THROTTLED_ALERT_THRESHOLD,
+            group_by=("resource.label.service_name",),
         ),
         _log_alert(
             gave_up,

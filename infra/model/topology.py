@@ -514,5 +514,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
             dead_lettering_subscriptions=(s.name for s in subscriptions.values()),
             unrecorded_subscription=subscriptions["dead_letters_unrecorded"].name,
             failed_threshold=config.failed_alert_threshold,
+            push_subscriptions=(s.name for s in subscriptions.values() if s.push_function),
+            functions=(f.name for f in functions.values()),
         ),
     )

@@ -31,7 +31,8 @@ def test_one_policy_per_declared_alert(synth_name, request):
         (aggregation,) = threshold["aggregations"]
         assert aggregation["per_series_aligner"] == spec.aligner
         assert aggregation["alignment_period"] == f"{spec.window_seconds}s"
-        assert aggregation["cross_series_reducer"] == "REDUCE_SUM"
+        assert aggregation["cross_series_reducer"] == spec.reducer
+        assert aggregation.get("group_by_fields", []) == list(spec.group_by)
         assert policy["documentation"]["content"] == spec.documentation
         assert policy["user_labels"]["pipeline"] == synth.topology.prefix
 
@@ -140,3 +141,33 @@ def test_failure_alert_exists_only_with_a_threshold(stack, alt_stack):
     assert 'jsonPayload.message = "published image.failed"' in metric["filter"]
     assert 'resource.labels.service_name = "thumbs-make-thumbnail"' in metric["filter"]
     assert policy["notification_channels"] == list(alt_stack.config.alert_notification_channels)
+
+
+def test_backlog_alert_watches_every_push_subscription_per_subscription(stack):
+    _, policy = _policy(stack, "backlog")
+    threshold = policy["conditions"][0]["condition_threshold"]
+    assert "subscription/oldest_unacked_message_age" in threshold["filter"]
+    pushed = {s["name"] for s in stack.all("google_pubsub_subscription") if "push_config" in s}
+    assert len(pushed) == 3
+    assert f'full_match("{"|".join(sorted(pushed))}")' in threshold["filter"]
+    (aggregation,) = threshold["aggregations"]
+    # The oldest message of each subscription on its own: a sum of ages would mean nothing.
+    assert (aggregation["cross_series_reducer"], aggregation["group_by_fields"]) == (
+        "REDUCE_MAX",
+        ["resource.label.subscription_id"],
+    )
+    assert threshold["threshold_value"] == 1800
+
+
+def test_throttling_alert_counts_429s_of_each_function(stack):
+    _, policy = _policy(stack, "throttled")
+    threshold = policy["conditions"][0]["condition_threshold"]
+    assert 'metric.type = "run.googleapis.com/request_count"' in threshold["filter"]
+    assert 'metric.labels.response_code = "429"' in threshold["filter"]
+    names = sorted(fn["name"] for fn in stack.all("google_cloudfunctions2_function"))
+    assert (
+        f'resource.labels.service_name = monitoring.regex.full_match("{"|".join(names)}")'
+        in (threshold["filter"])
+    )
+    (aggregation,) = threshold["aggregations"]
+    assert aggregation["group_by_fields"] == ["resource.label.service_name"]

@@ -151,3 +151,26 @@ def test_failure_alert_counts_each_published_failure_once(pipeline, capsys):
 def test_failure_threshold_is_a_bounded_setting():
     with pytest.raises(ConfigError, match="failed_alert_threshold"):
         from_mapping({"project": "my-gcp-project", "failed_alert_threshold": "-1"})
+
+
+def test_backlog_alert_watches_the_push_subscriptions_each_on_its_own():
+    alert = TOPOLOGY.alerting.alerts["backlog"]
+    pushed = {s.name for s in TOPOLOGY.subscriptions.values() if s.push_function}
+    assert set(alert.resource_labels["subscription_id"]) == pushed
+    assert "oldest_unacked_message_age" in alert.filter()
+    assert (alert.reducer, alert.group_by) == ("REDUCE_MAX", ("resource.label.subscription_id",))
+
+
+def test_throttling_alert_counts_429s_per_function():
+    alert = TOPOLOGY.alerting.alerts["throttled"]
+    assert set(alert.resource_labels["service_name"]) == {
+        f.name for f in TOPOLOGY.functions.values()
+    }
+    assert alert.filter() == (
+        'metric.type = "run.googleapis.com/request_count" AND '
+        'resource.type = "cloud_run_revision" AND metric.labels.response_code = "429" AND '
+        "resource.labels.service_name = monitoring.regex.full_match("
+        '"imgpipe-cleanup|imgpipe-handle-dead-letter|imgpipe-make-thumbnail|'
+        'imgpipe-write-metadata")'
+    )
+    assert alert.group_by == ("resource.label.service_name",)

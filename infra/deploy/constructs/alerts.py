@@ -121,7 +121,8 @@ def _condition(spec: AlertSpec) -> MonitoringAlertPolicyConditions:
                 MonitoringAlertPolicyConditionsConditionThresholdAggregations(
                     alignment_period=window,
                     per_series_aligner=spec.aligner,
-                    cross_series_reducer="REDUCE_SUM",
+                    cross_series_reducer=spec.reducer,
+                    group_by_fields=list(spec.group_by) or None,
                 )
             ],
             trigger=MonitoringAlertPolicyConditionsConditionThresholdTrigger(count=1),
