@@ -26,6 +26,7 @@ class Delivery:
     duplicate: bool
     error: str = ""  # why there was no HTTP answer (status 599)
     throttled: bool = False  # refused with 429 before reaching the function (no slot free)
+    seconds: float = 0.0  # how long the request held its slot (sent until answered)
     at: float = field(default_factory=time.time)
 
 

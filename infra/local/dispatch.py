@@ -8,6 +8,7 @@ the route retries, never an exception that escapes unrecorded.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -67,13 +68,15 @@ class Dispatcher:
 
     def _call(self, call: Call, duplicate: bool) -> int:
         injected = self.faults.injected_status(call.function)
-        error, throttled = "", False
+        error, throttled, seconds = "", False, 0.0
         if injected is not None:
             status = injected
         else:
             with self.throttle.slot(call.function) as admitted:
                 if admitted:
+                    started = time.monotonic()
                     status, error = self._send(call)
+                    seconds = time.monotonic() - started
                 else:  # Cloud Run found no instance in time: refused, never sent
                     status, throttled = THROTTLED, True
         name, generation = object_key(call.message)
@@ -91,6 +94,7 @@ class Dispatcher:
                 duplicate=duplicate,
                 error=error,
                 throttled=throttled,
+                seconds=round(seconds, 4),
             )
         )
         return status
