@@ -128,3 +128,15 @@ def test_an_overwrite_storm_ends_with_the_last_generation(harness, prefix):
     assert {b.metadata.get("source-generation") for b in blobs} == {str(last)}
     assert sorted(t["name"] for t in doc["thumbnails"]) == sorted(b.name for b in blobs)
     assert (doc["width"], doc["height"]) == (400 + 40 * 7, 300)
+
+
+def test_an_overwrite_the_pipeline_skips_leaves_no_doc_listing_deleted_thumbnails(harness, prefix):
+    """The new generation carries the output marker, so make_thumbnail skips it and no
+    newer result will come: the overwrite's cleanup marks the old generation deleted."""
+    name = prefix + "marked.jpg"
+    old = harness.upload(name, sample_images.jpeg(200, 150))
+    harness.wait_doc(name, lambda d: d["status"] == "processed")
+    harness.upload(name, sample_images.jpeg(100, 80), metadata={"image-pipeline-output": "x"})
+    doc = harness.wait_doc(name, lambda d: d["status"] == "deleted")
+    assert doc["generation"] == old and doc["thumbnails"] == []
+    assert harness.thumbnail_blobs(name) == []

@@ -113,3 +113,21 @@ def test_a_failed_start_shows_only_what_this_start_logged(tmp_path):
         appended.write("error: today's\n")
     assert log_tail(log, since=start) == "error: today's"
     assert "yesterday" in log_tail(log)  # the whole log, when asked
+
+
+def test_pull_refuses_a_push_subscription_before_pulling_anything(monkeypatch, capsys):
+    from infra.local import cli
+
+    info = {
+        "project": "p",
+        "subscriptions": {
+            "imgpipe-metadata-writer": {"key": "metadata_writer", "push_function": "wm"},
+            "imgpipe-failures": {"key": "failures", "push_function": None},
+        },
+    }
+    monkeypatch.setattr(cli, "read_stack_json", lambda: info)
+    monkeypatch.setattr(cli, "emulator_subscriber", lambda *a: pytest.fail("no client is made"))
+    assert cli.main(["pull", "metadata_writer"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "imgpipe-metadata-writer is a push subscription" in line
+    assert line.endswith("pull one of: imgpipe-failures")
