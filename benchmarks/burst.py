@@ -20,7 +20,6 @@ latency (p50, p95). The stack is started with max_instances=1 and a backoff fact
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import statistics
@@ -31,22 +30,12 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from benchmarks import samples
 from benchmarks._common import Row, percentile
 from benchmarks.e2e import DONE, _clients, _doc_id, _epoch_ms, stack_info
 
 FACTOR = 0.1
 WORK = ("download_ms", "core_ms", "upload_ms", "publish_ms")
-
-
-def photo(n: int) -> bytes:
-    """A 2 MP JPEG, different per n (the pipeline caches nothing; distinct names suffice)."""
-    from PIL import Image
-
-    image = Image.radial_gradient("L").resize((1600, 1200)).convert("RGB")
-    image.putpixel((n % 1600, 0), (n % 256, 0, 0))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def _router(info: Mapping[str, Any], path: str) -> Any:
@@ -60,7 +49,9 @@ def measure(info: Mapping[str, Any], count: int, timeout: float) -> dict[str, An
     uploads = gcs.bucket(info["buckets"]["uploads"])
     images = db.collection(info["collections"]["images"])
     run = uuid.uuid4().hex[:8]
-    data = photo(0)
+    photos = samples.PHOTOS if samples.have_photos() else ("synthetic",)
+    blobs = [samples.sample_path(p, samples.SIZE_12MP, "jpeg").read_bytes() for p in photos]
+    data = blobs[0]
     warm = f"burst/{run}/warmup.jpg"  # clients created, imports done: not counted
     uploads.blob(warm).upload_from_string(data, content_type="image/jpeg")
     names = [f"burst/{run}/img-{i:04d}.jpg" for i in range(count)]
@@ -71,7 +62,7 @@ def measure(info: Mapping[str, Any], count: int, timeout: float) -> dict[str, An
         list(
             pool.map(
                 lambda n: uploads.blob(names[n]).upload_from_string(
-                    data, content_type="image/jpeg"
+                    blobs[n % len(blobs)], content_type="image/jpeg"
                 ),
                 range(count),
             )
