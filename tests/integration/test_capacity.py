@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,6 +23,7 @@ from image_pipeline.events import StorageObject, processed_event
 from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
 from infra.model.config import load_config
+from infra.ops.backfill import finalized_event, object_resource
 from tests.integration.conftest import Harness
 
 BURST = 40  # 40 x the make_thumbnail capacity of 1
@@ -105,3 +109,21 @@ def test_concurrent_requests_to_one_instance_each_write_their_own_result(capped:
     for n, name in enumerate(names):
         doc = capped.doc(name)
         assert doc is not None and (doc["generation"], doc["width"]) == (1000 + n, n + 1)
+
+
+def test_an_event_hours_old_within_eventarcs_retention_is_processed(capped: Harness):
+    """The event-age guard gives up on failures only: an event that waited five hours in a
+    backlog (Eventarc keeps it 24 h) is processed by the real function."""
+    name = "late/five-hours.jpg"
+    capped.upload(name, jpeg(1))
+    capped.wait_doc(name, lambda d: d.get("status") == "processed")
+    blob = capped.uploads.get_blob(name)
+    headers, body = finalized_event(object_resource(blob), datetime.now(UTC) - timedelta(hours=5))
+    spec = capped.stack.topology.functions["make_thumbnail"]
+    function = capped.info["functions"][spec.name]
+    assert requests.post(function["url"], data=body, headers=headers, timeout=60).status_code == 200
+    lines = [json.loads(line) for line in Path(function["log"]).read_text().splitlines()
+             if line.startswith("{") and headers["ce-id"] in line]  # fmt: skip
+    assert [line["message"] for line in lines if line["message"].startswith("published")] == [
+        "published image.processed"
+    ]
