@@ -358,6 +358,8 @@ class LocalStack:
                 )
                 function_processes.wait_ready(new)
                 self.functions[key] = new
+            if self.router:  # the capacity the new settings deploy
+                self.router.throttle.resize(topology)
         if self.options.write_stack_json:
             self._write_stack_json()
 

@@ -40,6 +40,11 @@ class Throttle:
             {key: queue_seconds(startup_seconds.get(key, 0.0)) * factor for key in keys},
         )
 
+    def resize(self, topology: Topology) -> None:
+        """New slots after a redeploy; requests holding an old slot release it there."""
+        self.slots = {key: slots(spec) for key, spec in topology.functions.items()}
+        self._free = {key: threading.BoundedSemaphore(n) for key, n in self.slots.items()}
+
     @contextlib.contextmanager
     def slot(self, function: str) -> Iterator[bool]:
         """Holds a slot of `function` for the body; yields False when none came free in time

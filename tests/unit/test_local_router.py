@@ -329,3 +329,18 @@ def test_a_request_waits_for_a_slot_within_the_bound(function_server):
     threading.Timer(0.2, held.__exit__, (None, None, None)).start()
     router._handle(route(router, "cleanup"), received("OBJECT_DELETE"))
     assert subscriber.acked == ["ack-1"] and len(seen) == 1  # waited, then served
+
+
+def test_a_redeploy_resizes_the_capacity(function_server):
+    router, _ = capped_router(function_server[0])
+    held = router.throttle.slot("make_thumbnail")
+    assert held.__enter__()
+    bigger = load_config(overrides={"project": "unit-proj", "thumbnail_max_instances": 3})
+    router.throttle.resize(build_topology(bigger))
+    assert router.stats()["capacity"]["make_thumbnail"]["slots"] == 3
+    held.__exit__(None, None, None)  # released on the semaphore it came from
+    with (
+        router.throttle.slot("make_thumbnail") as one,
+        router.throttle.slot("make_thumbnail") as two,
+    ):
+        assert one and two
