@@ -5,8 +5,10 @@ it; the URL is `router.url` in `.local/stack.json`. 127.0.0.1 only, no auth: a l
 so `infra.common.http_guard` refuses other Host names, cross-site writes and unbounded bodies.
 
     GET  /health                      "ok"
-    GET  /stats                       calls/ok/failed/injected per function, filtered, refused
-    GET  /deliveries?function=F&prefix=P   every delivery (filter by function, object prefix)
+    GET  /stats                       calls/ok/failed/injected/throttled (429s) per function,
+                                      filtered, refused, capacity (slots and wait per function)
+    GET  /deliveries?function=F&prefix=P   every delivery (filter by function, object prefix);
+                                      `throttled` marks a 429 for lack of a free instance
     GET  /abandoned?prefix=P          messages a route gave up on or refused, with the reason
     GET  /faults                      current fault settings
     PUT  /faults                      JSON: any of duplicate_rate, reorder_window,
