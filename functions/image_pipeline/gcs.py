@@ -45,9 +45,12 @@ class Storage(Protocol):
     def stat(self, bucket: str, name: str) -> StoredObject | None:
         """The live object, or None."""
 
-    def upload(self, bucket: str, name: str, upload: Upload, *, if_generation_match: int) -> None:
+    def upload(
+        self, bucket: str, name: str, upload: Upload, *, if_generation_match: int
+    ) -> StoredObject:
         """Write if the live generation is ``if_generation_match`` (0: absent), else raise
-        ``GenerationMismatch``."""
+        ``GenerationMismatch``; the object written, as the write's response describes it
+        (its generation is the server's, no extra request)."""
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
         """Objects directly under ``prefix`` (not in deeper "folders")."""
@@ -101,7 +104,9 @@ class GcsStorage:
         blob = self._bucket(bucket).get_blob(name, **_bounded())
         return _stored(blob) if blob is not None else None
 
-    def upload(self, bucket: str, name: str, upload: Upload, *, if_generation_match: int) -> None:
+    def upload(
+        self, bucket: str, name: str, upload: Upload, *, if_generation_match: int
+    ) -> StoredObject:
         from google.api_core.exceptions import PreconditionFailed
 
         blob = self._bucket(bucket).blob(name)
@@ -116,6 +121,7 @@ class GcsStorage:
             )
         except PreconditionFailed as exc:
             raise GenerationMismatch(f"gs://{bucket}/{name} changed") from exc
+        return _stored(blob)  # the library sets the blob's properties from the response
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
         blobs = clients.storage_client(self.project).list_blobs(

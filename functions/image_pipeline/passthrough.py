@@ -16,9 +16,14 @@ from image_pipeline.events import OUTPUT_MARKER
 MAX_CUSTOM_METADATA_BYTES = 8 * 1024
 # A thumbnail's key for the output rules' fingerprint it was made under.
 FINGERPRINT_KEY = "output-fingerprint"
+# A thumbnail's key for the run that wrote it: the generation number of that run's first
+# write (absent on the first write itself: its own generation). image_pipeline.pipeline.
+RUN_KEY = "outputs-generation"
+# Room kept for RUN_KEY's value: the widest generation number (int64, 19 digits).
+RUN_VALUE_WIDTH = 19
 # What the pipeline writes on every thumbnail itself: never copied over from an original.
 PIPELINE_KEYS = frozenset(
-    {OUTPUT_MARKER, "source-bucket", "source-name", "source-generation", FINGERPRINT_KEY}
+    {OUTPUT_MARKER, "source-bucket", "source-name", "source-generation", FINGERPRINT_KEY, RUN_KEY}
 )
 
 

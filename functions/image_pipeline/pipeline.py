@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cloudevents.http import CloudEvent
@@ -32,7 +32,7 @@ from image_pipeline.firestore_docs import FirestoreStore, Store
 from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, MAX_COVER_SIDE, Box
 from image_pipeline.gcs import GcsStorage, Storage, StoredObject, Upload
 from image_pipeline.logs import Logger, trace_fields
-from image_pipeline.passthrough import FINGERPRINT_KEY
+from image_pipeline.passthrough import FINGERPRINT_KEY, RUN_KEY, RUN_VALUE_WIDTH
 from image_pipeline.publisher import Publisher, PubSubPublisher
 from image_pipeline.settings import MAX_OBJECT_NAME_BYTES, Settings
 
@@ -238,9 +238,8 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
 def _made(p: Pipeline, obj: StorageObject, log: Logger) -> dict[str, Any]:
     """How this object's outputs are chosen: the rule, the rules' fingerprint, when, and the
     custom metadata copied to them (what the result event and the doc record)."""
-    copied, omitted = passthrough.copied(
-        obj.metadata, p.settings.metadata_keys, _thumbnail_metadata(p, obj)
-    )
+    ours = {**_thumbnail_metadata(p, obj), RUN_KEY: "9" * RUN_VALUE_WIDTH}
+    copied, omitted = passthrough.copied(obj.metadata, p.settings.metadata_keys, ours)
     if omitted:
         log.warning(
             "custom metadata left out: over Cloud Storage's 8 KiB per object", omitted=omitted
@@ -276,18 +275,15 @@ def _thumbnails_event(
     options = imaging.Options.from_tunables(p.settings, p.settings.outputs_for(obj.name))
     with _timed(timings, "core_ms"):
         result = imaging.make_thumbnails(data, options)
+    run = _Run(p.settings.output_fingerprint)
     with _timed(timings, "upload_ms"):
         replaced = _replaced_meanwhile(p, obj)
         if replaced is None:
-            thumbnails = [
-                entry
-                for thumb in result.thumbnails
-                if (entry := _put_thumbnail(p, obj, thumb, made["metadata"])) is not None
-            ]
+            thumbnails = _put_thumbnails(p, obj, result.thumbnails, made["metadata"], run)
             replaced = _replaced_meanwhile(p, obj)
         if replaced is None:
-            # Only now, with the new outputs in place: what earlier rules made and these do not.
-            outdated = _delete_thumbnails(p, obj, keep={t["name"] for t in thumbnails})
+            # Only now, with the new outputs in place: what earlier runs made and this did not.
+            outdated = _settle(p, obj, run)
     if replaced is not None:
         live, removed = replaced
         log.info(
@@ -297,11 +293,20 @@ def _thumbnails_event(
             deleted=removed,
         )
         return None
+    if run.superseded:
+        log.info(
+            "skipped",
+            reason="a later run of this generation under other output rules wrote after this one",
+            outputsGeneration=run.mark,
+            deleted=outdated,
+        )
+        return None
     if outdated:
         log.info("outputs of earlier output rules removed", deleted=outdated)
     image = dataclasses.asdict(result.facts) | {
         "placeholder": dataclasses.asdict(result.placeholder)
     }
+    made = {**made, "outputsGeneration": run.mark}
     return events.processed_event(obj, event["id"], image, thumbnails, timings, made)
 
 
@@ -316,6 +321,25 @@ def _replaced_meanwhile(p: Pipeline, obj: StorageObject) -> tuple[int | None, li
     if live is not None and live.generation == obj.generation:
         return None
     return (live.generation if live else None), _delete_thumbnails(p, obj)
+
+
+def _replace(
+    p: Pipeline, obj: StorageObject, name: str, upload: Upload, live: StoredObject | None, run: _Run
+) -> StoredObject | None:
+    """Overwrite ``live`` (under a precondition on its generation) when it holds an older
+    source generation, or this one's from a lower-ranked run (or any run, when this run has
+    not written yet: its write will rank above). None when it is left alone: a newer source
+    generation's, or this run's own."""
+    held = _source_generation(live)
+    if live is not None and held is not None and held > obj.generation:
+        return None
+    if live is not None and held == obj.generation:
+        if run.owns(live):
+            return None
+        if run.mark is not None and _rank(live) > run.rank():
+            raise _Superseded(name)
+    match = live.generation if live else 0
+    return p.storage.upload(p.settings.thumbnails_bucket, name, upload, if_generation_match=match)
 
 
 def _source_generation(stored: StoredObject | None) -> int | None:
@@ -334,42 +358,123 @@ def _thumbnail_metadata(p: Pipeline, obj: StorageObject) -> dict[str, str]:
     }
 
 
+# --- runs of one generation under different output rules --------------------------------
+#
+# During a rollout (or a redelivery, or `backfill --stale` started before the rollout ended)
+# two runs of the same generation under different output rules can process one object at
+# once. Each removes what the other wrote, unless they agree on which of them is the later
+# one. They agree on an order the server assigns: a run's place is the generation number of
+# its first thumbnail write, read from that write's response (no extra request), written
+# into every later thumbnail of the run as RUN_KEY, and read back from the folder listing
+# the removal step already does. Cloud Storage assigns generation numbers itself, per write
+# (https://cloud.google.com/storage/docs/metadata#generation-number); they are the write's
+# time in microseconds, so they order writes across objects, with no tie at the
+# millisecond resolution of `timeCreated`. The functions' clocks play no part. Runs rank by
+# (that generation, fingerprint); the doc ranks results the same way (records.decide).
+#
+# The rule (docs/outputs.md, "Two runs at once"): a run deletes this generation's outputs of
+# lower-ranked runs only; one that meets a higher-ranked run's output (at a write, or in
+# the listing) stops writing, deletes its own outputs and publishes nothing. So of two
+# concurrent runs the later one removes the other's set, and the earlier removes nothing
+# of the later's: the later run's listing comes after its writes, hence after the earlier
+# run's first write, so whatever of the earlier run it cannot see is written after the
+# later run's first write, and the earlier run sees that at its own listing.
+
+
+class _Superseded(Exception):
+    """A higher-ranked run of this generation holds a name this run was to write."""
+
+
+@dataclasses.dataclass
+class _Run:
+    """This run's rules and its place in the server's order (None until its first write)."""
+
+    fingerprint: str
+    mark: int | None = None
+    superseded: bool = False
+
+    def rank(self) -> tuple[int, str]:
+        assert self.mark is not None, "ranked before its first write"
+        return (self.mark, self.fingerprint)
+
+    def owns(self, stored: StoredObject) -> bool:
+        return stored.metadata.get(FINGERPRINT_KEY) == self.fingerprint and (
+            self.mark is None or _run_mark(stored) == self.mark
+        )
+
+
+def _run_mark(stored: StoredObject) -> int:
+    """The run a thumbnail belongs to: its RUN_KEY, or (a run's first write, or a thumbnail
+    from before runs were recorded) its own generation."""
+    value = stored.metadata.get(RUN_KEY, "")
+    return int(value) if value.isdigit() else stored.generation
+
+
+def _rank(stored: StoredObject) -> tuple[int, str]:
+    return (_run_mark(stored), stored.metadata.get(FINGERPRINT_KEY, ""))
+
+
+def _put_thumbnails(
+    p: Pipeline,
+    obj: StorageObject,
+    thumbs: Sequence[imaging.Thumbnail],
+    copied: Mapping[str, str],
+    run: _Run,
+) -> list[dict]:
+    """Write them in order; stop when a higher-ranked run holds one (``run.superseded``)."""
+    entries = []
+    for thumb in thumbs:
+        try:
+            entry = _put_thumbnail(p, obj, thumb, copied, run)
+        except _Superseded:
+            run.superseded = True
+            break
+        if entry is not None:
+            entries.append(entry)
+    return entries
+
+
 def _put_thumbnail(
-    p: Pipeline, obj: StorageObject, thumb: imaging.Thumbnail, copied: Mapping[str, str]
+    p: Pipeline,
+    obj: StorageObject,
+    thumb: imaging.Thumbnail,
+    copied: Mapping[str, str],
+    run: _Run,
 ) -> dict | None:
     """Write a thumbnail unless one of a newer source generation is there, or this
-    generation's made under the same output rules.
+    generation's made by this run (a redelivery), or by a higher-ranked run (raises
+    ``_Superseded``). The first write sets ``run.mark``; a first name found already
+    written by this run's rules adopts that run's mark (a redelivery is the same run).
 
     A create-only write first (``if_generation_match=0``): one request when the name is
     free, the usual case. Only when it is refused is the existing object read, and replaced
-    under a precondition on the generation read (see above). Returns its entry for the
-    result event when it holds this generation's output, None when a newer one won. A
-    replace that loses a race (GenerationMismatch) is raised: the redelivery reads the new
-    state and decides again.
+    under a precondition on the generation read. Returns its entry for the result event
+    when it holds this generation's output, None when a newer one won. A replace that loses
+    a race (GenerationMismatch) is raised: the redelivery reads the new state and decides
+    again.
     """
     bucket = p.settings.thumbnails_bucket
     name = thumbnail_name(
         p.settings.thumbnail_prefix, obj.bucket, obj.name, thumb.box, thumb.format
     )
+    mark = {} if run.mark is None else {RUN_KEY: str(run.mark)}
     upload = Upload(
         data=thumb.data,
         content_type=thumb.content_type,
         cache_control=p.settings.cache_control,
-        metadata={**_thumbnail_metadata(p, obj), **copied},
+        metadata={**_thumbnail_metadata(p, obj), **mark, **copied},
     )
     try:
-        p.storage.upload(bucket, name, upload, if_generation_match=0)
+        written: StoredObject | None = p.storage.upload(bucket, name, upload, if_generation_match=0)
     except GenerationMismatch:
         live = p.storage.stat(bucket, name)
-        held = _source_generation(live)
-        if held is not None and held > obj.generation:
-            return None
-        same_rules = live is not None and (
-            live.metadata.get(FINGERPRINT_KEY) == p.settings.output_fingerprint
-        )
-        if held != obj.generation or not same_rules:  # else: a redelivery, already written
-            match = live.generation if live else 0
-            p.storage.upload(bucket, name, upload, if_generation_match=match)
+        written = _replace(p, obj, name, upload, live, run)
+        if written is None and live is not None and _source_generation(live) == obj.generation:
+            run.mark = _run_mark(live)  # this run's already: adopted, or unchanged
+        elif written is None:
+            return None  # a newer source generation holds the name
+    if run.mark is None and written is not None:
+        run.mark = written.generation
     return {
         "bucket": bucket,
         "name": name,
@@ -439,21 +544,53 @@ def _will_be_processed(p: Pipeline, obj: StorageObject) -> bool:
     return skip_reason(p.settings, current) is None
 
 
-def _delete_thumbnails(p: Pipeline, obj: StorageObject, keep: Set[str] = frozenset()) -> list[str]:
-    """Delete this object's thumbnails of its generation or older, but those named in
-    ``keep``; keep newer ones. Each delete is conditional on the generation listed, so a
-    thumbnail rewritten meanwhile (by a generation at least as new: writes never go back)
-    is left to its writer."""
+def _settle(p: Pipeline, obj: StorageObject, run: _Run) -> list[str]:
+    """The removal step after this run's writes, over one listing of the folder: older
+    generations' thumbnails and lower-ranked runs' of this one go; when a higher-ranked
+    run's thumbnail is there (or was met while writing), this run's own go instead and
+    ``run.superseded`` is set (see "runs of one generation" above)."""
+    listed = _listed_thumbnails(p, obj)
+    if run.mark is None:  # every name held a newer source generation's output
+        return []
+    same = [t for t in listed if _source_generation(t) == obj.generation]
+    run.superseded = run.superseded or any(_rank(t) > run.rank() for t in same)
+    doomed = [
+        t
+        for t in listed
+        if _source_generation(t) != obj.generation
+        or (_rank(t) < run.rank() if not run.owns(t) else run.superseded)
+    ]
+    return _delete_listed(p, doomed)
+
+
+def _listed_thumbnails(p: Pipeline, obj: StorageObject) -> list[StoredObject]:
+    """This object's thumbnails of its generation or older, from one listing of its folder
+    (a newer generation's are its own run's business)."""
     bucket = p.settings.thumbnails_bucket
-    deleted = []
     folder = thumbnail_folder(p.settings.thumbnail_prefix, obj.bucket, obj.name)
+    found = []
     for thumb in p.storage.list(bucket, folder):
         meta = thumb.metadata
         if meta.get("source-bucket") != obj.bucket or meta.get("source-name") != obj.name:
             continue
         held = _source_generation(thumb)
-        if held is None or held > obj.generation or thumb.name in keep:
-            continue
+        if held is not None and held <= obj.generation:
+            found.append(thumb)
+    return found
+
+
+def _delete_thumbnails(p: Pipeline, obj: StorageObject) -> list[str]:
+    """Delete this object's thumbnails of its generation or older; keep newer ones."""
+    return _delete_listed(p, _listed_thumbnails(p, obj))
+
+
+def _delete_listed(p: Pipeline, listed: list[StoredObject]) -> list[str]:
+    """Each delete is conditional on the generation listed, so a thumbnail rewritten
+    meanwhile (by a generation at least as new, or a higher-ranked run) is left to its
+    writer."""
+    bucket = p.settings.thumbnails_bucket
+    deleted = []
+    for thumb in listed:
         try:
             p.storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
         except GenerationMismatch:
@@ -491,6 +628,7 @@ def write_metadata(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
                 result["status"],
                 result.get("outputFingerprint"),
                 result.get("madeAt"),
+                result.get("outputsGeneration"),
             )
             if decision is not records.Decision.WRITE:
                 return None

@@ -8,7 +8,12 @@ of an object already processed) never hides the thumbnails, and ``deleted`` is f
 its generation. ``expired`` (the original removed by the bucket's lifecycle rule) keeps the
 thumbnails and facts of its generation; a later delete of the same generation is still a
 delete. One tie is broken: the same generation and status made under other output
-rules (a re-processing after a rules change) is written when it was made later.
+rules (a re-processing after a rules change, or two runs at once during a rollout) is
+written when its run ranks higher by ``(outputsGeneration, outputFingerprint)``: the
+order in which make_thumbnail's removal step lets the higher run remove the other's
+thumbnails (image_pipeline.pipeline, "runs of one generation"), so the doc ends with the
+set that exists. Results without ``outputsGeneration`` (failures, and docs from before it)
+fall back to ``madeAt``.
 """
 
 from __future__ import annotations
@@ -61,9 +66,11 @@ def decide(
     status: str,
     fingerprint: str | None = None,
     made_at: str | None = None,
+    outputs_generation: int | None = None,
 ) -> Decision:
     """Whether a result for ``generation``/``status`` (made under the output rules
-    ``fingerprint`` at ``made_at``) replaces the ``stored`` doc."""
+    ``fingerprint`` at ``made_at`` by the run ranked ``outputs_generation``) replaces the
+    ``stored`` doc."""
     if stored is None:
         return Decision.WRITE
     ours = (generation, _STATUS_RANK[status])
@@ -72,9 +79,35 @@ def decide(
         return Decision.WRITE
     if ours < theirs:
         return Decision.STALE
+    if status == "processed" and (
+        outputs_generation is not None or _is_int(stored.get("outputsGeneration"))
+    ):
+        return _by_run(outputs_generation, fingerprint, stored)
     if fingerprint and stored.get("outputFingerprint") != fingerprint:
         return Decision.WRITE if _later(made_at, stored.get("madeAt")) else Decision.STALE
     return Decision.DUPLICATE
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _by_run(outputs_generation: int | None, fingerprint: str | None, stored: Mapping) -> Decision:
+    """Two ``processed`` results of one generation, by the rank of the run that made each:
+    (generation number of its first thumbnail write, fingerprint), the server's order that
+    make_thumbnail removes by. The same rules in a later run rank higher too, so a doc
+    cannot keep a lower rank than a run it lost to. A doc without a rank (from before runs
+    were ranked) ranks below any result with one, and a result without one below it."""
+    theirs = stored.get("outputsGeneration")
+    if outputs_generation is None:
+        return Decision.STALE
+    if not _is_int(theirs):
+        return Decision.WRITE
+    ours = (outputs_generation, fingerprint or "")
+    stored_rank = (theirs, str(stored.get("outputFingerprint") or ""))
+    if ours == stored_rank:
+        return Decision.DUPLICATE
+    return Decision.WRITE if ours > stored_rank else Decision.STALE
 
 
 def _later(made_at: str | None, stored_at: object) -> bool:
@@ -115,7 +148,8 @@ def image_doc(
         "updatedAt": SERVER_TIME,
         "timings": timings,
     }
-    for key in ("contentType", "size", "metageneration", "timeCreated", "madeAt"):
+    keys = ("contentType", "size", "metageneration", "timeCreated", "madeAt", "outputsGeneration")
+    for key in keys:
         if result.get(key) is not None:
             fields[key] = result[key]
     if status not in _GONE:

@@ -150,6 +150,7 @@ OPTIONAL = {
     "rule": optional(text()),
     "outputFingerprint": optional(text()),
     "madeAt": optional(rfc3339),
+    "outputsGeneration": optional(integer(1)),
     "metadata": optional(mapping_of(text())),
     "expiredAt": optional(rfc3339),
     "thumbnails": list_of(THUMBNAIL),

@@ -70,16 +70,19 @@ class FakeStorage:
         obj = self.live.get((bucket, name))
         return StoredObject(name, obj.generation, obj.metadata) if obj else None
 
-    def upload(self, bucket: str, name: str, upload: Upload, *, if_generation_match: int) -> None:
+    def upload(
+        self, bucket: str, name: str, upload: Upload, *, if_generation_match: int
+    ) -> StoredObject:
         self.calls["upload"] += 1
         current = self.live.get((bucket, name))
         if (current.generation if current else 0) != if_generation_match:
             raise GenerationMismatch(name)
-        self.put(bucket, name, upload.data, upload)
+        written = self.put(bucket, name, upload.data, upload)
         self.uploads += 1
         hook, self.after_upload = self.after_upload, None
         if hook is not None:
             hook()
+        return StoredObject(name, written.generation, written.metadata)
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
         self.calls["list"] += 1

@@ -154,6 +154,36 @@ def test_a_result_under_new_output_rules_replaces_the_doc_of_the_same_generation
     assert records.decide(legacy, 7, "processed", "new", None) is records.Decision.STALE
 
 
+def test_results_of_one_generation_rank_by_their_runs_server_order_not_their_clocks():
+    stored = {
+        "generation": 7,
+        "status": "processed",
+        "outputFingerprint": "bbb",
+        "outputsGeneration": 200,
+        "madeAt": "2026-01-01T00:00:00Z",
+    }
+    later_clock = "2026-01-01T01:00:00Z"
+
+    def decide(fingerprint: str, run: int | None, status: str = "processed"):
+        return records.decide(stored, 7, status, fingerprint, later_clock, run)
+
+    assert decide("aaa", 199) is records.Decision.STALE  # an earlier run, whatever its clock
+    assert decide("aaa", 201) is records.Decision.WRITE
+    assert decide("aaa", 200) is records.Decision.STALE  # a tie goes to the fingerprint
+    assert decide("ccc", 200) is records.Decision.WRITE
+    assert decide("bbb", 200) is records.Decision.DUPLICATE
+    assert decide("bbb", 201) is records.Decision.WRITE  # the same rules, a later run
+    assert decide("aaa", None) is records.Decision.STALE  # from before runs were ranked
+    assert decide("aaa", 1, "failed") is records.Decision.STALE
+    unranked = {k: v for k, v in stored.items() if k != "outputsGeneration"}
+    assert records.decide(unranked, 7, "processed", "aaa", None, 1) is records.Decision.WRITE
+    result = {"bucket": "b", "name": "n", "generation": 7, "status": "processed"}
+    doc = records.image_doc(
+        stored, {**result, "outputsGeneration": 201}, dt.datetime.now(dt.UTC), 1
+    )
+    assert doc["outputsGeneration"] == 201
+
+
 def test_an_expired_original_keeps_its_thumbnails_and_facts():
     now = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     stored = {
