@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from imagekit import photo, push_body, push_event, resource, storage_event
+from imagekit import notification, photo, push_body, push_event, resource, storage_event
 
 from image_pipeline import pipeline as stages
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.formats import Box
+from image_pipeline.gcs import StoredObject
 from image_pipeline.passthrough import FINGERPRINT_KEY
 from image_pipeline.records import image_doc_id
 
@@ -29,6 +30,7 @@ OLD = {"thumbnail_sizes": (Box(32, 32), Box(16, 16)), "thumbnail_formats": ("web
 NEW = {"thumbnail_sizes": (Box(32, 32), Box(24, 24, "cover")), "thumbnail_formats": ("webp",)}
 POINTS = ("upload", "list", "delete")  # where a run may be overtaken by the other
 REDELIVERIES = 4
+ONE = {"thumbnail_sizes": (Box(32, 32),), "thumbnail_formats": ("webp",)}  # fewer orders
 
 
 class Turns:
@@ -94,48 +96,65 @@ class PausingStorage:
         return paused
 
 
-def race(
-    base: stages.Pipeline, pick: Callable[[int], int], old_set_first: bool
-) -> tuple[stages.Pipeline, list[tuple[int, int]]]:
-    """One object, optionally processed under the old rules beforehand, then a run under
-    the old rules and one under the new at once. The shared state and the choices made."""
-    shared = dataclasses.replace(
+def fresh(base: stages.Pipeline) -> stages.Pipeline:
+    """``base`` over empty in-memory storage, publisher and store."""
+    return dataclasses.replace(
         base,
         storage=type(base.storage)(),
         publisher=type(base.publisher)(),
         store=type(base.store)(),
     )
-    live = shared.storage.put("uploads", NAME, photo(64, 48))
-    event = storage_event(resource("uploads", NAME, live.generation, len(live.data)))
-    if old_set_first:
-        stages.make_thumbnail(under(shared, OLD), event, {})
+
+
+def at_once(
+    shared: stages.Pipeline,
+    pick: Callable[[int], int],
+    runs: dict[str, Callable[[stages.Pipeline], None]],
+) -> list[tuple[int, int]]:
+    """Each of ``runs`` in its own thread over ``shared``, one at a time past each of
+    ``POINTS`` in the order ``pick`` chooses; a run that raises ``GenerationMismatch`` (a
+    replace lost a race) is delivered again, as the platform would. The choices made."""
     turns = Turns(pick)
 
-    def run(who: str, rules: dict[str, Any]) -> None:
-        mine = dataclasses.replace(
-            under(shared, rules), storage=PausingStorage(shared.storage, turns, who)
-        )
+    def run(who: str, stage: Callable[[stages.Pipeline], None]) -> None:
+        mine = dataclasses.replace(shared, storage=PausingStorage(shared.storage, turns, who))
         try:
             for _ in range(REDELIVERIES):
                 try:
-                    stages.make_thumbnail(mine, event, {})
+                    stage(mine)
                     break
                 except GenerationMismatch:
-                    continue  # a replace lost a race: raised, so the platform redelivers
+                    continue
             else:
                 raise AssertionError(f"{who} still failing after {REDELIVERIES} deliveries")
         finally:
             turns.finished(who)
 
     threads = [
-        threading.Thread(target=run, args=(who, rules), daemon=True)
-        for who, rules in (("a-old", OLD), ("b-new", NEW))
+        threading.Thread(target=run, args=(who, stage), daemon=True) for who, stage in runs.items()
     ]
-    turns.running = {"a-old", "b-new"}
+    turns.running = set(runs)
     for t in threads:
         t.start()
     turns.drive(threads)
-    return shared, turns.choices
+    return turns.choices
+
+
+def race(
+    base: stages.Pipeline, pick: Callable[[int], int], old_set_first: bool
+) -> tuple[stages.Pipeline, list[tuple[int, int]]]:
+    """One object, optionally processed under the old rules beforehand, then a run under
+    the old rules and one under the new at once. The shared state and the choices made."""
+    shared = fresh(base)
+    live = shared.storage.put("uploads", NAME, photo(64, 48))
+    event = storage_event(resource("uploads", NAME, live.generation, len(live.data)))
+    if old_set_first:
+        stages.make_thumbnail(under(shared, OLD), event, {})
+
+    def make(rules: dict[str, Any]) -> Callable[[stages.Pipeline], None]:
+        return lambda mine: stages.make_thumbnail(under(mine, rules), event, {})
+
+    return shared, at_once(shared, pick, {"a-old": make(OLD), "b-new": make(NEW)})
 
 
 def under(p: stages.Pipeline, rules: dict[str, Any]) -> stages.Pipeline:
@@ -148,14 +167,14 @@ def _replayed(prefix: tuple[int, ...], step: int) -> int:
 
 
 def every_schedule(
-    base: stages.Pipeline, old_set_first: bool
+    staged: Callable[[Callable[[int], int]], tuple[stages.Pipeline, list[tuple[int, int]]]],
 ) -> Iterator[tuple[stages.Pipeline, list[int]]]:
-    """Depth first over the choices: every interleaving of the two runs' points once."""
+    """Depth first over the choices: every interleaving of the runs' points once."""
     pending: list[list[int]] = [[]]
     while pending:
         prefix = pending.pop()
         pick = functools.partial(_replayed, tuple(prefix))
-        shared, choices = race(base, pick, old_set_first)
+        shared, choices = staged(pick)
         taken = [chosen for chosen, _ in choices]
         assert taken[: len(prefix)] == prefix, "the runs did not replay the same way"
         for i in range(len(prefix), len(choices)):
@@ -193,15 +212,15 @@ def test_two_runs_under_different_rules_end_with_one_complete_set_in_every_order
         for rules in (OLD, NEW)
     }
     winners: collections.Counter[str] = collections.Counter()
+    staged = functools.partial(race, pipeline, old_set_first=old_set_first)
     schedules = 0
-    for shared, taken in every_schedule(pipeline, old_set_first):
-        schedules += 1
+    for schedules, (shared, taken) in enumerate(every_schedule(staged), 1):
         live = {
             name: shared.storage.live["thumbs", name].metadata[FINGERPRINT_KEY]
             for name in shared.storage.names("thumbs")
         }
         fingerprints = set(live.values())
-        assert len(fingerprints) == 1, (taken, live)
+        assert len(fingerprints) == 1, (schedules, taken, live)
         (fingerprint,) = fingerprints
         assert set(live) == sets[fingerprint], (taken, live)
         winners[fingerprint] += 1
@@ -213,4 +232,79 @@ def test_two_runs_under_different_rules_end_with_one_complete_set_in_every_order
             assert {t["name"] for t in doc["thumbnails"]} == set(live), (taken, order)
     # Both rules win in some order: the rank is the order of writes, not which rules are newer.
     assert set(winners) == set(sets), winners
-    assert schedules > 20, schedules
+
+
+# --- an overwrite: the old generation's cleanup and run against the new generation's run ---
+
+
+def overwrite_race(
+    base: stages.Pipeline, pick: Callable[[int], int], old_set_first: bool
+) -> tuple[stages.Pipeline, list[tuple[int, int]], int]:
+    """A generation (processed beforehand, or not), then overwritten: the old generation's
+    cleanup (its OBJECT_DELETE with ``overwrittenByGeneration``), a run of the old generation
+    that found it live before the overwrite (so it goes on to write) and the new
+    generation's run, at once. The shared state, the choices made, the new generation."""
+    shared = under(fresh(base), ONE)
+    old = shared.storage.put("uploads", NAME, photo(64, 48))
+    old_event = storage_event(resource("uploads", NAME, old.generation, len(old.data)))
+    if old_set_first:
+        stages.make_thumbnail(shared, old_event, {})
+    new = shared.storage.put("uploads", NAME, photo(48, 64))
+    new_event = storage_event(
+        resource("uploads", NAME, new.generation, len(new.data)), event_id="evt-2"
+    )
+    overwritten = push_event(
+        notification("uploads", NAME, old.generation, overwrittenByGeneration=str(new.generation))
+    )
+    runs: dict[str, Callable[[stages.Pipeline], None]] = {
+        "a-cleanup": lambda mine: stages.cleanup(mine, overwritten, {}),
+        "b-old": lambda mine: stages.make_thumbnail(checked_before(mine, old), old_event, {}),
+        "c-new": lambda mine: stages.make_thumbnail(mine, new_event, {}),
+    }
+    return shared, at_once(shared, pick, runs), new.generation
+
+
+def checked_before(p: stages.Pipeline, old: Any) -> stages.Pipeline:
+    """``p`` whose first look at the source finds ``old`` live: the overwrite landed just
+    after it (its download is no matter: old generations stay readable here)."""
+    storage = p.storage
+    first = [StoredObject(NAME, old.generation, {})]
+
+    class Before:
+        def __getattr__(self, method: str) -> Any:
+            return getattr(storage, method)
+
+        def stat(self, bucket: str, name: str) -> StoredObject | None:
+            if (bucket, name) == ("uploads", NAME) and first:
+                return first.pop()
+            return storage.stat(bucket, name)
+
+    return dataclasses.replace(p, storage=Before())
+
+
+@pytest.mark.parametrize("old_set_first", [False, True], ids=["fresh", "old-set-in-place"])
+def test_an_overwrite_ends_with_the_new_generations_set_in_every_order(pipeline, old_set_first):
+    """Cleanup deletes an old thumbnail only under a precondition on the generation it
+    listed, so it never removes one the new run wrote over it meanwhile (Cloud Storage
+    checks a precondition atomically with the request:
+    https://cloud.google.com/storage/docs/request-preconditions)."""
+    expected = expected_names(pipeline, ONE)
+    schedules = 0
+    new_generation = 0
+
+    def staged(pick: Callable[[int], int]) -> tuple[stages.Pipeline, list[tuple[int, int]]]:
+        nonlocal new_generation
+        shared, choices, new_generation = overwrite_race(pipeline, pick, old_set_first)
+        return shared, choices
+
+    for schedules, (shared, taken) in enumerate(every_schedule(staged), 1):
+        held = {
+            name: shared.storage.live["thumbs", name].metadata["source-generation"]
+            for name in shared.storage.names("thumbs")
+        }
+        assert held == dict.fromkeys(expected, str(new_generation)), (schedules, taken, held)
+        for order in itertools.permutations(range(len(shared.publisher.messages))):
+            doc = doc_after(shared, order)
+            assert (doc["status"], doc["generation"]) == ("processed", new_generation), taken
+            assert {t["name"] for t in doc["thumbnails"]} == expected, (taken, order)
+    assert schedules >= 20, schedules
