@@ -339,6 +339,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"pid {emulator.get('pid', '?')}, restarted {emulator.get('restarts', 0)} time(s)"
         )
         print(f"  {name:<24} {host:<28} {'up' if ok else 'DOWN':<4} {restarts}")
+    proxy = info.get("gcs_preconditions", {})
+    if proxy.get("host"):  # STORAGE_EMULATOR_HOST is this proxy; the fake listens behind it
+        ok = _answers(f"http://{proxy['upstream']}/storage/v1/b")
+        healthy &= ok
+        state = "up" if ok else "DOWN"
+        print(f"  {'fake-gcs-server':<24} {proxy['upstream']:<28} {state:<4} behind the proxy")
     for fn_name, fn in info["functions"].items():
         ok = _answers(fn["url"])
         healthy &= ok

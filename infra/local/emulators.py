@@ -123,10 +123,14 @@ def start_gcs(
     pubsub_host: str,
     log_dir: Path,
     env: Mapping[str, str],
-    port: int = 0,
+    port: int,
+    external_url: str,
 ) -> Emulator:
-    """fake-gcs-server in memory, publishing finalize/delete of `bucket` to `topic`."""
-    port = port or free_port()
+    """fake-gcs-server in memory on `port`, publishing finalize/delete of `bucket` to `topic`.
+
+    `external_url` is where clients reach it (the precondition proxy): the fake builds the
+    URLs it hands out for follow-up requests (resumable `Location`, `mediaLink`) from it.
+    """
     process = spawn(
         "fake-gcs-server",
         [
@@ -140,7 +144,7 @@ def start_gcs(
             "-port",
             str(port),
             "-external-url",
-            f"http://127.0.0.1:{port}",
+            external_url,
             "-event.pubsub-project-id",
             project,
             "-event.pubsub-topic",

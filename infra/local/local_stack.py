@@ -34,6 +34,7 @@ from infra.gallery import server as gallery_server
 from infra.local import emulators, function_processes
 from infra.local.control import ControlServer, RedeployError
 from infra.local.faults import Faults, FaultSettings
+from infra.local.gcs_preconditions import PreconditionProxy
 from infra.local.processes import ManagedProcess, free_port, stop_group, stop_groups
 from infra.local.router import Router, harness_names
 from infra.model.config import ConfigError, DeploymentConfig, from_mapping
@@ -67,6 +68,7 @@ class LocalStack:
         self.emulators: dict[str, emulators.Emulator] = {}
         self.functions: dict[str, function_processes.RunningFunction] = {}
         self.router: Router | None = None
+        self.gcs_proxy: PreconditionProxy | None = None
         self.control: ControlServer | None = None
         self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
@@ -145,6 +147,9 @@ class LocalStack:
             if self.router:
                 with contextlib.suppress(Exception):
                     self.router.stop()
+            if self.gcs_proxy:
+                with contextlib.suppress(Exception):
+                    self.gcs_proxy.stop()
             # All at once, whatever state they are in: `down` takes seconds, not the sum
             # of every child's grace period.
             processes = self.processes()
@@ -176,6 +181,9 @@ class LocalStack:
         pubsub = self.emulators["pubsub"] = self._spawn_emulator("pubsub")
         firestore = self.emulators["firestore"] = self._spawn_emulator("firestore")
         self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
+        # Clients reach the fake through the proxy that applies the preconditions it ignores.
+        self.gcs_proxy = PreconditionProxy(f"127.0.0.1:{free_port()}")
+        self.gcs_proxy.start()
         gcs = self.emulators["storage"] = self._spawn_emulator("storage")
         self.timings["storage_s"] = emulators.wait_ready(gcs)
         self.timings["firestore_s"] = emulators.wait_ready(firestore)
@@ -183,7 +191,7 @@ class LocalStack:
             "GOOGLE_CLOUD_PROJECT": self.topology.project,
             "PUBSUB_EMULATOR_HOST": pubsub.host,
             "FIRESTORE_EMULATOR_HOST": firestore.host,
-            "STORAGE_EMULATOR_HOST": f"http://{gcs.host}",
+            "STORAGE_EMULATOR_HOST": f"http://{self.gcs_proxy.host}",
         }
         self.clients = emulator_clients(
             self.topology.project, self.env, self.topology.firestore_database
@@ -198,6 +206,7 @@ class LocalStack:
             return emulators.start_pubsub(project, logs, env, port)
         if name == "firestore":
             return emulators.start_firestore(logs, env, port)
+        assert self.gcs_proxy is not None
         return emulators.start_gcs(
             project,
             harness_names(self.topology).raw_topic,
@@ -205,7 +214,8 @@ class LocalStack:
             self.emulators["pubsub"].host,
             logs,
             env,
-            port,
+            int(self.gcs_proxy.upstream.rsplit(":", 1)[1]),
+            f"http://{self.gcs_proxy.host}",
         )
 
     def _create_resources(self) -> None:
@@ -455,6 +465,10 @@ class LocalStack:
                     "restarts": self.restarts.get(f"emulator {name}", 0),
                 }
                 for name, e in self.emulators.items()
+            },
+            "gcs_preconditions": {
+                "host": self.gcs_proxy.host if self.gcs_proxy else None,
+                "upstream": self.gcs_proxy.upstream if self.gcs_proxy else None,
             },
             "logs": str(self.logs_dir),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
