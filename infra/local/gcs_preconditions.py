@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,15 @@ _CONDITIONS = ("ifGenerationMatch", "ifGenerationNotMatch", "ifMetagenerationMat
 # The last `/b/<bucket>` of a path names the bucket written (copyTo/rewriteTo: the target);
 # `/o/<object>` right after it is one percent-encoded segment (a `/` in a name is `%2F`).
 _BUCKET = re.compile(r"/b/([^/?]+)(?:/o(?:/([^/?]+))?)?")
+
+
+class _Upstream(http.client.HTTPConnection):
+    """A connection to the fake without Nagle's algorithm: headers and body go out as
+    separate writes, and Nagle plus delayed ACKs would hold each request ~40 ms."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class ReadersWriterLock:
@@ -152,6 +162,7 @@ class PreconditionProxy:
 def _handler(proxy: PreconditionProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the clients expect
+        disable_nagle_algorithm = True  # headers and body are separate writes (see _Upstream)
         _upstream: http.client.HTTPConnection | None = None
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -210,7 +221,7 @@ def _handler(proxy: PreconditionProxy) -> type[BaseHTTPRequestHandler]:
             return None
 
         def _metadata(self, object_path: str) -> tuple[int, dict[str, Any] | None]:
-            conn = http.client.HTTPConnection(proxy.upstream, timeout=UPSTREAM_TIMEOUT)
+            conn = _Upstream(proxy.upstream, timeout=UPSTREAM_TIMEOUT)
             try:
                 conn.request("GET", object_path)
                 response = conn.getresponse()
@@ -225,9 +236,7 @@ def _handler(proxy: PreconditionProxy) -> type[BaseHTTPRequestHandler]:
 
         def _connection(self) -> http.client.HTTPConnection:
             if self._upstream is None:
-                self._upstream = http.client.HTTPConnection(
-                    proxy.upstream, timeout=UPSTREAM_TIMEOUT
-                )
+                self._upstream = _Upstream(proxy.upstream, timeout=UPSTREAM_TIMEOUT)
             return self._upstream
 
         def _forward(self) -> None:
