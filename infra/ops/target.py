@@ -60,7 +60,7 @@ class Target:
     deadline_seconds: float = deadlines.SECONDS
     # The local stack's functions' environment (from stack.json); on GCP it is looked up.
     function_env: Mapping[str, str] = field(default_factory=dict)
-    _function_uris: dict[str, str] = field(default_factory=dict, repr=False)
+    _functions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _settings: dict[str, Settings] = field(default_factory=dict, repr=False)
 
     @property
@@ -164,27 +164,30 @@ class Target:
                 return self.function_urls[name]
             except KeyError:
                 raise TargetError(f"the local stack runs no function {name!r}") from None
-        if name not in self._function_uris:
-            self._function_uris[name] = self._cloud_function_uri(name)
-        return self._function_uris[name]
-
-    def _cloud_function_uri(self, name: str) -> str:
         return str(self._cloud_function(name)["serviceConfig"]["uri"])
 
-    def _cloud_function(self, name: str) -> dict[str, Any]:
-        """The deployed function (Cloud Functions v2 API), with its service's environment."""
+    @cached_property
+    def _cloud_session(self) -> Any:
+        """One authorized session (one credentials lookup) for every Cloud API call."""
         import google.auth
         from google.auth.transport.requests import AuthorizedSession
 
         credentials, _ = google.auth.default(scopes=[_CLOUD_SCOPE])
-        url = f"{_FUNCTIONS_API}/projects/{self.project}/locations/{self.topology.region}"
-        response = AuthorizedSession(credentials).get(f"{url}/functions/{name}", timeout=30)
-        if response.status_code != 200:
-            raise TargetError(
-                f"cannot look up function {name} in {self.project}/{self.topology.region}: "
-                f"HTTP {response.status_code} {response.text[:200]}"
-            )
-        return dict(response.json())
+        return AuthorizedSession(credentials)
+
+    def _cloud_function(self, name: str) -> dict[str, Any]:
+        """The deployed function (Cloud Functions v2 API), with its service's environment;
+        read once per tool run (its URL and its settings come from the same answer)."""
+        if name not in self._functions:
+            url = f"{_FUNCTIONS_API}/projects/{self.project}/locations/{self.topology.region}"
+            response = self._cloud_session.get(f"{url}/functions/{name}", timeout=30)
+            if response.status_code != 200:
+                raise TargetError(
+                    f"cannot look up function {name} in {self.project}/{self.topology.region}: "
+                    f"HTTP {response.status_code} {response.text[:200]}"
+                )
+            self._functions[name] = dict(response.json())
+        return self._functions[name]
 
     def output_fingerprint(self) -> str:
         """The output rules' fingerprint make_thumbnail runs with."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -132,6 +133,26 @@ def test_on_gcp_the_tools_read_the_deployed_functions_not_cdktf_json(monkeypatch
     assert sorted(set(deployed.asked)) == ["imgpipe-handle-dead-letter", "imgpipe-write-metadata"]
     target.images_collection  # noqa: B018  (read once per function)
     assert len(deployed.asked) == 2
+
+
+class _Session:
+    """An AuthorizedSession stand-in answering the Functions API from DeployedFunctions."""
+
+    def __init__(self, deployed: DeployedFunctions) -> None:
+        self.deployed = deployed
+
+    def get(self, url: str, timeout: float) -> Any:
+        body = self.deployed(url.rsplit("/", 1)[1])
+        return SimpleNamespace(status_code=200, json=lambda: body, text="")
+
+
+def test_a_functions_url_and_settings_come_from_one_read_of_it(monkeypatch) -> None:
+    target = targets.for_project("my-real-project")
+    deployed = DeployedFunctions("my-real-project")
+    monkeypatch.setattr(targets.Target, "_cloud_session", _Session(deployed))
+    assert target.function_url("make_thumbnail") == "https://imgpipe-make-thumbnail"
+    assert target.output_fingerprint()
+    assert deployed.asked == ["imgpipe-make-thumbnail"]
 
 
 def test_functions_writing_different_databases_are_an_error(monkeypatch) -> None:
