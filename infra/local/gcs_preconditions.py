@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from infra.common.http_guard import SHUTDOWN_POLL_SECONDS
+
 UPSTREAM_TIMEOUT = 60.0  # seconds per socket operation against the fake
 _CHUNK = 64 * 1024
 _HOP_BY_HOP = frozenset(
@@ -146,7 +148,10 @@ class PreconditionProxy:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="gcs-preconditions", daemon=True
+            target=self.server.serve_forever,
+            args=(SHUTDOWN_POLL_SECONDS,),  # stop() waits for the next poll: keep down fast
+            name="gcs-preconditions",
+            daemon=True,
         )
         self._thread.start()
 
