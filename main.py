@@ -42,11 +42,11 @@ def main() -> int:
         return 2
     app.synth()
     try:
-        refuse_unsafe(outdir)
+        after = refuse_unsafe(outdir)
     except DeployOrderError as e:
         print(f"error: {e}\n(removed the stacks' cdk.tf.json in {outdir})", file=sys.stderr)
         return 2
-    replaced = list(replacements(before, read_stacks(outdir).values()))
+    replaced = list(replacements(before, after.values()))
     if replaced:
         print(warning(replaced), file=sys.stderr)
     return 0

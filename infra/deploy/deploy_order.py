@@ -41,7 +41,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from infra.model.synthesized import synthesized_stacks
+from infra.model.synthesized import read_stacks, synthesized_stacks
 
 FUNCTION = "google_cloudfunctions2_function"
 EVENTARC_TRIGGER = "google_eventarc_trigger"
@@ -239,16 +239,17 @@ def app_problems(stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return found
 
 
-def refuse_unsafe(outdir: Path) -> None:
-    """Checks every stack a synth wrote into `outdir`; if the order is unsafe, deletes each
-    stack's `cdk.tf.json` (so neither `cdktf deploy` nor a plain `terraform apply` of those
-    folders can apply them) and raises."""
-    paths = synthesized_stacks(outdir)
-    found = app_problems({k: json.loads(p.read_text()) for k, p in paths.items()})
+def refuse_unsafe(outdir: Path) -> dict[str, dict[str, Any]]:
+    """Checks every stack a synth wrote into `outdir` and returns them, by stack id; if the
+    order is unsafe, deletes each stack's `cdk.tf.json` (so neither `cdktf deploy` nor a plain
+    `terraform apply` of those folders can apply them) and raises."""
+    stacks = read_stacks(outdir)
+    found = app_problems(stacks)
     if found:
-        for path in paths.values():
+        for path in synthesized_stacks(outdir).values():
             path.unlink()
         raise DeployOrderError(found)
+    return stacks
 
 
 def problems(
