@@ -12,12 +12,12 @@ from __future__ import annotations
 from cdktf_cdktf_provider_google.data_google_storage_project_service_account import (
     DataGoogleStorageProjectServiceAccount,
 )
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.apis import SERVICES, RequiredApis
 from infra.deploy.constructs.generic import ExtraProviders, ServiceIdentity
+from infra.deploy.constructs.grants import project_role
 
 
 class ServiceAgents(Construct):
@@ -61,13 +61,10 @@ class ServiceAgents(Construct):
             self, "storage-agent", project=project
         ).member
 
-        def project_role(id_: str, role: str, member: str, reason: str) -> ProjectIamMember:
-            return why(
-                ProjectIamMember(self, id_, project=project, role=role, member=member), reason
-            )
-
         project_role(
+            self,
             "eventarc-agent-service-agent",
+            project,
             "roles/eventarc.serviceAgent",
             self.eventarc.member,
             "Eventarc creates a trigger's Pub/Sub plumbing as its service agent; a trigger "
@@ -77,7 +74,9 @@ class ServiceAgents(Construct):
         # Storage direct events reach Eventarc through Pub/Sub topics that Eventarc creates,
         # so the storage agent must publish project-wide (not only to our topic).
         project_role(
+            self,
             "storage-agent-eventarc-publisher",
+            project,
             "roles/pubsub.publisher",
             self.storage_member,
             "Eventarc Cloud Storage triggers need the storage service agent to publish "

@@ -29,7 +29,8 @@ from infra.deploy.constructs._why import why
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import Settle
-from infra.deploy.constructs.iam import Identities, project_role
+from infra.deploy.constructs.grants import project_role
+from infra.deploy.constructs.iam import Identities
 from infra.model.topology import FUNCTION_RUNTIME, Condition, FunctionSpec, Topology
 
 # Pub/Sub push and Eventarc in the same project count as internal traffic, so nothing

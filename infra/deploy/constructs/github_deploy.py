@@ -24,7 +24,7 @@ from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.apis import RequiredApis
-from infra.deploy.constructs.iam import project_role
+from infra.deploy.constructs.grants import project_role, role_slug
 from infra.model.apply_permissions import deployer_roles
 from infra.model.config import DeploymentConfig
 
@@ -93,7 +93,7 @@ class GithubDeploy(Construct):
         for role in deployer_roles():
             project_role(
                 self,
-                f"deployer-{role.removeprefix('roles/').replace('.', '-')}",
+                f"deployer-{role_slug(role)}",
                 project,
                 role,
                 self.account.member,

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 from cdktf_cdktf_provider_google.project_iam_member import (
     ProjectIamMember,
-    ProjectIamMemberCondition,
 )
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
@@ -22,6 +21,7 @@ from constructs import Construct
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import Settle
+from infra.deploy.constructs.grants import project_role, role_slug
 from infra.model.topology import Condition, FunctionSpec, Grant, Topology
 
 
@@ -35,7 +35,7 @@ def function_grants(topology: Topology, kind: str) -> Iterator[tuple[FunctionSpe
 
 def grant_id(fn: FunctionSpec, grant: Grant) -> str:
     """A construct id for the IAM member of one grant."""
-    return f"{grant.target or 'project'}-{fn.key}-{_slug(grant.role)}"
+    return f"{grant.target or 'project'}-{fn.key}-{role_slug(grant.role)}"
 
 
 class Identities(Construct):
@@ -166,34 +166,3 @@ class Identities(Construct):
         self, id_: str, role: str, member: str, reason: str, condition: Condition | None = None
     ) -> ProjectIamMember:
         return project_role(self, id_, self._project, role, member, reason, condition)
-
-
-def project_role(
-    scope: Construct,
-    id_: str,
-    project: str,
-    role: str,
-    member: str,
-    reason: str,
-    condition: Condition | None = None,
-) -> ProjectIamMember:
-    """A project-level grant with its reason, narrowed by an IAM condition when given."""
-    binding = ProjectIamMember(
-        scope,
-        id_,
-        project=project,
-        role=role,
-        member=member,
-        condition=(
-            ProjectIamMemberCondition(
-                title=condition.title, description=condition.why, expression=condition.expression
-            )
-            if condition
-            else None
-        ),
-    )
-    return why(binding, reason)
-
-
-def _slug(role: str) -> str:
-    return role.removeprefix("roles/").replace(".", "-")
