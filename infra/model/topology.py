@@ -386,7 +386,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
     # Firestore has no per-collection IAM, but a condition can name the database: the
     # grant then reaches this database only, not every database of the project (Firestore,
     # "Configure access with IAM Conditions": resource.name of a database).
-    database = f"projects/{config.project}/databases/(default)"
+    database = f"projects/{config.project}/databases/{env['FIRESTORE_DATABASE']}"
     firestore_user = Grant(
         "project",
         "",

@@ -55,9 +55,7 @@ def index_exemptions(scope: Construct, deployment: Deployment) -> list[Firestore
     project stack (applied first) holds the database.
     """
     topology = deployment.topology
-    database = topology.functions[topology.trigger.function].env.get(
-        "FIRESTORE_DATABASE", "(default)"
-    )
+    database = topology.firestore_database
     return [
         why(
             FirestoreField(
