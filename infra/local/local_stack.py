@@ -432,6 +432,7 @@ class LocalStack:
                     "key": sub.key,
                     "topic": t.topics[sub.topic].name,
                     "filter": sub.filter,
+                    "event_types": list(sub.event_types),
                     "dead_letter_topic": t.topics[sub.dead_letter_topic].name,
                     "max_delivery_attempts": sub.max_delivery_attempts,
                     "push_function": sub.push_function,

@@ -16,7 +16,7 @@ import google.cloud.pubsub_v1 as pubsub_v1
 
 from image_pipeline import deadlines
 from infra.local.messages import Message, message_json
-from infra.model import pubsub_filter
+from infra.model.topology import takes
 
 
 def find_subscription(info: Mapping[str, Any], name_or_key: str) -> tuple[str, dict[str, Any]]:
@@ -86,7 +86,7 @@ def pull_filtered(
         ack_ids = []
         for item in response.received_messages:
             message = Message.from_received(item)
-            if not pubsub_filter.matches(spec["filter"], message.attributes):
+            if not takes(spec["event_types"], message.attributes):
                 ack_ids.append(item.ack_id)  # filtered out: acked, never delivered
             elif delivered >= max_messages:
                 subscriber.modify_ack_deadline(

@@ -32,8 +32,7 @@ from infra.local.messages import (
     storage_cloudevent,
     trigger_fires,
 )
-from infra.model import pubsub_filter
-from infra.model.topology import RetryPolicy, SubscriptionSpec, Topology
+from infra.model.topology import RetryPolicy, SubscriptionSpec, Topology, takes
 
 log = logging.getLogger("infra.local.routes")
 
@@ -237,13 +236,13 @@ class PushSubscription(Route):
         self.name = sub.key
         self.subscription_path = topology.subscription_path(sub.key)
         self.function: str = sub.push_function
-        self.filter = sub.filter
+        self.event_types = sub.event_types
         self.retry = sub.retry
         self.timeout = topology.functions[sub.push_function].timeout_seconds
         self._dispatcher = dispatcher
 
     def handle(self, message: Message) -> bool:
-        if not pubsub_filter.matches(self.filter, message.attributes):
+        if not takes(self.event_types, message.attributes):
             self._dispatcher.log.filtered(self.name)
             return True
 

@@ -8,7 +8,7 @@ Plain data only: no cloud clients, no cdktf.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from image_pipeline.settings import Settings
@@ -35,6 +35,9 @@ def runtime_python_version(runtime: str = FUNCTION_RUNTIME) -> tuple[int, int]:
 # Result events the thumbnail and cleanup functions publish (attribute `eventType`).
 PROCESSED, FAILED, DELETED = "image.processed", "image.failed", "image.deleted"
 EXPIRED = "image.expired"  # cleanup: the uploads lifecycle rule removed the original
+# Every message here carries this attribute (result events; GCS notifications), and
+# subscriptions route on it alone: each declares the event types it takes.
+EVENT_TYPE = "eventType"
 
 # For a push subscription the ack deadline is the whole time Pub/Sub waits for the
 # endpoint's answer, and that includes a cold start (a new instance starting and importing
@@ -76,6 +79,20 @@ UNINDEXED_FIELDS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+def pubsub_filter(event_types: Iterable[str]) -> str:
+    """The Pub/Sub filter that delivers exactly these event types, an OR of equalities
+    (https://cloud.google.com/pubsub/docs/subscription-message-filter); empty, which
+    delivers every message, for none. The checks keep each type to characters a string
+    literal takes unescaped."""
+    return " OR ".join(f'attributes.{EVENT_TYPE} = "{t}"' for t in event_types)
+
+
+def takes(event_types: Collection[str], attributes: Mapping[str, str]) -> bool:
+    """Whether Pub/Sub delivers a message with these attributes to a subscription taking
+    `event_types`, as its filter decides (the local router and `scripts/local pull` ask)."""
+    return not event_types or attributes.get(EVENT_TYPE) in event_types
+
+
 def push_ack_deadline(timeout_seconds: int) -> int:
     """The ack deadline a push subscription needs for a function with this timeout."""
     return max(10, min(600, timeout_seconds + PUSH_ACK_MARGIN_SECONDS))
@@ -114,13 +131,19 @@ class SubscriptionSpec:
     name: str
     topic: str  # TopicSpec.key
     purpose: str
-    filter: str
+    # The event types it takes, a set (empty: every message); their order is only the
+    # order the filter lists them in.
+    event_types: tuple[str, ...]
     dead_letter_topic: str  # TopicSpec.key
     max_delivery_attempts: int
     retry: RetryPolicy
     ack_deadline_seconds: int
     retention_seconds: int
     push_function: str | None = None  # FunctionSpec.key; None = a pull subscription
+
+    @property
+    def filter(self) -> str:
+        return pubsub_filter(self.event_types)
 
     @property
     def read_by_operators(self) -> bool:
@@ -308,7 +331,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
         key: str,
         topic: str,
         purpose: str,
-        filter_: str,
+        event_types: tuple[str, ...],
         push: str | None,
         dead_letter: str = "dead_letters",
     ) -> SubscriptionSpec:
@@ -318,7 +341,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
             name=f"{p}-{key.replace('_', '-')}",
             topic=topic,
             purpose=purpose,
-            filter=filter_,
+            event_types=event_types,
             dead_letter_topic=dead_letter,
             max_delivery_attempts=(
                 config.max_delivery_attempts if push else OPERATOR_MAX_DELIVERY_ATTEMPTS
@@ -340,29 +363,28 @@ def build_topology(config: DeploymentConfig) -> Topology:
                 "metadata_writer",
                 "image_events",
                 "result events -> Firestore images/{id}",
-                f'attributes.eventType = "{PROCESSED}" OR attributes.eventType = "{FAILED}" '
-                f'OR attributes.eventType = "{DELETED}" OR attributes.eventType = "{EXPIRED}"',
+                (PROCESSED, FAILED, DELETED, EXPIRED),
                 "write_metadata",
             ),
             sub(
                 "failures",
                 "image_events",
                 "failed images, pulled by operators and alerting tools",
-                f'attributes.eventType = "{FAILED}"',
+                (FAILED,),
                 None,
             ),
             sub(
                 "cleanup",
                 "upload_events",
                 "deleted originals -> delete thumbnails, mark deleted",
-                'attributes.eventType = "OBJECT_DELETE"',
+                ("OBJECT_DELETE",),
                 "cleanup",
             ),
             sub(
                 "dead_letter_recorder",
                 "dead_letters",
                 "dead letters -> Firestore dead_letters/{id}",
-                "",
+                (),
                 "handle_dead_letter",
                 dead_letter="unrecorded",
             ),
@@ -372,7 +394,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
                 "dead_letters_unrecorded",
                 "unrecorded",
                 "dead letters the recorder could not record, for operators",
-                "",
+                (),
                 None,
                 dead_letter="dead_letters",
             ),

@@ -64,17 +64,35 @@ def test_dead_lettering_into_its_own_topic(topology):
 
 
 @pytest.mark.parametrize(
-    "bad_filter",
+    ("event_types", "problem"),
     [
-        "attributes.eventType = image.failed",  # unquoted value
-        'attributes.a = "x" AND attributes.b = "y" OR attributes.c = "z"',  # mixed, no parens
-        'attributes.eventType = "' + "x" * 300 + '"',  # over 256 bytes
-        'attributes.eventType and "x"',
+        (("image.failed", 'a" OR attributes:x'), "letters, digits"),  # would need escapes
+        (("image failed",), "letters, digits"),
+        ((), None),  # every message: no filter
+        (("x" * 231,), None),  # a filter of exactly 256 bytes
+        (("image.failed", "image.failed"), "twice"),
+        (("x" * 232,), "over Pub/Sub's 256"),  # 256 bytes of filter at most
+        (tuple(f"image.type-{n}" for n in range(7)), "over Pub/Sub's 256"),
     ],
 )
-def test_filters_must_parse_and_fit_limits(topology, bad_filter):
-    msg = _only_problem(_with_sub(topology, "failures", filter=bad_filter))
-    assert "imgpipe-failures" in msg and "filter" in msg
+def test_event_types_render_a_filter_pubsub_takes(topology, event_types, problem):
+    t = _with_sub(topology, "failures", event_types=event_types)
+    if problem is None:
+        assert problems(t) == []
+        return
+    msg = _only_problem(t)
+    assert "imgpipe-failures" in msg and problem in msg
+
+
+def test_the_filter_is_the_event_types_written_out(topology):
+    subs = topology.subscriptions
+    assert subs["failures"].filter == 'attributes.eventType = "image.failed"'
+    assert subs["cleanup"].filter == 'attributes.eventType = "OBJECT_DELETE"'
+    assert subs["metadata_writer"].filter == (
+        'attributes.eventType = "image.processed" OR attributes.eventType = "image.failed" '
+        'OR attributes.eventType = "image.deleted" OR attributes.eventType = "image.expired"'
+    )
+    assert subs["dead_letter_recorder"].filter == ""
 
 
 @pytest.mark.parametrize(
@@ -176,10 +194,10 @@ def test_function_names(topology):
 
 
 def test_error_lists_every_problem(topology):
-    t = _with_sub(topology, "failures", dead_letter_topic="", filter="nonsense =")
+    t = _with_sub(topology, "failures", dead_letter_topic="", event_types=("no spaces",))
     with pytest.raises(TopologyError) as info:
         check_topology(t)
     assert len(info.value.problems) == 2
     text = str(info.value)
     assert text.startswith("the pipeline topology is invalid:")
-    assert "dead-letter policy" in text and "filter" in text
+    assert "dead-letter policy" in text and "'no spaces'" in text

@@ -16,8 +16,7 @@ from infra.local.messages import (
     storage_cloudevent,
 )
 from infra.local.operations import client_exports
-from infra.model import pubsub_filter
-from infra.model.topology import FINALIZED, RetryPolicy
+from infra.model.topology import FINALIZED, RetryPolicy, takes
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
 RESOURCE = {
@@ -89,12 +88,12 @@ def test_retry_delay_scales():
     assert retry_delay(RetryPolicy(10, 600), 2, 0.01) == pytest.approx(0.2)
 
 
-def test_filters_use_the_shared_evaluator():
-    text = 'attributes.eventType = "image.failed"'
-    assert pubsub_filter.matches(text, {"eventType": "image.failed"})
-    assert not pubsub_filter.matches(text, {"eventType": "image.processed"})
-    assert not pubsub_filter.matches(text, {})
-    assert pubsub_filter.matches("", {})
+def test_a_subscription_takes_its_event_types_or_every_message():
+    failures = ("image.failed",)
+    assert takes(failures, {"eventType": "image.failed", "bucket": "b"})
+    assert not takes(failures, {"eventType": "image.processed"})
+    assert not takes(failures, {})  # no eventType: the filter's equality is false
+    assert takes((), {}) and takes((), {"eventType": "anything"})
 
 
 def test_client_exports_point_libraries_and_gcloud_at_the_stack():
