@@ -41,7 +41,9 @@ def package_of(module: str) -> str | None:
 
 
 def module_name(path: Path) -> str:
-    relative = path.relative_to(ROOT / "functions" if "functions" in path.parts else ROOT)
+    relative = path.relative_to(ROOT)
+    if relative.parts[0] == "functions":  # not any "functions" in the path: the checkout's own
+        relative = relative.relative_to("functions")
     return ".".join(relative.with_suffix("").parts).removesuffix(".__init__")
 
 
