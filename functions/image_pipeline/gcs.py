@@ -1,7 +1,7 @@
 """Cloud Storage through a few primitives with generation semantics.
 
 The pipeline's decisions (when to overwrite or delete a thumbnail) live in
-``image_pipeline.pipeline`` over this interface, so an in-memory fake with the same
+``image_pipeline.thumbnails`` over this interface, so an in-memory fake with the same
 preconditions exercises the same code as GCS does.
 """
 

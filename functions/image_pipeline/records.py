@@ -11,7 +11,7 @@ delete. One tie is broken: the same generation and status made under other outpu
 rules (a re-processing after a rules change, or two runs at once during a rollout) is
 written when its run ranks higher by ``(outputsGeneration, outputFingerprint)``: the
 order in which make_thumbnail's removal step lets the higher run remove the other's
-thumbnails (image_pipeline.pipeline, "runs of one generation"), so the doc ends with the
+thumbnails (image_pipeline.thumbnails, "runs of one generation"), so the doc ends with the
 set that exists. Results without ``outputsGeneration`` (failures, and docs from before it)
 fall back to ``madeAt``.
 """

@@ -18,6 +18,7 @@ import pytest
 from imagekit import notification, photo, push_body, push_event, resource, storage_event
 
 from image_pipeline import pipeline as stages
+from image_pipeline import thumbnails
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.formats import Box
 from image_pipeline.gcs import StoredObject
@@ -187,7 +188,7 @@ def expected_names(p: stages.Pipeline, rules: dict[str, Any]) -> set[str]:
     s = under(p, rules).settings
     outputs = s.outputs_for(NAME)
     return {
-        stages.thumbnail_name(s.thumbnail_prefix, "uploads", NAME, box, fmt)
+        thumbnails.thumbnail_name(s.thumbnail_prefix, "uploads", NAME, box, fmt)
         for box in outputs.sizes
         for fmt in outputs.formats
     }

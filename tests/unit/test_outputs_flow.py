@@ -13,6 +13,7 @@ from imagekit import notification, photo, push_body, push_event, resource, stora
 from PIL import Image
 
 from image_pipeline import pipeline as stages
+from image_pipeline import thumbnails
 from image_pipeline.formats import Box
 from image_pipeline.output_rules import parse_rules
 from image_pipeline.passthrough import MAX_CUSTOM_METADATA_BYTES
@@ -47,7 +48,7 @@ def process(p: stages.Pipeline, name: str, metadata: dict[str, str] | None = Non
 
 
 def leaves(p: stages.Pipeline, name: str) -> list[str]:
-    folder = stages.thumbnail_folder(p.settings.thumbnail_prefix, "uploads", name)
+    folder = thumbnails.thumbnail_folder(p.settings.thumbnail_prefix, "uploads", name)
     return sorted(n[len(folder) :] for n in p.storage.names("thumbs") if n.startswith(folder))
 
 
@@ -167,6 +168,17 @@ def test_metadata_over_gcs_8_kib_is_left_out_and_logged(pipeline, capsys):
         stored = p.storage.live["thumbs", entry["name"]].metadata
         assert sum(len(k) + len(v) for k, v in stored.items()) <= MAX_CUSTOM_METADATA_BYTES
     assert '"omitted":["b"]' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "line\nbreak", "bell\x07", "del\x7f", "\ud800"])
+def test_a_value_cloud_storage_could_not_hold_is_never_copied(pipeline, capsys, bad):
+    p = with_settings(pipeline, metadata_keys=("owner", "note", "tab"))
+    doc = process(p, "odd.jpg", {"owner": "u-42", "note": bad, "tab": "a\tb é"})
+    assert doc["metadata"] == {"owner": "u-42", "tab": "a\tb é"}  # HTAB and UTF-8 are fine
+    for entry in doc["thumbnails"]:
+        stored = p.storage.live["thumbs", entry["name"]].metadata
+        assert "note" not in stored and stored["owner"] == "u-42"
+    assert '"omitted":["note"]' in capsys.readouterr().out
 
 
 def test_cover_thumbnails_decode_to_exactly_their_box(pipeline):

@@ -29,7 +29,7 @@ from pipeline_kit import (
 )
 
 from image_pipeline import pipeline as stages
-from image_pipeline import pubsub_limits
+from image_pipeline import pubsub_limits, thumbnails
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.gcs import Upload
 from image_pipeline.records import image_doc_id
@@ -239,7 +239,7 @@ LONG_NAMES = ["a" * 1024, "照" * 341 + "a", "dir/" + "ü" * 510, "x" * 996 + "�
     ],
 )
 def test_thumbnail_folder_is_hashed_only_when_a_name_could_exceed_1024_bytes(name, folder):
-    assert stages.thumbnail_folder("thumbnails/", "uploads", name) == folder
+    assert thumbnails.thumbnail_folder("thumbnails/", "uploads", name) == folder
 
 
 @pytest.mark.parametrize("name", LONG_NAMES, ids=["ascii", "cjk", "nested", "edge"])

@@ -1,0 +1,330 @@
+"""An object's thumbnails in the thumbnails bucket: where they live, how one run of
+make_thumbnail writes them, and which outdated ones it removes.
+
+Everything here goes through the ``Storage`` primitives and their generation preconditions,
+so the in-memory fake of the unit tests runs the same decisions as Cloud Storage does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from image_pipeline import records
+from image_pipeline.errors import GenerationMismatch
+from image_pipeline.events import OUTPUT_MARKER, StorageObject
+from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, MAX_COVER_SIDE, Box
+from image_pipeline.gcs import Storage, StoredObject, Upload
+from image_pipeline.imaging import Thumbnail
+from image_pipeline.passthrough import FINGERPRINT_KEY, RUN_KEY
+from image_pipeline.settings import MAX_OBJECT_NAME_BYTES, Settings
+
+# The longest leaf any settings can give a thumbnail ("99999x99999.webp", "9999x9999-c.webp").
+_HASHED_DIR = "_long/"
+_MAX_LEAF_BYTES = len(f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}.") + max(map(len, FORMATS))
+assert len(Box(MAX_COVER_SIDE, MAX_COVER_SIDE, "cover").leaf) + 1 <= len(
+    f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}."
+), "a cover leaf must not be longer than the longest inside leaf"
+
+
+def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
+    """Where an object's thumbnails live; make_thumbnail and cleanup both ask here.
+
+    ``{prefix}{name}/``, or a hashed folder when that could exceed GCS's name limit or the
+    name starts with ``_long/`` (docs/architecture.md, "Thumbnails").
+    """
+    folder = f"{prefix}{name}/"
+    fits = len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_OBJECT_NAME_BYTES
+    if fits and not name.startswith(_HASHED_DIR):
+        return folder
+    return f"{prefix}{_HASHED_DIR}{records.image_doc_id(bucket, name)}/"
+
+
+def thumbnail_name(prefix: str, bucket: str, name: str, box: Box, fmt: str) -> str:
+    """Deterministic per source object, box, fit mode and format (docs/architecture.md,
+    "Thumbnails"): ``WxH.ext`` fits inside the box, ``WxH-c.ext`` covers it."""
+    return f"{thumbnail_folder(prefix, bucket, name)}{box.leaf}.{fmt}"
+
+
+def object_urls(bucket: str, name: str) -> dict[str, str]:
+    """An object's ``gs://`` URI and its URL on the Cloud Storage XML API endpoint, where
+    the name is percent-encoded except for ``/`` (https://cloud.google.com/storage/docs/request-endpoints)."""
+    return {
+        "uri": f"gs://{bucket}/{name}",
+        "url": f"https://storage.googleapis.com/{bucket}/{urllib.parse.quote(name, safe='/')}",
+    }
+
+
+def own_metadata(obj: StorageObject, fingerprint: str) -> dict[str, str]:
+    """The custom metadata the pipeline itself puts on every thumbnail of ``obj``."""
+    return {
+        OUTPUT_MARKER: "thumbnail",
+        "source-bucket": obj.bucket,
+        "source-name": obj.name,
+        "source-generation": str(obj.generation),
+        FINGERPRINT_KEY: fingerprint,
+    }
+
+
+# --- runs of one generation under different output rules --------------------------------
+#
+# During a rollout (or a redelivery, or `backfill --stale` started before the rollout ended)
+# two runs of the same generation under different output rules can process one object at
+# once. Each removes what the other wrote, unless they agree on which of them is the later
+# one. They agree on an order the server assigns: a run's place is the generation number of
+# its first thumbnail write, read from that write's response (no extra request), written
+# into every later thumbnail of the run as RUN_KEY, and read back from the folder listing
+# the removal step already does. Cloud Storage assigns generation numbers itself, per write
+# (https://cloud.google.com/storage/docs/metadata#generation-number); they are the write's
+# time in microseconds, so they order writes across objects, with no tie at the
+# millisecond resolution of `timeCreated`. The functions' clocks play no part. Runs rank by
+# (that generation, fingerprint); the doc ranks results the same way (records.decide).
+#
+# The rule (docs/outputs.md, "Two runs at once"): a run deletes this generation's outputs of
+# lower-ranked runs only; one that meets a higher-ranked run's output (at a write, or in
+# the listing) stops writing, deletes its own outputs and publishes nothing. So of two
+# concurrent runs the later one removes the other's set, and the earlier removes nothing
+# of the later's: the later run's listing comes after its writes, hence after the earlier
+# run's first write, so whatever of the earlier run it cannot see is written after the
+# later run's first write, and the earlier run sees that at its own listing.
+
+
+class _Superseded(Exception):
+    """A higher-ranked run of this generation holds a name this run was to write."""
+
+
+@dataclasses.dataclass
+class Run:
+    """One run's rules and its place in the server's order (``mark``: None until its first
+    write); ``superseded`` once it met a higher-ranked run's output."""
+
+    fingerprint: str
+    mark: int | None = None
+    superseded: bool = False
+
+    def rank(self) -> tuple[int, str]:
+        assert self.mark is not None, "ranked before its first write"
+        return (self.mark, self.fingerprint)
+
+    def owns(self, stored: StoredObject) -> bool:
+        return stored.metadata.get(FINGERPRINT_KEY) == self.fingerprint and (
+            self.mark is None or _run_mark(stored) == self.mark
+        )
+
+
+def _run_mark(stored: StoredObject) -> int:
+    """The run a thumbnail belongs to: its RUN_KEY, or (a run's first write, or a thumbnail
+    from before runs were recorded) its own generation."""
+    value = stored.metadata.get(RUN_KEY, "")
+    return int(value) if value.isdigit() else stored.generation
+
+
+def _rank(stored: StoredObject) -> tuple[int, str]:
+    return (_run_mark(stored), stored.metadata.get(FINGERPRINT_KEY, ""))
+
+
+def _source_generation(stored: StoredObject | None) -> int | None:
+    value = stored.metadata.get("source-generation") if stored else None
+    return int(value) if value and value.isdigit() else None
+
+
+# --- one run's writes -----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Written:
+    """What one run left: its ``entries`` (for the result event), the outputs it
+    ``removed``, and, when its source generation stopped being the live one before it was
+    done, that ``live_generation`` (None: deleted)."""
+
+    run: Run
+    entries: list[dict[str, Any]]
+    removed: list[str]
+    replaced: bool = False
+    live_generation: int | None = None
+
+
+def write(
+    storage: Storage,
+    settings: Settings,
+    obj: StorageObject,
+    thumbs: Sequence[Thumbnail],
+    metadata: Mapping[str, str],
+) -> Written:
+    """Write this generation's thumbnails (custom ``metadata`` on each), then remove what
+    earlier runs made and this one did not: only now, with the new outputs in place.
+
+    The source is stat'ed before the writes and again after them: when it is no longer
+    this generation, what the run wrote (and anything older) is removed, a newer
+    generation's outputs stay (its processing owns the names). Why a stat after the writes
+    closes the race: docs/architecture.md, "Thumbnails".
+    """
+    run = Run(settings.output_fingerprint)
+    entries: list[dict[str, Any]] = []
+    live = _live_generation(storage, obj)
+    if live == obj.generation:
+        entries = _put_all(storage, settings, obj, thumbs, metadata, run)
+        live = _live_generation(storage, obj)
+    if live != obj.generation:
+        removed = delete_older(storage, settings, obj)
+        return Written(run, [], removed, replaced=True, live_generation=live)
+    return Written(run, entries, _remove_outdated(storage, settings, obj, run))
+
+
+def _live_generation(storage: Storage, obj: StorageObject) -> int | None:
+    live = storage.stat(obj.bucket, obj.name)
+    return live.generation if live is not None else None
+
+
+def _put_all(
+    storage: Storage,
+    settings: Settings,
+    obj: StorageObject,
+    thumbs: Sequence[Thumbnail],
+    metadata: Mapping[str, str],
+    run: Run,
+) -> list[dict[str, Any]]:
+    """Write them in order; stop when a higher-ranked run holds one (``run.superseded``)."""
+    entries = []
+    for thumb in thumbs:
+        try:
+            entry = _put(storage, settings, obj, thumb, metadata, run)
+        except _Superseded:
+            run.superseded = True
+            break
+        if entry is not None:
+            entries.append(entry)
+    return entries
+
+
+def _put(
+    storage: Storage,
+    settings: Settings,
+    obj: StorageObject,
+    thumb: Thumbnail,
+    metadata: Mapping[str, str],
+    run: Run,
+) -> dict[str, Any] | None:
+    """Write a thumbnail unless one of a newer source generation is there, or this
+    generation's made by this run (a redelivery), or by a higher-ranked run (raises
+    ``_Superseded``). The first write sets ``run.mark``; a first name found already
+    written by this run's rules adopts that run's mark (a redelivery is the same run).
+
+    A create-only write first (``if_generation_match=0``): one request when the name is
+    free, the usual case. Only when it is refused is the existing object read, and replaced
+    under a precondition on the generation read. Returns its entry for the result event
+    when it holds this generation's output, None when a newer one won. A replace that loses
+    a race (GenerationMismatch) is raised: the redelivery reads the new state and decides
+    again.
+    """
+    bucket = settings.thumbnails_bucket
+    name = thumbnail_name(settings.thumbnail_prefix, obj.bucket, obj.name, thumb.box, thumb.format)
+    mark = {} if run.mark is None else {RUN_KEY: str(run.mark)}
+    upload = Upload(thumb.data, thumb.content_type, settings.cache_control, {**metadata, **mark})
+    try:
+        written: StoredObject | None = storage.upload(bucket, name, upload, if_generation_match=0)
+    except GenerationMismatch:
+        live = storage.stat(bucket, name)
+        written = _replace(storage, bucket, obj, name, upload, live, run)
+        if written is None and live is not None and _source_generation(live) == obj.generation:
+            run.mark = _run_mark(live)  # this run's already: adopted, or unchanged
+        elif written is None:
+            return None  # a newer source generation holds the name
+    if run.mark is None and written is not None:
+        run.mark = written.generation
+    return {
+        "bucket": bucket,
+        "name": name,
+        **object_urls(bucket, name),
+        "box": str(thumb.box),
+        "width": thumb.width,
+        "height": thumb.height,
+        "contentType": thumb.content_type,
+        "size": len(thumb.data),
+        "frames": thumb.frames,
+    }
+
+
+def _replace(
+    storage: Storage,
+    bucket: str,
+    obj: StorageObject,
+    name: str,
+    upload: Upload,
+    live: StoredObject | None,
+    run: Run,
+) -> StoredObject | None:
+    """Overwrite ``live`` (under a precondition on its generation) when it holds an older
+    source generation, or this one's from a lower-ranked run (or any run, when this run has
+    not written yet: its write will rank above). None when it is left alone: a newer source
+    generation's, or this run's own."""
+    held = _source_generation(live)
+    if live is not None and held is not None and held > obj.generation:
+        return None
+    if live is not None and held == obj.generation:
+        if run.owns(live):
+            return None
+        if run.mark is not None and _rank(live) > run.rank():
+            raise _Superseded(name)
+    match = live.generation if live else 0
+    return storage.upload(bucket, name, upload, if_generation_match=match)
+
+
+# --- removal --------------------------------------------------------------------------
+
+
+def _remove_outdated(
+    storage: Storage, settings: Settings, obj: StorageObject, run: Run
+) -> list[str]:
+    """The removal step after this run's writes, over one listing of the folder: older
+    generations' thumbnails and lower-ranked runs' of this one go; when a higher-ranked
+    run's thumbnail is there (or was met while writing), this run's own go instead and
+    ``run.superseded`` is set (see "runs of one generation" above)."""
+    listed = _listed(storage, settings, obj)
+    if run.mark is None:  # every name held a newer source generation's output
+        return []
+    same = [t for t in listed if _source_generation(t) == obj.generation]
+    run.superseded = run.superseded or any(_rank(t) > run.rank() for t in same)
+    doomed = [
+        t
+        for t in listed
+        if _source_generation(t) != obj.generation
+        or (_rank(t) < run.rank() if not run.owns(t) else run.superseded)
+    ]
+    return _delete_listed(storage, settings.thumbnails_bucket, doomed)
+
+
+def delete_older(storage: Storage, settings: Settings, obj: StorageObject) -> list[str]:
+    """Delete this object's thumbnails of its generation or older; keep newer ones."""
+    return _delete_listed(storage, settings.thumbnails_bucket, _listed(storage, settings, obj))
+
+
+def _listed(storage: Storage, settings: Settings, obj: StorageObject) -> list[StoredObject]:
+    """This object's thumbnails of its generation or older, from one listing of its folder
+    (a newer generation's are its own run's business)."""
+    folder = thumbnail_folder(settings.thumbnail_prefix, obj.bucket, obj.name)
+    found = []
+    for thumb in storage.list(settings.thumbnails_bucket, folder):
+        meta = thumb.metadata
+        if meta.get("source-bucket") != obj.bucket or meta.get("source-name") != obj.name:
+            continue
+        held = _source_generation(thumb)
+        if held is not None and held <= obj.generation:
+            found.append(thumb)
+    return found
+
+
+def _delete_listed(storage: Storage, bucket: str, listed: list[StoredObject]) -> list[str]:
+    """Each delete is conditional on the generation listed, so a thumbnail rewritten
+    meanwhile (by a generation at least as new, or a higher-ranked run) is left to its
+    writer."""
+    deleted = []
+    for thumb in listed:
+        try:
+            storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
+        except GenerationMismatch:
+            continue  # rewritten since listed: a generation at least as new owns it now
+        deleted.append(thumb.name)
+    return deleted
