@@ -20,7 +20,6 @@ MAX_SOURCE_LINES = 19_329
 
 LONG_FILES = [
     "functions/image_pipeline/imaging.py",
-    "functions/image_pipeline/pipeline.py",
     "infra/local/cli.py",
     "infra/local/local_stack.py",
     "infra/model/config.py",
