@@ -35,12 +35,8 @@ class ProjectStack(TerraformStack):
             providers=providers,
         )
         self.database = firestore_database(self, config, self.apis)
-        # Keyless deploys from GitHub Actions, when a repository is named.
-        self.github = (
+        if config.github_repository:  # keyless deploys from GitHub Actions
             GithubDeploy(self, "github", config=config, apis=self.apis)
-            if config.github_repository
-            else None
-        )
 
 
 def add_project_stack(

@@ -7,13 +7,13 @@ limits), the tests on the synthesized stack and docs/capacity.md.
   waits for an instance up to max(10 s, 3.5 x the startup time), then is refused with 429
   (https://cloud.google.com/run/docs/about-instance-autoscaling).
 - A refused push delivery is a nack: it counts as a delivery attempt and comes back after
-  the subscription's backoff (https://cloud.google.com/pubsub/docs/push), so a message
-  survives `throttled_survival_seconds` of uninterrupted 429s before it is dead-lettered.
+  the subscription's backoff (https://cloud.google.com/pubsub/docs/push): with the default
+  policy a message outlasts about 90 minutes of uninterrupted 429s (docs/capacity.md).
 """
 
 from __future__ import annotations
 
-from infra.model.topology import FunctionSpec, RetryPolicy, SubscriptionSpec
+from infra.model.topology import FunctionSpec, RetryPolicy
 
 QUEUE_FLOOR_SECONDS = 10.0
 QUEUE_STARTUP_FACTOR = 3.5
@@ -35,18 +35,3 @@ def backoff_seconds(policy: RetryPolicy, attempt: int) -> float:
     attempt = max(1, attempt)
     seconds = policy.minimum_backoff_seconds * 2 ** min(attempt - 1, 30)
     return float(min(seconds, policy.maximum_backoff_seconds))
-
-
-def throttled_survival_seconds(
-    subscription: SubscriptionSpec, queue: float = QUEUE_FLOOR_SECONDS
-) -> float:
-    """How long a message can be refused (each attempt held `queue` s, then 429) before
-    its last attempt fails and it goes to the dead-letter topic."""
-    attempts = subscription.max_delivery_attempts
-    waits = sum(backoff_seconds(subscription.retry, n) for n in range(1, attempts))
-    return waits + attempts * queue
-
-
-def ceiling_per_second(function: FunctionSpec, seconds_per_request: float) -> float:
-    """Requests per second the function sustains when each takes `seconds_per_request`."""
-    return slots(function) / seconds_per_request

@@ -86,10 +86,6 @@ def test_thumbnailer_cannot_use_firestore_and_metadata_writer_cannot_read_images
     assert not any("storage" in r for r in roles[fns["write_metadata"].service_account_id])
 
 
-def _project_roles(stack):
-    return {(b["role"], b["member"]) for b in stack.all("google_project_iam_member")}
-
-
 def test_trigger_account_receives_events(stack):
     [binding] = [
         b

@@ -27,10 +27,7 @@ ENTRY_DECORATORS = {
 
 DEAD = [
     "benchmarks/_common.py::median_ms",
-    "infra/model/capacity.py::ceiling_per_second",
-    "infra/model/capacity.py::throttled_survival_seconds",
     "infra/ops/preflight.py::error_status",
-    "tests/infra/test_stack_iam.py::_project_roles",
 ]
 
 
