@@ -1,7 +1,7 @@
 """Benchmark: a burst of uploads against a stack capped at one instance per function.
 
 The local stack models Cloud Run's capacity (`infra.local.throttle`): make_thumbnail takes
-`max_instances x 1` requests at once, a request beyond waits for a free instance up to the
+`thumbnail_max_instances x 1` requests at once, a request beyond waits for a free instance up to the
 bounded queue time and then gets 429, which the Eventarc stand-in retries with backoff.
 This measures how close the drain of N uploads comes to the capacity ceiling:
 
@@ -12,10 +12,10 @@ The service time is how long a successful request held its slot (sent until answ
 router's delivery log), measured in the same run; the function's own work (download,
 decode/encode, writes, publish: each document's `timings`) is shown next to it. Also: the
 429 count, failed uploads and dead letters (both must be 0) and the upload-to-document
-latency (p50, p95). The stack is started with max_instances=1 and a backoff factor of 0.1
+latency (p50, p95). The stack is started with one instance per function and a backoff factor of 0.1
 (Cloud Run's 10 s queue bound is then 1 s or more, Eventarc's 10..600 s backoff 1..60 s);
 `BENCH_STACK_JSON=.local/stack.json` measures a running stack instead (for example one from
-`scripts/local up --set max_instances=1`).
+`scripts/local up --set thumbnail_max_instances=1 --set function_max_instances=1`).
 """
 
 from __future__ import annotations
@@ -165,5 +165,7 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
             )
         ]
     count = int(os.environ.get("BENCH_BURST", 60 if quick else 200))
-    with stack_info({"max_instances": 1}, FACTOR, "burst-stack") as info:
+    with stack_info(
+        {"thumbnail_max_instances": 1, "function_max_instances": 1}, FACTOR, "burst-stack"
+    ) as info:
         return rows_from(measure(info, count, timeout=900.0))

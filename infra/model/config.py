@@ -136,14 +136,12 @@ class DeploymentConfig(Tunables):
         "cold start)",
         bounds=(1, 540),
     )
-    max_instances: int = setting(
-        10, doc="maximum instances per function (the default of the two below)", bounds=(1, 1000)
-    )
     # Sizing per function (docs/capacity.md). make_thumbnail is CPU-bound and runs one
     # request per instance (a decode may need the whole memory); the others wait on
-    # Firestore, Pub/Sub and Cloud Storage, so one vCPU serves many requests at once.
+    # Firestore, Pub/Sub and Cloud Storage, so one vCPU serves many requests at once (why
+    # the two instance limits: docs/settings.md).
     thumbnail_max_instances: int = setting(
-        0, doc="maximum instances of make_thumbnail (0: `max_instances`)", bounds=(0, 1000)
+        10, doc="maximum instances of make_thumbnail (one upload each)", bounds=(1, 1000)
     )
     thumbnail_cpu: str = setting(
         "1",
@@ -151,7 +149,9 @@ class DeploymentConfig(Tunables):
         "for `thumbnail_memory`)",
     )
     function_max_instances: int = setting(
-        0, doc="maximum instances of each other function (0: `max_instances`)", bounds=(0, 1000)
+        10,
+        doc="maximum instances of each other function (`function_concurrency` requests each)",
+        bounds=(1, 1000),
     )
     function_cpu: str = setting(
         "1", doc="vCPUs of the other functions (at least 1 when concurrent)"

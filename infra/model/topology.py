@@ -441,7 +441,7 @@ def build_topology(config: DeploymentConfig) -> Topology:
             memory=memory,
             cpu=cpu,
             timeout_seconds=timeout,
-            max_instances=max_instances or config.max_instances,
+            max_instances=max_instances,
             concurrency=concurrency,
             grants=grants,
             env={**env, **serving_env(concurrency)},

@@ -50,7 +50,7 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "thumbnail_timeout_seconds": 300,
     "function_memory": "512Mi",
     "function_timeout_seconds": 90,
-    "max_instances": 3,
+    "function_max_instances": 3,
     "thumbnail_max_instances": 4,
     "thumbnail_cpu": "2",
     "function_cpu": "2",
@@ -81,7 +81,7 @@ ENVIRONMENTS_CDKTF_JSON: Mapping[str, Any] = {
             "github_repository": "example-org/image-pipeline",
         },
         "environments": {
-            "dev": {"prefix": "imgdev", "max_instances": 2},
+            "dev": {"prefix": "imgdev", "function_max_instances": 2},
             "prod": {"prefix": "imgprod"},
         },
     }

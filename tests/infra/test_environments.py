@@ -43,7 +43,7 @@ def test_two_environments_in_one_project_share_no_name(team):
     assert "collection images-dev" in dev_names and "collection images-prod" in prod_names
     assert dev_names.isdisjoint(prod_names), sorted(dev_names & prod_names)
     # Their settings are the base plus their own.
-    assert (dev.config.max_instances, prod.config.max_instances) == (2, 10)
+    assert (dev.config.function_max_instances, prod.config.function_max_instances) == (2, 10)
     assert dev.config.region == prod.config.region == "europe-west1"
 
 

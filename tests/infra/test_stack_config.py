@@ -42,7 +42,7 @@ def test_settings_reach_the_function_environment(alt_stack):
     assert thumbnail["service_config"]["available_cpu"] == "2"
     writer = alt_stack.one("google_cloudfunctions2_function", name="thumbs-write-metadata")
     assert writer["service_config"]["available_memory"] == "512Mi"
-    assert writer["service_config"]["max_instance_count"] == 3  # max_instances, the default
+    assert writer["service_config"]["max_instance_count"] == 3  # function_max_instances
     assert writer["service_config"]["max_instance_request_concurrency"] == 40
     assert writer["location"] == "europe-west4"
 

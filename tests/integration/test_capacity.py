@@ -35,7 +35,13 @@ FACTOR = 0.05
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     stack = LocalStack(
-        load_config(overrides={"project": "cap-imgpipe", "max_instances": 1}),
+        load_config(
+            overrides={
+                "project": "cap-imgpipe",
+                "thumbnail_max_instances": 1,
+                "function_max_instances": 1,
+            }
+        ),
         StackOptions(
             state_dir=tmp_path_factory.mktemp("capped-stack"),
             backoff_factor=FACTOR,

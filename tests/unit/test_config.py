@@ -48,7 +48,7 @@ def test_env_overrides_cdktf_json_and_overrides_win(tmp_path):
     path = _cdktf_json(tmp_path, {"project": "from-json-1", "region": "us-east1"})
     env = {
         "PIPELINE_REGION": "europe-west1",
-        "PIPELINE_MAX_INSTANCES": "4",
+        "PIPELINE_FUNCTION_MAX_INSTANCES": "4",
         "PIPELINE_FORCE_DESTROY": "true",
         "PIPELINE_THUMBNAIL_SIZES": "64x64, 256x128",
         "PIPELINE_LABELS": "team=media,env=dev",
@@ -57,7 +57,7 @@ def test_env_overrides_cdktf_json_and_overrides_win(tmp_path):
     c = load_config(path, env, overrides={"prefix": "pics"})
     assert c.project == "from-json-1"
     assert c.region == "europe-west1"
-    assert c.max_instances == 4
+    assert c.function_max_instances == 4
     assert c.force_destroy is True
     assert c.thumbnail_sizes == (Box(64, 64), Box(256, 128))
     assert c.labels == {"team": "media", "env": "dev"}
@@ -106,7 +106,7 @@ def test_missing_file_and_project_is_a_clear_error(tmp_path):
         ({"message_retention_seconds": "60"}, "message_retention_seconds"),
         ({"function_timeout_seconds": "541"}, "function_timeout_seconds"),
         ({"thumbnail_memory": "1GB"}, "thumbnail_memory"),
-        ({"max_instances": "many"}, "max_instances"),
+        ({"thumbnail_max_instances": "many"}, "thumbnail_max_instances"),
         ({"force_destroy": "maybe"}, "force_destroy"),
         ({"iam_settle_seconds": "5"}, "iam_settle_seconds"),
         ({"labels": {"Bad Key": "x"}}, "labels"),
@@ -179,12 +179,12 @@ def test_make_thumbnail_is_told_its_own_memory():
         DeploymentConfig(project="my-gcp-project", thumbnail_memory="2GB")
 
 
-def test_max_instances_sizes_every_function_unless_one_is_set():
-    sized = build_topology(from_mapping({"project": "my-gcp-project", "max_instances": 3}))
-    assert {f.max_instances for f in sized.functions.values()} == {3}
+def test_make_thumbnail_and_the_other_functions_have_their_own_instance_limit():
+    default = build_topology(from_mapping({"project": "my-gcp-project"}))
+    assert {f.max_instances for f in default.functions.values()} == {10}
     own = build_topology(
         from_mapping(
-            {"project": "my-gcp-project", "max_instances": 3, "thumbnail_max_instances": 7}
+            {"project": "my-gcp-project", "function_max_instances": 3, "thumbnail_max_instances": 7}
         )
     )
     assert own.functions["make_thumbnail"].max_instances == 7

@@ -279,8 +279,14 @@ def test_messages_at_the_limits_are_delivered(function_server):
 
 def capped_router(url: str, **settings: object) -> tuple[Router, FakeSubscriber]:
     """One instance per function serving one request, as `scripts/local up --set
-    max_instances=1 --set function_concurrency=1` makes."""
-    overrides = {"project": "unit-proj", "max_instances": 1, "function_concurrency": 1}
+    thumbnail_max_instances=1 --set function_max_instances=1 --set function_concurrency=1`
+    makes."""
+    overrides = {
+        "project": "unit-proj",
+        "thumbnail_max_instances": 1,
+        "function_max_instances": 1,
+        "function_concurrency": 1,
+    }
     topology = build_topology(load_config(overrides={**overrides, **settings}))
     subscriber = FakeSubscriber()
     urls = dict.fromkeys(topology.functions, url)
@@ -289,7 +295,12 @@ def capped_router(url: str, **settings: object) -> tuple[Router, FakeSubscriber]
 
 
 def test_capacity_is_the_topologys_instances_times_concurrency(function_server):
-    router, _ = capped_router(function_server[0], max_instances=2, function_concurrency=3)
+    router, _ = capped_router(
+        function_server[0],
+        thumbnail_max_instances=2,
+        function_max_instances=2,
+        function_concurrency=3,
+    )
     capacity = router.stats()["capacity"]
     assert (capacity["make_thumbnail"]["slots"], capacity["write_metadata"]["slots"]) == (2, 6)
     # Cloud Run's max(10 s, 3.5 x start-up), on the stack's scale (0.005): 50 ms here.
