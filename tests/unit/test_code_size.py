@@ -24,7 +24,6 @@ LONG_FILES = [
     "infra/local/local_stack.py",
     "infra/model/config.py",
     "infra/model/topology.py",
-    "infra/ops/preflight.py",
 ]
 
 LONG_FUNCTIONS = [

@@ -27,7 +27,6 @@ ENTRY_DECORATORS = {
 
 DEAD = [
     "benchmarks/_common.py::median_ms",
-    "infra/ops/preflight.py::error_status",
 ]
 
 
