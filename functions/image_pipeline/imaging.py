@@ -23,7 +23,7 @@ from image_pipeline import animation, cover, decode_cost, frame_count, heif, pla
 from image_pipeline.errors import PermanentError
 from image_pipeline.formats import OUTPUTS, Box, memory_bytes
 from image_pipeline.output_rules import Outputs
-from image_pipeline.settings import Tunables
+from image_pipeline.settings import OutputSettings, Tunables
 
 # Formats we decode (HEIF through image_pipeline.heif). Others that Pillow can identify
 # (PSD, EPS, TGA, ...) are refused as unsupported_format rather than handed to
@@ -76,20 +76,28 @@ class Options:
     cover_focus: cover.Focus = "centre"
 
     @classmethod
-    def from_tunables(cls, tunables: Tunables, outputs: Outputs | None = None) -> Options:
-        """The options a deployment's settings ask for (``outputs``: an object's sizes and
-        formats under the output rules; default: the deployment's own)."""
+    def from_tunables(
+        cls,
+        tunables: Tunables,
+        outputs: Outputs | None = None,
+        shaped_by: OutputSettings | Tunables | None = None,
+    ) -> Options:
+        """The options a deployment's settings ask for: the limits from ``tunables``, what
+        shapes the outputs from ``shaped_by`` (make_thumbnail: ``Settings.outputs``, what the
+        fingerprint digests; default: ``tunables``), and ``outputs``, an object's sizes and
+        formats under the output rules (default: the deployment's own)."""
+        shape = shaped_by or tunables
         return cls(
-            boxes=outputs.sizes if outputs else tunables.thumbnail_sizes,
-            formats=outputs.formats if outputs else tunables.thumbnail_formats,
-            quality=tunables.thumbnail_quality,
+            boxes=outputs.sizes if outputs else shape.thumbnail_sizes,
+            formats=outputs.formats if outputs else shape.thumbnail_formats,
+            quality=shape.thumbnail_quality,
             max_bytes=tunables.max_input_bytes,
             max_pixels=tunables.max_input_pixels,
             max_frames=tunables.max_input_frames,
             memory=tunables.thumbnail_memory,
-            include_gps=tunables.exif_include_gps,
-            animated=tunables.animated,
-            cover_focus=cast(cover.Focus, tunables.cover_focus),
+            include_gps=shape.exif_include_gps,
+            animated=shape.animated,
+            cover_focus=cast(cover.Focus, shape.cover_focus),
         )
 
 

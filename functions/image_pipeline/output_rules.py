@@ -10,7 +10,6 @@ function's environment (``OUTPUT_RULES``, compact JSON) at start-up, by the same
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -166,10 +165,3 @@ def _globs(raw: object) -> tuple[str, ...]:
     if not isinstance(items, list | tuple) or not all(isinstance(g, str) and g for g in items):
         raise ValueError(f"include/exclude: {raw!r} is not a list of globs")
     return tuple(items)
-
-
-def fingerprint(parts: Mapping[str, object]) -> str:
-    """A short, stable digest of everything that shapes the outputs (``parts``: their text
-    forms by name); two deployments with the same outputs have the same fingerprint."""
-    text = json.dumps(dict(sorted(parts.items())), separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -84,7 +84,7 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
         return
     with _retried_on_error(log):
         timings: dict[str, float] = {}
-        outputs = p.settings.outputs_for(obj.name)
+        outputs = p.settings.outputs.outputs_for(obj.name)
         made, metadata = _provenance(p, obj, outputs, log)
         try:
             with _given_up_when_too_old(p, event_time):
@@ -102,8 +102,9 @@ def _provenance(
     """How this object's outputs are made, as the result event and the doc record it (the
     rule, the rules' fingerprint, when, the custom metadata copied), and the custom metadata
     of each thumbnail (the pipeline's own keys and the copied ones)."""
-    own = thumbnails.own_metadata(obj, p.settings.output_fingerprint)
-    copied, omitted, refused = passthrough.copied(obj.metadata, p.settings.metadata_keys, own)
+    settings = p.settings.outputs
+    own = thumbnails.own_metadata(obj, settings.fingerprint)
+    copied, omitted, refused = passthrough.copied(obj.metadata, settings.metadata_keys, own)
     if omitted:
         log.warning(
             "custom metadata left out: over Cloud Storage's 8 KiB per object", omitted=omitted
@@ -112,7 +113,7 @@ def _provenance(
         log.warning("custom metadata left out: control characters or not UTF-8", omitted=refused)
     made = {
         "rule": outputs.rule,
-        "outputFingerprint": p.settings.output_fingerprint,
+        "outputFingerprint": settings.fingerprint,
         "madeAt": p.clock().isoformat().replace("+00:00", "Z"),
         "metadata": copied,
     }
@@ -136,7 +137,7 @@ def _thumbnails_event(
         data = p.storage.download(obj.bucket, obj.name, obj.generation)
     if data is None:
         # A redelivery may find what an earlier attempt wrote: nobody else removes it.
-        removed = thumbnails.delete_older(p.storage, p.settings, obj)
+        removed = thumbnails.delete_older(p.storage, p.settings.outputs, obj)
         log.info(
             "skipped",
             reason="this generation no longer exists (overwritten or deleted)",
@@ -144,11 +145,12 @@ def _thumbnails_event(
         )
         return None
     with _timed(timings, "core_ms"):
-        made_images = imaging.make_thumbnails(
-            data, imaging.Options.from_tunables(p.settings, outputs)
-        )
+        options = imaging.Options.from_tunables(p.settings, outputs, p.settings.outputs)
+        made_images = imaging.make_thumbnails(data, options)
     with _timed(timings, "upload_ms"):
-        written = thumbnails.write(p.storage, p.settings, obj, made_images.thumbnails, metadata)
+        written = thumbnails.write(
+            p.storage, p.settings.outputs, obj, made_images.thumbnails, metadata
+        )
     if written.replaced:
         log.info(
             "skipped",
@@ -246,7 +248,7 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
             _publish(p, expired, log, timings)
             return
         with _timed(timings, "delete_ms"):
-            deleted = thumbnails.delete_older(p.storage, p.settings, obj)
+            deleted = thumbnails.delete_older(p.storage, p.settings.outputs, obj)
         if deletion.overwritten_by is not None and _will_be_processed(p, obj):
             log.info(
                 "overwritten: older thumbnails deleted",

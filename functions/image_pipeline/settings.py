@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -60,14 +62,11 @@ def setting(
     bounds: tuple[int, int] | None = None,
     default_doc: str = "",
     factory: Callable[[], object] | None = None,
-    outputs: bool = False,
 ) -> Any:
     """A settings field: ``doc`` is its line in the generated tables, ``env`` its variable
     (default: the name in upper case), ``bounds`` the inclusive range of an int,
-    ``default_doc`` a default computed elsewhere, ``outputs`` whether it shapes the thumbnails
-    (then it is part of the output rules' fingerprint)."""
-    metadata: dict[str, object] = {"doc": doc, "env": env, "bounds": bounds}
-    metadata |= {"default_doc": default_doc, "outputs": outputs}
+    ``default_doc`` a default computed elsewhere."""
+    metadata = {"doc": doc, "env": env, "bounds": bounds, "default_doc": default_doc}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -86,22 +85,16 @@ class Tunables:
         (Box(128, 128), Box(512, 512), Box(1024, 1024)),
         doc=f"sizes, comma separated: `WxH` fits inside the box (sides 1..{MAX_BOX_SIDE}), "
         f"`WxH:cover` fills it exactly and crops (sides 1..{MAX_COVER_SIDE}); never upscaled",
-        outputs=True,
     )
     thumbnail_formats: tuple[Format, ...] = setting(
-        ("webp",), doc=f"output formats, comma separated: {', '.join(FORMATS)}", outputs=True
+        ("webp",), doc=f"output formats, comma separated: {', '.join(FORMATS)}"
     )
-    thumbnail_quality: int = setting(
-        82, doc="encoder quality 1..100", bounds=(1, 100), outputs=True
-    )
-    cache_control: str = setting(
-        "public, max-age=3600", doc="Cache-Control of the thumbnails", outputs=True
-    )
+    thumbnail_quality: int = setting(82, doc="encoder quality 1..100", bounds=(1, 100))
+    cache_control: str = setting("public, max-age=3600", doc="Cache-Control of the thumbnails")
     cover_focus: str = setting(
         "centre",
         doc="where a `:cover` size crops: `centre`, or `detail` (the window with the most "
         "edge energy)",
-        outputs=True,
     )
     # setting() returns a dataclasses.field; the default is a fresh (frozen) Rules.
     output_rules: Rules = setting(  # noqa: RUF009
@@ -109,13 +102,11 @@ class Tunables:
         doc="ordered rules, each `{name, include, exclude, sizes, formats}`: the first whose "
         "globs select an object gives its sizes and formats (no rule: `thumbnail_sizes` x "
         "`thumbnail_formats`); JSON in the environment; docs/outputs.md",
-        outputs=True,
     )
     metadata_keys: tuple[str, ...] = setting(
         (),
         doc="custom metadata keys copied from an original to its thumbnails and its doc's "
         "`metadata` (none by default)",
-        outputs=True,
     )
     max_input_bytes: int = setting(
         50 * 1024 * 1024,
@@ -201,28 +192,6 @@ class Tunables:
             )
         check_bounds(self, Tunables)
 
-    def tunables(self) -> dict[str, Any]:
-        """These values by field name (what ``Settings.wired`` takes)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Tunables)}
-
-    def outputs_for(self, object_name: str) -> Outputs:
-        """The sizes and formats an object gets, and the rule that chose them."""
-        return output_rules.outputs_for(
-            object_name, self.output_rules, self.thumbnail_sizes, self.thumbnail_formats
-        )
-
-    @functools.cached_property
-    def output_fingerprint(self) -> str:
-        """A digest of every setting that shapes the thumbnails (``setting(outputs=True)``):
-        docs record it, and ``scripts/backfill --stale`` re-processes those made under another."""
-        return output_rules.fingerprint(
-            {
-                f.name: to_text(getattr(self, f.name))
-                for f in dataclasses.fields(Tunables)
-                if f.metadata["outputs"]
-            }
-        )
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings(Tunables):
@@ -262,7 +231,9 @@ class Settings(Tunables):
     @classmethod
     def wired(cls, tunables: Tunables, **names: Any) -> Settings:
         """The settings of a deployment: its tunables plus the names the stack wires in."""
-        return cls(**tunables.tunables(), **names)
+        return cls(
+            **{f.name: getattr(tunables, f.name) for f in dataclasses.fields(Tunables)}, **names
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -280,6 +251,55 @@ class Settings(Tunables):
     def to_env(self) -> dict[str, str]:
         """The environment that ``from_env`` turns back into these settings."""
         return {env_name(f): to_text(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @functools.cached_property
+    def outputs(self) -> OutputSettings:
+        """The settings make_thumbnail makes an object's outputs by (same names as here)."""
+        names = (f.name for f in dataclasses.fields(OutputSettings))
+        return OutputSettings(**{name: getattr(self, name) for name in names})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OutputSettings:
+    """What make_thumbnail makes of an object it processes, and nothing else: every setting
+    that shapes a thumbnail (its bytes, name or object metadata) or a field of the result
+    event and the doc. make_thumbnail, the image core's options and the thumbnail writer
+    read these from here, and ``fingerprint`` digests every field, so a setting is in the
+    fingerprint as soon as it can shape an output. tests/unit/test_fingerprint.py changes
+    each setting in turn and checks that the fingerprint changes exactly when an output does.
+
+    Left out on purpose: what decides *whether* an object is processed, not what is made of
+    it (the include/exclude patterns, the limits). A failed doc is re-processed by any
+    backfill; limits in the fingerprint would re-process every image after a limit change,
+    and an image now over a limit would stay stale for ever (a ``failed`` result never
+    replaces the ``processed`` doc of its generation).
+    """
+
+    thumbnails_bucket: str
+    thumbnail_prefix: str
+    thumbnail_sizes: tuple[Box, ...]
+    thumbnail_formats: tuple[Format, ...]
+    output_rules: Rules
+    thumbnail_quality: int
+    cover_focus: str
+    animated: bool
+    exif_include_gps: bool
+    cache_control: str
+    metadata_keys: tuple[str, ...]
+
+    def outputs_for(self, object_name: str) -> Outputs:
+        """The sizes and formats an object gets, and the rule that chose them."""
+        return output_rules.outputs_for(
+            object_name, self.output_rules, self.thumbnail_sizes, self.thumbnail_formats
+        )
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """16 hex digits of a SHA-256 over every field's text form: every doc and thumbnail
+        records it, and ``scripts/backfill --stale`` re-processes what was made under another."""
+        parts = {f.name: to_text(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # Parsers by field type. Each takes an environment variable's text or a JSON value (from

@@ -19,7 +19,7 @@ from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, MAX_COVER_SIDE, Box
 from image_pipeline.gcs import Storage, StoredObject, Upload
 from image_pipeline.imaging import Thumbnail
 from image_pipeline.passthrough import FINGERPRINT_KEY, RUN_KEY
-from image_pipeline.settings import MAX_OBJECT_NAME_BYTES, Settings
+from image_pipeline.settings import MAX_OBJECT_NAME_BYTES, OutputSettings
 
 # The longest leaf any settings can give a thumbnail ("99999x99999.webp", "9999x9999-c.webp").
 _HASHED_DIR = "_long/"
@@ -148,7 +148,7 @@ class Written:
 
 def write(
     storage: Storage,
-    settings: Settings,
+    settings: OutputSettings,
     obj: StorageObject,
     thumbs: Sequence[Thumbnail],
     metadata: Mapping[str, str],
@@ -161,7 +161,7 @@ def write(
     generation's outputs stay (its processing owns the names). Why a stat after the writes
     closes the race: docs/architecture.md, "Thumbnails".
     """
-    run = Run(settings.output_fingerprint)
+    run = Run(settings.fingerprint)
     entries: list[dict[str, Any]] = []
     live = _live_generation(storage, obj)
     if live == obj.generation:
@@ -180,7 +180,7 @@ def _live_generation(storage: Storage, obj: StorageObject) -> int | None:
 
 def _put_all(
     storage: Storage,
-    settings: Settings,
+    settings: OutputSettings,
     obj: StorageObject,
     thumbs: Sequence[Thumbnail],
     metadata: Mapping[str, str],
@@ -201,7 +201,7 @@ def _put_all(
 
 def _put(
     storage: Storage,
-    settings: Settings,
+    settings: OutputSettings,
     obj: StorageObject,
     thumb: Thumbnail,
     metadata: Mapping[str, str],
@@ -276,7 +276,7 @@ def _replace(
 
 
 def _remove_outdated(
-    storage: Storage, settings: Settings, obj: StorageObject, run: Run
+    storage: Storage, settings: OutputSettings, obj: StorageObject, run: Run
 ) -> list[str]:
     """The removal step after this run's writes, over one listing of the folder: older
     generations' thumbnails and lower-ranked runs' of this one go; when a higher-ranked
@@ -296,12 +296,12 @@ def _remove_outdated(
     return _delete_listed(storage, settings.thumbnails_bucket, doomed)
 
 
-def delete_older(storage: Storage, settings: Settings, obj: StorageObject) -> list[str]:
+def delete_older(storage: Storage, settings: OutputSettings, obj: StorageObject) -> list[str]:
     """Delete this object's thumbnails of its generation or older; keep newer ones."""
     return _delete_listed(storage, settings.thumbnails_bucket, _listed(storage, settings, obj))
 
 
-def _listed(storage: Storage, settings: Settings, obj: StorageObject) -> list[StoredObject]:
+def _listed(storage: Storage, settings: OutputSettings, obj: StorageObject) -> list[StoredObject]:
     """This object's thumbnails of its generation or older, from one listing of its folder
     (a newer generation's are its own run's business)."""
     folder = thumbnail_folder(settings.thumbnail_prefix, obj.bucket, obj.name)

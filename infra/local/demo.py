@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from image_pipeline import output_rules
 from image_pipeline.records import image_doc_id
 from infra.common import paths
 from infra.local import sample_images
@@ -79,7 +80,10 @@ def run(stack: LocalStack) -> int:
         status = doc.get("status", "(none)")
         reason = (doc.get("error") or {}).get("reason")
         thumbs = doc.get("thumbnails") or []
-        outputs = stack.config.outputs_for(sample.name)
+        config = stack.config
+        outputs = output_rules.outputs_for(
+            sample.name, config.output_rules, config.thumbnail_sizes, config.thumbnail_formats
+        )
         expected = len(outputs.sizes) * len(outputs.formats) if sample.status == "processed" else 0
         good = status == sample.status and reason == sample.reason and len(thumbs) == expected
         ok &= good

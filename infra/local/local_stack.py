@@ -28,6 +28,7 @@ from google.api_core import exceptions as api_exceptions
 from google.protobuf import duration_pb2
 
 from image_pipeline import deadlines
+from image_pipeline.settings import Settings
 from infra.common import paths
 from infra.common.emulator_clients import Clients, emulator_clients
 from infra.gallery import server as gallery_server
@@ -343,7 +344,8 @@ class LocalStack:
             self.redeploy(config)
         except (ConfigError, ValueError) as exc:
             raise RedeployError(str(exc)) from None
-        return {"outputFingerprint": config.output_fingerprint}
+        made_by = Settings.from_env(self.topology.functions["make_thumbnail"].env).outputs
+        return {"outputFingerprint": made_by.fingerprint}
 
     def redeploy(self, config: DeploymentConfig) -> None:
         """New settings, as `cdktf deploy` rolls them out: every function process is replaced

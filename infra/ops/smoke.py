@@ -254,7 +254,7 @@ class Smoke:
     def thumbnails(self) -> None:
         for name in ("photo.jpg", "alpha.png", AVATAR):
             doc = self.docs.get(name, {})
-            outputs = self.settings.outputs_for(self.object_name(name))
+            outputs = self.settings.outputs.outputs_for(self.object_name(name))
             entries = doc.get("thumbnails") or []
             generation = doc.get("generation")
             problems = [p for e in entries if (p := self._thumbnail_problem(name, generation, e))]

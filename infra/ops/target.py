@@ -191,7 +191,7 @@ class Target:
 
     def output_fingerprint(self) -> str:
         """The output rules' fingerprint make_thumbnail runs with."""
-        return self.deployed_settings("make_thumbnail").output_fingerprint
+        return self.deployed_settings("make_thumbnail").outputs.fingerprint
 
     def deployed_settings(self, key: str) -> Settings:
         """What function `key` runs with: its deployed environment on GCP, the local stack's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from image_pipeline.settings import Settings
+from image_pipeline.settings import Settings, Tunables
 from infra.common.paths import ROOT
 
 pytestmark = pytest.mark.synth
@@ -65,7 +66,7 @@ def test_stacks_do_not_share_resources(stack, alt_stack):
 CLOUD_RUN_FUNCTION_ENV_BYTES = 32 * 1024
 
 
-def test_output_rules_reach_make_thumbnail_resolved_with_the_fingerprint_of_the_config(
+def test_output_rules_reach_make_thumbnail_resolved_with_every_setting_of_the_config(
     alt_stack,
 ):
     thumbnail = alt_stack.one("google_cloudfunctions2_function", name="thumbs-make-thumbnail")
@@ -77,7 +78,8 @@ def test_output_rules_reach_make_thumbnail_resolved_with_the_fingerprint_of_the_
     assert (env["COVER_FOCUS"], env["METADATA_KEYS"]) == ("detail", "owner,album")
     # The function parses what the stack wrote into the settings the deployment declared.
     deployed = Settings.from_env(env)
-    assert deployed.output_fingerprint == alt_stack.config.output_fingerprint
+    for field in dataclasses.fields(Tunables):
+        assert getattr(deployed, field.name) == getattr(alt_stack.config, field.name), field.name
 
 
 def test_every_function_environment_fits_cloud_runs_limit(stack, alt_stack):

@@ -13,9 +13,11 @@ import pytest
 import requests
 from PIL import Image
 
+from image_pipeline.settings import Settings
 from infra.local.control import settings_body
 from infra.local.local_stack import LocalStack
 from infra.model.config import load_config
+from infra.model.topology import build_topology
 from infra.ops import backfill
 from infra.ops import target as targets
 from tests.integration.conftest import TEST_SETTINGS, Harness
@@ -55,12 +57,13 @@ def test_a_rules_change_and_backfill_stale_regenerate_every_doc(
             timeout=180,
         )
         assert answer.status_code == 200, answer.text
-        assert answer.json() == {"outputFingerprint": changed.output_fingerprint}
+        made_by = Settings.from_env(build_topology(changed).functions["make_thumbnail"].env)
+        assert answer.json() == {"outputFingerprint": made_by.outputs.fingerprint}
         stack_file = tmp_path / "stack.json"
         stack_file.write_text(json.dumps(local_stack.info(), default=str))
         target = targets.from_stack_file(stack_file)
         fingerprint = target.output_fingerprint()
-        assert fingerprint == changed.output_fingerprint != old[squares[0]]["outputFingerprint"]
+        assert fingerprint == made_by.outputs.fingerprint != old[squares[0]]["outputFingerprint"]
 
         runs: dict[str, Any] = {
             "prefix": prefix,
@@ -110,3 +113,79 @@ def test_settings_that_would_rename_resources_are_refused_by_the_running_stack(
     bad = {**settings_body(local_stack.config), "thumbnail_sizes": "64x64:fill"}
     answer = requests.put(f"{local_stack.info()['router']['url']}/settings", json=bad, timeout=60)
     assert answer.status_code == 400 and "unknown fit mode" in answer.text
+
+
+def _redeploy(local_stack: LocalStack, **changes: Any) -> str:
+    """What `scripts/local redeploy --set NAME=VALUE` sends the running stack; the deployed
+    fingerprint it answers with."""
+    config = load_config(overrides={**TEST_SETTINGS, **changes})
+    url = f"{local_stack.info()['router']['url']}/settings"
+    answer = requests.put(url, json=settings_body(config), timeout=180)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["outputFingerprint"])
+
+
+def _gps_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.0), 3: "W", 4: (2.0, 17.0, 40.0)})
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), (90, 140, 200)).save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def _gif() -> bytes:
+    frames = [Image.new("RGB", (60, 40), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("made_under", "now", "data", "changed"),
+    [
+        # Animated thumbnails turned on: the first-frame thumbnails are stale.
+        ({}, {"animated": True}, _gif, lambda doc: doc["thumbnails"][0]["frames"] == 3),
+        # GPS turned off: a doc holding GPS is stale, and loses it when re-processed.
+        (
+            {"exif_include_gps": True},
+            {},
+            _gps_jpeg,
+            lambda doc: "gps" not in (doc["exif"] or {}),
+        ),
+    ],
+    ids=["animated", "exif_include_gps"],
+)
+def test_a_changed_output_setting_makes_backfill_stale_select_what_it_made(
+    harness: Harness,
+    local_stack: LocalStack,
+    prefix: str,
+    tmp_path: Path,
+    made_under: dict[str, Any],
+    now: dict[str, Any],
+    data: Any,
+    changed: Any,
+) -> None:
+    original = local_stack.config
+    name = f"{prefix}setting.img"
+    try:
+        before = _redeploy(local_stack, **made_under)
+        harness.upload(name, data())
+        old = harness.wait_doc(name, lambda d: d.get("status") == "processed")
+        assert old["outputFingerprint"] == before and not changed(old)
+        fingerprint = _redeploy(local_stack, **now)
+        assert fingerprint != before
+        stack_file = tmp_path / "stack.json"
+        stack_file.write_text(json.dumps(local_stack.info(), default=str))
+        target = targets.from_stack_file(stack_file)
+        assert target.output_fingerprint() == fingerprint
+        runs = {"prefix": prefix, "fingerprint": fingerprint, "err": io.StringIO(), "rate": 50}
+        runs["checkpoint_path"] = tmp_path / "checkpoint.json"
+        dry = io.StringIO()
+        assert backfill.run(target, out=dry, **runs).selected == 1
+        assert f"made under output rules {before}" in dry.getvalue()
+        assert backfill.run(target, execute=True, out=io.StringIO(), **runs).failed == 0
+        doc = harness.wait_doc(name, lambda d: d.get("outputFingerprint") == fingerprint)
+        assert changed(doc), doc
+        assert backfill.run(target, out=io.StringIO(), **runs).selected == 0
+    finally:
+        local_stack.redeploy(original)

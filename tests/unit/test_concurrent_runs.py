@@ -186,7 +186,7 @@ def every_schedule(
 
 def expected_names(p: stages.Pipeline, rules: dict[str, Any]) -> set[str]:
     s = under(p, rules).settings
-    outputs = s.outputs_for(NAME)
+    outputs = s.outputs.outputs_for(NAME)
     return {
         thumbnails.thumbnail_name(s.thumbnail_prefix, "uploads", NAME, box, fmt)
         for box in outputs.sizes
@@ -209,7 +209,7 @@ def test_two_runs_under_different_rules_end_with_one_complete_set_in_every_order
     pipeline, old_set_first
 ):
     sets = {
-        under(pipeline, rules).settings.output_fingerprint: expected_names(pipeline, rules)
+        under(pipeline, rules).settings.outputs.fingerprint: expected_names(pipeline, rules)
         for rules in (OLD, NEW)
     }
     winners: collections.Counter[str] = collections.Counter()

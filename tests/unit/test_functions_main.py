@@ -98,7 +98,7 @@ def test_make_thumbnail_over_http(function_client, pipeline, name):
         "source-bucket": "uploads",
         "source-name": name,
         "source-generation": res["generation"],
-        "output-fingerprint": pipeline.settings.output_fingerprint,
+        "output-fingerprint": pipeline.settings.outputs.fingerprint,
     }
     assert thumb.upload.cache_control == "public, max-age=3600"
     assert thumb.upload.content_type == "image/webp"

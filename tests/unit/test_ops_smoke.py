@@ -36,7 +36,7 @@ def test_samples_are_what_the_checks_expect():
         thumbnails_bucket="t",
         image_events_topic="e",
     )
-    outputs = settings.outputs_for(f"smoke/run/{avatar.name}")
+    outputs = settings.outputs.outputs_for(f"smoke/run/{avatar.name}")
     assert outputs.rule == "avatars" and {b.mode for b in outputs.sizes} == {"cover"}
     made = imaging.make_thumbnails(avatar.data, imaging.Options.from_tunables(settings, outputs))
     assert {(t.width, t.height) for t in made.thumbnails} == {

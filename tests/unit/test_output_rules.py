@@ -61,17 +61,17 @@ def test_bad_sizes_say_what_is_wrong(text, problem):
 
 def test_the_first_rule_that_selects_a_name_applies_and_no_match_gets_the_defaults():
     s = settings(OUTPUT_RULES=json.dumps(RULES), THUMBNAIL_FORMATS="jpeg")
-    avatar = s.outputs_for("avatars/u1/me.jpg")
+    avatar = s.outputs.outputs_for("avatars/u1/me.jpg")
     assert (avatar.rule, avatar.sizes, avatar.formats) == (
         "avatars",
         (Box(64, 64, "cover"), Box(256, 256, "cover")),
         ("jpeg",),  # formats left out: the deployment's
     )
-    product = s.outputs_for("products/shoe.png")
+    product = s.outputs.outputs_for("products/shoe.png")
     assert product.rule == "products" and product.formats == ("webp", "png")
     assert len(product.sizes) == 3
     for name in ("products/raw/shoe.png", "other/x.jpg"):
-        fallback = s.outputs_for(name)
+        fallback = s.outputs.outputs_for(name)
         assert (fallback.rule, fallback.sizes, fallback.formats) == (
             None,
             s.thumbnail_sizes,
@@ -82,7 +82,7 @@ def test_the_first_rule_that_selects_a_name_applies_and_no_match_gets_the_defaul
 def test_no_rules_is_the_current_settings():
     s = settings()
     assert not s.output_rules
-    outputs = s.outputs_for("anything.jpg")
+    outputs = s.outputs.outputs_for("anything.jpg")
     assert (outputs.rule, outputs.sizes, outputs.formats) == (
         None,
         s.thumbnail_sizes,
@@ -133,10 +133,10 @@ def test_rules_too_large_for_an_environment_variable_are_refused():
 
 def test_fingerprint_follows_what_shapes_the_outputs_and_nothing_else():
     base = settings()
-    assert len(base.output_fingerprint) == 16
-    assert settings().output_fingerprint == base.output_fingerprint  # stable
+    assert len(base.outputs.fingerprint) == 16
+    assert settings().outputs.fingerprint == base.outputs.fingerprint  # stable
     same = settings(MAX_INPUT_BYTES="1000", IMAGES_COLLECTION="other")
-    assert same.output_fingerprint == base.output_fingerprint
+    assert same.outputs.fingerprint == base.outputs.fingerprint
     for change in (
         {"OUTPUT_RULES": json.dumps(RULES)},
         {"THUMBNAIL_SIZES": "128x128:cover"},
@@ -145,7 +145,7 @@ def test_fingerprint_follows_what_shapes_the_outputs_and_nothing_else():
         {"COVER_FOCUS": "detail"},
         {"METADATA_KEYS": "owner"},
     ):
-        assert settings(**change).output_fingerprint != base.output_fingerprint, change
+        assert settings(**change).outputs.fingerprint != base.outputs.fingerprint, change
 
 
 def test_a_rule_that_states_the_defaults_has_the_fingerprint_of_one_that_omits_them():
@@ -161,7 +161,7 @@ def test_a_rule_that_states_the_defaults_has_the_fingerprint_of_one_that_omits_t
             ]
         )
     )
-    assert omitted.output_fingerprint == stated.output_fingerprint
+    assert omitted.outputs.fingerprint == stated.outputs.fingerprint
 
 
 @pytest.mark.parametrize(

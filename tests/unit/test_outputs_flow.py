@@ -73,7 +73,7 @@ def test_two_paths_under_two_rules_get_their_rules_outputs(pipeline):
     }
     assert [(t["width"], t["height"]) for t in product["thumbnails"]] == [(48, 36)]
     for doc in (avatar, product, other):
-        assert doc["outputFingerprint"] == p.settings.output_fingerprint
+        assert doc["outputFingerprint"] == p.settings.outputs.fingerprint
 
 
 def test_every_thumbnail_entry_carries_its_gs_uri_and_https_url(pipeline):
@@ -109,7 +109,9 @@ def test_a_rules_change_regenerates_writes_first_and_leaves_no_old_output(pipeli
     doc = process(new_p, name)
     assert leaves(new_p, name) == ["32x32-c.jpeg", "32x32-c.webp", "64x64-c.jpeg", "64x64-c.webp"]
     assert doc["rule"] == "avatars"
-    assert doc["outputFingerprint"] == new_p.settings.output_fingerprint != old["outputFingerprint"]
+    assert (
+        doc["outputFingerprint"] == new_p.settings.outputs.fingerprint != old["outputFingerprint"]
+    )
     assert [t["name"].rsplit("/", 1)[1] for t in doc["thumbnails"]] == [
         "64x64-c.webp",
         "64x64-c.jpeg",
@@ -140,7 +142,7 @@ def test_a_late_result_of_the_old_rules_does_not_replace_the_new_doc(pipeline):
     _, data, attrs = old_message  # redelivered after the new result was written
     stages.write_metadata(new_p, push_event(push_body(data, attrs, message_id="again")), {})
     doc = new_p.store.collections["images"][image_doc_id("uploads", name)]
-    assert doc["outputFingerprint"] == new_p.settings.output_fingerprint
+    assert doc["outputFingerprint"] == new_p.settings.outputs.fingerprint
 
 
 def test_named_custom_metadata_reaches_thumbnails_and_doc_and_nothing_by_default(pipeline):
