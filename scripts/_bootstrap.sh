@@ -66,6 +66,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 export PYTHONPATH="$ROOT:$ROOT/functions${PYTHONPATH:+:$PYTHONPATH}"
+# Python keeps its bytecode cache (__pycache__/, ignored by git). Many container images set
+# PYTHONDONTWRITEBYTECODE; with it every run compiles every module again, and pytest rewrites
+# every test module again: seconds on each `scripts/test unit`, and on each process the local
+# stack starts.
+unset PYTHONDONTWRITEBYTECODE
 
 # checkov (static analysis of the synthesized Terraform, tests/infra/test_checkov.py) pins
 # packaging<24, which pytest 9 cannot share, so it lives in its own venv. Called by

@@ -7,12 +7,14 @@ import collections
 import dataclasses
 import datetime as dt
 import itertools
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import functions_framework
 import pytest
+from hypothesis import settings as hypothesis_settings
 from imagekit import FUNCTIONS_MAIN
 
 from image_pipeline.errors import GenerationMismatch
@@ -23,6 +25,12 @@ from image_pipeline.records import SERVER_TIME
 from image_pipeline.settings import Settings
 
 NOW = dt.datetime(2026, 1, 1, 0, 0, 5, tzinfo=dt.UTC)
+
+# Examples per property test (test_properties.py). HYPOTHESIS_PROFILE picks: `scripts/test unit`,
+# the inner loop, runs "quick"; everything else (`scripts/test`, CI) the "thorough" default.
+hypothesis_settings.register_profile("thorough", max_examples=100)
+hypothesis_settings.register_profile("quick", max_examples=20)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "thorough"))
 
 
 @dataclasses.dataclass

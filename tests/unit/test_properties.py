@@ -21,9 +21,8 @@ from infra.model.checks import problems
 from infra.model.config import from_mapping
 from infra.model.topology import build_topology, pubsub_filter, takes
 
-# Fast enough for `scripts/test unit` (a few seconds in all), enough to find the shapes.
+# How many examples: the profile that tests/unit/conftest.py loads (few in the inner loop).
 FAST = settings(
-    max_examples=100,
     deadline=None,
     database=None,  # nothing written into the tree; a failure prints the example to rerun
     suppress_health_check=[HealthCheck.too_slow],
