@@ -6,7 +6,7 @@ import dataclasses
 import io
 
 import pytest
-from imagekit import BLUE, GREEN, RED, close, encode
+from imagekit import BLUE, GREEN, RED, close, encode, solid_gif
 from PIL import Image, ImageSequence
 
 from image_pipeline import imaging
@@ -137,8 +137,7 @@ def test_frames_smaller_than_every_box_are_each_kept():
 
 
 def long_animation(frames: int, size: tuple[int, int]) -> bytes:
-    images = [Image.new("RGB", size, COLOURS[i % 3]) for i in range(frames)]
-    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=40)
+    return solid_gif([COLOURS[i % 3] for i in range(frames)], size)
 
 
 def test_more_frames_than_allowed_is_refused_with_its_reason():

@@ -32,49 +32,46 @@ NEW = {"thumbnail_sizes": (Box(32, 32), Box(24, 24, "cover")), "thumbnail_format
 POINTS = ("upload", "list", "delete")  # where a run may be overtaken by the other
 REDELIVERIES = 4
 ONE = {"thumbnail_sizes": (Box(32, 32),), "thumbnail_formats": ("webp",)}  # fewer orders
+LANDSCAPE, PORTRAIT = photo(64, 48), photo(48, 64)  # made once: every schedule uploads them
 
 
 class Turns:
     """Lets one run at a time past each write/list/delete point, in an order chosen by
-    ``pick`` (given the step, the index among the waiting runs, by name); records the choices."""
+    ``pick`` (given the step, the index among the waiting runs, by name); records the choices.
+    Only the chosen run is woken (its own event), so no run wakes just to go back to sleep."""
 
     def __init__(self, pick: Callable[[int], int]) -> None:
         self.pick = pick
-        self.cond = threading.Condition()
-        self.waiting: list[str] = []
+        self.cond = threading.Condition()  # the driver waits on it; the runs signal it
+        self.waiting: dict[str, threading.Event] = {}
         self.running: set[str] = set()
-        self.granted: str | None = None
         self.choices: list[tuple[int, int]] = []  # (chosen, options) per step
 
     def point(self, who: str) -> None:
+        go = threading.Event()
         with self.cond:
-            self.waiting.append(who)
+            self.waiting[who] = go
             self.running.discard(who)
-            self.cond.notify_all()
-            self.cond.wait_for(lambda: self.granted == who)
-            self.granted = None
-            self.running.add(who)
+            self.cond.notify()
+        go.wait()
 
     def finished(self, who: str) -> None:
         with self.cond:
             self.running.discard(who)
-            self.cond.notify_all()
+            self.cond.notify()
 
     def drive(self, threads: list[threading.Thread]) -> None:
         while True:
             with self.cond:
-                settled = lambda: not self.running and self.granted is None  # noqa: E731
-                assert self.cond.wait_for(settled, timeout=30), "a run hung"
+                assert self.cond.wait_for(lambda: not self.running, timeout=30), "a run hung"
                 if not self.waiting:
                     break
                 options = sorted(self.waiting)
                 chosen = self.pick(len(self.choices))
                 self.choices.append((chosen, len(options)))
                 who = options[chosen]
-                self.waiting.remove(who)
-                self.granted = who
                 self.running.add(who)
-                self.cond.notify_all()
+                self.waiting.pop(who).set()
         for t in threads:
             t.join(timeout=30)
 
@@ -147,7 +144,7 @@ def race(
     """One object, optionally processed under the old rules beforehand, then a run under
     the old rules and one under the new at once. The shared state and the choices made."""
     shared = fresh(base)
-    live = shared.storage.put("uploads", NAME, photo(64, 48))
+    live = shared.storage.put("uploads", NAME, LANDSCAPE)
     event = storage_event(resource("uploads", NAME, live.generation, len(live.data)))
     if old_set_first:
         stages.make_thumbnail(under(shared, OLD), event, {})
@@ -246,11 +243,11 @@ def overwrite_race(
     that found it live before the overwrite (so it goes on to write) and the new
     generation's run, at once. The shared state, the choices made, the new generation."""
     shared = under(fresh(base), ONE)
-    old = shared.storage.put("uploads", NAME, photo(64, 48))
+    old = shared.storage.put("uploads", NAME, LANDSCAPE)
     old_event = storage_event(resource("uploads", NAME, old.generation, len(old.data)))
     if old_set_first:
         stages.make_thumbnail(shared, old_event, {})
-    new = shared.storage.put("uploads", NAME, photo(48, 64))
+    new = shared.storage.put("uploads", NAME, PORTRAIT)
     new_event = storage_event(
         resource("uploads", NAME, new.generation, len(new.data)), event_id="evt-2"
     )

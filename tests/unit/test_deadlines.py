@@ -45,7 +45,7 @@ def test_a_transaction_against_a_dead_firestore_ends_within_its_deadline(
 ) -> None:
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", DEAD)
     client = firestore.Client(project="deadline-test", credentials=AnonymousCredentials())
-    store = FirestoreStore("deadline-test", "(default)", client, seconds=1.0)
+    store = FirestoreStore("deadline-test", "(default)", client, seconds=0.3)
     started = time.monotonic()
     with pytest.raises(deadlines.Unavailable, match=f"^Firestore at {DEAD} did not answer"):
         store.update("images", "a", lambda doc: {"x": 1})  # begin/commit take no deadline

@@ -67,11 +67,18 @@ def test_down_names_a_dead_emulator_and_ends_a_supervisor_that_ignores_sigterm(
     import sys
     import time
 
-    from infra.local.processes import group_alive, pid_alive
+    from infra.local.processes import group_alive, pid_alive, stop_groups
 
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    supervisor = subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True)
-    child = subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True)
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        "print('ignoring SIGTERM', flush=True); time.sleep(60)"
+    )
+    supervisor, child = (
+        subprocess.Popen(
+            [sys.executable, "-c", stubborn], start_new_session=True, stdout=subprocess.PIPE
+        )
+        for _ in range(2)
+    )
     stack = tmp_path / "stack.json"
     stack.write_text(
         json.dumps(
@@ -83,8 +90,11 @@ def test_down_names_a_dead_emulator_and_ends_a_supervisor_that_ignores_sigterm(
         )
     )
     monkeypatch.setattr("infra.common.paths.STACK_JSON", stack)
-    monkeypatch.setattr(cli, "DOWN_GRACE_SECONDS", 1.0)
-    time.sleep(0.3)  # both have set SIG_IGN
+    # Both ignore SIGTERM, so each grace period runs out: short ones keep the test quick.
+    monkeypatch.setattr(cli, "DOWN_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(cli, "stop_groups", lambda pgids, timeout: stop_groups(pgids, 0.2))
+    for process in (supervisor, child):
+        assert process.stdout and process.stdout.readline() == b"ignoring SIGTERM\n"
 
     started = time.monotonic()
     try:
@@ -96,7 +106,7 @@ def test_down_names_a_dead_emulator_and_ends_a_supervisor_that_ignores_sigterm(
     finally:
         for process in (supervisor, child):
             process.kill()
-            process.wait()
+            process.communicate()  # reaps it and closes its stdout
     err = capsys.readouterr().err
     assert "the Firestore emulator at 127.0.0.1:9 was not answering" in err
     assert seconds < 15  # the grace period, then SIGTERM + 3 s + SIGKILL for the children

@@ -142,7 +142,7 @@ def test_a_body_shorter_than_announced_is_refused_not_stored(gallery):
 
 def test_a_client_that_stops_sending_frees_the_handler(gallery, monkeypatch):
     recording, port = gallery
-    monkeypatch.setattr(http_guard.GuardedHandler, "timeout", 0.5)
+    monkeypatch.setattr(http_guard.GuardedHandler, "timeout", 0.1)
     head = f"POST /upload?name=a.jpg HTTP/1.1\nHost: 127.0.0.1:{port}\nContent-Length: 10\n"
     with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
         sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\nabc")

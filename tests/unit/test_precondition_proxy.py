@@ -64,7 +64,8 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def stack() -> Iterator[tuple[Upstream, str]]:
     upstream = Upstream()
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits for the loop's next poll (0.5 s by default).
+    threading.Thread(target=upstream.serve_forever, args=(0.05,), daemon=True).start()
     proxy = PreconditionProxy(f"127.0.0.1:{upstream.server_address[1]}")
     proxy.start()
     yield upstream, f"http://{proxy.host}"
