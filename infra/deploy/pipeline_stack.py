@@ -1,8 +1,8 @@
 """The pipeline's CDKTF stack, generated from one `Topology` (see `infra.model.topology`).
 
-`add_pipeline_stack(app, config)` adds the project stack (`infra.deploy.project_stack`: APIs,
-Google service agents, the Firestore database) and the pipeline stack, which runs the
-synth-time checks, builds the function source archive and declares every resource of the
+`add_deployments(app, configs)` adds each project's stack (`infra.deploy.project_stack`: APIs,
+Google service agents, the Firestore database) and each deployment's pipeline stack, which runs
+the synth-time checks, builds the function source archive and declares every resource of the
 pipeline; nothing about the topology is written here. The pipeline stack holds nothing the
 project's other workloads use, so `cdktf destroy` of it harms nothing else.
 """
@@ -22,17 +22,16 @@ from infra.deploy.constructs.firestore import index_exemptions
 from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
 from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
-from infra.deploy.project_stack import ProjectStack, add_project_stack
+from infra.deploy.project_stack import ProjectStack
 from infra.deploy.state_backend import set_up
 from infra.model.checks import check_topology
-from infra.model.config import (
-    PROJECT_STACK_ID,
-    STACK_ID,
-    DeploymentConfig,
-    pipeline_stack_id,
-    project_stack_id,
-)
+from infra.model.config import DeploymentConfig
 from infra.model.topology import Topology, build_topology
+
+# The CDKTF stacks of a deployment: `python main.py` writes cdktf.out/stacks/<id>/cdk.tf.json
+# for the pipeline and for the project-wide resources it needs, which is deployed first.
+STACK_ID = "image-pipeline"
+PROJECT_STACK_ID = "image-pipeline-project"
 
 
 class PipelineStack(TerraformStack):
@@ -100,25 +99,6 @@ class PipelineStack(TerraformStack):
         )
 
 
-def add_pipeline_stack(
-    app: App,
-    config: DeploymentConfig,
-    stack_id: str = STACK_ID,
-    project: ProjectStack | None = None,
-) -> PipelineStack:
-    """Checks the topology of `config` and adds its stack to `app` (synthesize later), with
-    the project stack it needs unless `project` is given (one per project, shared)."""
-    topology = build_topology(config)
-    return PipelineStack(
-        app,
-        stack_id,
-        config=config,
-        topology=topology,
-        project=project or add_project_stack(app, config, project_stack_id_beside(stack_id)),
-        archive_dir=Path(app.outdir) / ".function-source" / stack_id,
-    )
-
-
 def add_deployments(app: App, configs: list[DeploymentConfig]) -> list[PipelineStack]:
     """Every environment's pipeline stack (`pipeline_stack_id`), and one project stack per
     GCP project (`project_stack_id`), shared by the environments deployed to it."""
@@ -126,13 +106,32 @@ def add_deployments(app: App, configs: list[DeploymentConfig]) -> list[PipelineS
     stacks = []
     for config in configs:
         if config.project not in projects:
-            projects[config.project] = add_project_stack(app, config, project_stack_id(config))
+            projects[config.project] = ProjectStack(app, project_stack_id(config), config=config)
         stacks.append(
             add_pipeline_stack(app, config, pipeline_stack_id(config), projects[config.project])
         )
     return stacks
 
 
-def project_stack_id_beside(stack_id: str) -> str:
-    """The project stack's id next to the pipeline stack `stack_id`."""
-    return PROJECT_STACK_ID if stack_id == STACK_ID else f"{stack_id}-project"
+def add_pipeline_stack(
+    app: App, config: DeploymentConfig, stack_id: str, project: ProjectStack
+) -> PipelineStack:
+    """Checks the topology of `config` and adds its stack to `app` (synthesize later)."""
+    return PipelineStack(
+        app,
+        stack_id,
+        config=config,
+        topology=build_topology(config),
+        project=project,
+        archive_dir=Path(app.outdir) / ".function-source" / stack_id,
+    )
+
+
+def pipeline_stack_id(config: DeploymentConfig) -> str:
+    """The pipeline stack of a deployment: `image-pipeline`, or `image-pipeline-<env>`."""
+    return f"{STACK_ID}-{config.environment}" if config.environment else STACK_ID
+
+
+def project_stack_id(config: DeploymentConfig) -> str:
+    """The project stack, one per GCP project: environments in one project share it."""
+    return f"{PROJECT_STACK_ID}-{config.project}" if config.environment else PROJECT_STACK_ID

@@ -11,7 +11,7 @@ apply this stack first.
 
 from __future__ import annotations
 
-from cdktf import App, TerraformStack
+from cdktf import TerraformStack
 from constructs import Construct
 
 from infra.deploy.constructs.agents import ServiceAgents
@@ -19,7 +19,7 @@ from infra.deploy.constructs.apis import RequiredApis
 from infra.deploy.constructs.firestore import firestore_database
 from infra.deploy.constructs.github_deploy import GithubDeploy
 from infra.deploy.state_backend import set_up
-from infra.model.config import PROJECT_STACK_ID, DeploymentConfig
+from infra.model.config import DeploymentConfig
 
 
 class ProjectStack(TerraformStack):
@@ -37,9 +37,3 @@ class ProjectStack(TerraformStack):
         self.database = firestore_database(self, config, self.apis)
         if config.github_repository:  # keyless deploys from GitHub Actions
             GithubDeploy(self, "github", config=config, apis=self.apis)
-
-
-def add_project_stack(
-    app: App, config: DeploymentConfig, stack_id: str = PROJECT_STACK_ID
-) -> ProjectStack:
-    return ProjectStack(app, stack_id, config=config)

@@ -198,10 +198,9 @@ def _name_problems(t: Topology) -> Iterator[str]:
     accounts = {
         "trigger service account": t.trigger.service_account_id,
         "push invoker service account": t.push_invoker_account_id,
+        "build service account": t.build_account_id,
         **{f"function {f.key} service account": f.service_account_id for f in t.functions.values()},
     }
-    if t.build_account_id:
-        accounts["build service account"] = t.build_account_id
     for what, account_id in accounts.items():
         if not _SA_ID.match(account_id):
             yield (

@@ -31,12 +31,7 @@ from image_pipeline.settings import (
 from infra.common.paths import ROOT
 
 ENV_PREFIX = "PIPELINE_"
-# The CDKTF stacks of this deployment: `python main.py` writes
-# cdktf.out/stacks/<id>/cdk.tf.json for the pipeline (STACK_ID) and for the project-wide
-# resources it needs (PROJECT_STACK_ID), which is deployed first (scripts/preflight reads both).
-STACK_ID = "image-pipeline"
 CDKTF_JSON = ROOT / "cdktf.json"  # where the settings are read (tests point it elsewhere)
-PROJECT_STACK_ID = "image-pipeline-project"
 # Selects one named environment (cdktf.json context.environments) for main.py and the tools.
 ENVIRONMENT_VAR = "PIPELINE_ENVIRONMENT"
 # What the project stack holds, so environments sharing a project must agree on it.
@@ -63,17 +58,50 @@ FIXED_AFTER_FIRST_DEPLOY = (
     "firestore_location",
 )
 
-_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 # Firestore's multi-region locations; the regional ones are region names
 # (https://cloud.google.com/firestore/docs/locations).
 _MULTI_REGIONS = frozenset({"nam5", "nam7", "eur3"})
-_REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
-_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
-_ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
-_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
-_MEMBER_RE = re.compile(r"^(user|group|serviceAccount|domain):[^\s:]+$")
-_CHANNEL_RE = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")
+_REGION = r"[a-z]+(-[a-z]+)+[0-9]+"
+# Bucket names: https://cloud.google.com/storage/docs/buckets#naming
+_BUCKET = r"(?!goog)(?!.*google)(?!.*\.\.)[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]"
+_BUCKET_RULE = (
+    _BUCKET,
+    "a valid bucket name (3-63 chars: lowercase letters, digits, '-', '_', '.'; starts and "
+    "ends with a letter or digit; no 'goog' prefix)",
+)
+# Setting -> (the whole value, or each of its values, must match; what it must be). An
+# optional setting left empty is not checked.
+_PATTERNS: Mapping[str, tuple[str, str]] = {
+    "project": (
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+        "a GCP project id (6-30 chars: lowercase letters, digits, hyphens; starts with a letter)",
+    ),
+    "region": (_REGION, "a region like 'us-central1'"),
+    "environment": (r"[a-z][a-z0-9-]{0,15}", "1-16 chars, lowercase letters, digits, hyphens"),
+    "prefix": (r"[a-z][a-z0-9-]{0,11}", "1-12 chars, lowercase letters, digits, hyphens"),
+    "uploads_bucket": _BUCKET_RULE,
+    "thumbnails_bucket": _BUCKET_RULE,
+    "state_bucket": _BUCKET_RULE,
+    "firestore_location": (
+        rf"{_REGION}|{'|'.join(sorted(_MULTI_REGIONS))}",
+        "a Firestore location: a region like 'us-central1' or a multi-region "
+        f"({', '.join(sorted(_MULTI_REGIONS))})",
+    ),
+    "github_repository": (
+        r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}",
+        "a repository like 'owner/name'",
+    ),
+    "backfill_invokers": (
+        r"(user|group|serviceAccount|domain):[^\s:]+",
+        "an IAM member like 'user:ops@example.com', 'group:…' or 'serviceAccount:…'",
+    ),
+    "alert_notification_channels": (
+        r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+",
+        "a notification channel id like '1234567890' or "
+        "'projects/my-project/notificationChannels/1234567890' "
+        "(list them: gcloud beta monitoring channels list)",
+    ),
+}
 
 
 class ConfigError(ValueError):
@@ -256,28 +284,16 @@ class DeploymentConfig(Tunables):
 
 
 def _validate(c: DeploymentConfig) -> None:
-    if not _PROJECT_RE.match(c.project):
+    for name, (pattern, what) in _PATTERNS.items():
+        values = getattr(c, name)
+        if not isinstance(values, tuple):
+            values = (values,) if values or name == "project" else ()
+        for value in values:
+            if not re.fullmatch(pattern, value):
+                raise ConfigError(name, f"{value!r} is not {what}")
+    if not re.fullmatch(_BUCKET, c.source_bucket):
         raise ConfigError(
-            "project",
-            f"{c.project!r} is not a GCP project id (6-30 chars: lowercase letters, digits, "
-            "hyphens; starts with a letter)",
-        )
-    if not _REGION_RE.match(c.region):
-        raise ConfigError("region", f"{c.region!r} is not a region like 'us-central1'")
-    if c.environment and not _ENVIRONMENT_RE.match(c.environment):
-        raise ConfigError(
-            "environment", f"{c.environment!r}: 1-16 chars, lowercase letters, digits, hyphens"
-        )
-    if not _PREFIX_RE.match(c.prefix):
-        raise ConfigError("prefix", f"{c.prefix!r}: 1-12 chars, lowercase letters, digits, hyphens")
-    for name in ("uploads_bucket", "thumbnails_bucket"):
-        _check_bucket(name, getattr(c, name))
-    _check_bucket("project", c.source_bucket)
-    if c.state_bucket:
-        _check_bucket("state_bucket", c.state_bucket)
-    if c.github_repository and not _REPOSITORY_RE.match(c.github_repository):
-        raise ConfigError(
-            "github_repository", f"{c.github_repository!r} is not a repository like 'owner/name'"
+            "project", f"{c.source_bucket!r} (source bucket) is not {_BUCKET_RULE[1]}"
         )
     if c.uploads_bucket == c.thumbnails_bucket:
         raise ConfigError(
@@ -286,29 +302,8 @@ def _validate(c: DeploymentConfig) -> None:
     for name in ("thumbnail_memory", "function_memory"):
         if problem := memory_problem(getattr(c, name)):
             raise ConfigError(name, problem)
-    if not (_REGION_RE.match(c.firestore_location) or c.firestore_location in _MULTI_REGIONS):
-        raise ConfigError(
-            "firestore_location",
-            f"{c.firestore_location!r} is not a Firestore location: a region like "
-            f"'us-central1' or a multi-region ({', '.join(sorted(_MULTI_REGIONS))})",
-        )
     _check_cpu("thumbnail_cpu", c.thumbnail_cpu, c.thumbnail_memory, 1)
     _check_cpu("function_cpu", c.function_cpu, c.function_memory, c.function_concurrency)
-    for member in c.backfill_invokers:
-        if not _MEMBER_RE.match(member):
-            raise ConfigError(
-                "backfill_invokers",
-                f"{member!r} is not an IAM member like 'user:ops@example.com', "
-                "'group:…' or 'serviceAccount:…'",
-            )
-    for channel in c.alert_notification_channels:
-        if not _CHANNEL_RE.match(channel):
-            raise ConfigError(
-                "alert_notification_channels",
-                f"{channel!r} is not a notification channel id like '1234567890' or "
-                "'projects/my-project/notificationChannels/1234567890' "
-                "(list them: gcloud beta monitoring channels list)",
-            )
     for key, value in c.labels.items():
         if not re.match(r"^[a-z][a-z0-9_-]{0,62}$", key) or not re.match(
             r"^[a-z0-9_-]{0,63}$", value
@@ -341,15 +336,6 @@ def _check_cpu(setting: str, cpu: str, memory: str, concurrency: int) -> None:
         raise ConfigError(
             setting,
             f"{cpu}: Cloud Run needs at least 1 vCPU to serve {concurrency} requests at once",
-        )
-
-
-def _check_bucket(setting: str, name: str) -> None:
-    if not _BUCKET_RE.match(name) or ".." in name or name.startswith("goog") or "google" in name:
-        raise ConfigError(
-            setting,
-            f"{name!r} is not a valid bucket name (3-63 chars: lowercase letters, digits, "
-            "'-', '_', '.'; starts and ends with a letter or digit; no 'goog' prefix)",
         )
 
 
@@ -499,13 +485,3 @@ def check_environments(configs: list[DeploymentConfig]) -> None:
                     f"{both} share project {config.project} (and its project stack) "
                     "but set it differently",
                 )
-
-
-def pipeline_stack_id(config: DeploymentConfig) -> str:
-    """The pipeline stack of a deployment: `image-pipeline`, or `image-pipeline-<env>`."""
-    return f"{STACK_ID}-{config.environment}" if config.environment else STACK_ID
-
-
-def project_stack_id(config: DeploymentConfig) -> str:
-    """The project stack, one per GCP project: environments in one project share it."""
-    return f"{PROJECT_STACK_ID}-{config.project}" if config.environment else PROJECT_STACK_ID

@@ -164,8 +164,58 @@ def declare_alerts(
         ("WARNING", "ERROR"),
         RETRYING,
     )
-    subscriptions = tuple(sorted(dead_lettering_subscriptions))
-    alerts: tuple[AlertSpec, ...] = (
+    metrics = [gave_up, retried]
+    alerts = [
+        *_pubsub_alerts(
+            prefix, dead_lettering_subscriptions, unrecorded_subscription, push_subscriptions
+        ),
+        _throttled_alert(prefix, functions),
+        _log_alert(
+            gave_up,
+            f"{prefix}: make_thumbnail gave up on an upload",
+            "An upload's finalize event was still failing when it was older than the retry "
+            "window, so make_thumbnail recorded it as failed (reason retry_window_exceeded) "
+            "without thumbnails. Fix the cause in the function's logs, then "
+            "`scripts/backfill --project PROJECT --execute` re-sends it.",
+            window_seconds=60,
+            threshold=0,
+        ),
+        _log_alert(
+            retried,
+            f"{prefix}: make_thumbnail keeps failing",
+            f"More than {RETRY_ALERT_THRESHOLD} make_thumbnail deliveries failed within "
+            f"{RETRY_ALERT_WINDOW_SECONDS // 60} minutes and are being retried by "
+            "Eventarc. Uploads are delayed, and given up once the retry window ends. "
+            "The function's WARNING/ERROR log lines name the error.",
+            window_seconds=RETRY_ALERT_WINDOW_SECONDS,
+            threshold=RETRY_ALERT_THRESHOLD,
+        ),
+    ]
+    if failed_threshold > 0:
+        failed = _thumbnail_metric(
+            prefix,
+            thumbnail_function,
+            "images_failed",
+            "make_thumbnail published an image.failed result",
+            ("INFO",),
+            (PUBLISHED_FAILED,),
+        )
+        metrics.append(failed)
+        alerts.append(_failed_alert(prefix, failed, failed_threshold))
+    return Alerting(
+        log_metrics={m.key: m for m in metrics},
+        alerts={a.key: a for a in alerts},
+    )
+
+
+def _pubsub_alerts(
+    prefix: str,
+    dead_lettering_subscriptions: Iterable[str],
+    unrecorded_subscription: str,
+    push_subscriptions: Iterable[str],
+) -> tuple[AlertSpec, ...]:
+    """Dead letters, dead letters left unrecorded, and push subscriptions not draining."""
+    return (
         AlertSpec(
             key="dead_lettered",
             display_name=f"{prefix}: a message reached a dead-letter topic",
@@ -177,7 +227,7 @@ def declare_alerts(
             ),
             metric_type="pubsub.googleapis.com/subscription/dead_letter_message_count",
             resource_type=SUBSCRIPTION_RESOURCE,
-            resource_labels={"subscription_id": subscriptions},
+            resource_labels={"subscription_id": tuple(sorted(dead_lettering_subscriptions))},
             aligner="ALIGN_DELTA",
             window_seconds=60,
             threshold=0,
@@ -217,75 +267,44 @@ def declare_alerts(
             reducer="REDUCE_MAX",
             group_by=("resource.label.subscription_id",),
         ),
-        AlertSpec(
-            key="throttled",
-            display_name=f"{prefix}: a function is refusing requests (429, no instance free)",
-            documentation=(
-                f"More than {THROTTLED_ALERT_THRESHOLD} requests to one function were refused "
-                f"with 429 within {THROTTLED_ALERT_WINDOW_SECONDS // 60} minutes: it runs at "
-                "its max instances. Eventarc and Pub/Sub retry them, so nothing is lost yet; a "
-                "sustained rate means the uploads arrive faster than the settings serve them. "
-                "Raise thumbnail_max_instances / function_max_instances (and the Cloud Run "
-                "quotas): docs/capacity.md."
-            ),
-            metric_type="run.googleapis.com/request_count",
-            resource_type=FUNCTION_RESOURCE,
-            resource_labels={"service_name": tuple(sorted(functions))},
-            metric_labels={"response_code": "429"},
-            aligner="ALIGN_DELTA",
-            window_seconds=THROTTLED_ALERT_WINDOW_SECONDS,
-            threshold=THROTTLED_ALERT_THRESHOLD,
-            group_by=("resource.label.service_name",),
-        ),
-        _log_alert(
-            gave_up,
-            f"{prefix}: make_thumbnail gave up on an upload",
-            "An upload's finalize event was still failing when it was older than the retry "
-            "window, so make_thumbnail recorded it as failed (reason retry_window_exceeded) "
-            "without thumbnails. Fix the cause in the function's logs, then "
-            "`scripts/backfill --project PROJECT --execute` re-sends it.",
-            window_seconds=60,
-            threshold=0,
-        ),
-        _log_alert(
-            retried,
-            f"{prefix}: make_thumbnail keeps failing",
-            f"More than {RETRY_ALERT_THRESHOLD} make_thumbnail deliveries failed within "
-            f"{RETRY_ALERT_WINDOW_SECONDS // 60} minutes and are being retried by "
-            "Eventarc. Uploads are delayed, and given up once the retry window ends. "
-            "The function's WARNING/ERROR log lines name the error.",
-            window_seconds=RETRY_ALERT_WINDOW_SECONDS,
-            threshold=RETRY_ALERT_THRESHOLD,
-        ),
     )
-    metrics: tuple[LogMetricSpec, ...] = (gave_up, retried)
-    if failed_threshold > 0:
-        failed = _thumbnail_metric(
-            prefix,
-            thumbnail_function,
-            "images_failed",
-            "make_thumbnail published an image.failed result",
-            ("INFO",),
-            (PUBLISHED_FAILED,),
-        )
-        metrics += (failed,)
-        alerts += (
-            _log_alert(
-                failed,
-                f"{prefix}: many uploads failed",
-                f"More than {failed_threshold} uploads were recorded as failed (image.failed) "
-                f"within {FAILED_ALERT_WINDOW_SECONDS // 60} minutes. Their metadata documents "
-                "and the `failures` subscription carry each reason: `not_an_image`, "
-                "`too_many_bytes` or `unsupported_format` point at what users upload, "
-                "`corrupt` or `truncated` at broken uploads or a decoder problem, "
-                "`retry_window_exceeded` at an outage (see the make_thumbnail gave-up alert).",
-                window_seconds=FAILED_ALERT_WINDOW_SECONDS,
-                threshold=failed_threshold,
-            ),
-        )
-    return Alerting(
-        log_metrics={m.key: m for m in metrics},
-        alerts={a.key: a for a in alerts},
+
+
+def _throttled_alert(prefix: str, functions: Iterable[str]) -> AlertSpec:
+    return AlertSpec(
+        key="throttled",
+        display_name=f"{prefix}: a function is refusing requests (429, no instance free)",
+        documentation=(
+            f"More than {THROTTLED_ALERT_THRESHOLD} requests to one function were refused "
+            f"with 429 within {THROTTLED_ALERT_WINDOW_SECONDS // 60} minutes: it runs at "
+            "its max instances. Eventarc and Pub/Sub retry them, so nothing is lost yet; a "
+            "sustained rate means the uploads arrive faster than the settings serve them. "
+            "Raise thumbnail_max_instances / function_max_instances (and the Cloud Run "
+            "quotas): docs/capacity.md."
+        ),
+        metric_type="run.googleapis.com/request_count",
+        resource_type=FUNCTION_RESOURCE,
+        resource_labels={"service_name": tuple(sorted(functions))},
+        metric_labels={"response_code": "429"},
+        aligner="ALIGN_DELTA",
+        window_seconds=THROTTLED_ALERT_WINDOW_SECONDS,
+        threshold=THROTTLED_ALERT_THRESHOLD,
+        group_by=("resource.label.service_name",),
+    )
+
+
+def _failed_alert(prefix: str, failed: LogMetricSpec, threshold: int) -> AlertSpec:
+    return _log_alert(
+        failed,
+        f"{prefix}: many uploads failed",
+        f"More than {threshold} uploads were recorded as failed (image.failed) "
+        f"within {FAILED_ALERT_WINDOW_SECONDS // 60} minutes. Their metadata documents "
+        "and the `failures` subscription carry each reason: `not_an_image`, "
+        "`too_many_bytes` or `unsupported_format` point at what users upload, "
+        "`corrupt` or `truncated` at broken uploads or a decoder problem, "
+        "`retry_window_exceeded` at an outage (see the make_thumbnail gave-up alert).",
+        window_seconds=FAILED_ALERT_WINDOW_SECONDS,
+        threshold=threshold,
     )
 
 

@@ -24,14 +24,6 @@ FINALIZED = "google.cloud.storage.object.v1.finalized"
 FUNCTION_RUNTIME = "python313"
 
 
-def runtime_python_version(runtime: str = FUNCTION_RUNTIME) -> tuple[int, int]:
-    """`python313` -> (3, 13)."""
-    digits = runtime.removeprefix("python")
-    if not (runtime.startswith("python3") and digits.isdigit() and len(digits) >= 2):
-        raise ValueError(f"{runtime!r} is not a Python runtime id such as 'python313'")
-    return int(digits[0]), int(digits[1:])
-
-
 # Result events the thumbnail and cleanup functions publish (attribute `eventType`).
 PROCESSED, FAILED, DELETED = "image.processed", "image.failed", "image.deleted"
 EXPIRED = "image.expired"  # cleanup: the uploads lifecycle rule removed the original
@@ -49,34 +41,6 @@ PUSH_ACK_MARGIN_SECONDS = 60
 # looking five times into a dead letter. Pub/Sub's maxima: 100 attempts, 600 s to ack.
 OPERATOR_MAX_DELIVERY_ATTEMPTS = 100
 OPERATOR_ACK_DEADLINE_SECONDS = 600
-
-
-# Firestore indexes every field by default. A field whose values increase steadily (a
-# timestamp, a GCS generation, a Pub/Sub message id) holds the collection to about 500
-# writes/s, and a large map costs an index entry per key; nothing queries these, so they are
-# exempt (https://cloud.google.com/firestore/docs/best-practices#indexes). Still indexed:
-# `name` (tools query it by range), `status`, `bucket` and the small facts.
-UNINDEXED_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "images": (
-        "updatedAt",
-        "timeCreated",
-        "generation",
-        "exif",
-        "thumbnails",
-        "timings",
-        "placeholder",
-        "metadata",
-    ),
-    "dead_letters": (
-        "recordedAt",
-        "publishTime",
-        "messageId",
-        "data",
-        "attributes",
-        "deadLetterAttributes",
-        "malformed",
-    ),
-}
 
 
 def pubsub_filter(event_types: Iterable[str]) -> str:
@@ -145,11 +109,6 @@ class SubscriptionSpec:
     def filter(self) -> str:
         return pubsub_filter(self.event_types)
 
-    @property
-    def read_by_operators(self) -> bool:
-        """A pull subscription: read by people and tools, not delivered to a function."""
-        return self.push_function is None
-
 
 @dataclass(frozen=True)
 class Condition:
@@ -202,7 +161,6 @@ class StorageTriggerSpec:
     bucket: str
     event_type: str
     service_account_id: str
-    retry: bool = True
 
 
 @dataclass(frozen=True)
@@ -232,11 +190,9 @@ class Topology:
     push_invoker_account_id: str
     # Identity Cloud Build uses to build the functions (deploy-time only; the harness
     # ignores it). Projects created since mid-2024 give the default one no build roles.
-    build_account_id: str = ""
-    # Fields of each collection (by key) left out of Firestore's single-field indexes.
-    unindexed_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    build_account_id: str
     # Alert policies and the log-based metrics they read (deploy-time only).
-    alerting: Alerting = field(default_factory=lambda: Alerting(log_metrics={}, alerts={}))
+    alerting: Alerting
 
     def topic_path(self, key: str) -> str:
         return f"projects/{self.project}/topics/{self.topics[key].name}"
@@ -286,224 +242,15 @@ def serving_env(concurrency: int) -> dict[str, str]:
 def build_topology(config: DeploymentConfig) -> Topology:
     """Derives every resource of the pipeline from the deployment settings."""
     p = config.prefix
-
-    buckets = {
-        "uploads": BucketSpec(
-            "uploads",
-            config.uploads_bucket,
-            "originals; finalize events trigger make_thumbnail",
-            config.uploads_lifecycle_days,
-        ),
-        "thumbnails": BucketSpec(
-            "thumbnails",
-            config.thumbnails_bucket,
-            "thumbnails (never triggers anything)",
-            soft_delete=False,  # regenerated from the originals; every overwrite would be billed
-        ),
-    }
-    topics = {
-        "upload_events": TopicSpec(
-            "upload_events", f"{p}-upload-events", "GCS notifications of the uploads bucket"
-        ),
-        "image_events": TopicSpec(
-            "image_events", f"{p}-image-events", "result events of make_thumbnail and cleanup"
-        ),
-        # One shared dead-letter topic: the CloudPubSubDeadLetterSourceSubscription attribute
-        # already names the source, so per-subscription topics would only add resources.
-        "dead_letters": TopicSpec(
-            "dead_letters",
-            f"{p}-dead-letters",
-            "dead letters of every pipeline subscription",
-            is_dead_letter=True,
-        ),
-        # The recorder's own dead letters (Firestore down for hours) park here for operators;
-        # without it the recorder's subscription would have no dead-letter policy.
-        "unrecorded": TopicSpec(
-            "unrecorded",
-            f"{p}-dead-letters-unrecorded",
-            "dead letters the recorder could not record",
-            is_dead_letter=True,
-        ),
-    }
-    retry = RetryPolicy(config.min_backoff_seconds, config.max_backoff_seconds)
-
-    def sub(
-        key: str,
-        topic: str,
-        purpose: str,
-        event_types: tuple[str, ...],
-        push: str | None,
-        dead_letter: str = "dead_letters",
-    ) -> SubscriptionSpec:
-        # Every push target runs with function_timeout_seconds (see fn() below).
-        return SubscriptionSpec(
-            key=key,
-            name=f"{p}-{key.replace('_', '-')}",
-            topic=topic,
-            purpose=purpose,
-            event_types=event_types,
-            dead_letter_topic=dead_letter,
-            max_delivery_attempts=(
-                config.max_delivery_attempts if push else OPERATOR_MAX_DELIVERY_ATTEMPTS
-            ),
-            retry=retry,
-            ack_deadline_seconds=(
-                push_ack_deadline(config.function_timeout_seconds)
-                if push
-                else OPERATOR_ACK_DEADLINE_SECONDS
-            ),
-            retention_seconds=config.message_retention_seconds,
-            push_function=push,
-        )
-
-    subscriptions = {
-        s.key: s
-        for s in (
-            sub(
-                "metadata_writer",
-                "image_events",
-                "result events -> Firestore images/{id}",
-                (PROCESSED, FAILED, DELETED, EXPIRED),
-                "write_metadata",
-            ),
-            sub(
-                "failures",
-                "image_events",
-                "failed images, pulled by operators and alerting tools",
-                (FAILED,),
-                None,
-            ),
-            sub(
-                "cleanup",
-                "upload_events",
-                "deleted originals -> delete thumbnails, mark deleted",
-                ("OBJECT_DELETE",),
-                "cleanup",
-            ),
-            sub(
-                "dead_letter_recorder",
-                "dead_letters",
-                "dead letters -> Firestore dead_letters/{id}",
-                (),
-                "handle_dead_letter",
-                dead_letter="unrecorded",
-            ),
-            # Terminal: pulled by operators. Its own dead letters go back to the recorder's
-            # topic, so a message an operator keeps nacking is recorded, not dropped.
-            sub(
-                "dead_letters_unrecorded",
-                "unrecorded",
-                "dead letters the recorder could not record, for operators",
-                (),
-                None,
-                dead_letter="dead_letters",
-            ),
-        )
-    }
-
+    topics = _topics(p)
+    subscriptions = _subscriptions(config)
     env = function_env(config, topics)
-    image_publisher = Grant(
-        "topic", "image_events", "roles/pubsub.publisher", "publishes its result events"
-    )
-    # Firestore has no per-collection IAM, but a condition can name the database: the
-    # grant then reaches this database only, not every database of the project (Firestore,
-    # "Configure access with IAM Conditions": resource.name of a database).
-    database = f"projects/{config.project}/databases/{env['FIRESTORE_DATABASE']}"
-    firestore_user = Grant(
-        "project",
-        "",
-        "roles/datastore.user",
-        "reads and writes its documents in the pipeline's database (Firestore has no "
-        "per-collection IAM; the condition keeps it to that database)",
-        Condition(
-            "pipeline database only",
-            f'resource.name == "{database}"',
-            "the (default) database the functions use, no other database of the project",
-        ),
-    )
-
-    def fn(
-        key: str,
-        purpose: str,
-        sa: str,
-        grants: tuple[Grant, ...],
-        memory: str = config.function_memory,
-        timeout: int = config.function_timeout_seconds,
-        cpu: str = config.function_cpu,
-        max_instances: int = config.function_max_instances,
-        concurrency: int = config.function_concurrency,
-    ) -> FunctionSpec:
-        return FunctionSpec(
-            key=key,
-            name=f"{p}-{key.replace('_', '-')}",
-            purpose=purpose,
-            service_account_id=f"{p}-{sa}",
-            memory=memory,
-            cpu=cpu,
-            timeout_seconds=timeout,
-            max_instances=max_instances,
-            concurrency=concurrency,
-            grants=grants,
-            env={**env, **serving_env(concurrency)},
-        )
-
-    functions = {
-        f.key: f
-        for f in (
-            fn(
-                "make_thumbnail",
-                "finalized upload -> thumbnails + result event",
-                "thumbnailer",
-                (
-                    Grant("bucket", "uploads", "roles/storage.objectViewer", "reads originals"),
-                    Grant(
-                        "bucket",
-                        "thumbnails",
-                        "roles/storage.objectUser",
-                        "reads, writes and replaces thumbnails (generation preconditions)",
-                    ),
-                    image_publisher,
-                ),
-                memory=config.thumbnail_memory,
-                timeout=config.thumbnail_timeout_seconds,
-                cpu=config.thumbnail_cpu,
-                max_instances=config.thumbnail_max_instances,
-                # One request per instance: a decode may need the whole instance's memory.
-                concurrency=1,
-            ),
-            fn(
-                "write_metadata",
-                "result event -> Firestore images/{id}",
-                "metadata",
-                (firestore_user,),
-            ),
-            fn(
-                "cleanup",
-                "deleted original -> delete its thumbnails, publish image.deleted",
-                "cleanup",
-                (
-                    Grant(
-                        "bucket",
-                        "thumbnails",
-                        "roles/storage.objectUser",
-                        "lists, reads and deletes thumbnails",
-                    ),
-                    image_publisher,
-                ),
-            ),
-            fn(
-                "handle_dead_letter",
-                "dead letter -> Firestore dead_letters/{id}",
-                "deadletters",
-                (firestore_user,),
-            ),
-        )
-    }
+    functions = _functions(config, env)
     return Topology(
         project=config.project,
         region=config.region,
         prefix=p,
-        buckets=buckets,
+        buckets=_buckets(config),
         topics=topics,
         subscriptions=subscriptions,
         functions=functions,
@@ -529,7 +276,6 @@ def build_topology(config: DeploymentConfig) -> Topology:
         firestore_database=env["FIRESTORE_DATABASE"],
         push_invoker_account_id=f"{p}-push-invoker",
         build_account_id=f"{p}-builder",
-        unindexed_fields=UNINDEXED_FIELDS,
         alerting=declare_alerts(
             prefix=p,
             thumbnail_function=functions["make_thumbnail"].name,
@@ -538,5 +284,213 @@ def build_topology(config: DeploymentConfig) -> Topology:
             failed_threshold=config.failed_alert_threshold,
             push_subscriptions=(s.name for s in subscriptions.values() if s.push_function),
             functions=(f.name for f in functions.values()),
+        ),
+    )
+
+
+def _buckets(config: DeploymentConfig) -> dict[str, BucketSpec]:
+    return {
+        "uploads": BucketSpec(
+            "uploads",
+            config.uploads_bucket,
+            "originals; finalize events trigger make_thumbnail",
+            config.uploads_lifecycle_days,
+        ),
+        "thumbnails": BucketSpec(
+            "thumbnails",
+            config.thumbnails_bucket,
+            "thumbnails (never triggers anything)",
+            soft_delete=False,  # regenerated from the originals; every overwrite would be billed
+        ),
+    }
+
+
+def _topics(p: str) -> dict[str, TopicSpec]:
+    return {
+        "upload_events": TopicSpec(
+            "upload_events", f"{p}-upload-events", "GCS notifications of the uploads bucket"
+        ),
+        "image_events": TopicSpec(
+            "image_events", f"{p}-image-events", "result events of make_thumbnail and cleanup"
+        ),
+        # One shared dead-letter topic: the CloudPubSubDeadLetterSourceSubscription attribute
+        # already names the source, so per-subscription topics would only add resources.
+        "dead_letters": TopicSpec(
+            "dead_letters",
+            f"{p}-dead-letters",
+            "dead letters of every pipeline subscription",
+            is_dead_letter=True,
+        ),
+        # The recorder's own dead letters (Firestore down for hours) park here for operators;
+        # without it the recorder's subscription would have no dead-letter policy.
+        "unrecorded": TopicSpec(
+            "unrecorded",
+            f"{p}-dead-letters-unrecorded",
+            "dead letters the recorder could not record",
+            is_dead_letter=True,
+        ),
+    }
+
+
+def _subscriptions(config: DeploymentConfig) -> dict[str, SubscriptionSpec]:
+    def sub(
+        key: str,
+        topic: str,
+        purpose: str,
+        event_types: tuple[str, ...],
+        push: str | None,
+        dead_letter: str = "dead_letters",
+    ) -> SubscriptionSpec:
+        # Every push target runs with function_timeout_seconds (see _functions).
+        return SubscriptionSpec(
+            key=key,
+            name=f"{config.prefix}-{key.replace('_', '-')}",
+            topic=topic,
+            purpose=purpose,
+            event_types=event_types,
+            dead_letter_topic=dead_letter,
+            max_delivery_attempts=(
+                config.max_delivery_attempts if push else OPERATOR_MAX_DELIVERY_ATTEMPTS
+            ),
+            retry=RetryPolicy(config.min_backoff_seconds, config.max_backoff_seconds),
+            ack_deadline_seconds=(
+                push_ack_deadline(config.function_timeout_seconds)
+                if push
+                else OPERATOR_ACK_DEADLINE_SECONDS
+            ),
+            retention_seconds=config.message_retention_seconds,
+            push_function=push,
+        )
+
+    subscriptions = (
+        sub(
+            "metadata_writer",
+            "image_events",
+            "result events -> Firestore images/{id}",
+            (PROCESSED, FAILED, DELETED, EXPIRED),
+            "write_metadata",
+        ),
+        sub(
+            "failures",
+            "image_events",
+            "failed images, pulled by operators and alerting tools",
+            (FAILED,),
+            None,
+        ),
+        sub(
+            "cleanup",
+            "upload_events",
+            "deleted originals -> delete thumbnails, mark deleted",
+            ("OBJECT_DELETE",),
+            "cleanup",
+        ),
+        sub(
+            "dead_letter_recorder",
+            "dead_letters",
+            "dead letters -> Firestore dead_letters/{id}",
+            (),
+            "handle_dead_letter",
+            dead_letter="unrecorded",
+        ),
+        # Terminal: pulled by operators. Its own dead letters go back to the recorder's
+        # topic, so a message an operator keeps nacking is recorded, not dropped.
+        sub(
+            "dead_letters_unrecorded",
+            "unrecorded",
+            "dead letters the recorder could not record, for operators",
+            (),
+            None,
+        ),
+    )
+    return {s.key: s for s in subscriptions}
+
+
+def _functions(config: DeploymentConfig, env: Mapping[str, str]) -> dict[str, FunctionSpec]:
+    """make_thumbnail sized by the `thumbnail_*` settings, the others by `function_*`."""
+    p = config.prefix
+    image_publisher = Grant(
+        "topic", "image_events", "roles/pubsub.publisher", "publishes its result events"
+    )
+    firestore_user = _firestore_user(config.project, env["FIRESTORE_DATABASE"])
+
+    def fn(key: str, purpose: str, sa: str, grants: tuple[Grant, ...]) -> FunctionSpec:
+        thumbnail = key == "make_thumbnail"
+        # One request per make_thumbnail instance: a decode may need the instance's memory.
+        concurrency = 1 if thumbnail else config.function_concurrency
+        return FunctionSpec(
+            key=key,
+            name=f"{p}-{key.replace('_', '-')}",
+            purpose=purpose,
+            service_account_id=f"{p}-{sa}",
+            memory=config.thumbnail_memory if thumbnail else config.function_memory,
+            cpu=config.thumbnail_cpu if thumbnail else config.function_cpu,
+            timeout_seconds=(
+                config.thumbnail_timeout_seconds if thumbnail else config.function_timeout_seconds
+            ),
+            max_instances=(
+                config.thumbnail_max_instances if thumbnail else config.function_max_instances
+            ),
+            concurrency=concurrency,
+            grants=grants,
+            env={**env, **serving_env(concurrency)},
+        )
+
+    functions = (
+        fn(
+            "make_thumbnail",
+            "finalized upload -> thumbnails + result event",
+            "thumbnailer",
+            (
+                Grant("bucket", "uploads", "roles/storage.objectViewer", "reads originals"),
+                Grant(
+                    "bucket",
+                    "thumbnails",
+                    "roles/storage.objectUser",
+                    "reads, writes and replaces thumbnails (generation preconditions)",
+                ),
+                image_publisher,
+            ),
+        ),
+        fn(
+            "write_metadata", "result event -> Firestore images/{id}", "metadata", (firestore_user,)
+        ),
+        fn(
+            "cleanup",
+            "deleted original -> delete its thumbnails, publish image.deleted",
+            "cleanup",
+            (
+                Grant(
+                    "bucket",
+                    "thumbnails",
+                    "roles/storage.objectUser",
+                    "lists, reads and deletes thumbnails",
+                ),
+                image_publisher,
+            ),
+        ),
+        fn(
+            "handle_dead_letter",
+            "dead letter -> Firestore dead_letters/{id}",
+            "deadletters",
+            (firestore_user,),
+        ),
+    )
+    return {f.key: f for f in functions}
+
+
+def _firestore_user(project: str, database: str) -> Grant:
+    """Firestore has no per-collection IAM, but a condition can name the database: the
+    grant then reaches this database only, not every database of the project (Firestore,
+    "Configure access with IAM Conditions": resource.name of a database)."""
+    return Grant(
+        "project",
+        "",
+        "roles/datastore.user",
+        "reads and writes its documents in the pipeline's database (Firestore has no "
+        "per-collection IAM; the condition keeps it to that database)",
+        Condition(
+            "pipeline database only",
+            f'resource.name == "projects/{project}/databases/{database}"',
+            "the (default) database the functions use, no other database of the project",
         ),
     )

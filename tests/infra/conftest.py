@@ -19,18 +19,11 @@ from typing import Any
 import pytest
 
 from infra.deploy.deploy_order import Graph
-from infra.model.config import (
-    STACK_ID,
-    DeploymentConfig,
-    from_mapping,
-    load_environments,
-    pipeline_stack_id,
-    project_stack_id,
-)
+from infra.model.config import DeploymentConfig, from_mapping, load_environments
 from infra.model.synthesized import synthesized_stacks
 from infra.model.topology import Topology, build_topology
 
-DEFAULT_ID = STACK_ID  # the stack main.py synthesizes
+DEFAULT_ID = "image-pipeline"  # the stack main.py synthesizes
 ALT_ID = "alt-pipeline"
 DEFAULT_SETTINGS: Mapping[str, Any] = {"project": "my-gcp-project"}
 # Every setting the stack reads directly, away from its default.
@@ -168,16 +161,24 @@ class Synth:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     from cdktf import App
 
-    from infra.deploy.pipeline_stack import add_deployments, add_pipeline_stack
+    from infra.deploy.pipeline_stack import (
+        PROJECT_STACK_ID,
+        add_deployments,
+        add_pipeline_stack,
+        pipeline_stack_id,
+        project_stack_id,
+    )
+    from infra.deploy.project_stack import ProjectStack
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     app = App(outdir=str(outdir))
     configs = {DEFAULT_ID: from_mapping(DEFAULT_SETTINGS), ALT_ID: from_mapping(ALT_SETTINGS)}
     # (config, pipeline stack id, project stack id) of every deployment in the app.
-    deployments = [
-        (config, stack_id, add_pipeline_stack(app, config, stack_id=stack_id).project.node.id)
-        for stack_id, config in configs.items()
-    ]
+    deployments = []
+    for stack_id, config in configs.items():
+        project_id = PROJECT_STACK_ID if stack_id == DEFAULT_ID else f"{stack_id}-project"
+        add_pipeline_stack(app, config, stack_id, ProjectStack(app, project_id, config=config))
+        deployments.append((config, stack_id, project_id))
     cdktf_json = tmp_path_factory.mktemp("team") / "cdktf.json"
     cdktf_json.write_text(json.dumps(ENVIRONMENTS_CDKTF_JSON))
     environments = load_environments(cdktf_json, environ={})

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from infra.model.topology import FUNCTION_RUNTIME, runtime_python_version
+from infra.model.topology import FUNCTION_RUNTIME
+from tests.python_runtime import runtime_python_version
 
 pytestmark = pytest.mark.integration
 

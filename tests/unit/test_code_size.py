@@ -22,21 +22,13 @@ LONG_FILES = [
     "functions/image_pipeline/imaging.py",
     "infra/local/cli.py",
     "infra/local/local_stack.py",
-    "infra/model/config.py",
-    "infra/model/topology.py",
 ]
 
 LONG_FUNCTIONS = [
     "benchmarks/core.py::run",
     "benchmarks/e2e.py::rows_from",
-    "infra/deploy/constructs/buckets.py::Buckets.__init__",
-    "infra/deploy/constructs/cloud_functions.py::Functions.__init__",
-    "infra/deploy/constructs/iam.py::Identities.__init__",
-    "infra/deploy/constructs/messaging.py::Messaging.__init__",
     "infra/local/cli.py::build_parser",
     "infra/local/gcs_preconditions.py::_handler",
-    "infra/model/monitoring.py::declare_alerts",
-    "infra/model/topology.py::build_topology",
 ]
 
 

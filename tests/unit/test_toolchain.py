@@ -10,8 +10,9 @@ import tomllib
 import pytest
 
 from infra.model.config import ROOT
-from infra.model.topology import FUNCTION_RUNTIME, runtime_python_version
+from infra.model.topology import FUNCTION_RUNTIME
 from tests.node_version import NODE_MIN_MAJOR
+from tests.python_runtime import runtime_python_version
 
 MAJOR, MINOR = runtime_python_version(FUNCTION_RUNTIME)
 

@@ -27,7 +27,7 @@ from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.generic import Settle
+from infra.deploy.constructs.generic import WaitForPropagation
 from infra.model.monitoring import AlertSpec
 
 # An incident nobody acknowledged closes after a week, so a fixed cause does not leave a
@@ -73,12 +73,12 @@ class Alerts(Construct):
         # failed_alert_threshold turned on): its trigger is the metric's name.
         self.metrics_known = {
             key: why(
-                Settle(
+                WaitForPropagation(
                     self,
                     f"metric-{key}-known",
                     providers=deployment.providers,
                     seconds=LOG_METRIC_SETTLE_SECONDS,
-                    grants=[metric],
+                    after=[metric],
                     triggers={"metric": metric.name},
                 ),
                 f"Monitoring may take up to {LOG_METRIC_SETTLE_SECONDS // 60} minutes to know "

@@ -36,51 +36,10 @@ class Buckets(Construct):
         archive_path: Path,
     ) -> None:
         super().__init__(scope, id_)
-        topology, labels = deployment.topology, deployment.labels
-        config = deployment.config
-
-        def bucket(
-            key: str,
-            name: str,
-            lifecycle_days: int = 0,
-            force_destroy: bool = config.force_destroy,
-            soft_delete: bool = True,
-        ) -> StorageBucket:
-            return StorageBucket(
-                self,
-                key,
-                project=topology.project,
-                name=name,
-                # A single region: the Eventarc trigger must be in the bucket's location.
-                location=topology.region.upper(),
-                storage_class="STANDARD",
-                uniform_bucket_level_access=True,
-                public_access_prevention="enforced",
-                versioning=StorageBucketVersioning(enabled=False),
-                lifecycle_rule=(
-                    [
-                        StorageBucketLifecycleRule(
-                            action=StorageBucketLifecycleRuleAction(type="Delete"),
-                            condition=StorageBucketLifecycleRuleCondition(age=lifecycle_days),
-                        )
-                    ]
-                    if lifecycle_days
-                    else None
-                ),
-                # Off where every object can be made again (thumbnails, source archives):
-                # soft delete keeps each deleted or overwritten object, billed, for 7 days
-                # by default. The uploads bucket keeps it: originals cannot be recreated.
-                soft_delete_policy=(
-                    None
-                    if soft_delete
-                    else StorageBucketSoftDeletePolicy(retention_duration_seconds=0)
-                ),
-                force_destroy=force_destroy,
-                labels={**labels, "bucket": key.replace("_", "-")},
-            )
-
+        self._deployment = deployment
+        topology, config = deployment.topology, deployment.config
         self.buckets = {
-            spec.key: bucket(
+            spec.key: self._bucket(
                 spec.key, spec.name, spec.lifecycle_delete_after_days, soft_delete=spec.soft_delete
             )
             for spec in topology.buckets.values()
@@ -103,7 +62,9 @@ class Buckets(Construct):
 
         # Function source archives. Always force_destroy: it only holds build inputs that
         # git reproduces, so `cdktf destroy` may remove it with whatever is left in it.
-        self.source = bucket("source", config.source_bucket, force_destroy=True, soft_delete=False)
+        self.source = self._bucket(
+            "source", config.source_bucket, force_destroy=True, soft_delete=False
+        )
         asset = TerraformAsset(self, "source-archive", path=str(archive_path), type=AssetType.FILE)
         # Named by the archive's hash: a code change is a new object name, which is what
         # makes the functions rebuild; the old archive object is replaced, not kept.
@@ -114,4 +75,44 @@ class Buckets(Construct):
             name=archive.object_name,
             source=asset.path,
             content_type="application/zip",
+        )
+
+    def _bucket(
+        self,
+        key: str,
+        name: str,
+        lifecycle_days: int = 0,
+        force_destroy: bool | None = None,
+        soft_delete: bool = True,
+    ) -> StorageBucket:
+        topology, config = self._deployment.topology, self._deployment.config
+        return StorageBucket(
+            self,
+            key,
+            project=topology.project,
+            name=name,
+            # A single region: the Eventarc trigger must be in the bucket's location.
+            location=topology.region.upper(),
+            storage_class="STANDARD",
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            versioning=StorageBucketVersioning(enabled=False),
+            lifecycle_rule=(
+                [
+                    StorageBucketLifecycleRule(
+                        action=StorageBucketLifecycleRuleAction(type="Delete"),
+                        condition=StorageBucketLifecycleRuleCondition(age=lifecycle_days),
+                    )
+                ]
+                if lifecycle_days
+                else None
+            ),
+            # Off where every object can be made again (thumbnails, source archives): soft
+            # delete keeps each deleted or overwritten object, billed, for 7 days by
+            # default. The uploads bucket keeps it: originals cannot be recreated.
+            soft_delete_policy=(
+                None if soft_delete else StorageBucketSoftDeletePolicy(retention_duration_seconds=0)
+            ),
+            force_destroy=config.force_destroy if force_destroy is None else force_destroy,
+            labels={**self._deployment.labels, "bucket": key.replace("_", "-")},
         )

@@ -28,7 +28,7 @@ from constructs import Construct
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.generic import Settle
+from infra.deploy.constructs.generic import WaitForPropagation
 from infra.deploy.constructs.grants import project_role
 from infra.deploy.constructs.iam import Identities
 from infra.model.topology import FUNCTION_RUNTIME, Condition, FunctionSpec, Topology
@@ -59,76 +59,18 @@ class Functions(Construct):
         buckets: Buckets,
     ) -> None:
         super().__init__(scope, id_)
-        topology, labels = deployment.topology, deployment.labels
+        topology = deployment.topology
         self.images = _image_repository(self, deployment)
         build_ready = self._build_grants(deployment, identities, buckets)
-        self.functions: dict[str, Cloudfunctions2Function] = {}
-        trigger = topology.trigger
-        for spec in topology.functions.values():
-            triggered = spec.key == trigger.function
-            self.functions[spec.key] = Cloudfunctions2Function(
-                self,
-                spec.key,
-                project=topology.project,
-                location=topology.region,
-                name=spec.name,
-                description=spec.purpose,
-                labels={**labels, "function": spec.key.replace("_", "-")},
-                build_config=Cloudfunctions2FunctionBuildConfig(
-                    runtime=FUNCTION_RUNTIME,
-                    entry_point=spec.entry_point,
-                    source=Cloudfunctions2FunctionBuildConfigSource(
-                        storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
-                            bucket=buckets.source.name,
-                            object=buckets.source_object.name,
-                        )
-                    ),
-                    service_account=identities.builder.id if identities.builder else None,
-                    # Our own repository, with cleanup policies, deleted by `cdktf destroy`
-                    # (the default gcf-artifacts one keeps every image forever).
-                    docker_repository=self.images.id,
-                ),
-                service_config=_service_config(
-                    spec,
-                    identities,
-                    INGRESS_WITH_BACKFILL
-                    if triggered and deployment.config.backfill_invokers
-                    else INGRESS,
-                ),
-                event_trigger=(
-                    Cloudfunctions2FunctionEventTrigger(
-                        event_type=trigger.event_type,
-                        event_filters=[
-                            Cloudfunctions2FunctionEventTriggerEventFilters(
-                                attribute="bucket",
-                                value=buckets.buckets[trigger.bucket].name,
-                            )
-                        ],
-                        # Retried until a delivery fails past the function's retry window
-                        # (pipeline.given_up), so a transient failure is not an event lost.
-                        retry_policy=(
-                            "RETRY_POLICY_RETRY" if trigger.retry else "RETRY_POLICY_DO_NOT_RETRY"
-                        ),
-                        service_account_email=identities.trigger.email,
-                        # Storage triggers must be in the bucket's location.
-                        trigger_region=topology.region,
-                    )
-                    if triggered
-                    else None
-                ),
-                # Builds start once the builder's grants have settled; the trigger once the
-                # grants on its account have. (The APIs, the agents and the database are the
-                # project stack's, applied before this one.)
-                depends_on=[
-                    *build_ready,
-                    *([identities.trigger_ready] if triggered else []),
-                ],
-            )
-
+        self.functions = {
+            spec.key: self._function(deployment, spec, identities, buckets, build_ready)
+            for spec in topology.functions.values()
+        }
         # Eventarc invokes make_thumbnail as the trigger account.
+        trigger = topology.trigger.function
         self._invoker(
             topology,
-            trigger.function,
+            trigger,
             "trigger",
             identities.trigger.member,
             "Eventarc calls the function with the trigger account's identity token",
@@ -150,15 +92,58 @@ class Functions(Construct):
         for n, member in enumerate(deployment.config.backfill_invokers):
             self._invoker(
                 topology,
-                trigger.function,
+                trigger,
                 f"backfill-{n}",
                 member,
                 "scripts/backfill --project sends the trigger's CloudEvents as this operator",
             )
 
+    def _function(
+        self,
+        deployment: Deployment,
+        spec: FunctionSpec,
+        identities: Identities,
+        buckets: Buckets,
+        build_ready: list[WaitForPropagation],
+    ) -> Cloudfunctions2Function:
+        topology = deployment.topology
+        triggered = spec.key == topology.trigger.function
+        ingress = INGRESS
+        if triggered and deployment.config.backfill_invokers:
+            ingress = INGRESS_WITH_BACKFILL
+        return Cloudfunctions2Function(
+            self,
+            spec.key,
+            project=topology.project,
+            location=topology.region,
+            name=spec.name,
+            description=spec.purpose,
+            labels={**deployment.labels, "function": spec.key.replace("_", "-")},
+            build_config=Cloudfunctions2FunctionBuildConfig(
+                runtime=FUNCTION_RUNTIME,
+                entry_point=spec.entry_point,
+                source=Cloudfunctions2FunctionBuildConfigSource(
+                    storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
+                        bucket=buckets.source.name,
+                        object=buckets.source_object.name,
+                    )
+                ),
+                service_account=identities.builder.id,
+                # Our own repository, with cleanup policies, deleted by `cdktf destroy`
+                # (the default gcf-artifacts one keeps every image forever).
+                docker_repository=self.images.id,
+            ),
+            service_config=_service_config(spec, identities, ingress),
+            event_trigger=_event_trigger(topology, identities, buckets) if triggered else None,
+            # Builds start once the builder's grants have settled; the trigger once the
+            # grants on its account have. (The APIs, the agents and the database are the
+            # project stack's, applied before this one.)
+            depends_on=[*build_ready, *([identities.trigger_ready] if triggered else [])],
+        )
+
     def _build_grants(
         self, deployment: Deployment, identities: Identities, buckets: Buckets
-    ) -> list[Settle]:
+    ) -> list[WaitForPropagation]:
         """What the build account needs, each grant on the narrowest resource IAM allows,
         and a wait for them all: a build started before its grants have propagated fails
         the apply. Google's list for a custom Cloud Build account of Cloud Run functions
@@ -167,8 +152,6 @@ class Functions(Construct):
         (granted project-wide there, as in the provider's cloudfunctions2_basic_builder
         example)."""
         builder = identities.builder
-        if builder is None:
-            return []
         project = deployment.topology.project
         grants: list[ITerraformDependable] = [
             project_role(
@@ -222,12 +205,12 @@ class Functions(Construct):
         settle = deployment.config.iam_settle_seconds
         return [
             why(
-                Settle(
+                WaitForPropagation(
                     self,
                     "build-grants-settled",
                     providers=deployment.providers,
                     seconds=settle,
-                    grants=grants,
+                    after=grants,
                 ),
                 f"the function builds start {settle} s (iam_settle_seconds) after the "
                 "builder's grants: IAM grants propagate in typically 2 minutes, sometimes 7 or "
@@ -312,4 +295,24 @@ def _service_config(
         environment_variables=dict(spec.env),
         ingress_settings=ingress,
         all_traffic_on_latest_revision=True,
+    )
+
+
+def _event_trigger(
+    topology: Topology, identities: Identities, buckets: Buckets
+) -> Cloudfunctions2FunctionEventTrigger:
+    trigger = topology.trigger
+    return Cloudfunctions2FunctionEventTrigger(
+        event_type=trigger.event_type,
+        event_filters=[
+            Cloudfunctions2FunctionEventTriggerEventFilters(
+                attribute="bucket", value=buckets.buckets[trigger.bucket].name
+            )
+        ],
+        # Retried until a delivery fails past the function's retry window
+        # (pipeline.given_up), so a transient failure is not an event lost.
+        retry_policy="RETRY_POLICY_RETRY",
+        service_account_email=identities.trigger.email,
+        # Storage triggers must be in the bucket's location.
+        trigger_region=topology.region,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
 from cdktf_cdktf_provider_google.firestore_field import FirestoreField, FirestoreFieldIndexConfig
 from constructs import Construct
@@ -11,6 +13,33 @@ from infra.deploy.constructs.apis import RequiredApis
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.protection import protect
 from infra.model.config import DeploymentConfig
+
+# Firestore indexes every field by default. A field whose values increase steadily (a
+# timestamp, a GCS generation, a Pub/Sub message id) holds the collection to about 500
+# writes/s, and a large map costs an index entry per key; nothing queries these, so they are
+# exempt (https://cloud.google.com/firestore/docs/best-practices#indexes). Still indexed:
+# `name` (tools query it by range), `status`, `bucket` and the small facts.
+UNINDEXED_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "images": (
+        "updatedAt",
+        "timeCreated",
+        "generation",
+        "exif",
+        "thumbnails",
+        "timings",
+        "placeholder",
+        "metadata",
+    ),
+    "dead_letters": (
+        "recordedAt",
+        "publishTime",
+        "messageId",
+        "data",
+        "attributes",
+        "deadLetterAttributes",
+        "malformed",
+    ),
+}
 
 
 def firestore_database(
@@ -47,7 +76,7 @@ def firestore_database(
 
 
 def index_exemptions(scope: Construct, deployment: Deployment) -> list[FirestoreField]:
-    """Single-field index exemptions for the pipeline's collections (`unindexed_fields`).
+    """Single-field index exemptions for the pipeline's collections (`UNINDEXED_FIELDS`).
 
     An empty `index_config` removes every single-field index of the field, as in the
     provider's `firestore_field` example ("Disable all single field indexes for the
@@ -70,6 +99,6 @@ def index_exemptions(scope: Construct, deployment: Deployment) -> list[Firestore
             "increases steadily or is a large map, and nothing queries it: indexed, it would "
             "cap the collection's writes (Firestore best practices)",
         )
-        for key, names in topology.unindexed_fields.items()
+        for key, names in UNINDEXED_FIELDS.items()
         for name in names
     ]

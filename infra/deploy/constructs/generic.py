@@ -118,9 +118,9 @@ class ServiceIdentity(GenericResource):
         return self.get_string_attribute("member")
 
 
-class Settle(GenericResource):
-    """`time_sleep` after IAM grants (or a resource Google makes known with a delay): what
-    depends on it starts `seconds` after the last of `grants` was created. Google documents
+class WaitForPropagation(GenericResource):
+    """`time_sleep`: what depends on it starts `seconds` after the last of `after` was
+    created, so that IAM grants (or a new log-based metric) have propagated. Google documents
     that allow-policy changes "typically propagate in 2 minutes, but could potentially take
     7 minutes or longer" (IAM, "Access change propagation"); the provider's own
     `cloudfunctions2_basic_builder` example waits 60 s after the build grants. Only a create
@@ -133,7 +133,7 @@ class Settle(GenericResource):
         *,
         providers: ExtraProviders,
         seconds: int,
-        grants: Sequence[ITerraformDependable],
+        after: Sequence[ITerraformDependable],
         triggers: Mapping[str, str] | None = None,
     ) -> None:
         # `triggers`: values whose change replaces the sleep, so it sleeps again.
@@ -146,5 +146,5 @@ class Settle(GenericResource):
                 "create_duration": f"{seconds}s",
                 **({"triggers": dict(triggers)} if triggers else {}),
             },
-            depends_on=grants,
+            depends_on=after,
         )

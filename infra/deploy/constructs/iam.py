@@ -20,7 +20,7 @@ from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.generic import Settle
+from infra.deploy.constructs.generic import WaitForPropagation
 from infra.deploy.constructs.grants import project_role, role_slug
 from infra.model.topology import Condition, FunctionSpec, Grant, Topology
 
@@ -41,8 +41,7 @@ def grant_id(fn: FunctionSpec, grant: Grant) -> str:
 class Identities(Construct):
     def __init__(self, scope: Construct, id_: str, deployment: Deployment) -> None:
         super().__init__(scope, id_)
-        topology, providers = deployment.topology, deployment.providers
-        settle_seconds = deployment.config.iam_settle_seconds
+        topology = deployment.topology
         self._project = topology.project
         self._prefix = topology.prefix
 
@@ -69,45 +68,7 @@ class Identities(Construct):
                 f"{fn.name} {grant.why}",
                 grant.condition,
             )
-
-        # Eventarc delivers storage events to make_thumbnail as this account.
-        self.trigger = self._account(
-            "trigger",
-            topology.trigger.service_account_id,
-            "Eventarc trigger of the uploads bucket",
-            "Identity Eventarc uses to deliver the uploads bucket's events",
-        )
-        self.trigger_receiver = self._project_role(
-            "trigger-event-receiver",
-            "roles/eventarc.eventReceiver",
-            self.trigger.member,
-            "the trigger's identity must be allowed to receive Eventarc events",
-        )
-        # Eventarc's storage trigger delivers through a Pub/Sub push subscription whose OIDC
-        # token names the trigger's account, so Pub/Sub must mint tokens as it.
-        self.trigger_token_creator = self._token_creator(
-            "pubsub-agent-trigger-token-creator",
-            self.trigger,
-            "Pub/Sub mints the OIDC tokens of the trigger's push deliveries as the trigger "
-            "account: a Pub/Sub agent enabled on or before April 8, 2021 needs this role "
-            "(Eventarc, 'Roles and permissions for Cloud Run functions targets', "
-            "https://docs.cloud.google.com/eventarc/standard/docs/functions/roles-permissions); "
-            "bound on this one account, not project-wide",
-        )
-        # The trigger is created only once every grant it relies on has had time to
-        # propagate (the Eventarc agent's, in the project stack, settled before this stack).
-        self.trigger_ready = why(
-            Settle(
-                self,
-                "trigger-grants-settled",
-                providers=providers,
-                seconds=settle_seconds,
-                grants=[self.trigger_receiver, self.trigger_token_creator],
-            ),
-            f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
-            f"'Access change propagation'): the Eventarc trigger waits {settle_seconds} s "
-            "(iam_settle_seconds) after the grants it relies on",
-        )
+        self._trigger_identity(deployment)
 
         # Pub/Sub push subscriptions sign their OIDC tokens as this account.
         self.push_invoker = self._account(
@@ -125,15 +86,53 @@ class Identities(Construct):
 
         # Cloud Build runs the function builds as this account; its grants are next to what
         # they reach, in `cloud_functions.py` (the builds wait for them there).
-        self.builder = (
-            self._account(
-                "builder",
-                topology.build_account_id,
-                "Function builds",
-                "Cloud Build identity for the pipeline's function builds",
-            )
-            if topology.build_account_id
-            else None
+        self.builder = self._account(
+            "builder",
+            topology.build_account_id,
+            "Function builds",
+            "Cloud Build identity for the pipeline's function builds",
+        )
+
+    def _trigger_identity(self, deployment: Deployment) -> None:
+        """The account Eventarc delivers the uploads bucket's events as, its grants, and
+        the wait for them before the trigger is created."""
+        self.trigger = self._account(
+            "trigger",
+            deployment.topology.trigger.service_account_id,
+            "Eventarc trigger of the uploads bucket",
+            "Identity Eventarc uses to deliver the uploads bucket's events",
+        )
+        receiver = self._project_role(
+            "trigger-event-receiver",
+            "roles/eventarc.eventReceiver",
+            self.trigger.member,
+            "the trigger's identity must be allowed to receive Eventarc events",
+        )
+        # Eventarc's storage trigger delivers through a Pub/Sub push subscription whose OIDC
+        # token names the trigger's account, so Pub/Sub must mint tokens as it.
+        token_creator = self._token_creator(
+            "pubsub-agent-trigger-token-creator",
+            self.trigger,
+            "Pub/Sub mints the OIDC tokens of the trigger's push deliveries as the trigger "
+            "account: a Pub/Sub agent enabled on or before April 8, 2021 needs this role "
+            "(Eventarc, 'Roles and permissions for Cloud Run functions targets', "
+            "https://docs.cloud.google.com/eventarc/standard/docs/functions/roles-permissions); "
+            "bound on this one account, not project-wide",
+        )
+        # The trigger is created only once every grant it relies on has had time to
+        # propagate (the Eventarc agent's, in the project stack, settled before this stack).
+        seconds = deployment.config.iam_settle_seconds
+        self.trigger_ready = why(
+            WaitForPropagation(
+                self,
+                "trigger-grants-settled",
+                providers=deployment.providers,
+                seconds=seconds,
+                after=[receiver, token_creator],
+            ),
+            f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
+            f"'Access change propagation'): the Eventarc trigger waits {seconds} s "
+            "(iam_settle_seconds) after the grants it relies on",
         )
 
     def _token_creator(

@@ -3,8 +3,6 @@ bucket's notification, and the IAM each of them needs to actually deliver."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from cdktf_cdktf_provider_google.pubsub_subscription import (
     PubsubSubscription,
     PubsubSubscriptionDeadLetterPolicy,
@@ -25,7 +23,7 @@ from infra.deploy.constructs._why import why
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.generic import Settle
+from infra.deploy.constructs.generic import WaitForPropagation
 from infra.deploy.constructs.iam import Identities, function_grants, grant_id
 from infra.model.topology import SubscriptionSpec, Topology
 
@@ -43,7 +41,7 @@ class Messaging(Construct):
     ) -> None:
         super().__init__(scope, id_)
         topology, labels = deployment.topology, deployment.labels
-
+        self._project = topology.project
         self.topics = {
             spec.key: PubsubTopic(
                 self,
@@ -54,7 +52,6 @@ class Messaging(Construct):
             )
             for spec in topology.topics.values()
         }
-        self._project = topology.project
         self.dead_letter_publishers = {
             # Pub/Sub forwards undeliverable messages as its service agent; without this
             # binding dead lettering silently does nothing.
@@ -77,28 +74,33 @@ class Messaging(Construct):
                 identities.runtime[fn.key].member,
                 f"{fn.name} {grant.why}",
             )
+        self._subscriptions(deployment, identities, functions)
+        self._notification(topology, identities, buckets)
 
+    def _subscriptions(
+        self, deployment: Deployment, identities: Identities, functions: Functions
+    ) -> None:
+        """Every subscription, with the Pub/Sub agent's grant on it, once push grants settled."""
+        topology = deployment.topology
         # A push subscription delivers from its creation on; a delivery refused with 403
         # because the invoker's grant has not propagated yet counts as a delivery attempt
         # (and five of them dead-letter the message). So push subscriptions start once the
         # grants their pushes use have settled.
         settle = deployment.config.iam_settle_seconds
-        self.push_ready = why(
-            Settle(
+        push_ready = why(
+            WaitForPropagation(
                 self,
                 "push-grants-settled",
                 providers=deployment.providers,
                 seconds=settle,
-                grants=[*functions.push_invoker_grants, identities.push_token_creator],
+                after=[*functions.push_invoker_grants, identities.push_token_creator],
             ),
             f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
             f"'Access change propagation'): push subscriptions wait {settle} s "
             "(iam_settle_seconds) after the push invoker's run.invoker and token grants",
         )
-        self.subscriptions: dict[str, PubsubSubscription] = {}
         for spec in topology.subscriptions.values():
-            sub = self._subscription(topology, spec, identities, functions, labels)
-            self.subscriptions[spec.key] = sub
+            sub = self._subscription(deployment, spec, identities, functions, push_ready)
             # Pub/Sub acks the original message as its service agent once it has forwarded
             # it to the dead-letter topic; without this it keeps redelivering.
             why(
@@ -113,7 +115,9 @@ class Messaging(Construct):
                 "the Pub/Sub service agent acks messages it moved to the dead-letter topic",
             )
 
-        # GCS notification of the uploads bucket (finalize and delete) to upload-events.
+    def _notification(self, topology: Topology, identities: Identities, buckets: Buckets) -> None:
+        """The uploads bucket's notification (deletes) to upload-events, once Cloud Storage
+        may publish there."""
         note = topology.notification
         publisher = self._topic_member(
             f"{note.topic}-publisher-storage-agent",
@@ -122,7 +126,7 @@ class Messaging(Construct):
             identities.storage_agent,
             "Cloud Storage publishes the bucket's notifications as its service agent",
         )
-        self.notification = StorageNotification(
+        StorageNotification(
             self,
             "notification",
             bucket=buckets.buckets[note.bucket].name,
@@ -148,12 +152,13 @@ class Messaging(Construct):
 
     def _subscription(
         self,
-        topology: Topology,
+        deployment: Deployment,
         spec: SubscriptionSpec,
         identities: Identities,
         functions: Functions,
-        labels: Mapping[str, str],
+        push_ready: WaitForPropagation,
     ) -> PubsubSubscription:
+        topology = deployment.topology
         push = None
         if spec.push_function:
             # Wrapped format (no `no_wrapper`): functions-framework turns the standard push
@@ -184,9 +189,9 @@ class Messaging(Construct):
                 max_delivery_attempts=spec.max_delivery_attempts,
             ),
             push_config=push,
-            labels={**labels, "subscription": spec.key.replace("_", "-")},
+            labels={**deployment.labels, "subscription": spec.key.replace("_", "-")},
             depends_on=[
                 self.dead_letter_publishers[spec.dead_letter_topic],
-                *([self.push_ready] if push else []),
+                *([push_ready] if push else []),
             ],
         )
