@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from image_pipeline import pubsub_limits, result_schema
-from image_pipeline.errors import MalformedEvent, PermanentError
+from image_pipeline.errors import MalformedEvent
 from image_pipeline.result_schema import SCHEMA
 
 OUTPUT_MARKER = "image-pipeline-output"  # custom metadata key on everything we write
@@ -33,16 +33,32 @@ MAX_NAME_BYTES = 1024  # https://cloud.google.com/storage/docs/objects#naming
 
 @dataclasses.dataclass(frozen=True)
 class StorageObject:
-    """The fields of a Cloud Storage object resource that the pipeline uses."""
+    """The fields of a Cloud Storage object resource that the pipeline uses; a fact the
+    resource lacks (a thin notification payload) is None, never a made-up 0 or ""."""
 
     bucket: str
     name: str
     generation: int
     metageneration: int | None = None
-    content_type: str = ""
-    size: int = 0
+    content_type: str | None = None
+    size: int | None = None
     time_created: str | None = None
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    md5_hash: str | None = None
+    crc32c: str | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """The facts of this generation that results and docs carry, by their JSON API
+        names; only those the resource had."""
+        facts = {
+            "metageneration": self.metageneration,
+            "contentType": self.content_type,
+            "size": self.size,
+            "md5Hash": self.md5_hash,
+            "crc32c": self.crc32c,
+            "timeCreated": self.time_created,
+        }
+        return {key: value for key, value in facts.items() if value is not None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,24 +176,26 @@ def storage_object(resource: object) -> StorageObject:
     except KeyError as exc:
         raise MalformedEvent(f"object resource has no {exc.args[0]!r}") from None
     metadata = resource.get("metadata") or {}
+    texts = {k: str(resource[k]) for k in ("contentType", "md5Hash", "crc32c") if resource.get(k)}
     created = resource.get("timeCreated")
     if created is not None:
         parse_time(str(created))
+    metageneration, size = resource.get("metageneration"), resource.get("size")
     return StorageObject(
         bucket=_name(bucket, "bucket"),
         name=_name(name, "object name"),
         generation=_int(resource.get("generation"), "generation", low=1),
-        metageneration=(
-            _int(resource["metageneration"], "metageneration", low=1)
-            if resource.get("metageneration") is not None
-            else None
-        ),
-        content_type=str(resource.get("contentType") or ""),
-        size=_int(resource.get("size") or 0, "size"),
+        metageneration=None
+        if metageneration is None
+        else _int(metageneration, "metageneration", 1),
+        content_type=texts.get("contentType"),
+        size=None if size is None else _int(size, "size"),
         time_created=str(created) if created is not None else None,
         metadata=(
             {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {}
         ),
+        md5_hash=texts.get("md5Hash"),
+        crc32c=texts.get("crc32c"),
     )
 
 
@@ -258,19 +276,20 @@ def expired_by_lifecycle(deletion: ObjectDeletion, lifecycle_days: int) -> bool:
     return deleted - created >= dt.timedelta(days=lifecycle_days)
 
 
-def _event(
-    status: str, obj: StorageObject, source_event_id: str, extra: dict[str, Any]
+def result_event(
+    status: str, obj: StorageObject, source_event_id: str, **extra: Any
 ) -> ResultEvent:
+    """The result event of ``obj`` (docs/architecture.md, "Result events"): its identity and
+    facts, and ``extra``, what its status carries (``image`` and ``thumbnails`` when
+    processed, ``error`` when failed, ``expiredAt``, ``timings``, and how the outputs were
+    made: ``rule``, ``outputFingerprint``, ``madeAt``, ``metadata``, ``outputsGeneration``)."""
     data: dict[str, Any] = {
         "schema": SCHEMA,
         "status": status,
         "bucket": obj.bucket,
         "name": obj.name,
         "generation": obj.generation,
-        "metageneration": obj.metageneration,
-        "contentType": obj.content_type,
-        "size": obj.size,
-        "timeCreated": obj.time_created,
+        **obj.facts(),
         "sourceEventId": source_event_id,
         **extra,
     }
@@ -279,58 +298,13 @@ def _event(
         "bucket": obj.bucket,
         "objectId": obj.name,
         "generation": str(obj.generation),
-        "contentType": obj.content_type,
+        "contentType": obj.content_type or "",
     }
     if status == "failed":
         attributes["reason"] = extra["error"]["reason"]
     # Pub/Sub refuses attribute values over 1024 bytes: cut by the documented rule, while
     # `data` keeps every value whole.
     return ResultEvent(data=data, attributes=pubsub_limits.fit_attributes(attributes))
-
-
-def processed_event(
-    obj: StorageObject,
-    source_event_id: str,
-    image: Mapping[str, Any],
-    thumbnails: list[dict[str, Any]],
-    timings: Mapping[str, float],
-    made: Mapping[str, Any] | None = None,
-) -> ResultEvent:
-    """``made``: how the outputs were chosen (``rule``, ``outputFingerprint``, ``madeAt``,
-    ``metadata``; docs/architecture.md, "Result events")."""
-    extra = {
-        "image": dict(image),
-        "thumbnails": thumbnails,
-        "timings": dict(timings),
-        **(made or {}),
-    }
-    return _event("processed", obj, source_event_id, extra)
-
-
-def failed_event(
-    obj: StorageObject,
-    source_event_id: str,
-    error: PermanentError,
-    timings: Mapping[str, float],
-    made: Mapping[str, Any] | None = None,
-) -> ResultEvent:
-    extra = {
-        "error": {"reason": error.reason, "message": error.message},
-        "timings": dict(timings),
-        **(made or {}),
-    }
-    return _event("failed", obj, source_event_id, extra)
-
-
-def deleted_event(
-    obj: StorageObject, source_event_id: str, timings: Mapping[str, float]
-) -> ResultEvent:
-    return _event("deleted", obj, source_event_id, {"timings": dict(timings)})
-
-
-def expired_event(obj: StorageObject, source_event_id: str, expired_at: str | None) -> ResultEvent:
-    """The original was removed by the uploads bucket's lifecycle rule: its thumbnails stay."""
-    return _event("expired", obj, source_event_id, {"expiredAt": expired_at})
 
 
 def result_from_message(message: PushMessage) -> dict[str, Any]:

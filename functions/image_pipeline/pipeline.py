@@ -91,7 +91,10 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
                 result = _thumbnails_event(p, event, obj, outputs, metadata, made, timings, log)
         except PermanentError as exc:
             log.warning("image rejected", reason=exc.reason, error=exc.message)
-            result = events.failed_event(obj, event["id"], exc, timings, made)
+            error = {"reason": exc.reason, "message": exc.message}
+            result = events.result_event(
+                "failed", obj, event["id"], error=error, timings=dict(timings), **made
+            )
         if result is not None:
             _publish(p, result, log, dict(timings))
 
@@ -132,7 +135,7 @@ def _thumbnails_event(
 ) -> ResultEvent | None:
     """Download, make the thumbnails, write them: the ``image.processed`` event, or None
     when the generation is gone or a later run took over (logged as skipped)."""
-    imaging.check_size(obj.size, p.settings.max_input_bytes)
+    imaging.check_size(obj.size or 0, p.settings.max_input_bytes)
     with _timed(timings, "download_ms"):
         data = p.storage.download(obj.bucket, obj.name, obj.generation)
     if data is None:
@@ -172,8 +175,16 @@ def _thumbnails_event(
     image = dataclasses.asdict(made_images.facts) | {
         "placeholder": dataclasses.asdict(made_images.placeholder)
     }
-    made = {**made, "outputsGeneration": written.run.mark}
-    return events.processed_event(obj, event["id"], image, written.entries, timings, made)
+    return events.result_event(
+        "processed",
+        obj,
+        event["id"],
+        image=image,
+        thumbnails=written.entries,
+        timings=dict(timings),
+        **made,
+        outputsGeneration=written.run.mark,
+    )
 
 
 # --- write_metadata -------------------------------------------------------------------
@@ -244,7 +255,9 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
             return
         timings: dict[str, float] = {}
         if events.expired_by_lifecycle(deletion, p.settings.uploads_lifecycle_days):
-            expired = events.expired_event(obj, message.message_id, deletion.event_time)
+            expired = events.result_event(
+                "expired", obj, message.message_id, expiredAt=deletion.event_time
+            )
             _publish(p, expired, log, timings)
             return
         with _timed(timings, "delete_ms"):
@@ -257,7 +270,10 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
                 timings=timings,
             )
             return
-        _publish(p, events.deleted_event(obj, message.message_id, timings), log, timings)
+        deleted_event = events.result_event(
+            "deleted", obj, message.message_id, timings=dict(timings)
+        )
+        _publish(p, deleted_event, log, timings)
 
 
 def _will_be_processed(p: Pipeline, obj: StorageObject) -> bool:

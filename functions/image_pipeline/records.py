@@ -38,6 +38,9 @@ SERVER_TIME: Any = _ServerTime()
 _STATUS_RANK = {"failed": 0, "processed": 1, "expired": 2, "deleted": 3}
 # Results that describe an original that is gone: the doc keeps what its generation had.
 _GONE = ("expired", "deleted")
+# The facts of a generation (JSON API names). A result that lacks one (a thin notification
+# payload) leaves the value the doc holds for the same generation: facts are never lost.
+FACTS = ("metageneration", "contentType", "size", "md5Hash", "crc32c", "timeCreated")
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 
 
@@ -129,7 +132,8 @@ def image_doc(
 
     A ``deleted`` result keeps what was known about the same generation and drops the
     thumbnails; ``expired`` keeps all of it, thumbnails and failure included, and adds
-    ``originalExpiredAt``; ``processed`` and ``failed`` describe their generation completely.
+    ``originalExpiredAt``; ``processed`` and ``failed`` describe their generation completely,
+    but for a fact (``FACTS``) they lack, which the doc keeps for the same generation.
     """
     status = result["status"]
     image = result.get("image") or {}
@@ -148,10 +152,14 @@ def image_doc(
         "updatedAt": SERVER_TIME,
         "timings": timings,
     }
-    keys = ("contentType", "size", "metageneration", "timeCreated", "madeAt", "outputsGeneration")
-    for key in keys:
-        if result.get(key) is not None:
-            fields[key] = result[key]
+    same_generation = stored is not None and stored.get("generation") == result["generation"]
+    held = stored if stored is not None and same_generation else {}
+    for key in (*FACTS, "madeAt", "outputsGeneration"):
+        value = result.get(key)
+        if value is None and key in FACTS:
+            value = held.get(key)
+        if value is not None:
+            fields[key] = value
     if status not in _GONE:
         fields |= {
             "width": image.get("width"),
@@ -165,8 +173,7 @@ def image_doc(
             "outputFingerprint": result.get("outputFingerprint"),
             "metadata": result.get("metadata") or {},
         }
-    same_generation = stored is not None and stored.get("generation") == result["generation"]
-    kept = stored if stored is not None and same_generation and status in _GONE else {}
+    kept = held if status in _GONE else {}
     if status == "expired":
         fields["originalExpiredAt"] = result.get("expiredAt")
         for key in ("thumbnails", "error", "timings"):

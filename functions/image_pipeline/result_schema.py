@@ -144,6 +144,8 @@ OPTIONAL = {
     "metageneration": optional(integer(1)),
     "contentType": optional(text()),
     "size": optional(integer()),
+    "md5Hash": optional(text()),
+    "crc32c": optional(text()),
     "timeCreated": optional(rfc3339),
     "sourceEventId": optional(text()),
     "timings": optional(mapping_of(number)),

@@ -19,7 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
-from image_pipeline.events import StorageObject, processed_event
+from image_pipeline.events import StorageObject, result_event
 from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
 from infra.model.config import load_config
@@ -99,7 +99,8 @@ def test_concurrent_requests_to_one_instance_each_write_their_own_result(capped:
 
     def push(n: int) -> int:
         obj = StorageObject(capped.uploads.name, names[n], 1000 + n, None, "image/jpeg", n + 1)
-        event = processed_event(obj, f"evt-{n}", {"width": n + 1, "height": 1}, [], {})
+        image = {"width": n + 1, "height": 1}
+        event = result_event("processed", obj, f"evt-{n}", image=image, thumbnails=[])
         message = {
             "data": base64.b64encode(event.encoded()).decode(),
             "attributes": event.attributes,

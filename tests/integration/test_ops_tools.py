@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from image_pipeline.events import OUTPUT_MARKER, StorageObject, processed_event
+from image_pipeline.events import OUTPUT_MARKER, StorageObject, result_event
 from image_pipeline.records import dead_letter_id, image_doc_id
 from infra.ops import backfill, dead_letters
 from infra.ops import target as targets
@@ -147,12 +147,12 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
     doc = wait_until(processed)
     # The metadata writer "kept failing" on this result event: no doc, and a dead letter.
     ref.delete()
-    event = processed_event(
+    event = result_event(
+        "processed",
         StorageObject(target.uploads_bucket, name, doc["generation"], None, "image/jpeg", 1),
         "dead-letter-test",
-        {key: doc[key] for key in ("width", "height", "format")},
-        doc["thumbnails"],
-        {},
+        image={key: doc[key] for key in ("width", "height", "format")},
+        thumbnails=doc["thumbnails"],
     )
     subscription = target.topology.subscriptions["metadata_writer"]
     message_id = target.publisher.publish(

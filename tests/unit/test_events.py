@@ -9,7 +9,7 @@ import pytest
 from imagekit import notification, push_body, push_event, resource
 
 from image_pipeline import events
-from image_pipeline.errors import MalformedEvent, PermanentError
+from image_pipeline.errors import MalformedEvent
 
 
 def test_storage_object_from_a_resource():
@@ -102,6 +102,7 @@ def test_parse_time():
 
 
 OBJ = events.storage_object(resource("uploads", "dir/a.jpg", 9, 100))
+CORRUPT = {"reason": "corrupt", "message": "bad"}
 
 
 def test_processed_event_matches_the_contract():
@@ -116,7 +117,9 @@ def test_processed_event_matches_the_contract():
             "size": 9,
         }
     ]
-    result = events.processed_event(OBJ, "evt", image, thumbs, {"core_ms": 1.5})
+    result = events.result_event(
+        "processed", OBJ, "evt", image=image, thumbnails=thumbs, timings={"core_ms": 1.5}
+    )
     assert result.attributes == {
         "eventType": "image.processed",
         "bucket": "uploads",
@@ -143,7 +146,7 @@ def test_processed_event_matches_the_contract():
 
 
 def test_failed_event_carries_the_reason():
-    result = events.failed_event(OBJ, "evt", PermanentError("corrupt", "bad"), {})
+    result = events.result_event("failed", OBJ, "evt", error=CORRUPT, timings={})
     assert result.attributes["eventType"] == "image.failed"
     assert result.attributes["reason"] == "corrupt"
     data = json.loads(result.encoded())
@@ -155,7 +158,7 @@ PROCESSED = {"schema": 1, "status": "processed", "bucket": "b", "name": "n", "ge
 
 
 def test_result_round_trip_through_a_message():
-    result = events.deleted_event(OBJ, "evt", {"delete_ms": 1.0})
+    result = events.result_event("deleted", OBJ, "evt", timings={"delete_ms": 1.0})
     message = events.PushMessage(
         "1", base64.b64encode(result.encoded()).decode(), result.attributes, None
     )
@@ -186,7 +189,9 @@ def test_malformed_results(data):
 
 def test_a_processed_result_round_trips_with_how_its_outputs_were_made():
     made = {"rule": "avatars", "outputFingerprint": "ab12", "madeAt": "2026-01-01T00:00:05Z"}
-    result = events.processed_event(OBJ, "evt", {}, [], {}, {**made, "metadata": {"o": "u"}})
+    result = events.result_event(
+        "processed", OBJ, "evt", image={}, thumbnails=[], **made, metadata={"o": "u"}
+    )
     message = events.PushMessage(
         "1", base64.b64encode(result.encoded()).decode(), result.attributes, None
     )

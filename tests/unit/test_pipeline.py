@@ -5,6 +5,7 @@ test_functions_main.py)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 
@@ -316,6 +317,32 @@ def test_an_overwrite_nobody_will_process_marks_the_old_generation_deleted(pipel
     doc = image_doc(pipeline, "w.jpg")
     assert doc is not None and (doc["status"], doc["thumbnails"]) == ("deleted", [])
     assert doc["generation"] == int(old["generation"])
+
+
+FACTS = {
+    "size": "1234",
+    "md5Hash": "1B2M2Y8AsgTpgAmY7PhCfg==",
+    "crc32c": "AAAAAA==",
+    "metageneration": "2",
+}
+
+
+@pytest.mark.parametrize("payload", ["none", "thin", "full"])
+def test_a_delete_keeps_the_facts_of_its_generation_whatever_its_payload(pipeline, payload):
+    """GCS sends the deleted generation's whole resource; a notification without a payload
+    (format NONE) or with a thin one (an emulator's) must not erase what the doc knows."""
+    res = upload(pipeline, "f.jpg", photo(64, 64)) | FACTS
+    stages.make_thumbnail(pipeline, storage_event(res), {})
+    body = notification("uploads", "f.jpg", int(res["generation"]))
+    identity = {k: res[k] for k in ("bucket", "name", "generation")}
+    data = {"none": b"", "thin": json.dumps(identity).encode(), "full": json.dumps(res).encode()}
+    body["message"]["data"] = base64.b64encode(data[payload]).decode()
+    stages.cleanup(pipeline, push_event(body), {})
+    deliver_results(pipeline, [0, 1])
+    doc = image_doc(pipeline, "f.jpg")
+    assert doc is not None and doc["status"] == "deleted"
+    facts = (doc["size"], doc["md5Hash"], doc["crc32c"], doc["metageneration"])
+    assert facts == (1234, FACTS["md5Hash"], FACTS["crc32c"], 2)
 
 
 def test_cleanup_twice_is_harmless(pipeline):

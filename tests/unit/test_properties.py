@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from image_pipeline import events, result_schema
-from image_pipeline.errors import REASONS, MalformedEvent, PermanentError
+from image_pipeline.errors import REASONS, MalformedEvent
 from image_pipeline.settings import Settings, SettingsError
 from infra.model.checks import problems
 from infra.model.config import from_mapping
@@ -78,7 +78,9 @@ def test_generated_resources_parse_exactly_when_every_field_is_in_range(resource
         return
     assert obj.generation == int(resource["generation"])
     assert 1 <= obj.generation <= events.MAX_GENERATION
-    assert 0 <= obj.size <= events.MAX_GENERATION
+    # An absent size is unknown (None), never a made-up 0 that would overwrite a known one.
+    assert (obj.size is None) == ("size" not in fields)
+    assert obj.size is None or 0 <= obj.size <= events.MAX_GENERATION
 
 
 @FAST
@@ -157,14 +159,30 @@ FAILURE_REASONS = st.sampled_from(sorted(REASONS))
 
 def built_events() -> st.SearchStrategy[events.ResultEvent]:
     return st.one_of(
-        st.builds(events.processed_event, OBJECTS, st.text(), IMAGES, THUMBNAILS, TIMINGS),
         st.builds(
-            lambda o, r, t: events.failed_event(o, "e", PermanentError(r, "m"), t),
+            lambda o, e, i, t, tm: events.result_event(
+                "processed", o, e, image=i, thumbnails=t, timings=tm
+            ),
+            OBJECTS,
+            st.text(),
+            IMAGES,
+            THUMBNAILS,
+            TIMINGS,
+        ),
+        st.builds(
+            lambda o, r, t: events.result_event(
+                "failed", o, "e", error={"reason": r, "message": "m"}, timings=t
+            ),
             OBJECTS,
             FAILURE_REASONS,
             TIMINGS,
         ),
-        st.builds(events.deleted_event, OBJECTS, st.text(), TIMINGS),
+        st.builds(
+            lambda o, e, t: events.result_event("deleted", o, e, timings=t),
+            OBJECTS,
+            st.text(),
+            TIMINGS,
+        ),
     )
 
 

@@ -8,7 +8,6 @@ import pytest
 from imagekit import resource
 
 from image_pipeline import events
-from image_pipeline.errors import PermanentError
 from image_pipeline.pubsub_limits import (
     MAX_VALUE_BYTES,
     TRUNCATED_ATTRIBUTES,
@@ -85,12 +84,12 @@ def test_result_events_with_a_5_kb_content_type_fit_and_keep_it_whole_in_data(st
     content_type = "image/png; comment=" + "x" * 5000
     name = "n" * 1024  # GCS's longest name: exactly at the value limit, kept whole
     obj = events.storage_object(resource("uploads", name, 3, 10, contentType=content_type))
-    if status == "processed":
-        result = events.processed_event(obj, "evt", {}, [], {})
-    elif status == "failed":
-        result = events.failed_event(obj, "evt", PermanentError("corrupt", "bad"), {})
-    else:
-        result = events.deleted_event(obj, "evt", {})
+    extra = {
+        "processed": {"image": {}, "thumbnails": []},
+        "failed": {"error": {"reason": "corrupt", "message": "bad"}},
+        "deleted": {},
+    }[status]
+    result = events.result_event(status, obj, "evt", timings={}, **extra)
     assert violations(result.encoded(), result.attributes) == []
     assert result.attributes["contentType"] == content_type[:MAX_VALUE_BYTES]
     assert result.attributes["objectId"] == name

@@ -95,6 +95,18 @@ def test_deleted_doc_keeps_the_facts_of_its_generation_only():
     assert "width" not in newer and newer["generation"] == 4
 
 
+def test_a_result_without_a_fact_keeps_the_one_the_doc_holds_for_its_generation():
+    full = PROCESSED | {"md5Hash": "abc==", "crc32c": "xyz==", "metageneration": 2}
+    stored = records.image_doc(None, full, NOW, 0)
+    thin = {k: v for k, v in full.items() if k not in records.FACTS}
+    again = records.image_doc(stored, thin, NOW, 0)  # a re-processing from a thin event
+    assert {k: again[k] for k in records.FACTS} == {k: full[k] for k in records.FACTS}
+    later = records.image_doc(stored, full | {"metageneration": 3, "size": None}, NOW, 0)
+    assert (later["metageneration"], later["size"]) == (3, 10)  # a fact given wins
+    other = records.image_doc(stored, thin | {"generation": 4}, NOW, 0)
+    assert not set(records.FACTS) & set(other), "another generation's facts are not its own"
+
+
 def test_dead_letter_record():
     message = PushMessage(
         message_id="99",

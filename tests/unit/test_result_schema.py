@@ -11,7 +11,7 @@ from pipeline_kit import image_doc, published, upload
 
 from image_pipeline import events, result_schema
 from image_pipeline import pipeline as stages
-from image_pipeline.errors import MalformedEvent, PermanentError
+from image_pipeline.errors import MalformedEvent
 
 OBJ = events.StorageObject("uploads", "a.jpg", 7, 1, "image/jpeg", 10, "2026-01-01T00:00:00Z")
 THUMB = {
@@ -28,10 +28,12 @@ IMAGE = {"width": 640, "height": 480, "format": "JPEG", "mode": "RGB", "frames":
 
 def built() -> list[events.ResultEvent]:
     return [
-        events.processed_event(OBJ, "e", IMAGE, [THUMB], {"core_ms": 1.5}),
-        events.failed_event(OBJ, "e", PermanentError("corrupt", "bad"), {}),
-        events.deleted_event(OBJ, "e", {"delete_ms": 0.2}),
-        events.expired_event(OBJ, "e", "2026-02-01T00:00:00Z"),
+        events.result_event(
+            "processed", OBJ, "e", image=IMAGE, thumbnails=[THUMB], timings={"core_ms": 1.5}
+        ),
+        events.result_event("failed", OBJ, "e", error={"reason": "corrupt", "message": "bad"}),
+        events.result_event("deleted", OBJ, "e", timings={"delete_ms": 0.2}),
+        events.result_event("expired", OBJ, "e", expiredAt="2026-02-01T00:00:00Z"),
     ]
 
 
@@ -81,9 +83,11 @@ def test_the_metadata_writer_refuses_them_and_stores_nothing(pipeline, case):
 
 def test_a_publisher_off_the_schema_fails_before_publishing(pipeline, monkeypatch):
     res = upload(pipeline, "a.jpg", b"not an image")
-    real = events.failed_event
+    real = events.result_event
     monkeypatch.setattr(
-        events, "failed_event", lambda *a: events.ResultEvent({**real(*a).data, "error": 1}, {})
+        events,
+        "result_event",
+        lambda *a, **k: events.ResultEvent({**real(*a, **k).data, "error": 1}, {}),
     )
     with pytest.raises(ValueError, match="off its schema"):
         stages.make_thumbnail(pipeline, push_event_for(res), {})
