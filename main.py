@@ -1,10 +1,9 @@
-"""CDKTF app: deployment config -> topology -> checks -> stack -> synth -> deploy order.
+"""CDKTF app: deployment config -> topology -> checks -> stacks -> synth.
 
 `python main.py` (what `cdktf synth` runs, see cdktf.json) writes
-cdktf.out/stacks/<stack>/cdk.tf.json for the project stack and the pipeline stack, then checks
-their deploy order (the two merged) and removes them again if that is unsafe, so neither
-`cdktf deploy` nor a plain `terraform apply` can apply them. Settings: cdktf.json
-context.pipeline and PIPELINE_* environment variables (docs/settings.md).
+cdktf.out/stacks/<stack>/cdk.tf.json for the project stack and the pipeline stack, and warns
+when that replaces a resource holding data. Settings: cdktf.json context.pipeline and
+PIPELINE_* environment variables (docs/settings.md).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ def main() -> int:
     # cdktf (and its Node runtime) is loaded only once the settings are known to be good.
     from cdktf import App
 
-    from infra.deploy.deploy_order import DeployOrderError, refuse_unsafe
     from infra.deploy.pipeline_stack import add_deployments
     from infra.deploy.replacements import replacements, warning
 
@@ -41,12 +39,7 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app.synth()
-    try:
-        after = refuse_unsafe(outdir)
-    except DeployOrderError as e:
-        print(f"error: {e}\n(removed the stacks' cdk.tf.json in {outdir})", file=sys.stderr)
-        return 2
-    replaced = list(replacements(before, after.values()))
+    replaced = list(replacements(before, read_stacks(outdir).values()))
     if replaced:
         print(warning(replaced), file=sys.stderr)
     return 0

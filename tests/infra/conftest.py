@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from infra.deploy.deploy_order import Graph
 from infra.model.config import DeploymentConfig, from_mapping, load_environments
 from infra.model.synthesized import synthesized_stacks
 from infra.model.topology import Topology, build_topology
+from tests.infra.deploy_order import Graph
 
 DEFAULT_ID = "image-pipeline"  # the stack main.py synthesizes
 ALT_ID = "alt-pipeline"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.deploy.deploy_order import app_problems
+from tests.infra.deploy_order import app_problems
 
 pytestmark = pytest.mark.synth
 

@@ -1,15 +1,13 @@
-"""Reading a synthesized stack's order (infra.deploy.deploy_order) on small hand-made graphs.
+"""Reading a synthesized stack's order (tests/infra/deploy_order.py) on small hand-made graphs.
 
 The rules themselves are exercised on the real synthesized graph in
 tests/infra/test_stack_deploy_order.py; here, the graph reading they rely on."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from infra.deploy.deploy_order import DeployOrderError, Graph, problems, refuse_unsafe
+from tests.infra.deploy_order import Graph, problems
 
 PUBSUB = "google_project_service_identity.pubsub"
 STORAGE = "data.google_storage_project_service_account.gcs"
@@ -99,32 +97,6 @@ def test_a_dead_letter_policy_written_as_a_list_block_is_read_too():
 def test_a_graph_without_the_resources_a_rule_is_about_has_no_problems():
     assert problems(_tf()) == []
     assert problems({}) == []
-
-
-def _write_app(outdir, stacks: dict) -> dict:
-    """What a synth writes: manifest.json and one cdk.tf.json per stack."""
-    paths = {}
-    for stack_id, tf in stacks.items():
-        paths[stack_id] = outdir / "stacks" / stack_id / "cdk.tf.json"
-        paths[stack_id].parent.mkdir(parents=True)
-        paths[stack_id].write_text(json.dumps(tf))
-    manifest = {"stacks": {k: {"synthesizedStackPath": f"stacks/{k}/cdk.tf.json"} for k in stacks}}
-    (outdir / "manifest.json").write_text(json.dumps(manifest))
-    return paths
-
-
-def test_an_unsafe_app_is_removed_and_a_safe_one_kept(tmp_path):
-    safe = _write_app(tmp_path / "safe", {"one": _tf(), "other": {}})
-    refuse_unsafe(tmp_path / "safe")
-    assert all(p.exists() for p in safe.values())
-    tf = _tf()
-    tf["data"]["google_storage_project_service_account"]["gcs"]["depends_on"] = [
-        "google_project_service.api"
-    ]
-    unsafe = _write_app(tmp_path / "unsafe", {"one": tf, "other": {}})
-    with pytest.raises(DeployOrderError, match=STORAGE):
-        refuse_unsafe(tmp_path / "unsafe")
-    assert not any(p.exists() for p in unsafe.values())  # nothing of it can be applied
 
 
 def test_another_stacks_output_stands_for_what_it_holds_and_that_stack_comes_first():

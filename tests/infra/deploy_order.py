@@ -1,34 +1,16 @@
-"""Deploy-order checks of a synthesized stack: an apply Terraform would accept, but whose
+"""Deploy-order rules over a synthesized stack: an apply Terraform would accept, but whose
 order fails on a new project, or works only when Google happens to be fast.
 
-`check_deploy_order(tf, stacks)` reads the Terraform JSON (`cdk.tf.json`) as plain data: the
-resources and data sources, and the edges Terraform orders them by (`${...}` references and
-`depends_on`), followed transitively. A stack that reads another through cdktf's cross-stack
-references (`data.terraform_remote_state.cross-stack-reference-input-<stack>`) is applied
-after the whole of that stack (`cdktf deploy` orders stacks so), so the other stack's
+The order is a property of the constructs, not of the settings, so the synth tests prove it
+on every structural variant they synthesize (defaults, every optional resource, named
+environments, a GitHub deploy): `problems(tf, stacks)` reads the Terraform JSON as plain data,
+the resources and data sources and the edges Terraform orders them by (`${...}` references
+and `depends_on`), followed transitively. A stack that reads another through cdktf's
+cross-stack references is applied after the whole of that stack, so the other stack's
 resources are merged in, all upstream of this one's, and a reference to one of its outputs
-is a reference to what that output holds. The rules are stated over kinds of resources (every
-Cloud Function, every IAM binding to a Google service agent, every subscription with a
-dead-letter policy), not over ours by name, so a resource added later is checked as well.
-Each problem names the two resources whose order is wrong. Plain Python: no cdktf.
-
-The reasons (docs/architecture.md, "Deploy order"):
-- IAM grants take time to propagate ("typically 2 minutes, potentially 7 or longer",
-  Google IAM "Access change propagation"); a build or trigger that uses a grant must wait
-  for it (`time_sleep`), as the provider's cloudfunctions2_basic_builder example does.
-- A Google service agent exists only once created; IAM cannot bind one before that
-  (`google_project_service_identity`, or Cloud Storage's service-account data source).
-- The Eventarc agent must exist, hold roles/eventarc.serviceAgent, and have that settle
-  before a trigger is created (terraform-provider-google #14584, #25294); so must every
-  binding on the trigger's own service account (the Pub/Sub agent minting its push tokens).
-- A data source with `depends_on` is read at apply time whenever an upstream resource has
-  changes, so what it returns is unknown in the plan and re-plans everything that uses it.
-- Monitoring refuses an alert policy on a log-based metric it does not know yet, for up to
-  10 minutes after the metric's creation (terraform-provider-google #11102): a `time_sleep`
-  after the metric must be upstream of the policy.
-- A push subscription pushes from its creation on; a 403 while the push account's
-  `run.invoker` grant propagates counts as a delivery attempt: a `time_sleep` after the grant
-  must be upstream of the subscription.
+is a reference to what that output holds. The rules are stated over kinds of resources, not
+over ours by name, and each problem names the two resources whose order is wrong. The rules
+and their sources: docs/architecture.md, "Deploy order".
 """
 
 from __future__ import annotations
@@ -38,10 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
-
-from infra.model.synthesized import read_stacks, synthesized_stacks
 
 FUNCTION = "google_cloudfunctions2_function"
 EVENTARC_TRIGGER = "google_eventarc_trigger"
@@ -64,16 +43,6 @@ _AGENT_EMAIL = re.compile(
     r"service-[^@\s]+@(?:gcp-sa-(?P<service>[a-z0-9-]+)|(?P<storage>gs-project-accounts))"
     r"\.iam\.gserviceaccount\.com"
 )
-
-
-class DeployOrderError(ValueError):
-    """The synthesized stack would apply in an order that fails; lists every problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(
-            "the stack's deploy order is unsafe:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -222,34 +191,12 @@ class Graph:
         )
 
 
-def check_deploy_order(
-    tf: Mapping[str, Any], stacks: Mapping[str, Mapping[str, Any]] | None = None
-) -> None:
-    """Raises `DeployOrderError` listing every problem; returns None if there is none."""
-    found = problems(tf, stacks)
-    if found:
-        raise DeployOrderError(found)
-
-
 def app_problems(stacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The problems of every stack of an app, each with the stacks it reads merged in."""
     found: list[str] = []
     for tf in stacks.values():
         found += [p for p in problems(tf, stacks) if p not in found]
     return found
-
-
-def refuse_unsafe(outdir: Path) -> dict[str, dict[str, Any]]:
-    """Checks every stack a synth wrote into `outdir` and returns them, by stack id; if the
-    order is unsafe, deletes each stack's `cdk.tf.json` (so neither `cdktf deploy` nor a plain
-    `terraform apply` of those folders can apply them) and raises."""
-    stacks = read_stacks(outdir)
-    found = app_problems(stacks)
-    if found:
-        for path in synthesized_stacks(outdir).values():
-            path.unlink()
-        raise DeployOrderError(found)
-    return stacks
 
 
 def problems(
