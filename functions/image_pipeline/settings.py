@@ -156,7 +156,8 @@ class Tunables:
     uploads_lifecycle_days: int = setting(
         0,
         doc="delete originals after N days (0: keep); their thumbnails and docs stay, and the "
-        "doc records that the original expired",
+        "doc records that the original expired. A person's delete of an original that old "
+        "keeps them too (`scripts/erase` removes them); prefer `uploads_storage_classes`",
         bounds=(0, 36500),
     )
 

@@ -249,12 +249,19 @@ class Gallery:
         }
 
     def thumbnail(self, name: str) -> tuple[bytes, str] | None:
-        """A thumbnail's bytes; only the thumbnails bucket is ever read for the browser."""
+        """A thumbnail's bytes while its doc lists it: never one whose doc is deleted or erased
+        (scripts/erase). Only the thumbnails bucket is ever read for the browser."""
         bucket = self.target.storage.bucket(self.target.thumbnails_bucket)
         with self.target.answering("Cloud Storage"):
             blob = bucket.get_blob(name, **self.target.storage_call())
-            if blob is None:
-                return None
+        if blob is None:
+            return None
+        source = blob.metadata or {}
+        doc_id = image_doc_id(str(source.get("source-bucket")), str(source.get("source-name")))
+        doc = self.target.documents.get(self.target.images_collection, doc_id) or {}
+        if name not in [t.get("name") for t in doc.get("thumbnails") or []]:
+            return None
+        with self.target.answering("Cloud Storage"):
             data = blob.download_as_bytes(**self.target.storage_call())
         kind = blob.content_type or ""
         # SVG is a document, whatever the case (media types are case-insensitive, RFC 9110 8.3.1)

@@ -1,10 +1,10 @@
 """`scripts/demo`: the whole flow once, on this machine, with a table of what happened.
 
-Starts a local stack, uploads five images made on the spot (a photo, one rotated by EXIF,
-an iPhone-style HEIC, a PNG with alpha, a corrupt one), waits for each to reach its
-expected state, prints the table and the dead-letter count, stops the stack. Exit status 0
-only if all went as expected (for the corrupt file, the expected state is `failed` with
-reason `corrupt`).
+Starts a local stack, uploads six images made on the spot (a photo, one rotated by EXIF,
+an iPhone-style HEIC, a PNG with alpha, a scene under avatars/, a corrupt one), waits for
+each to reach its expected state, prints the table and the dead-letter count, stops the
+stack. Exit status 0 only if all went as expected (for the corrupt file, the expected state
+is `failed` with reason `corrupt`).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> No
 def main(argv: Sequence[str] | None = None) -> int:
     argparse.ArgumentParser(
         prog="scripts/demo",
-        description="Start the local stack, upload five generated images (one corrupt on "
+        description="Start the local stack, upload six generated images (one corrupt on "
         "purpose), print what happened, stop. Exit 0 only if every image ended as expected.",
     ).parse_args(argv)
     config = load_config(overrides={"project": "demo-imgpipe"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from infra.model.topology import Topology, push_ack_deadline
+from infra.model.topology import BucketSpec, Topology, push_ack_deadline
 
 # Roles that can create, replace or delete objects in a bucket (bucket or project level).
 STORAGE_WRITE_ROLES = frozenset(
@@ -47,6 +47,8 @@ _PUBSUB_LIMITS = {
 # of these characters is a string literal as written (no escapes needed).
 MAX_FILTER_BYTES = 256
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Storage classes, colder to the right (https://cloud.google.com/storage/docs/storage-classes).
+STORAGE_CLASSES = ("STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE")
 
 
 class TopologyError(ValueError):
@@ -73,7 +75,33 @@ def problems(topology: Topology) -> list[str]:
         *_grant_problems(topology),
         *_trigger_loop_problems(topology),
         *_name_problems(topology),
+        *_ageing_problems(topology),
     ]
+
+
+def storage_class_ages(bucket: BucketSpec) -> list[tuple[str, int]]:
+    """A bucket's ageing rules as (storage class, days), from its `CLASS:DAYS` pairs."""
+    pairs = (pair.partition(":") for pair in bucket.storage_classes)
+    return [(storage_class, int(days)) for storage_class, _, days in pairs]
+
+
+def _ageing_problems(t: Topology) -> Iterator[str]:
+    """Each class once and colder with age, and every change before the Delete rule (after
+    it, nothing is left to move)."""
+    for bucket in t.buckets.values():
+        ages = storage_class_ages(bucket)
+        ranks, days = [STORAGE_CLASSES.index(c) for c, _ in ages], [d for _, d in ages]
+        if ranks != sorted(set(ranks)) or days != sorted(set(days)):
+            yield (
+                f"bucket {bucket.name}: each storage class once, colder ones at more days "
+                f"({', '.join(bucket.storage_classes)})"
+            )
+        delete = bucket.lifecycle_delete_after_days
+        if delete and days and days[-1] >= delete:
+            yield (
+                f"bucket {bucket.name}: a class change at {days[-1]} days comes on or after "
+                f"the delete ({delete} days)"
+            )
 
 
 def _subscription_problems(t: Topology) -> Iterator[str]:

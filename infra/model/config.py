@@ -91,6 +91,7 @@ _PATTERNS: Mapping[str, tuple[str, str]] = {
         r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}",
         "a repository like 'owner/name'",
     ),
+    "uploads_storage_classes": (r"(NEARLINE|COLDLINE|ARCHIVE):[1-9][0-9]{0,4}", "CLASS:DAYS"),
     "backfill_invokers": (
         r"(user|group|serviceAccount|domain):[^\s:]+",
         "an IAM member like 'user:ops@example.com', 'group:…' or 'serviceAccount:…'",
@@ -219,6 +220,13 @@ class DeploymentConfig(Tunables):
     labels: Mapping[str, str] = setting(
         factory=dict,
         doc="labels of the buckets, topics, subscriptions and functions (env: `k=v,k2=v2`)",
+    )
+    # Lifecycle SetStorageClass rules on the uploads bucket (docs/settings.md, "Ageing").
+    uploads_storage_classes: tuple[str, ...] = setting(
+        (),
+        doc="age originals into colder storage: `CLASS:DAYS` pairs (`NEARLINE:30,COLDLINE:90,"
+        "ARCHIVE:365`), a lifecycle rule each; nothing is deleted: prefer it to "
+        "`uploads_lifecycle_days`",
     )
     # Empty: make_thumbnail accepts internal traffic only.
     backfill_invokers: tuple[str, ...] = setting(

@@ -68,6 +68,7 @@ class BucketSpec:
     name: str
     purpose: str
     lifecycle_delete_after_days: int = 0  # 0 = no lifecycle rule
+    storage_classes: tuple[str, ...] = ()  # `CLASS:DAYS`: a SetStorageClass rule each
     # False: a deleted or overwritten object is gone at once, instead of being kept (and
     # billed) for Cloud Storage's default 7-day soft-delete window. For outputs only.
     soft_delete: bool = True
@@ -295,6 +296,7 @@ def _buckets(config: DeploymentConfig) -> dict[str, BucketSpec]:
             config.uploads_bucket,
             "originals; finalize events trigger make_thumbnail",
             config.uploads_lifecycle_days,
+            config.uploads_storage_classes,
         ),
         "thumbnails": BucketSpec(
             "thumbnails",

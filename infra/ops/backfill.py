@@ -6,20 +6,15 @@ ones: docs/outputs.md, "Regenerating") gets the exact event Eventarc would have 
 `google.cloud.storage.object.v1.finalized` CloudEvent POSTed to `make_thumbnail`. Nothing
 here thumbnails anything, so a backfilled object is processed exactly like a fresh upload.
 
-Bounded on purpose (the Firebase resize extension dropped its backfill after a runaway bill,
-firebase/extensions#3189): dry run by default, a hard cap per run, a rate limit, and a
+Bounded (`infra.ops.bulk`): dry run by default, a hard cap per run, a rate limit, and a
 checkpoint so the next run continues after the last object examined instead of starting over.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,100 +22,12 @@ from typing import Any, TextIO
 from image_pipeline.events import OUTPUT_MARKER
 from image_pipeline.records import image_doc_id
 from infra.common import arguments
-from infra.common.paths import ROOT
 from infra.common.storage_events import eventarc_storage_event, rfc3339
-from infra.common.terminal import printable
 from infra.model.topology import FINALIZED
+from infra.ops import bulk
 from infra.ops import target as targets
 
-DEFAULT_LIMIT = 1000
 _ATTEMPTS = 4  # per object, for 429/5xx answers (the platform would retry those too)
-
-
-class CheckpointError(ValueError):
-    """The --checkpoint path cannot be read or written as a checkpoint; the message says why."""
-
-
-def _check_writable(path: Path) -> None:
-    """Refuses, before anything is done, a checkpoint that could never be saved."""
-    if path.exists() and not path.is_file():
-        raise CheckpointError(f"--checkpoint {path} is not a file")
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise CheckpointError(f"--checkpoint {path} cannot be created ({folder} is not writable)")
-
-
-def _checkpoint_fields(path: Path) -> dict[str, Any]:
-    """The saved fields, each of its declared type, or CheckpointError saying what is wrong."""
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"--checkpoint {path} is not a checkpoint: {exc}") from None
-    types = {f.name: str(f.type) for f in fields(Checkpoint)}  # postponed: "str", "int"
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"--checkpoint {path} holds a {type(saved).__name__}, not an object")
-    for key, value in saved.items():
-        kind = {"str": str, "int": int, "bool": bool}.get(types.get(key, ""))
-        if kind is None or type(value) is not kind:
-            raise CheckpointError(f"--checkpoint {path}: field {key!r} is unknown or mistyped")
-    if not {"bucket", "prefix"} <= saved.keys():
-        raise CheckpointError(f"--checkpoint {path} names no bucket and prefix")
-    return saved
-
-
-@dataclass
-class Checkpoint:
-    """Where the last run stopped and what it counted; cumulative over resumed runs."""
-
-    bucket: str
-    prefix: str
-    fingerprint: str = ""  # --stale: the output rules' fingerprint the run brings docs to
-    last_name: str = ""
-    listed: int = 0
-    up_to_date: int = 0
-    outputs: int = 0
-    sent: int = 0
-    failed: int = 0
-    complete: bool = False
-
-    @classmethod
-    def load(cls, path: Path, bucket: str, prefix: str, fingerprint: str = "") -> Checkpoint:
-        """The saved position for this bucket, prefix and mode; a fresh one after a full
-        pass. A file that is not a checkpoint raises CheckpointError (it is never replaced)."""
-        _check_writable(path)
-        if not path.exists():
-            return cls(bucket, prefix, fingerprint)
-        saved = cls(**_checkpoint_fields(path))
-        if (saved.bucket, saved.prefix, saved.fingerprint) != (bucket, prefix, fingerprint):
-            mode = f" --stale to {saved.fingerprint}" if saved.fingerprint else ""
-            raise CheckpointError(
-                f"{path} belongs to gs://{saved.bucket}/{saved.prefix}{mode}; "
-                "pass another --checkpoint"
-            )
-        return cls(bucket, prefix, fingerprint) if saved.complete else saved
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)  # atomic: an interrupted run never leaves half a checkpoint
-
-
-@dataclass
-class Outcome:
-    """What one run did (the checkpoint holds the totals)."""
-
-    selected: int = 0
-    failed: int = 0
-
-
-def default_checkpoint(project: str, bucket: str, prefix: str, fingerprint: str = "") -> Path:
-    """Per bucket, prefix and mode (a --stale run keeps its own position)."""
-    key = f"{prefix}\0{fingerprint}" if fingerprint else prefix
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-    return ROOT / ".local" / "backfill" / f"{project}-{bucket}-{digest}.json"
 
 
 def is_output(metadata: Mapping[str, str] | None) -> bool:
@@ -184,43 +91,6 @@ def finalized_event(resource: Mapping[str, Any], now: datetime) -> tuple[dict[st
     return eventarc_storage_event(resource, event_id, FINALIZED, rfc3339(now))
 
 
-class Pacer:
-    """Spaces calls at least 1/rate seconds apart (the rate limit)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.next_at = 0.0
-
-    def wait(self) -> None:
-        delay = self.next_at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        self.next_at = max(self.next_at, time.monotonic()) + self.interval
-
-
-class Progress:
-    """A one-line progress bar on stderr, redrawn in place on a terminal."""
-
-    def __init__(self, stream: TextIO, total: int, verb: str) -> None:
-        self.stream, self.total, self.verb = stream, total, verb
-        self.tty = stream.isatty()
-        self.drawn_at = 0.0
-
-    def update(self, done: int, checkpoint: Checkpoint, final: bool = False) -> None:
-        if not final and (not self.tty or time.monotonic() - self.drawn_at < 0.1):
-            return
-        self.drawn_at = time.monotonic()
-        width = 30
-        filled = width * min(done, self.total) // max(self.total, 1)
-        line = (
-            f"backfill [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-            f"{self.verb} | {checkpoint.listed} listed, {checkpoint.up_to_date} up to date, "
-            f"{checkpoint.outputs} outputs skipped, {checkpoint.failed} failed"
-        )
-        self.stream.write(("\r" if self.tty else "") + line + ("\n" if final else ""))
-        self.stream.flush()
-
-
 def _listing(
     target: targets.Target, prefix: str, after: str
 ) -> Iterator[tuple[Any, dict[str, Any] | None]]:
@@ -274,87 +144,53 @@ def _send(target: targets.Target, blob: Any) -> str | None:
     return error
 
 
+def selection(bucket: str, prefix: str, fingerprint: str = "") -> str:
+    """What a pass goes through (its checkpoint's key): a --stale run keeps its own."""
+    return f"gs://{bucket}/{prefix}" + (f" --stale to {fingerprint}" if fingerprint else "")
+
+
 def run(
     target: targets.Target,
     *,
     prefix: str = "",
-    limit: int = DEFAULT_LIMIT,
+    limit: int = bulk.DEFAULT_LIMIT,
     rate: float = 10.0,
     execute: bool = False,
     fingerprint: str = "",
     checkpoint_path: Path,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
-) -> Outcome:
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> bulk.Pass:
     """One bounded pass. Dry runs never save the checkpoint: they only show the next run.
 
     ``fingerprint``: the deployed output rules' (``--stale``); docs made under others are
     selected too.
     """
-    checkpoint = Checkpoint.load(checkpoint_path, target.uploads_bucket, prefix, fingerprint)
-    if checkpoint.last_name:
-        shown = printable(checkpoint.last_name)
-        print(f"resuming after '{shown}' ({printable(checkpoint_path)})", file=err)
-    pacer, progress = Pacer(rate), Progress(err, limit, "sent" if execute else "to send")
-    outcome = Outcome()
-    for blob, doc in _listing(target, prefix, checkpoint.last_name):
-        if outcome.selected >= limit:
-            break
-        checkpoint.listed += 1
-        uri = printable(f"gs://{blob.bucket.name}/{blob.name}#{blob.generation}")
-        output = is_output(blob.metadata)
-        reason = None if output else reason_to_process(blob.generation, doc, fingerprint)
-        if output:
-            checkpoint.outputs += 1
-        elif reason is None:
-            checkpoint.up_to_date += 1
-        elif not execute:
-            outcome.selected += 1
-            print(f"would process {uri} ({reason})", file=out)
-        else:
-            outcome.selected += 1
-            pacer.wait()
-            error = _send(target, blob)
-            outcome.failed += bool(error)
-            checkpoint.failed += bool(error)
-            checkpoint.sent += not error
-            line = f"FAILED {uri}: {printable(error)}" if error else f"sent {uri} ({reason})"
-            print(line, file=out)
-        checkpoint.last_name = blob.name
-        if execute:
-            checkpoint.save(checkpoint_path)
-        progress.update(outcome.selected, checkpoint)
-    else:
-        checkpoint.complete = True
-    progress.update(outcome.selected, checkpoint, final=True)
-    if execute:
-        checkpoint.save(checkpoint_path)
-    if execute:
-        print(f"sent {outcome.selected - outcome.failed}, failed {outcome.failed}", file=out)
-    else:
-        print(f"dry run: {outcome.selected} objects would be processed; add --execute", file=out)
-    if not checkpoint.complete:
-        where = printable(checkpoint.last_name)
-        print(f"stopped at --limit {limit}; the next run continues after '{where}'", file=out)
-    return outcome
+    key = selection(target.uploads_bucket, prefix, fingerprint)
+    verbs = ("process", "sent")
+    run = bulk.start("backfill", verbs, "objects", key, checkpoint_path, limit=limit, rate=rate)
+    run.execute, run.out, run.err = execute, out, err
+    listing = _listing(target, prefix, run.checkpoint.last_name)
+    for blob, doc in run.each(listing, lambda item: str(item[0].name)):
+        if is_output(blob.metadata):
+            run.count("outputs")
+            continue
+        reason = reason_to_process(blob.generation, doc, fingerprint)
+        if reason is None:
+            run.count("up to date")
+            continue
+        uri = f"gs://{blob.bucket.name}/{blob.name}#{blob.generation}"
+        run.act(f"{uri} ({reason})", (), lambda: _send(target, blob))  # noqa: B023
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = arguments.Parser(
         prog="scripts/backfill",
-        description="Process objects uploaded before the pipeline existed (dry run by default).",
+        description="Send objects uploaded before the pipeline existed through make_thumbnail "
+        "(dry run by default).",
     )
     parser.add_argument("--prefix", default="", help="only objects whose name starts with this")
-    parser.add_argument(
-        "--limit",
-        type=arguments.number(low=1, integer=True),
-        default=DEFAULT_LIMIT,
-        help=f"hard cap on objects processed by one run (default {DEFAULT_LIMIT})",
-    )
-    parser.add_argument(
-        "--rate", type=arguments.number(above=0), default=10.0, help="objects per second (10)"
-    )
-    parser.add_argument("--execute", action="store_true", help="send events (default: dry run)")
     parser.add_argument(
         "--stale",
         action="store_true",
@@ -362,39 +198,30 @@ def main(argv: list[str] | None = None) -> int:
         "deployed ones (their fingerprint differs); their new thumbnails are written before "
         "the old rules' are removed",
     )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="resume file (default: .local/backfill/<project>-<bucket>-<prefix hash>.json)",
-    )
+    bulk.add_arguments(parser, "backfill", "objects", "send events", rate=10.0)
     targets.add_arguments(parser)
     args = parser.parse_args(argv)
-    target = targets.from_arguments(args)
-    fingerprint = target.output_fingerprint() if args.stale else ""
-    if fingerprint:
-        print(f"--stale: bringing docs to output rules {fingerprint}", file=sys.stderr)
-    path = args.checkpoint or default_checkpoint(
-        target.project, target.uploads_bucket, args.prefix, fingerprint
-    )
-    try:
-        Checkpoint.load(path, target.uploads_bucket, args.prefix, fingerprint)
-    except CheckpointError as exc:
-        arguments.refuse(str(exc))
-    return targets.failing_fast(
-        lambda: (
-            1
-            if run(
-                target,
-                prefix=args.prefix,
-                limit=args.limit,
-                rate=args.rate,
-                execute=args.execute,
-                fingerprint=fingerprint,
-                checkpoint_path=path,
-            ).failed
-            else 0
+
+    def command(target: targets.Target) -> int:
+        fingerprint = target.output_fingerprint() if args.stale else ""
+        if fingerprint:
+            print(f"--stale: bringing docs to output rules {fingerprint}", file=sys.stderr)
+        key = selection(target.uploads_bucket, args.prefix, fingerprint)
+        path = args.checkpoint or bulk.default_checkpoint(
+            "backfill", target.project, target.uploads_bucket, key
         )
-    )
+        done = run(
+            target,
+            prefix=args.prefix,
+            limit=args.limit,
+            rate=args.rate,
+            execute=args.execute,
+            fingerprint=fingerprint,
+            checkpoint_path=path,
+        )
+        return 1 if done.failed else 0
+
+    return targets.run_tool(args, command)
 
 
 if __name__ == "__main__":

@@ -49,12 +49,23 @@ def decoded_data(record: Mapping[str, Any]) -> Any:
         return text
 
 
+def subject_of(record: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
+    """The object a message was about (bucket, name) and the custom metadata it carries: from
+    the routing attributes, else from the data (a notification's object resource, a result
+    event's body)."""
+    attrs = record.get("attributes") or {}
+    data = decoded_data(record)
+    data = data if isinstance(data, dict) else {}
+    bucket = attrs.get("bucket") or attrs.get("bucketId") or str(data.get("bucket") or "")
+    name = attrs.get("objectId") or str(data.get("name") or "")
+    metadata = data.get("metadata")
+    return bucket, name, metadata if isinstance(metadata, dict) else {}
+
+
 def event_of(record: Mapping[str, Any]) -> str:
     """What the message was about: its event type and object, from the routing attributes."""
-    attrs = record.get("attributes") or {}
-    kind = attrs.get("eventType", "?")
-    bucket = attrs.get("bucket") or attrs.get("bucketId") or ""
-    name = attrs.get("objectId", "")
+    kind = (record.get("attributes") or {}).get("eventType", "?")
+    bucket, name, _ = subject_of(record)
     return f"{kind} gs://{bucket}/{name}" if name else kind
 
 
@@ -280,7 +291,9 @@ def discard(
     return missing
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(
+    argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     parser = arguments.Parser(
         prog="scripts/dead-letters",
         description="List, show, replay and discard the dead letters recorded in Firestore.",
@@ -311,8 +324,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     drop.add_argument("--by", default=None, help="who discards (default: user@host)")
     drop.add_argument("--note", default=None, help="why, stored with the record")
     args = parser.parse_args(argv)
-    target = targets.from_arguments(args)
-    return targets.failing_fast(lambda: _command(args, target, out, err), err)
+    out, err = out or sys.stdout, err or sys.stderr
+    return targets.run_tool(args, lambda target: _command(args, target, out, err), err)
 
 
 def _command(args: argparse.Namespace, target: targets.Target, out: TextIO, err: TextIO) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 from image_pipeline import deadlines
 from image_pipeline.firestore_docs import Doc, FirestoreStore
 
+_PAGE = 300  # documents per query page
+
 
 class Documents(FirestoreStore):
     """``client`` must be opened on ``database``: the one the functions write."""
@@ -44,3 +46,26 @@ class Documents(FirestoreStore):
         """Removes the document (nothing happens when there is none)."""
         with self._answering():
             self._client().collection(collection).document(doc_id).delete()
+
+    def by_name(self, collection: str, prefix: str, after: str = "") -> Iterator[tuple[str, Doc]]:
+        """The documents whose `name` starts with ``prefix`` and sorts after ``after``, in name
+        order, a page at a time (each page within the deadline). Docs without a `name` are
+        not listed. The single-field index on `name` serves it (infra.model.topology)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._client().collection(collection).order_by("name").limit(_PAGE)
+        if after >= prefix:
+            query = query.where(filter=FieldFilter("name", ">", after))
+        else:
+            query = query.where(filter=FieldFilter("name", ">=", prefix))
+        while True:
+            with self._answering():
+                page = list(query.stream())
+            for snapshot in page:
+                doc = snapshot.to_dict()
+                if not str(doc.get("name")).startswith(prefix):
+                    return
+                yield snapshot.id, doc
+            if len(page) < _PAGE:
+                return
+            query = query.start_after(page[-1])

@@ -7,33 +7,29 @@ metadata documents (processed x 3, failed with its reason), checks every listed 
 exactly its box) and that each document names the output rule the deployment's settings give
 its path (the example `avatars` rule of cdktf.json makes cover squares), deletes the photo and
 sees its thumbnails go and its document become `deleted`, checks that none of its
-messages was dead-lettered, then removes everything it created. The local stack and a
-real project run the same code (`infra.ops.target`); only the endpoints differ.
+messages was dead-lettered, then erases everything it created (`infra.ops.erase`, by its
+prefix). The local stack and a real project run the same code (`infra.ops.target`); only
+the endpoints differ.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
-from google.api_core.exceptions import NotFound
 from PIL import Image
 
 from image_pipeline.formats import OUTPUTS, parse_size
 from image_pipeline.records import image_doc_id
 from infra.common import arguments
-from infra.model.config import ConfigError, load_config
-from infra.ops import dead_letters
+from infra.ops import dead_letters, erase
 from infra.ops import target as targets
 
 DEFAULT_TIMEOUT = 180.0
@@ -60,7 +56,7 @@ class Sample:
 
 
 def samples() -> tuple[Sample, ...]:
-    """The three uploads, generated here so the smoke test needs no files."""
+    """The four uploads, generated here so the smoke test needs no files."""
     photo = Image.new("RGB", (640, 480))
     photo.paste((200, 40, 40), (0, 0, 320, 480))
     photo.paste((40, 40, 200), (320, 0, 640, 480))
@@ -197,9 +193,13 @@ class Smoke:
 
     # -- stages ----------------------------------------------------------------------------
 
-    def dead_letter_ids(self) -> set[str]:
-        docs = self.target.documents.stream(self.target.dead_letters_collection)
-        return {doc_id for doc_id, _ in docs}
+    def dead_letters(self) -> set[str]:
+        """Ids of the dead-letter records about this run's objects."""
+        return {
+            record["id"]
+            for record in dead_letters.load_all(self.target)
+            if dead_letters.subject_of(record)[1].startswith(self.prefix)
+        }
 
     def upload(self) -> None:
         for sample in self.samples.values():
@@ -333,71 +333,38 @@ class Smoke:
         if not done:
             raise StageFailed("the delete did not go through")
 
-    def check_dead_letters(self, before: set[str]) -> None:
-        new = self.dead_letter_ids() - before
-        ours = [i for i in sorted(new) if self._about_this_run(i)]
+    def check_dead_letters(self) -> None:
+        ours = sorted(self.dead_letters())
         detail = f"{len(ours)} from this run" + (f": {', '.join(ours)}" if ours else "")
-        if len(new) > len(ours):
-            detail += f" ({len(new) - len(ours)} other new ones, not about this run)"
         self.report.check("no new dead letters", not ours, detail)
 
-    def _about_this_run(self, message_id: str) -> bool:
-        collection = self.target.dead_letters_collection
-        record = self.target.documents.get(collection, message_id) or {}
-        text = json.dumps(
-            [record.get("attributes"), dead_letters.decoded_data(record)], default=str
-        )
-        return self.prefix in text
-
-    def cleanup(self, dead_letters_before: set[str]) -> None:
-        """Deletes the uploads (their cleanup marks the docs deleted), then the docs, any
-        thumbnail left under the prefix and dead letters about this run."""
-        for sample in self.samples:
-            with contextlib.suppress(Exception):  # already gone (the photo) is fine
-                self.uploads.blob(self.object_name(sample)).delete(
-                    timeout=self.target.deadline_seconds
-                )
-
-        def marked() -> tuple[bool, str]:
-            states = [(self.doc(n) or {}).get("status") for n in self.samples]
-            waiting = [s for s in states if s not in (None, "deleted")]
-            return not waiting, f"{len(waiting)} documents not marked deleted yet"
-
-        # Removing a doc before its delete event is processed would let it come back.
-        settled = self.wait("cleanup", marked, min(self.timeout, 60.0))
-        for sample in self.samples:
-            self.target.documents.delete(self.target.images_collection, self.doc_id(sample))
-        storage = self.target.storage
+    def cleanup(self) -> None:
+        """Erases everything under the run's prefix, as `scripts/erase --prefix` does (a doc
+        is left as a tombstone, so no late event writes it back), then looks for leftovers."""
+        quiet = {"out": io.StringIO(), "err": io.StringIO()}
+        selection = erase.Selection(prefix=self.prefix)
+        erased = erase.run(self.target, selection, limit=100, rate=0, execute=True, **quiet)
+        storage, call = self.target.storage, self.target.storage_call()
         thumbs = f"{self.settings.thumbnail_prefix}{self.prefix}"
-        for bucket, prefix in (
-            (self.target.thumbnails_bucket, thumbs),
-            (self.target.uploads_bucket, self.prefix),
-        ):
-            for blob in storage.list_blobs(bucket, prefix=prefix, **self.target.storage_call()):
-                # The pipeline's own cleanup may delete a thumbnail between list and delete.
-                with contextlib.suppress(NotFound):
-                    blob.delete(timeout=self.target.deadline_seconds)
-        for message_id in self.dead_letter_ids() - dead_letters_before:
-            if self._about_this_run(message_id):
-                self.target.documents.delete(self.target.dead_letters_collection, message_id)
         left = [
-            *(b.name for b in storage.list_blobs(self.target.uploads_bucket, prefix=self.prefix)),
-            *(b.name for b in storage.list_blobs(self.target.thumbnails_bucket, prefix=thumbs)),
-            *(n for n in self.samples if self.doc(n) is not None),
+            *(
+                b.name
+                for b in storage.list_blobs(self.target.uploads_bucket, prefix=self.prefix, **call)
+            ),
+            *(
+                b.name
+                for b in storage.list_blobs(self.target.thumbnails_bucket, prefix=thumbs, **call)
+            ),
+            *(f"doc of {n}" for n in self.samples if set(self.doc(n) or {}) - set(erase.TOMBSTONE)),
+            *(f"dead letter {i}" for i in self.dead_letters()),
         ]
-        detail = f"left: {', '.join(left)}" if left else "nothing left"
-        if not settled:
-            # Their delete events are still being retried; once processed, they write the
-            # documents again (status deleted): the pipeline's own state, not a failed check.
-            detail += "; delete events still pending may bring back `deleted` documents"
-        self.report.check("cleanup", not left, detail)
+        detail = f"left: {', '.join(left)}" if left else f"{erased.selected} erased, nothing left"
+        self.report.check("cleanup", not left and not erased.failed, detail)
 
     def run(self) -> bool:
         report = self.report
         where = "the local stack" if self.target.is_local else f"project {self.target.project}"
         report.progress(f"smoke test of {where}, prefix {self.prefix}")
-        report.progress("reading the dead letters recorded so far")
-        before = self.dead_letter_ids()
         try:
             with report.stage("upload"):
                 self.upload()
@@ -408,7 +375,7 @@ class Smoke:
             with report.stage("delete"):
                 self.delete_photo()
             with report.stage("dead letters"):
-                self.check_dead_letters(before)
+                self.check_dead_letters()
         except StageFailed as exc:
             report.progress(f"stopped: {exc}")
         except Exception as exc:
@@ -417,29 +384,19 @@ class Smoke:
         finally:
             with report.stage("cleanup"):
                 try:
-                    self.cleanup(before)
+                    self.cleanup()
                 except Exception as exc:
                     report.check("cleanup", False, f"{type(exc).__name__}: {exc}")
         report.print_tables()
         return report.passed
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = arguments.Parser(
         prog="scripts/smoke",
-        description="Prove a deployment end to end: upload three files, check their "
-        "documents and thumbnails, delete one, check for dead letters, clean up. "
-        "Exit 0 only when every check holds.",
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--project", help="a GCP project (default: the project in cdktf.json)")
-    where.add_argument("--local", action="store_true", help="the local stack (scripts/local up)")
-    parser.add_argument("--region", help="region of the functions (default: from cdktf.json)")
-    parser.add_argument(
-        "--stack",
-        type=Path,
-        default=targets.STACK_FILE,
-        help="stack file of the local stack (--local)",
+        description="Prove a deployment end to end: upload four files, check their documents "
+        "and thumbnails, delete one, check for dead letters, erase what it made. Exit 0 only "
+        "when every check holds.",
     )
     parser.add_argument(
         "--timeout",
@@ -447,25 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait in each waiting stage (default {DEFAULT_TIMEOUT:.0f})",
     )
-    return parser
+    targets.add_arguments(parser, local_by_default=False)
+    args = parser.parse_args(argv)
 
+    def command(target: targets.Target) -> int:
+        # A waiting stage polls: no single call may take longer than the stage may wait.
+        target.deadline_seconds = min(target.deadline_seconds, args.timeout / 2)
+        return 0 if Smoke(target, Report(out), timeout=args.timeout).run() else 1
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.local:
-            target = targets.from_stack_file(args.stack)
-        else:
-            project = args.project or load_config().project
-            target = targets.for_project(project, args.region)
-    except (targets.TargetError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    # A waiting stage polls: no single call may take longer than the stage may wait.
-    target.deadline_seconds = min(target.deadline_seconds, args.timeout / 2)
-    return targets.failing_fast(
-        lambda: 0 if Smoke(target, Report(out), timeout=args.timeout).run() else 1
-    )
+    return targets.run_tool(args, command)
 
 
 if __name__ == "__main__":

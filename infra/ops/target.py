@@ -28,10 +28,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import requests
 
 from image_pipeline import deadlines
+from infra.common import arguments
 from infra.common.paths import STACK_JSON
-from infra.model.config import load_config
+from infra.common.terminal import printable
+from infra.model.config import ConfigError, load_config
 from infra.model.topology import Topology, build_topology
 from infra.ops.documents import Documents
+from infra.ops.gcp_rest import LOGIN, Reply
 
 if TYPE_CHECKING:
     from image_pipeline.settings import Settings
@@ -40,6 +43,11 @@ STACK_FILE = STACK_JSON
 EMULATOR_VARS = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
 _FUNCTIONS_API = "https://cloudfunctions.googleapis.com/v2"
 _CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Where a service is, for the error that says it did not answer: emulator, or Google's host.
+_ENDPOINTS = {
+    "Cloud Storage": ("STORAGE_EMULATOR_HOST", "storage.googleapis.com"),
+    "Pub/Sub": ("PUBSUB_EMULATOR_HOST", "pubsub.googleapis.com"),
+}
 # The functions that write each Firestore collection: a tool reads where these write.
 COLLECTION_WRITERS = {"images": "write_metadata", "dead_letters": "handle_dead_letter"}
 
@@ -132,20 +140,14 @@ class Target:
         client = firestore.Client(project=self.project, database=database)
         return Documents(client, database, seconds)
 
-    @property
-    def storage_where(self) -> str:
-        return self.emulator_env.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
-
     def storage_call(self) -> dict[str, Any]:
         """`timeout` and `retry` for a Cloud Storage call, within the deadline."""
         return deadlines.storage_call(self.deadline_seconds)
 
     def answering(self, service: str) -> AbstractContextManager[None]:
         """Around a Cloud Storage or Pub/Sub call: no answer becomes `Unavailable`."""
-        where = {
-            "Cloud Storage": self.storage_where,
-            "Pub/Sub": self.emulator_env.get("PUBSUB_EMULATOR_HOST") or "pubsub.googleapis.com",
-        }[service]
+        variable, host = _ENDPOINTS[service]
+        where = self.emulator_env.get(variable) or host
         return deadlines.answering(service, where, self.deadline_seconds)
 
     @property
@@ -182,12 +184,19 @@ class Target:
             url = f"{_FUNCTIONS_API}/projects/{self.project}/locations/{self.topology.region}"
             response = self._cloud_session.get(f"{url}/functions/{name}", timeout=30)
             if response.status_code != 200:
-                raise TargetError(
-                    f"cannot look up function {name} in {self.project}/{self.topology.region}: "
-                    f"HTTP {response.status_code} {response.text[:200]}"
-                )
+                raise TargetError(self._lookup_failed(name, response))
             self._functions[name] = dict(response.json())
         return self._functions[name]
+
+    def _lookup_failed(self, name: str, response: requests.Response) -> str:
+        where = f"{self.project}/{self.topology.region}"
+        if response.status_code == 404:
+            return f"no function {name} in {where}: deploy the stack first, or pass --region"
+        try:  # Google's error (an API that is off names the command that enables it)
+            said = Reply(response.status_code, response.json()).message
+        except ValueError:
+            said = response.text[:200]
+        return f"cannot look up function {name} in {where}: HTTP {response.status_code} {said}"
 
     def output_fingerprint(self) -> str:
         """The output rules' fingerprint make_thumbnail runs with."""
@@ -306,32 +315,70 @@ def for_project(project: str, region: str | None = None) -> Target:
     return Target(build_topology(load_config(overrides=overrides)))
 
 
-def failing_fast(command: Callable[[], int], err: TextIO | None = None) -> int:
-    """Runs a tool's command: a dependency that did not answer in time is one line naming
-    it (`error: Firestore at … did not answer within 10 s`) and exit code 1; so is a deployed
-    function the tool cannot read its settings from."""
-    try:
-        return command()
-    except (deadlines.Unavailable, TargetError) as exc:  # TargetError: cannot read a function
-        print(f"error: {exc}", file=err or sys.stderr)
-        return 1
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, local_by_default: bool = True) -> None:
     """The flags every operator tool shares to choose its target."""
-    group = parser.add_argument_group("target (default: the local stack)")
-    group.add_argument("--project", help="a real GCP project instead of the local stack")
+    default = "the local stack" if local_by_default else "the project in cdktf.json"
+    group = parser.add_argument_group(f"target (default: {default})")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--project", help="a real GCP project")
+    where.add_argument("--local", action="store_true", help="the local stack (scripts/local up)")
     group.add_argument("--region", help="region of the functions (default: from cdktf.json)")
     group.add_argument(
         "--stack", type=Path, default=STACK_FILE, help="stack file of the local stack"
     )
+    parser.set_defaults(local_by_default=local_by_default)
 
 
 def from_arguments(args: argparse.Namespace) -> Target:
-    """The target the flags name; a CLI exits with the reason rather than a traceback."""
-    try:
-        if args.project:
-            return for_project(args.project, args.region)
+    """The target the flags name (TargetError or ConfigError when there is none)."""
+    if args.local or (args.local_by_default and not args.project):
         return from_stack_file(args.stack)
-    except (TargetError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    return for_project(args.project or load_config().project, args.region)
+
+
+def run_tool(
+    args: argparse.Namespace, command: Callable[[Target], int], err: TextIO | None = None
+) -> int:
+    """Runs a tool's command on the target its flags name. What stops it is one line on
+    stderr naming what to do, never a traceback: no such target, or a checkpoint that is not
+    one (exit 2); a dependency that did not answer in time, missing or refused credentials,
+    an API that is off or refuses the caller, a function the tool cannot read (exit 1)."""
+    from infra.ops.bulk import CheckpointError
+
+    try:
+        target = from_arguments(args)
+    except (TargetError, ConfigError) as exc:
+        return arguments.refusal(str(exc))
+    try:
+        return command(target)
+    except CheckpointError as exc:
+        return arguments.refusal(str(exc))
+    except Exception as exc:
+        line = stopping(exc, target.project)
+        if line is None:
+            raise
+        print(f"error: {printable(line)}", file=err or sys.stderr)
+        return 1
+
+
+def stopping(exc: Exception, project: str | None = None) -> str | None:
+    """What to do about an error that stops a tool on GCP (None: not one of those)."""
+    import google.auth.exceptions as auth
+    from google.api_core import exceptions as api
+
+    if isinstance(exc, deadlines.Unavailable | TargetError):
+        return str(exc)
+    if isinstance(exc, auth.DefaultCredentialsError):
+        return (
+            f"no Application Default Credentials ({exc}); run '{LOGIN}' (or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a service account key file)"
+        )
+    if isinstance(exc, auth.RefreshError):
+        return f"your credentials were refused ({exc}); run '{LOGIN}'"
+    if not isinstance(exc, api.GoogleAPICallError):
+        return None
+    message = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
+    if exc.reason == "SERVICE_DISABLED":
+        service = (exc.metadata or {}).get("service", "the API")
+        return f"{message}; enable it: gcloud services enable {service} --project {project}"
+    return f"{exc.code} {message}"

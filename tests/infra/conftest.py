@@ -53,6 +53,7 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "max_backoff_seconds": 300,
     "message_retention_seconds": 86400,
     "uploads_lifecycle_days": 30,
+    "uploads_storage_classes": ["NEARLINE:10", "COLDLINE:20"],
     "create_firestore_database": False,  # the project already has its database
     "iam_settle_seconds": 300,
     "force_destroy": True,

@@ -34,7 +34,17 @@ def test_source_bucket_is_private_and_destroyable(stack):
 
 def test_lifecycle_labels_and_force_destroy_follow_the_config(alt_stack):
     uploads = alt_stack.one("google_storage_bucket", name="other-project-42-thumbs-uploads")
-    assert uploads["lifecycle_rule"] == [{"action": {"type": "Delete"}, "condition": {"age": 30}}]
+    assert uploads["lifecycle_rule"] == [
+        {"action": {"type": "Delete"}, "condition": {"age": 30}},
+        {
+            "action": {"type": "SetStorageClass", "storage_class": "NEARLINE"},
+            "condition": {"age": 10, "matches_storage_class": ["STANDARD"]},
+        },
+        {
+            "action": {"type": "SetStorageClass", "storage_class": "COLDLINE"},
+            "condition": {"age": 20, "matches_storage_class": ["STANDARD", "NEARLINE"]},
+        },
+    ]
     assert uploads["force_destroy"] is True
     assert uploads["location"] == "EUROPE-WEST4"
     assert uploads["labels"] == {"pipeline": "thumbs", "env": "test", "bucket": "uploads"}

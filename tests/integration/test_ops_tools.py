@@ -22,7 +22,7 @@ from PIL import Image
 
 from image_pipeline.events import OUTPUT_MARKER, StorageObject, result_event
 from image_pipeline.records import dead_letter_id, image_doc_id
-from infra.ops import backfill, dead_letters
+from infra.ops import backfill, bulk, dead_letters
 from infra.ops import target as targets
 
 pytestmark = pytest.mark.integration
@@ -100,13 +100,19 @@ def test_backfill_is_a_bounded_resumable_dry_run_first_pass_through_make_thumbna
     assert doc_of(target, names[0]) is None, "a dry run sends nothing"
 
     first = backfill.run(target, limit=1, execute=True, out=io.StringIO(), **quiet)
-    saved = backfill.Checkpoint.load(checkpoint, target.uploads_bucket, prefix)
-    assert (first.selected, saved.sent, saved.last_name, saved.complete) == (1, 1, names[0], False)
+    saved = bulk.Checkpoint.load(checkpoint, backfill.selection(target.uploads_bucket, prefix))
+    assert (first.selected, saved.counts["sent"], saved.last_name, saved.complete) == (
+        1,
+        1,
+        names[0],
+        False,
+    )
 
     second = backfill.run(target, limit=10, execute=True, out=io.StringIO(), **quiet)
     assert (second.selected, second.failed) == (1, 0)
-    totals = backfill.Checkpoint(**json.loads(checkpoint.read_text()))
-    assert (totals.sent, totals.up_to_date, totals.outputs, totals.complete) == (2, 1, 1, True)
+    totals = bulk.Checkpoint(**json.loads(checkpoint.read_text()))
+    counts = [totals.counts.get(k) for k in ("sent", "up to date", "outputs")]
+    assert (counts, totals.complete) == ([2, 1, 1], True)
 
     def restored() -> bool:
         """the backfilled objects to get processed docs for their current generation"""

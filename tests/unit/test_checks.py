@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from infra.model.checks import TopologyError, check_topology, problems, triggered_by_bucket
-from infra.model.config import from_mapping
+from infra.model.config import ConfigError, from_mapping
 from infra.model.topology import Grant, TopicSpec, Topology, build_topology
 
 
@@ -201,3 +201,20 @@ def test_error_lists_every_problem(topology):
     text = str(info.value)
     assert text.startswith("the pipeline topology is invalid:")
     assert "dead-letter policy" in text and "'no spaces'" in text
+
+
+def test_originals_age_into_colder_classes_in_order_and_before_any_delete():
+    def ageing(classes: str, delete_days: int = 0) -> list[str]:
+        settings = {"project": "my-gcp-project", "uploads_storage_classes": classes}
+        config = from_mapping({**settings, "uploads_lifecycle_days": delete_days})
+        return problems(build_topology(config))
+
+    assert ageing("NEARLINE:30,COLDLINE:90,ARCHIVE:365") == []
+    assert ageing("NEARLINE:30", delete_days=60) == []
+    for classes in ("ARCHIVE:30,COLDLINE:90", "NEARLINE:30,NEARLINE:60", "NEARLINE:90,COLDLINE:90"):
+        assert [p for p in ageing(classes) if "colder ones at more days" in p], classes
+    (late,) = ageing("NEARLINE:60", delete_days=60)
+    assert "a class change at 60 days comes on or after the delete (60 days)" in late
+    for value in ("COLD:30", "NEARLINE:0", "nearline:30", "NEARLINE"):
+        with pytest.raises(ConfigError, match=r"uploads_storage_classes: .* is not CLASS:DAYS"):
+            from_mapping({"project": "my-gcp-project", "uploads_storage_classes": value})

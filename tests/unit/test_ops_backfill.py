@@ -1,4 +1,5 @@
-"""Backfill decisions, the event it sends, the checkpoint and the rate limit (no emulators)."""
+"""Backfill decisions and the event it sends; the bounded pass it shares with erase: the
+checkpoint and the rate limit (no emulators)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,10 @@ from cloudevents.http import from_http
 
 from image_pipeline.events import OUTPUT_MARKER
 from infra.model.topology import FINALIZED
-from infra.ops import backfill
+from infra.ops import backfill, bulk
 from infra.ops import target as targets
-from infra.ops.backfill import (
-    Checkpoint,
-    CheckpointError,
-    Pacer,
-    _send,
-    finalized_event,
-    is_output,
-    reason_to_process,
-)
+from infra.ops.backfill import _send, finalized_event, is_output, reason_to_process
+from infra.ops.bulk import Checkpoint, CheckpointError, Pacer
 from tests.hostile_names import HOSTILE_NAMES
 
 
@@ -70,35 +64,56 @@ def test_the_event_is_the_binary_mode_cloudevent_eventarc_sends() -> None:
 
 def test_checkpoint_round_trips_and_resumes(tmp_path: Path) -> None:
     path = tmp_path / "cp" / "state.json"
-    saved = Checkpoint("up", "2019/", last_name="2019/x.jpg", listed=3, sent=2)
+    key = backfill.selection("up", "2019/")
+    saved = Checkpoint(key, last_name="2019/x.jpg", counts={"listed": 3, "sent": 2})
     saved.save(path)
-    assert Checkpoint.load(path, "up", "2019/") == saved
+    assert Checkpoint.load(path, key) == saved
     assert not path.with_suffix(".tmp").exists()
 
 
 def test_a_complete_checkpoint_starts_a_new_pass(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    Checkpoint("up", "", last_name="z", sent=5, complete=True).save(path)
-    assert Checkpoint.load(path, "up", "") == Checkpoint("up", "")
+    Checkpoint("gs://up/", last_name="z", counts={"sent": 5}, complete=True).save(path)
+    assert Checkpoint.load(path, "gs://up/") == Checkpoint("gs://up/")
 
 
 def test_a_checkpoint_of_another_listing_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    path.write_text(json.dumps({"bucket": "up", "prefix": "a/"}))
+    path.write_text(json.dumps({"selection": backfill.selection("up", "a/")}))
     with pytest.raises(CheckpointError, match="another --checkpoint"):
-        Checkpoint.load(path, "up", "b/")
+        Checkpoint.load(path, backfill.selection("up", "b/"))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("not json", "is not a checkpoint"),
+        ("[1, 2]", "is not a checkpoint"),
+        ('{"selection": "gs://up/", "surprise": 1}', "is not a checkpoint"),
+        ('{"selection": "gs://up/", "last_name": 7}', "mistyped"),
+        ('{"selection": "gs://up/", "counts": {"sent": "2"}}', "not a whole number"),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_is_refused_and_kept(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match=problem):
+        Checkpoint.load(path, "gs://up/")
+    assert path.read_text() == text
 
 
 def test_pacer_spaces_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     slept: list[float] = []
-    monkeypatch.setattr("infra.ops.backfill.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("infra.ops.bulk.time.monotonic", lambda: clock[0])
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr("infra.ops.backfill.time.sleep", sleep)
+    monkeypatch.setattr("infra.ops.bulk.time.sleep", sleep)
     pacer = Pacer(rate=4)
     for _ in range(3):
         pacer.wait()
@@ -163,14 +178,15 @@ def test_stale_mode_also_selects_docs_made_under_other_output_rules(
 
 
 def test_a_stale_run_keeps_its_own_checkpoint(tmp_path: Path) -> None:
-    assert backfill.default_checkpoint("p", "up", "a/", "f1") != backfill.default_checkpoint(
-        "p", "up", "a/"
+    stale, fresh = backfill.selection("up", "a/", "f1"), backfill.selection("up", "a/")
+    assert bulk.default_checkpoint("backfill", "p", "up", stale) != bulk.default_checkpoint(
+        "backfill", "p", "up", fresh
     )
     path = tmp_path / "state.json"
-    Checkpoint("up", "a/", "f1", last_name="a/x.jpg").save(path)
-    assert Checkpoint.load(path, "up", "a/", "f1").last_name == "a/x.jpg"
+    Checkpoint(stale, last_name="a/x.jpg").save(path)
+    assert Checkpoint.load(path, stale).last_name == "a/x.jpg"
     with pytest.raises(CheckpointError, match="--stale to f1"):
-        Checkpoint.load(path, "up", "a/", "f2")
+        Checkpoint.load(path, backfill.selection("up", "a/", "f2"))
 
 
 def test_help_names_the_stale_mode(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,35 @@ from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.iam import Identities, function_grants, grant_id
 from infra.deploy.constructs.protection import protect
 from infra.deploy.function_source import FunctionArchive
+from infra.model.checks import storage_class_ages
+from infra.model.topology import BucketSpec
+
+
+def lifecycle_rules(spec: BucketSpec) -> list[StorageBucketLifecycleRule]:
+    """Delete at an age, and SetStorageClass at each (class, age), each rule moving only
+    objects still in a warmer class (https://cloud.google.com/storage/docs/lifecycle)."""
+    rules = []
+    if spec.lifecycle_delete_after_days:
+        rules.append(
+            StorageBucketLifecycleRule(
+                action=StorageBucketLifecycleRuleAction(type="Delete"),
+                condition=StorageBucketLifecycleRuleCondition(age=spec.lifecycle_delete_after_days),
+            )
+        )
+    warmer = ["STANDARD"]
+    for storage_class, days in storage_class_ages(spec):
+        rules.append(
+            StorageBucketLifecycleRule(
+                action=StorageBucketLifecycleRuleAction(
+                    type="SetStorageClass", storage_class=storage_class
+                ),
+                condition=StorageBucketLifecycleRuleCondition(
+                    age=days, matches_storage_class=list(warmer)
+                ),
+            )
+        )
+        warmer.append(storage_class)
+    return rules
 
 
 class Buckets(Construct):
@@ -40,7 +69,7 @@ class Buckets(Construct):
         topology, config = deployment.topology, deployment.config
         self.buckets = {
             spec.key: self._bucket(
-                spec.key, spec.name, spec.lifecycle_delete_after_days, soft_delete=spec.soft_delete
+                spec.key, spec.name, lifecycle_rules(spec), soft_delete=spec.soft_delete
             )
             for spec in topology.buckets.values()
         }
@@ -81,7 +110,7 @@ class Buckets(Construct):
         self,
         key: str,
         name: str,
-        lifecycle_days: int = 0,
+        lifecycle: list[StorageBucketLifecycleRule] | None = None,
         force_destroy: bool | None = None,
         soft_delete: bool = True,
     ) -> StorageBucket:
@@ -97,16 +126,7 @@ class Buckets(Construct):
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             versioning=StorageBucketVersioning(enabled=False),
-            lifecycle_rule=(
-                [
-                    StorageBucketLifecycleRule(
-                        action=StorageBucketLifecycleRuleAction(type="Delete"),
-                        condition=StorageBucketLifecycleRuleCondition(age=lifecycle_days),
-                    )
-                ]
-                if lifecycle_days
-                else None
-            ),
+            lifecycle_rule=lifecycle or None,
             # Off where every object can be made again (thumbnails, source archives): soft
             # delete keeps each deleted or overwritten object, billed, for 7 days by
             # default. The uploads bucket keeps it: originals cannot be recreated.

@@ -1,0 +1,224 @@
+"""What the bulk operator tools (`scripts/backfill`, `scripts/erase`) share: one bounded pass.
+
+A pass goes through a listing in name order and acts on the items it selects. It is a dry run
+unless told to execute (a dry run prints what it would do and never moves the checkpoint),
+acts on at most `limit` items, at most `rate` per second, and saves a checkpoint after each
+item, so the next run continues after the last item examined instead of starting over; once
+a run reaches the end of the listing, the next one starts a fresh pass. A progress line is
+drawn on stderr. Bounded on purpose: the Firebase resize extension dropped its backfill after
+a runaway bill (firebase/extensions#3189).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from infra.common import arguments
+from infra.common.paths import ROOT
+from infra.common.terminal import printable
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 1000
+
+
+class CheckpointError(ValueError):
+    """The --checkpoint path cannot be read or written as a checkpoint; the message says why."""
+
+
+@dataclass
+class Checkpoint:
+    """Where the last run stopped and what it counted; cumulative over resumed runs."""
+
+    selection: str  # what the pass goes through: a checkpoint of another one is refused
+    last_name: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    complete: bool = False
+
+    @classmethod
+    def load(cls, path: Path, selection: str) -> Checkpoint:
+        """The saved position for this selection; a fresh one after a full pass. A file
+        that is not a checkpoint raises CheckpointError (it is never replaced)."""
+        _check_writable(path)
+        if not path.exists():
+            return cls(selection)
+        try:
+            saved = cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"--checkpoint {path} is not a checkpoint: {exc}") from None
+        kinds = (str, str, dict, bool)
+        if not all(isinstance(v, k) for v, k in zip(asdict(saved).values(), kinds, strict=True)):
+            raise CheckpointError(f"--checkpoint {path}: a field is mistyped")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in saved.counts.values()):
+            raise CheckpointError(f"--checkpoint {path}: a count is not a whole number")
+        if saved.selection != selection:
+            raise CheckpointError(f"{path} belongs to {saved.selection}; pass another --checkpoint")
+        return cls(selection) if saved.complete else saved
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)  # atomic: an interrupted run never leaves half a checkpoint
+
+
+def _check_writable(path: Path) -> None:
+    """Refuses, before anything is done, a checkpoint that could never be saved."""
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"--checkpoint {path} is not a file")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"--checkpoint {path} cannot be created ({folder} is not writable)")
+
+
+def default_checkpoint(tool: str, project: str, bucket: str, selection: str) -> Path:
+    """One file per tool, bucket and selection: each pass keeps its own position."""
+    digest = hashlib.sha256(selection.encode()).hexdigest()[:8]
+    return ROOT / ".local" / tool / f"{project}-{bucket}-{digest}.json"
+
+
+class Pacer:
+    """Spaces calls at least 1/rate seconds apart (the rate limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = 0.0
+
+    def wait(self) -> None:
+        delay = self.next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self.next_at = max(self.next_at, time.monotonic()) + self.interval
+
+
+@dataclass
+class Pass:
+    """One bounded pass of a tool (`verbs`: what a dry run would do, what a run did)."""
+
+    tool: str
+    verbs: tuple[str, str]  # ("process", "sent"), ("erase", "erased")
+    noun: str  # what is counted: "objects", "images"
+    checkpoint: Checkpoint
+    path: Path | None  # None: nothing to resume (a run that must go through everything)
+    limit: int
+    rate: float = 0.0
+    execute: bool = False
+    out: TextIO | None = None
+    err: TextIO | None = None
+    selected: int = 0
+    failed: int = 0
+    _drawn_at: float = 0.0
+    _pacer: Pacer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._pacer = Pacer(self.rate)
+
+    def each(self, listing: Iterable[T], name_of: Callable[[T], str]) -> Iterator[T]:
+        """The listing's items, up to the limit; after each one, the checkpoint moves past it."""
+        if self.checkpoint.last_name:
+            where = printable(self.path)
+            self._say(f"resuming after '{printable(self.checkpoint.last_name)}' ({where})", True)
+        for item in listing:
+            if self.selected >= self.limit:
+                break
+            self.count("listed")
+            yield item
+            self.checkpoint.last_name = name_of(item)
+            self._save()
+            self._progress()
+        else:
+            self.checkpoint.complete = True
+        self._progress(final=True)
+        self._save()
+        done, verb = self.selected - self.failed, self.verbs[1]
+        if self.execute:
+            self._say(f"{verb} {done}, failed {self.failed}")
+        else:
+            self._say(f"dry run: {self.selected} {self.noun} would be {verb}; add --execute")
+        if not self.checkpoint.complete:
+            where = printable(self.checkpoint.last_name)
+            self._say(f"stopped at --limit {self.limit}; the next run continues after '{where}'")
+
+    def count(self, what: str) -> None:
+        self.checkpoint.counts[what] = self.checkpoint.counts.get(what, 0) + 1
+
+    def act(self, what: str, details: Iterable[str], action: Callable[[], str | None]) -> None:
+        """Selects one item: a dry run says what it would do; a run does it (at the rate),
+        then says what it did or why it failed."""
+        self.selected += 1
+        lines = "".join(f"\n  {printable(d)}" for d in details)
+        if not self.execute:
+            self._say(f"would {self.verbs[0]} {printable(what)}{lines}")
+            return
+        self._pacer.wait()
+        error = action()
+        self.failed += bool(error)
+        self.count("failed" if error else self.verbs[1])
+        if error:
+            self._say(f"FAILED {printable(what)}: {printable(error)}")
+        else:
+            self._say(f"{self.verbs[1]} {printable(what)}{lines}")
+
+    def _save(self) -> None:
+        if self.execute and self.path is not None:
+            self.checkpoint.save(self.path)
+
+    def _say(self, line: str, to_err: bool = False) -> None:
+        print(line, file=(self.err or sys.stderr) if to_err else self.out, flush=True)
+
+    def _progress(self, final: bool = False) -> None:
+        """A one-line progress bar on stderr, redrawn in place on a terminal."""
+        stream = self.err or sys.stderr
+        tty = stream.isatty()
+        if not final and (not tty or time.monotonic() - self._drawn_at < 0.1):
+            return
+        self._drawn_at = time.monotonic()
+        width = 30
+        filled = width * min(self.selected, self.limit) // max(self.limit, 1)
+        counts = ", ".join(f"{n} {what}" for what, n in self.checkpoint.counts.items())
+        verb = self.verbs[1] if self.execute else f"to {self.verbs[0]}"
+        line = (
+            f"{self.tool} [{'#' * filled}{'.' * (width - filled)}] {self.selected}/{self.limit} "
+            f"{verb} | {counts}"
+        )
+        stream.write(("\r" if tty else "") + line + ("\n" if final else ""))
+        stream.flush()
+
+
+def start(
+    tool: str, verbs: tuple[str, str], noun: str, selection: str, path: Path | None, **kw: Any
+) -> Pass:
+    """A pass from its checkpoint (a fresh one without a path)."""
+    checkpoint = Checkpoint.load(path, selection) if path else Checkpoint(selection)
+    return Pass(tool, verbs, noun, checkpoint, path, **kw)
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, tool: str, noun: str, execute: str, rate: float
+) -> None:
+    """The flags that bound a pass: --limit, --rate, --execute, --checkpoint."""
+    parser.add_argument(
+        "--limit",
+        type=arguments.number(low=1, integer=True),
+        default=DEFAULT_LIMIT,
+        help=f"hard cap on {noun} one run acts on (default {DEFAULT_LIMIT})",
+    )
+    parser.add_argument(
+        "--rate", type=arguments.number(above=0), default=rate, help=f"{noun} per second ({rate:g})"
+    )
+    parser.add_argument("--execute", action="store_true", help=f"{execute} (default: dry run)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help=f"resume file (default: .local/{tool}/<project>-<bucket>-<selection hash>.json)",
+    )

@@ -1,0 +1,303 @@
+"""Erase: remove everything the pipeline holds about a person's images, on purpose.
+
+An image is selected by its object name (`--object`), a name prefix (`--prefix`) or custom
+metadata (`--metadata owner=alice`, every pair must match). Erasing it removes, in this order:
+1. from its doc, the thumbnails it lists (status `deleted`): from here on nothing serves them;
+2. its thumbnails, every generation's (its folder in the thumbnails bucket, and any other
+   the doc lists);
+3. the dead-letter records about it;
+4. the original, if it still exists (conditional on the generation examined);
+5. the doc's remaining fields: the doc becomes a tombstone (`TOMBSTONE`, no name, no custom
+   metadata, EXIF, placeholder or facts), kept so that a late or replayed event of that
+   generation can never write them back (a `deleted` doc is final for its generation:
+   `image_pipeline.records`). A newer upload under the name is processed as usual.
+What identifies an image (the original, the doc's name and metadata) goes last, so a run cut
+short anywhere is found and finished by the next.
+
+Candidates come from the uploads bucket's listing (the object's metadata), the images
+collection by name (the doc's `metadata`: what `metadata_keys` copied, so an original already
+gone is found by metadata only through those keys) and the dead-letter records, merged in name
+order: the checkpoint (`infra.ops.bulk`) is a name in one order. Dry run by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from google.api_core.exceptions import NotFound, PreconditionFailed
+
+from image_pipeline.records import SERVER_TIME, image_doc_id
+from image_pipeline.thumbnails import thumbnail_folder
+from infra.common import arguments
+from infra.ops import bulk, dead_letters
+from infra.ops import target as targets
+from infra.ops.backfill import is_output
+
+# What a tombstone keeps: what ordering needs (records.decide), and when it was erased.
+TOMBSTONE = ("generation", "status", "thumbnails", "erasedAt", "updatedAt")
+Candidate = tuple[str, Mapping[str, Any]]  # an object name and the custom metadata seen with it
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which images: exact names, a prefix, and custom metadata pairs (all must hold)."""
+
+    names: tuple[str, ...] = ()
+    prefix: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        """The flags that make it (a checkpoint's key); empty for no selection at all."""
+        flags = [f"--object {n}" for n in self.names] + [f"--prefix {self.prefix}"] * bool(
+            self.prefix
+        )
+        return " ".join(flags + [f"--metadata {k}={v}" for k, v in self.metadata])
+
+    def prefixes(self) -> tuple[str, ...]:
+        """The name ranges to list: each name's, or the prefix's."""
+        return tuple(sorted(self.names)) or (self.prefix,)
+
+    def matches(self, name: str, metadata: Mapping[str, Any]) -> bool:
+        exact = not self.names or name in self.names
+        held = all(metadata.get(key) == value for key, value in self.metadata)
+        return exact and name.startswith(self.prefix) and held
+
+
+@dataclass
+class Plan:
+    """What is left of one image, found before anything is removed."""
+
+    name: str
+    original: Any | None  # the live object
+    doc: dict[str, Any] | None
+    thumbnails: list[tuple[str, str]] = field(default_factory=list)  # (bucket, name)
+    letters: list[str] = field(default_factory=list)  # dead-letter record ids
+
+    @property
+    def generation(self) -> int:
+        stored = int((self.doc or {}).get("generation") or 0)
+        return max(stored, int(self.original.generation) if self.original else 0)
+
+    def doc_to_erase(self) -> bool:
+        """A doc holding more than a tombstone, or an original whose generation needs one."""
+        if self.doc is None:
+            return self.original is not None
+        return bool(set(self.doc) - set(TOMBSTONE)) or self.doc.get("generation") != self.generation
+
+    def details(self, target: targets.Target) -> list[str]:
+        doc_id = image_doc_id(target.uploads_bucket, self.name)
+        originals = [self.original] if self.original is not None else []
+        return [
+            *(f"original gs://{target.uploads_bucket}/{o.name}#{o.generation}" for o in originals),
+            *(f"thumbnail gs://{bucket}/{name}" for bucket, name in self.thumbnails),
+            *([f"doc {target.images_collection}/{doc_id} (to a tombstone)"] * self.doc_to_erase()),
+            *(f"dead letter {target.dead_letters_collection}/{i}" for i in self.letters),
+        ]
+
+
+def tombstone(stored: Mapping[str, Any] | None, generation: int) -> dict[str, Any] | None:
+    """The doc an erased image keeps (None: it is one already)."""
+    erased = {"generation": generation, "status": "deleted", "thumbnails": []}
+    same = stored is not None and {k: stored.get(k) for k in erased} == erased
+    if same and set(stored or {}) <= set(TOMBSTONE):
+        return None
+    return {**erased, "erasedAt": SERVER_TIME, "updatedAt": SERVER_TIME}
+
+
+def unlisted(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Step 1: the doc lists no thumbnails and says `deleted`; everything else stays."""
+    if stored is None or (stored.get("status") == "deleted" and not stored.get("thumbnails")):
+        return None
+    return {**stored, "status": "deleted", "thumbnails": [], "updatedAt": SERVER_TIME}
+
+
+def _objects(target: targets.Target, prefix: str, after: str) -> Iterator[Candidate]:
+    listing = target.storage.list_blobs(
+        target.uploads_bucket,
+        prefix=prefix or None,
+        start_offset=after or None,
+        **target.storage_call(),
+    )
+    with target.answering("Cloud Storage"):
+        for blob in listing:
+            if blob.name > after and not is_output(blob.metadata):
+                yield blob.name, blob.metadata or {}
+
+
+def _docs(target: targets.Target, prefix: str, after: str) -> Iterator[Candidate]:
+    for _, doc in target.documents.by_name(target.images_collection, prefix, after):
+        if doc.get("bucket") == target.uploads_bucket:
+            metadata = doc.get("metadata")
+            yield str(doc["name"]), metadata if isinstance(metadata, dict) else {}
+
+
+def _letters(target: targets.Target) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
+    """Dead-letter record ids about each upload, with the metadata each message carries."""
+    found: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for record in dead_letters.load_all(target):
+        bucket, name, metadata = dead_letters.subject_of(record)
+        if bucket == target.uploads_bucket and name:
+            found.setdefault(name, []).append((record["id"], metadata))
+    return found
+
+
+def candidates(
+    target: targets.Target, selection: Selection, letters: Mapping[str, list[Any]], after: str
+) -> Iterator[str]:
+    """Names of the selected images after `after`, in name order, each once."""
+    streams: list[Iterator[Candidate]] = []
+    for prefix in selection.prefixes():
+        streams += [_objects(target, prefix, after), _docs(target, prefix, after)]
+        about = sorted(n for n in letters if n.startswith(prefix) and n > after)
+        streams.append((name, meta) for name in about for _, meta in letters[name])
+    merged = heapq.merge(*streams, key=lambda candidate: candidate[0])
+    for name, seen in itertools.groupby(merged, key=lambda candidate: candidate[0]):
+        if any(selection.matches(name, metadata) for _, metadata in seen):
+            yield name
+
+
+def plan(target: targets.Target, name: str, letters: Mapping[str, list[Any]]) -> Plan:
+    """Everything left of the image `name`: original, doc, thumbnails, dead letters."""
+    uploads = target.uploads_bucket
+    with target.answering("Cloud Storage"):
+        original = target.storage.bucket(uploads).get_blob(name, **target.storage_call())
+    if original is not None and is_output(original.metadata):
+        original = None
+    doc = target.documents.get(target.images_collection, image_doc_id(uploads, name))
+    settings = target.deployed_settings("make_thumbnail")
+    folder = thumbnail_folder(settings.thumbnail_prefix, uploads, name)
+    thumbnails = target.storage.list_blobs(
+        target.thumbnails_bucket, prefix=folder, **target.storage_call()
+    )
+    with target.answering("Cloud Storage"):
+        found = [
+            (target.thumbnails_bucket, blob.name)
+            for blob in thumbnails
+            if (blob.metadata or {}).get("source-name") == name
+            and (blob.metadata or {}).get("source-bucket") == uploads
+        ]
+    listed = [(t.get("bucket"), t.get("name")) for t in (doc or {}).get("thumbnails") or []]
+    found += [(b, n) for b, n in listed if b == target.thumbnails_bucket and (b, n) not in found]
+    return Plan(name, original, doc, found, [i for i, _ in letters.get(name, [])])
+
+
+def erase(target: targets.Target, plan: Plan) -> str | None:
+    """Removes what `plan` found, in the order of the module's docstring; why not, or None."""
+    images, doc_id = target.images_collection, image_doc_id(target.uploads_bucket, plan.name)
+    generation = plan.generation
+    target.documents.update(images, doc_id, unlisted)
+    for bucket, name in plan.thumbnails:
+        with target.answering("Cloud Storage"), suppress(NotFound):
+            target.storage.bucket(bucket).blob(name).delete(timeout=target.deadline_seconds)
+    for record_id in plan.letters:
+        target.documents.delete(target.dead_letters_collection, record_id)
+    if plan.original is not None:
+        try:
+            with target.answering("Cloud Storage"), suppress(NotFound):
+                plan.original.delete(
+                    if_generation_match=plan.original.generation, timeout=target.deadline_seconds
+                )
+        except PreconditionFailed:
+            return "the original was overwritten since it was examined; run erase again"
+    if generation:
+        target.documents.update(images, doc_id, lambda stored: tombstone(stored, generation))
+    return None
+
+
+def run(
+    target: targets.Target,
+    selection: Selection,
+    *,
+    limit: int = bulk.DEFAULT_LIMIT,
+    rate: float = 10.0,
+    execute: bool = False,
+    checkpoint_path: Any = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> bulk.Pass:
+    """One bounded pass over the selected images (a dry run unless `execute`)."""
+    run = bulk.start(
+        "erase",
+        ("erase", "erased"),
+        "images",
+        str(selection),
+        checkpoint_path,
+        limit=limit,
+        rate=rate,
+    )
+    run.execute, run.out, run.err = execute, out, err
+    letters = _letters(target)
+    for name in run.each(candidates(target, selection, letters, run.checkpoint.last_name), str):
+        found = plan(target, name, letters)
+        details = found.details(target)
+        if not details:
+            run.count("nothing left")
+            continue
+        run.act(f"gs://{target.uploads_bucket}/{name}", details, lambda: erase(target, found))  # noqa: B023
+    return run
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """argparse type: KEY=VALUE."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    parser = arguments.Parser(
+        prog="scripts/erase",
+        description="Remove a person's images and everything derived from them: originals, "
+        "thumbnails, their docs' personal fields and dead-letter records (dry run by default).",
+    )
+    parser.add_argument(
+        "--object",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an image by its object name (repeatable)",
+    )
+    parser.add_argument("--prefix", default="", help="the images whose name starts with this")
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        type=_pair,
+        metavar="KEY=VALUE",
+        help="the images whose custom metadata holds this (repeatable: all must)",
+    )
+    bulk.add_arguments(parser, "erase", "images", "erase them", rate=10.0)
+    targets.add_arguments(parser)
+    args = parser.parse_args(argv)
+    selection = Selection(tuple(args.object), args.prefix, tuple(args.metadata))
+    if not str(selection):
+        arguments.refuse("say which images: --object NAME, --prefix PREFIX or --metadata KEY=VALUE")
+
+    def command(target: targets.Target) -> int:
+        path = args.checkpoint or bulk.default_checkpoint(
+            "erase", target.project, target.uploads_bucket, str(selection)
+        )
+        done = run(
+            target,
+            selection,
+            limit=args.limit,
+            rate=args.rate,
+            execute=args.execute,
+            checkpoint_path=path,
+            out=out,
+        )
+        return 1 if done.failed else 0
+
+    return targets.run_tool(args, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The first GCP hour: an operator tool run against GCP without credentials, or where the
+pipeline's APIs are off, answers in one line naming what to do and exits non-zero, never with
+a traceback. Offline and deterministic: GOOGLE_APPLICATION_CREDENTIALS names a file that does
+not exist, so google-auth stops before any network call (tests/infra runs the scripts too)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from google.api_core.exceptions import PermissionDenied
+from google.rpc import error_details_pb2
+
+from infra.ops import backfill, dead_letters, erase, smoke
+from infra.ops import target as targets
+
+PROJECT = "my-real-project"
+TOOLS = {
+    "smoke": (smoke.main, []),
+    "smoke --project": (smoke.main, ["--project", PROJECT]),
+    "backfill --execute": (backfill.main, ["--project", PROJECT, "--execute"]),
+    "dead-letters list": (dead_letters.main, ["list", "--project", PROJECT]),
+    "erase --execute": (erase.main, ["--project", PROJECT, "--metadata", "owner=a", "--execute"]),
+}
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_without_credentials_a_tool_says_how_to_log_in(
+    tool: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
+    main, argv = TOOLS[tool]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: no Application Default Credentials"), err
+    assert "gcloud auth application-default login" in err and "Traceback" not in out + err
+
+
+def _off(service: str) -> PermissionDenied:
+    """Google's answer when an API is not enabled (google.rpc.ErrorInfo SERVICE_DISABLED)."""
+    info = error_details_pb2.ErrorInfo(
+        reason="SERVICE_DISABLED", domain="googleapis.com", metadata={"service": service}
+    )
+    return PermissionDenied(
+        f"{service} API has not been used in project 1 before", details=[info], error_info=info
+    )
+
+
+def test_an_api_that_is_off_is_named_with_the_command_that_enables_it(capsys) -> None:
+    args = argparse.Namespace(
+        project=PROJECT, local=False, local_by_default=True, region=None, stack=None
+    )
+
+    def command(target: targets.Target) -> int:
+        raise _off("firestore.googleapis.com")
+
+    assert targets.run_tool(args, command) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"enable it: gcloud services enable firestore.googleapis.com --project {PROJECT}" in err
+
+
+def test_a_project_without_the_pipeline_says_deploy_first(monkeypatch, capsys) -> None:
+    answer: dict[str, Any] = {"error": {"code": 404, "message": "Resource not found"}}
+    session = SimpleNamespace(
+        get=lambda url, timeout: SimpleNamespace(status_code=404, json=lambda: answer, text="")
+    )
+    monkeypatch.setattr(targets.Target, "_cloud_session", session)
+    assert dead_letters.main(["list", "--project", PROJECT]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: no function imgpipe-write-metadata in {PROJECT}/us-central1: deploy the stack "
+        "first, or pass --region\n"
+    )
