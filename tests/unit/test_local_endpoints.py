@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from test_local_router import make_router
 
+from image_pipeline.records import image_doc_id
 from infra.common import http_guard
 from infra.gallery.server import MAX_UPLOAD_BYTES, Gallery, serve_gallery
 from infra.local.control import MAX_REQUEST_BYTES, ControlServer
@@ -286,6 +287,33 @@ def test_gallery_answers_carry_a_policy_against_framing_and_foreign_scripts(gall
     assert "x-content-type-options: nosniff" in head
 
 
+def _gallery_over(content_type: str | None, doc: dict | None):
+    """A gallery over one stored thumbnail, `a/128x128.webp` of `up/a`, and that image's doc."""
+    from types import SimpleNamespace
+
+    source = {"source-bucket": "up", "source-name": "a"}
+    blob = SimpleNamespace(
+        content_type=content_type, metadata=source, download_as_bytes=lambda **bounds: b"x"
+    )
+    bucket = SimpleNamespace(get_blob=lambda name, **bounds: blob)
+    target = SimpleNamespace(
+        thumbnails_bucket="t",
+        images_collection="images",
+        storage=SimpleNamespace(bucket=lambda name: bucket),
+        documents=SimpleNamespace(
+            get=lambda collection, doc_id: doc if doc_id == image_doc_id("up", "a") else None
+        ),
+        answering=lambda service: contextlib.nullcontext(),
+        storage_call=dict,
+    )
+    gallery = RecordingGallery()
+    gallery.target = target  # type: ignore[assignment]
+    return gallery
+
+
+LISTING = {"status": "processed", "thumbnails": [{"name": "a/128x128.webp"}]}
+
+
 @pytest.mark.parametrize(
     ("stored", "served"),
     [
@@ -297,19 +325,19 @@ def test_gallery_answers_carry_a_policy_against_framing_and_foreign_scripts(gall
     ],
 )
 def test_only_raster_images_are_served_as_thumbnails(stored, served):
-    from types import SimpleNamespace
+    assert _gallery_over(stored, LISTING).thumbnail("a/128x128.webp") == (b"x", served)
 
-    blob = SimpleNamespace(content_type=stored, download_as_bytes=lambda **bounds: b"x")
-    bucket = SimpleNamespace(get_blob=lambda name, **bounds: blob)
-    target = SimpleNamespace(
-        thumbnails_bucket="t",
-        storage=SimpleNamespace(bucket=lambda name: bucket),
-        answering=lambda service: contextlib.nullcontext(),
-        storage_call=dict,
-    )
-    gallery = RecordingGallery()
-    gallery.target = target  # type: ignore[assignment]
-    assert gallery.thumbnail("a/128x128.webp") == (b"x", served)
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        None,
+        {"status": "deleted", "thumbnails": []},
+        {"generation": 3, "status": "deleted", "thumbnails": [], "erasedAt": "2030-01-01"},
+    ],
+)
+def test_a_thumbnail_whose_doc_no_longer_lists_it_is_never_served(doc):
+    assert _gallery_over("image/webp", doc).thumbnail("a/128x128.webp") is None
 
 
 def test_a_body_sent_with_a_get_is_never_taken_for_the_next_request(gallery):
