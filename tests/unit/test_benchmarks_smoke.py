@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def smoke(name: str, cache: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     """`benchmarks/run NAME --smoke` with its cache in ``cache``; asserts it exited 0."""
-    env = dict(os.environ, BENCH_CACHE=str(cache))
+    env = dict(os.environ, BENCH_CACHE=str(cache / name))  # one each: they may run at once
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", name, "--smoke"],

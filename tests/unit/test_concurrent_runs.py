@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from imagekit import notification, photo, push_body, push_event, resource, storage_event
 
+from image_pipeline import imaging, thumbnails
 from image_pipeline import pipeline as stages
-from image_pipeline import thumbnails
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.formats import Box
 from image_pipeline.gcs import StoredObject
@@ -33,6 +33,14 @@ POINTS = ("upload", "list", "delete")  # where a run may be overtaken by the oth
 REDELIVERIES = 4
 ONE = {"thumbnail_sizes": (Box(32, 32),), "thumbnail_formats": ("webp",)}  # fewer orders
 LANDSCAPE, PORTRAIT = photo(64, 48), photo(48, 64)  # made once: every schedule uploads them
+
+
+@pytest.fixture(autouse=True)
+def core_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every schedule makes the same thumbnails of the same photo under the same rules: the
+    imaging core, pure (test_imaging covers it), runs once for each, and the schedules spend
+    their time on what this file is about, the writes, listings and deletes."""
+    monkeypatch.setattr(imaging, "make_thumbnails", functools.cache(imaging.make_thumbnails))
 
 
 class Turns:
