@@ -6,6 +6,7 @@ DEAD holds today's hits, one per line: whoever removes one deletes its line; nev
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import vulture
@@ -15,7 +16,6 @@ from tests.source_tree import ROOT, tree_files
 # name (a glob) -> what calls it
 ENTRY_POINTS = {
     "pytest_*": "pytest hooks, found by name in conftest.py",
-    "nothing_over_pubsub_limits": "an autouse fixture: pytest runs it for every test",
     "do_*": "http.server.BaseHTTPRequestHandler dispatches do_<METHOD> by name",
     "log_message": "a BaseHTTPRequestHandler override (it logs every request)",
     "on_*": "http_guard.GuardedHandler dispatches on_<method> by name",
@@ -30,14 +30,23 @@ DEAD = [
 ]
 
 
+# Autouse fixtures: pytest runs them for the tests in their scope, no test names them.
+AUTOUSE = re.compile(r"^@pytest\.fixture\([^)]*autouse=True[^)]*\)\ndef (\w+)", re.M)
+
+
 @cache
 def _unused() -> set[str]:
+    sources = {
+        path: (ROOT / path).read_text(encoding="utf-8")
+        for path in tree_files()
+        if path.endswith(".py")
+    }
+    autouse = [name for source in sources.values() for name in AUTOUSE.findall(source)]
     finder = vulture.Vulture(
-        ignore_names=list(ENTRY_POINTS), ignore_decorators=list(ENTRY_DECORATORS)
+        ignore_names=[*ENTRY_POINTS, *autouse], ignore_decorators=list(ENTRY_DECORATORS)
     )
-    for path in tree_files():
-        if path.endswith(".py"):
-            finder.scan((ROOT / path).read_text(encoding="utf-8"), filename=ROOT / path)
+    for path, source in sources.items():
+        finder.scan(source, filename=ROOT / path)
     found = set()
     for item in finder.get_unused_code():
         path = item.filename.relative_to(ROOT).as_posix()
