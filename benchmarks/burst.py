@@ -1,6 +1,6 @@
 """Benchmark: a burst of uploads against a stack capped at one instance per function.
 
-The local stack models Cloud Run's capacity (`infra.local.throttle`): make_thumbnail takes
+The local stack models Cloud Run's capacity (`infra.local.fidelity.throttle`): make_thumbnail takes
 `thumbnail_max_instances x 1` requests at once, a request beyond waits for a free instance up to the
 bounded queue time and then gets 429, which the Eventarc stand-in retries with backoff.
 This measures how close the drain of N uploads comes to the capacity ceiling:

@@ -11,6 +11,11 @@ one holding a backslash followed by "x1b".
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from collections.abc import Callable
+
 
 def _escape(char: str) -> str:
     code = ord(char)
@@ -30,3 +35,14 @@ def printable(text: object) -> str:
     return "".join(
         "\\\\" if char == "\\" else char if char.isprintable() else _escape(char) for char in value
     )
+
+
+def quiet_broken_pipe(command: Callable[[], int]) -> int:
+    """Runs `command`; when the reader of its output goes away (`scripts/local status |
+    head`), it ends quietly with the status a SIGPIPE'd tool has, not a traceback."""
+    try:
+        return command()
+    except BrokenPipeError:
+        # Python would report the same error again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

@@ -1,18 +1,34 @@
-"""HTTP delivery to the functions, and the log of every answer the router saw or gave."""
+"""One delivery to a function, through the hooks, and the log of every answer.
+
+Whatever goes wrong while building or sending a request (an unencodable header, a refused
+connection, a bug) becomes a recorded failed delivery, status 599 with the error: a nack
+the route retries, never an exception that escapes unrecorded.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import requests
 
+from infra.local.hooks import Call, DeliveryHook
+from infra.local.messages import object_key
+
+log = logging.getLogger("infra.local.delivery")
+
+NO_ANSWER = 599  # what the router records when a function gave no HTTP answer
+Later = Callable[[str, float, Callable[[], object]], None]  # (route, delay, callback)
+
 
 @dataclass(frozen=True)
 class Delivery:
-    """One answer a function gave (or the router gave for it: an injected fault, an error)."""
+    """One answer a function gave, or a hook gave for it (`by`: the hook's label)."""
 
     function: str
     route: str  # subscription key, or "trigger"
@@ -22,11 +38,10 @@ class Delivery:
     event_type: str
     attempt: int
     status: int
-    injected: bool
     duplicate: bool
+    by: str = ""  # "" the function; else e.g. "injected" (faults), "throttled" (capacity)
     error: str = ""  # why there was no HTTP answer (status 599)
-    throttled: bool = False  # refused with 429 before reaching the function (no slot free)
-    seconds: float = 0.0  # how long the request held its slot (sent until answered)
+    seconds: float = 0.0  # how long the request was out (sent until answered)
     at: float = field(default_factory=time.time)
 
 
@@ -48,7 +63,8 @@ class Abandoned:
 class DeliveryLog:
     """Thread-safe record of deliveries, filtered messages and abandoned ones."""
 
-    def __init__(self, maxlen: int = 200_000) -> None:
+    def __init__(self, labels: Sequence[str] = (), maxlen: int = 200_000) -> None:
+        self.labels = tuple(label for label in labels if label)
         self._lock = threading.Lock()
         self._deliveries: deque[Delivery] = deque(maxlen=maxlen)
         self._abandoned: deque[Abandoned] = deque(maxlen=maxlen)
@@ -74,39 +90,33 @@ class DeliveryLog:
         return [
             d
             for d in items
-            if (function is None or d.function == function)
-            and (object_prefix is None or d.object.startswith(object_prefix))
+            if function in (None, d.function) and d.object.startswith(object_prefix or "")
         ]
 
     def abandoned(self, object_prefix: str | None = None) -> list[Abandoned]:
         with self._lock:
-            items = list(self._abandoned)
-        return [a for a in items if object_prefix is None or a.object.startswith(object_prefix)]
-
-    def filtered_counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._filtered)
+            return [a for a in self._abandoned if a.object.startswith(object_prefix or "")]
 
     def stats(self) -> dict[str, object]:
-        """Calls/ok/failed/injected/throttled per function, filtered and abandoned per route.
-
-        `throttled` counts the 429s of the capacity model (`infra.local.throttle`): requests
-        refused for lack of a free instance, which never reached the function.
-        """
+        """Per function: calls/ok/failed the function answered, and one count per hook
+        label (`throttled`: the 429s of the capacity model, never sent). Filtered and
+        abandoned per route."""
         per: dict[str, dict[str, int]] = {}
         for d in self.deliveries():
-            entry = per.setdefault(
-                d.function, {"calls": 0, "ok": 0, "failed": 0, "injected": 0, "throttled": 0}
-            )
-            if d.throttled:
-                entry["throttled"] += 1
+            entry = per.setdefault(d.function, dict.fromkeys(("calls", "ok", "failed"), 0))
+            for label in self.labels:
+                entry.setdefault(label, 0)
+            if d.by:
+                entry[d.by] = entry.get(d.by, 0) + 1
                 continue
-            entry["injected" if d.injected else "calls"] += 1
+            entry["calls"] += 1
             entry["ok" if 200 <= d.status < 300 else "failed"] += 1
         abandoned: dict[str, int] = {}
         for a in self.abandoned():
             abandoned[a.route] = abandoned.get(a.route, 0) + 1
-        return {"functions": per, "filtered": self.filtered_counts(), "abandoned": abandoned}
+        with self._lock:
+            filtered = dict(self._filtered)
+        return {"functions": per, "filtered": filtered, "abandoned": abandoned}
 
     def abandoned_json(self, object_prefix: str | None = None) -> list[dict[str, object]]:
         return [asdict(a) for a in self.abandoned(object_prefix)]
@@ -125,15 +135,78 @@ class HttpSender:
         functions' server drops idle connections after 2 s, and a POST racing that fails
         before any answer (the harness's artefact, not the function's failure).
         """
+        if getattr(self._local, "session", None) is None:
+            self._local.session = requests.Session()
         try:
-            response = self._session().post(url, data=body, headers=headers, timeout=timeout)
+            response = self._local.session.post(url, data=body, headers=headers, timeout=timeout)
         except requests.ConnectionError:
             self._local.session = requests.Session()
-            response = self._session().post(url, data=body, headers=headers, timeout=timeout)
-        return response.status_code
+            response = self._local.session.post(url, data=body, headers=headers, timeout=timeout)
+        return int(response.status_code)
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+
+class Dispatcher:
+    """Delivers requests to the functions by key, through the hooks' gates."""
+
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        hooks: Sequence[DeliveryHook],
+        later: Later,
+        sender: HttpSender | None = None,
+    ) -> None:
+        self.urls = dict(urls)
+        self.hooks = list(hooks)
+        self.log = DeliveryLog([hook.label for hook in self.hooks])
+        self._later = later
+        self._sender = sender or HttpSender()
+
+    def deliver(self, call: Call) -> bool:
+        """True on a 2xx answer; a hook may have the same request sent again later."""
+        status = self._call(call, duplicate=False)
+        for hook in self.hooks:
+            delay = hook.answered(call, status)
+            if delay is not None:
+                self._later(call.route, delay, lambda: self._call(call, duplicate=True))
+        return 200 <= status < 300
+
+    def _call(self, call: Call, duplicate: bool) -> int:
+        by, error, seconds = "", "", 0.0
+        with contextlib.ExitStack() as gates:
+            for hook in self.hooks:
+                answer = gates.enter_context(hook.gate(call))
+                if answer is not None:  # answered for the function, never sent
+                    by, status = hook.label, answer
+                    break
+            else:
+                started = time.monotonic()
+                status, error = self._send(call)
+                seconds = time.monotonic() - started
+        name, generation = object_key(call.message)
+        self.log.add(
+            Delivery(
+                function=call.function,
+                route=call.route,
+                message_id=call.message.message_id,
+                object=name,
+                generation=generation,
+                event_type=call.message.attributes.get("eventType", ""),
+                attempt=call.attempt,
+                status=status,
+                duplicate=duplicate,
+                by=by,
+                error=error,
+                seconds=round(seconds, 4),
+            )
+        )
+        return status
+
+    def _send(self, call: Call) -> tuple[int, str]:
+        """The function's answer, or NO_ANSWER and why there was none."""
+        try:
+            headers, body = call.build()
+            return self._sender.post(self.urls[call.function], body, headers, call.timeout), ""
+        except Exception as exc:  # any failure is a recorded nack, see the module doc
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("delivery to %s failed: %s", call.function, error)
+            return NO_ANSWER, error

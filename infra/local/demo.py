@@ -19,6 +19,7 @@ from typing import Any
 from image_pipeline import output_rules
 from image_pipeline.records import image_doc_id
 from infra.common import paths
+from infra.common.terminal import quiet_broken_pipe
 from infra.local import sample_images
 from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"stack up in {stack.timings['up_s']:.1f} s; uploading {len(SAMPLES)} images\n",
                 file=sys.stderr,
             )
-            return run(stack)
+            return quiet_broken_pipe(lambda: run(stack))
     except (PreflightError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from infra.common.http_guard import SHUTDOWN_POLL_SECONDS
+from infra.local.http_guard import SHUTDOWN_POLL_SECONDS
 
 UPSTREAM_TIMEOUT = 60.0  # seconds per socket operation against the fake
 _CHUNK = 64 * 1024

@@ -12,13 +12,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -31,17 +31,17 @@ from image_pipeline import deadlines
 from image_pipeline.settings import Settings
 from infra.common import paths
 from infra.common.emulator_clients import Clients, emulator_clients
-from infra.gallery import server as gallery_server
 from infra.local import emulators, function_processes
 from infra.local.control import ControlServer, RedeployError
-from infra.local.faults import Faults, FaultSettings
+from infra.local.fidelity import Fidelity
+from infra.local.fidelity.faults import FaultSettings
+from infra.local.gallery import server as gallery_server
 from infra.local.gcs_preconditions import PreconditionProxy
-from infra.local.processes import ManagedProcess, free_port, stop_group, stop_groups
+from infra.local.processes import ManagedProcess, free_port, stop_groups
 from infra.local.router import Router, harness_names
+from infra.local.supervisor import Restart, Supervisor
 from infra.model.config import ConfigError, DeploymentConfig, from_mapping
 from infra.model.topology import Topology, build_topology
-
-log = logging.getLogger("infra.local.local_stack")
 
 
 @dataclass
@@ -63,29 +63,23 @@ class LocalStack:
         self.config = config
         self.options = options or StackOptions()
         self.topology: Topology = build_topology(config)
-        self.faults = Faults(self.options.faults)
         self.env: dict[str, str] = {}
         self.timings: dict[str, float] = {}
         self.emulators: dict[str, emulators.Emulator] = {}
         self.functions: dict[str, function_processes.RunningFunction] = {}
+        self.fidelity: Fidelity | None = None
         self.router: Router | None = None
         self.gcs_proxy: PreconditionProxy | None = None
         self.control: ControlServer | None = None
         self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
-        self.restarts: dict[str, int] = {}
         self.startup_seconds: dict[str, float] = {}
-        self._failed_restarts: dict[str, int] = {}
-        self._retry_at: dict[str, float] = {}
+        self._functions_lock = threading.Lock()  # the supervisor vs. redeploy()
+        self.supervisor = Supervisor(self._children, self._write_stack_json, self._functions_lock)
         self._function_env: dict[str, str] = {}
         self._emulator_env: dict[str, str] = {}
-        self._stop_watching = threading.Event()
-        self._functions_lock = threading.Lock()  # the supervisor vs. redeploy()
-        self._watchdog: threading.Thread | None = None
         self._down_lock = threading.Lock()
         self._is_up = False
-
-    # -- paths ------------------------------------------------------------------------------
 
     @property
     def logs_dir(self) -> Path:
@@ -95,17 +89,17 @@ class LocalStack:
     def stack_json(self) -> Path:
         return self.options.state_dir / "stack.json"
 
+    @property
+    def restarts(self) -> dict[str, int]:
+        return self.supervisor.restarts
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def __enter__(self) -> LocalStack:
-        self.up()
-        return self
+        return self.up()
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.down()
 
@@ -125,8 +119,7 @@ class LocalStack:
             self.down()
             raise
         self.timings["up_s"] = time.monotonic() - started
-        if self.options.write_stack_json:
-            self._write_stack_json()
+        self._write_stack_json()
         return self
 
     def down(self) -> None:
@@ -135,22 +128,17 @@ class LocalStack:
             if not self._is_up:
                 return
             self._is_up = False
-            self._stop_watching.set()  # also cancels a restart in progress
-            if self._watchdog:
-                self._watchdog.join(timeout=15)
-            if self.gallery:
+            self.supervisor.stop()
+            for server, method in (
+                (self.gallery, "shutdown"),
+                (self.gallery, "server_close"),
+                (self.control, "stop"),
+                (self.router, "stop"),
+                (self.gcs_proxy, "stop"),
+            ):
                 with contextlib.suppress(Exception):
-                    self.gallery.shutdown()
-                    self.gallery.server_close()
-            if self.control:
-                with contextlib.suppress(Exception):
-                    self.control.stop()
-            if self.router:
-                with contextlib.suppress(Exception):
-                    self.router.stop()
-            if self.gcs_proxy:
-                with contextlib.suppress(Exception):
-                    self.gcs_proxy.stop()
+                    if server is not None:
+                        getattr(server, method)()
             # All at once, whatever state they are in: `down` takes seconds, not the sum
             # of every child's grace period.
             processes = self.processes()
@@ -164,8 +152,7 @@ class LocalStack:
                 with contextlib.suppress(OSError, ValueError):
                     if json.loads(self.stack_json.read_text()).get("pid") == os.getpid():
                         self.stack_json.unlink()
-            with contextlib.suppress(Exception):
-                atexit.unregister(self.down)
+            atexit.unregister(self.down)
 
     def processes(self) -> list[ManagedProcess]:
         """Every child, functions first (they talk to the emulators until stopped)."""
@@ -173,12 +160,14 @@ class LocalStack:
             e.process for e in reversed(list(self.emulators.values()))
         ]
 
+    # -- emulators --------------------------------------------------------------------------
+
     def _start_emulators(self) -> None:
         t0 = time.monotonic()
-        self._emulator_env = dict(os.environ)
         # Our own emulator variables must not leak into the emulators' (or gcloud's) env.
-        for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
-            self._emulator_env.pop(key, None)
+        self._emulator_env = {
+            k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")
+        }
         pubsub = self.emulators["pubsub"] = self._spawn_emulator("pubsub")
         firestore = self.emulators["firestore"] = self._spawn_emulator("firestore")
         self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
@@ -197,7 +186,7 @@ class LocalStack:
         self.clients = emulator_clients(
             self.topology.project, self.env, self.topology.firestore_database
         )
-        self._create_resources()
+        create_resources(self.clients, self.topology)
         self.timings["emulators_s"] = time.monotonic() - t0
 
     def _spawn_emulator(self, name: str, port: int = 0) -> emulators.Emulator:
@@ -219,52 +208,20 @@ class LocalStack:
             f"http://{self.gcs_proxy.host}",
         )
 
-    def _create_resources(self) -> None:
-        """Topics, subscriptions and buckets exactly as declared (plus the router's own)."""
-        assert self.clients is not None
-        t = self.topology
-        names = harness_names(t)
-        publisher, subscriber = self.clients.publisher, self.clients.subscriber
-        topic_paths = [t.topic_path(k) for k in t.topics] + [
-            f"projects/{t.project}/topics/{names.raw_topic}"
-        ]
-        for path in topic_paths:
-            with contextlib.suppress(api_exceptions.AlreadyExists):
-                publisher.create_topic(name=path, **deadlines.grpc_call())
-        for sub in t.subscriptions.values():
-            request: dict[str, Any] = {
-                "name": t.subscription_path(sub.key),
-                "topic": t.topic_path(sub.topic),
-                "filter": sub.filter,
-                "ack_deadline_seconds": sub.ack_deadline_seconds,
-                "message_retention_duration": duration_pb2.Duration(seconds=sub.retention_seconds),
-                "dead_letter_policy": {
-                    "dead_letter_topic": t.topic_path(sub.dead_letter_topic),
-                    "max_delivery_attempts": sub.max_delivery_attempts,
-                },
-                # No retry_policy: the emulator (0.8.20) does apply one, but not Pub/Sub's
-                # curve (measured: 1st redelivery immediate, then ~min+attempt s) and not
-                # scaled for tests. The router applies the declared policy itself.
-            }
-            with contextlib.suppress(api_exceptions.AlreadyExists):
-                subscriber.create_subscription(request=request, **deadlines.grpc_call())
-        trigger_timeout = t.functions[t.trigger.function].timeout_seconds
-        for name, ack in (
-            (names.notification_subscription, 30),
-            (names.trigger_subscription, min(600, max(10, trigger_timeout))),
-        ):
-            with contextlib.suppress(api_exceptions.AlreadyExists):
-                subscriber.create_subscription(
-                    request={
-                        "name": f"projects/{t.project}/subscriptions/{name}",
-                        "topic": f"projects/{t.project}/topics/{names.raw_topic}",
-                        "ack_deadline_seconds": ack,
-                    },
-                    **deadlines.grpc_call(),
-                )
-        for bucket in t.buckets.values():
-            with contextlib.suppress(api_exceptions.Conflict):
-                self.clients.storage.create_bucket(bucket.name, **deadlines.storage_call())
+    def _restart_emulator(self, name: str, cancel: threading.Event) -> None:
+        port = int(self.emulators[name].host.rsplit(":", 1)[1])
+        started = self._spawn_emulator(name, port)
+        try:
+            emulators.wait_ready(started, cancel=cancel)
+            if name != "firestore":  # topics, subscriptions and buckets live in the others
+                assert self.clients is not None
+                create_resources(self.clients, self.topology)
+        except BaseException:
+            started.process.stop()
+            raise
+        self.emulators[name] = started
+
+    # -- functions --------------------------------------------------------------------------
 
     def _start_functions(self) -> None:
         t0 = time.monotonic()
@@ -278,64 +235,32 @@ class LocalStack:
             # Started together: each one's time from the start is its start-up time.
             self.startup_seconds[key] = time.monotonic() - t0
         self.timings["functions_s"] = time.monotonic() - t0
-        self._watchdog = threading.Thread(target=self._watch, name="supervisor", daemon=True)
-        self._watchdog.start()
+        self.supervisor.start()
 
-    def _watch(self) -> None:
-        """Restarts a function whose process died, as the platform starts a new instance.
-
-        Deliveries in flight at the time fail (no answer: a nack) and are retried against the
-        new process, which listens on the same port.
-        """
-        while not self._stop_watching.wait(0.5):
-            for name, emulator in list(self.emulators.items()):
-                if self._due(f"emulator {name}") and not emulator.process.alive():
-                    self._restart_emulator(name, emulator)
-            with self._functions_lock:
-                for key, running in list(self.functions.items()):
-                    if self._due(key) and not running.process.alive():
-                        self._restart(key, running)
-
-    def _due(self, key: str) -> bool:
-        """Whether a restart of `key` may be tried now (not stopping, not backing off)."""
-        due = self._retry_at.get(key, 0.0) <= time.monotonic()
-        return due and not self._stop_watching.is_set()
-
-    def _restart_emulator(self, name: str, dead: emulators.Emulator) -> None:
-        """An emulator that exited is started again on its port, its resources re-created.
-
-        Emulators keep everything in memory: what the dead one held (documents, messages,
-        objects) is gone, as after `down` and `up`. Its process group goes first, so no Java
-        outlives its gcloud wrapper and holds the port.
-        """
-        key = f"emulator {name}"
-        code = dead.process.popen.returncode
-        log.warning(
-            "%s (pid %s) exited with %s; restarting", dead.process.name, dead.process.pid, code
+    def _start_function(self, key: str, cancel: threading.Event | None = None) -> None:
+        """Starts function `key` again on its port, with the current topology's settings."""
+        port = int(self.functions[key].url.rsplit(":", 1)[1].strip("/"))
+        spec, source = self.topology.functions[key], self.options.functions_source
+        running = function_processes.start_function(
+            spec, source, self._function_env, self.logs_dir, port
         )
-        stop_group(dead.process.pid)
-        started = None
         try:
-            started = self._spawn_emulator(name, int(dead.host.rsplit(":", 1)[1]))
-            emulators.wait_ready(started, cancel=self._stop_watching)
-            self.emulators[name] = started
-            if name != "firestore":  # topics, subscriptions and buckets live in the others
-                self._create_resources()
-        except Exception as exc:  # tried again later, backing off up to a minute
-            self._back_off(key, exc)
-            if started is not None and self.emulators.get(name) is not started:
-                started.process.stop()
-            return
-        self._failed_restarts.pop(key, None)
-        self.restarts[key] = self.restarts.get(key, 0) + 1
-        log.warning("%s restarted (pid %s)", started.process.name, started.process.pid)
-        if self.options.write_stack_json:
-            self._write_stack_json()
+            function_processes.wait_ready(running, cancel=cancel)
+        except BaseException:
+            running.process.stop()
+            raise
+        self.functions[key] = running
 
-    def _back_off(self, key: str, exc: Exception) -> None:
-        failures = self._failed_restarts[key] = self._failed_restarts.get(key, 0) + 1
-        self._retry_at[key] = time.monotonic() + min(60.0, 2.0**failures)
-        log.error("restarting %s failed (%d in a row): %s", key, failures, exc)
+    def _children(self) -> list[tuple[str, ManagedProcess, Restart]]:
+        """What the supervisor watches: each child, and how to start it again."""
+        children: list[tuple[str, ManagedProcess, Restart]] = [
+            (key, f.process, partial(self._start_function, key))
+            for key, f in self.functions.items()
+        ]
+        return children + [
+            (f"emulator {name}", e.process, partial(self._restart_emulator, name))
+            for name, e in self.emulators.items()
+        ]
 
     def _redeploy_request(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """PUT /settings on the control endpoint (`scripts/local redeploy`)."""
@@ -359,61 +284,33 @@ class LocalStack:
         with self._functions_lock:
             self.config, self.topology = config, topology
             for key, old in list(self.functions.items()):
-                port = int(old.url.rsplit(":", 1)[1].strip("/"))
                 old.process.stop()
-                new = function_processes.start_function(
-                    topology.functions[key],
-                    self.options.functions_source,
-                    self._function_env,
-                    self.logs_dir,
-                    port,
-                )
-                function_processes.wait_ready(new)
-                self.functions[key] = new
-            if self.router:  # the capacity the new settings deploy
-                self.router.throttle.resize(topology)
-        if self.options.write_stack_json:
-            self._write_stack_json()
+                self._start_function(key)
+            if self.fidelity:  # the capacity the new settings deploy
+                self.fidelity.throttle.resize(topology)
+        self._write_stack_json()
 
-    def _restart(self, key: str, dead: function_processes.RunningFunction) -> None:
-        code = dead.process.popen.returncode
-        log.warning("function %s (pid %s) exited with %s; restarting", key, dead.process.pid, code)
-        stop_group(dead.process.pid)  # workers the dead leader left behind hold the port
-        port = int(dead.url.rsplit(":", 1)[1].strip("/"))
-        spec = self.topology.functions[key]
-        running = None
-        try:
-            running = function_processes.start_function(
-                spec, self.options.functions_source, self._function_env, self.logs_dir, port
-            )
-            function_processes.wait_ready(running, cancel=self._stop_watching)
-        except Exception as exc:  # tried again later, backing off up to a minute
-            self._back_off(key, exc)
-            if running is not None:
-                running.process.stop()
-            return
-        self._failed_restarts.pop(key, None)
-        self.functions[key] = running
-        self.restarts[key] = self.restarts.get(key, 0) + 1
-        log.warning("function %s restarted (pid %s)", key, running.process.pid)
-        if self.options.write_stack_json:
-            self._write_stack_json()
+    # -- router -----------------------------------------------------------------------------
 
     def _start_router(self) -> None:
         assert self.clients is not None
+        self.fidelity = Fidelity.for_topology(
+            self.topology, self.options.faults, self.startup_seconds, self.options.backoff_factor
+        )
         self.router = Router(
             self.topology,
             self.clients.publisher,
             self.clients.subscriber,
             {key: f.url for key, f in self.functions.items()},
-            faults=self.faults,
+            hooks=self.fidelity.delivery_hooks(),
             backoff_factor=self.options.backoff_factor,
             poll_seconds=self.options.poll_seconds,
             trigger_window_seconds=self.options.trigger_window_seconds,
-            startup_seconds=self.startup_seconds,
         )
         self.router.start()
-        self.control = ControlServer(self.router, free_port(), self._redeploy_request)
+        self.control = ControlServer(
+            self.router, self.fidelity.faults, free_port(), self._redeploy_request
+        )
         self.control.start()
 
     # -- what tools read ------------------------------------------------------------------
@@ -456,7 +353,7 @@ class LocalStack:
             "router": {
                 "url": self.control.url if self.control else None,
                 "backoff_factor": self.options.backoff_factor,
-                "faults": self.faults.settings.to_json(),
+                "faults": self._faults().to_json(),
             },
             "gallery": gallery_server.url_of(self.gallery) if self.gallery else None,
             "pid": os.getpid(),
@@ -477,11 +374,55 @@ class LocalStack:
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
+    def _faults(self) -> FaultSettings:
+        return self.fidelity.faults.settings if self.fidelity else self.options.faults
+
     def _write_stack_json(self) -> None:
+        if not self.options.write_stack_json:
+            return
         self.stack_json.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.stack_json.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.info(), indent=2) + "\n")
         tmp.replace(self.stack_json)
+
+
+def create_resources(clients: Clients, t: Topology) -> None:
+    """Topics, subscriptions and buckets exactly as declared (plus the router's own)."""
+    names = harness_names(t)
+    raw_topic = f"projects/{t.project}/topics/{names.raw_topic}"
+    for path in [t.topic_path(k) for k in t.topics] + [raw_topic]:
+        with contextlib.suppress(api_exceptions.AlreadyExists):
+            clients.publisher.create_topic(name=path, **deadlines.grpc_call())
+    requests: list[dict[str, Any]] = [
+        {
+            "name": t.subscription_path(sub.key),
+            "topic": t.topic_path(sub.topic),
+            "filter": sub.filter,
+            "ack_deadline_seconds": sub.ack_deadline_seconds,
+            "message_retention_duration": duration_pb2.Duration(seconds=sub.retention_seconds),
+            "dead_letter_policy": {
+                "dead_letter_topic": t.topic_path(sub.dead_letter_topic),
+                "max_delivery_attempts": sub.max_delivery_attempts,
+            },
+            # No retry_policy: the emulator (0.8.20) does apply one, but not Pub/Sub's
+            # curve (measured: 1st redelivery immediate, then ~min+attempt s) and not
+            # scaled for tests. The router applies the declared policy itself.
+        }
+        for sub in t.subscriptions.values()
+    ]
+    trigger_timeout = t.functions[t.trigger.function].timeout_seconds
+    for name, ack in (
+        (names.notification_subscription, 30),
+        (names.trigger_subscription, min(600, max(10, trigger_timeout))),
+    ):
+        path = f"projects/{t.project}/subscriptions/{name}"
+        requests.append({"name": path, "topic": raw_topic, "ack_deadline_seconds": ack})
+    for request in requests:
+        with contextlib.suppress(api_exceptions.AlreadyExists):
+            clients.subscriber.create_subscription(request=request, **deadlines.grpc_call())
+    for bucket in t.buckets.values():
+        with contextlib.suppress(api_exceptions.Conflict):
+            clients.storage.create_bucket(bucket.name, **deadlines.storage_call())
 
 
 def _resource_names(t: Topology) -> tuple[object, ...]:

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from google.cloud import pubsub_v1
 
 from infra.common.object_names import name_error
-from infra.local.delivery import Abandoned, DeliveryLog
-from infra.local.dispatch import Call, Dispatcher
+from infra.local.delivery import Abandoned, DeliveryLog, Dispatcher
+from infra.local.hooks import Call
 from infra.local.messages import (
     Message,
     object_key,

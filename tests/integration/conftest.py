@@ -24,7 +24,7 @@ from image_pipeline.records import image_doc_id
 from infra.local.delivery import Delivery
 from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
-from infra.local.operations import pull_filtered
+from infra.local.pull import pull_filtered
 from infra.model.config import load_config
 
 # Small limits keep the "too big" cases cheap; everything else is the default config.
@@ -48,9 +48,10 @@ class Harness:
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
-        assert stack.clients is not None and stack.router is not None
+        assert stack.clients and stack.router and stack.fidelity
         self.clients = stack.clients
         self.router = stack.router
+        self.fidelity = stack.fidelity
         self.info = stack.info()
         self.uploads = self.clients.storage.bucket(self.info["buckets"]["uploads"])
         self.thumbnails = self.clients.storage.bucket(self.info["buckets"]["thumbnails"])
@@ -114,7 +115,7 @@ class Harness:
         return [
             d
             for d in self.router.deliveries(function=function, object_prefix=prefix)
-            if d.injected == injected and not d.duplicate and not d.throttled
+            if (d.by == "injected") == injected and not d.duplicate and d.by != "throttled"
         ]
 
     def settled_calls(
@@ -151,11 +152,11 @@ class Harness:
     @contextlib.contextmanager
     def faults(self, **settings: Any) -> Iterator[None]:
         """Fault injection for the body of a `with` block, then everything off again."""
-        self.router.faults.update(**settings)
+        self.fidelity.faults.update(**settings)
         try:
             yield
         finally:
-            self.router.faults.reset()
+            self.fidelity.faults.reset()
 
 
 @pytest.fixture(scope="session")
@@ -183,12 +184,12 @@ def harness(local_stack: LocalStack) -> Harness:
 @pytest.fixture(autouse=True)
 def nothing_over_pubsub_limits(request: pytest.FixtureRequest, harness: Harness) -> Iterator[None]:
     """Fail a test during which anything was published that Pub/Sub would have refused
-    (the emulator accepts it; the router refuses it, infra/local/refusals.py)."""
-    before = harness.router.refusals.count()
+    (the emulator accepts it; the router refuses it, infra/local/fidelity/refusals.py)."""
+    before = harness.fidelity.refusals.count()
     yield
     if request.node.get_closest_marker("refused_publishes") is None:
-        refused = harness.router.refusals.records()
-        assert harness.router.refusals.count() == before, f"over Pub/Sub's limits: {refused}"
+        refused = harness.fidelity.refusals.records()
+        assert harness.fidelity.refusals.count() == before, f"over Pub/Sub's limits: {refused}"
 
 
 @pytest.fixture

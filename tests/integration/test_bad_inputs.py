@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 
 from infra.local import sample_images
+from tests import hostile_images
 
 pytestmark = pytest.mark.integration
 
 CASES = {
     "corrupt.jpg": (sample_images.corrupt_jpeg, "image/jpeg", "corrupt"),
-    "truncated.jpg": (sample_images.truncated_jpeg, "image/jpeg", "truncated"),
+    "truncated.jpg": (hostile_images.truncated_jpeg, "image/jpeg", "truncated"),
     "empty.png": (lambda: b"", "image/png", "empty"),
-    "text.jpg": (sample_images.text_named_jpg, "image/jpeg", "not_an_image"),
-    "bomb.png": (sample_images.decompression_bomb, "image/png", "too_many_pixels"),
-    "huge.jpg": (lambda: sample_images.oversized(3_000_001), "image/jpeg", "too_many_bytes"),
-    "pages.tif": (lambda: sample_images.many_page_tiff(10_001), "image/tiff", "too_many_frames"),
+    "text.jpg": (hostile_images.text_named_jpg, "image/jpeg", "not_an_image"),
+    "bomb.png": (hostile_images.decompression_bomb, "image/png", "too_many_pixels"),
+    "huge.jpg": (lambda: hostile_images.oversized(3_000_001), "image/jpeg", "too_many_bytes"),
+    "pages.tif": (lambda: hostile_images.many_page_tiff(10_001), "image/tiff", "too_many_frames"),
 }
 
 

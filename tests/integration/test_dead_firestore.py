@@ -23,8 +23,8 @@ import requests
 from PIL import Image
 
 from infra.common.paths import ROOT
-from infra.gallery import server as gallery_server
 from infra.local import emulators
+from infra.local.gallery import server as gallery_server
 from infra.local.processes import group_alive
 
 pytestmark = pytest.mark.integration

@@ -23,18 +23,18 @@ def test_filters_hold_for_every_subscription(harness, prefix):
     good = prefix + "good.jpg"
     harness.upload(good, sample_images.jpeg(320, 240))
     harness.wait_doc(good, lambda d: d.get("status") == "processed")
-    cleanup_filtered = harness.router.filtered_counts().get("cleanup", 0)
+    cleanup_filtered = harness.router.stats()["filtered"].get("cleanup", 0)
     harness.publish(
         "upload_events", b"{}", eventType="OBJECT_FINALIZE", objectId=good, bucketId="b"
     )
 
     harness.wait_until(
-        lambda: harness.router.filtered_counts().get("metadata_writer", 0) >= 2,
+        lambda: harness.router.stats()["filtered"].get("metadata_writer", 0) >= 2,
         10,
         "the metadata writer to filter out the odd events",
     )
     harness.wait_until(
-        lambda: harness.router.filtered_counts().get("cleanup", 0) > cleanup_filtered,
+        lambda: harness.router.stats()["filtered"].get("cleanup", 0) > cleanup_filtered,
         10,
         "cleanup to filter out the FINALIZE",
     )

@@ -22,7 +22,7 @@ import requests
 
 from image_pipeline.records import image_doc_id
 from infra.local import sample_images
-from infra.local.operations import client_exports
+from infra.local.cli import client_exports
 from infra.ops import backfill
 from infra.ops import target as targets
 from tests.hostile_names import HOSTILE_NAMES

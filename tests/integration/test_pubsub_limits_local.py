@@ -1,7 +1,7 @@
 """Pub/Sub's message limits, end to end: the functions stay within them, the stack enforces them.
 
 The emulator accepts attribute values over 1024 bytes that Pub/Sub refuses; the router
-refuses them as Pub/Sub would (infra/local/refusals.py), and the suite's autouse fixture
+refuses them as Pub/Sub would (infra/local/fidelity/refusals.py), and the suite's autouse fixture
 fails any test during which that happened.
 """
 
@@ -20,12 +20,12 @@ pytestmark = pytest.mark.integration
 def test_a_5_kb_content_type_is_processed_and_nothing_is_refused(harness, prefix):
     name = prefix + "long-content-type.jpg"
     content_type = "image/jpeg; comment=" + "x" * 5000
-    refused_before = harness.router.refusals.count()
+    refused_before = harness.fidelity.refusals.count()
     harness.upload(name, sample_images.jpeg(320, 240), content_type)
     doc = harness.wait_doc(name, lambda d: d.get("status") == "processed")
     assert doc["contentType"] == content_type  # whole in the doc, from the event's data
     assert len(doc["thumbnails"]) == len(harness.thumbnail_blobs(name)) > 0
-    assert harness.router.refusals.count() == refused_before
+    assert harness.fidelity.refusals.count() == refused_before
 
 
 @pytest.mark.refused_publishes
@@ -43,7 +43,7 @@ def test_a_publish_over_the_limits_is_refused_by_the_stack(harness, prefix):
     message_id = harness.publish("image_events", json.dumps(data).encode(), **attributes)
 
     def refused() -> list[dict]:
-        return [r for r in harness.router.refusals.records() if r["message_id"] == message_id]
+        return [r for r in harness.fidelity.refusals.records() if r["message_id"] == message_id]
 
     harness.wait_until(lambda: bool(refused()), 30, "the router to refuse the message")
     (record,) = refused()

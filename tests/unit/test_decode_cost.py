@@ -13,7 +13,7 @@ from image_pipeline import decode_cost, imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.formats import Box
 from image_pipeline.settings import Tunables
-from infra.local.sample_images import decompression_bomb
+from tests.hostile_images import decompression_bomb
 
 GIB = 1 << 30
 GRAY16, RGBA, RGB, GRAY = (16, 0), (8, 6), (8, 2), (8, 0)

@@ -12,7 +12,7 @@ from image_pipeline import frame_count, imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.formats import Box
 from image_pipeline.settings import Tunables
-from infra.local import sample_images
+from tests import hostile_images
 
 
 def options(**tunables: int) -> imaging.Options:
@@ -27,7 +27,7 @@ def animation(fmt: str, frames: int, **params: object) -> bytes:
 @pytest.mark.parametrize(
     "data",
     [
-        sample_images.many_page_tiff(37),
+        hostile_images.many_page_tiff(37),
         animation("TIFF", 5),
         animation("TIFF", 4, big_tiff=True),
         encode(Image.new("CMYK", (9, 9)), "TIFF", compression="tiff_lzw"),
@@ -43,7 +43,7 @@ def test_counts_agree_with_pillow(data):
 
 
 def test_counting_stops_one_past_the_cap():
-    data = sample_images.many_page_tiff(500)
+    data = hostile_images.many_page_tiff(500)
     assert frame_count.tiff_pages(data, 10) == 11
     assert frame_count.gif_frames(animation("GIF", 30, duration=50), 10) == 11
 
@@ -57,7 +57,7 @@ def test_broken_chains_end_the_count(data):
 
 
 def test_a_tiff_whose_pages_loop_is_counted_once():
-    data = bytearray(sample_images.many_page_tiff(3))
+    data = bytearray(hostile_images.many_page_tiff(3))
     data[-4:] = (10).to_bytes(4, "little")  # the last page points back at the first
     assert frame_count.tiff_pages(bytes(data), 100) == 3
 
@@ -73,7 +73,7 @@ def test_a_100k_page_tiff_fails_before_any_page_walk(monkeypatch):
         raise AssertionError("Pillow walked the pages")
 
     monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(no_walk))
-    data = sample_images.many_page_tiff(100_000)
+    data = hostile_images.many_page_tiff(100_000)
     opts = options(max_input_frames=10_000)
     with pytest.raises(PermanentError) as caught:
         imaging.make_thumbnails(data, opts)
@@ -83,6 +83,6 @@ def test_a_100k_page_tiff_fails_before_any_page_walk(monkeypatch):
 
 def test_pages_up_to_the_limit_are_processed_and_counted():
     opts = options(max_input_frames=40)
-    assert imaging.make_thumbnails(sample_images.many_page_tiff(40), opts).facts.frames == 40
+    assert imaging.make_thumbnails(hostile_images.many_page_tiff(40), opts).facts.frames == 40
     with pytest.raises(PermanentError, match="too_many_frames"):
-        imaging.make_thumbnails(sample_images.many_page_tiff(41), opts)
+        imaging.make_thumbnails(hostile_images.many_page_tiff(41), opts)

@@ -30,7 +30,7 @@ from PIL import Image
 from image_pipeline import pipeline as stages
 from image_pipeline.records import dead_letter_id
 from infra.common.storage_events import eventarc_storage_event
-from infra.local.sample_images import decompression_bomb, many_page_tiff
+from tests.hostile_images import decompression_bomb, many_page_tiff
 from tests.hostile_names import HOSTILE_NAMES
 
 NAMES = [

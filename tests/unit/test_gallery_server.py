@@ -4,8 +4,8 @@ import pytest
 from test_ops_target import STACK
 
 from infra.common.object_names import InvalidObjectName
-from infra.gallery import server
-from infra.gallery.server import Gallery, _show_abandoned, _show_dead_lettered
+from infra.local.gallery import server
+from infra.local.gallery.server import Gallery, _show_abandoned, _show_dead_lettered
 from infra.ops import target as targets
 
 
@@ -47,7 +47,7 @@ def test_a_finished_upload_is_left_alone():
 def test_objects_make_thumbnail_skips_are_shown_as_skipped_not_pending():
     from types import SimpleNamespace
 
-    from infra.gallery.server import Gallery
+    from infra.local.gallery.server import Gallery
     from infra.ops import target as targets
 
     gallery = Gallery(targets.from_stack(STACK))  # nothing connects
@@ -95,7 +95,7 @@ def test_the_upload_refuses_names_gcs_refuses_before_writing_anything():
 
 
 def test_the_placeholder_reaches_the_page():
-    from infra.gallery.server import Gallery
+    from infra.local.gallery.server import Gallery
 
     placeholder = {"blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj", "width": 128, "height": 96}
     placeholder["color"] = "#3c6e9a"

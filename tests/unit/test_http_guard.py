@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 import pytest
 
-from infra.common.http_guard import (
+from infra.local.http_guard import (
     Refused,
     check_host,
     check_same_origin,

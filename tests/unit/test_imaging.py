@@ -27,7 +27,8 @@ from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
 from image_pipeline.formats import OUTPUTS, Box
 from image_pipeline.settings import Tunables
-from infra.local.sample_images import P3_ORANGE, decompression_bomb, display_p3_profile
+from infra.local.sample_images import P3_ORANGE, display_p3_profile
+from tests.hostile_images import decompression_bomb
 
 BOXES = (Box(128, 128), Box(512, 512), Box(1024, 1024))
 

@@ -21,14 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "infra.model": {"infra.common", "image_pipeline"},
     "infra.deploy": {"infra.common", "infra.model", "image_pipeline"},
     "infra.ops": {"infra.common", "infra.model", "image_pipeline"},
-    "infra.gallery": {"infra.common", "infra.model", "infra.ops", "image_pipeline"},
-    "infra.local": {
-        "infra.common",
-        "infra.model",
-        "infra.ops",
-        "infra.gallery",
-        "image_pipeline",
-    },
+    "infra.local": {"infra.common", "infra.model", "infra.ops", "image_pipeline"},
 }
 OURS = ("infra", "image_pipeline", "main", "benchmarks", "tests")
 
@@ -115,7 +108,7 @@ def test_imports_run_one_way():
         ("infra.model.topology", "import infra.deploy.pipeline_stack\n"),
         ("infra.common.paths", "from infra.model import config\n"),
         ("image_pipeline.events", "from infra.model.topology import OUTPUT_MARKER\n"),
-        ("infra.gallery.server", "from infra.local import local_stack\n"),
+        ("infra.ops.smoke", "from infra.local import local_stack\n"),
     ],
 )
 def test_a_back_edge_is_reported(module, source):

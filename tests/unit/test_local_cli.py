@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local import cli, demo
+from infra.local import cli, demo, lifecycle
 
 
 @pytest.mark.parametrize(
@@ -91,10 +91,11 @@ def test_down_names_a_dead_emulator_and_ends_a_supervisor_that_ignores_sigterm(
     )
     monkeypatch.setattr("infra.common.paths.STACK_JSON", stack)
     # Both ignore SIGTERM, so each grace period runs out: short ones keep the test quick.
-    monkeypatch.setattr(cli, "DOWN_GRACE_SECONDS", 0.2)
-    monkeypatch.setattr(cli, "stop_groups", lambda pgids, timeout: stop_groups(pgids, 0.2))
+    monkeypatch.setattr(lifecycle, "DOWN_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(lifecycle, "stop_groups", lambda pgids, timeout: stop_groups(pgids, 0.2))
     for process in (supervisor, child):
-        assert process.stdout and process.stdout.readline() == b"ignoring SIGTERM\n"
+        assert process.stdout and process.stdout.readline() == b"ignoring SIGTERM
+"
 
     started = time.monotonic()
     try:
@@ -141,3 +142,46 @@ def test_pull_refuses_a_push_subscription_before_pulling_anything(monkeypatch, c
     (line,) = capsys.readouterr().err.splitlines()
     assert "imgpipe-metadata-writer is a push subscription" in line
     assert line.endswith("pull one of: imgpipe-failures")
+    assert cli.main(["pull", "nope"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("choose one of: failures (imgpipe-failures), "
+                         "metadata_writer (imgpipe-metadata-writer)")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "dead_letters_unrecorded",
+        "dead-letters-unrecorded",
+        "imgpipe-dead-letters-unrecorded",
+        "projects/p/subscriptions/imgpipe-dead-letters-unrecorded",
+    ],
+)
+def test_pull_takes_the_key_the_short_name_and_the_full_name(spelling):
+    from infra.local.pull import find_subscription
+
+    sub = {"key": "dead_letters_unrecorded", "push_function": None}
+    info = {"project": "p", "prefix": "imgpipe",
+            "subscriptions": {"imgpipe-dead-letters-unrecorded": sub}}  # fmt: skip
+    assert find_subscription(info, spelling) == ("imgpipe-dead-letters-unrecorded", sub)
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly():
+    """`scripts/local status | head`: the rest is not read; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from infra.common.terminal import quiet_broken_pipe\n"
+        "def loud():\n"
+        "    for i in range(100_000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "sys.exit(quiet_broken_pipe(loud))\n"
+    )
+    run = subprocess.run(
+        f"{sys.executable} -c \"{script}\" | head -1",
+        shell=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.stdout == "line 0\n" and run.stderr == ""

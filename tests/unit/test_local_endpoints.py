@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_local_router import make_router
+from test_local_router import hook, make_router
 
 from image_pipeline.records import image_doc_id
-from infra.common import http_guard
-from infra.gallery.server import MAX_UPLOAD_BYTES, Gallery, serve_gallery
+from infra.local import http_guard
 from infra.local.control import MAX_REQUEST_BYTES, ControlServer
-from infra.local.router import Router
+from infra.local.fidelity.faults import Faults
+from infra.local.gallery.server import MAX_UPLOAD_BYTES, Gallery, serve_gallery
 
 SOCKET_TIMEOUT = 20.0  # generous: a hung handler shows up as a timeout, not a stuck test
 
@@ -75,11 +75,12 @@ def gallery() -> Iterator[tuple[RecordingGallery, int]]:
 
 
 @pytest.fixture
-def control() -> Iterator[tuple[Router, int]]:
+def control() -> Iterator[tuple[Faults, int]]:
     router, _ = make_router("http://127.0.0.1:1/")
-    server = ControlServer(router, 0)
+    faults = hook(router, Faults)
+    server = ControlServer(router, faults, 0)
     server.start()
-    yield router, int(server.url.rsplit(":", 1)[1])
+    yield faults, int(server.url.rsplit(":", 1)[1])
     server.stop()
 
 
@@ -202,11 +203,11 @@ def put_faults(port: int, body: bytes, *lines: str, host: str | None = None) -> 
 
 
 def test_a_valid_fault_request_is_applied(control):
-    router, port = control
+    faults, port = control
     status, body = put_faults(port, b'{"duplicate_rate": 0.25, "seed": 7, "fail": ["cleanup"]}')
     assert status == 200 and body["duplicate_rate"] == 0.25
-    assert router.faults.settings.seed == 7
-    assert router.faults.settings.failing == {"cleanup"}
+    assert faults.settings.seed == 7
+    assert faults.settings.failing == {"cleanup"}
 
 
 @pytest.mark.parametrize(
@@ -230,16 +231,16 @@ def test_a_valid_fault_request_is_applied(control):
     ],
 )
 def test_an_invalid_fault_request_changes_nothing(control, request_body):
-    router, port = control
-    before = router.faults.settings
+    faults, port = control
+    before = faults.settings
     status, body = put_faults(port, json.dumps(request_body).encode())
     assert status == 400 and body["error"]
-    assert router.faults.settings == before
+    assert faults.settings == before
 
 
 def test_fault_json_is_bounded_in_size_and_depth(control):
-    router, port = control
-    before = router.faults.settings
+    faults, port = control
+    before = faults.settings
     for depth in (40, 30_000):  # 100k deep was an uncaught RecursionError
         status, body = put_faults(port, b'{"seed": ' + b"[" * depth + b"]" * depth + b"}")
         assert status == 400 and "deeper" in body["error"]
@@ -248,7 +249,7 @@ def test_fault_json_is_bounded_in_size_and_depth(control):
     head = f"PUT /faults HTTP/1.1\nHost: 127.0.0.1:{port}\nContent-Length: {too_long}\n"
     status, body = exchange(port, head)
     assert status == 413 and str(MAX_REQUEST_BYTES) in body["error"]
-    assert router.faults.settings == before
+    assert faults.settings == before
 
 
 @pytest.mark.parametrize("length", ["-1", "abc", ""])
@@ -260,11 +261,11 @@ def test_a_bad_length_does_not_hang_a_control_thread(control, length):
 
 
 def test_control_refuses_cross_site_writes_and_foreign_hosts(control):
-    router, port = control
-    before = router.faults.settings
+    faults, port = control
+    before = faults.settings
     assert put_faults(port, b'{"transient_rate": 1}', "Origin: http://evil.example")[0] == 403
     assert put_faults(port, b'{"transient_rate": 1}', host="evil.example")[0] == 403
-    assert router.faults.settings == before
+    assert faults.settings == before
     assert exchange(port, f"GET /stats HTTP/1.1\nHost: rebound.example:{port}\n")[0] == 403
 
 
@@ -272,9 +273,9 @@ def test_control_still_answers_the_cli(control):
     """What `scripts/local faults` and `status` send: requests with a JSON body, no Origin."""
     import requests
 
-    router, port = control
+    faults, port = control
     response = requests.put(f"http://127.0.0.1:{port}/faults", json={"reorder_window": 4})
-    assert response.status_code == 200 and router.faults.settings.reorder_window == 4
+    assert response.status_code == 200 and faults.settings.reorder_window == 4
     assert requests.get(f"http://127.0.0.1:{port}/faults").json()["reorder_window"] == 4
 
 

@@ -1,10 +1,17 @@
-"""Fault injection settings and decisions, and the control endpoint's request handling."""
+"""Fault injection settings and decisions."""
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 
-from infra.local.faults import FaultError, Faults, FaultSettings
+from infra.local.fidelity.faults import FaultError, Faults, FaultSettings
+
+
+def call(function: str = "f"):
+    return SimpleNamespace(function=function)
 
 
 def test_settings_round_trip_and_validation():
@@ -19,10 +26,12 @@ def test_settings_round_trip_and_validation():
 def test_failing_until_healed():
     faults = Faults()
     assert faults.injected_status("write_metadata") is None
-    faults.fail(["write_metadata"])
+    faults.update(failing=["write_metadata"])
     assert faults.injected_status("write_metadata") == 500
     assert faults.injected_status("cleanup") is None
-    faults.heal(["write_metadata"])
+    with faults.gate(call("write_metadata")) as answer:
+        assert answer == 500  # answered for the function: the request is never sent
+    faults.update(failing=[])
     assert faults.injected_status("write_metadata") is None
 
 
@@ -34,11 +43,21 @@ def test_rates_are_seeded_and_roughly_right():
     assert 200 < first.count(503) < 400
 
 
-def test_reorder_only_with_a_window():
-    items = list(range(20))
-    assert Faults().reorder(items) == items
-    shuffled = Faults(FaultSettings(reorder_window=20, seed=3)).reorder(items)
-    assert sorted(shuffled) == items and shuffled != items
+def test_duplicates_only_of_successes():
+    faults = Faults(FaultSettings(duplicate_rate=1.0, seed=2))
+    assert faults.answered(call(), 500) is None
+    assert 0 <= faults.answered(call(), 204) <= 0.3
+
+
+def test_reordering_delays_each_delivery_within_the_window():
+    faults = Faults(FaultSettings(reorder_window=4, seed=3))
+    waits = []
+    for _ in range(5):
+        started = time.monotonic()
+        with faults.gate(call()) as answer:
+            assert answer is None
+        waits.append(time.monotonic() - started)
+    assert all(w <= 0.25 for w in waits) and len({round(w, 3) for w in waits}) > 1
 
 
 def test_reset_keeps_the_seed():

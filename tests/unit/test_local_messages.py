@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from infra.local.cli import client_exports
 from infra.local.messages import (
     Message,
     push_envelope,
@@ -15,7 +16,6 @@ from infra.local.messages import (
     rfc3339,
     storage_cloudevent,
 )
-from infra.local.operations import client_exports
 from infra.model.topology import FINALIZED, RetryPolicy, takes
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)

@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from infra.local.control import apply_fault_request
-from infra.local.faults import FaultError
+from infra.local.fidelity import Fidelity
+from infra.local.fidelity.faults import FaultError, Faults
+from infra.local.fidelity.throttle import Throttle
 from infra.local.router import Router
 from infra.local.scheduler import Scheduler
 from infra.model.config import load_config
@@ -58,12 +60,19 @@ def function_server():
     server.shutdown()
 
 
-def make_router(url: str) -> tuple[Router, FakeSubscriber]:
-    topology = build_topology(load_config(overrides={"project": "unit-proj"}))
+def make_router(url: str, factor: float = 0.001, **settings) -> tuple[Router, FakeSubscriber]:
+    """A router with the stack's hooks, against a fake subscriber and `url` for every function."""
+    topology = build_topology(load_config(overrides={"project": "unit-proj", **settings}))
     subscriber = FakeSubscriber()
     urls = dict.fromkeys(topology.functions, url)
-    router = Router(topology, None, subscriber, urls, backoff_factor=0.001)  # type: ignore[arg-type]
+    hooks = Fidelity.for_topology(topology, backoff_factor=factor).delivery_hooks()
+    router = Router(topology, None, subscriber, urls, hooks, factor)  # type: ignore[arg-type]
     return router, subscriber
+
+
+def hook(router: Router, kind):
+    """The router's hook of that kind (its faults, its throttle)."""
+    return next(h for h in router.hooks if isinstance(h, kind))
 
 
 def received(event_type: str, attempt: int = 1, ack_id: str = "ack-1"):
@@ -92,7 +101,7 @@ def test_non_matching_message_is_acked_and_never_delivered(function_server):
     router, subscriber = make_router(url)
     router._handle(route(router, "metadata_writer"), received("image.bogus"))
     assert seen == [] and subscriber.acked == ["ack-1"]
-    assert router.filtered_counts() == {"metadata_writer": 1}
+    assert router.stats()["filtered"] == {"metadata_writer": 1}
 
 
 def test_success_acks_and_posts_the_push_body(function_server):
@@ -138,7 +147,7 @@ def test_failure_nacks_after_backoff(function_server):
 def test_injected_failure_does_not_call_the_function(function_server):
     url, seen, _ = function_server
     router, _ = make_router(url)
-    router.faults.fail(["write_metadata"])
+    hook(router, Faults).update(failing=["write_metadata"])
     router._scheduler = Scheduler()
     try:
         router._handle(route(router, "metadata_writer"), received("image.processed"))
@@ -146,20 +155,21 @@ def test_injected_failure_does_not_call_the_function(function_server):
         router._scheduler.stop()
     assert seen == []
     (delivery,) = router.deliveries("write_metadata")
-    assert delivery.injected and delivery.status == 500
+    assert delivery.by == "injected" and delivery.status == 500
 
 
 def test_control_requests_validate_before_changing(function_server):
     router, _ = make_router(function_server[0])
-    apply_fault_request(router, {"fail": ["cleanup"], "duplicate_rate": 0.5})
-    assert router.faults.settings.failing == {"cleanup"}
+    faults, functions = hook(router, Faults), router.topology.functions
+    apply_fault_request(faults, {"fail": ["cleanup"], "duplicate_rate": 0.5}, functions)
+    assert faults.settings.failing == {"cleanup"}
     with pytest.raises(FaultError, match="unknown function"):
-        apply_fault_request(router, {"fail": ["nope"]})
+        apply_fault_request(faults, {"fail": ["nope"]}, functions)
     with pytest.raises(FaultError):
-        apply_fault_request(router, {"transient_rate": 2})
-    assert router.faults.settings.transient_rate == 0.0
-    apply_fault_request(router, {"heal": "all", "reset": True})
-    assert router.faults.settings.failing == frozenset()
+        apply_fault_request(faults, {"transient_rate": 2}, functions)
+    assert faults.settings.transient_rate == 0.0
+    apply_fault_request(faults, {"heal": "all", "reset": True}, functions)
+    assert faults.settings.failing == frozenset()
 
 
 def finalize(name: str, published: datetime, ack_id: str = "ack-t"):
@@ -176,12 +186,8 @@ def finalize(name: str, published: datetime, ack_id: str = "ack-t"):
 
 
 def trigger_router(url: str, window: float) -> tuple[Router, FakeSubscriber]:
-    topology = build_topology(load_config(overrides={"project": "unit-proj"}))
-    subscriber = FakeSubscriber()
-    urls = dict.fromkeys(topology.functions, url)
-    router = Router(
-        topology, None, subscriber, urls, backoff_factor=1.0, trigger_window_seconds=window
-    )  # type: ignore[arg-type]
+    router, subscriber = make_router(url, factor=1.0)
+    router.route("trigger").window_seconds = window
     return router, subscriber
 
 
@@ -281,17 +287,8 @@ def capped_router(url: str, **settings: object) -> tuple[Router, FakeSubscriber]
     """One instance per function serving one request, as `scripts/local up --set
     thumbnail_max_instances=1 --set function_max_instances=1 --set function_concurrency=1`
     makes."""
-    overrides = {
-        "project": "unit-proj",
-        "thumbnail_max_instances": 1,
-        "function_max_instances": 1,
-        "function_concurrency": 1,
-    }
-    topology = build_topology(load_config(overrides={**overrides, **settings}))
-    subscriber = FakeSubscriber()
-    urls = dict.fromkeys(topology.functions, url)
-    router = Router(topology, None, subscriber, urls, backoff_factor=0.005)  # type: ignore[arg-type]
-    return router, subscriber
+    capped = {"thumbnail_max_instances": 1, "function_max_instances": 1, "function_concurrency": 1}
+    return make_router(url, factor=0.005, **{**capped, **settings})
 
 
 def test_capacity_is_the_topologys_instances_times_concurrency(function_server):
@@ -312,14 +309,14 @@ def test_a_push_delivery_with_no_slot_free_is_a_429_nack_that_never_reaches_the_
 ):
     url, seen, _ = function_server
     router, subscriber = capped_router(url)
-    with router.throttle.slot("cleanup") as admitted:  # the one instance is busy
+    with hook(router, Throttle).slot("cleanup") as admitted:  # the one instance is busy
         assert admitted
         # Nacked after the subscription's backoff (10 s x 0.005): the emulator counts the
         # attempt, so throttling goes towards the dead-letter policy as on GCP.
         handled_until_nacked(router, subscriber, "cleanup", received("OBJECT_DELETE"))
     assert seen == [] and subscriber.acked == [] and subscriber.nacked == [("ack-1", 0)]
     (delivery,) = router.deliveries("cleanup")
-    assert (delivery.status, delivery.throttled) == (429, True)
+    assert (delivery.status, delivery.by) == (429, "throttled")
     assert router.stats()["functions"]["cleanup"] == {
         "calls": 0,
         "ok": 0,
@@ -334,8 +331,9 @@ def test_a_push_delivery_with_no_slot_free_is_a_429_nack_that_never_reaches_the_
 def test_a_request_waits_for_a_slot_within_the_bound(function_server):
     url, seen, _ = function_server
     router, subscriber = capped_router(url)
-    router.throttle.waits["cleanup"] = 5.0
-    held = router.throttle.slot("cleanup")
+    throttle = hook(router, Throttle)
+    throttle.waits["cleanup"] = 5.0
+    held = throttle.slot("cleanup")
     assert held.__enter__()
     threading.Timer(0.2, held.__exit__, (None, None, None)).start()
     router._handle(route(router, "cleanup"), received("OBJECT_DELETE"))
@@ -344,14 +342,12 @@ def test_a_request_waits_for_a_slot_within_the_bound(function_server):
 
 def test_a_redeploy_resizes_the_capacity(function_server):
     router, _ = capped_router(function_server[0])
-    held = router.throttle.slot("make_thumbnail")
+    throttle = hook(router, Throttle)
+    held = throttle.slot("make_thumbnail")
     assert held.__enter__()
     bigger = load_config(overrides={"project": "unit-proj", "thumbnail_max_instances": 3})
-    router.throttle.resize(build_topology(bigger))
+    throttle.resize(build_topology(bigger))
     assert router.stats()["capacity"]["make_thumbnail"]["slots"] == 3
     held.__exit__(None, None, None)  # released on the semaphore it came from
-    with (
-        router.throttle.slot("make_thumbnail") as one,
-        router.throttle.slot("make_thumbnail") as two,
-    ):
+    with throttle.slot("make_thumbnail") as one, throttle.slot("make_thumbnail") as two:
         assert one and two

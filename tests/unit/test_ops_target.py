@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from image_pipeline.settings import Settings
-from infra.gallery.server import Gallery
+from infra.local.gallery.server import Gallery
 from infra.ops import target as targets
 from infra.ops.smoke import Report, Smoke
 

@@ -5,7 +5,7 @@ recorded dead letters, and takes new uploads (a POST here becomes an object in t
 bucket, so it flows through the pipeline like any other upload). Thumbnails are streamed
 through the gallery from the storage emulator: the browser only ever talks to the gallery.
 The page polls `/api/state` once a second. Stdlib HTTP server, static files, no build step.
-Every request passes `infra.common.http_guard` first: other Host names, cross-site uploads
+Every request passes `infra.local.http_guard` first: other Host names, cross-site uploads
 and bodies without an exact, bounded Content-Length are refused before anything is read.
 """
 
@@ -30,8 +30,8 @@ from image_pipeline.events import OUTPUT_MARKER, StorageObject
 from image_pipeline.pipeline import skip_reason
 from image_pipeline.records import image_doc_id
 from image_pipeline.settings import Settings
-from infra.common.http_guard import GuardedHandler, Refused, serve_in_thread
 from infra.common.object_names import check_name, name_error
+from infra.local.http_guard import GuardedHandler, Refused, serve_in_thread
 from infra.ops import dead_letters
 from infra.ops import target as targets
 

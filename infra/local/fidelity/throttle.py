@@ -3,9 +3,9 @@
 A deployed function serves at most `max_instances x concurrency` requests at once; a request
 beyond that waits for a free instance up to max(10 s, 3.5 x the startup time), then gets 429
 (https://cloud.google.com/run/docs/about-instance-autoscaling). The local processes would
-take whatever arrives, so the router asks here first: the same slots as the topology
-deploys (`infra.model.capacity.slots`), the same bound on the wait (scaled like every other
-wait of the local stack), and a 429 when it runs out.
+take whatever arrives, so each request first takes one of the slots the topology deploys
+(`infra.model.capacity.slots`), waiting at most that bound (scaled like every other wait of
+the local stack), and is answered 429 without reaching the function when none comes free.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 
+from infra.local.hooks import Call, DeliveryHook
 from infra.model.capacity import queue_seconds, slots
 from infra.model.topology import Topology
 
-THROTTLED = 429  # Cloud Run's answer when no instance could take the request in time
+THROTTLED = 429
 
 
-class Throttle:
+class Throttle(DeliveryHook):
     """One bounded semaphore per function, and how long a request may wait for it."""
+
+    label = "throttled"
 
     def __init__(self, slots_: Mapping[str, int], waits: Mapping[str, float]) -> None:
         self.slots = dict(slots_)
@@ -47,15 +50,22 @@ class Throttle:
 
     @contextlib.contextmanager
     def slot(self, function: str) -> Iterator[bool]:
-        """Holds a slot of `function` for the body; yields False when none came free in time
-        (the request is then refused, not sent)."""
+        """Holds a slot of `function` for the body; yields False when none came free in time."""
         free = self._free.get(function)
-        if free is None:  # not a function of this topology: nothing to model
-            yield True
-            return
-        admitted = free.acquire(timeout=self.waits[function])
+        admitted = free is None or free.acquire(timeout=self.waits[function])
         try:
             yield admitted
         finally:
-            if admitted:
+            if free is not None and admitted:
                 free.release()
+
+    @contextlib.contextmanager
+    def gate(self, call: Call) -> Iterator[int | None]:
+        with self.slot(call.function) as admitted:
+            yield None if admitted else THROTTLED
+
+    def stats(self) -> dict[str, object]:
+        capacity = {
+            key: {"slots": n, "wait_s": round(self.waits[key], 3)} for key, n in self.slots.items()
+        }
+        return {"capacity": capacity}

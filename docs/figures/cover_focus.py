@@ -1,18 +1,22 @@
-"""`python -m infra.local.figures`: redraws docs/cover-focus.png, the before/after of the two
-cover foci, from a generated scene through the real image core."""
+"""`.venv/bin/python docs/figures/cover_focus.py`: redraws docs/cover-focus.png, the
+before/after of the two cover foci, from a generated scene through the real image core."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import sys
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from image_pipeline import imaging
-from image_pipeline.formats import Box
-from image_pipeline.settings import Tunables
-from infra.common.paths import ROOT
-from infra.local.sample_images import off_centre_subject
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+
+from image_pipeline import imaging  # noqa: E402 (found through the path set above)
+from image_pipeline.formats import Box  # noqa: E402
+from image_pipeline.settings import Tunables  # noqa: E402
+from infra.local.sample_images import off_centre_subject  # noqa: E402
 
 FIGURE = ROOT / "docs" / "cover-focus.png"
 BOX = Box(300, 300, "cover")
