@@ -54,9 +54,6 @@ class Logger:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    def debug(self, message: str, **fields: Any) -> None:
-        self.log("DEBUG", message, **fields)
-
     def info(self, message: str, **fields: Any) -> None:
         self.log("INFO", message, **fields)
 

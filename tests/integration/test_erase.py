@@ -22,8 +22,8 @@ import requests
 
 from image_pipeline.events import StorageObject, processed_event
 from image_pipeline.records import dead_letter_id
-from infra.local.gallery.server import Gallery, serve_gallery, url_of
 from infra.local import sample_images
+from infra.local.gallery.server import Gallery, serve_gallery, url_of
 from infra.local.local_stack import LocalStack
 from infra.model.config import load_config
 from infra.ops import dead_letters, erase

@@ -94,8 +94,7 @@ def test_down_names_a_dead_emulator_and_ends_a_supervisor_that_ignores_sigterm(
     monkeypatch.setattr(lifecycle, "DOWN_GRACE_SECONDS", 0.2)
     monkeypatch.setattr(lifecycle, "stop_groups", lambda pgids, timeout: stop_groups(pgids, 0.2))
     for process in (supervisor, child):
-        assert process.stdout and process.stdout.readline() == b"ignoring SIGTERM
-"
+        assert process.stdout and process.stdout.readline() == b"ignoring SIGTERM\n"
 
     started = time.monotonic()
     try:
