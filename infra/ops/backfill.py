@@ -168,8 +168,18 @@ def run(
     """
     key = selection(target.uploads_bucket, prefix, fingerprint)
     verbs = ("process", "sent")
-    run = bulk.start("backfill", verbs, "objects", key, checkpoint_path, limit=limit, rate=rate)
-    run.execute, run.out, run.err = execute, out, err
+    run = bulk.start(
+        "backfill",
+        verbs,
+        "objects",
+        key,
+        checkpoint_path,
+        limit=limit,
+        rate=rate,
+        execute=execute,
+        out=out,
+        err=err,
+    )
     listing = _listing(target, prefix, run.checkpoint.last_name)
     for blob, doc in run.each(listing, lambda item: str(item[0].name)):
         if is_output(blob.metadata):

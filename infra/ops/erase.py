@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
@@ -55,10 +56,10 @@ class Selection:
 
     def __str__(self) -> str:
         """The flags that make it (a checkpoint's key); empty for no selection at all."""
-        flags = [f"--object {n}" for n in self.names] + [f"--prefix {self.prefix}"] * bool(
-            self.prefix
-        )
-        return " ".join(flags + [f"--metadata {k}={v}" for k, v in self.metadata])
+        flags = [f"--object {name}" for name in self.names]
+        flags += [f"--prefix {self.prefix}"] if self.prefix else []
+        flags += [f"--metadata {key}={value}" for key, value in self.metadata]
+        return " ".join(flags)
 
     def prefixes(self) -> tuple[str, ...]:
         """The name ranges to list: each name's, or the prefix's."""
@@ -92,14 +93,15 @@ class Plan:
         return bool(set(self.doc) - set(TOMBSTONE)) or self.doc.get("generation") != self.generation
 
     def details(self, target: targets.Target) -> list[str]:
-        doc_id = image_doc_id(target.uploads_bucket, self.name)
-        originals = [self.original] if self.original is not None else []
-        return [
-            *(f"original gs://{target.uploads_bucket}/{o.name}#{o.generation}" for o in originals),
-            *(f"thumbnail gs://{bucket}/{name}" for bucket, name in self.thumbnails),
-            *([f"doc {target.images_collection}/{doc_id} (to a tombstone)"] * self.doc_to_erase()),
-            *(f"dead letter {target.dead_letters_collection}/{i}" for i in self.letters),
-        ]
+        """One line per thing to remove (empty: nothing left)."""
+        found = [f"thumbnail gs://{bucket}/{name}" for bucket, name in self.thumbnails]
+        if self.original is not None:
+            uri = f"gs://{target.uploads_bucket}/{self.name}#{self.original.generation}"
+            found.insert(0, f"original {uri}")
+        if self.doc_to_erase():
+            doc_id = image_doc_id(target.uploads_bucket, self.name)
+            found.append(f"doc {target.images_collection}/{doc_id} (to a tombstone)")
+        return found + [f"dead letter {target.dead_letters_collection}/{i}" for i in self.letters]
 
 
 def tombstone(stored: Mapping[str, Any] | None, generation: int) -> dict[str, Any] | None:
@@ -218,21 +220,24 @@ def run(
     limit: int = bulk.DEFAULT_LIMIT,
     rate: float = 10.0,
     execute: bool = False,
-    checkpoint_path: Any = None,
+    checkpoint_path: Path | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> bulk.Pass:
     """One bounded pass over the selected images (a dry run unless `execute`)."""
+    verbs, key = ("erase", "erased"), str(selection)
     run = bulk.start(
         "erase",
-        ("erase", "erased"),
+        verbs,
         "images",
-        str(selection),
+        key,
         checkpoint_path,
         limit=limit,
         rate=rate,
+        execute=execute,
+        out=out,
+        err=err,
     )
-    run.execute, run.out, run.err = execute, out, err
     letters = _letters(target)
     for name in run.each(candidates(target, selection, letters, run.checkpoint.last_name), str):
         found = plan(target, name, letters)
@@ -252,7 +257,7 @@ def _pair(text: str) -> tuple[str, str]:
     return key, value
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser = arguments.Parser(
         prog="scripts/erase",
         description="Remove a person's images and everything derived from them: originals, "

@@ -341,9 +341,9 @@ class Smoke:
     def cleanup(self) -> None:
         """Erases everything under the run's prefix, as `scripts/erase --prefix` does (a doc
         is left as a tombstone, so no late event writes it back), then looks for leftovers."""
-        quiet = {"out": io.StringIO(), "err": io.StringIO()}
         selection = erase.Selection(prefix=self.prefix)
-        erased = erase.run(self.target, selection, limit=100, rate=0, execute=True, **quiet)
+        quiet = io.StringIO()
+        erased = erase.run(self.target, selection, limit=100, execute=True, out=quiet, err=quiet)
         storage, call = self.target.storage, self.target.storage_call()
         thumbs = f"{self.settings.thumbnail_prefix}{self.prefix}"
         left = [
