@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from image_pipeline.events import StorageObject, processed_event
+from image_pipeline.events import StorageObject, result_event
 from image_pipeline.records import dead_letter_id
 from infra.local import sample_images
 from infra.local.gallery.server import Gallery, serve_gallery, url_of
@@ -37,8 +37,8 @@ def dead_letter(harness: Harness, name: str, doc: dict[str, Any]) -> str:
     """A result event about `name` the metadata writer "kept failing" on, as Pub/Sub forwards
     it to the dead-letter topic; the record id once the recorder stored it."""
     obj = StorageObject(harness.uploads.name, name, doc["generation"], None, "image/jpeg", 1)
-    made = {"metadata": doc["metadata"]}
-    event = processed_event(obj, f"erase-{uuid.uuid4().hex[:6]}", {}, [], {}, made)
+    source = f"erase-{uuid.uuid4().hex[:6]}"
+    event = result_event("processed", obj, source, image={}, metadata=doc["metadata"])
     subscription = harness.stack.topology.subscriptions["metadata_writer"]
     message_id = harness.publish(
         subscription.dead_letter_topic,
