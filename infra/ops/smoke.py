@@ -365,6 +365,9 @@ class Smoke:
         report = self.report
         where = "the local stack" if self.target.is_local else f"project {self.target.project}"
         report.progress(f"smoke test of {where}, prefix {self.prefix}")
+        # Before anything is uploaded: a Firestore that does not answer stops the run here,
+        # in one line (run_tool), with nothing to clean up.
+        self.dead_letters()
         try:
             with report.stage("upload"):
                 self.upload()
