@@ -9,9 +9,11 @@ Plain Python: no cdktf.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 
+from image_pipeline.settings import Settings, env_name
 from infra.model.topology import BucketSpec, Topology, push_ack_deadline
 
 # Roles that can create, replace or delete objects in a bucket (bucket or project level).
@@ -47,6 +49,10 @@ _PUBSUB_LIMITS = {
 # of these characters is a string literal as written (no escapes needed).
 MAX_FILTER_BYTES = 256
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9._-]+$")
+# The names and values of one function's runtime environment variables take at most 32 KiB
+# together (Cloud Run, "Environment variables for services", size limits for functions:
+# https://cloud.google.com/run/docs/configuring/services/overview-environment-variables).
+MAX_FUNCTION_ENV_BYTES = 32 * 1024
 # Storage classes, colder to the right (https://cloud.google.com/storage/docs/storage-classes).
 STORAGE_CLASSES = ("STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE")
 
@@ -76,6 +82,7 @@ def problems(topology: Topology) -> list[str]:
         *_trigger_loop_problems(topology),
         *_name_problems(topology),
         *_ageing_problems(topology),
+        *_environment_problems(topology),
     ]
 
 
@@ -263,3 +270,19 @@ def _name_problems(t: Topology) -> Iterator[str]:
             )
     for dup in sorted({n for n in fn_names if fn_names.count(n) > 1}):
         yield f"function name {dup!r} is used twice"
+
+
+def _environment_problems(t: Topology) -> Iterator[str]:
+    """A function whose environment Cloud Run would refuse, naming the settings that fill it."""
+    settings = {env_name(f): f.name for f in dataclasses.fields(Settings)}
+    for fn in t.functions.values():
+        sizes = {k: len(k.encode()) + len(v.encode()) for k, v in fn.env.items()}
+        total = sum(sizes.values())
+        if total > MAX_FUNCTION_ENV_BYTES:
+            largest = sorted(sizes, key=lambda k: -sizes[k])[:3]
+            named = ", ".join(f"{settings.get(k, k)} ({sizes[k]} bytes)" for k in largest)
+            yield (
+                f"function {fn.name!r}: its environment takes {total} bytes, over Cloud Run's "
+                f"{MAX_FUNCTION_ENV_BYTES} for a function's variable names and values; the "
+                f"largest settings: {named}"
+            )

@@ -34,9 +34,9 @@ def test_1_every_build_waits_until_the_builder_grants_settled(synth_name, reques
         if sa["account_id"] == synth.topology.build_account_id
     )
     grants = [node.address for node, member in graph.bindings() if builder in graph.refs(member)]
-    # Google's roles for a custom build account, each on the narrowest resource: logs on the
-    # project, images on our repository, the source on our bucket, and object admin on
-    # the Cloud Functions build buckets only (an IAM condition).
+    # What roles/run.builder holds, each on the narrowest resource: logs on the project,
+    # images on our repository, the source on our bucket, and reading the Cloud Functions
+    # build buckets only (an IAM condition; no object admin).
     where = {
         (graph.nodes[g].type, graph.nodes[g].body["role"]): graph.nodes[g].body for g in grants
     }
@@ -44,9 +44,9 @@ def test_1_every_build_waits_until_the_builder_grants_settled(synth_name, reques
         ("google_project_iam_member", "roles/logging.logWriter"),
         ("google_artifact_registry_repository_iam_member", "roles/artifactregistry.writer"),
         ("google_storage_bucket_iam_member", "roles/storage.objectViewer"),
-        ("google_project_iam_member", "roles/storage.objectAdmin"),
+        ("google_project_iam_member", "roles/storage.objectViewer"),
     }
-    condition = where["google_project_iam_member", "roles/storage.objectAdmin"]["condition"]
+    condition = where["google_project_iam_member", "roles/storage.objectViewer"]["condition"]
     assert condition["expression"] == (
         'resource.name.startsWith("projects/_/buckets/gcf-v2-sources-") || '
         'resource.name.startsWith("projects/_/buckets/gcf-v2-uploads-")'

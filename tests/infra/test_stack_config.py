@@ -12,6 +12,7 @@ import pytest
 
 from image_pipeline.settings import Settings, Tunables
 from infra.common.paths import ROOT
+from infra.model.checks import MAX_FUNCTION_ENV_BYTES
 
 pytestmark = pytest.mark.synth
 
@@ -61,11 +62,6 @@ def test_stacks_do_not_share_resources(stack, alt_stack):
     assert not names & {b["name"] for b in alt_stack.all("google_storage_bucket")}
 
 
-# Cloud Run functions: the runtime environment variables of one function, names and values,
-# take at most 32 KiB (https://cloud.google.com/run/docs/configuring/services/environment-variables).
-CLOUD_RUN_FUNCTION_ENV_BYTES = 32 * 1024
-
-
 def test_output_rules_reach_make_thumbnail_resolved_with_every_setting_of_the_config(
     alt_stack,
 ):
@@ -87,7 +83,22 @@ def test_every_function_environment_fits_cloud_runs_limit(stack, alt_stack):
         for fn in synth.all("google_cloudfunctions2_function"):
             env = fn["service_config"]["environment_variables"]
             size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
-            assert size <= CLOUD_RUN_FUNCTION_ENV_BYTES, (fn["name"], size)
+            assert size <= MAX_FUNCTION_ENV_BYTES, (fn["name"], size)
+
+
+def test_an_environment_over_cloud_runs_32_kib_stops_the_synth_naming_the_setting():
+    patterns = ",".join(f"uploads/{n:05d}/**" for n in range(2500))  # about 40 KB
+    env = {
+        **os.environ,
+        "PIPELINE_PROJECT": "my-gcp-project",
+        "PIPELINE_INCLUDE_PATTERNS": patterns,
+    }
+    done = subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "over Cloud Run's 32768" in done.stderr
+    assert "the largest settings: include_patterns (" in done.stderr
 
 
 @pytest.mark.parametrize(

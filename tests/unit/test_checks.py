@@ -218,3 +218,15 @@ def test_originals_age_into_colder_classes_in_order_and_before_any_delete():
     for value in ("COLD:30", "NEARLINE:0", "nearline:30", "NEARLINE"):
         with pytest.raises(ConfigError, match=r"uploads_storage_classes: .* is not CLASS:DAYS"):
             from_mapping({"project": "my-gcp-project", "uploads_storage_classes": value})
+
+
+def test_an_environment_over_cloud_runs_32_kib_names_the_setting_that_fills_it():
+    config = from_mapping(
+        {"project": "my-gcp-project", "exclude_patterns": ["x" * 100] * 330}  # 33 KB
+    )
+    found = problems(build_topology(config))
+    assert len(found) == 4, found  # every function carries the settings
+    assert all("over Cloud Run's 32768" in p for p in found)
+    assert "the largest settings: exclude_patterns (33" in found[0]
+    small = from_mapping({"project": "my-gcp-project", "exclude_patterns": ["x" * 100] * 300})
+    assert problems(build_topology(small)) == []

@@ -33,9 +33,10 @@ from infra.model.monitoring import AlertSpec
 # An incident nobody acknowledged closes after a week, so a fixed cause does not leave a
 # stale incident open forever (the documented maximum is 30 days).
 AUTO_CLOSE = f"{7 * 24 * 3600}s"
-# How long Monitoring may take to know a new log-based metric: the 404 it answers before
-# then says "it could take up to 10 minutes" (terraform-provider-google #11102).
-LOG_METRIC_SETTLE_SECONDS = 600
+# How long an alert policy waits for Monitoring to know a new log-based metric: the 404 it
+# answers before then says "it could take up to 10 minutes", and the provider does not retry
+# it (terraform-provider-google #11102). Waiting exactly those 10 minutes leaves no margin.
+LOG_METRIC_SETTLE_SECONDS = 720
 
 
 class Alerts(Construct):

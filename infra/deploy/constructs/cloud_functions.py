@@ -146,11 +146,11 @@ class Functions(Construct):
     ) -> list[WaitForPropagation]:
         """What the build account needs, each grant on the narrowest resource IAM allows,
         and a wait for them all: a build started before its grants have propagated fails
-        the apply. Google's list for a custom Cloud Build account of Cloud Run functions
-        ("Custom Service Account for Cloud Build"): roles/logging.logWriter,
-        roles/artifactregistry.writer, roles/storage.objectViewer, roles/storage.objectAdmin
-        (granted project-wide there, as in the provider's cloudfunctions2_basic_builder
-        example)."""
+        the apply. The permissions are those of Google's Cloud Run Builder role
+        (`roles/run.builder`, "Can build Cloud Run functions and source deployed services":
+        Artifact Registry upload/download, `logging.logEntries.create`, and of Cloud Storage
+        only `storage.objects.get`; https://cloud.google.com/run/docs/reference/iam/roles),
+        each granted where the build uses it instead of project-wide."""
         builder = identities.builder
         project = deployment.topology.project
         grants: list[ITerraformDependable] = [
@@ -186,12 +186,13 @@ class Functions(Construct):
             ),
             project_role(
                 self,
-                "builder-storage-objectAdmin",
+                "builder-storage-objectViewer",
                 project,
-                "roles/storage.objectAdmin",
+                "roles/storage.objectViewer",
                 builder.member,
-                "the build stages the source in the buckets Cloud Functions creates for builds "
-                "(gcf-v2-sources-*, gcf-v2-uploads-*), which the stack cannot name beforehand",
+                "the build reads the source Cloud Functions stages in the buckets it creates for "
+                "builds (gcf-v2-sources-*, gcf-v2-uploads-*), which the stack cannot name "
+                "beforehand; reading is all roles/run.builder allows of Cloud Storage",
                 Condition(
                     "Cloud Functions build buckets only",
                     " || ".join(
