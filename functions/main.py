@@ -24,11 +24,6 @@ from image_pipeline.pipeline import Pipeline
 
 PIPELINE = Pipeline.from_env(os.environ)
 
-# Eventarc's storage event is acknowledged when malformed (no retry can fix it, and a
-# non-2xx would be retried for a day); a pushed message is refused with 400, a nack that
-# Pub/Sub retries into the dead-letter topic, where it is recorded with its reason.
-_ACKNOWLEDGES_MALFORMED = frozenset({"make_thumbnail"})
-
 
 def _headers() -> Mapping[str, str]:
     if not flask.has_request_context():
@@ -38,7 +33,10 @@ def _headers() -> Mapping[str, str]:
 
 
 def _malformed(target: str, exc: MalformedEvent) -> tuple[str, int]:
-    if target in _ACKNOWLEDGES_MALFORMED:
+    """Eventarc's storage event is acknowledged when malformed (no retry can fix it, and a
+    non-2xx would be retried for a day); a pushed message is refused with 400, a nack that
+    Pub/Sub retries into the dead-letter topic, where it is recorded with its reason."""
+    if target == "make_thumbnail":
         Logger(stage=target).error("malformed storage event; acknowledged", error=str(exc))
         return "malformed event; acknowledged", 200
     Logger(stage=target).error("malformed message; refused, to be dead-lettered", error=str(exc))

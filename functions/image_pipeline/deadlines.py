@@ -87,13 +87,17 @@ def grpc_call(seconds: float = SECONDS) -> dict[str, Any]:
     }
 
 
-def storage_retry(seconds: float) -> Any:
-    """Cloud Storage's retry of idempotent calls, giving up after ``seconds``."""
-    from google.cloud.storage.retry import DEFAULT_RETRY
+def storage_call(seconds: float = SECONDS, *, write: bool = False) -> dict[str, Any]:
+    """The ``timeout`` and ``retry`` arguments of a Cloud Storage call bounded to ``seconds``
+    (the library retries for 120 s by default). A ``write`` is retried only when
+    generation-conditioned, so that repeating it is safe."""
+    from google.cloud.storage.retry import (
+        DEFAULT_RETRY,
+        ConditionalRetryPolicy,
+        is_generation_specified,
+    )
 
-    return DEFAULT_RETRY.with_timeout(seconds)
-
-
-def storage_call(seconds: float = SECONDS) -> dict[str, Any]:
-    """The ``timeout`` and ``retry`` arguments of a Cloud Storage call bounded to ``seconds``."""
-    return {"timeout": seconds, "retry": storage_retry(seconds)}
+    retry = DEFAULT_RETRY.with_timeout(seconds)
+    if write:
+        retry = ConditionalRetryPolicy(retry, is_generation_specified, ["query_params"])
+    return {"timeout": seconds, "retry": retry}

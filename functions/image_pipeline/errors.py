@@ -9,8 +9,6 @@ the dead-letter topic (or the event-age guard), where it is visible and replayab
 
 from __future__ import annotations
 
-import sys
-
 REASONS = frozenset(
     {
         "empty",
@@ -47,36 +45,29 @@ class MalformedEvent(ValueError):
     """An event or message that does not have the shape this pipeline expects."""
 
 
-# (module, class name) pairs. An exception of a class from a module that was never
-# imported cannot exist, so looking the classes up in sys.modules keeps this module
-# import-cheap (google.api_core alone costs ~200 ms) without importing anything.
-_TRANSIENT_CLASSES = (
-    ("google.api_core.exceptions", "TooManyRequests"),
-    ("google.api_core.exceptions", "InternalServerError"),
-    ("google.api_core.exceptions", "BadGateway"),
-    ("google.api_core.exceptions", "ServiceUnavailable"),
-    ("google.api_core.exceptions", "GatewayTimeout"),
-    ("google.api_core.exceptions", "DeadlineExceeded"),
-    ("google.api_core.exceptions", "Aborted"),
-    ("google.api_core.exceptions", "RetryError"),
-    ("google.auth.exceptions", "TransportError"),
-    ("image_pipeline.deadlines", "Unavailable"),
-    ("requests.exceptions", "ConnectionError"),
-    ("requests.exceptions", "Timeout"),
+# Transient by their class, looked up by name along the exception's class hierarchy: a
+# class from a module never imported cannot be raised, so nothing is imported here to
+# check it (google.api_core alone costs ~200 ms of a cold start).
+_TRANSIENT_CLASSES = frozenset(
+    {
+        "google.api_core.exceptions.TooManyRequests",
+        "google.api_core.exceptions.InternalServerError",
+        "google.api_core.exceptions.BadGateway",
+        "google.api_core.exceptions.ServiceUnavailable",
+        "google.api_core.exceptions.GatewayTimeout",
+        "google.api_core.exceptions.DeadlineExceeded",
+        "google.api_core.exceptions.Aborted",
+        "google.api_core.exceptions.RetryError",
+        "google.auth.exceptions.TransportError",
+        "image_pipeline.deadlines.Unavailable",
+        "requests.exceptions.ConnectionError",
+        "requests.exceptions.Timeout",
+    }
 )
-
-
-def _transient_types() -> tuple[type[BaseException], ...]:
-    found = []
-    for module_name, class_name in _TRANSIENT_CLASSES:
-        module = sys.modules.get(module_name)
-        cls = getattr(module, class_name, None) if module is not None else None
-        if isinstance(cls, type):
-            found.append(cls)
-    return tuple(found)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True when retrying later can succeed: 429, 5xx, deadline, contention, network."""
-    builtin = (ConnectionError, TimeoutError, GenerationMismatch)
-    return isinstance(exc, (*builtin, *_transient_types()))
+    if isinstance(exc, ConnectionError | TimeoutError | GenerationMismatch):
+        return True
+    return any(f"{c.__module__}.{c.__qualname__}" in _TRANSIENT_CLASSES for c in type(exc).__mro__)

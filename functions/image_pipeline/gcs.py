@@ -11,14 +11,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from image_pipeline import clients
+from image_pipeline import clients, deadlines
 from image_pipeline.errors import GenerationMismatch
 
-# The library retries a failed connection for up to 120 s by default: longer than a
-# function's budget. Bounded here, a dead connection surfaces as a transient error while
-# the platform can still redeliver (the delivery, not the call, is the unit of retry).
-RETRY_SECONDS = 30.0
-REQUEST_TIMEOUT_SECONDS = 20.0  # per HTTP request (connect, and each read)
+# Each call, its retries included, gives up after this: a dead connection surfaces as a
+# transient error while the platform can still redeliver (the delivery, not the call, is
+# the unit of retry).
+SECONDS = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,28 +59,6 @@ class Storage(Protocol):
         if it was replaced."""
 
 
-def _retry() -> Any:
-    """The library's retry of idempotent calls, bounded to ``RETRY_SECONDS``."""
-    from google.cloud.storage.retry import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_timeout(RETRY_SECONDS)
-
-
-def _conditional_retry() -> Any:
-    """The same, for writes: retried only when generation-conditioned (so safe to repeat)."""
-    from google.cloud.storage.retry import ConditionalRetryPolicy, is_generation_specified
-
-    return ConditionalRetryPolicy(_retry(), is_generation_specified, ["query_params"])
-
-
-def _bounded() -> dict[str, Any]:
-    return {"timeout": REQUEST_TIMEOUT_SECONDS, "retry": _retry()}
-
-
-def _bounded_write() -> dict[str, Any]:
-    return {"timeout": REQUEST_TIMEOUT_SECONDS, "retry": _conditional_retry()}
-
-
 class GcsStorage:
     """``Storage`` on google-cloud-storage, every call with a bounded retry and timeout."""
 
@@ -96,12 +73,12 @@ class GcsStorage:
 
         blob = self._bucket(bucket).blob(name, generation=generation)
         try:
-            return blob.download_as_bytes(**_bounded())
+            return blob.download_as_bytes(**deadlines.storage_call(SECONDS))
         except NotFound:
             return None
 
     def stat(self, bucket: str, name: str) -> StoredObject | None:
-        blob = self._bucket(bucket).get_blob(name, **_bounded())
+        blob = self._bucket(bucket).get_blob(name, **deadlines.storage_call(SECONDS))
         return _stored(blob) if blob is not None else None
 
     def upload(
@@ -117,7 +94,7 @@ class GcsStorage:
                 upload.data,
                 content_type=upload.content_type,
                 if_generation_match=if_generation_match,
-                **_bounded_write(),
+                **deadlines.storage_call(SECONDS, write=True),
             )
         except PreconditionFailed as exc:
             raise GenerationMismatch(f"gs://{bucket}/{name} changed") from exc
@@ -125,7 +102,7 @@ class GcsStorage:
 
     def list(self, bucket: str, prefix: str) -> list[StoredObject]:
         blobs = clients.storage_client(self.project).list_blobs(
-            bucket, prefix=prefix, delimiter="/", **_bounded()
+            bucket, prefix=prefix, delimiter="/", **deadlines.storage_call(SECONDS)
         )
         return [_stored(blob) for blob in blobs]
 
@@ -134,7 +111,10 @@ class GcsStorage:
 
         try:
             blob = self._bucket(bucket).blob(name)
-            blob.delete(if_generation_match=if_generation_match, **_bounded_write())
+            blob.delete(
+                if_generation_match=if_generation_match,
+                **deadlines.storage_call(SECONDS, write=True),
+            )
         except NotFound:
             pass
         except PreconditionFailed as exc:

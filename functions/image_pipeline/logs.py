@@ -63,12 +63,9 @@ class Logger:
     def error(self, message: str, **fields: Any) -> None:
         self.log("ERROR", message, **fields)
 
-    def exception(self, message: str, exc: BaseException | None = None, **fields: Any) -> None:
-        """An ERROR line with the stack trace of ``exc`` (default: the exception being handled,
-        as ``logging.Logger.exception``); Error Reporting groups on the trace."""
-        exc = exc if exc is not None else sys.exception()
-        if exc is None:
-            self.error(message, **fields)
-            return
-        stack = "".join(traceback.format_exception(exc))
+    def exception(self, message: str, **fields: Any) -> None:
+        """An ERROR line with the stack trace of the exception being handled, as
+        ``logging.Logger.exception``; Error Reporting groups on the trace."""
+        exc = sys.exception()
+        stack = "".join(traceback.format_exception(exc)) if exc else None
         self.error(message, error=f"{type(exc).__name__}: {exc}", stack_trace=stack, **fields)

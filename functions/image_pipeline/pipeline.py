@@ -87,7 +87,7 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
         outputs = p.settings.outputs.outputs_for(obj.name)
         made, metadata = _provenance(p, obj, outputs, log)
         try:
-            with _given_up_when_too_old(p, event_time):
+            with _given_up_past_the_window(p, event_time):
                 result = _thumbnails_event(p, event, obj, outputs, metadata, made, timings, log)
         except PermanentError as exc:
             log.warning("image rejected", reason=exc.reason, error=exc.message)
@@ -140,7 +140,7 @@ def _thumbnails_event(
         data = p.storage.download(obj.bucket, obj.name, obj.generation)
     if data is None:
         # A redelivery may find what an earlier attempt wrote: nobody else removes it.
-        removed = thumbnails.delete_older(p.storage, p.settings.outputs, obj)
+        removed = thumbnails.Folder(p.storage, p.settings.outputs, obj).delete_older()
         log.info(
             "skipped",
             reason="this generation no longer exists (overwritten or deleted)",
@@ -151,9 +151,8 @@ def _thumbnails_event(
         options = imaging.Options.from_tunables(p.settings, outputs, p.settings.outputs)
         made_images = imaging.make_thumbnails(data, options)
     with _timed(timings, "upload_ms"):
-        written = thumbnails.write(
-            p.storage, p.settings.outputs, obj, made_images.thumbnails, metadata
-        )
+        folder = thumbnails.Folder(p.storage, p.settings.outputs, obj)
+        written = folder.write(made_images.thumbnails, metadata)
     if written.replaced:
         log.info(
             "skipped",
@@ -261,7 +260,7 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
             _publish(p, expired, log, timings)
             return
         with _timed(timings, "delete_ms"):
-            deleted = thumbnails.delete_older(p.storage, p.settings.outputs, obj)
+            deleted = thumbnails.Folder(p.storage, p.settings.outputs, obj).delete_older()
         if deletion.overwritten_by is not None and _will_be_processed(p, obj):
             log.info(
                 "overwritten: older thumbnails deleted",
@@ -324,10 +323,10 @@ def skip_reason(settings: Settings, obj: StorageObject) -> str | None:
     return None
 
 
-def given_up(
-    event_time: dt.datetime | None, now: dt.datetime, window_seconds: int, error: Exception
-) -> PermanentError | None:
-    """The permanent failure a retried `error` becomes once its event is too old, else None.
+@contextlib.contextmanager
+def _given_up_past_the_window(p: Pipeline, event_time: dt.datetime | None) -> Iterator[None]:
+    """Turns a failure that would be retried into ``retry_window_exceeded`` (permanent) once
+    its event is older than the retry window.
 
     Google's "avoid infinite retries" pattern compares an event's age with a window
     (https://cloud.google.com/functions/docs/bestpractices/retries). Applied to every
@@ -337,30 +336,20 @@ def given_up(
     an old event that succeeds is processed; one that still fails past the window is
     recorded as failed while Eventarc still delivers it, instead of being dropped silently.
     """
-    if event_time is None:
-        return None
-    age = (now - event_time).total_seconds()
-    if age < window_seconds:
-        return None
-    return PermanentError(
-        "retry_window_exceeded",
-        f"still failing {age:.0f} s after the event, past the {window_seconds} s retry window "
-        f"(Eventarc drops an event after 24 h): {error!r}",
-    )
-
-
-@contextlib.contextmanager
-def _given_up_when_too_old(p: Pipeline, event_time: dt.datetime | None) -> Iterator[None]:
-    """Turns a failure that would be retried into `retry_window_exceeded` past the window."""
     try:
         yield
     except PermanentError:
         raise
     except Exception as exc:
-        permanent = given_up(event_time, p.clock(), p.settings.retry_window_seconds, exc)
-        if permanent is None:
+        window = p.settings.retry_window_seconds
+        age = (p.clock() - event_time).total_seconds() if event_time else 0.0
+        if age < window:
             raise
-        raise permanent from exc
+        raise PermanentError(
+            "retry_window_exceeded",
+            f"still failing {age:.0f} s after the event, past the {window} s retry window "
+            f"(Eventarc drops an event after 24 h): {exc!r}",
+        ) from exc
 
 
 def _logger(p: Pipeline, event: CloudEvent, headers: Mapping[str, str], stage: str) -> Logger:

@@ -135,7 +135,7 @@ class Tunables:
     )
     exclude_patterns: tuple[str, ...] = setting((), doc="globs that exclude an object")
     # Eventarc keeps an event 24 h and retries it at most 600 s apart: the default leaves an
-    # hour of retries after the window, the bound at least one (pipeline.given_up).
+    # hour of retries after the window, the bound at least one (pipeline's retry guard).
     retry_window_seconds: int = setting(
         23 * 3600,
         doc="a make_thumbnail delivery that fails when its event is older than this is "

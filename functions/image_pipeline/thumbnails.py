@@ -130,7 +130,7 @@ def _source_generation(stored: StoredObject | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-# --- one run's writes -----------------------------------------------------------------
+# --- one source generation's folder ---------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -146,185 +146,163 @@ class Written:
     live_generation: int | None = None
 
 
-def write(
-    storage: Storage,
-    settings: OutputSettings,
-    obj: StorageObject,
-    thumbs: Sequence[Thumbnail],
-    metadata: Mapping[str, str],
-) -> Written:
-    """Write this generation's thumbnails (custom ``metadata`` on each), then remove what
-    earlier runs made and this one did not: only now, with the new outputs in place.
+@dataclasses.dataclass(frozen=True)
+class Folder:
+    """The thumbnails of one source generation (``source``), written where and how its
+    output ``settings`` say."""
 
-    The source is stat'ed before the writes and again after them: when it is no longer
-    this generation, what the run wrote (and anything older) is removed, a newer
-    generation's outputs stay (its processing owns the names). Why a stat after the writes
-    closes the race: docs/architecture.md, "Thumbnails".
-    """
-    run = Run(settings.fingerprint)
-    entries: list[dict[str, Any]] = []
-    live = _live_generation(storage, obj)
-    if live == obj.generation:
-        entries = _put_all(storage, settings, obj, thumbs, metadata, run)
-        live = _live_generation(storage, obj)
-    if live != obj.generation:
-        removed = delete_older(storage, settings, obj)
-        return Written(run, [], removed, replaced=True, live_generation=live)
-    return Written(run, entries, _remove_outdated(storage, settings, obj, run))
+    storage: Storage
+    settings: OutputSettings
+    source: StorageObject
 
+    def write(self, thumbs: Sequence[Thumbnail], metadata: Mapping[str, str]) -> Written:
+        """Write the thumbnails in order (custom ``metadata`` on each), stopping when a
+        higher-ranked run holds one; then remove what earlier runs made and this one did
+        not: only now, with the new outputs in place.
 
-def _live_generation(storage: Storage, obj: StorageObject) -> int | None:
-    live = storage.stat(obj.bucket, obj.name)
-    return live.generation if live is not None else None
+        The source is stat'ed before the writes and again after them: when it is no longer
+        this generation, what the run wrote (and anything older) is removed, a newer
+        generation's outputs stay (its processing owns the names). Why a stat after the
+        writes closes the race: docs/architecture.md, "Thumbnails".
+        """
+        run = Run(self.settings.fingerprint)
+        entries = []
+        live = self._live_generation()
+        if live == self.source.generation:
+            for thumb in thumbs:
+                try:
+                    entry = self._put(thumb, metadata, run)
+                except _Superseded:
+                    run.superseded = True
+                    break
+                entries += [entry] if entry is not None else []
+            live = self._live_generation()
+        if live != self.source.generation:
+            return Written(run, [], self.delete_older(), replaced=True, live_generation=live)
+        return Written(run, entries, self._remove_outdated(run))
 
+    def delete_older(self) -> list[str]:
+        """Delete the source's thumbnails of its generation or older; keep newer ones."""
+        return self._delete(self._listed())
 
-def _put_all(
-    storage: Storage,
-    settings: OutputSettings,
-    obj: StorageObject,
-    thumbs: Sequence[Thumbnail],
-    metadata: Mapping[str, str],
-    run: Run,
-) -> list[dict[str, Any]]:
-    """Write them in order; stop when a higher-ranked run holds one (``run.superseded``)."""
-    entries = []
-    for thumb in thumbs:
+    def _live_generation(self) -> int | None:
+        live = self.storage.stat(self.source.bucket, self.source.name)
+        return live.generation if live is not None else None
+
+    def _put(
+        self, thumb: Thumbnail, metadata: Mapping[str, str], run: Run
+    ) -> dict[str, Any] | None:
+        """Write a thumbnail unless one of a newer source generation is there, or this
+        generation's made by this run (a redelivery), or by a higher-ranked run (raises
+        ``_Superseded``). The first write sets ``run.mark``; a first name found already
+        written by this run's rules adopts that run's mark (a redelivery is the same run).
+
+        A create-only write first (``if_generation_match=0``): one request when the name is
+        free, the usual case. Only when it is refused is the existing object read, and
+        replaced under a precondition on the generation read. Returns its entry for the
+        result event when it holds this generation's output, None when a newer one won. A
+        replace that loses a race (GenerationMismatch) is raised: the redelivery reads the
+        new state and decides again.
+        """
+        bucket, source = self.settings.thumbnails_bucket, self.source
+        name = thumbnail_name(
+            self.settings.thumbnail_prefix, source.bucket, source.name, thumb.box, thumb.format
+        )
+        mark = {} if run.mark is None else {RUN_KEY: str(run.mark)}
+        upload = Upload(
+            thumb.data, thumb.content_type, self.settings.cache_control, {**metadata, **mark}
+        )
+        written: StoredObject | None
         try:
-            entry = _put(storage, settings, obj, thumb, metadata, run)
-        except _Superseded:
-            run.superseded = True
-            break
-        if entry is not None:
-            entries.append(entry)
-    return entries
-
-
-def _put(
-    storage: Storage,
-    settings: OutputSettings,
-    obj: StorageObject,
-    thumb: Thumbnail,
-    metadata: Mapping[str, str],
-    run: Run,
-) -> dict[str, Any] | None:
-    """Write a thumbnail unless one of a newer source generation is there, or this
-    generation's made by this run (a redelivery), or by a higher-ranked run (raises
-    ``_Superseded``). The first write sets ``run.mark``; a first name found already
-    written by this run's rules adopts that run's mark (a redelivery is the same run).
-
-    A create-only write first (``if_generation_match=0``): one request when the name is
-    free, the usual case. Only when it is refused is the existing object read, and replaced
-    under a precondition on the generation read. Returns its entry for the result event
-    when it holds this generation's output, None when a newer one won. A replace that loses
-    a race (GenerationMismatch) is raised: the redelivery reads the new state and decides
-    again.
-    """
-    bucket = settings.thumbnails_bucket
-    name = thumbnail_name(settings.thumbnail_prefix, obj.bucket, obj.name, thumb.box, thumb.format)
-    mark = {} if run.mark is None else {RUN_KEY: str(run.mark)}
-    upload = Upload(thumb.data, thumb.content_type, settings.cache_control, {**metadata, **mark})
-    try:
-        written: StoredObject | None = storage.upload(bucket, name, upload, if_generation_match=0)
-    except GenerationMismatch:
-        live = storage.stat(bucket, name)
-        written = _replace(storage, bucket, obj, name, upload, live, run)
-        if written is None and live is not None and _source_generation(live) == obj.generation:
-            run.mark = _run_mark(live)  # this run's already: adopted, or unchanged
-        elif written is None:
-            return None  # a newer source generation holds the name
-    if run.mark is None and written is not None:
-        run.mark = written.generation
-    return {
-        "bucket": bucket,
-        "name": name,
-        **object_urls(bucket, name),
-        "box": str(thumb.box),
-        "width": thumb.width,
-        "height": thumb.height,
-        "contentType": thumb.content_type,
-        "size": len(thumb.data),
-        "frames": thumb.frames,
-    }
-
-
-def _replace(
-    storage: Storage,
-    bucket: str,
-    obj: StorageObject,
-    name: str,
-    upload: Upload,
-    live: StoredObject | None,
-    run: Run,
-) -> StoredObject | None:
-    """Overwrite ``live`` (under a precondition on its generation) when it holds an older
-    source generation, or this one's from a lower-ranked run (or any run, when this run has
-    not written yet: its write will rank above). None when it is left alone: a newer source
-    generation's, or this run's own."""
-    held = _source_generation(live)
-    if live is not None and held is not None and held > obj.generation:
-        return None
-    if live is not None and held == obj.generation:
-        if run.owns(live):
-            return None
-        if run.mark is not None and _rank(live) > run.rank():
-            raise _Superseded(name)
-    match = live.generation if live else 0
-    return storage.upload(bucket, name, upload, if_generation_match=match)
-
-
-# --- removal --------------------------------------------------------------------------
-
-
-def _remove_outdated(
-    storage: Storage, settings: OutputSettings, obj: StorageObject, run: Run
-) -> list[str]:
-    """The removal step after this run's writes, over one listing of the folder: older
-    generations' thumbnails and lower-ranked runs' of this one go; when a higher-ranked
-    run's thumbnail is there (or was met while writing), this run's own go instead and
-    ``run.superseded`` is set (see "runs of one generation" above)."""
-    listed = _listed(storage, settings, obj)
-    if run.mark is None:  # every name held a newer source generation's output
-        return []
-    same = [t for t in listed if _source_generation(t) == obj.generation]
-    run.superseded = run.superseded or any(_rank(t) > run.rank() for t in same)
-    doomed = [
-        t
-        for t in listed
-        if _source_generation(t) != obj.generation
-        or (_rank(t) < run.rank() if not run.owns(t) else run.superseded)
-    ]
-    return _delete_listed(storage, settings.thumbnails_bucket, doomed)
-
-
-def delete_older(storage: Storage, settings: OutputSettings, obj: StorageObject) -> list[str]:
-    """Delete this object's thumbnails of its generation or older; keep newer ones."""
-    return _delete_listed(storage, settings.thumbnails_bucket, _listed(storage, settings, obj))
-
-
-def _listed(storage: Storage, settings: OutputSettings, obj: StorageObject) -> list[StoredObject]:
-    """This object's thumbnails of its generation or older, from one listing of its folder
-    (a newer generation's are its own run's business)."""
-    folder = thumbnail_folder(settings.thumbnail_prefix, obj.bucket, obj.name)
-    found = []
-    for thumb in storage.list(settings.thumbnails_bucket, folder):
-        meta = thumb.metadata
-        if meta.get("source-bucket") != obj.bucket or meta.get("source-name") != obj.name:
-            continue
-        held = _source_generation(thumb)
-        if held is not None and held <= obj.generation:
-            found.append(thumb)
-    return found
-
-
-def _delete_listed(storage: Storage, bucket: str, listed: list[StoredObject]) -> list[str]:
-    """Each delete is conditional on the generation listed, so a thumbnail rewritten
-    meanwhile (by a generation at least as new, or a higher-ranked run) is left to its
-    writer."""
-    deleted = []
-    for thumb in listed:
-        try:
-            storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
+            written = self.storage.upload(bucket, name, upload, if_generation_match=0)
         except GenerationMismatch:
-            continue  # rewritten since listed: a generation at least as new owns it now
-        deleted.append(thumb.name)
-    return deleted
+            live = self.storage.stat(bucket, name)
+            written = self._replace(name, upload, live, run)
+            if (
+                written is None
+                and live is not None
+                and _source_generation(live) == source.generation
+            ):
+                run.mark = _run_mark(live)  # this run's already: adopted, or unchanged
+            elif written is None:
+                return None  # a newer source generation holds the name
+        if run.mark is None and written is not None:
+            run.mark = written.generation
+        return {
+            "bucket": bucket,
+            "name": name,
+            **object_urls(bucket, name),
+            "box": str(thumb.box),
+            "width": thumb.width,
+            "height": thumb.height,
+            "contentType": thumb.content_type,
+            "size": len(thumb.data),
+            "frames": thumb.frames,
+        }
+
+    def _replace(
+        self, name: str, upload: Upload, live: StoredObject | None, run: Run
+    ) -> StoredObject | None:
+        """Overwrite ``live`` (under a precondition on its generation) when it holds an older
+        source generation, or this one's from a lower-ranked run (or any run, when this run
+        has not written yet: its write will rank above). None when it is left alone: a newer
+        source generation's, or this run's own."""
+        held = _source_generation(live)
+        if live is not None and held is not None and held > self.source.generation:
+            return None
+        if live is not None and held == self.source.generation:
+            if run.owns(live):
+                return None
+            if run.mark is not None and _rank(live) > run.rank():
+                raise _Superseded(name)
+        match = live.generation if live else 0
+        bucket = self.settings.thumbnails_bucket
+        return self.storage.upload(bucket, name, upload, if_generation_match=match)
+
+    def _remove_outdated(self, run: Run) -> list[str]:
+        """The removal step after this run's writes, over one listing of the folder: older
+        generations' thumbnails and lower-ranked runs' of this one go; when a higher-ranked
+        run's thumbnail is there (or was met while writing), this run's own go instead and
+        ``run.superseded`` is set (see "runs of one generation" above)."""
+        listed = self._listed()
+        if run.mark is None:  # every name held a newer source generation's output
+            return []
+        generation = self.source.generation
+        same = [t for t in listed if _source_generation(t) == generation]
+        run.superseded = run.superseded or any(_rank(t) > run.rank() for t in same)
+        return self._delete(
+            [
+                t
+                for t in listed
+                if _source_generation(t) != generation
+                or (_rank(t) < run.rank() if not run.owns(t) else run.superseded)
+            ]
+        )
+
+    def _listed(self) -> list[StoredObject]:
+        """The source's thumbnails of its generation or older, from one listing of its
+        folder (a newer generation's are its own run's business)."""
+        source = self.source
+        folder = thumbnail_folder(self.settings.thumbnail_prefix, source.bucket, source.name)
+        found = []
+        for thumb in self.storage.list(self.settings.thumbnails_bucket, folder):
+            meta = thumb.metadata
+            if meta.get("source-bucket") != source.bucket or meta.get("source-name") != source.name:
+                continue
+            held = _source_generation(thumb)
+            if held is not None and held <= source.generation:
+                found.append(thumb)
+        return found
+
+    def _delete(self, listed: list[StoredObject]) -> list[str]:
+        """Each delete is conditional on the generation listed, so a thumbnail rewritten
+        meanwhile (by a generation at least as new, or a higher-ranked run) is left to its
+        writer."""
+        deleted, bucket = [], self.settings.thumbnails_bucket
+        for thumb in listed:
+            try:
+                self.storage.delete(bucket, thumb.name, if_generation_match=thumb.generation)
+            except GenerationMismatch:
+                continue  # rewritten since listed: a generation at least as new owns it now
+            deleted.append(thumb.name)
+        return deleted

@@ -90,13 +90,13 @@ def test_every_call_has_a_timeout_and_a_bounded_retry(rec):
     call_everything(GcsStorage("p"))
     assert [call for call, _ in rec.calls] == ["download", "stat", "upload", "list", "delete"]
     for call, kwargs in rec.calls:
-        assert kwargs["timeout"] == gcs.REQUEST_TIMEOUT_SECONDS, call
+        assert kwargs["timeout"] == gcs.SECONDS, call
         retry = kwargs["retry"]
         if call in ("upload", "delete"):
             assert isinstance(retry, ConditionalRetryPolicy), call
             conditioned = {"ifGenerationMatch": kwargs["if_generation_match"]}
             retry = retry.get_retry_policy_if_conditions_met(query_params=conditioned)
-        assert retry.timeout == gcs.RETRY_SECONDS < 120, call
+        assert retry.timeout == gcs.SECONDS < 120, call
 
 
 def test_unconditioned_writes_would_not_be_retried(rec):

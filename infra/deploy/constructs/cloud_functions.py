@@ -311,7 +311,7 @@ def _event_trigger(
             )
         ],
         # Retried until a delivery fails past the function's retry window
-        # (pipeline.given_up), so a transient failure is not an event lost.
+        # (pipeline._given_up_past_the_window), so a transient failure is not an event lost.
         retry_policy="RETRY_POLICY_RETRY",
         service_account_email=identities.trigger.email,
         # Storage triggers must be in the bucket's location.
