@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from image_pipeline.events import PushMessage, diagnosis, parse_time
+from image_pipeline.result_schema import is_int
 
 
 class _ServerTime:
@@ -83,16 +84,12 @@ def decide(
     if ours < theirs:
         return Decision.STALE
     if status == "processed" and (
-        outputs_generation is not None or _is_int(stored.get("outputsGeneration"))
+        outputs_generation is not None or is_int(stored.get("outputsGeneration"))
     ):
         return _by_run(outputs_generation, fingerprint, stored)
     if fingerprint and stored.get("outputFingerprint") != fingerprint:
         return Decision.WRITE if _later(made_at, stored.get("madeAt")) else Decision.STALE
     return Decision.DUPLICATE
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _by_run(outputs_generation: int | None, fingerprint: str | None, stored: Mapping) -> Decision:
@@ -104,7 +101,7 @@ def _by_run(outputs_generation: int | None, fingerprint: str | None, stored: Map
     theirs = stored.get("outputsGeneration")
     if outputs_generation is None:
         return Decision.STALE
-    if not _is_int(theirs):
+    if not is_int(theirs):
         return Decision.WRITE
     ours = (outputs_generation, fingerprint or "")
     stored_rank = (theirs, str(stored.get("outputFingerprint") or ""))

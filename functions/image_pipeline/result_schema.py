@@ -24,12 +24,13 @@ def _at(path: str, problem: str) -> str:
     return f"{path}{problem}" if problem[:1] in ".[" else f"{path} {problem}"
 
 
-def _is_int(value: Any, low: int = 0) -> bool:
+def is_int(value: Any, low: int = 0) -> bool:
+    """An int64 of JSON at least ``low`` (``True`` is no integer here)."""
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_INT64
 
 
 def integer(low: int = 0) -> Check:
-    return lambda v: None if _is_int(v, low) else f"is not an integer >= {low}"
+    return lambda v: None if is_int(v, low) else f"is not an integer >= {low}"
 
 
 def text(non_empty: bool = False) -> Check:
@@ -64,18 +65,6 @@ def optional(check: Check) -> Check:
     return lambda v: None if v is None else check(v)
 
 
-def mapping_of(check: Check) -> Check:
-    def of(value: Any) -> str | None:
-        if not isinstance(value, Mapping):
-            return "is not an object"
-        for key, item in value.items():
-            if (problem := check(item)) is not None:
-                return _at(f"[{key!r}]", problem)
-        return None
-
-    return of
-
-
 def record(required: Mapping[str, Check], optional_: Mapping[str, Check] | None = None) -> Check:
     """An object with these fields (others are allowed and ignored)."""
 
@@ -93,13 +82,16 @@ def record(required: Mapping[str, Check], optional_: Mapping[str, Check] | None 
     return of
 
 
-def list_of(check: Check) -> Check:
+def each(kind: type[list[Any]] | type[Mapping[str, Any]], check: Check) -> Check:
+    """A list (or an object) whose every item passes ``check``."""
+
     def of(value: Any) -> str | None:
-        if not isinstance(value, list):
-            return "is not a list"
-        for i, item in enumerate(value):
+        if not isinstance(value, kind):
+            return "is not a list" if kind is list else "is not an object"
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, item in items:
             if (problem := check(item)) is not None:
-                return _at(f"[{i}]", problem)
+                return _at(f"[{key!r}]", problem)
         return None
 
     return of
@@ -127,14 +119,14 @@ IMAGE = record(
         "format": optional(text()),
         "mode": optional(text()),
         "frames": optional(integer()),
-        "exif": optional(mapping_of(lambda v: None)),
+        "exif": optional(each(Mapping, lambda v: None)),
         "placeholder": optional(PLACEHOLDER),
     },
 )
 ERROR = record({"reason": text(non_empty=True), "message": text()})
 
 COMMON = {
-    "schema": lambda v: None if _is_int(v) and v == SCHEMA else f"is not {SCHEMA}",
+    "schema": lambda v: None if is_int(v) and v == SCHEMA else f"is not {SCHEMA}",
     "status": one_of(*STATUSES),
     "bucket": text(non_empty=True),
     "name": text(non_empty=True),
@@ -148,14 +140,14 @@ OPTIONAL = {
     "crc32c": optional(text()),
     "timeCreated": optional(rfc3339),
     "sourceEventId": optional(text()),
-    "timings": optional(mapping_of(number)),
+    "timings": optional(each(Mapping, number)),
     "rule": optional(text()),
     "outputFingerprint": optional(text()),
     "madeAt": optional(rfc3339),
     "outputsGeneration": optional(integer(1)),
-    "metadata": optional(mapping_of(text())),
+    "metadata": optional(each(Mapping, text())),
     "expiredAt": optional(rfc3339),
-    "thumbnails": list_of(THUMBNAIL),
+    "thumbnails": each(list, THUMBNAIL),
     "image": IMAGE,
     "error": ERROR,
 }
