@@ -14,6 +14,32 @@ REQUIRED_PYTHON="$(sed -nE 's/^FUNCTION_RUNTIME = "python3([0-9]+)".*/3.\1/p' in
   exit 1
 }
 
+# progress WHAT CMD...: a long first-time step. Its output goes to a log; every 10 s one line
+# says how long it has run and the log's last line (what it is doing now). The whole log is
+# shown if the step fails.
+progress() {
+  local what="$1" log pid started=$SECONDS next=10
+  shift
+  log="$(mktemp)"
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if [ $((SECONDS - started)) -ge "$next" ]; then
+      echo "bootstrap:   ${what%% (*}: $((SECONDS - started)) s; $(tail -n 1 "$log" | cut -c 1-90)" >&2
+      next=$((next + 10))
+    fi
+  done
+  if ! wait "$pid"; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "error: $what failed (its output is above)" >&2
+    return 1
+  fi
+  rm -f "$log"
+  echo "bootstrap:   ${what%% (*}: done in $((SECONDS - started)) s" >&2
+}
+
 python_version_of() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
 
 # $PYTHON if set (it must be that version), else pythonX.Y on PATH, else pyenv's newest X.Y.*
@@ -61,8 +87,10 @@ source .venv/bin/activate
 stamp=.venv/.requirements.sha256
 want="$(cat requirements.txt functions/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: pip install -r requirements.txt" >&2
-  python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "bootstrap: installing requirements.txt into .venv (a new .venv: ~1.5 min on 2 cores;" \
+    "later, only when the requirements change)" >&2
+  progress "pip install -r requirements.txt" \
+    python -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt
   echo "$want" >"$stamp"
 fi
 export PYTHONPATH="$ROOT:$ROOT/functions${PYTHONPATH:+:$PYTHONPATH}"
@@ -74,28 +102,20 @@ unset PYTHONDONTWRITEBYTECODE
 
 # checkov (static analysis of the synthesized Terraform, tests/infra/test_checkov.py) pins
 # packaging<24, which pytest 9 cannot share, so it lives in its own venv. Called by
-# scripts/test; installs once (about 2 minutes), then returns at once.
+# scripts/test; installs once (about a minute), then returns at once.
 CHECKOV_VERSION=3.3.30
 ensure_checkov() {
   local venv="$ROOT/.venv-checkov"
   if [ "$(cat "$venv/.version" 2>/dev/null)" = "$CHECKOV_VERSION" ] && [ -x "$venv/bin/checkov" ]; then
     return 0
   fi
-  echo "bootstrap: installing checkov $CHECKOV_VERSION into .venv-checkov (once, ~2 min)" >&2
-  local log
-  log="$(mktemp)"
+  echo "bootstrap: installing checkov $CHECKOV_VERSION into .venv-checkov (once, ~1 min)" >&2
   # checkov has its own interpreter needs; any Python 3 it installs on will do.
   local python
   python="$(command -v python3 || echo .venv/bin/python)"
-  if ! { "$python" -m venv "$venv" &&
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "checkov==$CHECKOV_VERSION"; } >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    echo "error: could not install checkov into .venv-checkov" >&2
-    return 1
-  fi
-  rm -f "$log"
+  progress "a venv for checkov" "$python" -m venv "$venv"
+  progress "pip install checkov==$CHECKOV_VERSION" "$venv/bin/python" -m pip install \
+    --disable-pip-version-check --progress-bar off "checkov==$CHECKOV_VERSION"
   echo "$CHECKOV_VERSION" >"$venv/.version"
 }
 
@@ -143,11 +163,8 @@ ensure_node() {
   echo "bootstrap: node $(node --version 2>/dev/null || echo '(none)') is older than" \
     "$NODE_MIN_MAJOR, which jsii (the CDKTF synth) needs; installing $package@$NODE_INSTALL_MAJOR" \
     "from the npm registry into .node/ (once, ~190 MB)" >&2
-  npm install --prefix "$ROOT/.node" --no-audit --no-fund --loglevel=error \
-    "$package@$NODE_INSTALL_MAJOR" >&2 || {
-    echo "error: could not install $package@$NODE_INSTALL_MAJOR into .node/" >&2
-    return 1
-  }
+  progress "npm install $package@$NODE_INSTALL_MAJOR" npm install --prefix "$ROOT/.node" \
+    --no-audit --no-fund --loglevel=http "$package@$NODE_INSTALL_MAJOR"
   export PATH="$bin:$PATH" NODE_HOME="${bin%/bin}"
   echo "bootstrap: using node $(node --version) from .node/ for the synth" >&2
 }

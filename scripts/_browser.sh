@@ -2,12 +2,10 @@
 # chromium-driver. Installed here when missing (as root), so a fresh machine runs it too.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: apt-get install -y chromium chromium-driver" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      chromium chromium-driver >/dev/null; } || {
-      echo "error: could not install the Debian packages chromium and chromium-driver" >&2
-      exit 1
-    }
+    echo "bootstrap: installing Debian's chromium and chromium-driver (once, ~90 MB of packages)" >&2
+    progress "apt-get update" apt-get update
+    progress "apt-get install chromium chromium-driver" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y chromium chromium-driver
   else
     echo "error: the browser test needs the Debian packages chromium and chromium-driver:" \
       "run 'sudo apt-get install -y chromium chromium-driver'" >&2
