@@ -87,7 +87,7 @@ source .venv/bin/activate
 stamp=.venv/.requirements.sha256
 want="$(cat requirements.txt functions/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: installing requirements.txt into .venv (a new .venv: ~1.5 min on 2 cores;" \
+  echo "bootstrap: installing requirements.txt into .venv (a new .venv: 1.5-3 min on 2 cores;" \
     "later, only when the requirements change)" >&2
   progress "pip install -r requirements.txt" \
     python -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt

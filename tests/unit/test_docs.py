@@ -154,3 +154,13 @@ def test_every_relative_link_between_the_markdown_files_resolves():
             ):
                 broken.append(f"{where}: no heading #{anchor} in {target.name}")
     assert not broken, "\n".join(broken)
+
+
+def test_the_reading_map_names_files_that_exist():
+    """README's "Read the code in this order": a newcomer's first hop into the code."""
+    text = README.read_text()
+    section = text[text.index("## Read the code in this order") :]
+    section = section[: section.index("\n## ")]
+    named = re.findall(r"`([\w./-]+/[\w./-]*)`", section)
+    assert "functions/image_pipeline/imaging.py" in named  # the thumbnailer, in one hop
+    assert [p for p in named if not (ROOT / p).exists()] == []
