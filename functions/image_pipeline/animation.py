@@ -1,14 +1,8 @@
 """Animated thumbnails (the ``animated`` setting): animated GIF/WebP in, animated WebP out.
 
-Off by default: then an animation gives the still thumbnails of its first frame. On, each
-WebP output keeps every frame, each frame's duration and the loop count; the other output
-formats stay stills of the first frame. Pillow composites GIF and WebP frames (disposal,
-blending) on ``seek``, so every frame handed to the encoder is a whole picture, and libwebp's
-animation encoder finds the changed rectangles again.
-
-All frames of every box are held until encoded, so what an animation costs is frames x the
-boxes' pixels x 4 bytes (``output_bytes``); the frame and memory limits of the core refuse
-larger ones before the first frame is decoded.
+What is kept and what it costs: docs/architecture.md ("Inputs"). Pillow composites GIF and
+WebP frames (disposal, blending) on ``seek``, so every frame handed to the encoder is a whole
+picture, and libwebp's animation encoder finds the changed rectangles again.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Cover: fill a box exactly by scaling the image until it covers the box, then cropping.
 
-The scale is uniform (no pixel is stretched) and never above 1 (no upscaling): a source
-smaller than the box gives the largest rectangle of the box's aspect ratio it holds. Where
-the crop sits along the axis with spare pixels is the ``focus``: the centre, or the window
-with the most edge energy (``detail``), a cheap stand-in for "where the subject is" that
-needs no model: product shots, faces and text have edges, skies and backdrops do not.
+The scale is uniform and never above 1 (docs/outputs.md, "Fit modes"). The crop sits at the
+``focus``: the centre, or the window with the most edge energy (``detail``), a cheap
+stand-in for "where the subject is": product shots, faces and text have edges, skies do not.
 """
 
 from __future__ import annotations

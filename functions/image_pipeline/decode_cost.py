@@ -1,14 +1,10 @@
 """How much memory making thumbnails of an image will take, told from its header.
 
-The pixel limit does not bound memory: a 16-bit or RGBA image costs several times the bytes
-of an 8-bit gray one with the same pixels. So the limit is on bytes: the decoded image
-(pixels x Pillow's bytes per pixel of the decoded mode x frames decoded) plus what the
-processing allocates on top (a conversion to the working mode, the premultiplied copy a
-resize of an image with alpha makes, a decoder's own buffers). The costs below are peak RSS
-measured in a child process per mode and format at 25 Mpx (docs/benchmarks.md, "Decoded
-bytes"), rounded up by at least one byte a pixel. The budget is the function's memory less a
-margin, what an instance holds before any image (interpreter, libraries, clients) and the
-input bytes, so no image that passes can take an instance past its memory.
+The pixel limit does not bound memory (a 16-bit or RGBA image costs several times the bytes
+of an 8-bit gray one), so the limit is on bytes: what the decode and the processing allocate
+must fit the function's memory less what an instance holds (docs/architecture.md, "Failure
+reasons"). The costs are peak RSS measured per mode and format (docs/benchmarks.md,
+"Decoded bytes"), rounded up by at least one byte a pixel.
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ _MODE_COST = {
 }
 _OTHER_16_BIT = 12  # I;16B and I;16L: converted to I (4 bytes), scaled (4), to L (1)
 _DEFAULT_COST = 10  # LA, RGBA, CMYK, YCbCr, I, F: 4 decoded + 4 converted or premultiplied
-_ONE_BYTE_MODES = ("1", "L", "P")
 # An image with transparency but no alpha band becomes RGBA (4 bytes) and is premultiplied
 # for the resize (4 more): on top of its decoded bytes.
 _TRANSPARENCY_COST = 10
@@ -68,19 +63,12 @@ def peak_bytes(im: Image.Image, full_size: tuple[int, int], frames: int = 1) -> 
     return cost
 
 
-def largest_pixels(im: Image.Image, budget: int) -> int:
-    """The most pixels an image of ``im``'s format and mode may have within ``budget``
-    (decoded at full size; the worst case that passes, for benchmarks and tests)."""
-    per_pixel = _per_pixel(im) + _FORMAT_COST.get(im.format or "", 0)
-    return max(0, (budget - FIXED_COST) // per_pixel)
-
-
 def _per_pixel(im: Image.Image) -> int:
     mode = im.mode
     if mode.startswith("I;16"):
         return _MODE_COST["I;16"] if mode == "I;16" else _OTHER_16_BIT
     if im.has_transparency_data and mode not in ("LA", "RGBA"):
-        decoded = 1 if mode in _ONE_BYTE_MODES else 4
+        decoded = 1 if mode in ("1", "L", "P") else 4
         return decoded + _TRANSPARENCY_COST
     return _MODE_COST.get(mode, _DEFAULT_COST)
 

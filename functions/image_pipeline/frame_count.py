@@ -1,14 +1,10 @@
 """Count the pages of a TIFF and the frames of a GIF from the bytes, up to a cap.
 
-Pillow's ``n_frames`` walks every page of a TIFF, checking each new page against a list of
-the ones seen: quadratic in the page count (a 40k-page TIFF of 1x1 pages takes seconds, a
-250k-page one minutes). For a GIF it parses every frame. Both formats keep no frame count
-in their header, so this module follows the chains itself (TIFF IFD offsets, GIF blocks)
-and stops after ``cap + 1``: linear, bounded, and nothing is decoded. Other formats state
-their frame count in the header (APNG ``acTL``, WebP, AVIF, MPO), so Pillow's is cheap.
-
-A chain that breaks (an offset past the end, a loop, a truncated block) ends the count,
-as it ends Pillow's walk.
+Pillow's ``n_frames`` is quadratic in a TIFF's pages (a 40k-page TIFF of 1x1 pages takes
+seconds) and parses every frame of a GIF; neither format states the count in its header. So
+the chains (TIFF IFD offsets, GIF blocks) are followed here, stopping after ``cap + 1``, and
+nothing is decoded. A chain that breaks (an offset past the end, a loop, a truncated block)
+ends the count, as it ends Pillow's walk.
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
 """HEIF/HEIC input (iPhone photos), decoded by libheif through the ``pi-heif`` wheel.
 
-``pi-heif`` bundles libheif and libde265 (LGPL, decode only, ~4 MB installed) and needs no
-system package; ``pillow-heif`` would add the GPL x265 encoder (~27 MB) that thumbnails
-never use. Its Pillow plugin is registered on the first HEIF input, not at import, so a
-function that never sees one never loads it (the import of ``functions/main.py`` stays
-fast, docs/benchmarks.md).
-
-libheif applies the container's rotation and mirror properties (``irot``/``imir``) while
-decoding and the plugin then reports EXIF orientation 1, so the core's EXIF transpose is a
-no-op for these files: the HEIF properties, not the EXIF copy, say how to display the
-image (ISO/IEC 23008-12). The plugin opens on the primary image of a multi-image file;
-thumbnails, depth and auxiliary images are not decoded.
-
-Colour: an embedded ICC profile is used as for JPEG. A file that describes its colour with
-an ``nclx`` box instead (H.273 code points, what non-Apple cameras and encoders write) gets
-the matching ICC profile built from the code points' chromaticities (``image_pipeline.icc``)
-so it takes the same conversion to sRGB; primaries we do not know are taken as sRGB.
-
-The bundled libheif decodes HEVC only. A generic-brand (``mif1``) file whose primary image
-is coded otherwise (AV1, JPEG, VVC, ...) is refused as ``unsupported_format`` naming the
-codec, found in the ``meta`` box's ``pitm`` and ``iinf`` (ISO/IEC 23008-12, 9.3), rather than
-left to fail in the decoder as if it were damaged.
+What is decoded and how (rotation, colour, codecs): docs/architecture.md ("Inputs").
+``pi-heif`` bundles libheif and libde265 (LGPL, decode only, ~4 MB) and needs no system
+package; ``pillow-heif`` would add the GPL x265 encoder (~27 MB) thumbnails never use. Its
+plugin is registered on the first HEIF input, not at import, so the import of
+``functions/main.py`` stays fast. libheif applies ``irot``/``imir`` and reports EXIF
+orientation 1: the HEIF properties, not the EXIF copy, say how to show it (ISO/IEC 23008-12).
 """
 
 from __future__ import annotations
@@ -136,12 +121,11 @@ def nclx_icc_profile(primaries: object, transfer: object) -> bytes | None:
     """The ICC profile an ``nclx`` description stands for; None for sRGB or unknown primaries."""
     if not isinstance(primaries, int) or primaries not in _PRIMARIES:
         return None
-    red, green, blue, white = _PRIMARIES[primaries]
     curve = icc.SRGB_CURVE
     if isinstance(transfer, int):
         curve = _TRANSFERS.get(transfer, curve)
     name = f"HEIF nclx primaries {primaries} transfer {transfer}"
-    return icc.rgb_profile(name, icc.colorants(red, green, blue, white), curve)
+    return icc.rgb_profile(name, icc.colorants(*_PRIMARIES[primaries]), curve)
 
 
 def undecodable_codec(data: bytes) -> str | None:

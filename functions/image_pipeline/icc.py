@@ -1,11 +1,9 @@
 """Small ICC v4 matrix/TRC RGB profiles built from published colorimetry.
 
-A HEIF may describe its colour with an ``nclx`` box (ITU-T H.273 code points for the
-primaries and the transfer curve) instead of an embedded ICC profile. Building the matching
-profile here lets such images take the same LittleCMS conversion to sRGB as an ICC-tagged
-one (``imaging._to_srgb``). The layout follows ICC.1:2022 (header, tag table, ``XYZ``,
-``para`` and ``mluc`` tags); the primaries' XYZ are adapted from the image's white to the
-D50 connection space with the Bradford transform, as RGB display profiles store them.
+They give a HEIF that describes its colour with an ``nclx`` box (ITU-T H.273 code points)
+the same LittleCMS conversion to sRGB as an ICC-tagged image (docs/architecture.md,
+"Inputs"). The layout follows ICC.1:2022 (header, tag table, ``XYZ``, ``para`` and ``mluc``
+tags); the primaries are adapted to the D50 connection space with the Bradford transform.
 """
 
 from __future__ import annotations

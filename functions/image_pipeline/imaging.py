@@ -1,12 +1,11 @@
 """The image core: bytes in, thumbnails and facts out. No cloud clients, no I/O.
 
-Every box and format comes from one decode. A JPEG is decoded at the smallest DCT scale
-(1/2, 1/4, 1/8) that still covers the largest thumbnail, and each smaller thumbnail is
-resized from the previous one, so a 12 MP photo never exists at full size in memory.
-Orientation is applied to the small results (a transpose of a thumbnail is cheaper than
-one of the photo), colours are converted to sRGB, and no metadata reaches the outputs.
-Every box is a uniform scale of the same upright image; a ``cover`` box is then cropped
-(``image_pipeline.cover``), so both fit modes share everything before the crop.
+Every box and format comes from one decode: a JPEG's at the smallest DCT scale that covers
+the largest thumbnail, which is resized from it with LANCZOS, each smaller one from the one
+before (docs/benchmarks.md, "Resampling schedule"). Orientation is applied to the small
+results, colours go to sRGB, no metadata reaches an output; a ``cover`` box is cropped last
+(``image_pipeline.cover``). With more than one CPU, a thumbnail encodes on a thread (Pillow
+releases the GIL) while the next one is resized.
 """
 
 from __future__ import annotations
@@ -14,47 +13,40 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import os
 import struct
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import cast
 
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
 
 from image_pipeline import animation, cover, decode_cost, frame_count, heif, placeholder
+from image_pipeline import exif as exif_tags
 from image_pipeline.errors import PermanentError
 from image_pipeline.formats import OUTPUTS, Box, memory_bytes
 from image_pipeline.output_rules import Outputs
 from image_pipeline.settings import OutputSettings, Tunables
 
-# Formats we decode (HEIF through image_pipeline.heif). Others that Pillow can identify
-# (PSD, EPS, TGA, ...) are refused as unsupported_format rather than handed to
-# less-travelled decoders.
+# Formats we decode (HEIF through image_pipeline.heif). Others Pillow can identify (PSD, EPS,
+# TGA, ...) are refused as unsupported_format rather than handed to less-travelled decoders.
 INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF")
 # Leading bytes of the formats we decode: a file that starts like one of them but will
 # not open is corrupt rather than "not an image".
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\0", b"MM\0*")
 
-_DRAFT_FORMATS = ("JPEG", "MPO")  # decoded at a reduced scale (Image.draft)
-
-# EXIF orientation -> the transpose that shows the image upright (ImageOps.exif_transpose).
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_SWAPS = {  # the transposes that exchange width and height
-    Image.Transpose.TRANSPOSE,
-    Image.Transpose.ROTATE_270,
-    Image.Transpose.TRANSVERSE,
-    Image.Transpose.ROTATE_90,
-}
-_ORIENTATION = 0x0112
-_MAKE, _MODEL = 0x010F, 0x0110
-_EXIF_IFD, _GPS_IFD, _DATETIME_ORIGINAL = 0x8769, 0x8825, 0x9003
-_MAX_EXIF_TEXT = 256
+# Pillow's draft() offers 1/2, 1/4 and 1/8; libjpeg-turbo, asked for 1/N (Pillow's decoder
+# sets scale_denom = N), decodes at the smallest M/8 at or above it (jdmaster.c), so N = 3
+# gives 3/8: a 12 MP photo for a 1024 box decodes at 1500x1125, not 2000x1500 (44 % less to
+# resample). Pillow's rows must be as wide as libjpeg's, ceil(3 * width / 8): only
+# libjpeg-turbo's rounding is relied on.
+_THREE_EIGHTHS = int((features.version_feature("libjpeg_turbo") or "0").split(".")[0]) >= 2
+# LANCZOS throughout; the step from the decoded image first box-averages by an integer factor
+# while LANCZOS keeps at least 1.5x (a 12 MP PNG for a 1024 box: 2x2, then 1.95x), later
+# steps while it keeps 3x (docs/benchmarks.md, "Resampling schedule").
+_FIRST_GAP, _LATER_GAP = 1.5, 3.0
+Area = tuple[float, float, float, float]  # left, top, right, bottom
+Framed = tuple[Box, Image.Image]  # a box and its image
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 _LAB = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
@@ -140,7 +132,10 @@ def check_size(size: int, max_bytes: int) -> None:
 
 
 def fit(size: tuple[int, int], box: Box) -> tuple[int, int]:
-    """The largest size with the same aspect ratio inside ``box``; never larger than ``size``."""
+    """The image's size for ``box`` before any crop, same aspect ratio, never upscaled: the
+    largest inside the box, or for a ``cover`` box the one that covers it."""
+    if box.mode == "cover":
+        return cover.scaled_size(size, box[:2])
     width, height = size
     scale = min(box.width / width, box.height / height, 1.0)
     return max(1, round(width * scale)), max(1, round(height * scale))
@@ -201,8 +196,7 @@ def _open(data: bytes) -> Image.Image:
 
 
 def _frames(data: bytes, im: Image.Image, max_frames: int) -> int:
-    """Pages or frames, counted no further than the limit allows (never Pillow's walk of a
-    TIFF, which is quadratic in its pages)."""
+    """Pages or frames, counted no further than the limit allows."""
     counted = frame_count.count_frames(data, im.format or "", max_frames)
     frames = counted if counted is not None else getattr(im, "n_frames", 1)
     if frames > max_frames:
@@ -229,65 +223,90 @@ def _check_memory(
 
 
 def _render(im: Image.Image, options: Options, frames: int, budget: int) -> Result:
-    if im.format not in _DRAFT_FORMATS:  # first: Pillow decodes a whole PNG for its EXIF
+    if not isinstance(im, JpegImagePlugin.JpegImageFile):  # before Pillow decodes a PNG for EXIF
         _check_memory(im, im.size, budget)
     exif = im.getexif()
-    orientation = exif.get(_ORIENTATION, 1)
-    transpose = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
-    swapped = transpose in _SWAPS
+    transpose, swapped = exif_tags.upright(exif)
     upright = (im.height, im.width) if swapped else im.size
-    facts = Facts(
-        width=upright[0],
-        height=upright[1],
-        format=im.format or "",
-        mode=im.mode,
-        frames=frames,
-        exif=_exif_subset(exif, options.include_gps),
-    )
-    sizes = {box: _scaled(upright, box) for box in options.boxes}
+    kept = exif_tags.subset(exif, options.include_gps)
+    facts = Facts(*upright, format=im.format or "", mode=im.mode, frames=frames, exif=kept)
+    sizes = {box: fit(upright, box) for box in options.boxes}
     largest_first = sorted(options.boxes, key=sizes.__getitem__, reverse=True)
     target = sizes[largest_first[0]]
     raw_target = (target[1], target[0]) if swapped else target
     full_size = im.size
-    im.draft(None, raw_target)  # JPEG only: DCT-scaled decode that still covers raw_target
+    area = _decode_scaled(im, raw_target)
     animated = options.animated and animation.is_animation(im)
-    # An animation decodes one frame at a time (GIF keeps the previous one to composite on)
-    # and holds every frame of every box until it is encoded.
+    # A GIF keeps the previous frame to composite on; an animation holds all its outputs.
     held = animation.output_bytes(frames, sizes.values()) if animated else 0
     _check_memory(im, full_size, budget, frames=2 if animated else 1, held=held)
-    resized = _downsized(_upright(im, raw_target, transpose), sizes, largest_first)
-    crops = {
-        box: cover.crop_rectangle(
-            resized[box], cover.crop_size(resized[box].size, box[:2]), options.cover_focus
-        )
-        for box in options.boxes
-        if box.mode == "cover"
-    }
-    framed = _cropped(resized, crops)
-    movie = (
-        _animation(im, framed, raw_target, transpose, sizes, largest_first, crops)
-        if animated
-        else None
-    )
-    thumbnails = tuple(
-        _encode_animation(movie, box, options.quality)
-        if movie is not None and fmt == animation.OUTPUT
-        else _encode(framed[box], box, fmt, options.quality)
-        for box in options.boxes
-        for fmt in options.formats
-    )
-    smallest = resized[largest_first[-1]]
-    return Result(facts, thumbnails, placeholder.describe(_as_rgb(smallest)))
+    stills = [fmt for fmt in options.formats if not (animated and fmt == animation.OUTPUT)]
+    pool = _pool() if (os.process_cpu_count() or 1) > 1 else None  # else encode at once
+    jobs: list[Future[list[Thumbnail]] | list[Thumbnail]] = []
+    first: dict[Box, Image.Image] = {}  # each box's (first) frame, cropped
+    crops: dict[Box, tuple[int, int, int, int]] = {}
+    for box, resized in _downsized(_upright(im, raw_target, transpose, area), sizes, largest_first):
+        if box.mode == "cover":
+            crop = cover.crop_size(resized.size, box[:2])
+            crops[box] = cover.crop_rectangle(resized, crop, options.cover_focus)
+        image = resized.crop(crops[box]) if box in crops else resized
+        # Boxes the image fits whole get the same object: each encode gets its own.
+        first[box] = image.copy() if any(image is seen for seen in first.values()) else image
+        job = (first[box], box, stills, options.quality)
+        jobs.append(pool.submit(_encode, *job) if pool else _encode(*job))
+    done = [job.result() if isinstance(job, Future) else job for job in jobs]
+    made = {(t.box, t.format): t for thumbnails in done for t in thumbnails}
+    if animated:  # after the stills: an encode must not share its image with another
+        # Every frame cropped where the first was, so a cover box's subject does not jump.
+        def boxed() -> Iterator[Framed]:
+            for box, resized in _downsized(
+                _upright(im, raw_target, transpose), sizes, largest_first
+            ):
+                yield box, resized.crop(crops[box]) if box in crops else resized
+
+        movie = _animation(im, first, boxed)
+        webp = OUTPUTS[animation.OUTPUT]
+        for box in options.boxes:
+            data = animation.encode(movie, box, webp.encoder_options(options.quality))
+            size, frames = first[box].size, len(movie.durations)
+            made[box, webp.name] = Thumbnail(box, webp.name, *size, webp.content_type, data, frames)
+    thumbnails = tuple(made[box, fmt] for box in options.boxes for fmt in options.formats)
+    return Result(facts, thumbnails, placeholder.describe(_as_rgb(resized)))  # the smallest
+
+
+def _decode_scaled(im: Image.Image, raw_target: tuple[int, int]) -> Area | None:
+    """Set a JPEG to decode at the smallest DCT scale that covers ``raw_target`` (the largest
+    thumbnail before orientation). Returns where the picture lies in the decoded pixels: a
+    last row or column can be part-filled (4000x750 at 3/8: 1500x281.25 in 282 rows), and
+    resizing it as if whole would shift edges."""
+    if not isinstance(im, JpegImagePlugin.JpegImageFile):
+        return None
+    width, height = im.size
+    drafted = im.draft(None, raw_target)  # Pillow's choice of 1/1, 1/2, 1/4 or 1/8
+    size = (-(-width * 3 // 8), -(-height * 3 // 8))
+    covers = size[0] >= raw_target[0] and size[1] >= raw_target[1]
+    if _THREE_EIGHTHS and covers and im.decoderconfig == (2, 0):
+        im.decoderconfig = (3, 0)
+        im._size = size
+        im.tile = [im.tile[0]._replace(extents=(0, 0, *size))]
+        return (0, 0, width * 3 / 8, height * 3 / 8)
+    return drafted[1] if drafted else None
 
 
 def _upright(
-    im: Image.Image, raw_target: tuple[int, int], transpose: Image.Transpose | None
+    im: Image.Image,
+    raw_target: tuple[int, int],
+    transpose: Image.Transpose | None,
+    area: Area | None = None,
 ) -> Image.Image:
-    """The current frame at the largest thumbnail's size, upright, in sRGB, without metadata."""
+    """The current frame at the largest thumbnail's size, upright, in sRGB, without metadata
+    (``area``: where the picture lies in the decoded pixels)."""
     profile = _colour_profile(im)
     working = _to_working_mode(im, keep_for_profile=profile is not None)
-    if working.size != raw_target:
-        working = working.resize(raw_target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if working.size != raw_target or (area and area != (0, 0, *working.size)):
+        working = working.resize(
+            raw_target, Image.Resampling.LANCZOS, box=area, reducing_gap=_FIRST_GAP
+        )
     if profile is not None:
         working = _to_srgb(working, profile)
     if transpose is not None:
@@ -298,65 +317,38 @@ def _upright(
     return working
 
 
-def _scaled(upright: tuple[int, int], box: Box) -> tuple[int, int]:
-    """The whole image's size for ``box``, before any crop: it fits inside the box, or
-    covers it (same aspect ratio either way, never upscaled)."""
-    return cover.scaled_size(upright, box[:2]) if box.mode == "cover" else fit(upright, box)
-
-
-def _cropped(
-    resized: dict[Box, Image.Image], crops: dict[Box, tuple[int, int, int, int]]
-) -> dict[Box, Image.Image]:
-    """Each cover box's image cut to its crop rectangle; inside boxes as they are."""
-    return {box: im.crop(crops[box]) if box in crops else im for box, im in resized.items()}
-
-
 def _downsized(
     working: Image.Image, sizes: dict[Box, tuple[int, int]], largest_first: list[Box]
-) -> dict[Box, Image.Image]:
-    """Every box's image; each smaller size is resized from the one before it."""
-    resized: dict[Box, Image.Image] = {}
+) -> Iterator[Framed]:
+    """Every box's image, largest first; each smaller one is resized from the one before."""
     for box in largest_first:
         if sizes[box] != working.size:
-            working = working.resize(sizes[box], Image.Resampling.LANCZOS, reducing_gap=3.0)
-        resized[box] = working
-    return resized
+            working = working.resize(sizes[box], Image.Resampling.LANCZOS, reducing_gap=_LATER_GAP)
+        yield box, working
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads that encode a thumbnail while the next one is resized, where this process
+    may use more than one CPU (created on the first such image)."""
+    return ThreadPoolExecutor(os.process_cpu_count(), thread_name_prefix="encode")
 
 
 def _animation(
     im: Image.Image,
     first: dict[Box, Image.Image],
-    raw_target: tuple[int, int],
-    transpose: Image.Transpose | None,
-    sizes: dict[Box, tuple[int, int]],
-    largest_first: list[Box],
-    crops: dict[Box, tuple[int, int, int, int]],
+    boxed: Callable[[], Iterator[Framed]],
 ) -> animation.Animation:
-    """Every frame at every box (the first one is already made), with its timing; a cover
-    box crops every frame where it cropped the first, so the subject does not jump."""
-    frames = {box: [first[box]] for box in largest_first}
+    """Every frame at every box (``first``: the first one's; ``boxed``: the current one's),
+    with its timing."""
+    frames = {box: [image] for box, image in first.items()}
     durations, loop = [animation.duration(im)], animation.loop(im)
     for index in range(1, getattr(im, "n_frames", 1)):
         im.seek(index)
-        frame = _upright(im, raw_target, transpose)  # WebP sets the duration on load
+        for box, image in boxed():  # WebP sets the duration on load
+            frames[box].append(image)
         durations.append(animation.duration(im))
-        for box, resized in _cropped(_downsized(frame, sizes, largest_first), crops).items():
-            frames[box].append(resized)
     return animation.Animation(frames, tuple(durations), loop)
-
-
-def _encode_animation(movie: animation.Animation, box: Box, quality: int) -> Thumbnail:
-    first = movie.frames[box][0]
-    output = OUTPUTS[animation.OUTPUT]
-    return Thumbnail(
-        box=box,
-        format=animation.OUTPUT,
-        width=first.width,
-        height=first.height,
-        content_type=output.content_type,
-        data=animation.encode(movie, box, output.encoder_options(quality)),
-        frames=len(movie.durations),
-    )
 
 
 def _colour_profile(im: Image.Image) -> ImageCms.ImageCmsProfile | None:
@@ -397,16 +389,13 @@ def _to_working_mode(im: Image.Image, keep_for_profile: bool) -> Image.Image:
         return _to_l(im.convert("I"), 1 / 256, 0.0)
     if mode in ("I", "F"):
         return _to_l(im, *_scale_for(im))
-    if im.has_transparency_data:
-        return im.convert("RGBA") if mode not in ("LA", "RGBA") else _loaded(im)
-    if mode in ("L", "RGB") or (keep_for_profile and mode in ("CMYK", "LAB")):
-        return _loaded(im)
+    if im.has_transparency_data and mode not in ("LA", "RGBA"):
+        return im.convert("RGBA")
+    as_is = mode in ("L", "RGB") or (keep_for_profile and mode in ("CMYK", "LAB"))
+    if im.has_transparency_data or as_is:
+        im.load()  # decoded now, as a conversion would have
+        return im
     return im.convert("L" if mode == "1" else "RGB")
-
-
-def _loaded(im: Image.Image) -> Image.Image:
-    im.load()
-    return im
 
 
 def _scale_for(im: Image.Image) -> tuple[float, float]:
@@ -445,22 +434,22 @@ def _to_srgb(im: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
     return converted
 
 
-def _encode(im: Image.Image, box: Box, fmt: str, quality: int) -> Thumbnail:
-    output = OUTPUTS[fmt]
-    if not output.alpha and im.mode in ("LA", "RGBA"):
-        im = _flatten_on_white(im)
-    elif not output.grey and im.mode in ("L", "LA"):
-        im = im.convert("RGBA" if im.mode == "LA" else "RGB")
-    out = io.BytesIO()
-    im.save(out, output.pillow, **output.encoder_options(quality))
-    return Thumbnail(
-        box=box,
-        format=fmt,
-        width=im.width,
-        height=im.height,
-        content_type=output.content_type,
-        data=out.getvalue(),
-    )
+def _encode(im: Image.Image, box: Box, formats: list[str], quality: int) -> list[Thumbnail]:
+    """``im`` in each format (one job: encoders must not share an image object, whose
+    ``save`` records its options on it)."""
+    thumbnails = []
+    for fmt in formats:
+        output, image = OUTPUTS[fmt], im
+        if not output.alpha and im.mode in ("LA", "RGBA"):
+            image = _flatten_on_white(im)
+        elif not output.grey and im.mode in ("L", "LA"):
+            image = im.convert("RGBA" if im.mode == "LA" else "RGB")
+        out = io.BytesIO()
+        image.save(out, output.pillow, **output.encoder_options(quality))
+        thumbnails.append(
+            Thumbnail(box, fmt, image.width, image.height, output.content_type, out.getvalue())
+        )
+    return thumbnails
 
 
 def _as_rgb(im: Image.Image) -> Image.Image:
@@ -475,44 +464,3 @@ def _flatten_on_white(im: Image.Image) -> Image.Image:
     background = Image.new(base_mode, im.size, "white")
     background.paste(im.convert(base_mode), mask=im.getchannel("A"))
     return background
-
-
-def _exif_subset(exif: Image.Exif, include_gps: bool) -> dict[str, object]:
-    """Camera make/model and capture time (plus the GPS position only when configured)."""
-    subset: dict[str, object] = {}
-    for key, tag in (("make", _MAKE), ("model", _MODEL)):
-        text = _text(exif.get(tag))
-        if text:
-            subset[key] = text
-    taken = _text(exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL))
-    if taken:
-        subset["dateTimeOriginal"] = taken
-    if include_gps:
-        gps = _gps(exif.get_ifd(_GPS_IFD))
-        if gps:
-            subset["gps"] = gps
-    return subset
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if not isinstance(value, str):
-        return None
-    return value.replace("\x00", "").strip()[:_MAX_EXIF_TEXT] or None
-
-
-def _gps(ifd: dict[int, object]) -> dict[str, float]:
-    """Decimal degrees from the GPS IFD (tags 1-4); empty when absent or malformed."""
-    try:
-        return {"latitude": _degrees(ifd[2], ifd[1]), "longitude": _degrees(ifd[4], ifd[3])}
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return {}
-
-
-def _degrees(dms: object, ref: object) -> float:
-    if not isinstance(dms, tuple | list):
-        raise TypeError(f"{dms!r} is not degrees, minutes, seconds")
-    degrees, minutes, seconds = (float(v) for v in dms)
-    value = degrees + minutes / 60 + seconds / 3600
-    return round(-value if _text(ref) in ("S", "W") else value, 7)

@@ -1,12 +1,9 @@
 """What an app paints before a thumbnail arrives: a BlurHash and the dominant colour.
 
-Both come from the smallest thumbnail (already upright, sRGB and a few thousand pixels), so
-they cost well under a few milliseconds per image (docs/benchmarks.md). BlurHash
-(https://blurha.sh) is what Mastodon, Unsplash and Wolt serve and has decoders for every
-client platform; ``blurhash-rs`` (Rust) encodes it ~200x faster than ``blurhash-python``'s
-cffi glue, which copies the pixels through Python lists. A BlurHash does not carry the
-aspect ratio, so the placeholder records the size it was made from, and its components
-follow that aspect (more of them along the longer side).
+Both come from the smallest thumbnail (upright, sRGB, a few thousand pixels), so they cost
+well under a millisecond (docs/architecture.md, docs/benchmarks.md). BlurHash
+(https://blurha.sh) has decoders for every client platform; ``blurhash-rs`` (Rust) encodes
+it ~200x faster than ``blurhash-python``, which copies the pixels through Python lists.
 """
 
 from __future__ import annotations

@@ -30,8 +30,10 @@ def opened(data: bytes) -> Image.Image:
 def worst_side(kind: tuple[int, int], memory: int = GIB) -> int:
     """The largest square PNG of ``kind`` the memory limit lets through."""
     probe = header(64, kind)
-    pixels = decode_cost.largest_pixels(opened(probe), decode_cost.budget(memory, len(probe)))
-    return math.isqrt(pixels)
+    im = opened(probe)
+    per_pixel = (decode_cost.peak_bytes(im, im.size) - decode_cost.FIXED_COST) // 64**2
+    budget = decode_cost.budget(memory, len(probe))
+    return math.isqrt((budget - decode_cost.FIXED_COST) // per_pixel)
 
 
 def rejection(data: bytes, memory: str = "1Gi") -> PermanentError:

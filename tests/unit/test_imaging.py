@@ -21,7 +21,7 @@ from imagekit import (
     quadrant_colours,
     quadrants,
 )
-from PIL import Image, ImageChops, ImageCms, ImageDraw, JpegImagePlugin
+from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageStat
 
 from image_pipeline import imaging
 from image_pipeline.errors import PermanentError
@@ -104,7 +104,7 @@ def test_small_images_are_not_upscaled():
     assert only(photo(40, 20, "PNG")).size == (40, 20)
 
 
-def test_all_sizes_come_from_one_reduced_jpeg_decode(monkeypatch):
+def test_all_sizes_come_from_one_jpeg_decode(monkeypatch):
     decoders = []
     real = Image._getdecoder
 
@@ -113,20 +113,36 @@ def test_all_sizes_come_from_one_reduced_jpeg_decode(monkeypatch):
         return real(mode, decoder_name, *args)
 
     monkeypatch.setattr(Image, "_getdecoder", counting)
-    drafted = []
-    real_draft = JpegImagePlugin.JpegImageFile.draft
-
-    def spy_draft(self, mode, size):
-        result = real_draft(self, mode, size)
-        drafted.append(self.size)
-        return result
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
     data = photo(1024, 768)
     result = imaging.make_thumbnails(data, options(boxes=(Box(128, 128), Box(64, 64))))
     assert decoders == ["jpeg"]  # one decode for every box
-    assert drafted == [(128, 96)]  # at 1/8 scale: the smallest still covering 128x96
     assert [t.width for t in result.thumbnails] == [128, 64]
+
+
+@pytest.mark.parametrize(
+    ("size", "target", "scale", "decoded"),
+    [
+        ((1000, 750), (256, 192), 3 / 8, (375, 282)),  # its last row of blocks partly empty
+        ((1200, 800), (256, 171), 1 / 4, (300, 200)),
+        ((1024, 768), (128, 96), 1 / 8, (128, 96)),
+        ((800, 600), (512, 384), 1, (800, 600)),
+        ((1000, 750), (376, 282), 1 / 2, (500, 375)),  # 3/8 would be a column short
+    ],
+)
+def test_a_jpeg_decodes_at_the_smallest_dct_scale_that_covers_the_largest_box(
+    size, target, scale, decoded
+):
+    data = photo(*size)
+    with Image.open(io.BytesIO(data)) as im:
+        area = imaging._decode_scaled(im, target)
+        im.load()
+        assert im.size == decoded
+        assert area == (0, 0, size[0] * scale, size[1] * scale)
+        whole = (int(area[2]), int(area[3]))  # the pixels the picture fills entirely
+        with Image.open(io.BytesIO(data)) as full:
+            expected = full.resize(whole, box=(0, 0, whole[0] / scale, whole[1] / scale))
+        diff = ImageChops.difference(im.crop((0, 0, *whole)), expected)
+        assert max(ImageStat.Stat(diff).rms) < 6  # the same picture, not a shifted one
 
 
 # --- orientation ----------------------------------------------------------------------
@@ -494,3 +510,13 @@ def test_cover_converts_colour_through_the_profile_like_inside():
     covered = only(data, boxes=(Box(60, 60, "cover"),))
     assert covered.size == (60, 60) and "icc_profile" not in covered.info
     assert covered.getpixel((30, 30)) == inside.getpixel((30, 20)) != P3_ORANGE
+
+
+def test_encodes_on_threads_and_at_once_give_the_same_bytes(monkeypatch):
+    data = photo(800, 600)
+    opts = options(boxes=BOXES, formats=("webp", "jpeg"))
+    monkeypatch.setattr(imaging.os, "process_cpu_count", lambda: 4)
+    threaded = imaging.make_thumbnails(data, opts)
+    monkeypatch.setattr(imaging.os, "process_cpu_count", lambda: 1)
+    assert imaging.make_thumbnails(data, opts) == threaded
+    assert len(threaded.thumbnails) == 6
