@@ -25,21 +25,15 @@ _BRADFORD: Matrix = (
 
 # Parametric curves (ICC ``para`` function types 0 and 3) taking encoded values to linear.
 SRGB_CURVE: Curve = (3, (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))  # IEC 61966-2-1
-BT709_CURVE: Curve = (
-    3,
-    (1 / 0.45, 1 / 1.099, 0.099 / 1.099, 1 / 4.5, 0.081),
-)  # inverse BT.709 OETF
+# The inverse of the BT.709 OETF.
+BT709_CURVE: Curve = (3, (1 / 0.45, 1 / 1.099, 0.099 / 1.099, 1 / 4.5, 0.081))
 
 
 def gamma_curve(gamma: float) -> Curve:
     return (0, (gamma,))
 
 
-def rgb_profile(
-    description: str,
-    colorants: Matrix,
-    curve: Curve = SRGB_CURVE,
-) -> bytes:
+def rgb_profile(description: str, colorants: Matrix, curve: Curve = SRGB_CURVE) -> bytes:
     """A display profile: ``colorants`` are the red, green and blue XYZ already in D50."""
     kind, params = curve
     para = b"para\0\0\0\0" + struct.pack(">HH", kind, 0) + b"".join(map(_s15, params))
@@ -125,10 +119,5 @@ def _xyz(xyz: Vector) -> bytes:
 
 def _text(text: str) -> bytes:
     body = text.encode("utf-16-be")
-    return (
-        b"mluc\0\0\0\0"
-        + struct.pack(">II", 1, 12)
-        + b"enUS"
-        + struct.pack(">II", len(body), 28)
-        + body
-    )
+    record = struct.pack(">II", 1, 12) + b"enUS" + struct.pack(">II", len(body), 28)
+    return b"mluc\0\0\0\0" + record + body  # one record: count, size, language, length, offset
