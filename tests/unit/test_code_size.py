@@ -18,9 +18,7 @@ MAX_FUNCTION_LINES = 80
 # count. The target is 17,500; it comes down as the restructuring lands.
 MAX_SOURCE_LINES = 19_329
 
-LONG_FILES = [
-    "functions/image_pipeline/imaging.py",
-]
+LONG_FILES: list[str] = []
 
 LONG_FUNCTIONS = [
     "benchmarks/core.py::run",
