@@ -17,7 +17,6 @@ from typing import Any
 
 from image_pipeline import pubsub_limits, result_schema
 from image_pipeline.errors import MalformedEvent
-from image_pipeline.result_schema import SCHEMA
 
 OUTPUT_MARKER = "image-pipeline-output"  # custom metadata key on everything we write
 
@@ -27,7 +26,7 @@ OUTPUT_MARKER = "image-pipeline-output"  # custom metadata key on everything we 
 # envelope): https://cloud.google.com/pubsub/quotas#resource_limits.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_JSON_DEPTH = 32
-MAX_GENERATION = 2**63 - 1  # generations and sizes are int64 in the JSON API
+MAX_GENERATION = result_schema.MAX_INT64  # generations and sizes are int64 in the JSON API
 MAX_NAME_BYTES = 1024  # https://cloud.google.com/storage/docs/objects#naming
 
 
@@ -257,15 +256,11 @@ def object_deletion(message: PushMessage) -> ObjectDeletion | None:
 def expired_by_lifecycle(deletion: ObjectDeletion, lifecycle_days: int) -> bool:
     """Whether this delete may be the uploads bucket's lifecycle rule (Delete at Age N).
 
-    Cloud Storage sends the same ``OBJECT_DELETE`` for a delete by its lifecycle rule as for
-    one by a person or program ("Pub/Sub notifications for Cloud Storage", event types:
-    objects "deleted as part of the bucket's lifecycle configuration" are included), with no
-    attribute telling them apart. What does tell them apart is the rule itself: an Age
-    condition is met only once the object is N days old, counted from its creation (Object
-    Lifecycle Management, "Age"). So a delete at least N days after the object's
-    ``timeCreated`` (by the notification's ``eventTime``) is taken as the expiry, and an
-    earlier one as a person's. A person deleting an object that old cannot be told from the
-    rule, which would have removed it anyway; an overwrite is never an expiry.
+    Cloud Storage notifies a lifecycle delete as the same ``OBJECT_DELETE`` as any other
+    (https://cloud.google.com/storage/docs/pubsub-notifications), but its Age condition holds
+    only once the object is N days old (https://cloud.google.com/storage/docs/lifecycle): a
+    delete at least N days after ``timeCreated`` is taken as the expiry, an earlier one (or an
+    overwrite) as a person's (docs/architecture.md, "Expiry or delete").
     """
     if not lifecycle_days or deletion.overwritten_by is not None:
         return False
@@ -284,7 +279,7 @@ def result_event(
     processed, ``error`` when failed, ``expiredAt``, ``timings``, and how the outputs were
     made: ``rule``, ``outputFingerprint``, ``madeAt``, ``metadata``, ``outputsGeneration``)."""
     data: dict[str, Any] = {
-        "schema": SCHEMA,
+        "schema": result_schema.SCHEMA,
         "status": status,
         "bucket": obj.bucket,
         "name": obj.name,

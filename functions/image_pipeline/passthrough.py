@@ -1,18 +1,13 @@
 """Custom metadata copied from an original to its thumbnails and its doc (``METADATA_KEYS``).
 
-Cloud Storage allows at most 8 KiB of custom metadata per object, keys and values together
-(https://cloud.google.com/storage/quotas#objects); a thumbnail already carries the pipeline's
-own keys (loop marker, source, generation, fingerprint), so a copied key that would take it
-over the limit is left out and named, never a failed upload. The doc's ``metadata`` holds the
-same keys: far within Firestore's 1 MiB per document (https://cloud.google.com/firestore/quotas).
-
-A value holding a control character is left out too, whatever API delivered it: the XML API
-carries custom metadata as ``x-goog-meta-*`` HTTP headers
-(https://cloud.google.com/storage/docs/metadata#custom-metadata), and a header value holds
-no control character but HTAB (RFC 9110, 5.5), so such a value cannot be read back or
-written through every Cloud Storage API; nor is it shown to a person in the doc; nor is
-text that is not UTF-8 (a lone surrogate from a JSON escape). Non-ASCII
-text is copied: the JSON API, which the pipeline writes with, stores it as UTF-8.
+Cloud Storage allows 8 KiB of custom metadata per object, keys and values together
+(https://cloud.google.com/storage/quotas#objects), and a thumbnail also carries the
+pipeline's own keys: a copied key that would not fit is left out and named, never a failed
+upload. A value Cloud Storage could not hold in every API is left out too: the XML API sends
+custom metadata as ``x-goog-meta-*`` headers
+(https://cloud.google.com/storage/docs/metadata#custom-metadata), whose values hold no
+control character but HTAB (RFC 9110, 5.5), and text must be UTF-8. Other non-ASCII text is
+copied: the JSON API, which the pipeline writes with, stores it as UTF-8.
 """
 
 from __future__ import annotations
@@ -38,10 +33,6 @@ PIPELINE_KEYS = frozenset(
 )
 
 
-def metadata_bytes(metadata: Mapping[str, str]) -> int:
-    return sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
-
-
 def copied(
     source: Mapping[str, str], keys: Sequence[str], ours: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str], list[str]]:
@@ -51,7 +42,8 @@ def copied(
     kept: dict[str, str] = {}
     omitted: list[str] = []
     refused: list[str] = []
-    room = MAX_CUSTOM_METADATA_BYTES - metadata_bytes(ours) - _RUN_BYTES
+    room = MAX_CUSTOM_METADATA_BYTES - _RUN_BYTES
+    room -= sum(len(k.encode()) + len(v.encode()) for k, v in ours.items())
     for key in keys:
         if key not in source or key in ours:
             continue

@@ -85,15 +85,17 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
     with _retried_on_error(log):
         timings: dict[str, float] = {}
         outputs = p.settings.outputs.outputs_for(obj.name)
-        made, metadata = _provenance(p, obj, outputs, log)
+        provenance, metadata = _provenance(p, obj, outputs, log)
         try:
             with _given_up_past_the_window(p, event_time):
-                result = _thumbnails_event(p, event, obj, outputs, metadata, made, timings, log)
+                result = _thumbnails_event(
+                    p, event, obj, outputs, metadata, provenance, timings, log
+                )
         except PermanentError as exc:
             log.warning("image rejected", reason=exc.reason, error=exc.message)
             error = {"reason": exc.reason, "message": exc.message}
             result = events.result_event(
-                "failed", obj, event["id"], error=error, timings=dict(timings), **made
+                "failed", obj, event["id"], error=error, timings=dict(timings), **provenance
             )
         if result is not None:
             _publish(p, result, log, dict(timings))
@@ -114,13 +116,13 @@ def _provenance(
         )
     if refused:
         log.warning("custom metadata left out: control characters or not UTF-8", omitted=refused)
-    made = {
+    provenance = {
         "rule": outputs.rule,
         "outputFingerprint": settings.fingerprint,
         "madeAt": p.clock().isoformat().replace("+00:00", "Z"),
         "metadata": copied,
     }
-    return made, {**own, **copied}
+    return provenance, {**own, **copied}
 
 
 def _thumbnails_event(
@@ -129,60 +131,57 @@ def _thumbnails_event(
     obj: StorageObject,
     outputs: Outputs,
     metadata: Mapping[str, str],
-    made: Mapping[str, Any],
+    provenance: Mapping[str, Any],
     timings: dict[str, float],
     log: Logger,
 ) -> ResultEvent | None:
     """Download, make the thumbnails, write them: the ``image.processed`` event, or None
     when the generation is gone or a later run took over (logged as skipped)."""
     imaging.check_size(obj.size or 0, p.settings.max_input_bytes)
+    folder = thumbnails.Folder(p.storage, p.settings.outputs, obj)
     with _timed(timings, "download_ms"):
         data = p.storage.download(obj.bucket, obj.name, obj.generation)
     if data is None:
         # A redelivery may find what an earlier attempt wrote: nobody else removes it.
-        removed = thumbnails.Folder(p.storage, p.settings.outputs, obj).delete_older()
         log.info(
             "skipped",
             reason="this generation no longer exists (overwritten or deleted)",
-            deleted=removed,
+            deleted=folder.delete_older(),
         )
         return None
     with _timed(timings, "core_ms"):
         options = imaging.Options.from_tunables(p.settings, outputs, p.settings.outputs)
-        made_images = imaging.make_thumbnails(data, options)
+        made = imaging.make_thumbnails(data, options)
     with _timed(timings, "upload_ms"):
-        folder = thumbnails.Folder(p.storage, p.settings.outputs, obj)
-        written = folder.write(made_images.thumbnails, metadata)
-    if written.replaced:
+        run = folder.write(made.thumbnails, metadata)
+    if run.replaced:
         log.info(
             "skipped",
             reason="no longer the live generation (overwritten or deleted meanwhile)",
-            liveGeneration=written.live_generation,
-            deleted=written.removed,
+            liveGeneration=run.live_generation,
+            deleted=run.removed,
         )
         return None
-    if written.run.superseded:
+    if run.superseded:
         log.info(
             "skipped",
             reason="a later run of this generation under other output rules wrote after this one",
-            outputsGeneration=written.run.mark,
-            deleted=written.removed,
+            outputsGeneration=run.mark,
+            deleted=run.removed,
         )
         return None
-    if written.removed:
-        log.info("outputs of earlier output rules removed", deleted=written.removed)
-    image = dataclasses.asdict(made_images.facts) | {
-        "placeholder": dataclasses.asdict(made_images.placeholder)
-    }
+    if run.removed:
+        log.info("outputs of earlier output rules removed", deleted=run.removed)
+    image = dataclasses.asdict(made.facts) | {"placeholder": dataclasses.asdict(made.placeholder)}
     return events.result_event(
         "processed",
         obj,
         event["id"],
         image=image,
-        thumbnails=written.entries,
+        thumbnails=run.entries,
         timings=dict(timings),
-        **made,
-        outputsGeneration=written.run.mark,
+        **provenance,
+        outputsGeneration=run.mark,
     )
 
 

@@ -1,19 +1,12 @@
 """Firestore documents as plain dicts: ids, generation ordering, dead-letter records.
 
-Ordering rule (docs/architecture.md, "Firestore"): results are ranked by
-(generation, status) with ``failed < processed < expired < deleted`` for one generation. A result
-is written only when it ranks above the stored one; equal is a duplicate, lower is stale.
-So an older generation never replaces a newer one, a late ``failed`` (an expired retry
-of an object already processed) never hides the thumbnails, and ``deleted`` is final for
-its generation. ``expired`` (the original removed by the bucket's lifecycle rule) keeps the
-thumbnails and facts of its generation; a later delete of the same generation is still a
-delete. One tie is broken: the same generation and status made under other output
-rules (a re-processing after a rules change, or two runs at once during a rollout) is
-written when its run ranks higher by ``(outputsGeneration, outputFingerprint)``: the
-order in which make_thumbnail's removal step lets the higher run remove the other's
-thumbnails (image_pipeline.thumbnails, "runs of one generation"), so the doc ends with the
-set that exists. Results without ``outputsGeneration`` (failures, and docs from before it)
-fall back to ``madeAt``.
+Ordering (docs/architecture.md, "Firestore"): a result is written only when it ranks above
+the stored doc by (generation, status), ``failed < processed < expired < deleted`` within a
+generation; equal is a duplicate, lower is stale. Two results of one generation and status
+under other output rules rank by their runs, ``(outputsGeneration, outputFingerprint)``, the
+order in which make_thumbnail's runs remove each other's thumbnails
+(image_pipeline.thumbnails), so the doc ends with the set that exists; results without
+``outputsGeneration`` (failures, docs from before it) fall back to ``madeAt``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from image_pipeline.formats import (
 )
 from image_pipeline.output_rules import Outputs, Rules, parse_rules
 
-MAX_OBJECT_NAME_BYTES = 1024  # GCS: an object name is at most 1024 bytes of UTF-8
 MAX_PREFIX_BYTES = 512  # leaves room for the hashed folder of long names
 MAX_METADATA_KEYS = 64
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}

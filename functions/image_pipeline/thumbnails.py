@@ -14,12 +14,12 @@ from typing import Any
 
 from image_pipeline import records
 from image_pipeline.errors import GenerationMismatch
-from image_pipeline.events import OUTPUT_MARKER, StorageObject
+from image_pipeline.events import MAX_NAME_BYTES, OUTPUT_MARKER, StorageObject
 from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, MAX_COVER_SIDE, Box
 from image_pipeline.gcs import Storage, StoredObject, Upload
 from image_pipeline.imaging import Thumbnail
 from image_pipeline.passthrough import FINGERPRINT_KEY, RUN_KEY
-from image_pipeline.settings import MAX_OBJECT_NAME_BYTES, OutputSettings
+from image_pipeline.settings import OutputSettings
 
 # The longest leaf any settings can give a thumbnail ("99999x99999.webp", "9999x9999-c.webp").
 _HASHED_DIR = "_long/"
@@ -36,7 +36,7 @@ def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
     name starts with ``_long/`` (docs/architecture.md, "Thumbnails").
     """
     folder = f"{prefix}{name}/"
-    fits = len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_OBJECT_NAME_BYTES
+    fits = len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_NAME_BYTES
     if fits and not name.startswith(_HASHED_DIR):
         return folder
     return f"{prefix}{_HASHED_DIR}{records.image_doc_id(bucket, name)}/"
@@ -97,12 +97,19 @@ class _Superseded(Exception):
 
 @dataclasses.dataclass
 class Run:
-    """One run's rules and its place in the server's order (``mark``: None until its first
-    write); ``superseded`` once it met a higher-ranked run's output."""
+    """One run of make_thumbnail over a folder: its rules and its place in the server's order
+    (``mark``: None until its first write), ``superseded`` once it met a higher-ranked run's
+    output; what it wrote (``entries``, for the result event) and ``removed``; and, when its
+    source stopped being the live generation before it was done, ``replaced`` by
+    ``live_generation`` (None: deleted)."""
 
     fingerprint: str
     mark: int | None = None
     superseded: bool = False
+    entries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    removed: list[str] = dataclasses.field(default_factory=list)
+    replaced: bool = False
+    live_generation: int | None = None
 
     def rank(self) -> tuple[int, str]:
         assert self.mark is not None, "ranked before its first write"
@@ -133,19 +140,6 @@ def _source_generation(stored: StoredObject | None) -> int | None:
 # --- one source generation's folder ---------------------------------------------------
 
 
-@dataclasses.dataclass
-class Written:
-    """What one run left: its ``entries`` (for the result event), the outputs it
-    ``removed``, and, when its source generation stopped being the live one before it was
-    done, that ``live_generation`` (None: deleted)."""
-
-    run: Run
-    entries: list[dict[str, Any]]
-    removed: list[str]
-    replaced: bool = False
-    live_generation: int | None = None
-
-
 @dataclasses.dataclass(frozen=True)
 class Folder:
     """The thumbnails of one source generation (``source``), written where and how its
@@ -155,7 +149,7 @@ class Folder:
     settings: OutputSettings
     source: StorageObject
 
-    def write(self, thumbs: Sequence[Thumbnail], metadata: Mapping[str, str]) -> Written:
+    def write(self, thumbs: Sequence[Thumbnail], metadata: Mapping[str, str]) -> Run:
         """Write the thumbnails in order (custom ``metadata`` on each), stopping when a
         higher-ranked run holds one; then remove what earlier runs made and this one did
         not: only now, with the new outputs in place.
@@ -166,7 +160,6 @@ class Folder:
         writes closes the race: docs/architecture.md, "Thumbnails".
         """
         run = Run(self.settings.fingerprint)
-        entries = []
         live = self._live_generation()
         if live == self.source.generation:
             for thumb in thumbs:
@@ -175,11 +168,14 @@ class Folder:
                 except _Superseded:
                     run.superseded = True
                     break
-                entries += [entry] if entry is not None else []
+                run.entries += [entry] if entry is not None else []
             live = self._live_generation()
         if live != self.source.generation:
-            return Written(run, [], self.delete_older(), replaced=True, live_generation=live)
-        return Written(run, entries, self._remove_outdated(run))
+            run.entries, run.replaced, run.live_generation = [], True, live
+            run.removed = self.delete_older()
+        else:
+            run.removed = self._remove_outdated(run)
+        return run
 
     def delete_older(self) -> list[str]:
         """Delete the source's thumbnails of its generation or older; keep newer ones."""
