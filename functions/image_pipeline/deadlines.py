@@ -22,7 +22,6 @@ class Unavailable(RuntimeError):
     def __init__(self, service: str, where: str, seconds: float, cause: BaseException) -> None:
         last = str(cause).splitlines()[0][:200] if str(cause) else type(cause).__name__
         super().__init__(f"{service} at {where} did not answer within {seconds:g} s ({last})")
-        self.service = service
 
 
 def _no_answer() -> tuple[type[BaseException], ...]:
@@ -54,11 +53,6 @@ def answering(service: str, where: str, seconds: float) -> Iterator[None]:
         # A transaction whose begin got no answer fails its rollback with a ValueError
         # ("no transaction ID"); the call that went unanswered is what it is about.
         raise Unavailable(service, where, seconds, cause) from exc
-
-
-def firestore_where(client: Any) -> str:
-    """Where a Firestore client sends its calls: the emulator's host:port or the API's."""
-    return str(getattr(client, "_emulator_host", None) or "firestore.googleapis.com")
 
 
 def bound_firestore(client: Any, seconds: float = SECONDS) -> Any:

@@ -46,7 +46,7 @@ class FirestoreStore:
     def _answering(self) -> AbstractContextManager[None]:
         """Around every call: no answer in time becomes ``Unavailable`` naming Firestore."""
         return deadlines.answering(
-            "Firestore", deadlines.firestore_where(self._client()), self.seconds
+            "Firestore", self._client()._emulator_host or "firestore.googleapis.com", self.seconds
         )
 
     def update(
