@@ -1,23 +1,13 @@
-"""Erase: remove everything the pipeline holds about a person's images, on purpose.
+"""Erase: remove everything the pipeline holds about a person's images, on purpose
+(docs/deploy-and-operate.md, "Erase").
 
-An image is selected by its object name (`--object`), a name prefix (`--prefix`) or custom
-metadata (`--metadata owner=alice`, every pair must match). Erasing it removes, in this order:
-1. from its doc, the thumbnails it lists (status `deleted`): from here on nothing serves them;
-2. its thumbnails, every generation's (its folder in the thumbnails bucket, and any other
-   the doc lists);
-3. the dead-letter records about it;
-4. the original, if it still exists (conditional on the generation examined);
-5. the doc's remaining fields: the doc becomes a tombstone (`TOMBSTONE`, no name, no custom
-   metadata, EXIF, placeholder or facts), kept so that a late or replayed event of that
-   generation can never write them back (a `deleted` doc is final for its generation:
-   `image_pipeline.records`). A newer upload under the name is processed as usual.
-What identifies an image (the original, the doc's name and metadata) goes last, so a run cut
-short anywhere is found and finished by the next.
-
-Candidates come from the uploads bucket's listing (the object's metadata), the images
-collection by name (the doc's `metadata`: what `metadata_keys` copied, so an original already
-gone is found by metadata only through those keys) and the dead-letter records, merged in name
-order: the checkpoint (`infra.ops.bulk`) is a name in one order. Dry run by default.
+An image is selected by name, prefix or custom metadata. Its doc first stops listing
+thumbnails (nothing serves them from then on); then its thumbnails, its dead-letter records
+and its original go; last its doc becomes a `TOMBSTONE`, which a late or replayed event of that
+generation cannot fill again (`deleted` is final for its generation: image_pipeline.records).
+What identifies an image goes last, so a run cut short is found and finished by the next.
+Candidates come from the uploads listing, the images collection by name and the dead-letter
+records, merged in name order: the checkpoint (`infra.ops.bulk`) is a name in that order.
 """
 
 from __future__ import annotations
