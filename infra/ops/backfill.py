@@ -217,18 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         if fingerprint:
             print(f"--stale: bringing docs to output rules {fingerprint}", file=sys.stderr)
         key = selection(target.uploads_bucket, args.prefix, fingerprint)
-        path = args.checkpoint or bulk.default_checkpoint(
-            "backfill", target.project, target.uploads_bucket, key
-        )
-        done = run(
-            target,
-            prefix=args.prefix,
-            limit=args.limit,
-            rate=args.rate,
-            execute=args.execute,
-            fingerprint=fingerprint,
-            checkpoint_path=path,
-        )
+        bounds = bulk.options(args, "backfill", target.project, target.uploads_bucket, key)
+        done = run(target, prefix=args.prefix, fingerprint=fingerprint, **bounds)
         return 1 if done.failed else 0
 
     return targets.run_tool(args, command)

@@ -222,3 +222,16 @@ def add_arguments(
         type=Path,
         help=f"resume file (default: .local/{tool}/<project>-<bucket>-<selection hash>.json)",
     )
+
+
+def options(
+    args: argparse.Namespace, tool: str, project: str, bucket: str, key: str
+) -> dict[str, Any]:
+    """What the flags of `add_arguments` ask of a pass over `key`: bounds and checkpoint."""
+    path = args.checkpoint or default_checkpoint(tool, project, bucket, key)
+    return {
+        "limit": args.limit,
+        "rate": args.rate,
+        "execute": args.execute,
+        "checkpoint_path": path,
+    }

@@ -277,19 +277,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         arguments.refuse("say which images: --object NAME, --prefix PREFIX or --metadata KEY=VALUE")
 
     def command(target: targets.Target) -> int:
-        path = args.checkpoint or bulk.default_checkpoint(
-            "erase", target.project, target.uploads_bucket, str(selection)
-        )
-        done = run(
-            target,
-            selection,
-            limit=args.limit,
-            rate=args.rate,
-            execute=args.execute,
-            checkpoint_path=path,
-            out=out,
-        )
-        return 1 if done.failed else 0
+        key, uploads = str(selection), target.uploads_bucket
+        bounds = bulk.options(args, "erase", target.project, uploads, key)
+        return 1 if run(target, selection, out=out, **bounds).failed else 0
 
     return targets.run_tool(args, command)
 
