@@ -16,8 +16,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from image_pipeline.events import OUTPUT_MARKER
 from image_pipeline.records import image_doc_id
@@ -27,6 +26,7 @@ from infra.model.topology import FINALIZED
 from infra.ops import bulk
 from infra.ops import target as targets
 
+TOOL = bulk.Tool("backfill", ("process", "sent"), "objects")
 _ATTEMPTS = 4  # per object, for 429/5xx answers (the platform would retry those too)
 
 
@@ -150,36 +150,12 @@ def selection(bucket: str, prefix: str, fingerprint: str = "") -> str:
 
 
 def run(
-    target: targets.Target,
-    *,
-    prefix: str = "",
-    limit: int = bulk.DEFAULT_LIMIT,
-    rate: float = 10.0,
-    execute: bool = False,
-    fingerprint: str = "",
-    checkpoint_path: Path,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
+    target: targets.Target, *, prefix: str = "", fingerprint: str = "", **bounds: Any
 ) -> bulk.Pass:
-    """One bounded pass. Dry runs never save the checkpoint: they only show the next run.
-
-    ``fingerprint``: the deployed output rules' (``--stale``); docs made under others are
-    selected too.
-    """
-    key = selection(target.uploads_bucket, prefix, fingerprint)
-    verbs = ("process", "sent")
-    run = bulk.start(
-        "backfill",
-        verbs,
-        "objects",
-        key,
-        checkpoint_path,
-        limit=limit,
-        rate=rate,
-        execute=execute,
-        out=out,
-        err=err,
-    )
+    """One bounded pass (`bulk.start`'s `bounds`). Dry runs never save the checkpoint: they
+    only show the next run. ``fingerprint``: the deployed output rules' (``--stale``); docs
+    made under others are selected too."""
+    run = bulk.start(TOOL, selection(target.uploads_bucket, prefix, fingerprint), **bounds)
     listing = _listing(target, prefix, run.checkpoint.last_name)
     for blob, doc in run.each(listing, lambda item: str(item[0].name)):
         if is_output(blob.metadata):
@@ -208,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "deployed ones (their fingerprint differs); their new thumbnails are written before "
         "the old rules' are removed",
     )
-    bulk.add_arguments(parser, "backfill", "objects", "send events", rate=10.0)
+    bulk.add_arguments(parser, TOOL, "send events", rate=10.0)
     targets.add_arguments(parser)
     args = parser.parse_args(argv)
 
@@ -217,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if fingerprint:
             print(f"--stale: bringing docs to output rules {fingerprint}", file=sys.stderr)
         key = selection(target.uploads_bucket, args.prefix, fingerprint)
-        bounds = bulk.options(args, "backfill", target.project, target.uploads_bucket, key)
+        bounds = bulk.options(args, TOOL, target.project, target.uploads_bucket, key)
         done = run(target, prefix=args.prefix, fingerprint=fingerprint, **bounds)
         return 1 if done.failed else 0
 

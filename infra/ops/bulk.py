@@ -101,13 +101,21 @@ class Pacer:
         self.next_at = max(self.next_at, time.monotonic()) + self.interval
 
 
+@dataclass(frozen=True)
+class Tool:
+    """A tool that makes passes: its name, what a dry run would do and a run did, and what
+    it counts (`Tool("backfill", ("process", "sent"), "objects")`)."""
+
+    name: str
+    verbs: tuple[str, str]
+    noun: str
+
+
 @dataclass
 class Pass:
-    """One bounded pass of a tool (`verbs`: what a dry run would do, what a run did)."""
+    """One bounded pass of a tool."""
 
-    tool: str
-    verbs: tuple[str, str]  # ("process", "sent"), ("erase", "erased")
-    noun: str  # what is counted: "objects", "images"
+    tool: Tool
     checkpoint: Checkpoint
     path: Path | None  # None: nothing to resume (a run that must go through everything)
     limit: int
@@ -140,11 +148,11 @@ class Pass:
             self.checkpoint.complete = True
         self._progress(final=True)
         self._save()
-        done, verb = self.selected - self.failed, self.verbs[1]
+        done, verb = self.selected - self.failed, self.tool.verbs[1]
         if self.execute:
             self._say(f"{verb} {done}, failed {self.failed}")
         else:
-            self._say(f"dry run: {self.selected} {self.noun} would be {verb}; add --execute")
+            self._say(f"dry run: {self.selected} {self.tool.noun} would be {verb}; add --execute")
         if not self.checkpoint.complete:
             where = printable(self.checkpoint.last_name)
             self._say(f"stopped at --limit {self.limit}; the next run continues after '{where}'")
@@ -158,16 +166,16 @@ class Pass:
         self.selected += 1
         lines = "".join(f"\n  {printable(d)}" for d in details)
         if not self.execute:
-            self._say(f"would {self.verbs[0]} {printable(what)}{lines}")
+            self._say(f"would {self.tool.verbs[0]} {printable(what)}{lines}")
             return
         self._pacer.wait()
         error = action()
         self.failed += bool(error)
-        self.count("failed" if error else self.verbs[1])
+        self.count("failed" if error else self.tool.verbs[1])
         if error:
             self._say(f"FAILED {printable(what)}: {printable(error)}")
         else:
-            self._say(f"{self.verbs[1]} {printable(what)}{lines}")
+            self._say(f"{self.tool.verbs[1]} {printable(what)}{lines}")
 
     def _save(self) -> None:
         if self.execute and self.path is not None:
@@ -186,49 +194,59 @@ class Pass:
         width = 30
         filled = width * min(self.selected, self.limit) // max(self.limit, 1)
         counts = ", ".join(f"{n} {what}" for what, n in self.checkpoint.counts.items())
-        verb = self.verbs[1] if self.execute else f"to {self.verbs[0]}"
-        line = (
-            f"{self.tool} [{'#' * filled}{'.' * (width - filled)}] {self.selected}/{self.limit} "
-            f"{verb} | {counts}"
-        )
+        verb = self.tool.verbs[1] if self.execute else f"to {self.tool.verbs[0]}"
+        bar = "#" * filled + "." * (width - filled)
+        line = f"{self.tool.name} [{bar}] {self.selected}/{self.limit} {verb} | {counts}"
         stream.write(("\r" if tty else "") + line + ("\n" if final else ""))
         stream.flush()
 
 
 def start(
-    tool: str, verbs: tuple[str, str], noun: str, selection: str, path: Path | None, **kw: Any
+    tool: Tool,
+    selection: str,
+    *,
+    checkpoint_path: Path | None = None,
+    limit: int = DEFAULT_LIMIT,
+    rate: float = 10.0,
+    execute: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> Pass:
-    """A pass from its checkpoint (a fresh one without a path)."""
+    """A pass over `selection` from its checkpoint (a fresh one without a path): a dry run
+    unless `execute`, at most `limit` items, `rate` a second, printing to `out` (and the
+    progress to `err`)."""
+    path = checkpoint_path
     checkpoint = Checkpoint.load(path, selection) if path else Checkpoint(selection)
-    return Pass(tool, verbs, noun, checkpoint, path, **kw)
+    return Pass(tool, checkpoint, path, limit, rate, execute, out, err)
 
 
-def add_arguments(
-    parser: argparse.ArgumentParser, tool: str, noun: str, execute: str, rate: float
-) -> None:
+def add_arguments(parser: argparse.ArgumentParser, tool: Tool, execute: str, rate: float) -> None:
     """The flags that bound a pass: --limit, --rate, --execute, --checkpoint."""
     parser.add_argument(
         "--limit",
         type=arguments.number(low=1, integer=True),
         default=DEFAULT_LIMIT,
-        help=f"hard cap on {noun} one run acts on (default {DEFAULT_LIMIT})",
+        help=f"hard cap on {tool.noun} one run acts on (default {DEFAULT_LIMIT})",
     )
     parser.add_argument(
-        "--rate", type=arguments.number(above=0), default=rate, help=f"{noun} per second ({rate:g})"
+        "--rate",
+        type=arguments.number(above=0),
+        default=rate,
+        help=f"{tool.noun} per second ({rate:g})",
     )
     parser.add_argument("--execute", action="store_true", help=f"{execute} (default: dry run)")
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        help=f"resume file (default: .local/{tool}/<project>-<bucket>-<selection hash>.json)",
+        help=f"resume file (default: .local/{tool.name}/<project>-<bucket>-<selection hash>.json)",
     )
 
 
 def options(
-    args: argparse.Namespace, tool: str, project: str, bucket: str, key: str
+    args: argparse.Namespace, tool: Tool, project: str, bucket: str, key: str
 ) -> dict[str, Any]:
     """What the flags of `add_arguments` ask of a pass over `key`: bounds and checkpoint."""
-    path = args.checkpoint or default_checkpoint(tool, project, bucket, key)
+    path = args.checkpoint or default_checkpoint(tool.name, project, bucket, key)
     return {
         "limit": args.limit,
         "rate": args.rate,

@@ -19,7 +19,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
@@ -31,6 +30,7 @@ from infra.ops import bulk, dead_letters
 from infra.ops import target as targets
 from infra.ops.backfill import is_output
 
+TOOL = bulk.Tool("erase", ("erase", "erased"), "images")
 # What a tombstone keeps: what ordering needs (records.decide), and when it was erased.
 TOMBSTONE = ("generation", "status", "thumbnails", "erasedAt", "updatedAt")
 Candidate = tuple[str, Mapping[str, Any]]  # an object name and the custom metadata seen with it
@@ -203,31 +203,9 @@ def erase(target: targets.Target, plan: Plan) -> str | None:
     return None
 
 
-def run(
-    target: targets.Target,
-    selection: Selection,
-    *,
-    limit: int = bulk.DEFAULT_LIMIT,
-    rate: float = 10.0,
-    execute: bool = False,
-    checkpoint_path: Path | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> bulk.Pass:
-    """One bounded pass over the selected images (a dry run unless `execute`)."""
-    verbs, key = ("erase", "erased"), str(selection)
-    run = bulk.start(
-        "erase",
-        verbs,
-        "images",
-        key,
-        checkpoint_path,
-        limit=limit,
-        rate=rate,
-        execute=execute,
-        out=out,
-        err=err,
-    )
+def run(target: targets.Target, selection: Selection, **bounds: Any) -> bulk.Pass:
+    """One bounded pass over the selected images (`bulk.start`'s `bounds`)."""
+    run = bulk.start(TOOL, str(selection), **bounds)
     letters = _letters(target)
     for name in run.each(candidates(target, selection, letters, run.checkpoint.last_name), str):
         found = plan(target, name, letters)
@@ -269,7 +247,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         metavar="KEY=VALUE",
         help="the images whose custom metadata holds this (repeatable: all must)",
     )
-    bulk.add_arguments(parser, "erase", "images", "erase them", rate=10.0)
+    bulk.add_arguments(parser, TOOL, "erase them", rate=10.0)
     targets.add_arguments(parser)
     args = parser.parse_args(argv)
     selection = Selection(tuple(args.object), args.prefix, tuple(args.metadata))
@@ -278,7 +256,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
 
     def command(target: targets.Target) -> int:
         key, uploads = str(selection), target.uploads_bucket
-        bounds = bulk.options(args, "erase", target.project, uploads, key)
+        bounds = bulk.options(args, TOOL, target.project, uploads, key)
         return 1 if run(target, selection, out=out, **bounds).failed else 0
 
     return targets.run_tool(args, command)
