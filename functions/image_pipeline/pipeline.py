@@ -154,18 +154,13 @@ def _thumbnails_event(
         made = imaging.make_thumbnails(data, options)
     with _timed(timings, "upload_ms"):
         run = folder.write(made.thumbnails, metadata)
-    if run.replaced:
+    if run.replaced or run.superseded:
         log.info(
             "skipped",
-            reason="no longer the live generation (overwritten or deleted meanwhile)",
+            reason="no longer the live generation (overwritten or deleted meanwhile)"
+            if run.replaced
+            else "a later run of this generation under other output rules wrote after this one",
             liveGeneration=run.live_generation,
-            deleted=run.removed,
-        )
-        return None
-    if run.superseded:
-        log.info(
-            "skipped",
-            reason="a later run of this generation under other output rules wrote after this one",
             outputsGeneration=run.mark,
             deleted=run.removed,
         )

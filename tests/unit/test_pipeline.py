@@ -30,7 +30,7 @@ from pipeline_kit import (
 )
 
 from image_pipeline import pipeline as stages
-from image_pipeline import pubsub_limits, thumbnails
+from image_pipeline import pubsub_limits
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.gcs import Upload
 from image_pipeline.records import image_doc_id
@@ -223,24 +223,6 @@ def test_late_expired_retry_does_not_hide_a_processed_image(pipeline):
 # --- long object names ---------------------------------------------------------------
 
 LONG_NAMES = ["a" * 1024, "照" * 341 + "a", "dir/" + "ü" * 510, "x" * 996 + "é"]
-
-
-@pytest.mark.parametrize(
-    ("name", "folder"),
-    [
-        ("n" * 996, "thumbnails/" + "n" * 996 + "/"),  # 11 + 996 + 1 + "99999x99999.webp"
-        ("n" * 997, "thumbnails/_long/" + image_doc_id("uploads", "n" * 997) + "/"),
-        ("é" * 498, "thumbnails/" + "é" * 498 + "/"),  # counted in bytes, not characters
-        ("é" * 499, "thumbnails/_long/" + image_doc_id("uploads", "é" * 499) + "/"),
-        # A short name aiming at another object's hashed folder gets a hashed one of its own.
-        (
-            "_long/" + "0" * 64,
-            "thumbnails/_long/" + image_doc_id("uploads", "_long/" + "0" * 64) + "/",
-        ),
-    ],
-)
-def test_thumbnail_folder_is_hashed_only_when_a_name_could_exceed_1024_bytes(name, folder):
-    assert thumbnails.thumbnail_folder("thumbnails/", "uploads", name) == folder
 
 
 @pytest.mark.parametrize("name", LONG_NAMES, ids=["ascii", "cjk", "nested", "edge"])
