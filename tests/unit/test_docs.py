@@ -164,3 +164,15 @@ def test_the_reading_map_names_files_that_exist():
     named = re.findall(r"`([\w./-]+/[\w./-]*)`", section)
     assert "functions/image_pipeline/imaging.py" in named  # the thumbnailer, in one hop
     assert [p for p in named if not (ROOT / p).exists()] == []
+
+
+def test_every_repository_path_the_docs_name_exists():
+    """A path in backticks (`infra/model/topology.py`) is a promise that the file is there."""
+    top = r"(?:functions|infra|tests|scripts|benchmarks|docs|\.github|\.ci)"
+    missing = [
+        f"{md.relative_to(ROOT)}: {path}"
+        for md in _markdown_files()
+        for path in re.findall(rf"`({top}/[\w./-]*)`", md.read_text())
+        if "*" not in path and not (ROOT / path.rstrip("/.")).exists()
+    ]
+    assert missing == []
