@@ -8,6 +8,7 @@ scripts/local pull SUBSCRIPTION             messages delivered to a pull subscri
 scripts/local replay [--all | ID...]        same as scripts/dead-letters replay
 scripts/local faults [fault flags]          change fault injection on the live stack
 scripts/local redeploy [--set S=V ...]      roll cdktf.json's settings out to the functions
+scripts/local iam                           per identity: permissions used, denied, never used
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shlex
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -31,6 +33,7 @@ from infra.local import lifecycle
 from infra.local.control import settings_body
 from infra.local.emulators import PreflightError
 from infra.local.fidelity.faults import FaultError, FaultSettings, names
+from infra.local.fidelity.iam import MODES
 from infra.local.local_stack import LocalStack, StackOptions, read_stack_json, stop_on_signals
 from infra.local.processes import StartupError
 from infra.local.pull import (
@@ -40,6 +43,7 @@ from infra.local.pull import (
     pull_subscription,
 )
 from infra.model.config import ConfigError, DeploymentConfig, load_config
+from infra.model.iam_policy import PolicyError
 from infra.model.topology import build_topology
 from infra.ops import dead_letters
 
@@ -70,6 +74,13 @@ def _settings_flag(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE", help=help)
 
 
+def _iam_flags(up: argparse.ArgumentParser) -> None:
+    iam = "check each call against the stacks' IAM: on refuses what it refuses, soft only logs"
+    up.add_argument("--iam", choices=MODES, default="on", help=iam)
+    policy = "enforce the IAM of this cdktf.out as it is (default: synthesize the settings')"
+    up.add_argument("--policy", type=Path, metavar="DIR", help=policy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = arguments.Parser(
         prog="scripts/local",
@@ -94,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: Eventarc's 24 h times --backoff-factor)",
     )
     _settings_flag(up, "override a deployment setting, e.g. --set max_input_bytes=1000000")
+    _iam_flags(up)
     up.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     _fault_flags(up)
     commands.add_parser("down", help="stop the running stack")
@@ -130,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop failing FUNCTION ('all' for every one)",
     )
     faults.add_argument("--reset", action="store_true", help="turn every fault off")
+    commands.add_parser("iam", help="per identity: permissions used, denied, never used")
     redeploy = commands.add_parser(
         "redeploy",
         help="apply cdktf.json, PIPELINE_* and --set to the running functions (as a deploy "
@@ -168,6 +181,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         faults=settings,
         backoff_factor=args.backoff_factor,
         trigger_window_seconds=args.trigger_retry_window,
+        iam=args.iam,
+        policy=args.policy,
     )
     stack = LocalStack(config, options)
     stop = threading.Event()
@@ -255,6 +270,14 @@ def cmd_redeploy(args: argparse.Namespace) -> int:
     return 0 if response.ok else 1
 
 
+def cmd_iam(args: argparse.Namespace) -> int:
+    response = requests.get(f"{read_stack_json()['router']['url']}/iam", timeout=10)
+    if response.status_code == 404:
+        raise RuntimeError("this stack checks no IAM (it was started with --iam off)")
+    print(json.dumps(response.json(), indent=2))
+    return 0
+
+
 COMMANDS = {
     "up": cmd_up,
     "down": lambda args: lifecycle.down(),
@@ -263,6 +286,7 @@ COMMANDS = {
     "pull": cmd_pull,
     "faults": cmd_faults,
     "redeploy": cmd_redeploy,
+    "iam": cmd_iam,
 }
 
 
@@ -275,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return quiet_broken_pipe(lambda: COMMANDS[args.command](args))
-    except (ConfigError, FaultError, PushSubscription, UnknownSubscription) as exc:
+    except (ConfigError, FaultError, PushSubscription, UnknownSubscription, PolicyError) as exc:
         return arguments.refusal(str(exc))  # refused: nothing started, nothing pulled
     except (PreflightError, StartupError, RuntimeError, deadlines.Unavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

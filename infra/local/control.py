@@ -13,6 +13,7 @@ so `infra.local.http_guard` refuses other Host names, cross-site writes and unbo
                                       (`throttled`: a 429 for lack of a free instance)
     GET  /abandoned?prefix=P          messages a route gave up on or refused, with the reason
     GET  /faults                      current fault settings
+    GET  /iam                         per identity: permissions used, denied, never used
     PUT  /faults                      JSON: any of duplicate_rate, reorder_window,
                                       transient_rate, failing (list), fail (list), heal (list
                                       or "all"), reset (true), seed (integer)
@@ -32,6 +33,7 @@ from urllib.parse import parse_qs, urlparse
 
 from image_pipeline.settings import to_text
 from infra.local.fidelity.faults import FaultError, Faults, planned
+from infra.local.fidelity.iam import Identities
 from infra.local.http_guard import GuardedHandler, Refused, serve_in_thread
 from infra.local.router import Router
 from infra.model.config import DeploymentConfig
@@ -74,6 +76,9 @@ class _Handler(GuardedHandler):
             "/abandoned": lambda: self.router.log.abandoned_json(query.get("prefix")),
             "/faults": lambda: self.faults.settings.to_json(),
         }
+        for hook in self.router.hooks:  # GET /iam while the stack checks IAM
+            if isinstance(hook, Identities):
+                answers["/iam"] = hook.report
         if url.path not in answers:
             raise Refused(HTTPStatus.NOT_FOUND, f"no such endpoint {url.path}")
         self.send_json(200, answers[url.path]())

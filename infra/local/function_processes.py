@@ -46,7 +46,7 @@ def start_function(
         "--source",
         str(source),
         "--target",
-        spec.key,
+        spec.entry_point,
         "--signature-type",
         "cloudevent",
         "--host",

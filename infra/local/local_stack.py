@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import ThreadingHTTPServer
@@ -32,9 +32,10 @@ from image_pipeline.settings import Settings
 from infra.common import paths
 from infra.common.emulator_clients import Clients, emulator_clients
 from infra.local import emulators, function_processes
-from infra.local.control import ControlServer, RedeployError
+from infra.local.control import ControlServer, RedeployError, settings_body
 from infra.local.fidelity import Fidelity
 from infra.local.fidelity.faults import FaultSettings
+from infra.local.fidelity.iam import Identities
 from infra.local.gallery import server as gallery_server
 from infra.local.gcs_preconditions import PreconditionProxy
 from infra.local.processes import ManagedProcess, free_port, stop_groups
@@ -54,6 +55,8 @@ class StackOptions:
     write_stack_json: bool = True
     # How long the Eventarc stand-in retries one event (None: 24 h x backoff_factor).
     trigger_window_seconds: float | None = None
+    iam: str = "on"  # on: refuse what the stacks' IAM refuses; soft: only record it; off
+    policy: Path | None = None  # a cdktf.out to enforce as it is (None: synthesize)
 
 
 class LocalStack:
@@ -68,6 +71,7 @@ class LocalStack:
         self.emulators: dict[str, emulators.Emulator] = {}
         self.functions: dict[str, function_processes.RunningFunction] = {}
         self.fidelity: Fidelity | None = None
+        self.iam: Identities | None = None
         self.router: Router | None = None
         self.gcs_proxy: PreconditionProxy | None = None
         self.control: ControlServer | None = None
@@ -135,6 +139,7 @@ class LocalStack:
                 (self.control, "stop"),
                 (self.router, "stop"),
                 (self.gcs_proxy, "stop"),
+                (self.iam, "stop"),
             ):
                 with contextlib.suppress(Exception):
                     if server is not None:
@@ -170,6 +175,9 @@ class LocalStack:
         }
         pubsub = self.emulators["pubsub"] = self._spawn_emulator("pubsub")
         firestore = self.emulators["firestore"] = self._spawn_emulator("firestore")
+        hosts = {"pubsub": pubsub.host, "firestore": firestore.host}  # (synthesizes meanwhile)
+        iam, policy, settings = self.options.iam, self.options.policy, settings_body(self.config)
+        self.iam = Identities.start(self.topology, iam, policy, settings, hosts)
         self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
         # Clients reach the fake through the proxy that applies the preconditions it ignores.
         self.gcs_proxy = PreconditionProxy(f"127.0.0.1:{free_port()}")
@@ -186,7 +194,7 @@ class LocalStack:
         self.clients = emulator_clients(
             self.topology.project, self.env, self.topology.firestore_database
         )
-        create_resources(self.clients, self.topology)
+        create_resources(self.clients, self.topology, self.iam.undead if self.iam else ())
         self.timings["emulators_s"] = time.monotonic() - t0
 
     def _spawn_emulator(self, name: str, port: int = 0) -> emulators.Emulator:
@@ -215,7 +223,7 @@ class LocalStack:
             emulators.wait_ready(started, cancel=cancel)
             if name != "firestore":  # topics, subscriptions and buckets live in the others
                 assert self.clients is not None
-                create_resources(self.clients, self.topology)
+                create_resources(self.clients, self.topology, self.iam.undead if self.iam else ())
         except BaseException:
             started.process.stop()
             raise
@@ -223,12 +231,16 @@ class LocalStack:
 
     # -- functions --------------------------------------------------------------------------
 
+    def _env(self, function: str) -> dict[str, str]:
+        """A function's environment: the emulators, seen through its identity's fronts."""
+        return {**self._function_env, **(self.iam.env(function) if self.iam else {})}
+
     def _start_functions(self) -> None:
         t0 = time.monotonic()
         self._function_env = {**os.environ, **self.env}
         for spec in self.topology.functions.values():
             self.functions[spec.key] = function_processes.start_function(
-                spec, self.options.functions_source, self._function_env, self.logs_dir
+                spec, self.options.functions_source, self._env(spec.key), self.logs_dir
             )
         for key, running in self.functions.items():
             function_processes.wait_ready(running)
@@ -242,7 +254,7 @@ class LocalStack:
         port = int(self.functions[key].url.rsplit(":", 1)[1].strip("/"))
         spec, source = self.topology.functions[key], self.options.functions_source
         running = function_processes.start_function(
-            spec, source, self._function_env, self.logs_dir, port
+            spec, source, self._env(key), self.logs_dir, port
         )
         try:
             function_processes.wait_ready(running, cancel=cancel)
@@ -297,6 +309,7 @@ class LocalStack:
         self.fidelity = Fidelity.for_topology(
             self.topology, self.options.faults, self.startup_seconds, self.options.backoff_factor
         )
+        self.fidelity.iam = self.iam
         self.router = Router(
             self.topology,
             self.clients.publisher,
@@ -343,7 +356,7 @@ class LocalStack:
             "functions": {
                 t.functions[key].name: {
                     "url": f.url,
-                    "target": t.functions[key].key,
+                    "target": t.functions[key].entry_point,
                     "log": str(f.process.log_path),
                     "pid": f.process.pid,
                     "restarts": self.restarts.get(key, 0),
@@ -386,8 +399,9 @@ class LocalStack:
         tmp.replace(self.stack_json)
 
 
-def create_resources(clients: Clients, t: Topology) -> None:
-    """Topics, subscriptions and buckets exactly as declared (plus the router's own)."""
+def create_resources(clients: Clients, t: Topology, undead: Collection[str] = ()) -> None:
+    """Topics, subscriptions and buckets exactly as declared (plus the router's own); those
+    in `undead` without their dead-letter policy (Pub/Sub could not apply it: IAM)."""
     names = harness_names(t)
     raw_topic = f"projects/{t.project}/topics/{names.raw_topic}"
     for path in [t.topic_path(k) for k in t.topics] + [raw_topic]:
@@ -400,7 +414,9 @@ def create_resources(clients: Clients, t: Topology) -> None:
             "filter": sub.filter,
             "ack_deadline_seconds": sub.ack_deadline_seconds,
             "message_retention_duration": duration_pb2.Duration(seconds=sub.retention_seconds),
-            "dead_letter_policy": {
+            "dead_letter_policy": None
+            if sub.key in undead
+            else {
                 "dead_letter_topic": t.topic_path(sub.dead_letter_topic),
                 "max_delivery_attempts": sub.max_delivery_attempts,
             },

@@ -26,19 +26,10 @@ from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
 from infra.local.pull import pull_filtered
 from infra.model.config import load_config
+from tests.synthesis import INTEGRATION_ID, INTEGRATION_SETTINGS, Synth
 
 # Small limits keep the "too big" cases cheap; everything else is the default config.
-TEST_SETTINGS = {
-    "project": "itest-imgpipe",
-    "max_input_bytes": 3_000_000,
-    "max_input_pixels": 40_000_000,
-    # A lifecycle rule, so cleanup tells its expiries from deletes (a test delete is seconds
-    # after the upload: never old enough to be one).
-    "uploads_lifecycle_days": 1,
-    # Pub/Sub's minimum: the dead-letter tests see the mechanism in 1.5 s of backoff; the
-    # default (15, sized to outlast throttling) is exercised by test_capacity's own stack.
-    "max_delivery_attempts": 5,
-}
+TEST_SETTINGS = INTEGRATION_SETTINGS  # its stacks are in the session synth (tests/synthesis.py)
 BACKOFF_FACTOR = 0.01  # 10 s minimum backoff -> 100 ms
 _counter = itertools.count()
 
@@ -160,11 +151,19 @@ class Harness:
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def local_stack(
+    tmp_path_factory: pytest.TempPathFactory, synthesized: dict[str, Synth]
+) -> Iterator[LocalStack]:
+    """The session's stack, enforcing the IAM its stacks were synthesized with."""
     state = tmp_path_factory.mktemp("local-stack")
     stack = LocalStack(
         load_config(overrides=TEST_SETTINGS),
-        StackOptions(state_dir=state, backoff_factor=BACKOFF_FACTOR, poll_seconds=0.05),
+        StackOptions(
+            state_dir=state,
+            backoff_factor=BACKOFF_FACTOR,
+            poll_seconds=0.05,
+            policy=synthesized[INTEGRATION_ID].outdir,
+        ),
     )
     try:
         stack.up()
@@ -190,6 +189,20 @@ def nothing_over_pubsub_limits(request: pytest.FixtureRequest, harness: Harness)
     if request.node.get_closest_marker("refused_publishes") is None:
         refused = harness.fidelity.refusals.records()
         assert harness.fidelity.refusals.count() == before, f"over Pub/Sub's limits: {refused}"
+
+
+@pytest.fixture(autouse=True)
+def nothing_the_deployed_iam_refuses(harness: Harness) -> Iterator[None]:
+    """Fail a test during which any identity used a permission no grant of the synthesized
+    stacks gives it: on GCP that call is refused (infra/local/fidelity/iam.py)."""
+    iam = harness.stack.iam
+    assert iam is not None, "the integration stack must enforce its IAM"
+    before = iam.denials()
+    yield
+    if iam.denials() != before:
+        report = iam.report()["identities"]
+        denied = {who: seen["denied"] for who, seen in report.items() if seen["denied"]}
+        pytest.fail(f"calls the deployed IAM refuses (grant them, or stop making them): {denied}")
 
 
 @pytest.fixture

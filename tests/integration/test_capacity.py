@@ -25,6 +25,7 @@ from infra.local.local_stack import LocalStack, StackOptions
 from infra.model.config import load_config
 from infra.ops.backfill import finalized_event, object_resource
 from tests.integration.conftest import Harness
+from tests.synthesis import CAPPED_ID, CAPPED_SETTINGS, Synth
 
 BURST = 40  # 40 x the make_thumbnail capacity of 1
 # Cloud Run's 10 s wait for an instance becomes 0.5 s or more (3.5 x the measured start),
@@ -33,19 +34,16 @@ FACTOR = 0.05
 
 
 @pytest.fixture(scope="module")
-def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def capped(
+    tmp_path_factory: pytest.TempPathFactory, synthesized: dict[str, Synth]
+) -> Iterator[Harness]:
     stack = LocalStack(
-        load_config(
-            overrides={
-                "project": "cap-imgpipe",
-                "thumbnail_max_instances": 1,
-                "function_max_instances": 1,
-            }
-        ),
+        load_config(overrides=CAPPED_SETTINGS),
         StackOptions(
             state_dir=tmp_path_factory.mktemp("capped-stack"),
             backoff_factor=FACTOR,
             poll_seconds=0.05,
+            policy=synthesized[CAPPED_ID].outdir,
         ),
     )
     try:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from infra.local.fidelity.faults import Faults, FaultSettings
+from infra.local.fidelity.iam import Identities
 from infra.local.fidelity.push_window import PushWindow
 from infra.local.fidelity.refusals import Refusals
 from infra.local.fidelity.throttle import Throttle
@@ -25,6 +26,7 @@ class Fidelity:
     refusals: Refusals
     faults: Faults
     throttle: Throttle
+    iam: Identities | None = None  # None: `--iam off`
 
     @classmethod
     def for_topology(
@@ -51,6 +53,9 @@ class Fidelity:
             # Publishes over Pub/Sub's limits never exist on GCP
             # (https://cloud.google.com/pubsub/quotas#resource_limits).
             self.refusals,
+            # Cloud Run refuses (403) a caller without run.invoker on the function
+            # (https://cloud.google.com/run/docs/securing/managing-access).
+            *([self.iam] if self.iam else []),
             # At-least-once, unordered delivery and failures before the function
             # (https://cloud.google.com/pubsub/docs/exactly-once-delivery).
             self.faults,
