@@ -25,13 +25,6 @@ from image_pipeline.pipeline import Pipeline
 PIPELINE = Pipeline.from_env(os.environ)
 
 
-def _headers() -> Mapping[str, str]:
-    if not flask.has_request_context():
-        return {}
-    # Werkzeug's Headers has the read side of a Mapping (case-insensitive `get`) but not its type.
-    return cast(Mapping[str, str], flask.request.headers)
-
-
 def _malformed(target: str, exc: MalformedEvent) -> tuple[str, int]:
     """Eventarc's storage event is acknowledged when malformed (no retry can fix it, and a
     non-2xx would be retried for a day); a pushed message is refused with 400, a nack that
@@ -66,8 +59,10 @@ Stage = Callable[[Pipeline, CloudEvent, Mapping[str, str]], None]
 
 
 def _run(stage: Stage, event: CloudEvent) -> None:
+    # Werkzeug's Headers has the read side of a Mapping (case-insensitive `get`) but not its type.
+    headers = cast(Mapping[str, str], flask.request.headers)
     try:
-        stage(PIPELINE, event, _headers())
+        stage(PIPELINE, event, headers)
     except MalformedEvent as exc:
         flask.abort(400, description=f"malformed message: {exc}")
 

@@ -32,6 +32,8 @@ SERVER_TIME: Any = _ServerTime()
 _STATUS_RANK = {"failed": 0, "processed": 1, "expired": 2, "deleted": 3}
 # Results that describe an original that is gone: the doc keeps what its generation had.
 _GONE = ("expired", "deleted")
+# What a processed result says of the image (null on a failed one).
+_IMAGE_FIELDS = ("width", "height", "format", "mode", "frames", "exif", "placeholder")
 # The facts of a generation (JSON API names). A result that lacks one (a thin notification
 # payload) leaves the value the doc holds for the same generation: facts are never lost.
 FACTS = ("metageneration", "contentType", "size", "md5Hash", "crc32c", "timeCreated")
@@ -150,19 +152,10 @@ def image_doc(
             value = held.get(key)
         if value is not None:
             fields[key] = value
-    if status not in _GONE:
-        fields |= {
-            "width": image.get("width"),
-            "height": image.get("height"),
-            "format": image.get("format"),
-            "mode": image.get("mode"),
-            "frames": image.get("frames"),
-            "exif": image.get("exif"),
-            "placeholder": image.get("placeholder"),
-            "rule": result.get("rule"),
-            "outputFingerprint": result.get("outputFingerprint"),
-            "metadata": result.get("metadata") or {},
-        }
+    if status not in _GONE:  # what the image was, and how its outputs were made
+        fields |= {key: image.get(key) for key in _IMAGE_FIELDS}
+        fields |= {key: result.get(key) for key in ("rule", "outputFingerprint")}
+        fields["metadata"] = result.get("metadata") or {}
     kept = held if status in _GONE else {}
     if status == "expired":
         fields["originalExpiredAt"] = result.get("expiredAt")
