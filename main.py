@@ -1,13 +1,15 @@
 """CDKTF app: deployment config -> topology -> checks -> stacks -> synth.
 
 `python main.py` (what `cdktf synth` runs, see cdktf.json) writes
-cdktf.out/stacks/<stack>/cdk.tf.json for the project stack and the pipeline stack, and warns
-when that replaces a resource holding data. Settings: cdktf.json context.pipeline and
+cdktf.out/stacks/<stack>/cdk.tf.json for the project stack and the pipeline stack, and
+refuses a synth that would replace a resource holding data unless `confirm_destroy_data`
+names the project. Settings: cdktf.json context.pipeline and
 PIPELINE_* environment variables (docs/settings.md).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from infra.deploy.function_source import SourceError
 from infra.model.checks import TopologyError
 from infra.model.config import ConfigError, load_environments
-from infra.model.synthesized import read_stacks
+from infra.model.synthesized import read_stacks, synthesized_stacks
 
 
 def main() -> int:
@@ -28,7 +30,7 @@ def main() -> int:
     from cdktf import App
 
     from infra.deploy.pipeline_stack import add_deployments
-    from infra.deploy.replacements import replacements, warning
+    from infra.deploy.replacements import replacements, report
 
     app = App()
     outdir = Path(app.outdir)
@@ -39,18 +41,31 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app.synth()
-    replaced = list(replacements(before, read_stacks(outdir).values()))
+    replaced = list(replacements(before.values(), read_stacks(outdir).values()))
+    confirmed = all(c.confirm_destroy_data for c in configs)
     if replaced:
-        print(warning(replaced), file=sys.stderr)
+        print(report(replaced, confirmed), file=sys.stderr)
+    if replaced and not confirmed:
+        _restore(outdir, before)  # the next synth is compared with what was last accepted
+        return 2
     return 0
 
 
-def _last_synth(outdir: Path) -> list[dict[str, Any]]:
+def _last_synth(outdir: Path) -> dict[str, dict[str, Any]]:
     """The stacks the previous `python main.py` wrote here (none if there is no readable one)."""
     try:
-        return list(read_stacks(outdir).values())
+        return read_stacks(outdir)
     except (OSError, ValueError, KeyError):
-        return []
+        return {}
+
+
+def _restore(outdir: Path, stacks: dict[str, dict[str, Any]]) -> None:
+    """Puts the previous synth back (and removes stacks it did not have)."""
+    for stack_id, path in synthesized_stacks(outdir).items():
+        if stack_id in stacks:
+            path.write_text(json.dumps(stacks[stack_id], indent=2))
+        else:
+            path.unlink()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ from typing import Any
 import pytest
 
 from infra.model.config import DeploymentConfig, from_mapping, load_config, load_environments
-from infra.model.synthesized import synthesized_stacks
+from infra.model.synthesized import (
+    PROJECT_STACK_ID,
+    pipeline_stack_id,
+    project_stack_id,
+    synthesized_stacks,
+)
 from infra.model.topology import Topology, build_topology
 from tests.infra.deploy_order import Graph
 
@@ -57,8 +62,7 @@ ALT_SETTINGS: Mapping[str, Any] = {
     "uploads_storage_classes": ["NEARLINE:10", "COLDLINE:20"],
     "create_firestore_database": False,  # the project already has its database
     "iam_settle_seconds": 300,
-    "force_destroy": True,
-    "allow_destroying_data": True,
+    "confirm_destroy_data": "other-project-42",
     "state_bucket": "team-tfstate",
     "labels": {"env": "test"},
     "backfill_invokers": "group:ops@example.com",
@@ -191,13 +195,7 @@ class Synth:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     from cdktf import App
 
-    from infra.deploy.pipeline_stack import (
-        PROJECT_STACK_ID,
-        add_deployments,
-        add_pipeline_stack,
-        pipeline_stack_id,
-        project_stack_id,
-    )
+    from infra.deploy.pipeline_stack import add_deployments, add_pipeline_stack
     from infra.deploy.project_stack import ProjectStack
 
     outdir = tmp_path_factory.mktemp("cdktf.out")

@@ -18,7 +18,7 @@ from infra.deploy.constructs.alerts import Alerts
 from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.firestore import index_exemptions
+from infra.deploy.constructs.firestore import pipeline_database
 from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
 from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
@@ -26,12 +26,8 @@ from infra.deploy.project_stack import ProjectStack
 from infra.deploy.state_backend import set_up
 from infra.model.checks import check_topology
 from infra.model.config import DeploymentConfig
+from infra.model.synthesized import pipeline_stack_id, project_stack_id
 from infra.model.topology import Topology, build_topology
-
-# The CDKTF stacks of a deployment: `python main.py` writes cdktf.out/stacks/<id>/cdk.tf.json
-# for the pipeline and for the project-wide resources it needs, which is deployed first.
-STACK_ID = "image-pipeline"
-PROJECT_STACK_ID = "image-pipeline-project"
 
 
 class PipelineStack(TerraformStack):
@@ -66,17 +62,18 @@ class PipelineStack(TerraformStack):
             archive=archive,
             archive_path=archive_path,
         )
+        database = pipeline_database(self, deployment)
         functions = Functions(
             self,
             "functions",
             deployment,
             identities=identities,
             buckets=buckets,
+            after=[database] if database else [],
         )
         messaging = Messaging(
             self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
         )
-        index_exemptions(self, deployment)
         Alerts(
             self,
             "alerts",
@@ -125,13 +122,3 @@ def add_pipeline_stack(
         project=project,
         archive_dir=Path(app.outdir) / ".function-source" / stack_id,
     )
-
-
-def pipeline_stack_id(config: DeploymentConfig) -> str:
-    """The pipeline stack of a deployment: `image-pipeline`, or `image-pipeline-<env>`."""
-    return f"{STACK_ID}-{config.environment}" if config.environment else STACK_ID
-
-
-def project_stack_id(config: DeploymentConfig) -> str:
-    """The project stack, one per GCP project: environments in one project share it."""
-    return f"{PROJECT_STACK_ID}-{config.project}" if config.environment else PROJECT_STACK_ID

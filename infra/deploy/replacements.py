@@ -1,11 +1,12 @@
 """What a new synth would replace among the resources holding data, compared with the last.
 
-A bucket's `name` and `location` and the Firestore database's `location_id` are ForceNew in
-the google provider (6.50): Terraform can only set them when it creates the resource, so a
-change plans destroying the old one. `prevent_destroy` refuses such a plan
+A bucket's `name` and `location`, a topic's `name`, a subscription's `name`, `topic` and
+`filter`, and the Firestore database's `location_id` are ForceNew in the google provider
+(6.50): Terraform can only set them when it creates the resource, and replaces it by
+destroying it first. `prevent_destroy` refuses such a plan
 (`infra/deploy/constructs/protection.py`), but only once `cdktf deploy` has planned it;
-`python main.py` already knows, when a previous synth is in `cdktf.out`, and says which
-settings did it. Plain data: no cdktf.
+`python main.py` already knows, when a previous synth is in `cdktf.out`, and refuses to
+write the new one unless `confirm_destroy_data` names the project. Plain data: no cdktf.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from infra.model.config import FIXED_AFTER_FIRST_DEPLOY
 FORCE_NEW: Mapping[str, tuple[str, ...]] = {
     "google_storage_bucket": ("name", "location", "project"),
     "google_firestore_database": ("name", "location_id", "project"),
+    "google_pubsub_topic": ("name", "project"),
+    "google_pubsub_subscription": ("name", "topic", "filter", "project"),
 }
 
 
@@ -55,12 +58,23 @@ def replacements(
                 )
 
 
-def warning(lines: list[str]) -> str:
+def report(lines: list[str], confirmed: bool) -> str:
+    """The refusal (or, with `confirm_destroy_data`, the warning) naming each replacement."""
     return (
-        "warning: this synth replaces resources that hold data (compared with the last synth "
-        "in cdktf.out):\n"
+        (
+            "warning: the plan will destroy"
+            if confirmed
+            else "error: this synth (not written) would destroy"
+        )
+        + " resources that hold data (compared with the last synth in cdktf.out):\n"
         + "".join(f"  - {line}\n" for line in lines)
-        + "  The plan will stop there (prevent_destroy) unless allow_destroying_data is set. "
-        f"Settings fixed after the first deploy: {', '.join(FIXED_AFTER_FIRST_DEPLOY)} "
+        + (
+            ""
+            if confirmed
+            else "  To change a subscription or a topic without losing messages, follow "
+            'docs/deploy-and-operate.md, "Changes that lose nothing"; to go ahead and lose what '
+            "they hold, set PIPELINE_CONFIRM_DESTROY_DATA=<project>.\n"
+        )
+        + f"  Settings fixed after the first deploy: {', '.join(FIXED_AFTER_FIRST_DEPLOY)} "
         "(docs/settings.md)."
     )

@@ -46,7 +46,7 @@ def start_function(
         "--source",
         str(source),
         "--target",
-        spec.entry_point,
+        spec.key,
         "--signature-type",
         "cloudevent",
         "--host",

@@ -356,7 +356,7 @@ class LocalStack:
             "functions": {
                 t.functions[key].name: {
                     "url": f.url,
-                    "target": t.functions[key].entry_point,
+                    "target": t.functions[key].key,
                     "log": str(f.process.log_path),
                     "pid": f.process.pid,
                     "restarts": self.restarts.get(key, 0),

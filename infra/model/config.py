@@ -195,14 +195,13 @@ class DeploymentConfig(Tunables):
         "already has one",
     )
     firestore_location: str = setting("", doc="location of that database", default_doc="the region")
-    force_destroy: bool = setting(
-        False, doc="let `cdktf destroy` delete non-empty uploads/thumbnails buckets"
-    )
-    # Terraform prevent_destroy on what holds data; a replace is refused at plan time too.
-    allow_destroying_data: bool = setting(
-        False,
-        doc="let a plan destroy or replace the uploads and thumbnails buckets and the "
-        "Firestore database (while false they carry Terraform's `prevent_destroy`)",
+    # Typed, not a flag: it must name the project, so a setting left over from another
+    # deployment cannot destroy this one. `cdktf destroy` synthesizes again, so it sees it.
+    confirm_destroy_data: str = setting(
+        "",
+        doc="the project id, to let this deployment's data be destroyed or replaced: lifts "
+        "Terraform's `prevent_destroy` from the buckets, topics, subscriptions and database "
+        "and lets a destroy delete the buckets with their objects (empty: all protected)",
     )
     # Keyless CI deploys (Workload Identity Federation), created in the project stack.
     github_repository: str = setting(
@@ -279,6 +278,12 @@ class DeploymentConfig(Tunables):
             check_bounds(self, DeploymentConfig)
         except SettingsError as error:
             raise ConfigError(error.setting, error.problem) from None
+        if self.confirm_destroy_data not in ("", self.project):
+            raise ConfigError(
+                "confirm_destroy_data",
+                f"{self.confirm_destroy_data!r} is not this deployment's project "
+                f"{self.project!r}: name the project to confirm",
+            )
         if self.max_backoff_seconds < self.min_backoff_seconds:
             raise ConfigError(
                 "max_backoff_seconds",

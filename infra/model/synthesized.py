@@ -1,4 +1,5 @@
-"""Reading what a synth wrote: every stack's `cdk.tf.json`, by stack id (plain JSON, no cdktf).
+"""The stacks a synth writes, and reading them back: every stack's `cdk.tf.json`, by stack id
+(plain JSON, no cdktf).
 
 A deployment is two stacks (the project's and the pipeline's, `infra.deploy`); tools that ask
 what the whole deployment declares (preflight's permissions, the tests) read both.
@@ -10,6 +11,13 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from infra.model.config import DeploymentConfig
+
+# `python main.py` writes cdktf.out/stacks/<id>/cdk.tf.json for the pipeline and for the
+# project-wide resources it needs, which is deployed first.
+STACK_ID = "image-pipeline"
+PROJECT_STACK_ID = "image-pipeline-project"
 
 
 def synthesized_stacks(outdir: Path) -> dict[str, Path]:
@@ -33,3 +41,13 @@ def merged(stacks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             for kind, bodies in tf.get(section, {}).items():
                 result[section].setdefault(kind, {}).update(bodies)
     return result
+
+
+def pipeline_stack_id(config: DeploymentConfig) -> str:
+    """The pipeline stack of a deployment: `image-pipeline`, or `image-pipeline-<env>`."""
+    return f"{STACK_ID}-{config.environment}" if config.environment else STACK_ID
+
+
+def project_stack_id(config: DeploymentConfig) -> str:
+    """The project stack, one per GCP project: environments in one project share it."""
+    return f"{PROJECT_STACK_ID}-{config.project}" if config.environment else PROJECT_STACK_ID

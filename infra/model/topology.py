@@ -149,10 +149,6 @@ class FunctionSpec:
     grants: tuple[Grant, ...]
     env: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def entry_point(self) -> str:
-        return self.key
-
 
 @dataclass(frozen=True)
 class StorageTriggerSpec:
@@ -216,18 +212,21 @@ def function_env(config: DeploymentConfig, topics: Mapping[str, TopicSpec]) -> d
     Built through `Settings` so the functions' own validation runs at synth time, and
     `GOOGLE_CLOUD_PROJECT` is set explicitly (2nd gen Python runtimes do not set it).
     """
-    # Environments may share a project, and so its Firestore database: each keeps its
-    # documents in collections of its own.
-    suffix = f"-{config.environment}" if config.environment else ""
     return Settings.wired(
         config,
         project=config.project,
         uploads_bucket=config.uploads_bucket,
         thumbnails_bucket=config.thumbnails_bucket,
         image_events_topic=topics["image_events"].name,
-        images_collection=f"images{suffix}",
-        dead_letters_collection=f"dead_letters{suffix}",
+        firestore_database=firestore_database(config),
     ).to_env()
+
+
+def firestore_database(config: DeploymentConfig) -> str:
+    """The project's `(default)` database for the one default deployment; a named
+    environment's own database, so environments sharing a project share no documents and
+    no grant (the datastore.user condition names the database)."""
+    return f"{config.prefix}-pipeline" if config.environment else "(default)"
 
 
 def serving_env(concurrency: int) -> dict[str, str]:

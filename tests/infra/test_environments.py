@@ -15,7 +15,7 @@ pytestmark = pytest.mark.synth
 
 def _names(value: Any) -> set[str]:
     """Every name a GCP resource or document is known by in a stack: `name`, `account_id`,
-    `repository_id`, `display_name`, and the functions' Firestore collections."""
+    `repository_id`, `display_name`, and the functions' Firestore database."""
     found: set[str] = set()
     if isinstance(value, dict):
         for key, item in value.items():
@@ -25,8 +25,8 @@ def _names(value: Any) -> set[str]:
                 item, str
             ):
                 found.add(item)
-            elif key in ("IMAGES_COLLECTION", "DEAD_LETTERS_COLLECTION"):
-                found.add(f"collection {item}")
+            elif key == "FIRESTORE_DATABASE":
+                found.add(f"database {item}")
             else:
                 found |= _names(item)
     elif isinstance(value, list):
@@ -40,7 +40,7 @@ def test_two_environments_in_one_project_share_no_name(team):
     assert dev.config.project == prod.config.project == "team-project-1"
     dev_names, prod_names = _names(dev.tf["resource"]), _names(prod.tf["resource"])
     assert len(dev_names) > 30 and len(prod_names) > 30  # it looked at the resources
-    assert "collection images-dev" in dev_names and "collection images-prod" in prod_names
+    assert "database imgdev-pipeline" in dev_names and "database imgprod-pipeline" in prod_names
     assert dev_names.isdisjoint(prod_names), sorted(dev_names & prod_names)
     # Their settings are the base plus their own.
     assert (dev.config.function_max_instances, prod.config.function_max_instances) == (2, 10)
@@ -116,3 +116,50 @@ def test_a_named_repository_gets_keyless_deploys_and_nothing_more(team, stack):
     assert "google_service_account_key" not in project
     # Without the setting: none of it.
     assert "google_iam_workload_identity_pool" not in stack.project["resource"]
+
+
+DATA_ROLES = ("roles/datastore.", "roles/storage.", "roles/pubsub.")
+
+
+def test_no_identity_of_one_environment_holds_a_role_on_anothers_data(team):
+    """Each environment has its own database, and every grant its identities hold on data
+    names that environment's buckets, topics, subscriptions or database, never the other's."""
+    dev, prod = team
+    for own, other in ((dev, prod), (prod, dev)):
+        [database] = own.pipeline_resources("google_firestore_database").values()
+        assert database["name"] == own.topology.firestore_database
+        assert database["lifecycle"] == {"prevent_destroy": True}
+        theirs = {
+            *(b["name"] for b in other.pipeline_resources("google_storage_bucket").values()),
+            *(t.name for t in other.topology.topics.values()),
+            *(s.name for s in other.topology.subscriptions.values()),
+            f"databases/{other.topology.firestore_database}",
+        }
+        checked = 0
+        # The environment's identities are its pipeline stack's (the project stack's deploy
+        # accounts belong to the project, and deploy every environment).
+        bindings = [
+            (kind, body)
+            for kind, resources in own.tf["resource"].items()
+            if kind.endswith("_iam_member")
+            for body in resources.values()
+        ]
+        for kind, binding in bindings:
+            if not any(binding["role"].startswith(r) for r in DATA_ROLES):
+                continue
+            member = binding["member"]
+            if member.startswith("${google_service_account."):
+                checked += 1
+                text = json.dumps(binding)
+                assert not any(name in text for name in theirs), (kind, binding)
+                if kind == "google_project_iam_member":  # project-wide: only conditioned
+                    expression = binding["condition"]["expression"]
+                    if binding["role"] == "roles/datastore.user":
+                        assert f"databases/{own.topology.firestore_database}" in expression
+                    else:
+                        assert "gcf-v2-sources-" in expression, binding
+        assert checked >= 8  # it looked at the functions' and the builder's grants
+        # The functions read and write their own database, and only that one.
+        for fn in own.all("google_cloudfunctions2_function"):
+            env = fn["service_config"]["environment_variables"]
+            assert env["FIRESTORE_DATABASE"] == own.topology.firestore_database

@@ -26,7 +26,7 @@ def test_function_settings_come_from_the_spec(synth_name, request):
         build, service = fn["build_config"], fn["service_config"]
         assert fn["location"] == synth.config.region
         assert build["runtime"] == FUNCTION_RUNTIME
-        assert build["entry_point"] == spec.entry_point
+        assert build["entry_point"] == spec.key
         assert service["environment_variables"] == dict(spec.env)
         # 2nd gen Python runtimes do not set it; the functions need it for their clients.
         assert service["environment_variables"]["GOOGLE_CLOUD_PROJECT"] == synth.config.project

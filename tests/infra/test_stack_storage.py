@@ -18,7 +18,6 @@ def test_pipeline_buckets_are_private_uniform_and_unversioned(stack):
         assert bucket["public_access_prevention"] == "enforced"
         assert bucket["versioning"] == {"enabled": False}
         assert bucket["location"] == "US-CENTRAL1"
-        assert bucket["force_destroy"] is False
         assert bucket["labels"]["pipeline"] == "imgpipe"
         assert "lifecycle_rule" not in bucket  # uploads_lifecycle_days defaults to 0
 
@@ -32,7 +31,7 @@ def test_source_bucket_is_private_and_destroyable(stack):
     assert len(stack.all("google_storage_bucket")) == len(stack.topology.buckets) + 1
 
 
-def test_lifecycle_labels_and_force_destroy_follow_the_config(alt_stack):
+def test_lifecycle_and_labels_follow_the_config(alt_stack):
     uploads = alt_stack.one("google_storage_bucket", name="other-project-42-thumbs-uploads")
     assert uploads["lifecycle_rule"] == [
         {"action": {"type": "Delete"}, "condition": {"age": 30}},
@@ -45,7 +44,6 @@ def test_lifecycle_labels_and_force_destroy_follow_the_config(alt_stack):
             "condition": {"age": 20, "matches_storage_class": ["STANDARD", "NEARLINE"]},
         },
     ]
-    assert uploads["force_destroy"] is True
     assert uploads["location"] == "EUROPE-WEST4"
     assert uploads["labels"] == {"pipeline": "thumbs", "env": "test", "bucket": "uploads"}
     thumbs = alt_stack.one("google_storage_bucket", name="other-project-42-thumbs-thumbnails")
@@ -75,20 +73,34 @@ def test_every_function_builds_from_the_archive_object(stack):
         assert source["object"].startswith(obj_ref)
 
 
-def test_what_holds_data_refuses_destruction_unless_allowed(stack, alt_stack):
-    # Default: prevent_destroy on the uploads and thumbnails buckets and the database.
-    protected = {
-        b["name"]
-        for b in stack.all("google_storage_bucket")
-        if b.get("lifecycle", {}).get("prevent_destroy") is True
+def test_what_holds_data_refuses_destruction_unless_confirmed(stack, alt_stack):
+    # Default: prevent_destroy on the uploads and thumbnails buckets, every topic and
+    # subscription, and the database; the buckets keep their objects on a destroy.
+    def protected(synth, kind):
+        return {
+            b["name"]
+            for b in synth.all(kind)
+            if b.get("lifecycle", {}).get("prevent_destroy") is True
+        }
+
+    t = stack.topology
+    assert protected(stack, "google_storage_bucket") == {
+        stack.config.uploads_bucket,
+        stack.config.thumbnails_bucket,
     }
-    assert protected == {stack.config.uploads_bucket, stack.config.thumbnails_bucket}
-    [db] = stack.all("google_firestore_database")
-    assert db["lifecycle"] == {"prevent_destroy": True}
-    # allow_destroying_data lifts it (the source bucket never has it: git remakes it).
-    assert alt_stack.config.allow_destroying_data
-    for bucket in alt_stack.all("google_storage_bucket"):
-        assert "lifecycle" not in bucket
+    assert protected(stack, "google_pubsub_topic") == {s.name for s in t.topics.values()}
+    assert protected(stack, "google_pubsub_subscription") == {
+        s.name for s in t.subscriptions.values()
+    }
+    assert protected(stack, "google_firestore_database") == {"(default)"}
+    for name in (stack.config.uploads_bucket, stack.config.thumbnails_bucket):
+        assert stack.one("google_storage_bucket", name=name)["force_destroy"] is False
+    # confirm_destroy_data (the project's id) lifts all of it, and a destroy then deletes the
+    # buckets with their objects (the source bucket never had it: git remakes it).
+    assert alt_stack.config.confirm_destroy_data == alt_stack.config.project
+    for kind in ("google_storage_bucket", "google_pubsub_topic", "google_pubsub_subscription"):
+        assert all("lifecycle" not in body for body in alt_stack.all(kind)), kind
+    assert all(b["force_destroy"] is True for b in alt_stack.all("google_storage_bucket"))
 
 
 def test_settings_that_replace_what_holds_data_are_named_fixed(stack, alt_stack):

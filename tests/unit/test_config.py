@@ -33,7 +33,7 @@ def test_defaults_give_a_working_cheap_pipeline():
     assert c.source_bucket == "my-gcp-project-imgpipe-source"
     assert c.firestore_location == "us-central1"
     assert c.thumbnail_sizes == (Box(128, 128), Box(512, 512), Box(1024, 1024))
-    assert c.force_destroy is False
+    assert c.confirm_destroy_data == ""  # everything that holds data is protected
     assert c.create_firestore_database is True  # a new project has no database
     assert c.iam_settle_seconds == 120  # "typically 2 minutes" (IAM propagation)
     assert c.uploads_lifecycle_days == 0
@@ -49,7 +49,7 @@ def test_env_overrides_cdktf_json_and_overrides_win(tmp_path):
     env = {
         "PIPELINE_REGION": "europe-west1",
         "PIPELINE_FUNCTION_MAX_INSTANCES": "4",
-        "PIPELINE_FORCE_DESTROY": "true",
+        "PIPELINE_CONFIRM_DESTROY_DATA": "from-json-1",
         "PIPELINE_THUMBNAIL_SIZES": "64x64, 256x128",
         "PIPELINE_LABELS": "team=media,env=dev",
         "OTHER": "ignored",
@@ -58,7 +58,7 @@ def test_env_overrides_cdktf_json_and_overrides_win(tmp_path):
     assert c.project == "from-json-1"
     assert c.region == "europe-west1"
     assert c.function_max_instances == 4
-    assert c.force_destroy is True
+    assert c.confirm_destroy_data == "from-json-1"
     assert c.thumbnail_sizes == (Box(64, 64), Box(256, 128))
     assert c.labels == {"team": "media", "env": "dev"}
     assert c.uploads_bucket == "from-json-1-pics-uploads"
@@ -107,7 +107,7 @@ def test_missing_file_and_project_is_a_clear_error(tmp_path):
         ({"function_timeout_seconds": "541"}, "function_timeout_seconds"),
         ({"thumbnail_memory": "1GB"}, "thumbnail_memory"),
         ({"thumbnail_max_instances": "many"}, "thumbnail_max_instances"),
-        ({"force_destroy": "maybe"}, "force_destroy"),
+        ({"confirm_destroy_data": "true"}, "confirm_destroy_data"),  # names the project
         ({"iam_settle_seconds": "5"}, "iam_settle_seconds"),
         ({"labels": {"Bad Key": "x"}}, "labels"),
         ({"no_such_setting": "1"}, "no_such_setting"),

@@ -99,3 +99,31 @@ def test_every_tool_has_help(tool, capsys):
 def test_every_tool_is_documented():
     shown = {tool for _, tool, _ in documented()}
     assert sorted(set(TOOLS) - shown) == []
+
+
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def _uploads_stated(text: str) -> set[int]:
+    """Counts in "uploads six generated images", "upload four files", "uploads 6 ...": what a
+    help text or the README promises the tool uploads."""
+    said = re.findall(r"\buploads? (\w+) (?:generated )?(?:images|files)\b", text)
+    return {int(w) if w.isdigit() else WORDS.index(w) for w in said}
+
+
+@pytest.mark.parametrize(
+    ("tool", "uploads"),
+    [
+        ("scripts/demo", lambda: len(importlib.import_module("infra.local.demo").SAMPLES)),
+        ("scripts/smoke", lambda: len(importlib.import_module("infra.ops.smoke").samples())),
+    ],
+)
+def test_the_help_says_how_many_files_the_tool_uploads(tool, uploads, capsys):
+    with pytest.raises(SystemExit):
+        _main(tool)(["--help"])
+    assert _uploads_stated(" ".join(capsys.readouterr().out.split())) == {uploads()}
+
+
+def test_the_readme_says_how_many_images_the_demo_uploads():
+    demo = importlib.import_module("infra.local.demo")
+    assert _uploads_stated((ROOT / "README.md").read_text()) == {len(demo.SAMPLES)}

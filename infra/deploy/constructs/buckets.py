@@ -92,7 +92,7 @@ class Buckets(Construct):
         # Function source archives. Always force_destroy: it only holds build inputs that
         # git reproduces, so `cdktf destroy` may remove it with whatever is left in it.
         self.source = self._bucket(
-            "source", config.source_bucket, force_destroy=True, soft_delete=False
+            "source", config.source_bucket, remade_by_git=True, soft_delete=False
         )
         asset = TerraformAsset(self, "source-archive", path=str(archive_path), type=AssetType.FILE)
         # Named by the archive's hash: a code change is a new object name, which is what
@@ -111,7 +111,7 @@ class Buckets(Construct):
         key: str,
         name: str,
         lifecycle: list[StorageBucketLifecycleRule] | None = None,
-        force_destroy: bool | None = None,
+        remade_by_git: bool = False,
         soft_delete: bool = True,
     ) -> StorageBucket:
         topology, config = self._deployment.topology, self._deployment.config
@@ -133,6 +133,8 @@ class Buckets(Construct):
             soft_delete_policy=(
                 None if soft_delete else StorageBucketSoftDeletePolicy(retention_duration_seconds=0)
             ),
-            force_destroy=config.force_destroy if force_destroy is None else force_destroy,
+            # Terraform reads it from the state when it destroys: a confirmed tear-down applies
+            # it first (scripts/cdktf destroy), then deletes the bucket with its objects.
+            force_destroy=remade_by_git or bool(config.confirm_destroy_data),
             labels={**self._deployment.labels, "bucket": key.replace("_", "-")},
         )

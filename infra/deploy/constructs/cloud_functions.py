@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepository,
@@ -57,11 +59,13 @@ class Functions(Construct):
         *,
         identities: Identities,
         buckets: Buckets,
+        after: Sequence[ITerraformDependable] = (),
     ) -> None:
         super().__init__(scope, id_)
         topology = deployment.topology
         self.images = _image_repository(self, deployment)
-        build_ready = self._build_grants(deployment, identities, buckets)
+        # The functions start after their builder's grants and after `after` (the database).
+        build_ready = [*self._build_grants(deployment, identities, buckets), *after]
         self.functions = {
             spec.key: self._function(deployment, spec, identities, buckets, build_ready)
             for spec in topology.functions.values()
@@ -104,7 +108,7 @@ class Functions(Construct):
         spec: FunctionSpec,
         identities: Identities,
         buckets: Buckets,
-        build_ready: list[WaitForPropagation],
+        build_ready: list[ITerraformDependable],
     ) -> Cloudfunctions2Function:
         topology = deployment.topology
         triggered = spec.key == topology.trigger.function
@@ -121,7 +125,7 @@ class Functions(Construct):
             labels={**deployment.labels, "function": spec.key.replace("_", "-")},
             build_config=Cloudfunctions2FunctionBuildConfig(
                 runtime=FUNCTION_RUNTIME,
-                entry_point=spec.entry_point,
+                entry_point=spec.key,
                 source=Cloudfunctions2FunctionBuildConfigSource(
                     storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
                         bucket=buckets.source.name,

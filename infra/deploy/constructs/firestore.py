@@ -62,8 +62,8 @@ def firestore_database(
         name="(default)",  # what the functions read (FIRESTORE_DATABASE)
         location_id=config.firestore_location,
         type="FIRESTORE_NATIVE",
-        # Should the stack ever be destroyed (allow_destroying_data), the database and its
-        # data stay in place.
+        # Should the stack ever be destroyed (confirm_destroy_data), the database and its
+        # data stay in place: the project's other workloads may use it.
         deletion_policy="ABANDON",
         depends_on=apis.needed("firestore"),
     )
@@ -75,30 +75,42 @@ def firestore_database(
     )
 
 
-def index_exemptions(scope: Construct, deployment: Deployment) -> list[FirestoreField]:
-    """Single-field index exemptions for the pipeline's collections (`UNINDEXED_FIELDS`).
+def pipeline_database(scope: Construct, deployment: Deployment) -> FirestoreDatabase | None:
+    """A named environment's own database (the default deployment uses the project stack's),
+    and the single-field index exemptions of the pipeline's collections (`UNINDEXED_FIELDS`).
 
     An empty `index_config` removes every single-field index of the field, as in the
     provider's `firestore_field` example ("Disable all single field indexes for the
-    timestamp property"). In the pipeline stack: they describe its collections, and the
-    project stack (applied first) holds the database.
+    timestamp property").
     """
-    topology = deployment.topology
-    database = topology.firestore_database
-    return [
-        why(
-            FirestoreField(
-                scope,
-                f"unindexed-{key}-{name}",
-                project=topology.project,
-                database=database,
-                collection=topology.collections[key],
-                field=name,
-                index_config=FirestoreFieldIndexConfig(),
-            ),
-            "increases steadily or is a large map, and nothing queries it: indexed, it would "
-            "cap the collection's writes (Firestore best practices)",
+    topology, config = deployment.topology, deployment.config
+    database = None
+    if config.environment:
+        database = FirestoreDatabase(
+            scope,
+            "environment-database",
+            project=topology.project,
+            name=topology.firestore_database,
+            location_id=config.firestore_location,
+            type="FIRESTORE_NATIVE",
+            # The environment's alone: a confirmed tear-down deletes it with its documents.
+            deletion_policy="DELETE" if config.confirm_destroy_data else "ABANDON",
         )
-        for key, names in UNINDEXED_FIELDS.items()
-        for name in names
-    ]
+        protect(database, config)
+        why(database, "this environment's documents, apart from every other environment's")
+    for key, names in UNINDEXED_FIELDS.items():
+        for name in names:
+            why(
+                FirestoreField(
+                    scope,
+                    f"unindexed-{key}-{name}",
+                    project=topology.project,
+                    database=database.name if database else topology.firestore_database,
+                    collection=topology.collections[key],
+                    field=name,
+                    index_config=FirestoreFieldIndexConfig(),
+                ),
+                "increases steadily or is a large map, and nothing queries it: indexed, it "
+                "would cap the collection's writes (Firestore best practices)",
+            )
+    return database

@@ -25,6 +25,7 @@ from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import WaitForPropagation
 from infra.deploy.constructs.iam import Identities, function_grants, grant_id
+from infra.deploy.constructs.protection import protect
 from infra.model.topology import SubscriptionSpec, Topology
 
 
@@ -52,6 +53,9 @@ class Messaging(Construct):
             )
             for spec in topology.topics.values()
         }
+        # A topic recreated drops what is published meanwhile, and detaches its subscriptions.
+        for topic in self.topics.values():
+            protect(topic, deployment.config)
         self.dead_letter_publishers = {
             # Pub/Sub forwards undeliverable messages as its service agent; without this
             # binding dead lettering silently does nothing.
@@ -101,6 +105,9 @@ class Messaging(Construct):
         )
         for spec in topology.subscriptions.values():
             sub = self._subscription(deployment, spec, identities, functions, push_ready)
+            # Recreated (its filter is ForceNew), it loses its backlog and what arrives between
+            # the delete and the create: docs/deploy-and-operate.md, "Changes that lose nothing".
+            protect(sub, deployment.config)
             # Pub/Sub acks the original message as its service agent once it has forwarded
             # it to the dead-letter topic; without this it keeps redelivering.
             why(

@@ -1,0 +1,111 @@
+"""What `scripts/cdktf` checks before a synth and `terraform init` (20-35 s) can fail later.
+
+For `deploy`, `diff` and `destroy`: the settings load; a destroy names the project in
+`confirm_destroy_data` (it deletes what holds data); Application Default Credentials exist
+(Terraform's google provider and its `gcs` backend use them); the project is not the example
+`cdktf.json` ships with; the state bucket, when one is set, answers a listing with those
+credentials (local state needs nothing). The first problem is one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from infra.model.config import ConfigError, DeploymentConfig, load_environments
+from infra.model.synthesized import pipeline_stack_id, project_stack_id
+
+VERBS = ("deploy", "diff", "destroy")
+EXAMPLE_PROJECT = "my-gcp-project"  # cdktf.json's placeholder
+LOGIN = "gcloud auth application-default login"
+STORAGE = "https://storage.googleapis.com/storage/v1"
+
+
+def adc() -> tuple[Any, str]:
+    """Application Default Credentials and whose they are (None when there are none)."""
+    import google.auth
+    import google.auth.exceptions
+
+    try:
+        credentials, _ = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+    except google.auth.exceptions.DefaultCredentialsError:
+        return None, ""
+    return credentials, getattr(credentials, "service_account_email", "") or "your account"
+
+
+def state_bucket_problem(credentials: Any, who: str, bucket: str) -> str | None:
+    """None when `bucket` lists for these credentials (what Terraform's gcs backend does)."""
+    import google.auth.exceptions
+    import requests
+    from google.auth.transport.requests import AuthorizedSession
+
+    url = f"{STORAGE}/b/{bucket}/o?maxResults=1&prefix=terraform/"
+    try:
+        reply = AuthorizedSession(credentials).get(url, timeout=15)
+    except google.auth.exceptions.RefreshError as e:
+        return f"the Application Default Credentials are not accepted ({e}): run `{LOGIN}`"
+    except requests.RequestException as e:
+        return f"cannot reach Cloud Storage to read the state bucket {bucket}: {e}"
+    if reply.status_code == 404:
+        return (
+            f"the state bucket {bucket} does not exist: create it first "
+            '(docs/deploy-and-operate.md, "Shared state")'
+        )
+    if not reply.ok:
+        return (
+            f"{who} cannot list the state bucket {bucket} ({reply.status_code}): grant it "
+            "roles/storage.objectUser on that bucket"
+        )
+    return None
+
+
+def problem(
+    argv: Sequence[str],
+    credentials: Callable[[], tuple[Any, str]] = adc,
+    state_bucket: Callable[[Any, str, str], str | None] = state_bucket_problem,
+) -> str | None:
+    """The first thing that stops `scripts/cdktf argv...`, or None."""
+    if not argv or argv[0] not in VERBS:
+        return None
+    try:
+        configs = load_environments()
+    except ConfigError as e:
+        return str(e)
+    named = {a for a in argv[1:] if not a.startswith("-")}
+    chosen = [c for c in configs if named & {pipeline_stack_id(c), project_stack_id(c)}]
+    for config in chosen or configs:
+        if argv[0] == "destroy" and config.confirm_destroy_data != config.project:
+            return _unconfirmed(config)
+    creds, who = credentials()
+    if creds is None:
+        return (
+            "no Application Default Credentials (Terraform's google provider needs them): "
+            f"run `{LOGIN}`"
+        )
+    for config in chosen or configs:
+        if config.project == EXAMPLE_PROJECT:
+            return (
+                f'"project" is {EXAMPLE_PROJECT!r}, the example: set your project id under '
+                "context.pipeline in cdktf.json (or PIPELINE_PROJECT)"
+            )
+        if config.state_bucket and (found := state_bucket(creds, who, config.state_bucket)):
+            return found
+    return None
+
+
+def _unconfirmed(config: DeploymentConfig) -> str:
+    return (
+        "destroy deletes the buckets with their objects, the topics and subscriptions with "
+        "their messages (and a named environment's database): confirm with "
+        f"PIPELINE_CONFIRM_DESTROY_DATA={config.project}"
+    )
+
+
+if __name__ == "__main__":
+    found = problem(sys.argv[1:])
+    if found:
+        print(f"error: {found}", file=sys.stderr)
+    sys.exit(2 if found else 0)
