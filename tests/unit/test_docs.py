@@ -176,3 +176,12 @@ def test_every_repository_path_the_docs_name_exists():
         if "*" not in path and not (ROOT / path.rstrip("/.")).exists()
     ]
     assert missing == []
+
+
+def test_contributing_says_how_many_examples_each_hypothesis_profile_runs():
+    from hypothesis import settings
+
+    text = " ".join((ROOT / "CONTRIBUTING.md").read_text().split())
+    quick, thorough = (settings.get_profile(p).max_examples for p in ("quick", "thorough"))
+    assert f"on {quick} examples each, `HYPOTHESIS_PROFILE=quick`" in text
+    assert f"CI on {thorough}, the `thorough` profile" in text
