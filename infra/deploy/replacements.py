@@ -25,27 +25,25 @@ FORCE_NEW: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _protected(stacks: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    found = {}
-    for tf in stacks:
-        for kind in FORCE_NEW:
-            for name, body in tf.get("resource", {}).get(kind, {}).items():
-                if body.get("lifecycle", {}).get("prevent_destroy"):
-                    found[f"{kind}.{name}"] = body
-    return found
+def _holding_data(
+    stacks: Iterable[Mapping[str, Any]], protected: bool = False
+) -> dict[str, Mapping[str, Any]]:
+    """Address -> body of the resources of these types (those with prevent_destroy only)."""
+    return {
+        f"{kind}.{name}": body
+        for tf in stacks
+        for kind in FORCE_NEW
+        for name, body in tf.get("resource", {}).get(kind, {}).items()
+        if not protected or body.get("lifecycle", {}).get("prevent_destroy")
+    }
 
 
 def replacements(
     before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]]
 ) -> Iterator[str]:
     """One line per protected resource of `before` that `after` replaces or removes."""
-    new = {
-        f"{kind}.{name}": body
-        for tf in after
-        for kind in FORCE_NEW
-        for name, body in tf.get("resource", {}).get(kind, {}).items()
-    }
-    for address, old in sorted(_protected(before).items()):
+    new = _holding_data(after)
+    for address, old in sorted(_holding_data(before, protected=True).items()):
         kind = address.split(".")[0]
         if address not in new:
             yield f"{address} ({old.get('name')}) is no longer declared: a plan destroys it"

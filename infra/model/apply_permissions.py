@@ -25,6 +25,11 @@ def _crud(service: str, collection: str, *verbs: str) -> tuple[str, ...]:
     return tuple(f"{service}.{collection}.{verb}" for verb in verbs or ("create", "get", "update"))
 
 
+def _policy(role: str, collection: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """An `*_iam_member`: reading and setting the IAM policy of its resource."""
+    return ((f"roles/{role}", _crud(*collection.split("."), "getIamPolicy", "setIamPolicy")),)
+
+
 # Terraform type -> ((role, permissions), ...). Roles are the narrowest predefined ones
 # that hold the permissions; Owner holds them all.
 RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
@@ -43,23 +48,13 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_project_service_identity": (
         ("roles/serviceusage.serviceUsageAdmin", ("serviceusage.services.use",)),
     ),
-    "google_project_iam_member": (
-        (
-            "roles/resourcemanager.projectIamAdmin",
-            _crud("resourcemanager", "projects", "getIamPolicy", "setIamPolicy"),
-        ),
+    "google_project_iam_member": _policy(
+        "resourcemanager.projectIamAdmin", "resourcemanager.projects"
     ),
     "google_service_account": (("roles/iam.serviceAccountAdmin", _crud("iam", "serviceAccounts")),),
-    "google_service_account_iam_member": (
-        (
-            "roles/iam.serviceAccountAdmin",
-            _crud("iam", "serviceAccounts", "getIamPolicy", "setIamPolicy"),
-        ),
-    ),
+    "google_service_account_iam_member": _policy("iam.serviceAccountAdmin", "iam.serviceAccounts"),
     "google_storage_bucket": (("roles/storage.admin", _crud("storage", "buckets")),),
-    "google_storage_bucket_iam_member": (
-        ("roles/storage.admin", _crud("storage", "buckets", "getIamPolicy", "setIamPolicy")),
-    ),
+    "google_storage_bucket_iam_member": _policy("storage.admin", "storage.buckets"),
     "google_storage_bucket_object": (
         ("roles/storage.admin", _crud("storage", "objects", "create", "get", "delete")),
     ),
@@ -68,9 +63,7 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("roles/storage.admin", _crud("storage", "buckets", "get", "update")),
     ),
     "google_pubsub_topic": (("roles/pubsub.admin", _crud("pubsub", "topics")),),
-    "google_pubsub_topic_iam_member": (
-        ("roles/pubsub.admin", _crud("pubsub", "topics", "getIamPolicy", "setIamPolicy")),
-    ),
+    "google_pubsub_topic_iam_member": _policy("pubsub.admin", "pubsub.topics"),
     "google_pubsub_subscription": (
         (
             "roles/pubsub.admin",
@@ -78,12 +71,7 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ),
         ACT_AS,  # a push subscription's OIDC token is minted as a service account
     ),
-    "google_pubsub_subscription_iam_member": (
-        (
-            "roles/pubsub.admin",
-            _crud("pubsub", "subscriptions", "getIamPolicy", "setIamPolicy"),
-        ),
-    ),
+    "google_pubsub_subscription_iam_member": _policy("pubsub.admin", "pubsub.subscriptions"),
     "google_cloudfunctions2_function": (
         (
             "roles/cloudfunctions.admin",
@@ -91,18 +79,7 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ),
         ACT_AS,  # runtime, build and trigger service accounts
     ),
-    "google_cloudfunctions2_function_iam_member": (
-        (
-            "roles/cloudfunctions.admin",
-            _crud("cloudfunctions", "functions", "getIamPolicy", "setIamPolicy"),
-        ),
-    ),
-    "google_cloud_run_service_iam_member": (
-        ("roles/run.admin", _crud("run", "services", "getIamPolicy", "setIamPolicy")),
-    ),
-    "google_cloud_run_v2_service_iam_member": (
-        ("roles/run.admin", _crud("run", "services", "getIamPolicy", "setIamPolicy")),
-    ),
+    "google_cloud_run_service_iam_member": _policy("run.admin", "run.services"),
     "google_eventarc_trigger": (("roles/eventarc.admin", _crud("eventarc", "triggers")), ACT_AS),
     "google_firestore_database": (
         ("roles/datastore.owner", _crud("datastore", "databases", "create", "get")),
@@ -114,11 +91,8 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_artifact_registry_repository": (
         ("roles/artifactregistry.admin", _crud("artifactregistry", "repositories")),
     ),
-    "google_artifact_registry_repository_iam_member": (
-        (
-            "roles/artifactregistry.admin",
-            _crud("artifactregistry", "repositories", "getIamPolicy", "setIamPolicy"),
-        ),
+    "google_artifact_registry_repository_iam_member": _policy(
+        "artifactregistry.admin", "artifactregistry.repositories"
     ),
     "google_iam_workload_identity_pool": (
         ("roles/iam.workloadIdentityPoolAdmin", _crud("iam", "workloadIdentityPools")),
@@ -129,9 +103,6 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_logging_metric": (("roles/logging.configWriter", _crud("logging", "logMetrics")),),
     "google_monitoring_alert_policy": (
         ("roles/monitoring.alertPolicyEditor", _crud("monitoring", "alertPolicies")),
-    ),
-    "google_monitoring_notification_channel": (
-        ("roles/monitoring.notificationChannelEditor", _crud("monitoring", "notificationChannels")),
     ),
     # Terraform-local resources: no API call, no permission.
     "time_sleep": (),

@@ -32,7 +32,7 @@ from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import WaitForPropagation
 from infra.deploy.constructs.grants import project_role
-from infra.deploy.constructs.iam import Identities
+from infra.deploy.constructs.iam import Identities, grants_settled
 from infra.model.topology import FUNCTION_RUNTIME, Condition, FunctionSpec, Topology
 
 # Pub/Sub push and Eventarc in the same project count as internal traffic, so nothing
@@ -207,22 +207,8 @@ class Functions(Construct):
                 ),
             ),
         ]
-        settle = deployment.config.iam_settle_seconds
-        return [
-            why(
-                WaitForPropagation(
-                    self,
-                    "build-grants-settled",
-                    providers=deployment.providers,
-                    seconds=settle,
-                    after=grants,
-                ),
-                f"the function builds start {settle} s (iam_settle_seconds) after the "
-                "builder's grants: IAM grants propagate in typically 2 minutes, sometimes 7 or "
-                "more (Google IAM, 'Access change propagation'); the provider's "
-                "cloudfunctions2_basic_builder example waits 60 s for the same grants",
-            )
-        ]
+        # The provider's cloudfunctions2_basic_builder example waits 60 s for the same grants.
+        return [grants_settled(self, "build-grants-settled", deployment, grants, "every build")]
 
     def _invoker(
         self, topology: Topology, key: str, who: str, member: str, reason: str
@@ -288,7 +274,7 @@ def _service_config(
 ) -> Cloudfunctions2FunctionServiceConfig:
     return Cloudfunctions2FunctionServiceConfig(
         available_memory=spec.memory,
-        # Validated against Cloud Run's CPU rules (infra.model.config._check_cpu): more than
+        # Validated against Cloud Run's CPU rules (infra.model.setting_rules): more than
         # one request per instance needs at least one whole vCPU.
         # https://cloud.google.com/run/docs/configuring/services/cpu
         available_cpu=spec.cpu,

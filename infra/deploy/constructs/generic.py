@@ -1,15 +1,10 @@
-"""Resources of providers we have no prebuilt bindings for: `google-beta` and `time`.
+"""Resources of providers we have no prebuilt bindings for: `google-beta`
+(`google_project_service_identity`) and `time` (`time_sleep`).
 
-The stack needs two resources outside the `google` provider: `google_project_service_identity`
-(beta-only: it creates a Google service agent before anything binds it) and `time_sleep` (the
-`hashicorp/time` provider: waits for IAM grants to propagate). Their prebuilt CDKTF packages
-(`cdktf-cdktf-provider-google-beta`, `-time`) would cost another ~300 MB install and load a
-second provider's jsii assembly into every synth, for two resource types with two or three
-plain attributes each; `cdktf get` needs the Terraform registry at build time. So they are
-declared with cdktf's generic `TerraformProvider`/`TerraformResource` and explicit attributes
-(the names and types below are the providers' documented schema), which synthesizes the
-same JSON a generated binding would. Terraform still downloads both providers at
-`terraform init`.
+Their prebuilt CDKTF packages would cost another ~300 MB install and a second provider's jsii
+assembly in every synth, for two resource types with a few plain attributes
+(docs/architecture.md): cdktf's generic `TerraformProvider`/`TerraformResource` with the
+providers' documented attribute names synthesize the same JSON a generated binding would.
 """
 
 from __future__ import annotations

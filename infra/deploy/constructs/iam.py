@@ -9,11 +9,9 @@ Bindings on a bucket, topic, subscription or service live next to that resource 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from cdktf_cdktf_provider_google.project_iam_member import (
-    ProjectIamMember,
-)
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
@@ -22,7 +20,7 @@ from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import WaitForPropagation
 from infra.deploy.constructs.grants import project_role, role_slug
-from infra.model.topology import Condition, FunctionSpec, Grant, Topology
+from infra.model.topology import FunctionSpec, Grant, Topology
 
 
 def function_grants(topology: Topology, kind: str) -> Iterator[tuple[FunctionSpec, Grant]]:
@@ -61,8 +59,10 @@ class Identities(Construct):
             for fn in topology.functions.values()
         }
         for fn, grant in function_grants(topology, "project"):
-            self._project_role(
+            project_role(
+                self,
                 grant_id(fn, grant),
+                self._project,
                 grant.role,
                 self.runtime[fn.key].member,
                 f"{fn.name} {grant.why}",
@@ -102,8 +102,10 @@ class Identities(Construct):
             "Eventarc trigger of the uploads bucket",
             "Identity Eventarc uses to deliver the uploads bucket's events",
         )
-        receiver = self._project_role(
+        receiver = project_role(
+            self,
             "trigger-event-receiver",
+            self._project,
             "roles/eventarc.eventReceiver",
             self.trigger.member,
             "the trigger's identity must be allowed to receive Eventarc events",
@@ -121,18 +123,8 @@ class Identities(Construct):
         )
         # The trigger is created only once every grant it relies on has had time to
         # propagate (the Eventarc agent's, in the project stack, settled before this stack).
-        seconds = deployment.config.iam_settle_seconds
-        self.trigger_ready = why(
-            WaitForPropagation(
-                self,
-                "trigger-grants-settled",
-                providers=deployment.providers,
-                seconds=seconds,
-                after=[receiver, token_creator],
-            ),
-            f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
-            f"'Access change propagation'): the Eventarc trigger waits {seconds} s "
-            "(iam_settle_seconds) after the grants it relies on",
+        self.trigger_ready = grants_settled(
+            self, "trigger-grants-settled", deployment, [receiver, token_creator], "the trigger"
         )
 
     def _token_creator(
@@ -161,7 +153,21 @@ class Identities(Construct):
             description=description,
         )
 
-    def _project_role(
-        self, id_: str, role: str, member: str, reason: str, condition: Condition | None = None
-    ) -> ProjectIamMember:
-        return project_role(self, id_, self._project, role, member, reason, condition)
+
+def grants_settled(
+    scope: Construct,
+    id_: str,
+    deployment: Deployment,
+    grants: Sequence[ITerraformDependable],
+    user: str,
+) -> WaitForPropagation:
+    """A wait of `iam_settle_seconds` after `grants`, before `user` relies on them."""
+    seconds = deployment.config.iam_settle_seconds
+    wait = WaitForPropagation(
+        scope, id_, providers=deployment.providers, seconds=seconds, after=grants
+    )
+    return why(
+        wait,
+        "IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, 'Access "
+        f"change propagation'): {user} waits {seconds} s (iam_settle_seconds) after them",
+    )

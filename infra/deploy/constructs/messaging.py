@@ -24,7 +24,7 @@ from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import WaitForPropagation
-from infra.deploy.constructs.iam import Identities, function_grants, grant_id
+from infra.deploy.constructs.iam import Identities, function_grants, grant_id, grants_settled
 from infra.deploy.constructs.protection import protect
 from infra.model.topology import SubscriptionSpec, Topology
 
@@ -90,18 +90,12 @@ class Messaging(Construct):
         # because the invoker's grant has not propagated yet counts as a delivery attempt
         # (and five of them dead-letter the message). So push subscriptions start once the
         # grants their pushes use have settled.
-        settle = deployment.config.iam_settle_seconds
-        push_ready = why(
-            WaitForPropagation(
-                self,
-                "push-grants-settled",
-                providers=deployment.providers,
-                seconds=settle,
-                after=[*functions.push_invoker_grants, identities.push_token_creator],
-            ),
-            f"IAM grants propagate in typically 2 minutes, sometimes 7 or more (Google IAM, "
-            f"'Access change propagation'): push subscriptions wait {settle} s "
-            "(iam_settle_seconds) after the push invoker's run.invoker and token grants",
+        push_ready = grants_settled(
+            self,
+            "push-grants-settled",
+            deployment,
+            [*functions.push_invoker_grants, identities.push_token_creator],
+            "every push subscription (the push invoker's run.invoker and token grants)",
         )
         for spec in topology.subscriptions.values():
             sub = self._subscription(deployment, spec, identities, functions, push_ready)
