@@ -5,8 +5,10 @@ orientation, a PNG with alpha, a portrait under `avatars/`, a corrupt JPEG), wai
 metadata documents (processed x 3, failed with its reason), checks every listed thumbnail
 (exists, decodes, has the listed size and content type, carries no EXIF, a `:cover` size is
 exactly its box) and that each document names the output rule the deployment's settings give
-its path (the example `avatars` rule of cdktf.json makes cover squares), deletes the photo and
-sees its thumbnails go and its document become `deleted`, checks that none of its
+its path (the example `avatars` rule of cdktf.json makes cover squares), uploads the PNG again
+and sees the old generation's thumbnails replaced and its document move to the new
+generation, deletes the photo and sees its thumbnails go and its document become `deleted`,
+checks that none of its
 messages was dead-lettered, then erases everything it created (`infra.ops.erase`, by its
 prefix). The local stack and a real project run the same code (`infra.ops.target`); only
 the endpoints differ.
@@ -316,6 +318,30 @@ class Smoke:
             return f"{leaf} lost its alpha channel (mode {mode})"
         return ""
 
+    def overwrite(self) -> None:
+        """Uploads alpha.png again: the new generation's thumbnails replace the old one's and
+        the doc moves to it (cleanup reads the upload to tell an overwrite from a delete)."""
+        name, sample = "alpha.png", self.samples["alpha.png"]
+        old = str(self.docs[name].get("generation"))
+        listed = [(e["bucket"], e["name"]) for e in self.docs[name].get("thumbnails") or []]
+        blob = self.uploads.blob(self.object_name(name))
+        with self.target.answering("Cloud Storage"):
+            blob.upload_from_string(
+                sample.data, content_type=sample.content_type, timeout=self.target.deadline_seconds
+            )
+
+        def replaced() -> tuple[bool, str]:
+            doc = self.doc(name) or {}
+            thumbs = [self._blob(b, n) for b, n in listed]
+            stale = sum((t.metadata or {}).get("source-generation") == old for t in thumbs if t)
+            moved = str(doc.get("generation")) == str(blob.generation)
+            moved &= doc.get("status") == "processed"
+            state = f"doc at {doc.get('generation')} ({doc.get('status')}), {stale} old thumbnails"
+            return moved and not stale, state
+
+        done = self.wait(f"overwrite {name}", replaced, self.timeout)
+        self.report.check(f"{name} overwritten", done, replaced()[1])
+
     def delete_photo(self) -> None:
         name = "photo.jpg"
         listed = [(e["bucket"], e["name"]) for e in self.docs[name].get("thumbnails") or []]
@@ -375,6 +401,8 @@ class Smoke:
                 self.process()
             with report.stage("thumbnails"):
                 self.thumbnails()
+            with report.stage("overwrite"):
+                self.overwrite()
             with report.stage("delete"):
                 self.delete_photo()
             with report.stage("dead letters"):
@@ -398,8 +426,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = arguments.Parser(
         prog="scripts/smoke",
         description="Prove a deployment end to end: upload four files, check their documents "
-        "and thumbnails, delete one, check for dead letters, erase what it made. Exit 0 only "
-        "when every check holds.",
+        "and thumbnails, overwrite one, delete one, check for dead letters, erase what it "
+        "made. Exit 0 only when every check holds.",
     )
     parser.add_argument(
         "--timeout",
