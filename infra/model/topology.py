@@ -466,10 +466,6 @@ def _functions(config: DeploymentConfig, env: Mapping[str, str]) -> dict[str, Fu
                     "roles/storage.objectUser",
                     "lists, reads and deletes thumbnails",
                 ),
-                # An overwrite sends the old generation's OBJECT_DELETE: cleanup reads the
-                # upload to tell it from a delete (without this, 403 and every overwrite is
-                # dead-lettered). objectViewer is the narrowest non-legacy predefined role
-                # with storage.objects.get; the storage.objects.list it adds goes unused.
                 Grant("bucket", "uploads", "roles/storage.objectViewer", "reads the live upload"),
                 image_publisher,
             ),
