@@ -16,6 +16,7 @@ from typing import Any
 
 from infra.deploy.function_source import SourceError
 from infra.model.checks import TopologyError
+from infra.model.ci_inputs import differences
 from infra.model.config import ConfigError, load_environments
 from infra.model.synthesized import read_stacks, synthesized_stacks
 
@@ -26,6 +27,8 @@ def main() -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for line in differences():
+        print(f"warning: {line}", file=sys.stderr)
     # cdktf (and its Node runtime) is loaded only once the settings are known to be good.
     from cdktf import App
 

@@ -101,6 +101,7 @@ ENVIRONMENTS_CDKTF_JSON: Mapping[str, Any] = {
             "region": "europe-west1",
             "state_bucket": "team-tfstate",
             "github_repository": "example-org/image-pipeline",
+            "github_repository_id": "123456789",
         },
         "environments": {
             "dev": {"prefix": "imgdev", "function_max_instances": 2},

@@ -36,4 +36,4 @@ class ProjectStack(TerraformStack):
         )
         self.database = firestore_database(self, config, self.apis)
         if config.github_repository:  # keyless deploys from GitHub Actions
-            GithubDeploy(self, "github", config=config, apis=self.apis)
+            GithubDeploy(self, "github", config=config, apis=self.apis, providers=providers)

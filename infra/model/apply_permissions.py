@@ -104,8 +104,10 @@ RESOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_monitoring_alert_policy": (
         ("roles/monitoring.alertPolicyEditor", _crud("monitoring", "alertPolicies")),
     ),
+    "google_project_iam_custom_role": (("roles/iam.roleAdmin", _crud("iam", "roles")),),
     # Terraform-local resources: no API call, no permission.
     "time_sleep": (),
+    "time_static": (),
 }
 DATA_SOURCES: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # Another stack's outputs (cdktf cross-stack references), read from that stack's state
@@ -173,6 +175,24 @@ def _collect(
     for role, permissions in table:
         for permission in permissions:
             found.setdefault(permission, (role, set()))[1].add(kind)
+
+
+def read_permissions() -> list[str]:
+    """The permissions of the tables above that only read (get, list, getIamPolicy): what
+    `terraform plan` needs to refresh the stacks, and all a read-only identity holds. Not
+    `storage.objects.get`: objects are data (the plan reads only the source archive, which
+    the plan account is granted apart, on the source buckets alone)."""
+    tables = (*RESOURCES.values(), *DATA_SOURCES.values())
+    return sorted(
+        {
+            permission
+            for table in tables
+            for _, permissions in table
+            for permission in permissions
+            if permission.rsplit(".", 1)[1] in ("get", "list", "getIamPolicy")
+            and permission != "storage.objects.get"
+        }
+    )
 
 
 def deployer_roles() -> list[str]:

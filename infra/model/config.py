@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from image_pipeline.formats import memory_bytes, memory_problem
 from image_pipeline.settings import (
     PARSERS,
     Parser,
@@ -29,6 +27,7 @@ from image_pipeline.settings import (
     setting,
 )
 from infra.common.paths import ROOT
+from infra.model import setting_rules as rules
 
 ENV_PREFIX = "PIPELINE_"
 CDKTF_JSON = ROOT / "cdktf.json"  # where the settings are read (tests point it elsewhere)
@@ -40,6 +39,7 @@ PROJECT_SETTINGS = (
     "firestore_location",
     "state_bucket",
     "github_repository",
+    "github_repository_id",
 )
 
 # Settings that feed an attribute Terraform can only set when it creates the resource
@@ -57,52 +57,6 @@ FIXED_AFTER_FIRST_DEPLOY = (
     "create_firestore_database",
     "firestore_location",
 )
-
-# Firestore's multi-region locations; the regional ones are region names
-# (https://cloud.google.com/firestore/docs/locations).
-_MULTI_REGIONS = frozenset({"nam5", "nam7", "eur3"})
-_REGION = r"[a-z]+(-[a-z]+)+[0-9]+"
-# Bucket names: https://cloud.google.com/storage/docs/buckets#naming
-_BUCKET = r"(?!goog)(?!.*google)(?!.*\.\.)[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]"
-_BUCKET_RULE = (
-    _BUCKET,
-    "a valid bucket name (3-63 chars: lowercase letters, digits, '-', '_', '.'; starts and "
-    "ends with a letter or digit; no 'goog' prefix)",
-)
-# Setting -> (the whole value, or each of its values, must match; what it must be). An
-# optional setting left empty is not checked.
-_PATTERNS: Mapping[str, tuple[str, str]] = {
-    "project": (
-        r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
-        "a GCP project id (6-30 chars: lowercase letters, digits, hyphens; starts with a letter)",
-    ),
-    "region": (_REGION, "a region like 'us-central1'"),
-    "environment": (r"[a-z][a-z0-9-]{0,15}", "1-16 chars, lowercase letters, digits, hyphens"),
-    "prefix": (r"[a-z][a-z0-9-]{0,11}", "1-12 chars, lowercase letters, digits, hyphens"),
-    "uploads_bucket": _BUCKET_RULE,
-    "thumbnails_bucket": _BUCKET_RULE,
-    "state_bucket": _BUCKET_RULE,
-    "firestore_location": (
-        rf"{_REGION}|{'|'.join(sorted(_MULTI_REGIONS))}",
-        "a Firestore location: a region like 'us-central1' or a multi-region "
-        f"({', '.join(sorted(_MULTI_REGIONS))})",
-    ),
-    "github_repository": (
-        r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}",
-        "a repository like 'owner/name'",
-    ),
-    "uploads_storage_classes": (r"(NEARLINE|COLDLINE|ARCHIVE):[1-9][0-9]{0,4}", "CLASS:DAYS"),
-    "backfill_invokers": (
-        r"(user|group|serviceAccount|domain):[^\s:]+",
-        "an IAM member like 'user:ops@example.com', 'group:…' or 'serviceAccount:…'",
-    ),
-    "alert_notification_channels": (
-        r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+",
-        "a notification channel id like '1234567890' or "
-        "'projects/my-project/notificationChannels/1234567890' "
-        "(list them: gcloud beta monitoring channels list)",
-    ),
-}
 
 
 class ConfigError(ValueError):
@@ -207,8 +161,13 @@ class DeploymentConfig(Tunables):
     github_repository: str = setting(
         "",
         doc="GitHub repository (`owner/name`) whose Actions workflows may deploy: the project "
-        "stack creates a workload identity pool, its provider and a deploy account for it "
-        "(empty: none)",
+        "stack creates a workload identity pool, its provider, a deploy account for `main` "
+        "and a read-only plan account for pull requests (empty: none)",
+    )
+    # GitHub never reuses a repository id; a name can be re-registered by someone else
+    # (google-github-actions/auth, "Security Considerations").
+    github_repository_id: str = setting(
+        "", doc="that repository's numeric id, which the identity provider's condition names"
     )
     # Remote state for a team: one object per stack under this bucket.
     state_bucket: str = setting(
@@ -272,84 +231,18 @@ class DeploymentConfig(Tunables):
                 for c in self.alert_notification_channels
             ),
         )
-        _validate(self)
+        if found := rules.problem(self):
+            raise ConfigError(*found)
         try:
             super().__post_init__()
             check_bounds(self, DeploymentConfig)
         except SettingsError as error:
             raise ConfigError(error.setting, error.problem) from None
-        if self.confirm_destroy_data not in ("", self.project):
-            raise ConfigError(
-                "confirm_destroy_data",
-                f"{self.confirm_destroy_data!r} is not this deployment's project "
-                f"{self.project!r}: name the project to confirm",
-            )
-        if self.max_backoff_seconds < self.min_backoff_seconds:
-            raise ConfigError(
-                "max_backoff_seconds",
-                f"{self.max_backoff_seconds!r} must not be below min_backoff_seconds",
-            )
 
     @property
     def source_bucket(self) -> str:
         """Bucket holding the function source archives."""
         return f"{self.project}-{self.prefix}-source"
-
-
-def _validate(c: DeploymentConfig) -> None:
-    for name, (pattern, what) in _PATTERNS.items():
-        values = getattr(c, name)
-        if not isinstance(values, tuple):
-            values = (values,) if values or name == "project" else ()
-        for value in values:
-            if not re.fullmatch(pattern, value):
-                raise ConfigError(name, f"{value!r} is not {what}")
-    if not re.fullmatch(_BUCKET, c.source_bucket):
-        raise ConfigError(
-            "project", f"{c.source_bucket!r} (source bucket) is not {_BUCKET_RULE[1]}"
-        )
-    if c.uploads_bucket == c.thumbnails_bucket:
-        raise ConfigError(
-            "thumbnails_bucket", "must differ from uploads_bucket (outputs would re-trigger)"
-        )
-    for name in ("thumbnail_memory", "function_memory"):
-        if problem := memory_problem(getattr(c, name)):
-            raise ConfigError(name, problem)
-    _check_cpu("thumbnail_cpu", c.thumbnail_cpu, c.thumbnail_memory, 1)
-    _check_cpu("function_cpu", c.function_cpu, c.function_memory, c.function_concurrency)
-    for key, value in c.labels.items():
-        if not re.match(r"^[a-z][a-z0-9_-]{0,62}$", key) or not re.match(
-            r"^[a-z0-9_-]{0,63}$", value
-        ):
-            raise ConfigError("labels", f"{key}={value!r} is not a valid GCP label")
-
-
-# Cloud Run's memory range per whole vCPU count, in MiB
-# (https://cloud.google.com/run/docs/configuring/services/cpu, "CPU and memory table").
-_MEMORY_RANGE_MIB = {1: (128, 4096), 2: (128, 8192), 4: (2048, 16384), 6: (4096, 24576)}
-_MEMORY_RANGE_MIB[8] = (4096, 32768)
-
-
-def _check_cpu(setting: str, cpu: str, memory: str, concurrency: int) -> None:
-    """Cloud Run's CPU rules: 0.08..<1 (3 decimals) or 1, 2, 4, 6, 8; the memory that CPU
-    allows; and below 1 vCPU a concurrency of 1 (same page, "less than 1 CPU")."""
-    try:
-        value = float(cpu)
-    except ValueError:
-        value = 0.0
-    whole = value.is_integer() and int(value) in _MEMORY_RANGE_MIB
-    fraction = 0.08 <= value < 1 and round(value, 3) == value
-    if not (whole or fraction):
-        raise ConfigError(setting, f"{cpu!r} is not a vCPU count: 0.08 to 0.999, or 1, 2, 4, 6, 8")
-    mib = memory_bytes(memory) // (1 << 20)
-    low, high = _MEMORY_RANGE_MIB[int(value)] if whole else (128, 512 if value < 0.5 else 1024)
-    if not low <= mib <= high:
-        raise ConfigError(setting, f"{cpu} vCPU allows {low} to {high} MiB of memory, not {memory}")
-    if value < 1 and concurrency > 1:
-        raise ConfigError(
-            setting,
-            f"{cpu}: Cloud Run needs at least 1 vCPU to serve {concurrency} requests at once",
-        )
 
 
 def _labels(raw: object) -> dict[str, str]:

@@ -8,6 +8,7 @@ what the whole deployment declares (preflight's permissions, the tests) read bot
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,23 @@ def merged(stacks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def stack_order(outdir: Path) -> list[str]:
+    """The stacks of a synth in an order they can be applied, each after the stacks it reads
+    (the manifest's `dependencies`): what CI deploys and plans (`scripts/cdktf stacks`)."""
+    stacks = json.loads((outdir / "manifest.json").read_text())["stacks"]
+    ordered: list[str] = []
+
+    def visit(stack_id: str) -> None:
+        if stack_id not in ordered:
+            for dependency in sorted(stacks[stack_id].get("dependencies", [])):
+                visit(dependency)
+            ordered.append(stack_id)
+
+    for stack_id in sorted(stacks):
+        visit(stack_id)
+    return ordered
+
+
 def pipeline_stack_id(config: DeploymentConfig) -> str:
     """The pipeline stack of a deployment: `image-pipeline`, or `image-pipeline-<env>`."""
     return f"{STACK_ID}-{config.environment}" if config.environment else STACK_ID
@@ -51,3 +69,7 @@ def pipeline_stack_id(config: DeploymentConfig) -> str:
 def project_stack_id(config: DeploymentConfig) -> str:
     """The project stack, one per GCP project: environments in one project share it."""
     return f"{PROJECT_STACK_ID}-{config.project}" if config.environment else PROJECT_STACK_ID
+
+
+if __name__ == "__main__":
+    print("\n".join(stack_order(Path(sys.argv[1]))))

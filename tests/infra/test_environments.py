@@ -89,30 +89,65 @@ def test_environments_that_would_collide_are_refused(tmp_path):
 
 
 def test_a_named_repository_gets_keyless_deploys_and_nothing_more(team, stack):
-    from infra.model.apply_permissions import deployer_roles
+    from infra.model.apply_permissions import deployer_roles, read_permissions
 
     project = team[0].project["resource"]
     [pool] = project["google_iam_workload_identity_pool"].values()
-    assert pool["workload_identity_pool_id"] == "github"
+    # A fresh id after each destroy (a soft-deleted pool keeps its id for 30 days).
+    assert pool["workload_identity_pool_id"].startswith("github-${time_static.")
     [provider] = project["google_iam_workload_identity_pool_provider"].values()
     assert provider["oidc"]["issuer_uri"] == "https://token.actions.githubusercontent.com"
-    assert provider["attribute_condition"] == 'assertion.repository == "example-org/image-pipeline"'
-    [user] = [
-        b
+    main = "repo:example-org/image-pipeline:ref:refs/heads/main"
+    pulls = "repo:example-org/image-pipeline:pull_request"
+    # The repository by its numeric id, and only a push to main or a pull request.
+    assert provider["attribute_condition"] == (
+        f'assertion.repository_id == "123456789" && '
+        f'(assertion.sub == "{main}" || assertion.sub == "{pulls}")'
+    )
+    users = {
+        b["member"].rsplit("/subject/", 1)[1]: b["service_account_id"]
         for b in project["google_service_account_iam_member"].values()
         if b["role"] == "roles/iam.workloadIdentityUser"
-    ]
-    assert user["member"].startswith("principalSet://iam.googleapis.com/${")
-    assert user["member"].endswith("/attribute.repository/example-org/image-pipeline")
-    granted = {
-        b["role"]
-        for b in project["google_project_iam_member"].values()
-        if "github_deployer" in b["member"]
     }
-    assert granted == set(deployer_roles())
-    assert "roles/owner" not in granted and "roles/editor" not in granted
-    [state] = project["google_storage_bucket_iam_member"].values()
-    assert (state["bucket"], state["role"]) == ("team-tfstate", "roles/storage.objectUser")
+    assert all(
+        b["member"].startswith("principal://iam.googleapis.com/${google_iam_workload")
+        for b in project["google_service_account_iam_member"].values()
+    )
+    accounts = {k: v["account_id"] for k, v in project["google_service_account"].items()}
+
+    def account(subject):
+        return accounts[users[subject].split(".")[1]]
+
+    assert (account(main), account(pulls)) == ("pipeline-deployer", "pipeline-planner")
+
+    def roles(account_id):
+        return {
+            b["role"]: b.get("condition")
+            for b in project["google_project_iam_member"].values()
+            if accounts.get(b["member"].split(".")[1]) == account_id
+        }
+
+    deploys = roles("pipeline-deployer")
+    assert set(deploys) == set(deployer_roles())
+    assert "roles/owner" not in deploys and "roles/editor" not in deploys
+    # The plan account: a custom role that only reads, and the source archives' objects.
+    plans = roles("pipeline-planner")
+    [custom] = project["google_project_iam_custom_role"].values()
+    assert custom["permissions"] == read_permissions()
+    assert all(p.rsplit(".", 1)[1] in ("get", "list", "getIamPolicy") for p in read_permissions())
+    assert "storage.objects.get" not in read_permissions()
+    viewer = plans.pop("roles/storage.objectViewer")
+    assert viewer["expression"].endswith('.endsWith("-source")')
+    [(reader, condition)] = plans.items()
+    assert reader.startswith("${google_project_iam_custom_role.") and condition is None
+    state = {
+        accounts[b["member"].split(".")[1]]: b["role"]
+        for b in project["google_storage_bucket_iam_member"].values()
+    }
+    assert state == {
+        "pipeline-deployer": "roles/storage.objectUser",
+        "pipeline-planner": "roles/storage.objectViewer",
+    }
     assert "google_service_account_key" not in project
     # Without the setting: none of it.
     assert "google_iam_workload_identity_pool" not in stack.project["resource"]

@@ -214,3 +214,29 @@ def test_a_fraction_of_a_vcpu_serves_one_request_at_a_time():
         {"project": "my-gcp-project", "function_cpu": "0.5", "function_concurrency": 1}
     )
     assert build_topology(config).functions["cleanup"].cpu == "0.5"
+
+
+def test_a_pipeline_variable_ci_would_not_see_is_named(tmp_path):
+    from infra.model.ci_inputs import differences
+
+    path = _cdktf_json(tmp_path, {"project": "from-json-1", "github_repository": "o/r"})
+    environ = {
+        "PIPELINE_REGION": "europe-west1",  # changes what CI deploys
+        "PIPELINE_PROJECT": "from-json-1",  # the same as cdktf.json: nothing to say
+        "PIPELINE_CONFIRM_DESTROY_DATA": "from-json-1",  # a local confirmation
+        "PIPELINE_GITHUB_REPOSITORY_ID": "42",
+        "PIPELINE_NO_SUCH": "1",
+    }
+    # CI cannot synthesize at all: the repository id is only in this machine's environment.
+    [unknown, broken] = differences(environ, path)
+    assert unknown == "PIPELINE_NO_SUCH is not a setting (ignored)"
+    assert broken.startswith("CI cannot synthesize from cdktf.json alone: ")
+    assert "github_repository_id" in broken
+    path = _cdktf_json(tmp_path, {"project": "from-json-1"})
+    environ.pop("PIPELINE_GITHUB_REPOSITORY_ID")
+    assert differences(environ, path) == [
+        "PIPELINE_NO_SUCH is not a setting (ignored)",
+        "PIPELINE_REGION sets region to 'europe-west1'; CI, which reads cdktf.json only, "
+        "deploys 'us-central1' (put it in cdktf.json)",
+    ]
+    assert differences({}, path) == []

@@ -4,6 +4,7 @@ on main, authenticated with Workload Identity Federation."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,14 +52,55 @@ def test_ci_runs_the_whole_suite_on_every_push():
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("exec bash scripts/test")
 
 
-def test_deploy_plans_on_pull_requests_and_applies_on_main_without_keys():
+def _jobs() -> tuple[str, str, str]:
+    """deploy.yml, and the text of its plan job and of its apply job."""
     deploy = (WORKFLOWS / "deploy.yml").read_text()
+    return (
+        deploy,
+        deploy[deploy.index("\n  plan:") : deploy.index("\n  apply:")],
+        deploy[deploy.index("\n  apply:") :],
+    )
+
+
+def test_deploy_plans_on_pull_requests_and_applies_on_main_without_keys():
+    deploy, plan, apply = _jobs()
     assert "  pull_request:\n  push:\n    branches: [main]\n" in deploy
-    assert "id-token: write" in deploy
-    assert "workload_identity_provider: ${{ vars.WIF_PROVIDER }}" in deploy
     assert "credentials_json" not in deploy and "secrets." not in deploy  # no key anywhere
-    plan = deploy[deploy.index("- name: Plan") : deploy.index("- name: Apply")]
-    apply = deploy[deploy.index("- name: Apply") :]
-    assert "github.event_name == 'pull_request'" in plan and "cdktf diff" in plan
-    assert "refs/heads/main" in apply and "cdktf deploy --auto-approve" in apply
+    assert "github.event_name == 'pull_request'" in plan and "scripts/cdktf diff" in plan
+    assert "refs/heads/main" in apply and "scripts/cdktf deploy --auto-approve" in apply
     assert "cdktf deploy" not in plan
+    # Only the jobs that authenticate may ask for the OIDC token.
+    assert "id-token: write" not in deploy[: deploy.index("\njobs:")]
+    assert "id-token: write" in plan and "id-token: write" in apply
+
+
+def test_pull_requests_plan_as_the_read_only_account_and_forks_get_nothing():
+    _, plan, apply = _jobs()
+    assert "service_account: ${{ vars.PLAN_SERVICE_ACCOUNT }}" in plan
+    assert "DEPLOY_SERVICE_ACCOUNT" not in plan
+    assert "service_account: ${{ vars.DEPLOY_SERVICE_ACCOUNT }}" in apply
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in plan
+    assert "TF_CLI_ARGS_plan: -lock=false" in plan  # the plan account cannot write the lock
+
+
+def test_a_pull_request_never_shares_a_concurrency_group_with_an_apply():
+    """GitHub cancels a pending run when another joins its group (one pending per group):
+    plans and applies are in different groups, and applies queue without cancelling."""
+    deploy, plan, apply = _jobs()
+    assert "\nconcurrency:" not in deploy  # no workflow-wide group
+    assert (
+        "    concurrency:\n      group: deploy-plan-${{ github.event.pull_request.number }}\n"
+        "      cancel-in-progress: true\n"
+    ) in plan
+    assert (
+        "    concurrency:\n      group: deploy-apply\n      cancel-in-progress: false\n"
+        "      queue: max\n"
+    ) in apply
+
+
+def test_ci_reads_the_stacks_from_the_synth_and_every_setting_from_the_repository():
+    deploy, plan, apply = _jobs()
+    for job in (plan, apply):
+        assert 'list="$(scripts/cdktf stacks)"' in job
+    assert not re.search(r"cdktf (diff|deploy)[^\n]*image-pipeline", deploy)  # none typed
+    assert "PIPELINE_" not in deploy.replace("no PIPELINE_* variable", "")
