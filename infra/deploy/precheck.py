@@ -44,21 +44,15 @@ def state_bucket_problem(credentials: Any, who: str, bucket: str) -> str | None:
 
     url = f"{STORAGE}/b/{bucket}/o?maxResults=1&prefix=terraform/"
     try:
-        reply = AuthorizedSession(credentials).get(url, timeout=15)
+        status = AuthorizedSession(credentials).get(url, timeout=15).status_code
     except google.auth.exceptions.RefreshError as e:
         return f"the Application Default Credentials are not accepted ({e}): run `{LOGIN}`"
     except requests.RequestException as e:
         return f"cannot reach Cloud Storage to read the state bucket {bucket}: {e}"
-    if reply.status_code == 404:
-        return (
-            f"the state bucket {bucket} does not exist: create it first "
-            '(docs/deploy-and-operate.md, "Shared state")'
-        )
-    if not reply.ok:
-        return (
-            f"{who} cannot list the state bucket {bucket} ({reply.status_code}): grant it "
-            "roles/storage.objectUser on that bucket"
-        )
+    if status == 404:
+        return f'the state bucket {bucket} does not exist: create it ("Shared state" in the docs)'
+    if status != 200:
+        return f"{who} cannot list the state bucket {bucket} ({status}): grant it objectUser"
     return None
 
 

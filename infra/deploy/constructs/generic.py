@@ -1,8 +1,8 @@
 """Resources of providers we have no prebuilt bindings for: `google-beta`
-(`google_project_service_identity`) and `time` (`time_sleep`).
+(`google_project_service_identity`) and `time` (`time_sleep`, `time_static`).
 
 Their prebuilt CDKTF packages would cost another ~300 MB install and a second provider's jsii
-assembly in every synth, for two resource types with a few plain attributes
+assembly in every synth, for three resource types with a few plain attributes
 (docs/architecture.md): cdktf's generic `TerraformProvider`/`TerraformResource` with the
 providers' documented attribute names synthesize the same JSON a generated binding would.
 """
