@@ -198,7 +198,6 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
 
     from infra.deploy.pipeline_stack import add_deployments, add_pipeline_stack
     from infra.deploy.project_stack import ProjectStack
-    from infra.model.synthesized import PROJECT_STACK_ID, pipeline_stack_id, project_stack_id
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     app = App(outdir=str(outdir))
