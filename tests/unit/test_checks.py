@@ -6,9 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from infra.model.checks import TopologyError, check_topology, problems, triggered_by_bucket
+from infra.model import checks
+from infra.model.checks import TopologyError, check_topology
 from infra.model.config import ConfigError, from_mapping
 from infra.model.topology import Grant, TopicSpec, Topology, build_topology
+from tests import topology_rules
+from tests.topology_rules import triggered_by_bucket
 
 
 @pytest.fixture
@@ -24,6 +27,11 @@ def _with_sub(t: Topology, key: str, **changes) -> Topology:
 
 def _with_fn(t: Topology, key: str, **changes) -> Topology:
     return replace(t, functions={**t.functions, key: replace(t.functions[key], **changes)})
+
+
+def problems(t: Topology) -> list[str]:
+    """What the synth refuses, and what the tests hold every built topology to."""
+    return [*checks.problems(t), *topology_rules.problems(t)]
 
 
 def _only_problem(t: Topology) -> str:
