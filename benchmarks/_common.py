@@ -1,4 +1,4 @@
-"""Shared pieces: result rows, the table, timing helpers, worker subprocesses, machine facts."""
+"""Shared pieces: result rows, tables, worker subprocesses, the defaults, machine facts."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +20,9 @@ FUNCTIONS = ROOT / "functions"
 # The functions' entry module. The repository root holds another main.py (the CDKTF app),
 # and a worker has the root first on its path (`python -m benchmarks...` from ROOT).
 FUNCTIONS_MAIN = FUNCTIONS / "main.py"
+# What a function instance runs: the project's interpreter, without the benchmark-only
+# packages benchmarks/run layers on top of it.
+PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
 # Samples, the last results and the benchmark's own local stack (BENCH_CACHE overrides).
 CACHE = Path(os.environ.get("BENCH_CACHE") or ROOT / ".local" / "benchmarks")
 
@@ -34,8 +35,8 @@ class Row:
     """One line of the results table.
 
     `value` is what we measured for our code; `baseline` the comparison measured in the same
-    run (empty when there is none). `ratio` is written as text because its meaning differs
-    per row ("4.2x faster", "0.31 of limit"); `status` is one of STATUSES.
+    run (empty when there is none). `ratio` is text because its meaning differs per row
+    ("4.2x faster", "0.31 of limit"); `status` is one of STATUSES.
     """
 
     bench: str
@@ -47,105 +48,73 @@ class Row:
     status: str = "info"
 
     def cells(self) -> tuple[str, ...]:
-        """The row as strings, in COLUMNS order."""
         return tuple(str(getattr(self, c)) for c in COLUMNS)
 
 
-def speedup_row(
-    bench: str,
-    case: str,
-    ours_ms: float,
-    base_name: str,
-    base_ms: float,
-    target: float | None = None,
-) -> Row:
-    """A row comparing our time with a baseline's: ratio = baseline / ours (higher = faster)."""
-    ratio = base_ms / ours_ms if ours_ms > 0 else float("inf")
-    status = "info" if target is None else ("met" if ratio >= target else "MISSED")
-    return Row(
-        bench,
-        case,
-        f"{ours_ms:.1f} ms",
-        f"{base_name} {base_ms:.1f} ms",
-        f"{ratio:.2f}x",
-        "" if target is None else f">= {target:g}x",
-        status,
-    )
-
-
-def format_table(rows: Iterable[Row], markdown: bool = False) -> str:
-    """Fixed-width text table (or a Markdown one) with a header line."""
-    data = [COLUMNS, *(r.cells() for r in rows)]
+def format_table(
+    header: Sequence[str], cells: Iterable[Sequence[str]], markdown: bool = False
+) -> str:
+    """A fixed-width text table (or a Markdown one) under ``header``."""
+    data = [tuple(header), *(tuple(row) for row in cells)]
     if markdown:
-        lines = ["| " + " | ".join(data[0]) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in data[1:]]
-        return "\n".join(lines)
-    widths = [max(len(r[i]) for r in data) for i in range(len(COLUMNS))]
-    out = []
-    for n, r in enumerate(data):
-        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
+        lines = ["| " + " | ".join(data[0]) + " |", "|" + "---|" * len(header)]
+        return "\n".join(
+            lines + ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in data[1:]]
+        )
+    widths = [max(len(r[i]) for r in data) for i in range(len(header))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in data]
+    out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
-
-
-def median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, list[float]]:
-    """Runs `fn` warmup + repeat times; returns the median and all samples, in ms."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(samples), samples
 
 
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100.0 * len(ordered) + 0.5) - 1))
-    return ordered[k]
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100.0 * len(ordered) + 0.5) - 1))]
 
 
-def child_env(extra: Mapping[str, str] | None = None, unset: Iterable[str] = ()) -> dict[str, str]:
+def defaults() -> tuple[list[tuple[int, int]], str, int]:
+    """The deployment's default boxes, first output format and quality."""
+    from infra.model.config import DeploymentConfig
+
+    cfg = DeploymentConfig(project="benchmark-project")
+    return (
+        [(s.width, s.height) for s in cfg.thumbnail_sizes],
+        cfg.thumbnail_formats[0],
+        cfg.thumbnail_quality,
+    )
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for a child Python: repo root and functions/ importable, like scripts."""
-    env = {k: v for k, v in os.environ.items() if k not in set(unset)}
-    paths = [str(ROOT), str(FUNCTIONS)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env.update(extra or {})
-    return env
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), str(FUNCTIONS), env.get("PYTHONPATH")])
+    )
+    return env | dict(extra or {})
 
 
 def run_worker(
-    module: str,
-    payload: Mapping[str, Any],
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600.0,
-    unset: Iterable[str] = (),
+    module: str, payload: Mapping[str, Any], env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """Runs `python -m module` in a fresh interpreter with `payload` as JSON on stdin.
-
-    The worker prints one JSON object as its last stdout line; that object is returned.
-    A failing worker raises RuntimeError with its stderr tail.
-    """
+    """Runs `python -m module` in a fresh interpreter with `payload` as JSON on stdin; returns
+    the JSON object it prints last. A failing worker raises RuntimeError with its stderr."""
     proc = subprocess.run(
         [sys.executable, "-m", module],
         input=json.dumps(payload),
         capture_output=True,
         text=True,
-        env=child_env(env, unset),
+        env=child_env(env),
         cwd=ROOT,
-        timeout=timeout,
+        timeout=600,
         check=False,
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout)[-2000:]
-        raise RuntimeError(f"{module} worker failed (exit {proc.returncode}): {tail}")
-    return json.loads(lines[-1])
+        raise RuntimeError(
+            f"{module} worker failed (exit {proc.returncode}): {proc.stderr[-2000:]}"
+        )
+    return dict(json.loads(lines[-1]))
 
 
 def import_function_main() -> ModuleType:
@@ -168,48 +137,54 @@ def import_function_main() -> ModuleType:
     return module
 
 
+def function_env() -> dict[str, str]:
+    """A complete function environment (the Settings contract) with default settings. The
+    emulator hosts point at a closed port: nothing here may reach a cloud, and anything that
+    tried fails loudly instead of timing out."""
+    from image_pipeline.settings import Settings
+
+    names = {"UPLOADS_BUCKET": "bench-uploads", "THUMBNAILS_BUCKET": "bench-thumbnails"}
+    names |= {"GOOGLE_CLOUD_PROJECT": "bench-project", "IMAGE_EVENTS_TOPIC": "bench-image-events"}
+    closed = "127.0.0.1:9"
+    hosts = {"PUBSUB_EMULATOR_HOST": closed, "FIRESTORE_EMULATOR_HOST": closed}
+    return Settings.from_env(names).to_env() | hosts | {"STORAGE_EMULATOR_HOST": f"http://{closed}"}
+
+
+def status_kb(field: str) -> int:
+    """A /proc/self/status field in kB (VmRSS now, VmHWM the peak since clear_refs)."""
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))  # type: ignore[union-attr]
+
+
 def machine_info() -> dict[str, str]:
     """Facts that make a result comparable: cores, CPU, RAM, versions."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
+    cpuinfo, meminfo = (Path(f"/proc/{n}").read_text() for n in ("cpuinfo", "meminfo"))
+    cpu = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    ram = re.search(r"^MemTotal:\s+(\d+)", meminfo, re.M)
     info = {
         "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": ram,
+        "cpu": cpu.group(1) if cpu else "unknown",
+        "ram": f"{int(ram.group(1)) / 2**20:.1f} GiB" if ram else "unknown",
         "os": platform.platform(),
         "python": platform.python_version(),
     }
-    try:
-        import PIL
-        from PIL import features
+    from PIL import __version__, features
 
-        info["pillow"] = PIL.__version__
-        turbo = features.version_feature("libjpeg_turbo")
-        info["libjpeg"] = f"libjpeg-turbo {turbo}" if turbo else str(features.version("jpg"))
-        info["libwebp"] = str(features.version("webp"))
-    except ImportError:
-        info["pillow"] = "not installed"
+    turbo = features.version_feature("libjpeg_turbo")
+    info |= {
+        "pillow": __version__,
+        "libjpeg-turbo": str(turbo),
+        "libwebp": str(features.version("webp")),
+    }
     try:
         import pyvips
 
-        info["libvips"] = f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
-        info["pyvips"] = pyvips.__version__
+        info["libvips"] = ".".join(str(pyvips.version(i)) for i in range(3))
     except (ImportError, OSError):
         info["libvips"] = "not installed"
+    script = "console.log(process.version, 'sharp', require('sharp').versions.sharp)"
+    node = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=False)
+    info["node"] = node.stdout.strip() or "no node with sharp"
     return info
 
 
@@ -225,35 +200,6 @@ def save_results(rows: list[Row], info: Mapping[str, str], argv: list[str]) -> P
     return path
 
 
-def function_env(uploads: str = "bench-uploads") -> dict[str, str]:
-    """A complete function environment (the Settings contract) with default settings.
-
-    The emulator hosts point at a closed local port: nothing measured here may reach a
-    cloud, and anything that tried would fail loudly instead of silently timing out.
-    """
-    env = {
-        "GOOGLE_CLOUD_PROJECT": "bench-project",
-        "UPLOADS_BUCKET": uploads,
-        "THUMBNAILS_BUCKET": "bench-thumbnails",
-        "IMAGE_EVENTS_TOPIC": "bench-image-events",
-    }
-    try:
-        sys.path[:0] = [p for p in (str(ROOT), str(FUNCTIONS)) if p not in sys.path]
-        from image_pipeline.settings import Settings
-
-        env = Settings.from_env(env).to_env()
-    except ImportError:
-        pass
-    closed = "127.0.0.1:9"
-    env |= {
-        "STORAGE_EMULATOR_HOST": f"http://{closed}",
-        "PUBSUB_EMULATOR_HOST": closed,
-        "FIRESTORE_EMULATOR_HOST": closed,
-    }
-    return env
-
-
-def status_kb(field: str) -> int:
-    """A /proc/self/status field in kB (VmRSS now, VmHWM the peak since clear_refs)."""
-    text = Path("/proc/self/status").read_text()
-    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))  # type: ignore[union-attr]
+def judged(bench: str, case: str, value: str, ok: bool, target: str, *rest: str) -> Row:
+    """A row against a target (``rest``: baseline, ratio): met or MISSED."""
+    return Row(bench, case, value, *rest, target=target, status="met" if ok else "MISSED")

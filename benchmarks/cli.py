@@ -1,4 +1,4 @@
-"""`benchmarks/run [core|memory|e2e|coldstart|synth|burst ...] [--quick]`: one table for all."""
+"""`benchmarks/run [NAME ...] [--quick] [--markdown]`: one table for every benchmark run."""
 
 from __future__ import annotations
 
@@ -11,94 +11,69 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from benchmarks._common import CACHE, Row, format_table, machine_info, save_results
+from benchmarks._common import CACHE, COLUMNS, Row, format_table, machine_info, save_results
 
-BENCHMARKS = ("core", "memory", "e2e", "coldstart", "synth", "formats")
-# Run only when named: minutes of large files (every mode's worst allowed input), and a
-# burst against a stack capped at one instance per function (its own emulators).
-ON_REQUEST = {"worst": "worst_case", "burst": "burst"}
+# name -> (module, keyword arguments of its run()). The default run is every one but the
+# last two: minutes of large files (every mode's worst allowed input), and a burst against a
+# stack capped at one instance per function (its own emulators).
+BENCHMARKS = {
+    "peers": ("peers", {}),
+    "memory": ("memory", {}),
+    "e2e": ("e2e", {}),
+    "coldstart": ("coldstart", {}),
+    "worst": ("memory", {"every_mode": True}),
+    "burst": ("e2e", {"capped": True}),
+}
+DEFAULT = ("peers", "memory", "e2e", "coldstart")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="benchmarks/run",
-        description="Runs the benchmarks and prints one table of ratios against baselines "
+        description="Runs the benchmarks; prints one table of ratios against baselines "
         "measured in the same run.",
     )
     p.add_argument(
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"any of {', '.join(BENCHMARKS)} (default: all), or worst (every mode's worst "
-        "allowed input) or burst (a capped stack drains N uploads)",
+        help=f"any of {', '.join(BENCHMARKS)} (default: {' '.join(DEFAULT)})",
     )
-    p.add_argument("--quick", action="store_true", help="fewer images and repetitions")
-    p.add_argument(
-        "--smoke", action="store_true", help="one tiny iteration (tests use this; no numbers)"
-    )
+    p.add_argument("--quick", action="store_true", help="fewer inputs and rounds")
+    p.add_argument("--smoke", action="store_true", help="one tiny round (tests use it; no numbers)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    p.add_argument(
-        "--last",
-        action="store_true",
-        help="print the last saved results (.local/benchmarks/last.json) instead of running",
-    )
+    p.add_argument("--last", action="store_true", help="print the last saved results instead")
     return p
 
 
-def _print_last(markdown: bool) -> int:
-    path = CACHE / "last.json"
-    if not path.exists():
-        print(f"no saved results: {path} (run benchmarks/run first)", file=sys.stderr)
-        return 1
-    saved = json.loads(path.read_text())
-    print("machine: " + ", ".join(f"{k} {v}" for k, v in saved["machine"].items()))
-    print("command: benchmarks/run " + " ".join(saved["argv"]))
-    print(format_table([Row(**r) for r in saved["rows"]], markdown=markdown))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the chosen benchmarks (all by default); 1 when one of them crashed."""
+    """Runs the chosen benchmarks; 1 when one of them crashed."""
     args = _parser().parse_args(argv)
     if args.last:
-        return _print_last(args.markdown)
-    names = args.names or list(BENCHMARKS)
-    unknown = [n for n in names if n not in BENCHMARKS and n not in ON_REQUEST]
-    if unknown:
+        saved = json.loads((CACHE / "last.json").read_text())
+        print("machine: " + ", ".join(f"{k} {v}" for k, v in saved["machine"].items()))
+        cells = [Row(**r).cells() for r in saved["rows"]]
+        print(format_table(COLUMNS, cells, args.markdown))
+        return 0
+    names = args.names or list(DEFAULT)
+    if unknown := [n for n in names if n not in BENCHMARKS]:
         _parser().error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})")
-    info = machine_info()
-    print(
-        f"machine: {info['nproc']} cores, {info['cpu']}, {info['ram']}; Python {info['python']}, "
-        f"Pillow {info.get('pillow')}, libvips {info.get('libvips')}; "
-        f"load average {os.getloadavg()[0]:.2f}",
-        file=sys.stderr,
-    )
-    load_before = os.getloadavg()[0]
-    started = time.perf_counter()
+    info, load, started = machine_info(), os.getloadavg()[0], time.perf_counter()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), file=sys.stderr)
     rows: list[Row] = []
-    crashed = False
     for name in names:
-        t0 = time.perf_counter()
+        module, options = BENCHMARKS[name]
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
-            module = importlib.import_module(f"benchmarks.{ON_REQUEST.get(name, name)}")
-            rows.extend(module.run(quick=args.quick, smoke=args.smoke))
+            run = importlib.import_module(f"benchmarks.{module}").run
+            rows += run(quick=args.quick, smoke=args.smoke, **options)
         except Exception as exc:  # one broken benchmark must not hide the others
-            crashed = True
             traceback.print_exc(file=sys.stderr)
             rows.append(Row(name, "crashed", f"{type(exc).__name__}: {exc}"[:160], status="FAILED"))
-        print(f"  {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    rows.append(
-        Row(
-            "run",
-            f"{' '.join(names)}{' --quick' if args.quick else ''}: wall time; 1-min load "
-            "average before/after (background load skews absolute numbers, less so ratios)",
-            f"{time.perf_counter() - started:.0f} s",
-            f"load {load_before:.2f} / {os.getloadavg()[0]:.2f} on {info['nproc']} cores",
-        )
-    )
-    print(format_table(rows, markdown=args.markdown))
+    case = f"{' '.join(names)}: wall time, 1-minute load average before / after"
+    load_text = f"load {load:.2f} / {os.getloadavg()[0]:.2f} on {info['nproc']} cores"
+    rows.append(Row("run", case, f"{time.perf_counter() - started:.0f} s", load_text))
+    print(format_table(COLUMNS, [r.cells() for r in rows], args.markdown))
     if not args.smoke:
-        path = save_results(rows, info, list(argv if argv is not None else sys.argv[1:]))
-        print(f"results: {path}", file=sys.stderr)
-    return 1 if crashed else 0
+        print(f"results: {save_results(rows, info, sys.argv[1:])}", file=sys.stderr)
+    return 1 if any(r.case == "crashed" for r in rows) else 0

@@ -15,9 +15,8 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
-from benchmarks import coldstart, formats
+from benchmarks import coldstart, memory
 from benchmarks._common import FUNCTIONS_MAIN, ROOT, import_function_main
-from benchmarks.peak_rss import case_peak
 
 
 def test_no_benchmark_imports_main_by_name() -> None:
@@ -37,17 +36,18 @@ def test_no_benchmark_imports_main_by_name() -> None:
 def test_the_peak_rss_worker_loads_the_functions_main(tmp_path: Path) -> None:
     photo = tmp_path / "small.jpg"
     Image.new("RGB", (64, 48), "teal").save(photo)
-    result = case_peak("ours", photo, import_main=True)
+    result = memory.case_peak("ours", photo)
     assert result["main"] == str(FUNCTIONS_MAIN)
+    assert result["peak"] >= result["added"] > 0
 
 
-def test_the_animation_worker_loads_the_functions_main(tmp_path: Path) -> None:
+def test_the_animation_case_counts_every_frame(tmp_path: Path) -> None:
     gif = tmp_path / "small.gif"
-    frames = [Image.new("P", (32, 24), i) for i in range(3)]
+    frames = [Image.new("L", (32, 24), 100 * i) for i in range(3)]  # alike ones would merge
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=40, loop=0)
-    payload = {"case": "animation", "path": str(gif), "sizes": [[16, 16]]}
-    result = formats.run_worker(formats.__name__, payload, formats.function_env())
+    result = memory.case_peak("animated", gif)
     assert result["main"] == str(FUNCTIONS_MAIN)
+    assert result["frames"] == 3 and result["estimate"] > 0
 
 
 def test_the_import_time_is_measured_on_the_functions_main() -> None:
