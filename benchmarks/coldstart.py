@@ -75,7 +75,7 @@ def heaviest_imports(top: int = 4) -> list[tuple[str, float]]:
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)", line)
         if m and len(m.group(2)) <= 2 and m.group(3) != "main":  # main's own, not deeper
             found[m.group(3)] = int(m.group(1)) / 1000
-    startup = {m.group(1) for m in re.finditer(r"\| (\S+)$", _timed_import("time", True), re.M)}
+    startup = {m.group(1) for m in re.finditer(r"\| (\S+)$", _timed_import("os", True), re.M)}
     return sorted(((k, v) for k, v in found.items() if k not in startup), key=lambda kv: -kv[1])[
         :top
     ]

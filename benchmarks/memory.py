@@ -42,7 +42,7 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
     from image_pipeline.settings import Tunables
 
     Image.init()  # every plugin registered before the baseline, like a warm instance
-    sizes, _, quality = defaults()
+    sizes, quality = [tuple(s) for s in payload["sizes"]], payload["quality"]
     data = Path(payload["path"]).read_bytes()
     tunables = Tunables(thumbnail_sizes=tuple(Box(w, h) for w, h in sizes))
     options = dataclasses.replace(imaging.Options.from_tunables(tunables), animated=True)
@@ -64,8 +64,9 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
 
 def case_peak(engine: str, path: Path) -> dict[str, Any]:
     """One cold run of ``engine`` (ours, naive, or animated: ours with ``animated`` on)."""
-    env = common.function_env() | {"VIPS_CONCURRENCY": "1"}
-    return common.run_worker(__name__, {"engine": engine, "path": str(path)}, env)
+    sizes, _, quality = defaults()  # here: a worker holds only what an instance holds
+    payload = {"engine": engine, "path": str(path), "sizes": sizes, "quality": quality}
+    return common.run_worker(__name__, payload, common.function_env())
 
 
 def _peak_row(what: str, peak: dict[str, Any], limit: int, label: str, baseline: str = "") -> Row:

@@ -97,8 +97,9 @@ def naive(data: bytes, sizes: Sizes, quality: int, exact: Sizes) -> Outputs:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             ImageOps.exif_transpose(im, in_place=True)
-            rgb = im if im.mode in ("RGB", "RGBA") else im.convert("RGB")
-            small = rgb.resize(imaging.fit(rgb.size, Box(*box)), Image.Resampling.LANCZOS)
+            if im.mode not in ("RGB", "RGBA"):
+                im = im.convert("RGB")  # one name: no second full image held
+            small = im.resize(imaging.fit(im.size, Box(*box)), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         small.save(buf, "WEBP", **OUTPUTS["webp"].encoder_options(quality))
         out.append((small.width, small.height, buf.getvalue()))
@@ -337,18 +338,10 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
         case = f"{group}: where ours spends its CPU time (ms, cProfile of one call)"
         rows.append(Row("peers", case, where))
     odd = [
-        f"{g}: {ENGINES[n][0]}"
-        for (g, n), f in found.items()
-        if isinstance(f, Figures) and not f.same_sizes
+        f"{g}: {n}" for (g, n), f in found.items() if isinstance(f, Figures) and not f.same_sizes
     ]
-    rows.append(
-        Row(
-            "peers",
-            "engines whose sizes differ from ours",
-            ", ".join(odd) or "none",
-            status="FAILED" if odd else "met",
-        )
-    )
+    sizes = Row("peers", "engines whose sizes differ from ours", ", ".join(odd) or "none")
+    rows.append(dataclasses.replace(sizes, status="FAILED" if odd else "met"))
     return rows + [Row("peers", why, "not measured", status="skipped") for why in missing]
 
 
