@@ -16,10 +16,9 @@ import io
 import os
 import struct
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from image_pipeline import animation, cover, decode_cost, frame_count, heif, placeholder
 from image_pipeline import exif as exif_tags
@@ -28,6 +27,9 @@ from image_pipeline.formats import OUTPUTS, Box, memory_bytes
 from image_pipeline.output_rules import Outputs
 from image_pipeline.settings import OutputSettings, Tunables
 
+if TYPE_CHECKING:  # imported when first needed, so the function's import stays light
+    from concurrent.futures import Future, ThreadPoolExecutor
+
 # Formats we decode (HEIF through image_pipeline.heif). Others Pillow can identify (PSD, EPS,
 # TGA, ...) are refused as unsupported_format rather than handed to less-travelled decoders.
 INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF")
@@ -35,11 +37,10 @@ INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "AVIF")
 # not open is corrupt rather than "not an image".
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\0", b"MM\0*")
 
-# Pillow's draft() offers 1/2, 1/4 and 1/8; libjpeg-turbo, asked for 1/N (Pillow's decoder
-# sets scale_denom = N), decodes at the smallest M/8 at or above it (jdmaster.c), so N = 3
-# gives 3/8: a 12 MP photo for a 1024 box decodes at 1500x1125, not 2000x1500 (44 % less to
-# resample). Pillow's rows must be as wide as libjpeg's, ceil(3 * width / 8): only
-# libjpeg-turbo's rounding is relied on.
+# Pillow's draft() offers 1/2, 1/4, 1/8; libjpeg-turbo, asked for 1/N (Pillow's decoder sets
+# scale_denom = N), decodes at the smallest M/8 at or above it (jdmaster.c): N = 3 gives 3/8,
+# 1500x1125 for a 12 MP photo and a 1024 box, not 2000x1500. Pillow's rows must be as wide as
+# libjpeg's, ceil(3 * width / 8): only libjpeg-turbo's rounding is relied on.
 _THREE_EIGHTHS = int((features.version_feature("libjpeg_turbo") or "0").split(".")[0]) >= 2
 # LANCZOS throughout; the step from the decoded image first box-averages by an integer factor
 # while LANCZOS keeps at least 1.5x (a 12 MP PNG for a 1024 box: 2x2, then 1.95x), later
@@ -223,7 +224,7 @@ def _check_memory(
 
 
 def _render(im: Image.Image, options: Options, frames: int, budget: int) -> Result:
-    if not isinstance(im, JpegImagePlugin.JpegImageFile):  # before Pillow decodes a PNG for EXIF
+    if im.format not in ("JPEG", "MPO"):  # before Pillow decodes a PNG for its EXIF
         _check_memory(im, im.size, budget)
     exif = im.getexif()
     transpose, swapped = exif_tags.upright(exif)
@@ -254,7 +255,7 @@ def _render(im: Image.Image, options: Options, frames: int, budget: int) -> Resu
         first[box] = image.copy() if any(image is seen for seen in first.values()) else image
         job = (first[box], box, stills, options.quality)
         jobs.append(pool.submit(_encode, *job) if pool else _encode(*job))
-    done = [job.result() if isinstance(job, Future) else job for job in jobs]
+    done = [job if isinstance(job, list) else job.result() for job in jobs]
     made = {(t.box, t.format): t for thumbnails in done for t in thumbnails}
     if animated:  # after the stills: an encode must not share its image with another
         # Every frame cropped where the first was, so a cover box's subject does not jump.
@@ -276,9 +277,10 @@ def _render(im: Image.Image, options: Options, frames: int, budget: int) -> Resu
 
 def _decode_scaled(im: Image.Image, raw_target: tuple[int, int]) -> Area | None:
     """Set a JPEG to decode at the smallest DCT scale that covers ``raw_target`` (the largest
-    thumbnail before orientation). Returns where the picture lies in the decoded pixels: a
-    last row or column can be part-filled (4000x750 at 3/8: 1500x281.25 in 282 rows), and
-    resizing it as if whole would shift edges."""
+    thumbnail before orientation). Returns where the picture lies in the decoded pixels: a last
+    row can be part-filled (750 rows at 3/8: 281.25 in 282), and resizing it whole shifts edges."""
+    from PIL import JpegImagePlugin  # loaded already: Image.open found the JPEG with it
+
     if not isinstance(im, JpegImagePlugin.JpegImageFile):
         return None
     width, height = im.size
@@ -331,6 +333,8 @@ def _downsized(
 def _pool() -> ThreadPoolExecutor:
     """Threads that encode a thumbnail while the next one is resized, where this process
     may use more than one CPU (created on the first such image)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     return ThreadPoolExecutor(os.process_cpu_count(), thread_name_prefix="encode")
 
 
