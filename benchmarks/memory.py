@@ -54,7 +54,7 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
         sizes = [(t.width, t.height) for t in result.thumbnails]
         frames = result.facts.frames
     else:
-        sizes = [o[:2] for o in getattr(peers, payload["engine"])(data, sizes, quality, sizes)]
+        sizes = [o[:2] for o in peers.PY_ENGINES[payload["engine"]](data, sizes, quality, sizes)]
         frames = 1
     peak = common.status_kb("VmHWM") * 1024
     estimate = animation.output_bytes(frames, sizes)

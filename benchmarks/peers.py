@@ -144,9 +144,12 @@ def _webp(image: Any, quality: int) -> tuple[int, int, bytes]:
     )
 
 
+PY_ENGINES = {"ours": ours, "naive": naive, "vips_each": vips_each, "vips_once": vips_once}
+
+
 def answer(request: dict[str, Any]) -> dict[str, Any]:
     """One engine call: its CPU and wall time, the RSS it added, its outputs."""
-    engine = globals()[request["engine"].removesuffix("_2cpu")]
+    engine = PY_ENGINES[request["engine"].removesuffix("_2cpu")]
     data, sizes = Path(request["path"]).read_bytes(), [tuple(s) for s in request["sizes"]]
     exact = [tuple(s) for s in request.get("exact") or sizes]
     before = status_kb("VmRSS")
