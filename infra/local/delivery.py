@@ -47,7 +47,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Abandoned:
-    """A message a route stopped retrying, or refused: acked, never delivered again."""
+    """A message a route stopped retrying: acked, never delivered again."""
 
     route: str
     function: str
@@ -55,7 +55,7 @@ class Abandoned:
     object: str
     generation: str
     attempts: int
-    reason: str  # "retry_window_exceeded" | "invalid_object_name"
+    reason: str  # "retry_window_exceeded"
     detail: str
     at: float = field(default_factory=time.time)
 

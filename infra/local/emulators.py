@@ -116,49 +116,19 @@ def start_firestore(log_dir: Path, env: Mapping[str, str], port: int = 0) -> Emu
     return Emulator("firestore", f"127.0.0.1:{port}", process)
 
 
-def start_gcs(
-    project: str,
-    topic: str,
-    bucket: str,
-    pubsub_host: str,
-    log_dir: Path,
-    env: Mapping[str, str],
-    port: int,
-    external_url: str,
-) -> Emulator:
-    """fake-gcs-server in memory on `port`, publishing finalize/delete of `bucket` to `topic`.
+def start_gcs(log_dir: Path, env: Mapping[str, str], port: int, external_url: str) -> Emulator:
+    """fake-gcs-server in memory on `port`, behind the GCS front at `external_url`.
 
-    `external_url` is where clients reach it (the precondition proxy): the fake builds the
-    URLs it hands out for follow-up requests (resumable `Location`, `mediaLink`) from it.
+    The fake builds the URLs it hands out (resumable `Location`, `mediaLink`) from
+    `external_url`. It publishes no notifications: the front does, for every write.
     """
     process = spawn(
         "fake-gcs-server",
-        [
-            str(fake_gcs_binary()),
-            "-scheme",
-            "http",
-            "-backend",
-            "memory",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-external-url",
-            external_url,
-            "-event.pubsub-project-id",
-            project,
-            "-event.pubsub-topic",
-            topic,
-            "-event.list",
-            "finalize,delete",
-            "-event.bucket",
-            bucket,
-            "-log-level",
-            "warn",
-        ],
+        [str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+         "-port", str(port), "-external-url", external_url, "-log-level", "warn"],
         log_dir / "fake-gcs-server.log",
-        {**env, "PUBSUB_EMULATOR_HOST": pubsub_host},
-    )
+        env,
+    )  # fmt: skip
     return Emulator("storage", f"127.0.0.1:{port}", process)
 
 

@@ -135,8 +135,8 @@ def status() -> int:
             f"pid {emulator.get('pid', '?')}, restarted {emulator.get('restarts', 0)} time(s)"
         )
         print(f"  {name:<24} {host:<28} {'up' if ok else 'DOWN':<4} {restarts}")
-    upstream = info.get("gcs_preconditions", {}).get("upstream")
-    if upstream:  # STORAGE_EMULATOR_HOST is the proxy; the fake listens behind it
+    upstream = info.get("gcs_front", {}).get("upstream")
+    if upstream:  # STORAGE_EMULATOR_HOST is the front; the fake listens behind it
         ok = _answers(f"http://{upstream}/storage/v1/b")
         healthy &= ok
         print(

@@ -35,9 +35,9 @@ from infra.local import emulators, function_processes
 from infra.local.control import ControlServer, RedeployError, settings_body
 from infra.local.fidelity import Fidelity
 from infra.local.fidelity.faults import FaultSettings
+from infra.local.fidelity.gcs_front import GcsFront
 from infra.local.fidelity.iam import Identities
 from infra.local.gallery import server as gallery_server
-from infra.local.gcs_preconditions import PreconditionProxy
 from infra.local.processes import ManagedProcess, free_port, stop_groups
 from infra.local.router import Router, harness_names
 from infra.local.supervisor import Restart, Supervisor
@@ -73,7 +73,7 @@ class LocalStack:
         self.fidelity: Fidelity | None = None
         self.iam: Identities | None = None
         self.router: Router | None = None
-        self.gcs_proxy: PreconditionProxy | None = None
+        self.gcs_front: GcsFront | None = None
         self.control: ControlServer | None = None
         self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
@@ -138,7 +138,7 @@ class LocalStack:
                 (self.gallery, "server_close"),
                 (self.control, "stop"),
                 (self.router, "stop"),
-                (self.gcs_proxy, "stop"),
+                (self.gcs_front, "stop"),
                 (self.iam, "stop"),
             ):
                 with contextlib.suppress(Exception):
@@ -179,9 +179,8 @@ class LocalStack:
         iam, policy, settings = self.options.iam, self.options.policy, settings_body(self.config)
         self.iam = Identities.start(self.topology, iam, policy, settings, hosts)
         self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
-        # Clients reach the fake through the proxy that applies the preconditions it ignores.
-        self.gcs_proxy = PreconditionProxy(f"127.0.0.1:{free_port()}")
-        self.gcs_proxy.start()
+        # Every client reaches the fake through the front (fidelity/gcs_front.py).
+        self.gcs_front = GcsFront(f"127.0.0.1:{free_port()}")
         gcs = self.emulators["storage"] = self._spawn_emulator("storage")
         self.timings["storage_s"] = emulators.wait_ready(gcs)
         self.timings["firestore_s"] = emulators.wait_ready(firestore)
@@ -189,12 +188,13 @@ class LocalStack:
             "GOOGLE_CLOUD_PROJECT": self.topology.project,
             "PUBSUB_EMULATOR_HOST": pubsub.host,
             "FIRESTORE_EMULATOR_HOST": firestore.host,
-            "STORAGE_EMULATOR_HOST": f"http://{self.gcs_proxy.host}",
+            "STORAGE_EMULATOR_HOST": f"http://{self.gcs_front.host}",
         }
         self.clients = emulator_clients(
             self.topology.project, self.env, self.topology.firestore_database
         )
         create_resources(self.clients, self.topology, self.iam.undead if self.iam else ())
+        self.gcs_front.notify(self._publish_raw, _notified_buckets(self.topology))
         self.timings["emulators_s"] = time.monotonic() - t0
 
     def _spawn_emulator(self, name: str, port: int = 0) -> emulators.Emulator:
@@ -204,17 +204,15 @@ class LocalStack:
             return emulators.start_pubsub(project, logs, env, port)
         if name == "firestore":
             return emulators.start_firestore(logs, env, port)
-        assert self.gcs_proxy is not None
-        return emulators.start_gcs(
-            project,
-            harness_names(self.topology).raw_topic,
-            self.topology.buckets[self.topology.notification.bucket].name,
-            self.emulators["pubsub"].host,
-            logs,
-            env,
-            int(self.gcs_proxy.upstream.rsplit(":", 1)[1]),
-            f"http://{self.gcs_proxy.host}",
-        )
+        assert self.gcs_front is not None
+        upstream = int(self.gcs_front.upstream.rsplit(":", 1)[1])
+        return emulators.start_gcs(logs, env, upstream, f"http://{self.gcs_front.host}")
+
+    def _publish_raw(self, data: bytes, attributes: Mapping[str, str]) -> None:
+        """A GCS notification of the front, onto the topic the router's routes read."""
+        assert self.clients is not None
+        topic = f"projects/{self.topology.project}/topics/{harness_names(self.topology).raw_topic}"
+        self.clients.publisher.publish(topic, data, **attributes).result(timeout=30)
 
     def _restart_emulator(self, name: str, cancel: threading.Event) -> None:
         port = int(self.emulators[name].host.rsplit(":", 1)[1])
@@ -232,8 +230,13 @@ class LocalStack:
     # -- functions --------------------------------------------------------------------------
 
     def _env(self, function: str) -> dict[str, str]:
-        """A function's environment: the emulators, seen through its identity's fronts."""
-        return {**self._function_env, **(self.iam.env(function) if self.iam else {})}
+        """A function's environment: the emulators, seen through its identity's fronts (Pub/Sub
+        and Firestore: the IAM one's; Cloud Storage: the GCS front's listener for its service
+        account)."""
+        assert self.gcs_front is not None
+        storage = self.gcs_front.listen(self.topology.functions[function].service_account_id)
+        iam = self.iam.env(function) if self.iam else {}
+        return {**self._function_env, **iam, "STORAGE_EMULATOR_HOST": f"http://{storage}"}
 
     def _start_functions(self) -> None:
         t0 = time.monotonic()
@@ -379,9 +382,10 @@ class LocalStack:
                 }
                 for name, e in self.emulators.items()
             },
-            "gcs_preconditions": {
-                "host": self.gcs_proxy.host if self.gcs_proxy else None,
-                "upstream": self.gcs_proxy.upstream if self.gcs_proxy else None,
+            "gcs_front": {
+                "host": self.gcs_front.host if self.gcs_front else None,
+                "identities": self.gcs_front.identities() if self.gcs_front else {},
+                "upstream": self.gcs_front.upstream if self.gcs_front else None,
             },
             "logs": str(self.logs_dir),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
@@ -439,6 +443,11 @@ def create_resources(clients: Clients, t: Topology, undead: Collection[str] = ()
     for bucket in t.buckets.values():
         with contextlib.suppress(api_exceptions.Conflict):
             clients.storage.create_bucket(bucket.name, **deadlines.storage_call())
+
+
+def _notified_buckets(t: Topology) -> frozenset[str]:
+    """The buckets whose writes GCS notifies: the notification's and the trigger's."""
+    return frozenset(t.buckets[key].name for key in (t.notification.bucket, t.trigger.bucket))
 
 
 def _resource_names(t: Topology) -> tuple[object, ...]:

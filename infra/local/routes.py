@@ -21,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.cloud import pubsub_v1
 
-from infra.common.object_names import name_error
-from infra.local.delivery import Abandoned, DeliveryLog, Dispatcher
+from infra.local.delivery import Abandoned, Dispatcher
 from infra.local.hooks import Call
 from infra.local.messages import (
     Message,
@@ -44,7 +43,6 @@ EVENTARC_RETENTION_SECONDS = 24 * 3600
 
 TRIGGER = "trigger"
 NOTIFICATION = "notification"
-INVALID_NAME = "invalid_object_name"
 WINDOW_EXCEEDED = "retry_window_exceeded"
 
 
@@ -65,19 +63,6 @@ class Route(ABC):
         return retry_delay(self.retry, max(1, message.delivery_attempt), backoff_factor)
 
 
-def _refused_name(route: str, function: str, message: Message, log_: DeliveryLog) -> bool:
-    """True (and recorded) when a notification names an object GCS could never hold."""
-    name, generation = object_key(message)
-    error = name_error(name)
-    if error is None:
-        return False
-    log.warning("route %s refuses object %r: %s", route, name, error)
-    log_.abandon(
-        Abandoned(route, function, message.message_id, name, generation, 0, INVALID_NAME, error)
-    )
-    return True
-
-
 class NotificationRelay(Route):
     """GCS notification: the same payload, plus the attributes GCS adds, on the real topic.
 
@@ -85,8 +70,9 @@ class NotificationRelay(Route):
     delete of that object generation is relayed as the bucket's lifecycle rule would send it.
     Cloud Storage's notification of a lifecycle delete is the `OBJECT_DELETE` of any other
     delete, sent when the rule runs, at least `uploads_lifecycle_days` after the object was
-    created; so the relay sends fake-gcs-server's own notification with `eventTime` set to
-    that moment (creation + N days), as if the clock had reached it, and nothing else changed.
+    created; so the relay sends the GCS front's notification of the delete with `eventTime`
+    set to that moment (creation + N days), as if the clock had reached it, nothing else
+    changed.
     """
 
     function = None
@@ -125,11 +111,6 @@ class NotificationRelay(Route):
     def handle(self, message: Message) -> bool:
         spec = self.topology.notification
         if message.attributes.get("eventType") not in spec.event_types:
-            return True
-        name = message.attributes.get("objectId", "")
-        error = name_error(name)
-        if error is not None:  # recorded by the trigger route, which sees the same event
-            log.warning("notification for %r not relayed: %s", name, error)
             return True
         bucket = self.topology.buckets[spec.bucket].name
         attributes = {
@@ -178,8 +159,6 @@ class EventarcTrigger(Route):
 
     def handle(self, message: Message) -> bool:
         if not trigger_fires(message, self.event_type, self.bucket):
-            return True
-        if _refused_name(self.name, self.function, message, self._dispatcher.log):
             return True
         with self._lock:
             attempt = self._attempts.get(message.message_id, 0) + 1

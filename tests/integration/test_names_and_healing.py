@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+from google.api_core.exceptions import BadRequest
 
 from image_pipeline.records import image_doc_id
 from infra.local import sample_images
@@ -185,14 +186,11 @@ def test_gcloud_storage_cp_through_local_env_is_processed(
     assert f"projects/{harness.info['project']}/topics/imgpipe-image-events" in listed
 
 
-def test_a_notification_gcs_could_never_have_sent_is_refused_not_delivered(
+def test_a_name_gcs_refuses_is_refused_at_upload_and_never_delivered(
     harness: Any, prefix: str
 ) -> None:
-    name = prefix + "x" * 1100  # fake-gcs stores it; GCS refuses names over 1024 bytes
-    harness.upload(name, JPEG)
-    harness.wait_until(
-        lambda: harness.router.log.abandoned(object_prefix=prefix), 60, "the refusal"
-    )
-    (record,) = harness.router.log.abandoned(object_prefix=prefix)
-    assert record.reason == "invalid_object_name" and "1024" in record.detail
+    name = prefix + "x" * 1100  # GCS refuses names over 1024 bytes; the front does too
+    with pytest.raises(BadRequest, match="1024"):
+        harness.upload(name, JPEG)
+    assert not list(harness.clients.storage.list_blobs(harness.uploads.name, prefix=prefix))
     assert harness.calls("make_thumbnail", prefix) == []

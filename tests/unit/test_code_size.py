@@ -21,7 +21,6 @@ MAX_SOURCE_LINES = 19_500
 LONG_FILES: list[str] = []
 
 LONG_FUNCTIONS = [
-    "infra/local/gcs_preconditions.py::_handler",
 ]
 
 

@@ -238,16 +238,6 @@ def test_any_exception_while_delivering_is_a_recorded_nack(function_server, monk
     assert router.stats()["functions"]["make_thumbnail"]["failed"] == 1
 
 
-@pytest.mark.parametrize("name", [".", "..", "a\nb.jpg", "x" * 1025])
-def test_names_gcs_could_never_have_produced_are_refused_not_delivered(function_server, name):
-    url, seen, _ = function_server
-    router, subscriber = trigger_router(url, window=3600)
-    router._handle(route(router, "trigger"), finalize(name, datetime.now(UTC)))
-    assert seen == [] and subscriber.acked == ["ack-t"]
-    (abandoned,) = router.log.abandoned()
-    assert abandoned.reason == "invalid_object_name" and abandoned.detail
-
-
 @pytest.mark.parametrize(
     "attributes",
     [
