@@ -90,7 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the local stack")
     up.add_argument("--detach", action="store_true", help="run in the background and return")
-    up.add_argument("--project", help="project id for the emulators (default: cdktf.json's)")
     up.add_argument(
         "--backoff-factor",
         type=arguments.number(above=0),
@@ -156,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> DeploymentConfig:
-    """cdktf.json, then PIPELINE_* variables, then --project and --set (like a deploy)."""
-    overrides: dict[str, Any] = {"project": args.project} if args.project else {}
+    """cdktf.json, then PIPELINE_* variables, then --set (like a deploy)."""
+    overrides: dict[str, Any] = {"project": args.project} if "project" in args else {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:

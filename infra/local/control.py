@@ -25,7 +25,7 @@ so `infra.local.http_guard` refuses other Host names, cross-site writes and unbo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import asdict, fields
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -67,13 +67,12 @@ class _Handler(GuardedHandler):
     def on_get(self) -> None:
         url = urlparse(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        log, prefix, function = self.router.log, query.get("prefix"), query.get("function")
         answers: dict[str, Callable[[], Any]] = {
             "/health": lambda: "ok",
             "/stats": self.router.stats,
-            "/deliveries": lambda: self.router.deliveries_json(
-                function=query.get("function"), object_prefix=query.get("prefix")
-            ),
-            "/abandoned": lambda: self.router.log.abandoned_json(query.get("prefix")),
+            "/deliveries": lambda: [asdict(d) for d in log.deliveries(function, prefix)],
+            "/abandoned": lambda: [asdict(a) for a in log.abandoned(prefix)],
             "/faults": lambda: self.faults.settings.to_json(),
         }
         for hook in self.router.hooks:  # GET /iam while the stack checks IAM

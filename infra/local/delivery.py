@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import requests
 
@@ -117,9 +117,6 @@ class DeliveryLog:
         with self._lock:
             filtered = dict(self._filtered)
         return {"functions": per, "filtered": filtered, "abandoned": abandoned}
-
-    def abandoned_json(self, object_prefix: str | None = None) -> list[dict[str, object]]:
-        return [asdict(a) for a in self.abandoned(object_prefix)]
 
 
 class HttpSender:

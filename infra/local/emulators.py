@@ -78,42 +78,22 @@ def preflight() -> None:
     fake_gcs_binary()
 
 
-def start_pubsub(project: str, log_dir: Path, env: Mapping[str, str], port: int = 0) -> Emulator:
-    port = port or free_port()
-    process = spawn(
-        "Pub/Sub emulator",
-        [
-            "gcloud",
-            "beta",
-            "emulators",
-            "pubsub",
-            "start",
-            f"--host-port=127.0.0.1:{port}",
-            f"--project={project}",
-            "--quiet",
-        ],
-        log_dir / "pubsub-emulator.log",
-        env,
-    )
-    return Emulator("pubsub", f"127.0.0.1:{port}", process)
+# The official emulators: name -> (what it is called in messages, its gcloud command).
+_GCLOUD = {
+    "pubsub": ("Pub/Sub emulator", ["gcloud", "beta", "emulators", "pubsub", "start"]),
+    "firestore": ("Firestore emulator", ["gcloud", "emulators", "firestore", "start"]),
+}
 
 
-def start_firestore(log_dir: Path, env: Mapping[str, str], port: int = 0) -> Emulator:
+def start(
+    name: str, project: str, log_dir: Path, env: Mapping[str, str], port: int = 0
+) -> Emulator:
+    """The official `name` emulator ("pubsub" or "firestore") on `port` (0: a free one)."""
     port = port or free_port()
-    process = spawn(
-        "Firestore emulator",
-        [
-            "gcloud",
-            "emulators",
-            "firestore",
-            "start",
-            f"--host-port=127.0.0.1:{port}",
-            "--quiet",
-        ],
-        log_dir / "firestore-emulator.log",
-        env,
-    )
-    return Emulator("firestore", f"127.0.0.1:{port}", process)
+    title, command = _GCLOUD[name]
+    argv = [*command, f"--host-port=127.0.0.1:{port}", f"--project={project}", "--quiet"]
+    process = spawn(title, argv, log_dir / f"{name}-emulator.log", env)
+    return Emulator(name, f"127.0.0.1:{port}", process)
 
 
 def start_gcs(log_dir: Path, env: Mapping[str, str], port: int, external_url: str) -> Emulator:

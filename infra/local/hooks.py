@@ -61,5 +61,4 @@ class DeliveryHook:
         """A message of `route` is done: acked (`delivered`) or nacked after a failure."""
 
     def stats(self) -> dict[str, object] | None:
-        """What `GET <router>/stats` shows of this hook, under its `label`."""
-        return None
+        """What this hook adds to `GET <router>/stats` (e.g. {"capacity": ...})."""

@@ -76,10 +76,8 @@ def detach() -> int:
             info = read_stack_json()
             if info.get("pid") == child.pid:
                 print_summary(info)
-                print(
-                    f"detached (supervisor pid {child.pid}); stop with scripts/local down",
-                    file=sys.stderr,
-                )
+                detached = f"detached (supervisor pid {child.pid}); stop with scripts/local down"
+                print(detached, file=sys.stderr)
                 return 0
         time.sleep(0.2)
     stop_group(child.pid)
@@ -104,7 +102,7 @@ def down() -> int:
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 0
-    for variable, host, answers in _emulator_health(info, timeout=1.0):
+    for variable, host, answers, _ in _emulators(info, timeout=1.0):
         if not answers:  # said, so a slow or odd stop has its reason on screen
             print(f"note: the {_EMULATORS[variable]} at {host} was not answering", file=sys.stderr)
     pid = int(info["pid"])
@@ -128,25 +126,22 @@ def status() -> int:
     info = read_stack_json()
     healthy = alive = pid_alive(int(info["pid"]))
     print(f"supervisor pid {info['pid']}: {'running' if alive else 'NOT running'}")
-    for name, host, ok in _emulator_health(info):
-        healthy &= ok
-        emulator = info.get("emulators", {}).get(name.split("_")[0].lower(), {})
-        restarts = (
-            f"pid {emulator.get('pid', '?')}, restarted {emulator.get('restarts', 0)} time(s)"
-        )
-        print(f"  {name:<24} {host:<28} {'up' if ok else 'DOWN':<4} {restarts}")
     upstream = info.get("gcs_front", {}).get("upstream")
-    if upstream:  # STORAGE_EMULATOR_HOST is the front; the fake listens behind it
-        ok = _answers(f"http://{upstream}/storage/v1/b")
-        healthy &= ok
-        print(
-            f"  {'fake-gcs-server':<24} {upstream:<28} {'up' if ok else 'DOWN':<4} behind the proxy"
+    fake = [("fake-gcs-server", upstream, f"http://{upstream}/storage/v1/b", "behind the front")]
+    functions = [
+        (
+            name,
+            fn["url"],
+            fn["url"],
+            f"pid {fn.get('pid', '?')}, restarted {fn.get('restarts', 0)} time(s)",
         )
-    for fn_name, fn in info["functions"].items():
-        ok = _answers(fn["url"])
+        for name, fn in info["functions"].items()
+    ]
+    for name, where, ok, detail in (
+        _emulators(info) + _probed(fake if upstream else []) + _probed(functions)
+    ):
         healthy &= ok
-        state = f"pid {fn.get('pid', '?')}, restarted {fn.get('restarts', 0)} time(s)"
-        print(f"  {fn_name:<24} {fn['url']:<28} {'up' if ok else 'DOWN':<4} {state}")
+        print(f"  {name:<24} {where:<28} {'up' if ok else 'DOWN':<4} {detail}")
     router = info["router"]["url"]
     try:
         stats = requests.get(f"{router}/stats", timeout=2).json()
@@ -171,20 +166,29 @@ def capacity_lines(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _emulator_health(info: dict[str, Any], timeout: float = 2.0) -> list[tuple[str, str, bool]]:
-    """Each emulator's variable, host and whether it answers HTTP now."""
-    found = []
+def _emulators(info: dict[str, Any], timeout: float = 2.0) -> list[tuple[str, str, bool, str]]:
+    """Each emulator's variable, host, whether it answers HTTP now, and its pid and restarts."""
+    rows = []
     for name, host in info["env"].items():
         if name in _EMULATORS:
             url = host if host.startswith("http") else f"http://{host}"
-            path = "/storage/v1/b" if name == "STORAGE_EMULATOR_HOST" else "/"
-            found.append((name, host, _answers(url + path, timeout)))
-    return found
+            url += "/storage/v1/b" if name == "STORAGE_EMULATOR_HOST" else "/"
+            known = info.get("emulators", {}).get(name.split("_")[0].lower(), {})
+            detail = f"pid {known.get('pid', '?')}, restarted {known.get('restarts', 0)} time(s)"
+            rows.append((name, host, url, detail))
+    return _probed(rows, timeout)
 
 
-def _answers(url: str, timeout: float = 2.0) -> bool:
-    try:
-        requests.get(url, timeout=timeout)
-        return True
-    except requests.RequestException:
-        return False
+def _probed(
+    rows: list[tuple[str, str, str, str]], timeout: float = 2.0
+) -> list[tuple[str, str, bool, str]]:
+    """(name, where, whether `url` answers HTTP now, detail) for each (name, where, url, detail)."""
+    answered = []
+    for name, where, url, detail in rows:
+        try:
+            requests.get(url, timeout=timeout)
+            ok = True
+        except requests.RequestException:
+            ok = False
+        answered.append((name, where, ok, detail))
+    return answered

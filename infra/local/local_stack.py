@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import ThreadingHTTPServer
@@ -24,10 +24,6 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from google.api_core import exceptions as api_exceptions
-from google.protobuf import duration_pb2
-
-from image_pipeline import deadlines
 from image_pipeline.settings import Settings
 from infra.common import paths
 from infra.common.emulator_clients import Clients, emulator_clients
@@ -39,7 +35,8 @@ from infra.local.fidelity.gcs_front import GcsFront
 from infra.local.fidelity.iam import Identities
 from infra.local.gallery import server as gallery_server
 from infra.local.processes import ManagedProcess, free_port, stop_groups
-from infra.local.router import Router, harness_names
+from infra.local.resources import create_resources, notification_configs
+from infra.local.router import Router
 from infra.local.supervisor import Restart, Supervisor
 from infra.model.config import ConfigError, DeploymentConfig, from_mapping
 from infra.model.topology import Topology, build_topology
@@ -194,25 +191,30 @@ class LocalStack:
             self.topology.project, self.env, self.topology.firestore_database
         )
         create_resources(self.clients, self.topology, self.iam.undead if self.iam else ())
-        self.gcs_front.notify(self._publish_raw, _notified_buckets(self.topology))
+        self.gcs_front.notify(self._publish, notification_configs(self.topology))
         self.timings["emulators_s"] = time.monotonic() - t0
 
     def _spawn_emulator(self, name: str, port: int = 0) -> emulators.Emulator:
         """Starts one emulator (on `port`, when a restart keeps the one the stack uses)."""
         project, logs, env = self.topology.project, self.logs_dir, self._emulator_env
-        if name == "pubsub":
-            return emulators.start_pubsub(project, logs, env, port)
-        if name == "firestore":
-            return emulators.start_firestore(logs, env, port)
+        if name != "storage":
+            return emulators.start(name, project, logs, env, port)
         assert self.gcs_front is not None
         upstream = int(self.gcs_front.upstream.rsplit(":", 1)[1])
         return emulators.start_gcs(logs, env, upstream, f"http://{self.gcs_front.host}")
 
-    def _publish_raw(self, data: bytes, attributes: Mapping[str, str]) -> None:
-        """A GCS notification of the front, onto the topic the router's routes read."""
+    def _publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> None:
         assert self.clients is not None
-        topic = f"projects/{self.topology.project}/topics/{harness_names(self.topology).raw_topic}"
         self.clients.publisher.publish(topic, data, **attributes).result(timeout=30)
+
+    def expire_next_delete(self, name: str, generation: int) -> None:
+        """The next delete of this upload is notified as the uploads bucket's lifecycle
+        rule would notify it (`GcsFront.expire_next_delete`)."""
+        bucket = self.topology.buckets[self.topology.notification.bucket]
+        if not bucket.lifecycle_delete_after_days or self.gcs_front is None:
+            raise ValueError("the uploads bucket has no lifecycle rule (uploads_lifecycle_days)")
+        days = bucket.lifecycle_delete_after_days
+        self.gcs_front.expire_next_delete(bucket.name, name, generation, days)
 
     def _restart_emulator(self, name: str, cancel: threading.Event) -> None:
         port = int(self.emulators[name].host.rsplit(":", 1)[1])
@@ -315,7 +317,6 @@ class LocalStack:
         self.fidelity.iam = self.iam
         self.router = Router(
             self.topology,
-            self.clients.publisher,
             self.clients.subscriber,
             {key: f.url for key, f in self.functions.items()},
             hooks=self.fidelity.delivery_hooks(),
@@ -384,7 +385,6 @@ class LocalStack:
             },
             "gcs_front": {
                 "host": self.gcs_front.host if self.gcs_front else None,
-                "identities": self.gcs_front.identities() if self.gcs_front else {},
                 "upstream": self.gcs_front.upstream if self.gcs_front else None,
             },
             "logs": str(self.logs_dir),
@@ -401,53 +401,6 @@ class LocalStack:
         tmp = self.stack_json.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.info(), indent=2) + "\n")
         tmp.replace(self.stack_json)
-
-
-def create_resources(clients: Clients, t: Topology, undead: Collection[str] = ()) -> None:
-    """Topics, subscriptions and buckets exactly as declared (plus the router's own); those
-    in `undead` without their dead-letter policy (Pub/Sub could not apply it: IAM)."""
-    names = harness_names(t)
-    raw_topic = f"projects/{t.project}/topics/{names.raw_topic}"
-    for path in [t.topic_path(k) for k in t.topics] + [raw_topic]:
-        with contextlib.suppress(api_exceptions.AlreadyExists):
-            clients.publisher.create_topic(name=path, **deadlines.grpc_call())
-    requests: list[dict[str, Any]] = [
-        {
-            "name": t.subscription_path(sub.key),
-            "topic": t.topic_path(sub.topic),
-            "filter": sub.filter,
-            "ack_deadline_seconds": sub.ack_deadline_seconds,
-            "message_retention_duration": duration_pb2.Duration(seconds=sub.retention_seconds),
-            "dead_letter_policy": None
-            if sub.key in undead
-            else {
-                "dead_letter_topic": t.topic_path(sub.dead_letter_topic),
-                "max_delivery_attempts": sub.max_delivery_attempts,
-            },
-            # No retry_policy: the emulator (0.8.20) does apply one, but not Pub/Sub's
-            # curve (measured: 1st redelivery immediate, then ~min+attempt s) and not
-            # scaled for tests. The router applies the declared policy itself.
-        }
-        for sub in t.subscriptions.values()
-    ]
-    trigger_timeout = t.functions[t.trigger.function].timeout_seconds
-    for name, ack in (
-        (names.notification_subscription, 30),
-        (names.trigger_subscription, min(600, max(10, trigger_timeout))),
-    ):
-        path = f"projects/{t.project}/subscriptions/{name}"
-        requests.append({"name": path, "topic": raw_topic, "ack_deadline_seconds": ack})
-    for request in requests:
-        with contextlib.suppress(api_exceptions.AlreadyExists):
-            clients.subscriber.create_subscription(request=request, **deadlines.grpc_call())
-    for bucket in t.buckets.values():
-        with contextlib.suppress(api_exceptions.Conflict):
-            clients.storage.create_bucket(bucket.name, **deadlines.storage_call())
-
-
-def _notified_buckets(t: Topology) -> frozenset[str]:
-    """The buckets whose writes GCS notifies: the notification's and the trigger's."""
-    return frozenset(t.buckets[key].name for key in (t.notification.bucket, t.trigger.bucket))
 
 
 def _resource_names(t: Topology) -> tuple[object, ...]:

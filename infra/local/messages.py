@@ -9,7 +9,7 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from infra.common.storage_events import eventarc_storage_event, rfc3339
@@ -107,7 +107,3 @@ def object_key(message: Message) -> tuple[str, str]:
     """(object name, generation) a message is about, for delivery counters."""
     attrs = message.attributes
     return attrs.get("objectId", ""), attrs.get("objectGeneration") or attrs.get("generation", "")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

@@ -1,7 +1,8 @@
-"""The event router: stands in for the GCS notification, Eventarc and Pub/Sub push.
+"""The event router: stands in for Eventarc and Pub/Sub push.
 
-The GCS front publishes raw object events to an internal topic; the routes
-(`infra.local.routes`) turn them into what GCP would deliver. The router is the generic
+The GCS front publishes each write's notifications (to the notification topic, and to an
+internal topic as Eventarc's own notification); the routes (`infra.local.routes`) turn what
+they pull into what GCP would deliver. The router is the generic
 part: one pull loop and worker pool per route, then ack, or nack after the route's backoff
 (so the emulator redelivers and, with a dead-letter policy, counts attempts), or ack when the
 route gives up. The hooks (`infra.local.hooks`) add the platform's behaviour at fixed points.
@@ -16,7 +17,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
@@ -27,11 +28,9 @@ from infra.local.messages import Message
 from infra.local.routes import (
     EVENTARC_RETENTION_SECONDS,
     EventarcTrigger,
-    NotificationRelay,
     PushSubscription,
     Route,
 )
-from infra.local.scheduler import Scheduler
 from infra.model.topology import Topology
 
 log = logging.getLogger("infra.local.router")
@@ -49,14 +48,13 @@ MAX_PULL = 10
 class HarnessNames:
     """Internal topic and subscriptions the router adds (they do not exist in GCP)."""
 
-    raw_topic: str
-    notification_subscription: str
+    raw_topic: str  # where the GCS front publishes the trigger bucket's events, as Eventarc's
     trigger_subscription: str
 
 
 def harness_names(topology: Topology) -> HarnessNames:
     p = topology.prefix
-    return HarnessNames(f"{p}-harness-gcs-events", f"{p}-harness-notify", f"{p}-harness-eventarc")
+    return HarnessNames(f"{p}-harness-gcs-events", f"{p}-harness-eventarc")
 
 
 class Router:
@@ -65,7 +63,6 @@ class Router:
     def __init__(
         self,
         topology: Topology,
-        publisher: pubsub_v1.PublisherClient,
         subscriber: pubsub_v1.SubscriberClient,
         function_urls: Mapping[str, str],
         hooks: Sequence[DeliveryHook] = (),
@@ -84,13 +81,11 @@ class Router:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._scheduler: Scheduler | None = None
         window = trigger_window_seconds
         if window is None:  # Eventarc's 24 h, on the same scale as the backoffs
             window = EVENTARC_RETENTION_SECONDS * backoff_factor
         harness = f"projects/{topology.project}/subscriptions/"
         self.routes: list[Route] = [
-            NotificationRelay(topology, harness + self.names.notification_subscription, publisher),
             EventarcTrigger(
                 topology, harness + self.names.trigger_subscription, self.dispatcher, window
             ),
@@ -103,15 +98,9 @@ class Router:
     def route(self, name: str) -> Route:
         return next(r for r in self.routes if r.name == name)
 
-    def expire_next_delete(self, name: str, generation: int) -> None:
-        """The next delete of this upload is relayed as the lifecycle rule's expiry."""
-        relay = next(r for r in self.routes if isinstance(r, NotificationRelay))
-        relay.expire_next_delete(name, generation)
-
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._scheduler = Scheduler()
         for route in self.routes:
             pool = ThreadPoolExecutor(WORKERS_PER_ROUTE, thread_name_prefix=f"route-{route.name}")
             self._pools[route.name] = pool
@@ -129,19 +118,21 @@ class Router:
             # Deliveries in flight are not waited for (a function may hang for its whole
             # timeout): the functions are stopped next, which ends them at once.
             pool.shutdown(wait=False, cancel_futures=True)
-        if self._scheduler:
-            self._scheduler.stop()
+
+    def _after(self, delay: float, callback: Callable[[], object]) -> None:
+        """Runs `callback` on a timer thread after `delay`, unless the router stopped first."""
+        timer = threading.Timer(delay, lambda: self._stop.is_set() or callback())
+        timer.daemon = True
+        timer.start()
 
     def _later(self, route: str, delay: float, callback: Callable[[], object]) -> None:
         """Runs `callback` on the route's pool after `delay` (a hook's repeated request)."""
-        if self._scheduler is None:
-            return
 
         def submit() -> None:
             with contextlib.suppress(RuntimeError, KeyError):  # stopping: pools are gone
                 self._pools[route].submit(callback)
 
-        self._scheduler.call_later(delay, submit)
+        self._after(delay, submit)
 
     # -- observations --------------------------------------------------------------------
 
@@ -156,9 +147,6 @@ class Router:
         for hook in self.hooks:
             stats.update(hook.stats() or {})
         return stats
-
-    def deliveries_json(self, **kwargs: str | None) -> list[dict[str, object]]:
-        return [asdict(d) for d in self.deliveries(**kwargs)]
 
     # -- the pull loop ---------------------------------------------------------------------
 
@@ -256,7 +244,5 @@ class Router:
         if delay >= 1.0:
             # Long waits: let the emulator hold the message (a lease of `delay` seconds).
             nack(min(600, round(delay)))
-        elif self._scheduler:
-            self._scheduler.call_later(delay, nack)
         else:
-            nack()
+            self._after(delay, nack)

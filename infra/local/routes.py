@@ -1,6 +1,5 @@
 """The router's routes: what GCP does with a message between a subscription and a function.
 
-- `NotificationRelay`: the GCS Pub/Sub notification (raw emulator event -> notification topic);
 - `EventarcTrigger`: the Eventarc trigger (finalize event -> binary CloudEvent -> function),
   retried like Eventarc for a bounded window, then abandoned visibly;
 - `PushSubscription`: a push subscription (filter, wrapped push body, backoff from its
@@ -16,10 +15,7 @@ import json
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-
-from google.cloud import pubsub_v1
+from datetime import UTC, datetime
 
 from infra.local.delivery import Abandoned, Dispatcher
 from infra.local.hooks import Call
@@ -42,7 +38,6 @@ EVENTARC_RETRY = RetryPolicy(10, 600)
 EVENTARC_RETENTION_SECONDS = 24 * 3600
 
 TRIGGER = "trigger"
-NOTIFICATION = "notification"
 WINDOW_EXCEEDED = "retry_window_exceeded"
 
 
@@ -56,74 +51,11 @@ class Route(ABC):
 
     @abstractmethod
     def handle(self, message: Message) -> bool:
-        """Deliver (or relay) one message; True acks it, False nacks it."""
+        """Deliver one message; True acks it, False nacks it."""
 
     def next_delay(self, message: Message, backoff_factor: float) -> float | None:
         """Seconds until a nacked message is redelivered (Pub/Sub's backoff curve)."""
         return retry_delay(self.retry, max(1, message.delivery_attempt), backoff_factor)
-
-
-class NotificationRelay(Route):
-    """GCS notification: the same payload, plus the attributes GCS adds, on the real topic.
-
-    fake-gcs-server has no lifecycle rules. `expire_next_delete` stands in for one: the next
-    delete of that object generation is relayed as the bucket's lifecycle rule would send it.
-    Cloud Storage's notification of a lifecycle delete is the `OBJECT_DELETE` of any other
-    delete, sent when the rule runs, at least `uploads_lifecycle_days` after the object was
-    created; so the relay sends the GCS front's notification of the delete with `eventTime`
-    set to that moment (creation + N days), as if the clock had reached it, nothing else
-    changed.
-    """
-
-    function = None
-    retry = EVENTARC_RETRY
-
-    def __init__(
-        self, topology: Topology, subscription_path: str, publisher: pubsub_v1.PublisherClient
-    ) -> None:
-        self.name = NOTIFICATION
-        self.subscription_path = subscription_path
-        self.topology = topology
-        self._publisher = publisher
-        self._expiring: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-
-    def expire_next_delete(self, name: str, generation: int) -> None:
-        """The next delete of `name`#`generation` is the lifecycle rule's (see the class)."""
-        spec = self.topology.buckets[self.topology.notification.bucket]
-        if not spec.lifecycle_delete_after_days:
-            raise ValueError("the uploads bucket has no lifecycle rule (uploads_lifecycle_days)")
-        with self._lock:
-            self._expiring.add((name, str(generation)))
-
-    def _event_time(self, message: Message) -> dict[str, str]:
-        """`eventTime` of a lifecycle delete, when this delete was marked as one."""
-        with self._lock:
-            key = object_key(message)
-            if message.attributes.get("eventType") != "OBJECT_DELETE" or key not in self._expiring:
-                return {}
-            self._expiring.discard(key)
-        created = datetime.fromisoformat(json.loads(message.data)["timeCreated"])
-        days = self.topology.buckets[self.topology.notification.bucket].lifecycle_delete_after_days
-        ran = created.astimezone(UTC) + timedelta(days=days)
-        return {"eventTime": ran.isoformat(timespec="microseconds").replace("+00:00", "Z")}
-
-    def handle(self, message: Message) -> bool:
-        spec = self.topology.notification
-        if message.attributes.get("eventType") not in spec.event_types:
-            return True
-        bucket = self.topology.buckets[spec.bucket].name
-        attributes = {
-            **message.attributes,
-            **self._event_time(message),
-            "notificationConfig": f"projects/_/buckets/{bucket}/notificationConfigs/1",
-            **spec.custom_attributes,
-        }
-        future = self._publisher.publish(
-            self.topology.topic_path(spec.topic), message.data, **attributes
-        )
-        future.result(timeout=30)
-        return True
 
 
 class EventarcTrigger(Route):
@@ -142,7 +74,6 @@ class EventarcTrigger(Route):
         subscription_path: str,
         dispatcher: Dispatcher,
         window_seconds: float,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         trigger = topology.trigger
         self.name = TRIGGER
@@ -153,7 +84,6 @@ class EventarcTrigger(Route):
         self.bucket = topology.buckets[trigger.bucket].name
         self.window_seconds = window_seconds
         self._dispatcher = dispatcher
-        self._clock = clock
         self._lock = threading.Lock()
         self._attempts: dict[str, int] = {}
 
@@ -181,7 +111,7 @@ class EventarcTrigger(Route):
         with self._lock:
             attempts = self._attempts.get(message.message_id, 1)
         delay = retry_delay(self.retry, attempts, backoff_factor)
-        age = (self._clock() - message.publish_time).total_seconds()
+        age = (datetime.now(UTC) - message.publish_time).total_seconds()
         if age + delay <= self.window_seconds:
             return delay
         with self._lock:
@@ -192,18 +122,8 @@ class EventarcTrigger(Route):
             f"trigger's retry window is {self.window_seconds:.0f} s"
         )
         log.error("abandoned %r (generation %s): %s", name, generation, detail)
-        self._dispatcher.log.abandon(
-            Abandoned(
-                self.name,
-                self.function,
-                message.message_id,
-                name,
-                generation,
-                attempts,
-                WINDOW_EXCEEDED,
-                detail,
-            )
-        )
+        record = (message.message_id, name, generation, attempts, WINDOW_EXCEEDED, detail)
+        self._dispatcher.log.abandon(Abandoned(self.name, self.function, *record))
         return None
 
 

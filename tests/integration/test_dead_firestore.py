@@ -53,7 +53,7 @@ def _tool(argv: list[str]) -> subprocess.Popen[str]:
 def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_naming_it(
     local_stack: Any, tmp_path: Path
 ) -> None:
-    firestore = emulators.start_firestore(tmp_path, os.environ)
+    firestore = emulators.start("firestore", "dead-firestore", tmp_path, os.environ)
     try:
         emulators.wait_ready(firestore)
         info = {**local_stack.info(), "env": {**local_stack.env}}

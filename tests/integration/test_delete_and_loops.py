@@ -34,7 +34,7 @@ def test_a_lifecycle_expiry_keeps_the_thumbnails_and_records_it(harness, prefix)
     harness.wait_doc(name, lambda d: d.get("status") == "processed")
     thumbnails = sorted(b.name for b in harness.thumbnail_blobs(name))
     assert len(thumbnails) == 3
-    harness.router.expire_next_delete(name, generation)
+    harness.stack.expire_next_delete(name, generation)
 
     harness.uploads.blob(name).delete()
 

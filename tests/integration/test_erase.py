@@ -78,7 +78,7 @@ def test_erase_by_owner_removes_everything_of_that_person_and_nothing_else(
         # A person deletes an old upload; with uploads_lifecycle_days set it is taken as the
         # rule's expiry: the thumbnails and the doc stay, the original is gone.
         old = hers[2]
-        harness.router.expire_next_delete(old, generations[old])
+        harness.stack.expire_next_delete(old, generations[old])
         harness.uploads.blob(old).delete()
         harness.wait_doc(old, lambda d: d.get("status") == "expired")
         letters = {n: dead_letter(harness, n, docs[n]) for n in (hers[0], his)}

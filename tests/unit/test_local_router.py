@@ -16,7 +16,6 @@ from infra.local.fidelity import Fidelity
 from infra.local.fidelity.faults import FaultError, Faults
 from infra.local.fidelity.throttle import Throttle
 from infra.local.router import Router
-from infra.local.scheduler import Scheduler
 from infra.model.config import load_config
 from infra.model.topology import build_topology
 
@@ -66,7 +65,7 @@ def make_router(url: str, factor: float = 0.001, **settings) -> tuple[Router, Fa
     subscriber = FakeSubscriber()
     urls = dict.fromkeys(topology.functions, url)
     hooks = Fidelity.for_topology(topology, backoff_factor=factor).delivery_hooks()
-    router = Router(topology, None, subscriber, urls, hooks, factor)  # type: ignore[arg-type]
+    router = Router(topology, subscriber, urls, hooks, factor)  # type: ignore[arg-type]
     return router, subscriber
 
 
@@ -92,8 +91,7 @@ def route(router: Router, key: str):
 def test_routes_cover_push_subscriptions_only(function_server):
     router, _ = make_router(function_server[0])
     names = {r.name for r in router.routes}
-    assert names == {"notification", "trigger", "metadata_writer", "cleanup",
-                     "dead_letter_recorder"}  # fmt: skip
+    assert names == {"trigger", "metadata_writer", "cleanup", "dead_letter_recorder"}
 
 
 def test_non_matching_message_is_acked_and_never_delivered(function_server):
@@ -125,15 +123,11 @@ def test_a_connection_closed_before_any_answer_is_retried_once_not_nacked(functi
 
 
 def handled_until_nacked(router: Router, subscriber: FakeSubscriber, key: str, item) -> None:
-    """Handles one message with the scheduler running until its nack (or 5 s)."""
-    router._scheduler = Scheduler()
-    try:
-        router._handle(route(router, key), item)
-        deadline = time.monotonic() + 5
-        while not subscriber.nacked and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        router._scheduler.stop()
+    """Handles one message and waits for its nack (at most 5 s), which comes after backoff."""
+    router._handle(route(router, key), item)
+    deadline = time.monotonic() + 5
+    while not subscriber.nacked and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_failure_nacks_after_backoff(function_server):
@@ -148,11 +142,7 @@ def test_injected_failure_does_not_call_the_function(function_server):
     url, seen, _ = function_server
     router, _ = make_router(url)
     hook(router, Faults).update(failing=["write_metadata"])
-    router._scheduler = Scheduler()
-    try:
-        router._handle(route(router, "metadata_writer"), received("image.processed"))
-    finally:
-        router._scheduler.stop()
+    router._handle(route(router, "metadata_writer"), received("image.processed"))
     assert seen == []
     (delivery,) = router.deliveries("write_metadata")
     assert delivery.by == "injected" and delivery.status == 500

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -50,7 +50,20 @@ _HOP_BY_HOP = frozenset(
     | {"transfer-encoding", "upgrade", "expect"}
 )
 _NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length"}  # the front sets these itself
-Publish = Callable[[bytes, Mapping[str, str]], None]
+Publish = Callable[[str, bytes, Mapping[str, str]], None]  # (topic path, data, attributes)
+
+
+@dataclass(frozen=True)
+class NotificationConfig:
+    """A bucket's Pub/Sub notification: which events of `bucket` go to `topic`, with which
+    custom attributes (https://cloud.google.com/storage/docs/pubsub-notifications). Eventarc
+    triggers on Cloud Storage events through one of these too."""
+
+    id: str
+    bucket: str
+    topic: str  # projects/PROJECT/topics/TOPIC
+    event_types: frozenset[str] | None = None  # None: every event
+    custom_attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class RequestHook(Protocol):
@@ -69,9 +82,6 @@ class Answer:
     def refused(cls, refused: Refused) -> Answer:
         body = gcs_api.error(refused.status, refused.reason, refused.message)
         return cls(refused.status, [("Content-Type", "application/json; charset=UTF-8")], body)
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
 
 
 class ObjectLocks:
@@ -119,7 +129,8 @@ class GcsFront:
         self._sessions: dict[str, StorageRequest] = {}  # upload_id -> its start
         self._sessions_lock = threading.Lock()
         self._publish: Publish | None = None
-        self._notified: frozenset[str] = frozenset()
+        self._configs: list[NotificationConfig] = []
+        self._expiring: dict[tuple[str, str, str], int] = {}  # (bucket, name, gen) -> days
         self.host = self.listen("")  # the stack's own clients, tools and tests
 
     def listen(self, identity: str) -> str:
@@ -129,12 +140,33 @@ class GcsFront:
             self._servers[identity] = serve_in_thread(handler, "127.0.0.1", 0, "gcs-front")[0]
         return f"127.0.0.1:{self._servers[identity].server_address[1]}"
 
-    def identities(self) -> dict[str, str]:
-        return {identity: self.listen(identity) for identity in self._servers}
+    def notify(self, publish: Publish, configs: list[NotificationConfig]) -> None:
+        """From now on, publish the notifications of writes as `configs` ask."""
+        self._publish, self._configs = publish, configs
 
-    def notify(self, publish: Publish, buckets: frozenset[str]) -> None:
-        """From now on, publish the notifications of writes to `buckets`."""
-        self._publish, self._notified = publish, buckets
+    def expire_next_delete(self, bucket: str, name: str, generation: int, days: int) -> None:
+        """The next delete of `name`#`generation` is notified as a lifecycle rule's delete.
+
+        fake-gcs-server has no lifecycle rules. Cloud Storage's notification of a lifecycle
+        delete is the `OBJECT_DELETE` of any other delete, sent when the rule runs, at least
+        `days` after the object was created: so it is sent with `eventTime` set to that
+        moment, as if the clock had reached it, and nothing else changed.
+        """
+        self._expiring[(bucket, name, str(generation))] = days
+
+    def _send(self, data: bytes, attributes: dict[str, str]) -> None:
+        """One event of a write, to each notification config that asks for it."""
+        key = (attributes["bucketId"], attributes["objectId"], attributes["objectGeneration"])
+        days = self._expiring.pop(key, None) if attributes["eventType"] == "OBJECT_DELETE" else None
+        if days is not None:
+            created = datetime.fromisoformat(json.loads(data)["timeCreated"]).astimezone(UTC)
+            attributes["eventTime"] = _rfc3339(created + timedelta(days=days))
+        for config in self._configs:
+            wanted = config.event_types is None or attributes["eventType"] in config.event_types
+            if self._publish and config.bucket == key[0] and wanted:
+                config_path = f"projects/_/buckets/{config.bucket}/notificationConfigs/{config.id}"
+                extra = {"notificationConfig": config_path, **config.custom_attributes}
+                self._publish(config.topic, data, {**attributes, **extra})
 
     def stop(self) -> None:
         for server in self._servers.values():
@@ -193,9 +225,8 @@ class GcsFront:
             answer = self._forward(request, headers, body)
             if answer.status < 300:
                 answer, events = self._written(request, answer, before)
-        if events and self._publish:
-            for data, attributes in events:
-                self._publish(data, attributes)
+        for data, attributes in events:
+            self._send(data, attributes)
         return answer
 
     def _written(
@@ -209,10 +240,9 @@ class GcsFront:
         elif request.method in ("objects.patch", "objects.update") and after is not None:
             body = self._linked(request.identity, json.dumps(after).encode())
             answer = Answer(200, [("Content-Type", "application/json; charset=UTF-8")], body)
-        if request.bucket not in self._notified:
+        if not any(config.bucket == request.bucket for config in self._configs):
             return answer, []
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return answer, gcs_api.notifications(before, after, now)
+        return answer, gcs_api.notifications(before, after, _rfc3339(datetime.now(UTC)))
 
     def _storage_layout(self, request: StorageRequest) -> Answer:
         """gcloud storage reads it before `mv` and `rm`; the fake has no such endpoint."""
@@ -220,7 +250,7 @@ class GcsFront:
         bucket = self._upstream("GET", f"/storage/v1/b/{request.bucket}")
         if bucket.status != 200:
             return bucket
-        layout = json.dumps(gcs_api.storage_layout(bucket.json())).encode()
+        layout = json.dumps(gcs_api.storage_layout(json.loads(bucket.body))).encode()
         return Answer(200, [("Content-Type", "application/json; charset=UTF-8")], layout)
 
     # -- resumable uploads: the preconditions come with the start, the write with the end ----
@@ -255,7 +285,7 @@ class GcsFront:
             raise Refused(
                 503, "backendError", f"the Cloud Storage emulator answered {answer.status}"
             )
-        return dict(answer.json())
+        return dict(json.loads(answer.body))
 
     def _forward(self, request: StorageRequest, headers: Message, body: bytes) -> Answer:
         sent = [(k, v) for k, v in headers.items() if k.lower() not in _NOT_FORWARDED]
@@ -296,6 +326,10 @@ class GcsFront:
             conn.close()
         kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
         return Answer(response.status, kept, data)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _final(content_range: str) -> bool:

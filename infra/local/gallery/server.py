@@ -11,11 +11,10 @@ and bodies without an exact, bounded Content-Length are refused before anything 
 
 from __future__ import annotations
 
-import argparse
+import base64
 import functools
-import json
+import io
 import mimetypes
-import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
@@ -25,6 +24,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
+from blurhash_rs import BlurhashDecodeError, blurhash_decode
 
 from image_pipeline.events import OUTPUT_MARKER, StorageObject
 from image_pipeline.pipeline import skip_reason
@@ -115,6 +115,28 @@ def _router_abandoned(stack_info: Mapping[str, Any]) -> Callable[[], list[dict[s
             return []
 
     return fetch
+
+
+def _placeholder_url(placeholder: Any) -> str | None:
+    """The doc's BlurHash as a small PNG at the image's aspect, a data URL the page paints
+    before the thumbnail loads; None without a placeholder it can decode."""
+    try:
+        blurhash, width, height = (placeholder[k] for k in ("blurhash", "width", "height"))
+        return _decoded(str(blurhash), *_fit(int(width), int(height), 32))
+    except (TypeError, KeyError, ValueError, ZeroDivisionError, BlurhashDecodeError):
+        return None
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@functools.lru_cache(maxsize=1024)  # the page polls every second
+def _decoded(blurhash: str, width: int, height: int) -> str:
+    png = io.BytesIO()
+    blurhash_decode(blurhash, width, height).save(png, "PNG")
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
 
 
 def _iso(value: Any) -> Any:
@@ -215,6 +237,7 @@ class Gallery:
             "height": doc.get("height"),
             "format": doc.get("format"),
             "placeholder": doc.get("placeholder"),
+            "placeholderUrl": _placeholder_url(doc.get("placeholder")),
             "latencyMs": timings.get("total_ms"),
             "thumbnails": [
                 {
@@ -350,21 +373,3 @@ def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:
 def url_of(server: ThreadingHTTPServer) -> str:
     host, port = cast(tuple[str, int], server.server_address)[:2]  # a TCP server
     return f"http://{host}:{port}/"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the gallery of a running local stack.")
-    parser.add_argument("--stack", type=Path, default=targets.STACK_FILE)
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args(argv)
-    server = serve(
-        targets.from_stack_file(args.stack, deadline_seconds=DEADLINE_SECONDS),
-        port=args.port,
-        abandoned=_router_abandoned(json.loads(args.stack.read_text())),
-    )
-    print(f"gallery: {url_of(server)}", flush=True)
-    threading.Event().wait()
-
-
-if __name__ == "__main__":
-    main()

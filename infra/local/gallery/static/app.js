@@ -33,92 +33,11 @@ function preview(thumbnails) {
   return bySize.find((t) => Math.max(t.width, t.height) >= 256) || bySize[bySize.length - 1];
 }
 
-// BlurHash (https://blurha.sh): a DC colour and AC cosine coefficients, base83-encoded.
-// Decoded here from the published algorithm to paint a card before its thumbnail loads.
-const BASE83 =
-  "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~";
-
-function base83(text) {
-  let value = 0;
-  for (const char of text) {
-    const digit = BASE83.indexOf(char);
-    if (digit < 0) throw new Error(`not base83: ${char}`);
-    value = value * 83 + digit;
-  }
-  return value;
-}
-
-function toLinear(channel) {
-  const v = channel / 255;
-  return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
-}
-
-function toSrgb(linear) {
-  const v = Math.min(1, Math.max(0, linear));
-  return Math.round((v <= 0.0031308 ? v * 12.92 : 1.055 * v ** (1 / 2.4) - 0.055) * 255);
-}
-
-// RGBA pixels (width x height) of a BlurHash; throws on a malformed one.
-function decodeBlurhash(hash, width, height) {
-  const flag = base83(hash[0]);
-  const nx = (flag % 9) + 1;
-  const ny = Math.floor(flag / 9) + 1;
-  if (hash.length !== 4 + 2 * nx * ny) throw new Error("wrong length for its components");
-  const maxAc = (base83(hash[1]) + 1) / 166;
-  const dc = base83(hash.slice(2, 6));
-  const colours = [[toLinear(dc >> 16), toLinear((dc >> 8) & 255), toLinear(dc & 255)]];
-  for (let i = 1; i < nx * ny; i++) {
-    const ac = base83(hash.slice(4 + 2 * i, 6 + 2 * i));
-    colours.push([Math.floor(ac / 361), Math.floor(ac / 19) % 19, ac % 19].map((q) => {
-      const v = (q - 9) / 9;
-      return Math.sign(v) * v * v * maxAc;
-    }));
-  }
-  const pixels = new Uint8ClampedArray(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const sum = [0, 0, 0];
-      for (let j = 0; j < ny; j++) {
-        for (let i = 0; i < nx; i++) {
-          const basis = Math.cos((Math.PI * x * i) / width) * Math.cos((Math.PI * y * j) / height);
-          const c = colours[i + j * nx];
-          for (let k = 0; k < 3; k++) sum[k] += c[k] * basis;
-        }
-      }
-      const at = 4 * (x + y * width);
-      pixels.set([toSrgb(sum[0]), toSrgb(sum[1]), toSrgb(sum[2]), 255], at);
-    }
-  }
-  return pixels;
-}
-
-const placeholderUrls = new Map(); // blurhash -> data URL, drawn once per page
-
-// A small PNG data URL of the item's placeholder at its aspect, or null without one.
-function placeholderUrl(placeholder) {
-  if (!placeholder || typeof placeholder.blurhash !== "string") return null;
-  if (!placeholderUrls.has(placeholder.blurhash)) {
-    let url = null;
-    try {
-      const scale = 32 / Math.max(placeholder.width, placeholder.height);
-      const width = Math.max(1, Math.round(placeholder.width * scale));
-      const height = Math.max(1, Math.round(placeholder.height * scale));
-      const canvas = el("canvas", { width, height });
-      const pixels = decodeBlurhash(placeholder.blurhash, width, height);
-      canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
-      url = canvas.toDataURL();
-    } catch (error) {
-      console.warn(`placeholder of ${placeholder.blurhash}: ${error.message}`);
-    }
-    placeholderUrls.set(placeholder.blurhash, url);
-  }
-  return placeholderUrls.get(placeholder.blurhash);
-}
-
 function card(item) {
   const thumbs = item.thumbnails || [];
   const shown = thumbs.length ? preview(thumbs) : null;
-  const blur = shown ? placeholderUrl(item.placeholder) : null;
+  // A small PNG of the BlurHash (the server decodes it), painted at once.
+  const blur = shown ? item.placeholderUrl : null;
   const colour = /^#[0-9a-f]{6}$/i.test(item.placeholder?.color) ? item.placeholder.color : null;
   // The placeholder is painted at once; the thumbnail covers it and removes it once loaded.
   const behind = blur ? el("div", { class: "blur", style: `background-image: url(${blur})` }) : null;
