@@ -196,7 +196,7 @@ class Synth:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     from cdktf import App
 
-    from infra.deploy.pipeline_stack import add_deployments, add_pipeline_stack
+    from infra.deploy.pipeline_stack import PipelineStack, add_deployments
     from infra.deploy.project_stack import ProjectStack
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
@@ -211,7 +211,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
     deployments = []
     for stack_id, config in configs.items():
         project_id = PROJECT_STACK_ID if stack_id == DEFAULT_ID else f"{stack_id}-project"
-        add_pipeline_stack(app, config, stack_id, ProjectStack(app, project_id, config=config))
+        PipelineStack(app, stack_id, config, ProjectStack(app, project_id, config=config))
         deployments.append((config, stack_id, project_id))
     cdktf_json = tmp_path_factory.mktemp("team") / "cdktf.json"
     cdktf_json.write_text(json.dumps(ENVIRONMENTS_CDKTF_JSON))

@@ -1,18 +1,12 @@
-"""The pipeline's CDKTF stack, generated from one `Topology` (see `infra.model.topology`).
-
-`add_deployments(app, configs)` adds each project's stack (`infra.deploy.project_stack`: APIs,
-Google service agents, the Firestore database) and each deployment's pipeline stack, which runs
-the synth-time checks, builds the function source archive and declares every resource of the
-pipeline; nothing about the topology is written here. The pipeline stack holds nothing the
-project's other workloads use, so `cdktf destroy` of it harms nothing else.
-"""
+"""The pipeline's CDKTF stack, generated from one `Topology` (`infra.model.topology`): nothing
+about the topology is written here. It holds nothing the project's other workloads use, so
+`cdktf destroy` of it harms nothing else (those are the project stack's)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from cdktf import App, TerraformOutput, TerraformStack
-from constructs import Construct
 
 from infra.deploy.constructs.alerts import Alerts
 from infra.deploy.constructs.buckets import Buckets
@@ -21,38 +15,34 @@ from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.firestore import pipeline_database
 from infra.deploy.constructs.iam import Identities
 from infra.deploy.constructs.messaging import Messaging
-from infra.deploy.function_source import FUNCTIONS_ROOT, build_archive
+from infra.deploy.function_source import build_archive
 from infra.deploy.project_stack import ProjectStack
 from infra.deploy.state_backend import set_up
 from infra.model.checks import check_topology
 from infra.model.config import DeploymentConfig
 from infra.model.synthesized import pipeline_stack_id, project_stack_id
-from infra.model.topology import Topology, build_topology
+from infra.model.topology import build_topology
 
 
 class PipelineStack(TerraformStack):
-    def __init__(
-        self,
-        scope: Construct,
-        id_: str,
-        *,
-        config: DeploymentConfig,
-        topology: Topology,
-        project: ProjectStack,
-        archive_dir: Path,
-        functions_root: Path = FUNCTIONS_ROOT,
-    ) -> None:
-        super().__init__(scope, id_)
+    """Runs the synth-time checks of `config`'s topology, builds the function source archive
+    and declares every resource of the pipeline."""
+
+    def __init__(self, app: App, id_: str, config: DeploymentConfig, project: ProjectStack) -> None:
+        super().__init__(app, id_)
+        topology = build_topology(config)
         check_topology(topology)
-        self.project = project
         providers = set_up(self, id_, config)
         # Applied after the whole project stack (its APIs, agents and settled agent grants).
         self.add_dependency(project)
-        archive = build_archive(functions_root)
-        archive_path = archive.write(archive_dir)
+        archive = build_archive()
+        archive_path = archive.write(Path(app.outdir) / ".function-source" / id_)
         labels = {"pipeline": topology.prefix, **config.labels}
 
-        deployment = Deployment(config, topology, project.agents, labels, providers)
+        agents = project.agents
+        deployment = Deployment(
+            config, topology, agents.pubsub.member, agents.storage_member, labels, providers
+        )
         identities = Identities(self, "identities", deployment)
         buckets = Buckets(
             self,
@@ -74,12 +64,7 @@ class PipelineStack(TerraformStack):
         messaging = Messaging(
             self, "pubsub", deployment, identities=identities, buckets=buckets, functions=functions
         )
-        Alerts(
-            self,
-            "alerts",
-            deployment,
-            notification_channels=config.alert_notification_channels,
-        )
+        Alerts(self, "alerts", deployment)
 
         for key, bucket in buckets.buckets.items():
             TerraformOutput(self, f"bucket_{key}", value=bucket.name)
@@ -96,29 +81,11 @@ class PipelineStack(TerraformStack):
         )
 
 
-def add_deployments(app: App, configs: list[DeploymentConfig]) -> list[PipelineStack]:
+def add_deployments(app: App, configs: list[DeploymentConfig]) -> None:
     """Every environment's pipeline stack (`pipeline_stack_id`), and one project stack per
     GCP project (`project_stack_id`), shared by the environments deployed to it."""
     projects: dict[str, ProjectStack] = {}
-    stacks = []
     for config in configs:
         if config.project not in projects:
             projects[config.project] = ProjectStack(app, project_stack_id(config), config=config)
-        stacks.append(
-            add_pipeline_stack(app, config, pipeline_stack_id(config), projects[config.project])
-        )
-    return stacks
-
-
-def add_pipeline_stack(
-    app: App, config: DeploymentConfig, stack_id: str, project: ProjectStack
-) -> PipelineStack:
-    """Checks the topology of `config` and adds its stack to `app` (synthesize later)."""
-    return PipelineStack(
-        app,
-        stack_id,
-        config=config,
-        topology=build_topology(config),
-        project=project,
-        archive_dir=Path(app.outdir) / ".function-source" / stack_id,
-    )
+        PipelineStack(app, pipeline_stack_id(config), config, projects[config.project])

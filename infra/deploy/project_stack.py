@@ -1,13 +1,7 @@
-"""The project stack: what belongs to the GCP project rather than to one pipeline.
-
-The APIs, the Google service agents with the project roles Google gives them, and the
-Firestore database are shared by every workload in the project. Destroying a pipeline must
-not remove them (Eventarc: if the agent's role is removed, every trigger in the project breaks
-until it is restored), so they live here, in a stack deployed before the pipeline's and never
-destroyed with it. The pipeline stack reads the agents' members from it (cdktf cross-stack
-references: this stack's outputs, read through its state), which also makes `cdktf deploy`
-apply this stack first.
-"""
+"""The project stack: the APIs, the Google service agents with the project roles Google gives
+them, the Firestore database and the GitHub deploy identities, which belong to the GCP project
+rather than to one pipeline, and so are never destroyed with one (docs/architecture.md, "The
+project stack and the pipeline stack")."""
 
 from __future__ import annotations
 
@@ -26,14 +20,14 @@ class ProjectStack(TerraformStack):
     def __init__(self, scope: Construct, id_: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, id_)
         providers = set_up(self, id_, config)
-        self.apis = RequiredApis(self, "apis", project=config.project)
+        apis = RequiredApis(self, "apis", project=config.project)
         self.agents = ServiceAgents(
             self,
             "agents",
             project=config.project,
-            apis=self.apis,
+            apis=apis,
             providers=providers,
         )
-        self.database = firestore_database(self, config, self.apis)
+        firestore_database(self, config, apis)
         if config.github_repository:  # keyless deploys from GitHub Actions
-            GithubDeploy(self, "github", config=config, apis=self.apis, providers=providers)
+            GithubDeploy(self, "github", config=config, apis=apis, providers=providers)

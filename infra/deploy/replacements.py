@@ -1,12 +1,7 @@
-"""What a new synth would replace among the resources holding data, compared with the last.
-
-A bucket's `name` and `location`, a topic's `name`, a subscription's `name`, `topic` and
-`filter`, and the Firestore database's `location_id` are ForceNew in the google provider
-(6.50): Terraform can only set them when it creates the resource, and replaces it by
-destroying it first. `prevent_destroy` refuses such a plan
-(`infra/deploy/constructs/protection.py`), but only once `cdktf deploy` has planned it;
-`python main.py` already knows, when a previous synth is in `cdktf.out`, and refuses to
-write the new one unless `confirm_destroy_data` names the project. Plain data: no cdktf.
+"""What a new synth would replace among the resources holding data, compared with the last
+synth in `cdktf.out`: `python main.py` refuses to write it unless `confirm_destroy_data` names
+the project, so the change is named before `cdktf deploy` plans it (where `prevent_destroy`
+refuses it). Plain data: no cdktf.
 """
 
 from __future__ import annotations
@@ -16,7 +11,8 @@ from typing import Any
 
 from infra.model.config import FIXED_AFTER_FIRST_DEPLOY
 
-# Attributes of the protected resource types that the provider marks ForceNew.
+# Attributes of the protected resource types that the google provider (6.50) marks ForceNew:
+# set only at creation, so a change replaces the resource, destroying it first.
 FORCE_NEW: Mapping[str, tuple[str, ...]] = {
     "google_storage_bucket": ("name", "location", "project"),
     "google_firestore_database": ("name", "location_id", "project"),

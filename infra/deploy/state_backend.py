@@ -1,11 +1,10 @@
-"""Where Terraform keeps each stack's state, and the providers every stack starts with.
+"""What every stack starts with: where Terraform keeps its state, and the providers.
 
 Without `state_bucket`: a local file per stack next to `cdktf.json`, written as a path
 relative to the stack's folder (`cdktf.out/stacks/<id>/`, where `cdktf deploy` runs
 Terraform), so another checkout of the repository finds the same state instead of starting
 from none (and failing every create with 409). With `state_bucket`: Terraform's `gcs` backend,
-one prefix per stack (the stack id names the environment too), with Cloud Storage's object
-locking, so a team, or CI, shares one state.
+one prefix per stack, with Cloud Storage's object locking, so a team, or CI, shares one state.
 """
 
 from __future__ import annotations
@@ -20,22 +19,13 @@ from infra.model.config import DeploymentConfig
 STACK_DIR_TO_ROOT = "../../.."
 
 
-def state_file(stack_id: str) -> str:
-    """The local state file of a stack, relative to the repository root."""
-    return f"terraform.{stack_id}.tfstate"
-
-
-def state_backend(stack: TerraformStack, stack_id: str, config: DeploymentConfig) -> None:
+def set_up(stack: TerraformStack, stack_id: str, config: DeploymentConfig) -> ExtraProviders:
+    """The stack's state backend, and the google, google-beta and time providers on the
+    deployment's project and region."""
     if config.state_bucket:
         GcsBackend(stack, bucket=config.state_bucket, prefix=f"terraform/{stack_id}")
     else:
-        LocalBackend(stack, path=f"{STACK_DIR_TO_ROOT}/{state_file(stack_id)}")
-
-
-def set_up(stack: TerraformStack, stack_id: str, config: DeploymentConfig) -> ExtraProviders:
-    """What every stack of a deployment starts with: its state backend, and the google,
-    google-beta and time providers on the deployment's project and region."""
-    state_backend(stack, stack_id, config)
+        LocalBackend(stack, path=f"{STACK_DIR_TO_ROOT}/terraform.{stack_id}.tfstate")
     google = GoogleProvider(stack, "google", project=config.project, region=config.region)
     return extra_providers(
         stack,

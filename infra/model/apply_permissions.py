@@ -142,39 +142,23 @@ class Requirement:
     types: tuple[str, ...]
 
 
-def declared_types(tf: Mapping) -> tuple[set[str], set[str]]:
-    """(resource types, data-source types) of a synthesized stack."""
-    return set(tf.get("resource", {})), set(tf.get("data", {}))
-
-
 def required_permissions(tf: Mapping) -> list[Requirement]:
     """Every permission the stack's resources need, sorted; unknown types raise."""
-    resources, data = declared_types(tf)
-    unmapped = sorted(
-        [t for t in resources if t not in RESOURCES]
-        + [f"data.{t}" for t in data if t not in DATA_SOURCES]
-    )
+    tables = {kind: RESOURCES.get(kind) for kind in tf.get("resource", {})} | {
+        f"data.{kind}": DATA_SOURCES.get(kind) for kind in tf.get("data", {})
+    }
+    unmapped = sorted(kind for kind, table in tables.items() if table is None)
     if unmapped:
         raise UnmappedResourceTypes(unmapped)
     found: dict[str, tuple[str, set[str]]] = {}
-    for kind, table in ((t, RESOURCES[t]) for t in resources):
-        _collect(found, kind, table)
-    for kind, table in ((t, DATA_SOURCES[t]) for t in data):
-        _collect(found, f"data.{kind}", table)
+    for kind, table in tables.items():
+        for role, permissions in table or ():
+            for permission in permissions:
+                found.setdefault(permission, (role, set()))[1].add(kind)
     return [
         Requirement(permission, role, tuple(sorted(types)))
         for permission, (role, types) in sorted(found.items())
     ]
-
-
-def _collect(
-    found: dict[str, tuple[str, set[str]]],
-    kind: str,
-    table: tuple[tuple[str, tuple[str, ...]], ...],
-) -> None:
-    for role, permissions in table:
-        for permission in permissions:
-            found.setdefault(permission, (role, set()))[1].add(kind)
 
 
 def read_permissions() -> list[str]:
@@ -182,11 +166,10 @@ def read_permissions() -> list[str]:
     `terraform plan` needs to refresh the stacks, and all a read-only identity holds. Not
     `storage.objects.get`: objects are data (the plan reads only the source archive, which
     the plan account is granted apart, on the source buckets alone)."""
-    tables = (*RESOURCES.values(), *DATA_SOURCES.values())
     return sorted(
         {
             permission
-            for table in tables
+            for table in (*RESOURCES.values(), *DATA_SOURCES.values())
             for _, permissions in table
             for permission in permissions
             if permission.rsplit(".", 1)[1] in ("get", "list", "getIamPolicy")
@@ -198,5 +181,6 @@ def read_permissions() -> list[str]:
 def deployer_roles() -> list[str]:
     """Every role of the tables above: what an account that deploys both stacks holds
     (docs/deploy-and-operate.md, "Prerequisites", names the same)."""
-    tables = (*RESOURCES.values(), *DATA_SOURCES.values())
-    return sorted({role for table in tables for role, _ in table})
+    return sorted(
+        {role for table in (*RESOURCES.values(), *DATA_SOURCES.values()) for role, _ in table}
+    )

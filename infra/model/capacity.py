@@ -1,20 +1,13 @@
-"""The capacity model: what the deployed functions can serve, and what throttling costs.
-
-Plain arithmetic over the topology, shared by the local stack (which enforces the same
-limits), the tests on the synthesized stack and docs/capacity.md.
-
-- A function serves `max_instances x concurrency` requests at once. A request beyond that
-  waits for an instance up to max(10 s, 3.5 x the startup time), then is refused with 429
-  (https://cloud.google.com/run/docs/about-instance-autoscaling).
-- A refused push delivery is a nack: it counts as a delivery attempt and comes back after
-  the subscription's backoff (https://cloud.google.com/pubsub/docs/push): with the default
-  policy a message outlasts about 90 minutes of uninterrupted 429s (docs/capacity.md).
+"""The capacity model (docs/capacity.md): what the deployed functions can serve, shared by
+the local stack, which enforces the same limits, and the tests on the synthesized stack.
 """
 
 from __future__ import annotations
 
 from infra.model.topology import FunctionSpec, RetryPolicy
 
+# A request beyond every instance's slots waits up to max(10 s, 3.5 x the startup time),
+# then is refused with 429 (https://cloud.google.com/run/docs/about-instance-autoscaling).
 QUEUE_FLOOR_SECONDS = 10.0
 QUEUE_STARTUP_FACTOR = 3.5
 
@@ -30,8 +23,9 @@ def queue_seconds(startup_seconds: float) -> float:
 
 
 def backoff_seconds(policy: RetryPolicy, attempt: int) -> float:
-    """Pub/Sub's exponential backoff after the `attempt`-th failed delivery: the minimum,
-    doubled per failed attempt, capped at the maximum."""
+    """Pub/Sub's exponential backoff after the `attempt`-th failed delivery (a refused push
+    is one: https://cloud.google.com/pubsub/docs/push): the minimum, doubled per failed
+    attempt, capped at the maximum."""
     attempt = max(1, attempt)
     seconds = policy.minimum_backoff_seconds * 2 ** min(attempt - 1, 30)
     return float(min(seconds, policy.maximum_backoff_seconds))

@@ -1,10 +1,6 @@
-"""Synth-time checks of a Topology: what Terraform would accept but the pipeline would not.
-
-`check_topology` runs before any resource is declared, so a broken topology fails
-`python main.py` / `cdktf synth` with every problem listed, instead of half-way through a
-`cdktf deploy` or, worse, silently at run time (a dead-letter topic nobody reads drops
-messages; a function that can write to its own trigger bucket can loop forever).
-Plain Python: no cdktf.
+"""Synth-time checks of a Topology: what Terraform would accept but the pipeline would not
+(a dead-letter topic nobody reads drops messages), listed all at once by `python main.py`
+instead of failing half-way through a `cdktf deploy` or silently at run time. No cdktf.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from image_pipeline.settings import Settings, env_name
-from infra.model.topology import BucketSpec, Topology
+from infra.model.topology import Topology
 
 # Pub/Sub refuses a filter over 256 bytes, and cannot change one after the subscription is
 # created (https://cloud.google.com/pubsub/docs/subscription-message-filter). An event type
@@ -55,22 +51,16 @@ def problems(topology: Topology) -> list[str]:
     ]
 
 
-def storage_class_ages(bucket: BucketSpec) -> list[tuple[str, int]]:
-    """A bucket's ageing rules as (storage class, days), from its `CLASS:DAYS` pairs."""
-    pairs = (pair.partition(":") for pair in bucket.storage_classes)
-    return [(storage_class, int(days)) for storage_class, _, days in pairs]
-
-
 def _ageing_problems(t: Topology) -> Iterator[str]:
     """Each class once and colder with age, and every change before the Delete rule (after
     it, nothing is left to move)."""
     for bucket in t.buckets.values():
-        ages = storage_class_ages(bucket)
+        ages = bucket.storage_classes
         ranks, days = [STORAGE_CLASSES.index(c) for c, _ in ages], [d for _, d in ages]
         if ranks != sorted(set(ranks)) or days != sorted(set(days)):
             yield (
                 f"bucket {bucket.name}: each storage class once, colder ones at more days "
-                f"({', '.join(bucket.storage_classes)})"
+                f"({', '.join(f'{c}:{d}' for c, d in ages)})"
             )
         delete = bucket.lifecycle_delete_after_days
         if delete and days and days[-1] >= delete:

@@ -1,10 +1,7 @@
-"""Deployment settings: one typed object with defaults, read from `cdktf.json` and env.
-
-Settings live under the `pipeline` key of the `context` in `cdktf.json`; an environment
-variable `PIPELINE_<SETTING>` (upper case) overrides one. The settings the functions read are
-inherited from `image_pipeline.settings.Tunables` (defined, parsed and validated there); this
-module adds the deployment's own. A bad setting fails at synth (or at `scripts/local up`) with
-a message naming it, instead of failing half-way through a `cdktf deploy`.
+"""Deployment settings: one typed object with defaults, read from `cdktf.json`
+(`context.pipeline`, `context.environments`) and `PIPELINE_*` variables (docs/settings.md). The
+functions' settings are inherited from `image_pipeline.settings.Tunables`; this module adds the
+deployment's own. A bad setting fails at synth, naming it, not half-way through a deploy.
 """
 
 from __future__ import annotations
@@ -119,10 +116,8 @@ class DeploymentConfig(Tunables):
         "cold start)",
         bounds=(1, 540),
     )
-    # Sizing per function (docs/capacity.md). make_thumbnail is CPU-bound and runs one
-    # request per instance (a decode may need the whole memory); the others wait on
-    # Firestore, Pub/Sub and Cloud Storage, so one vCPU serves many requests at once (why
-    # the two instance limits: docs/settings.md).
+    # Sizing per function: why two instance limits, docs/settings.md; what they serve,
+    # docs/capacity.md.
     thumbnail_max_instances: int = setting(
         10, doc="maximum instances of make_thumbnail (one upload each)", bounds=(1, 1000)
     )
@@ -142,7 +137,6 @@ class DeploymentConfig(Tunables):
     function_concurrency: int = setting(
         16, doc="requests one instance of the other functions serves at once", bounds=(1, 1000)
     )
-    # A new project has no database (and without one every result is dead-lettered).
     create_firestore_database: bool = setting(
         True,
         doc="create the `(default)` Firestore database (native mode); `false` if the project "
@@ -157,7 +151,6 @@ class DeploymentConfig(Tunables):
         "Terraform's `prevent_destroy` from the buckets, topics, subscriptions and database "
         "and lets a destroy delete the buckets with their objects (empty: all protected)",
     )
-    # Keyless CI deploys (Workload Identity Federation), created in the project stack.
     github_repository: str = setting(
         "",
         doc="GitHub repository (`owner/name`) whose Actions workflows may deploy: the project "
@@ -169,7 +162,6 @@ class DeploymentConfig(Tunables):
     github_repository_id: str = setting(
         "", doc="that repository's numeric id, which the identity provider's condition names"
     )
-    # Remote state for a team: one object per stack under this bucket.
     state_bucket: str = setting(
         "",
         doc="Cloud Storage bucket holding the Terraform state (a prefix per stack); "
@@ -179,14 +171,12 @@ class DeploymentConfig(Tunables):
         factory=dict,
         doc="labels of the buckets, topics, subscriptions and functions (env: `k=v,k2=v2`)",
     )
-    # Lifecycle SetStorageClass rules on the uploads bucket (docs/settings.md, "Ageing").
     uploads_storage_classes: tuple[str, ...] = setting(
         (),
         doc="age originals into colder storage: `CLASS:DAYS` pairs (`NEARLINE:30,COLDLINE:90,"
         "ARCHIVE:365`), a lifecycle rule each; nothing is deleted: prefer it to "
         "`uploads_lifecycle_days`",
     )
-    # Empty: make_thumbnail accepts internal traffic only.
     backfill_invokers: tuple[str, ...] = setting(
         (),
         doc="IAM members allowed to run `scripts/backfill --project` (make_thumbnail then takes "
@@ -288,17 +278,11 @@ class ConfigFileError(ConfigError):
         self.setting = ""
 
 
-def _file_settings(path: Path) -> Mapping[str, Any]:
-    """context.pipeline of `path`, or ConfigFileError naming the file, line and column."""
-    context = _context(path)
-    pipeline = context.get("pipeline", {}) if isinstance(context, dict) else None
-    if not isinstance(pipeline, dict):
-        raise ConfigFileError(f"{path}: context.pipeline must be a JSON object of settings")
-    return pipeline
-
-
-def _context(path: Path) -> Any:
-    """The `context` of cdktf.json, or ConfigFileError naming the file, line and column."""
+def _context(path: Path) -> tuple[Mapping[str, Any], Mapping[str, Mapping[str, Any]]]:
+    """`context.pipeline` and `context.environments` of cdktf.json (empty without the file),
+    or ConfigFileError naming the file (line and column) and what is wrong."""
+    if not path.exists():
+        return {}, {}
     try:
         document = json.loads(path.read_bytes().decode("utf-8"))  # a BOM is refused
     except UnicodeDecodeError as exc:
@@ -307,29 +291,14 @@ def _context(path: Path) -> Any:
         raise ConfigFileError(f"{path}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
     except OSError as exc:
         raise ConfigFileError(f"{path}: {exc.strerror}") from None
-    return document.get("context", {}) if isinstance(document, dict) else None
-
-
-def _environment_settings(path: Path, environment: str) -> Mapping[str, Any]:
-    """context.environments[environment] of `path` (ConfigError if it is not there)."""
-    named = _environments(path)
-    if environment not in named:
-        known = ", ".join(sorted(named)) or "none"
-        raise ConfigError(
-            "environment",
-            f"{environment!r} is not under context.environments in {path.name} (known: {known})",
-        )
-    return named[environment]
-
-
-def _environments(path: Path) -> Mapping[str, Mapping[str, Any]]:
-    if not path.exists():
-        return {}
-    context = _context(path)
-    named = context.get("environments", {}) if isinstance(context, dict) else {}
+    context = document.get("context", {}) if isinstance(document, dict) else None
+    pipeline = context.get("pipeline", {}) if isinstance(context, dict) else None
+    if not isinstance(context, dict) or not isinstance(pipeline, dict):
+        raise ConfigFileError(f"{path}: context.pipeline must be a JSON object of settings")
+    named = context.get("environments", {})
     if not isinstance(named, dict) or not all(isinstance(v, dict) for v in named.values()):
         raise ConfigFileError(f"{path}: context.environments must map names to settings")
-    return named
+    return pipeline, named
 
 
 def load_config(
@@ -341,10 +310,18 @@ def load_config(
     `environment` override or `PIPELINE_ENVIRONMENT`), then `PIPELINE_*` env vars, then
     `overrides`."""
     cdktf_json = cdktf_json or CDKTF_JSON
-    values: dict[str, Any] = dict(_file_settings(cdktf_json)) if cdktf_json.exists() else {}
+    pipeline, named = _context(cdktf_json)
+    values: dict[str, Any] = dict(pipeline)
     environment = str((overrides or {}).get("environment") or environ.get(ENVIRONMENT_VAR, ""))
     if environment:
-        values.update(_environment_settings(cdktf_json, environment))
+        if environment not in named:
+            known = ", ".join(sorted(named)) or "none"
+            raise ConfigError(
+                "environment",
+                f"{environment!r} is not under context.environments in {cdktf_json.name} "
+                f"(known: {known})",
+            )
+        values.update(named[environment])
         values["environment"] = environment
     names = {f.name for f in fields(DeploymentConfig)}
     for key, raw in environ.items():
@@ -360,12 +337,12 @@ def load_environments(
     """What `python main.py` synthesizes: every environment of cdktf.json (or only the one
     `PIPELINE_ENVIRONMENT` names), or the single default deployment when there are none."""
     cdktf_json = cdktf_json or CDKTF_JSON
-    if environ.get(ENVIRONMENT_VAR) or not _environments(cdktf_json):
+    named = _context(cdktf_json)[1]
+    if environ.get(ENVIRONMENT_VAR) or not named:
         configs = [load_config(cdktf_json, environ)]
     else:
         configs = [
-            load_config(cdktf_json, environ, {"environment": name})
-            for name in sorted(_environments(cdktf_json))
+            load_config(cdktf_json, environ, {"environment": name}) for name in sorted(named)
         ]
     check_environments(configs)
     return configs

@@ -10,7 +10,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from image_pipeline.settings import Settings, env_name, to_text
+from image_pipeline.settings import Settings, Tunables, env_name, to_text
 from infra.model.config import ENV_PREFIX, FIXED_AFTER_FIRST_DEPLOY, DeploymentConfig
 
 FIXED_NOTE = " **(fixed after the first deploy)**"
@@ -30,16 +30,10 @@ def _default(field: dataclasses.Field[Any]) -> str:
 
 
 def _own_then_inherited(cls: type) -> list[dataclasses.Field[Any]]:
-    """The class's own fields first (the ones a reader looks for first), then its base's."""
-    inherited = {
-        f.name
-        for base in cls.__mro__[1:]
-        for f in getattr(base, "__dataclass_fields__", {}).values()
-    }
-    all_fields = dataclasses.fields(cls)
-    return [f for f in all_fields if f.name not in inherited] + [
-        f for f in all_fields if f.name in inherited
-    ]
+    """The class's own fields first (the ones a reader looks for first), then those of
+    `Tunables`, which it inherits."""
+    inherited = {f.name for f in dataclasses.fields(Tunables)}
+    return sorted(dataclasses.fields(cls), key=lambda f: f.name in inherited)
 
 
 def deployment_table() -> str:

@@ -66,9 +66,9 @@ def push_ack_deadline(timeout_seconds: int) -> int:
 class BucketSpec:
     key: str
     name: str
-    purpose: str
     lifecycle_delete_after_days: int = 0  # 0 = no lifecycle rule
-    storage_classes: tuple[str, ...] = ()  # `CLASS:DAYS`: a SetStorageClass rule each
+    # (storage class, age in days): a SetStorageClass rule each (`uploads_storage_classes`)
+    storage_classes: tuple[tuple[str, int], ...] = ()
     # False: a deleted or overwritten object is gone at once, instead of being kept (and
     # billed) for Cloud Storage's default 7-day soft-delete window. For outputs only.
     soft_delete: bool = True
@@ -78,7 +78,6 @@ class BucketSpec:
 class TopicSpec:
     key: str
     name: str
-    purpose: str
     is_dead_letter: bool = False
 
 
@@ -95,7 +94,6 @@ class SubscriptionSpec:
     key: str
     name: str
     topic: str  # TopicSpec.key
-    purpose: str
     # The event types it takes, a set (empty: every message); their order is only the
     # order the filter lists them in.
     event_types: tuple[str, ...]
@@ -229,16 +227,6 @@ def firestore_database(config: DeploymentConfig) -> str:
     return f"{config.prefix}-pipeline" if config.environment else "(default)"
 
 
-def serving_env(concurrency: int) -> dict[str, str]:
-    """What functions-framework needs to serve `concurrency` requests at once.
-
-    Its gunicorn server runs `THREADS` threads, by default 4 per CPU it sees
-    (functions_framework/_http/gunicorn.py), which is not the instance's concurrency: set
-    it to that, so Cloud Run's requests are served, not queued inside the instance.
-    """
-    return {"THREADS": str(concurrency)} if concurrency > 1 else {}
-
-
 def build_topology(config: DeploymentConfig) -> Topology:
     """Derives every resource of the pipeline from the deployment settings."""
     p = config.prefix
@@ -289,18 +277,18 @@ def build_topology(config: DeploymentConfig) -> Topology:
 
 
 def _buckets(config: DeploymentConfig) -> dict[str, BucketSpec]:
+    ageing = (pair.partition(":") for pair in config.uploads_storage_classes)  # CLASS:DAYS
     return {
         "uploads": BucketSpec(
             "uploads",
             config.uploads_bucket,
-            "originals; finalize events trigger make_thumbnail",
             config.uploads_lifecycle_days,
-            config.uploads_storage_classes,
+            tuple((storage_class, int(days)) for storage_class, _, days in ageing),
         ),
+        # Triggers nothing (outputs never go where uploads are processed).
         "thumbnails": BucketSpec(
             "thumbnails",
             config.thumbnails_bucket,
-            "thumbnails (never triggers anything)",
             soft_delete=False,  # regenerated from the originals; every overwrite would be billed
         ),
     }
@@ -308,28 +296,17 @@ def _buckets(config: DeploymentConfig) -> dict[str, BucketSpec]:
 
 def _topics(p: str) -> dict[str, TopicSpec]:
     return {
-        "upload_events": TopicSpec(
-            "upload_events", f"{p}-upload-events", "GCS notifications of the uploads bucket"
-        ),
-        "image_events": TopicSpec(
-            "image_events", f"{p}-image-events", "result events of make_thumbnail and cleanup"
-        ),
-        # One shared dead-letter topic: the CloudPubSubDeadLetterSourceSubscription attribute
-        # already names the source, so per-subscription topics would only add resources.
-        "dead_letters": TopicSpec(
-            "dead_letters",
-            f"{p}-dead-letters",
-            "dead letters of every pipeline subscription",
-            is_dead_letter=True,
-        ),
+        # The uploads bucket's notifications.
+        "upload_events": TopicSpec("upload_events", f"{p}-upload-events"),
+        # The result events of make_thumbnail and cleanup.
+        "image_events": TopicSpec("image_events", f"{p}-image-events"),
+        # One dead-letter topic for every pipeline subscription: the
+        # CloudPubSubDeadLetterSourceSubscription attribute already names the source, so
+        # per-subscription topics would only add resources.
+        "dead_letters": TopicSpec("dead_letters", f"{p}-dead-letters", is_dead_letter=True),
         # The recorder's own dead letters (Firestore down for hours) park here for operators;
         # without it the recorder's subscription would have no dead-letter policy.
-        "unrecorded": TopicSpec(
-            "unrecorded",
-            f"{p}-dead-letters-unrecorded",
-            "dead letters the recorder could not record",
-            is_dead_letter=True,
-        ),
+        "unrecorded": TopicSpec("unrecorded", f"{p}-dead-letters-unrecorded", is_dead_letter=True),
     }
 
 
@@ -337,7 +314,6 @@ def _subscriptions(config: DeploymentConfig) -> dict[str, SubscriptionSpec]:
     def sub(
         key: str,
         topic: str,
-        purpose: str,
         event_types: tuple[str, ...],
         push: str | None,
         dead_letter: str = "dead_letters",
@@ -347,7 +323,6 @@ def _subscriptions(config: DeploymentConfig) -> dict[str, SubscriptionSpec]:
             key=key,
             name=f"{config.prefix}-{key.replace('_', '-')}",
             topic=topic,
-            purpose=purpose,
             event_types=event_types,
             dead_letter_topic=dead_letter,
             max_delivery_attempts=(
@@ -367,41 +342,16 @@ def _subscriptions(config: DeploymentConfig) -> dict[str, SubscriptionSpec]:
         sub(
             "metadata_writer",
             "image_events",
-            "result events -> Firestore images/{id}",
             (PROCESSED, FAILED, DELETED, EXPIRED),
             "write_metadata",
         ),
-        sub(
-            "failures",
-            "image_events",
-            "failed images, pulled by operators and alerting tools",
-            (FAILED,),
-            None,
-        ),
-        sub(
-            "cleanup",
-            "upload_events",
-            "deleted originals -> delete thumbnails, mark deleted",
-            ("OBJECT_DELETE",),
-            "cleanup",
-        ),
-        sub(
-            "dead_letter_recorder",
-            "dead_letters",
-            "dead letters -> Firestore dead_letters/{id}",
-            (),
-            "handle_dead_letter",
-            dead_letter="unrecorded",
-        ),
+        # Failed images, pulled by operators and alerting tools.
+        sub("failures", "image_events", (FAILED,), None),
+        sub("cleanup", "upload_events", ("OBJECT_DELETE",), "cleanup"),
+        sub("dead_letter_recorder", "dead_letters", (), "handle_dead_letter", "unrecorded"),
         # Terminal: pulled by operators. Its own dead letters go back to the recorder's
         # topic, so a message an operator keeps nacking is recorded, not dropped.
-        sub(
-            "dead_letters_unrecorded",
-            "unrecorded",
-            "dead letters the recorder could not record, for operators",
-            (),
-            None,
-        ),
+        sub("dead_letters_unrecorded", "unrecorded", (), None),
     )
     return {s.key: s for s in subscriptions}
 
@@ -433,7 +383,10 @@ def _functions(config: DeploymentConfig, env: Mapping[str, str]) -> dict[str, Fu
             ),
             concurrency=concurrency,
             grants=grants,
-            env={**env, **serving_env(concurrency)},
+            # functions-framework's gunicorn runs `THREADS` threads, by default 4 per CPU it
+            # sees (functions_framework/_http/gunicorn.py): set to the instance's concurrency,
+            # Cloud Run's requests are served, not queued inside the instance.
+            env={**env, **({"THREADS": str(concurrency)} if concurrency > 1 else {})},
         )
 
     functions = (

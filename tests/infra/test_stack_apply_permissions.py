@@ -9,7 +9,6 @@ from infra.model.apply_permissions import (
     DATA_SOURCES,
     RESOURCES,
     UnmappedResourceTypes,
-    declared_types,
     required_permissions,
 )
 from infra.model.synthesized import merged
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.synth
 def test_every_declared_type_has_its_permissions(synth_name, request):
     synth = request.getfixturevalue(synth_name)
     deployment = merged([synth.project, synth.tf])  # what preflight asks about
-    resources, data = declared_types(deployment)
+    resources, data = set(deployment["resource"]), set(deployment["data"])
     assert not resources - set(RESOURCES), "add these to infra/model/apply_permissions.py"
     assert not data - set(DATA_SOURCES), "add these to infra/model/apply_permissions.py"
     needed = {r.permission for r in required_permissions(deployment)}

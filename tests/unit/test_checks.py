@@ -60,7 +60,7 @@ def test_dead_letter_topic_must_exist_and_be_marked(topology):
 
 
 def test_dead_letter_topic_without_a_consumer(topology):
-    extra = TopicSpec("orphan", "imgpipe-orphan", "nobody reads it", is_dead_letter=True)
+    extra = TopicSpec("orphan", "imgpipe-orphan", is_dead_letter=True)  # nobody reads it
     t = replace(topology, topics={**topology.topics, "orphan": extra})
     msg = _only_problem(t)
     assert "imgpipe-orphan" in msg and "no subscription" in msg

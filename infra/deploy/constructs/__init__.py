@@ -1,2 +1,1 @@
-"""CDKTF constructs of the pipeline, one per concern. They import cdktf; nothing else in
-`infra` outside `stack.py` and this package does."""
+"""CDKTF constructs of the project and pipeline stacks, one per concern."""

@@ -1,11 +1,7 @@
-"""The Google service agents of the project and the project-level roles Google gives them.
-
-These belong to the project, not to one pipeline: every Eventarc trigger and every Cloud
-Storage trigger in the project relies on them. Eventarc's roles page says the Eventarc agent's
-`roles/eventarc.serviceAgent` is granted by default and, if removed, must be restored
-(https://cloud.google.com/eventarc/docs/roles-permissions). So they live in the project
-stack (`infra.deploy.project_stack`), which `cdktf destroy` of the pipeline never touches.
-"""
+"""The Google service agents of the project and the project-level roles Google gives them:
+every trigger in the project relies on them, so they are the project stack's (Eventarc: a
+removed `roles/eventarc.serviceAgent` must be restored,
+https://cloud.google.com/eventarc/docs/roles-permissions)."""
 
 from __future__ import annotations
 

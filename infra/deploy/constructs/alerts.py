@@ -8,8 +8,6 @@ functions' real log lines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from cdktf_cdktf_provider_google.logging_metric import (
     LoggingMetric,
     LoggingMetricMetricDescriptor,
@@ -33,25 +31,18 @@ from infra.model.monitoring import AlertSpec
 # An incident nobody acknowledged closes after a week, so a fixed cause does not leave a
 # stale incident open forever (the documented maximum is 30 days).
 AUTO_CLOSE = f"{7 * 24 * 3600}s"
-# How long an alert policy waits for Monitoring to know a new log-based metric: the 404 it
-# answers before then says "it could take up to 10 minutes", and the provider does not retry
-# it (terraform-provider-google #11102). Waiting exactly those 10 minutes leaves no margin.
+# How long an alert policy on a log-based metric waits after the metric is created: until
+# then Monitoring refuses the condition (404 "Cannot find metric(s) ... it could take up to
+# 10 minutes"), and the provider's create retries only concurrent-edit errors
+# (terraform-provider-google #11102). Exactly those 10 minutes would leave no margin.
 LOG_METRIC_SETTLE_SECONDS = 720
 
 
 class Alerts(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        id_: str,
-        deployment: Deployment,
-        *,
-        notification_channels: Sequence[str] = (),
-    ) -> None:
+    def __init__(self, scope: Construct, id_: str, deployment: Deployment) -> None:
         super().__init__(scope, id_)
-        topology = deployment.topology
-        alerting = topology.alerting
-        self.log_metrics = {
+        topology, config = deployment.topology, deployment.config
+        metrics = {
             spec.key: LoggingMetric(
                 self,
                 f"metric-{spec.key}",
@@ -63,16 +54,12 @@ class Alerts(Construct):
                     metric_kind="DELTA", value_type="INT64", unit="1"
                 ),
             )
-            for spec in alerting.log_metrics.values()
+            for spec in topology.alerting.log_metrics.values()
         }
-        # Monitoring refuses a condition on a log-based metric it does not know yet (404
-        # "Cannot find metric(s) ... could take up to 10 minutes", terraform-provider-google
-        # #11102; the provider's alert-policy create retries only concurrent-edit errors).
-        # So each policy on a log metric waits for a time_sleep after its metric. It starts
-        # when the metric is created, in parallel with the function builds (minutes long
-        # themselves), and sleeps again only when a new metric is created (e.g.
-        # failed_alert_threshold turned on): its trigger is the metric's name.
-        self.metrics_known = {
+        # Each wait starts when its metric is created, in parallel with the function builds,
+        # and sleeps again only for a new metric (its trigger is the metric's name), say
+        # failed_alert_threshold turned on later.
+        known = {
             key: why(
                 WaitForPropagation(
                     self,
@@ -86,10 +73,10 @@ class Alerts(Construct):
                 "a new log-based metric; an alert policy on it created earlier fails with 404 "
                 "(terraform-provider-google #11102)",
             )
-            for key, metric in self.log_metrics.items()
+            for key, metric in metrics.items()
         }
-        self.policies = {
-            spec.key: MonitoringAlertPolicy(
+        for spec in topology.alerting.alerts.values():
+            MonitoringAlertPolicy(
                 self,
                 f"policy-{spec.key}",
                 project=topology.project,
@@ -100,13 +87,10 @@ class Alerts(Construct):
                     content=spec.documentation, mime_type="text/markdown"
                 ),
                 alert_strategy=MonitoringAlertPolicyAlertStrategy(auto_close=AUTO_CLOSE),
-                notification_channels=list(notification_channels) or None,
+                notification_channels=list(config.alert_notification_channels) or None,
                 user_labels=dict(deployment.labels),
-                # A condition on a log-based metric is refused until Monitoring knows it.
-                depends_on=[self.metrics_known[spec.log_metric]] if spec.log_metric else None,
+                depends_on=[known[spec.log_metric]] if spec.log_metric else None,
             )
-            for spec in alerting.alerts.values()
-        }
 
 
 def _condition(spec: AlertSpec) -> MonitoringAlertPolicyConditions:

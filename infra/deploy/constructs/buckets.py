@@ -22,7 +22,6 @@ from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.iam import Identities, function_grants, grant_id
 from infra.deploy.constructs.protection import protect
 from infra.deploy.function_source import FunctionArchive
-from infra.model.checks import storage_class_ages
 from infra.model.topology import BucketSpec
 
 
@@ -38,7 +37,7 @@ def lifecycle_rules(spec: BucketSpec) -> list[StorageBucketLifecycleRule]:
             )
         )
     warmer = ["STANDARD"]
-    for storage_class, days in storage_class_ages(spec):
+    for storage_class, days in spec.storage_classes:
         rules.append(
             StorageBucketLifecycleRule(
                 action=StorageBucketLifecycleRuleAction(

@@ -62,30 +62,26 @@ class Functions(Construct):
         after: Sequence[ITerraformDependable] = (),
     ) -> None:
         super().__init__(scope, id_)
+        self._deployment, self._identities, self._buckets = deployment, identities, buckets
         topology = deployment.topology
         self.images = _image_repository(self, deployment)
         # The functions start after their builder's grants and after `after` (the database).
-        build_ready = [*self._build_grants(deployment, identities, buckets), *after]
+        build_ready = [self._build_grants(), *after]
         self.functions = {
-            spec.key: self._function(deployment, spec, identities, buckets, build_ready)
-            for spec in topology.functions.values()
+            spec.key: self._function(spec, build_ready) for spec in topology.functions.values()
         }
-        # Eventarc invokes make_thumbnail as the trigger account.
         trigger = topology.trigger.function
         self._invoker(
-            topology,
             trigger,
             "trigger",
             identities.trigger.member,
             "Eventarc calls the function with the trigger account's identity token",
         )
-        # Push subscriptions invoke their functions with OIDC tokens of the push invoker.
         push_targets = sorted(
             {s.push_function for s in topology.subscriptions.values() if s.push_function}
         )
         self.push_invoker_grants = [
             self._invoker(
-                topology,
                 key,
                 "push",
                 identities.push_invoker.member,
@@ -95,7 +91,6 @@ class Functions(Construct):
         ]
         for n, member in enumerate(deployment.config.backfill_invokers):
             self._invoker(
-                topology,
                 trigger,
                 f"backfill-{n}",
                 member,
@@ -103,17 +98,12 @@ class Functions(Construct):
             )
 
     def _function(
-        self,
-        deployment: Deployment,
-        spec: FunctionSpec,
-        identities: Identities,
-        buckets: Buckets,
-        build_ready: list[ITerraformDependable],
+        self, spec: FunctionSpec, build_ready: list[ITerraformDependable]
     ) -> Cloudfunctions2Function:
-        topology = deployment.topology
+        topology, identities = self._deployment.topology, self._identities
         triggered = spec.key == topology.trigger.function
         ingress = INGRESS
-        if triggered and deployment.config.backfill_invokers:
+        if triggered and self._deployment.config.backfill_invokers:
             ingress = INGRESS_WITH_BACKFILL
         return Cloudfunctions2Function(
             self,
@@ -122,14 +112,14 @@ class Functions(Construct):
             location=topology.region,
             name=spec.name,
             description=spec.purpose,
-            labels={**deployment.labels, "function": spec.key.replace("_", "-")},
+            labels={**self._deployment.labels, "function": spec.key.replace("_", "-")},
             build_config=Cloudfunctions2FunctionBuildConfig(
                 runtime=FUNCTION_RUNTIME,
                 entry_point=spec.key,
                 source=Cloudfunctions2FunctionBuildConfigSource(
                     storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
-                        bucket=buckets.source.name,
-                        object=buckets.source_object.name,
+                        bucket=self._buckets.source.name,
+                        object=self._buckets.source_object.name,
                     )
                 ),
                 service_account=identities.builder.id,
@@ -138,25 +128,23 @@ class Functions(Construct):
                 docker_repository=self.images.id,
             ),
             service_config=_service_config(spec, identities, ingress),
-            event_trigger=_event_trigger(topology, identities, buckets) if triggered else None,
+            event_trigger=(
+                _event_trigger(topology, identities, self._buckets) if triggered else None
+            ),
             # Builds start once the builder's grants have settled; the trigger once the
             # grants on its account have. (The APIs, the agents and the database are the
             # project stack's, applied before this one.)
             depends_on=[*build_ready, *([identities.trigger_ready] if triggered else [])],
         )
 
-    def _build_grants(
-        self, deployment: Deployment, identities: Identities, buckets: Buckets
-    ) -> list[WaitForPropagation]:
-        """What the build account needs, each grant on the narrowest resource IAM allows,
-        and a wait for them all: a build started before its grants have propagated fails
-        the apply. The permissions are those of Google's Cloud Run Builder role
-        (`roles/run.builder`, "Can build Cloud Run functions and source deployed services":
-        Artifact Registry upload/download, `logging.logEntries.create`, and of Cloud Storage
-        only `storage.objects.get`; https://cloud.google.com/run/docs/reference/iam/roles),
-        each granted where the build uses it instead of project-wide."""
-        builder = identities.builder
-        project = deployment.topology.project
+    def _build_grants(self) -> WaitForPropagation:
+        """The build account's grants, each on the narrowest resource IAM allows (what
+        Google's Cloud Run Builder role, `roles/run.builder`, holds: Artifact Registry upload
+        and download, `logging.logEntries.create` and, of Cloud Storage, `storage.objects.get`;
+        https://cloud.google.com/run/docs/reference/iam/roles), and the wait for them: a build
+        started before its grants have propagated fails the apply."""
+        builder = self._identities.builder
+        project = self._deployment.topology.project
         grants: list[ITerraformDependable] = [
             project_role(
                 self,
@@ -182,7 +170,7 @@ class Functions(Construct):
                 StorageBucketIamMember(
                     self,
                     "builder-source-viewer",
-                    bucket=buckets.source.name,
+                    bucket=self._buckets.source.name,
                     role="roles/storage.objectViewer",
                     member=builder.member,
                 ),
@@ -208,12 +196,11 @@ class Functions(Construct):
             ),
         ]
         # The provider's cloudfunctions2_basic_builder example waits 60 s for the same grants.
-        return [grants_settled(self, "build-grants-settled", deployment, grants, "every build")]
+        return grants_settled(self, "build-grants-settled", self._deployment, grants, "every build")
 
-    def _invoker(
-        self, topology: Topology, key: str, who: str, member: str, reason: str
-    ) -> CloudRunServiceIamMember:
+    def _invoker(self, key: str, who: str, member: str, reason: str) -> CloudRunServiceIamMember:
         """`run.invoker` for `member` on one function's Cloud Run service, with its reason."""
+        topology = self._deployment.topology
         return why(
             CloudRunServiceIamMember(
                 self,
@@ -226,10 +213,6 @@ class Functions(Construct):
             ),
             reason,
         )
-
-    def uri(self, key: str) -> str:
-        """The function's HTTPS endpoint (its Cloud Run service URL)."""
-        return self.functions[key].service_config.uri
 
 
 def _image_repository(scope: Construct, deployment: Deployment) -> ArtifactRegistryRepository:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.deploy.constructs.agents import ServiceAgents
 from infra.deploy.constructs.generic import ExtraProviders
 from infra.model.config import DeploymentConfig
 from infra.model.topology import Topology
@@ -15,8 +14,9 @@ from infra.model.topology import Topology
 class Deployment:
     config: DeploymentConfig
     topology: Topology
-    # The project stack's service agents (cross-stack references). The project stack, APIs
-    # and database included, is applied before any resource of the pipeline stack.
-    agents: ServiceAgents
+    # The `member`s of the project stack's Pub/Sub and Cloud Storage service agents
+    # (cross-stack references: that stack is applied before any resource of this one).
+    pubsub_agent: str
+    storage_agent: str
     labels: Mapping[str, str]  # put on every resource that takes labels
     providers: ExtraProviders  # google-beta and time, for the few resources `google` lacks

@@ -45,14 +45,9 @@ UNINDEXED_FIELDS: Mapping[str, tuple[str, ...]] = {
 def firestore_database(
     scope: Construct, config: DeploymentConfig, apis: RequiredApis
 ) -> FirestoreDatabase | None:
-    """The database the functions use, in native mode, unless `create_firestore_database` is
-    off (the project already has one: creating it again fails the apply with 409).
-
-    Created by default because a new project has none, and without it every write of
-    `write_metadata` and `handle_dead_letter` fails with NotFound, which is permanent: the
-    pipeline would dead-letter and park every result unrecorded. It lives in the project
-    stack: a project has one `(default)` database, which other workloads may use too.
-    """
+    """The project's `(default)` database (native mode), which a new project lacks, unless
+    `create_firestore_database` is off (creating it again would fail the apply with 409).
+    Why by default, and why in the project stack: docs/architecture.md, "Firestore"."""
     if not config.create_firestore_database:
         return None
     database = FirestoreDatabase(

@@ -1,11 +1,7 @@
 """Resources of providers we have no prebuilt bindings for: `google-beta`
-(`google_project_service_identity`) and `time` (`time_sleep`, `time_static`).
-
-Their prebuilt CDKTF packages would cost another ~300 MB install and a second provider's jsii
-assembly in every synth, for three resource types with a few plain attributes
-(docs/architecture.md): cdktf's generic `TerraformProvider`/`TerraformResource` with the
-providers' documented attribute names synthesize the same JSON a generated binding would.
-"""
+(`google_project_service_identity`) and `time` (`time_sleep`, `time_static`), declared with
+cdktf's generic `TerraformProvider`/`TerraformResource` and the providers' documented
+attribute names (why: docs/architecture.md, "google-beta and time without bindings")."""
 
 from __future__ import annotations
 
@@ -84,10 +80,8 @@ class GenericProvider(TerraformProvider):
 
 
 class ServiceIdentity(GenericResource):
-    """`google_project_service_identity`: creates `service`'s Google service agent now
-    (it is otherwise created lazily, at first use, which can be after our IAM bindings
-    name it). Exposes `member` (`serviceAccount:...`) for those bindings: referencing it
-    orders every binding after the agent exists."""
+    """`google_project_service_identity`: creates `service`'s Google service agent now, and
+    exposes its `member` (`serviceAccount:...`) for the bindings that name it."""
 
     def __init__(
         self,
@@ -115,11 +109,8 @@ class ServiceIdentity(GenericResource):
 
 class WaitForPropagation(GenericResource):
     """`time_sleep`: what depends on it starts `seconds` after the last of `after` was
-    created, so that IAM grants (or a new log-based metric) have propagated. Google documents
-    that allow-policy changes "typically propagate in 2 minutes, but could potentially take
-    7 minutes or longer" (IAM, "Access change propagation"); the provider's own
-    `cloudfunctions2_basic_builder` example waits 60 s after the build grants. Only a create
-    sleeps: a later apply that changes nothing here does not wait again."""
+    created (IAM grants, a new log-based metric). Only a create sleeps: a later apply that
+    changes nothing here does not wait again."""
 
     def __init__(
         self,

@@ -1,18 +1,9 @@
-"""Deploys from GitHub Actions without keys: Workload Identity Federation for one repository.
-
-With `github_repository` ("owner/name") and its numeric `github_repository_id` set, the project
-stack creates a workload identity pool and an OIDC provider trusting GitHub's token issuer,
-and two service accounts the repository's workflows may impersonate
-(`google-github-actions/auth`, "Workload Identity Federation through a Service Account"):
-- the deploy account, only for a push to the default branch: it holds the roles the deploy
-  needs (`infra.model.apply_permissions.deployer_roles`, the list the prerequisites name);
-- the plan account, only for a pull request: a custom role with the read permissions of the
-  same table, and a read of the state. A fork's pull request gets no token at all (GitHub
-  gives its workflows no `id-token: write`; deploy.yml does not run the job for it).
-The provider accepts only tokens whose `repository_id` is the repository's (GitHub never
-reuses one; a deleted name can be registered again) and whose subject is one of those two
-(google-github-actions/auth, "Security Considerations"). No key is ever created.
-"""
+"""Deploys from GitHub Actions without keys (Workload Identity Federation), with
+`github_repository` and its numeric `github_repository_id` set: a pool and an OIDC provider
+that accept only that repository's tokens for a push to the default branch or a pull request
+(google-github-actions/auth, "Security Considerations"), a deploy account only the first may
+act as, and a read-only plan account for the second (docs/deploy-and-operate.md, "Deploying
+from GitHub Actions")."""
 
 from __future__ import annotations
 

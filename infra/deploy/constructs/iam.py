@@ -42,10 +42,7 @@ class Identities(Construct):
         topology = deployment.topology
         self._project = topology.project
         self._prefix = topology.prefix
-
-        # The Google service agents live in the project stack (shared by the project).
-        self.pubsub_agent = deployment.agents.pubsub.member
-        self.storage_agent = deployment.agents.storage_member
+        self._pubsub_agent = deployment.pubsub_agent
 
         # Runtime identity of each function, with exactly the roles the topology grants it.
         # Bucket and topic grants are bound next to the bucket/topic; project ones here.
@@ -136,7 +133,7 @@ class Identities(Construct):
             id_,
             service_account_id=account.name,
             role="roles/iam.serviceAccountTokenCreator",
-            member=self.pubsub_agent,
+            member=self._pubsub_agent,
         )
         # Read by the local stack's IAM report and test: a grant it never uses says why it stays.
         binding.add_override("//.kept", "the local stack mints no OIDC tokens")

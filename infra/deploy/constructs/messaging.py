@@ -26,7 +26,7 @@ from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import WaitForPropagation
 from infra.deploy.constructs.iam import Identities, function_grants, grant_id, grants_settled
 from infra.deploy.constructs.protection import protect
-from infra.model.topology import SubscriptionSpec, Topology
+from infra.model.topology import SubscriptionSpec
 
 
 class Messaging(Construct):
@@ -63,7 +63,7 @@ class Messaging(Construct):
                 f"{spec.key}-publisher-pubsub-agent",
                 spec.key,
                 "roles/pubsub.publisher",
-                identities.pubsub_agent,
+                deployment.pubsub_agent,
                 "the Pub/Sub service agent forwards dead letters to this topic",
             )
             for spec in topology.topics.values()
@@ -79,7 +79,7 @@ class Messaging(Construct):
                 f"{fn.name} {grant.why}",
             )
         self._subscriptions(deployment, identities, functions)
-        self._notification(topology, identities, buckets)
+        self._notification(deployment, buckets)
 
     def _subscriptions(
         self, deployment: Deployment, identities: Identities, functions: Functions
@@ -111,20 +111,20 @@ class Messaging(Construct):
                     project=topology.project,
                     subscription=sub.name,
                     role="roles/pubsub.subscriber",
-                    member=identities.pubsub_agent,
+                    member=deployment.pubsub_agent,
                 ),
                 "the Pub/Sub service agent acks messages it moved to the dead-letter topic",
             )
 
-    def _notification(self, topology: Topology, identities: Identities, buckets: Buckets) -> None:
+    def _notification(self, deployment: Deployment, buckets: Buckets) -> None:
         """The uploads bucket's notification (deletes) to upload-events, once Cloud Storage
         may publish there."""
-        note = topology.notification
+        note = deployment.topology.notification
         publisher = self._topic_member(
             f"{note.topic}-publisher-storage-agent",
             note.topic,
             "roles/pubsub.publisher",
-            identities.storage_agent,
+            deployment.storage_agent,
             "Cloud Storage publishes the bucket's notifications as its service agent",
         )
         StorageNotification(
@@ -165,7 +165,7 @@ class Messaging(Construct):
             # Wrapped format (no `no_wrapper`): functions-framework turns the standard push
             # body into a CloudEvent. The OIDC audience defaults to the endpoint URL.
             push = PubsubSubscriptionPushConfig(
-                push_endpoint=functions.uri(spec.push_function),
+                push_endpoint=functions.functions[spec.push_function].service_config.uri,
                 oidc_token=PubsubSubscriptionPushConfigOidcToken(
                     service_account_email=identities.push_invoker.email
                 ),

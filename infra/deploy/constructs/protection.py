@@ -1,17 +1,11 @@
 """What holds data (the uploads and thumbnails buckets, the topics and subscriptions, the
-Firestore database) refuses to be destroyed or replaced unless the deployment confirms it.
+Firestore databases) refuses to be destroyed or replaced unless the deployment confirms it.
 
-Terraform's `lifecycle.prevent_destroy` makes any plan that would destroy the resource fail,
-a replacement included ("Resource has lifecycle.prevent_destroy set, but the plan calls for
-this resource to be destroyed"): a change to an attribute the provider can only set at
-creation (a bucket's `name` or `location`, a subscription's `filter` or `topic`, the
-database's `location_id`) stops at plan time instead of deleting every upload, losing a
-subscription's backlog and the messages published while it is being recreated, or failing
-half-way with 409 on a database that was abandoned but still exists
+Terraform fails any plan that would destroy a resource with `lifecycle.prevent_destroy`, a
+replacement included, so a change to an attribute the provider sets only at creation stops
+at plan time instead of losing what the resource holds
 (https://developer.hashicorp.com/terraform/language/meta-arguments/lifecycle#prevent_destroy).
 `python main.py` names such a change before the plan (`infra.deploy.replacements`).
-`confirm_destroy_data` (the project id) lifts it, for a tear-down or a replacement chosen on
-purpose.
 """
 
 from __future__ import annotations
