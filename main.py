@@ -1,10 +1,8 @@
-"""CDKTF app: deployment config -> topology -> checks -> stacks -> synth.
+"""CDKTF app (what `cdktf synth` runs): settings -> topology -> checks -> stacks -> synth.
 
-`python main.py` (what `cdktf synth` runs, see cdktf.json) writes
-cdktf.out/stacks/<stack>/cdk.tf.json for the project stack and the pipeline stack, and
-refuses a synth that would replace a resource holding data unless `confirm_destroy_data`
-names the project. Settings: cdktf.json context.pipeline and
-PIPELINE_* environment variables (docs/settings.md).
+Writes cdktf.out/stacks/<stack>/cdk.tf.json for the project and pipeline stacks, and refuses
+a synth that would replace a resource holding data unless `confirm_destroy_data` names the
+project. Settings: docs/settings.md.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from infra.model.config import DeploymentConfig, from_mapping, load_config, load_environments
+from infra.model.monitoring import Alerting, declare_alerts
 from infra.model.synthesized import (
     PROJECT_STACK_ID,
     pipeline_stack_id,
@@ -166,6 +167,11 @@ class Synth:
         kind, body, _ = self.ref(expr)
         assert kind == "google_service_account", expr
         return body["account_id"]
+
+    @cached_property
+    def alerting(self) -> Alerting:
+        """The alert policies and log-based metrics the stack declares."""
+        return declare_alerts(self.topology, self.config.failed_alert_threshold)
 
     @cached_property
     def graph(self) -> Graph:

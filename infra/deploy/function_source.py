@@ -1,10 +1,9 @@
 """The deployed function source: a deterministic zip of only what the functions need.
 
-Cloud Functions builds from an archive in a bucket. The archive is named by the SHA-256 of
-its bytes, and its bytes depend only on the files' paths and contents (sorted entries, a
-fixed timestamp and mode, no compression), so a code change gives a new object name and a
-redeploy, and anything else (a checkout's mtimes, a stray `__pycache__`, a test file) does
-not. Plain Python: no cdktf, so it is tested without a synth.
+Cloud Functions builds from an archive in a bucket, named by the SHA-256 of its bytes, which
+depend only on the files' paths and contents (sorted entries, a fixed timestamp and mode, no
+compression): a code change gives a new object name and a redeploy, and anything else (a
+checkout's mtimes, a stray `__pycache__`, a test file) does not. No cdktf.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ class SourceError(ValueError):
 @dataclass(frozen=True)
 class FunctionArchive:
     data: bytes
-    files: tuple[str, ...]
 
     @property
     def sha256(self) -> str:
@@ -79,4 +77,4 @@ def build_archive(root: Path = FUNCTIONS_ROOT) -> FunctionArchive:
             info.external_attr = _FILE_MODE
             info.create_system = 3  # unix, whatever the build machine is
             archive.writestr(info, files[name].read_bytes())
-    return FunctionArchive(data=buffer.getvalue(), files=tuple(sorted(files)))
+    return FunctionArchive(data=buffer.getvalue())

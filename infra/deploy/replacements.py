@@ -54,21 +54,17 @@ def replacements(
 
 def report(lines: list[str], confirmed: bool) -> str:
     """The refusal (or, with `confirm_destroy_data`, the warning) naming each replacement."""
-    return (
-        (
-            "warning: the plan will destroy"
-            if confirmed
-            else "error: this synth (not written) would destroy"
-        )
-        + " resources that hold data (compared with the last synth in cdktf.out):\n"
-        + "".join(f"  - {line}\n" for line in lines)
-        + (
-            ""
-            if confirmed
-            else "  To change a subscription or a topic without losing messages, follow "
+    if confirmed:
+        text = "warning: the plan will destroy"
+    else:
+        text = "error: this synth (not written) would destroy"
+    text += " resources that hold data (compared with the last synth in cdktf.out):\n"
+    text += "".join(f"  - {line}\n" for line in lines)
+    if not confirmed:
+        text += (
+            "  To change a subscription or a topic without losing messages, follow "
             'docs/deploy-and-operate.md, "Changes that lose nothing"; to go ahead and lose what '
             "they hold, set PIPELINE_CONFIRM_DESTROY_DATA=<project>.\n"
         )
-        + f"  Settings fixed after the first deploy: {', '.join(FIXED_AFTER_FIRST_DEPLOY)} "
-        "(docs/settings.md)."
-    )
+    fixed = ", ".join(FIXED_AFTER_FIRST_DEPLOY)
+    return text + f"  Settings fixed after the first deploy: {fixed} (docs/settings.md)."

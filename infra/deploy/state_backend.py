@@ -12,7 +12,7 @@ from __future__ import annotations
 from cdktf import GcsBackend, LocalBackend, TerraformStack
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 
-from infra.deploy.constructs.generic import ExtraProviders, extra_providers
+from infra.deploy.constructs.generic import TIME_VERSION, ExtraProviders, GenericProvider
 from infra.model.config import DeploymentConfig
 
 # cdktf.out/stacks/<id>/ -> the repository root, where `cdktf.json` is.
@@ -27,9 +27,8 @@ def set_up(stack: TerraformStack, stack_id: str, config: DeploymentConfig) -> Ex
     else:
         LocalBackend(stack, path=f"{STACK_DIR_TO_ROOT}/terraform.{stack_id}.tfstate")
     google = GoogleProvider(stack, "google", project=config.project, region=config.region)
-    return extra_providers(
-        stack,
-        project=config.project,
-        region=config.region,
-        google_version=google.terraform_generator_metadata.provider_version,
-    )
+    version = google.terraform_generator_metadata.provider_version  # google-beta's too
+    beta = GenericProvider(stack, "google-beta", "hashicorp/google-beta", version)
+    beta.add_override("project", config.project)
+    beta.add_override("region", config.region)
+    return ExtraProviders(beta, GenericProvider(stack, "time", "hashicorp/time", TIME_VERSION))

@@ -1,10 +1,7 @@
-"""What CI deploys from, compared with what this machine deploys from.
-
-The deploy workflow sets no `PIPELINE_*` variable: CI synthesizes from `cdktf.json` alone, so
-the repository holds everything a deployment is. A setting changed here through a
-`PIPELINE_*` variable is one CI would not see, and its next apply on `main` reverts it (or,
-for `github_repository`, deletes CI's own identities). `python main.py` warns about each one;
-`python -m infra.model.ci_inputs` is the check: it exits 1 and names them.
+"""The settings a `PIPELINE_*` variable gives here that CI, which synthesizes from
+`cdktf.json` alone, would not see, and so would revert at its next apply on `main`
+(docs/deploy-and-operate.md, "Deploying from GitHub Actions"). `python main.py` warns about
+each; `python -m infra.model.ci_inputs` names them and exits 1.
 """
 
 from __future__ import annotations

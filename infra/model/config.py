@@ -39,11 +39,9 @@ PROJECT_SETTINGS = (
     "github_repository_id",
 )
 
-# Settings that feed an attribute Terraform can only set when it creates the resource
-# (ForceNew in the google provider) of a resource holding data: a bucket's name or location,
-# the Firestore database's location. Changing one after the first deploy plans a replacement,
-# which `prevent_destroy` refuses (infra/deploy/constructs/protection.py); the settings table
-# says so, and `python main.py` warns when one differs from the last synth.
+# Settings that feed an attribute the provider sets only at creation (ForceNew) of a resource
+# holding data, so a change plans its replacement (docs/settings.md: "fixed after the first
+# deploy"; infra.deploy.replacements names it, `prevent_destroy` refuses it).
 FIXED_AFTER_FIRST_DEPLOY = (
     "project",
     "environment",
@@ -66,11 +64,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class DeploymentConfig(Tunables):
-    """Everything a deployment may choose. Defaults give a working, cheap pipeline.
-
-    The function settings (sizes, formats, limits, ...) are inherited from `Tunables`, so the
-    functions' defaults and validation are the deployment's; the fields below are its own.
-    """
+    """Everything a deployment may choose (the functions' settings inherited from
+    `Tunables`). Defaults give a working, cheap pipeline."""
 
     project: str = setting(doc="GCP project id to deploy into")
     environment: str = setting(
@@ -196,7 +191,6 @@ class DeploymentConfig(Tunables):
         bounds=(0, 1_000_000),
     )
 
-    # Google documents IAM propagation as "typically 2 minutes, potentially 7 or longer".
     iam_settle_seconds: int = setting(
         120,
         doc="wait after IAM grants before the builds and the trigger use them (first deploy only)",

@@ -1,7 +1,7 @@
 """What pages an operator: the pipeline's alert policies and log-based metrics, as data.
 
-Declared next to the topology (`build_topology` calls `declare_alerts`) so the stack creates
-exactly these, and rendered here into the two filter languages they need: a Cloud Logging
+`declare_alerts(topology, ...)` names what the stack creates (deploy-time only: the local
+stack has no alerts), rendered here into the two filter languages they need: a Cloud Logging
 query for a log-based metric (it must match the JSON lines `image_pipeline.logs` writes, a
 unit test feeds it real ones) and a Cloud Monitoring filter for each alert condition.
 Plain data and strings only: no cdktf, no cloud clients.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from infra.model.topology import Topology
 
 # A 2nd gen function is a Cloud Run service: its stdout lines are log entries of this
 # monitored resource, labelled with the service (= function) name.
@@ -136,20 +138,12 @@ THROTTLED_ALERT_WINDOW_SECONDS = 600
 FAILED_ALERT_WINDOW_SECONDS = 3600
 
 
-def declare_alerts(
-    prefix: str,
-    thumbnail_function: str,
-    dead_lettering_subscriptions: Iterable[str],
-    unrecorded_subscription: str,
-    failed_threshold: int = 0,
-    push_subscriptions: Iterable[str] = (),
-    functions: Iterable[str] = (),
-) -> Alerting:
-    """The alert policies of one deployment, from the names the topology chose; the
-    failure-count alert only when `failed_threshold` is above 0."""
+def declare_alerts(topology: Topology, failed_threshold: int) -> Alerting:
+    """The alert policies of a deployment and the log-based metrics they read; the
+    failure-count alert only when `failed_threshold` (`failed_alert_threshold`) is above 0."""
+    prefix = topology.prefix
     gave_up = _thumbnail_metric(
-        prefix,
-        thumbnail_function,
+        topology,
         "thumbnail_gave_up",
         "make_thumbnail gave up on an upload: it still failed past the retry window",
         ("WARNING",),
@@ -157,8 +151,7 @@ def declare_alerts(
         reason=GAVE_UP_REASON,
     )
     retried = _thumbnail_metric(
-        prefix,
-        thumbnail_function,
+        topology,
         "thumbnail_retried",
         "make_thumbnail failed a delivery that Eventarc will retry",
         ("WARNING", "ERROR"),
@@ -166,10 +159,8 @@ def declare_alerts(
     )
     metrics = [gave_up, retried]
     alerts = [
-        *_pubsub_alerts(
-            prefix, dead_lettering_subscriptions, unrecorded_subscription, push_subscriptions
-        ),
-        _throttled_alert(prefix, functions),
+        *_pubsub_alerts(topology),
+        _throttled_alert(topology),
         _log_alert(
             gave_up,
             f"{prefix}: make_thumbnail gave up on an upload",
@@ -193,8 +184,7 @@ def declare_alerts(
     ]
     if failed_threshold > 0:
         failed = _thumbnail_metric(
-            prefix,
-            thumbnail_function,
+            topology,
             "images_failed",
             "make_thumbnail published an image.failed result",
             ("INFO",),
@@ -208,13 +198,10 @@ def declare_alerts(
     )
 
 
-def _pubsub_alerts(
-    prefix: str,
-    dead_lettering_subscriptions: Iterable[str],
-    unrecorded_subscription: str,
-    push_subscriptions: Iterable[str],
-) -> tuple[AlertSpec, ...]:
+def _pubsub_alerts(topology: Topology) -> tuple[AlertSpec, ...]:
     """Dead letters, dead letters left unrecorded, and push subscriptions not draining."""
+    prefix, subscriptions = topology.prefix, topology.subscriptions.values()
+    unrecorded_subscription = topology.subscriptions["dead_letters_unrecorded"].name
     return (
         AlertSpec(
             key="dead_lettered",
@@ -227,7 +214,7 @@ def _pubsub_alerts(
             ),
             metric_type="pubsub.googleapis.com/subscription/dead_letter_message_count",
             resource_type=SUBSCRIPTION_RESOURCE,
-            resource_labels={"subscription_id": tuple(sorted(dead_lettering_subscriptions))},
+            resource_labels={"subscription_id": tuple(sorted(s.name for s in subscriptions))},
             aligner="ALIGN_DELTA",
             window_seconds=60,
             threshold=0,
@@ -260,7 +247,9 @@ def _pubsub_alerts(
             ),
             metric_type="pubsub.googleapis.com/subscription/oldest_unacked_message_age",
             resource_type=SUBSCRIPTION_RESOURCE,
-            resource_labels={"subscription_id": tuple(sorted(push_subscriptions))},
+            resource_labels={
+                "subscription_id": tuple(sorted(s.name for s in subscriptions if s.push_function))
+            },
             aligner="ALIGN_MAX",
             window_seconds=300,
             threshold=BACKLOG_ALERT_SECONDS,
@@ -270,10 +259,10 @@ def _pubsub_alerts(
     )
 
 
-def _throttled_alert(prefix: str, functions: Iterable[str]) -> AlertSpec:
+def _throttled_alert(topology: Topology) -> AlertSpec:
     return AlertSpec(
         key="throttled",
-        display_name=f"{prefix}: a function is refusing requests (429, no instance free)",
+        display_name=f"{topology.prefix}: a function is refusing requests (429, no instance free)",
         documentation=(
             f"More than {THROTTLED_ALERT_THRESHOLD} requests to one function were refused "
             f"with 429 within {THROTTLED_ALERT_WINDOW_SECONDS // 60} minutes: it runs at "
@@ -284,7 +273,9 @@ def _throttled_alert(prefix: str, functions: Iterable[str]) -> AlertSpec:
         ),
         metric_type="run.googleapis.com/request_count",
         resource_type=FUNCTION_RESOURCE,
-        resource_labels={"service_name": tuple(sorted(functions))},
+        resource_labels={
+            "service_name": tuple(sorted(f.name for f in topology.functions.values()))
+        },
         metric_labels={"response_code": "429"},
         aligner="ALIGN_DELTA",
         window_seconds=THROTTLED_ALERT_WINDOW_SECONDS,
@@ -309,8 +300,7 @@ def _failed_alert(prefix: str, failed: LogMetricSpec, threshold: int) -> AlertSp
 
 
 def _thumbnail_metric(
-    prefix: str,
-    thumbnail_function: str,
+    topology: Topology,
     key: str,
     description: str,
     severities: tuple[str, ...],
@@ -320,9 +310,9 @@ def _thumbnail_metric(
     """A counter of make_thumbnail's own lines (`stage = make_thumbnail`)."""
     return LogMetricSpec(
         key=key,
-        name=f"{prefix}-{key.replace('_', '-')}",
+        name=f"{topology.prefix}-{key.replace('_', '-')}",
         description=description,
-        service_name=thumbnail_function,
+        service_name=topology.functions[topology.trigger.function].name,
         severities=severities,
         messages=messages,
         fields={"stage": "make_thumbnail", **fields},

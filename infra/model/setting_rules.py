@@ -16,6 +16,7 @@ from image_pipeline.formats import memory_bytes, memory_problem
 # (https://cloud.google.com/firestore/docs/locations).
 MULTI_REGIONS = ("eur3", "nam5", "nam7")
 _REGION = r"[a-z]+(-[a-z]+)+[0-9]+"
+_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 # Bucket names: https://cloud.google.com/storage/docs/buckets#naming
 _BUCKET = r"(?!goog)(?!.*google)(?!.*\.\.)[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]"
 _BUCKET_RULE = (
@@ -27,7 +28,7 @@ _BUCKET_RULE = (
 # optional setting left empty is not checked.
 PATTERNS: Mapping[str, tuple[str, str]] = {
     "project": (
-        r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+        _PROJECT,
         "a GCP project id (6-30 chars: lowercase letters, digits, hyphens; starts with a letter)",
     ),
     "region": (_REGION, "a region like 'us-central1'"),
@@ -55,7 +56,7 @@ PATTERNS: Mapping[str, tuple[str, str]] = {
         "an IAM member like 'user:ops@example.com', 'group:…' or 'serviceAccount:…'",
     ),
     "alert_notification_channels": (
-        r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+",
+        rf"projects/{_PROJECT}/notificationChannels/[0-9]+",
         "a notification channel id like '1234567890' or "
         "'projects/my-project/notificationChannels/1234567890' "
         "(list them: gcloud beta monitoring channels list)",

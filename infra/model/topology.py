@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from image_pipeline.settings import Settings
 from infra.model.config import DeploymentConfig
-from infra.model.monitoring import Alerting, declare_alerts
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
@@ -120,10 +119,8 @@ class Condition:
 
 @dataclass(frozen=True)
 class Grant:
-    """A role a function's runtime service account holds on one resource, and why.
-
-    `kind` is `bucket`, `topic` or `project`; `target` is the bucket/topic key (empty for
-    project). The stack turns each into an IAM member next to that resource.
+    """A role a function's runtime service account holds on one resource, and why: `kind`
+    `bucket`, `topic` or `project`, `target` the bucket or topic key (empty for the project).
     """
 
     kind: str
@@ -186,8 +183,6 @@ class Topology:
     # Identity Cloud Build uses to build the functions (deploy-time only; the harness
     # ignores it). Projects created since mid-2024 give the default one no build roles.
     build_account_id: str
-    # Alert policies and the log-based metrics they read (deploy-time only).
-    alerting: Alerting
 
     def topic_path(self, key: str) -> str:
         return f"projects/{self.project}/topics/{self.topics[key].name}"
@@ -231,17 +226,15 @@ def build_topology(config: DeploymentConfig) -> Topology:
     """Derives every resource of the pipeline from the deployment settings."""
     p = config.prefix
     topics = _topics(p)
-    subscriptions = _subscriptions(config)
     env = function_env(config, topics)
-    functions = _functions(config, env)
     return Topology(
         project=config.project,
         region=config.region,
         prefix=p,
         buckets=_buckets(config),
         topics=topics,
-        subscriptions=subscriptions,
-        functions=functions,
+        subscriptions=_subscriptions(config),
+        functions=_functions(config, env),
         trigger=StorageTriggerSpec(
             function="make_thumbnail",
             bucket="uploads",
@@ -264,15 +257,6 @@ def build_topology(config: DeploymentConfig) -> Topology:
         firestore_database=env["FIRESTORE_DATABASE"],
         push_invoker_account_id=f"{p}-push-invoker",
         build_account_id=f"{p}-builder",
-        alerting=declare_alerts(
-            prefix=p,
-            thumbnail_function=functions["make_thumbnail"].name,
-            dead_lettering_subscriptions=(s.name for s in subscriptions.values()),
-            unrecorded_subscription=subscriptions["dead_letters_unrecorded"].name,
-            failed_threshold=config.failed_alert_threshold,
-            push_subscriptions=(s.name for s in subscriptions.values() if s.push_function),
-            functions=(f.name for f in functions.values()),
-        ),
     )
 
 

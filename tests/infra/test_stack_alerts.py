@@ -12,14 +12,14 @@ pytestmark = pytest.mark.synth
 
 
 def _policy(synth, key):
-    spec = synth.topology.alerting.alerts[key]
+    spec = synth.alerting.alerts[key]
     return spec, synth.one("google_monitoring_alert_policy", display_name=spec.display_name)
 
 
 @pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
 def test_one_policy_per_declared_alert(synth_name, request):
     synth = request.getfixturevalue(synth_name)
-    alerts = synth.topology.alerting.alerts
+    alerts = synth.alerting.alerts
     assert len(synth.all("google_monitoring_alert_policy")) == len(alerts) >= 4
     for key, spec in alerts.items():
         _, policy = _policy(synth, key)
@@ -60,11 +60,11 @@ def test_unrecorded_backlog_alert_reads_the_operators_subscription(alt_stack):
 @pytest.mark.parametrize("synth_name", ["stack", "alt_stack"])
 def test_log_metrics_carry_the_tested_filters_and_feed_their_policies(synth_name, request):
     synth = request.getfixturevalue(synth_name)
-    metrics = synth.topology.alerting.log_metrics
+    metrics = synth.alerting.log_metrics
     # The failure-count alert (and its metric) only where a threshold is set.
     expected = {"stack": 2, "alt_stack": 3}[synth_name]
     assert len(synth.all("google_logging_metric")) == len(metrics) == expected
-    for key, spec in synth.topology.alerting.alerts.items():
+    for key, spec in synth.alerting.alerts.items():
         if spec.log_metric is None:
             continue
         metric_spec = metrics[spec.log_metric]
@@ -108,7 +108,7 @@ def test_a_new_log_metric_makes_its_policy_wait_again(alt_stack):
         for s in alt_stack.all("time_sleep")
         if s["create_duration"] == f"{LOG_METRIC_SETTLE_SECONDS}s"
     ]
-    assert len(waits) == len(alt_stack.topology.alerting.log_metrics) == 3
+    assert len(waits) == len(alt_stack.alerting.log_metrics) == 3
     for wait in waits:
         [metric] = wait["depends_on"]
         assert metric.startswith("google_logging_metric.")

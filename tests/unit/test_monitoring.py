@@ -12,11 +12,12 @@ from logging_query import log_entry, matches
 
 from image_pipeline import pipeline as stages
 from infra.model.config import ConfigError, from_mapping
-from infra.model.monitoring import FAILED_ALERT_WINDOW_SECONDS, FUNCTION_RESOURCE
+from infra.model.monitoring import FAILED_ALERT_WINDOW_SECONDS, FUNCTION_RESOURCE, declare_alerts
 from infra.model.topology import build_topology
 
 TOPOLOGY = build_topology(from_mapping({"project": "my-gcp-project"}))
-METRICS = TOPOLOGY.alerting.log_metrics
+ALERTING = declare_alerts(TOPOLOGY, failed_threshold=0)  # the default
+METRICS = ALERTING.log_metrics
 THUMBNAILER = TOPOLOGY.functions["make_thumbnail"].name
 
 
@@ -88,16 +89,16 @@ def test_filters_are_bound_to_the_thumbnail_service(pipeline, capsys):
 
 
 def test_every_subscription_is_watched_for_dead_letters():
-    alert = TOPOLOGY.alerting.alerts["dead_lettered"]
+    alert = ALERTING.alerts["dead_lettered"]
     watched = set(alert.resource_labels["subscription_id"])
     assert watched == {s.name for s in TOPOLOGY.subscriptions.values()}
     assert "dead_letter_message_count" in alert.filter()
 
 
 def test_every_log_metric_has_an_alert():
-    used = {a.log_metric for a in TOPOLOGY.alerting.alerts.values() if a.log_metric}
+    used = {a.log_metric for a in ALERTING.alerts.values() if a.log_metric}
     assert used == set(METRICS)
-    for alert in TOPOLOGY.alerting.alerts.values():
+    for alert in ALERTING.alerts.values():
         if alert.log_metric:
             assert METRICS[alert.log_metric].metric_type in alert.filter()
 
@@ -110,16 +111,15 @@ def test_query_evaluator_refuses_what_it_does_not_understand():
 
 
 def test_failure_alert_is_off_by_default():
-    assert "images_failed" not in TOPOLOGY.alerting.alerts
+    assert "images_failed" not in ALERTING.alerts
     assert "images_failed" not in METRICS
 
 
 def test_failure_alert_counts_each_published_failure_once(pipeline, capsys):
-    topology = build_topology(
-        from_mapping({"project": "my-gcp-project", "failed_alert_threshold": "25"})
-    )
-    alert = topology.alerting.alerts["images_failed"]
-    metric = topology.alerting.log_metrics[alert.log_metric]
+    config = from_mapping({"project": "my-gcp-project", "failed_alert_threshold": "25"})
+    alerting = declare_alerts(build_topology(config), config.failed_alert_threshold)
+    alert = alerting.alerts["images_failed"]
+    metric = alerting.log_metrics[alert.log_metric]
     assert alert.threshold == 25
     assert alert.window_seconds == FAILED_ALERT_WINDOW_SECONDS
     assert metric.metric_type in alert.filter()
@@ -154,7 +154,7 @@ def test_failure_threshold_is_a_bounded_setting():
 
 
 def test_backlog_alert_watches_the_push_subscriptions_each_on_its_own():
-    alert = TOPOLOGY.alerting.alerts["backlog"]
+    alert = ALERTING.alerts["backlog"]
     pushed = {s.name for s in TOPOLOGY.subscriptions.values() if s.push_function}
     assert set(alert.resource_labels["subscription_id"]) == pushed
     assert "oldest_unacked_message_age" in alert.filter()
@@ -162,7 +162,7 @@ def test_backlog_alert_watches_the_push_subscriptions_each_on_its_own():
 
 
 def test_throttling_alert_counts_429s_per_function():
-    alert = TOPOLOGY.alerting.alerts["throttled"]
+    alert = ALERTING.alerts["throttled"]
     assert set(alert.resource_labels["service_name"]) == {
         f.name for f in TOPOLOGY.functions.values()
     }

@@ -17,9 +17,6 @@ from infra.deploy.constructs.grants import project_role
 
 
 class ServiceAgents(Construct):
-    """The Pub/Sub, Eventarc and Cloud Storage agents, created before anything binds them,
-    with the Eventarc and storage agents' project roles."""
-
     def __init__(
         self,
         scope: Construct,
@@ -46,7 +43,7 @@ class ServiceAgents(Construct):
             return why(identity, f"creates the {key} service agent before any IAM binding names it")
 
         self.pubsub = agent("pubsub")
-        self.eventarc = agent("eventarc")
+        eventarc = agent("eventarc")
         # Cloud Storage's agent has no service identity API; this data source returns it
         # (and creates it if needed). No `depends_on`: a data source with one is read only at
         # apply time whenever an upstream resource has changes, which makes its member unknown
@@ -62,7 +59,7 @@ class ServiceAgents(Construct):
             "eventarc-agent-service-agent",
             project,
             "roles/eventarc.serviceAgent",
-            self.eventarc.member,
+            eventarc.member,
             "Eventarc creates a trigger's Pub/Sub plumbing as its service agent; a trigger "
             "created before the agent exists and holds this role fails with 'Permission denied "
             "while using the Eventarc Service Agent' (terraform-provider-google #14584, #25294)",

@@ -1,9 +1,6 @@
-"""Cloud Monitoring: the alert policies and log-based metrics the topology declares.
-
-Every policy exists whether or not notification channels are configured: without channels
-an incident still opens and shows in the console (Monitoring > Alerting); with them it also
-notifies. The filters come from `infra.model.monitoring`, where they are tested against the
-functions' real log lines.
+"""Cloud Monitoring: the alert policies and log-based metrics the topology declares
+(`infra.model.monitoring`, which renders their filters). Every policy exists with or without
+notification channels: without, an incident still opens and shows in the console.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ from constructs import Construct
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import WaitForPropagation
-from infra.model.monitoring import AlertSpec
+from infra.model.monitoring import AlertSpec, declare_alerts
 
 # An incident nobody acknowledged closes after a week, so a fixed cause does not leave a
 # stale incident open forever (the documented maximum is 30 days).
@@ -42,6 +39,7 @@ class Alerts(Construct):
     def __init__(self, scope: Construct, id_: str, deployment: Deployment) -> None:
         super().__init__(scope, id_)
         topology, config = deployment.topology, deployment.config
+        alerting = declare_alerts(topology, config.failed_alert_threshold)
         metrics = {
             spec.key: LoggingMetric(
                 self,
@@ -54,11 +52,9 @@ class Alerts(Construct):
                     metric_kind="DELTA", value_type="INT64", unit="1"
                 ),
             )
-            for spec in topology.alerting.log_metrics.values()
+            for spec in alerting.log_metrics.values()
         }
-        # Each wait starts when its metric is created, in parallel with the function builds,
-        # and sleeps again only for a new metric (its trigger is the metric's name), say
-        # failed_alert_threshold turned on later.
+        # Each sleeps again only for a new metric (say failed_alert_threshold turned on later).
         known = {
             key: why(
                 WaitForPropagation(
@@ -75,7 +71,7 @@ class Alerts(Construct):
             )
             for key, metric in metrics.items()
         }
-        for spec in topology.alerting.alerts.values():
+        for spec in alerting.alerts.values():
             MonitoringAlertPolicy(
                 self,
                 f"policy-{spec.key}",

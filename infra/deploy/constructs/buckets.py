@@ -19,7 +19,7 @@ from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.deployment import Deployment
-from infra.deploy.constructs.iam import Identities, function_grants, grant_id
+from infra.deploy.constructs.iam import Identities, function_grants
 from infra.deploy.constructs.protection import protect
 from infra.deploy.function_source import FunctionArchive
 from infra.model.topology import BucketSpec
@@ -78,10 +78,10 @@ class Buckets(Construct):
             protect(resource, config)
 
         # Each function's roles on a bucket, exactly as the topology grants them.
-        for fn, grant in function_grants(topology, "bucket"):
+        for grant_id, fn, grant in function_grants(topology, "bucket"):
             member = StorageBucketIamMember(
                 self,
-                grant_id(fn, grant),
+                grant_id,
                 bucket=self.buckets[grant.target].name,
                 role=grant.role,
                 member=identities.runtime[fn.key].member,

@@ -55,17 +55,6 @@ class ExtraProviders:
     time: TerraformProvider
 
 
-def extra_providers(
-    scope: Construct, *, project: str, region: str, google_version: str
-) -> ExtraProviders:
-    """`google-beta` at the same version as `google` (and the same project and region), and
-    `time`."""
-    beta = GenericProvider(scope, "google-beta", "hashicorp/google-beta", google_version)
-    beta.add_override("project", project)
-    beta.add_override("region", region)
-    return ExtraProviders(beta, GenericProvider(scope, "time", "hashicorp/time", TIME_VERSION))
-
-
 class GenericProvider(TerraformProvider):
     def __init__(self, scope: Construct, name: str, source: str, version: str) -> None:
         super().__init__(

@@ -1,10 +1,7 @@
 """Identities: one runtime service account per function, the trigger, push and build
-accounts, with their project-level roles, and the waits for those roles to take effect
-before the builds and the trigger use them. The Google service agents and the project roles
-Google gives them are the project stack's (`agents.py`); here they are only bound to.
-
-Bindings on a bucket, topic, subscription or service live next to that resource (in
-`buckets.py`, `messaging.py`, `cloud_functions.py`); only project-level ones are here.
+accounts, their project-level roles and the Pub/Sub agent's token grants on them, and the
+waits for grants to take effect. Bindings on a bucket, topic, subscription or service live
+next to that resource (`buckets.py`, `messaging.py`, `cloud_functions.py`).
 """
 
 from __future__ import annotations
@@ -23,17 +20,13 @@ from infra.deploy.constructs.grants import project_role, role_slug
 from infra.model.topology import FunctionSpec, Grant, Topology
 
 
-def function_grants(topology: Topology, kind: str) -> Iterator[tuple[FunctionSpec, Grant]]:
-    """The topology's grants of one kind (`bucket`, `topic`, `project`), with their function."""
+def function_grants(topology: Topology, kind: str) -> Iterator[tuple[str, FunctionSpec, Grant]]:
+    """The topology's grants of one kind (`bucket`, `topic`, `project`), each with the
+    construct id of its IAM member and its function."""
     for fn in topology.functions.values():
         for grant in fn.grants:
             if grant.kind == kind:
-                yield fn, grant
-
-
-def grant_id(fn: FunctionSpec, grant: Grant) -> str:
-    """A construct id for the IAM member of one grant."""
-    return f"{grant.target or 'project'}-{fn.key}-{role_slug(grant.role)}"
+                yield f"{grant.target or 'project'}-{fn.key}-{role_slug(grant.role)}", fn, grant
 
 
 class Identities(Construct):
@@ -45,7 +38,6 @@ class Identities(Construct):
         self._pubsub_agent = deployment.pubsub_agent
 
         # Runtime identity of each function, with exactly the roles the topology grants it.
-        # Bucket and topic grants are bound next to the bucket/topic; project ones here.
         self.runtime = {
             fn.key: self._account(
                 f"{fn.key}-runtime",
@@ -55,10 +47,10 @@ class Identities(Construct):
             )
             for fn in topology.functions.values()
         }
-        for fn, grant in function_grants(topology, "project"):
+        for grant_id, fn, grant in function_grants(topology, "project"):
             project_role(
                 self,
-                grant_id(fn, grant),
+                grant_id,
                 self._project,
                 grant.role,
                 self.runtime[fn.key].member,
@@ -67,7 +59,6 @@ class Identities(Construct):
             )
         self._trigger_identity(deployment)
 
-        # Pub/Sub push subscriptions sign their OIDC tokens as this account.
         self.push_invoker = self._account(
             "push-invoker",
             topology.push_invoker_account_id,
@@ -107,8 +98,6 @@ class Identities(Construct):
             self.trigger.member,
             "the trigger's identity must be allowed to receive Eventarc events",
         )
-        # Eventarc's storage trigger delivers through a Pub/Sub push subscription whose OIDC
-        # token names the trigger's account, so Pub/Sub must mint tokens as it.
         token_creator = self._token_creator(
             "pubsub-agent-trigger-token-creator",
             self.trigger,

@@ -24,7 +24,7 @@ from infra.deploy.constructs.buckets import Buckets
 from infra.deploy.constructs.cloud_functions import Functions
 from infra.deploy.constructs.deployment import Deployment
 from infra.deploy.constructs.generic import WaitForPropagation
-from infra.deploy.constructs.iam import Identities, function_grants, grant_id, grants_settled
+from infra.deploy.constructs.iam import Identities, function_grants, grants_settled
 from infra.deploy.constructs.protection import protect
 from infra.model.topology import SubscriptionSpec
 
@@ -41,8 +41,8 @@ class Messaging(Construct):
         functions: Functions,
     ) -> None:
         super().__init__(scope, id_)
+        self._deployment, self._identities, self._functions = deployment, identities, functions
         topology, labels = deployment.topology, deployment.labels
-        self._project = topology.project
         self.topics = {
             spec.key: PubsubTopic(
                 self,
@@ -70,35 +70,31 @@ class Messaging(Construct):
             if spec.is_dead_letter
         }
         # Each function's roles on a topic, exactly as the topology grants them.
-        for fn, grant in function_grants(topology, "topic"):
+        for grant_id, fn, grant in function_grants(topology, "topic"):
             self._topic_member(
-                grant_id(fn, grant),
+                grant_id,
                 grant.target,
                 grant.role,
                 identities.runtime[fn.key].member,
                 f"{fn.name} {grant.why}",
             )
-        self._subscriptions(deployment, identities, functions)
-        self._notification(deployment, buckets)
+        self._subscriptions()
+        self._notification(buckets)
 
-    def _subscriptions(
-        self, deployment: Deployment, identities: Identities, functions: Functions
-    ) -> None:
+    def _subscriptions(self) -> None:
         """Every subscription, with the Pub/Sub agent's grant on it, once push grants settled."""
-        topology = deployment.topology
-        # A push subscription delivers from its creation on; a delivery refused with 403
-        # because the invoker's grant has not propagated yet counts as a delivery attempt
-        # (and five of them dead-letter the message). So push subscriptions start once the
-        # grants their pushes use have settled.
+        deployment = self._deployment
+        # A push subscription pushes from its creation on, and a 403 while its invoker's grant
+        # propagates counts as a delivery attempt (docs/architecture.md, "Push subscriptions").
         push_ready = grants_settled(
             self,
             "push-grants-settled",
             deployment,
-            [*functions.push_invoker_grants, identities.push_token_creator],
+            [*self._functions.push_invoker_grants, self._identities.push_token_creator],
             "every push subscription (the push invoker's run.invoker and token grants)",
         )
-        for spec in topology.subscriptions.values():
-            sub = self._subscription(deployment, spec, identities, functions, push_ready)
+        for spec in deployment.topology.subscriptions.values():
+            sub = self._subscription(spec, push_ready)
             # Recreated (its filter is ForceNew), it loses its backlog and what arrives between
             # the delete and the create: docs/deploy-and-operate.md, "Changes that lose nothing".
             protect(sub, deployment.config)
@@ -108,7 +104,7 @@ class Messaging(Construct):
                 PubsubSubscriptionIamMember(
                     self,
                     f"{spec.key}-subscriber-pubsub-agent",
-                    project=topology.project,
+                    project=deployment.topology.project,
                     subscription=sub.name,
                     role="roles/pubsub.subscriber",
                     member=deployment.pubsub_agent,
@@ -116,15 +112,15 @@ class Messaging(Construct):
                 "the Pub/Sub service agent acks messages it moved to the dead-letter topic",
             )
 
-    def _notification(self, deployment: Deployment, buckets: Buckets) -> None:
+    def _notification(self, buckets: Buckets) -> None:
         """The uploads bucket's notification (deletes) to upload-events, once Cloud Storage
         may publish there."""
-        note = deployment.topology.notification
+        note = self._deployment.topology.notification
         publisher = self._topic_member(
             f"{note.topic}-publisher-storage-agent",
             note.topic,
             "roles/pubsub.publisher",
-            deployment.storage_agent,
+            self._deployment.storage_agent,
             "Cloud Storage publishes the bucket's notifications as its service agent",
         )
         StorageNotification(
@@ -144,7 +140,7 @@ class Messaging(Construct):
         binding = PubsubTopicIamMember(
             self,
             id_,
-            project=self._project,
+            project=self._deployment.topology.project,
             topic=self.topics[topic].name,
             role=role,
             member=member,
@@ -152,28 +148,23 @@ class Messaging(Construct):
         return why(binding, reason)
 
     def _subscription(
-        self,
-        deployment: Deployment,
-        spec: SubscriptionSpec,
-        identities: Identities,
-        functions: Functions,
-        push_ready: WaitForPropagation,
+        self, spec: SubscriptionSpec, push_ready: WaitForPropagation
     ) -> PubsubSubscription:
-        topology = deployment.topology
+        deployment = self._deployment
         push = None
         if spec.push_function:
             # Wrapped format (no `no_wrapper`): functions-framework turns the standard push
             # body into a CloudEvent. The OIDC audience defaults to the endpoint URL.
             push = PubsubSubscriptionPushConfig(
-                push_endpoint=functions.functions[spec.push_function].service_config.uri,
+                push_endpoint=self._functions.functions[spec.push_function].service_config.uri,
                 oidc_token=PubsubSubscriptionPushConfigOidcToken(
-                    service_account_email=identities.push_invoker.email
+                    service_account_email=self._identities.push_invoker.email
                 ),
             )
         return PubsubSubscription(
             self,
             spec.key,
-            project=topology.project,
+            project=deployment.topology.project,
             name=spec.name,
             topic=self.topics[spec.topic].id,
             filter=spec.filter or None,
