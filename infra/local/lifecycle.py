@@ -129,13 +129,7 @@ def status() -> int:
     upstream = info.get("gcs_front", {}).get("upstream")
     fake = [("fake-gcs-server", upstream, f"http://{upstream}/storage/v1/b", "behind the front")]
     functions = [
-        (
-            name,
-            fn["url"],
-            fn["url"],
-            f"pid {fn.get('pid', '?')}, restarted {fn.get('restarts', 0)} time(s)",
-        )
-        for name, fn in info["functions"].items()
+        (name, fn["url"], fn["url"], _restarts(fn)) for name, fn in info["functions"].items()
     ]
     for name, where, ok, detail in (
         _emulators(info) + _probed(fake if upstream else []) + _probed(functions)
@@ -174,9 +168,12 @@ def _emulators(info: dict[str, Any], timeout: float = 2.0) -> list[tuple[str, st
             url = host if host.startswith("http") else f"http://{host}"
             url += "/storage/v1/b" if name == "STORAGE_EMULATOR_HOST" else "/"
             known = info.get("emulators", {}).get(name.split("_")[0].lower(), {})
-            detail = f"pid {known.get('pid', '?')}, restarted {known.get('restarts', 0)} time(s)"
-            rows.append((name, host, url, detail))
+            rows.append((name, host, url, _restarts(known)))
     return _probed(rows, timeout)
+
+
+def _restarts(child: dict[str, Any]) -> str:
+    return f"pid {child.get('pid', '?')}, restarted {child.get('restarts', 0)} time(s)"
 
 
 def _probed(
