@@ -178,6 +178,7 @@ class LocalStack:
         self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
         # Every client reaches the fake through the front (fidelity/gcs_front.py).
         self.gcs_front = GcsFront(f"127.0.0.1:{free_port()}")
+        self.gcs_front.hooks += [self.iam.storage()] if self.iam else []
         gcs = self.emulators["storage"] = self._spawn_emulator("storage")
         self.timings["storage_s"] = emulators.wait_ready(gcs)
         self.timings["firestore_s"] = emulators.wait_ready(firestore)

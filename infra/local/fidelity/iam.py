@@ -30,6 +30,7 @@ from typing import Any
 
 from infra.common import paths
 from infra.local.fidelity.iam_grpc import GrpcFront
+from infra.local.fidelity.iam_storage import StorageChecks
 from infra.local.hooks import Call, DeliveryHook
 from infra.local.routes import TRIGGER
 from infra.model.iam_policy import ROLES, Policy, load_policy, service_resource
@@ -97,6 +98,13 @@ class Identities(DeliveryHook):
         """What function `function` runs with instead of the emulators' own hosts."""
         host = self.fronts[function].host
         return {"PUBSUB_EMULATOR_HOST": host, "FIRESTORE_EMULATOR_HOST": host}
+
+    def storage(self) -> StorageChecks:
+        """The GCS front's hook: each function's listener (named by its service account id)
+        checked as the account the policy names."""
+        functions = self.topology.functions
+        accounts = {functions[k].service_account_id: m for k, m in self.policy.runtime.items()}
+        return StorageChecks(self.check, accounts)
 
     @contextlib.contextmanager
     def gate(self, call: Call) -> Iterator[int | None]:
