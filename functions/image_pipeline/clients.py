@@ -12,6 +12,7 @@ many requests arrive together on a cold instance. The clients themselves are thr
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,10 @@ def shared[T](make: Callable[..., T]) -> Callable[..., T]:
 def storage_client(project: str) -> Any:
     import google.cloud.storage as storage  # `from google.cloud import` confuses mypy
 
+    # google-cloud-storage 3.17 fetches each bucket's metadata in the background for its
+    # telemetry (Client._bucket_metadata_cache): a storage.buckets.get the functions'
+    # accounts are not granted (object roles only), so Cloud Storage refuses it. Not asked.
+    os.environ.setdefault("DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA", "true")
     return storage.Client(project=project)
 
 

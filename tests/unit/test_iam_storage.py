@@ -61,8 +61,9 @@ def test_copy_and_rewrite_read_their_source():
 
 
 def test_a_method_without_known_permissions_needs_one_nobody_holds():
-    [(permission, _)] = _needs("GET", "/storage/v1/b/b")
-    assert "buckets.get" in permission and "iam_storage" in permission
+    assert _needs("GET", "/storage/v1/b/b") == [("storage.buckets.get", BUCKET)]
+    [(permission, _)] = _needs("DELETE", "/storage/v1/b/b")
+    assert "buckets.delete" in permission and "iam_storage" in permission
 
 
 def _checks(*bindings: Binding) -> tuple[StorageChecks, list[tuple[str, str, str]]]:

@@ -3,7 +3,8 @@
 The front (`gcs_front`) parses each request and asks this hook; a write is asked with its
 object locked and `replaces` set. Permissions per JSON API method, from
 https://cloud.google.com/storage/docs/access-control/iam-json: a read, listing, delete or
-patch needs its own on the object (a listing: on the bucket); a write needs `create`, and
+patch needs its own on the object (a listing, or a bucket's metadata: on the bucket); a
+write needs `create`, and
 `delete` as well when it replaces a live generation (so not with `ifGenerationMatch=0`);
 copy, rewrite and compose also `get` on each source. Any other method is refused.
 """
@@ -16,25 +17,27 @@ from infra.local.fidelity.gcs_api import Refused, StorageRequest
 
 Check = Callable[[str, str, str, str], bool]  # (member, permission, resource, call) -> go on?
 _WRITES = ("objects.insert", "objects.copy", "objects.rewrite", "objects.compose")
-_VERBS = {
-    "objects.get": ("get",),
-    "objects.list": ("list",),
-    "objects.delete": ("delete",),
-    "objects.patch": ("get", "update"),
-    "objects.update": ("get", "update"),
-    **{method: ("create",) for method in _WRITES},
+_ON_BUCKET = ("objects.list", "buckets.get")  # the rest are on the object they name
+_NEEDS = {
+    "buckets.get": ("storage.buckets.get",),
+    "objects.get": ("storage.objects.get",),
+    "objects.list": ("storage.objects.list",),
+    "objects.delete": ("storage.objects.delete",),
+    "objects.patch": ("storage.objects.get", "storage.objects.update"),
+    "objects.update": ("storage.objects.get", "storage.objects.update"),
+    **{method: ("storage.objects.create",) for method in _WRITES},
 }
 
 
 def needs(request: StorageRequest) -> list[tuple[str, str]]:
     """(permission, resource) the request needs."""
     bucket = f"projects/_/buckets/{request.bucket}"
-    target = bucket if request.method == "objects.list" else f"{bucket}/objects/{request.object}"
-    if request.method not in _VERBS:
+    target = bucket if request.method in _ON_BUCKET else f"{bucket}/objects/{request.object}"
+    if request.method not in _NEEDS:
         return [(f"(a permission for {request.method}: add it to iam_storage)", target)]
     if "upload_id" in request.params and not request.object:
         return []  # a resumable upload's chunk: its start is checked, and its final chunk
-    found = [(f"storage.objects.{verb}", target) for verb in _VERBS[request.method]]
+    found = [(permission, target) for permission in _NEEDS[request.method]]
     found += [("storage.objects.delete", target)] if request.replaces else []
     return found + [
         ("storage.objects.get", f"projects/_/buckets/{source_bucket}/objects/{name}")
