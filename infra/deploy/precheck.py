@@ -1,10 +1,6 @@
-"""What `scripts/cdktf` checks before a synth and `terraform init` (20-35 s) can fail later.
-
-For `deploy`, `diff` and `destroy`: the settings load; a destroy names the project in
-`confirm_destroy_data` (it deletes what holds data); Application Default Credentials exist
-(Terraform's google provider and its `gcs` backend use them); the project is not the example
-`cdktf.json` ships with; the state bucket, when one is set, answers a listing with those
-credentials (local state needs nothing). The first problem is one line on stderr, exit 2.
+"""What `scripts/cdktf deploy|diff|destroy` checks first, before 20-35 s of synth and
+`terraform init` (docs/deploy-and-operate.md, "Deploy"): the first problem is one line on
+stderr, exit 2.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""The stacks a synth writes, and reading them back: every stack's `cdk.tf.json`, by stack id
-(plain JSON, no cdktf).
-
-A deployment is two stacks (the project's and the pipeline's, `infra.deploy`); tools that ask
-what the whole deployment declares (preflight's permissions, the tests) read both.
+"""The stacks a synth writes (a deployment's project stack and pipeline stack), and reading
+them back: every stack's `cdk.tf.json`, by stack id, as plain JSON.
 """
 
 from __future__ import annotations

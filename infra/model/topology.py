@@ -343,12 +343,9 @@ def _subscriptions(config: DeploymentConfig) -> dict[str, SubscriptionSpec]:
 def _functions(config: DeploymentConfig, env: Mapping[str, str]) -> dict[str, FunctionSpec]:
     """make_thumbnail sized by the `thumbnail_*` settings, the others by `function_*`."""
     p = config.prefix
-    image_publisher = Grant(
-        "topic", "image_events", "roles/pubsub.publisher", "publishes its result events"
-    )
-    firestore_user = _firestore_user(config.project, env["FIRESTORE_DATABASE"])
+    grants = _grants(config.project, env["FIRESTORE_DATABASE"])
 
-    def fn(key: str, purpose: str, sa: str, grants: tuple[Grant, ...]) -> FunctionSpec:
+    def fn(key: str, purpose: str, sa: str) -> FunctionSpec:
         thumbnail = key == "make_thumbnail"
         # One request per make_thumbnail instance: a decode may need the instance's memory.
         concurrency = 1 if thumbnail else config.function_concurrency
@@ -366,7 +363,7 @@ def _functions(config: DeploymentConfig, env: Mapping[str, str]) -> dict[str, Fu
                 config.thumbnail_max_instances if thumbnail else config.function_max_instances
             ),
             concurrency=concurrency,
-            grants=grants,
+            grants=grants[key],
             # functions-framework's gunicorn runs `THREADS` threads, by default 4 per CPU it
             # sees (functions_framework/_http/gunicorn.py): set to the instance's concurrency,
             # Cloud Run's requests are served, not queued inside the instance.
@@ -374,47 +371,47 @@ def _functions(config: DeploymentConfig, env: Mapping[str, str]) -> dict[str, Fu
         )
 
     functions = (
+        fn("make_thumbnail", "finalized upload -> thumbnails + result event", "thumbnailer"),
+        fn("write_metadata", "result event -> Firestore images/{id}", "metadata"),
         fn(
-            "make_thumbnail",
-            "finalized upload -> thumbnails + result event",
-            "thumbnailer",
-            (
-                Grant("bucket", "uploads", "roles/storage.objectViewer", "reads originals"),
-                Grant(
-                    "bucket",
-                    "thumbnails",
-                    "roles/storage.objectUser",
-                    "reads, writes and replaces thumbnails (generation preconditions)",
-                ),
-                image_publisher,
-            ),
+            "cleanup", "deleted original -> delete its thumbnails, publish image.deleted", "cleanup"
         ),
-        fn(
-            "write_metadata", "result event -> Firestore images/{id}", "metadata", (firestore_user,)
-        ),
-        fn(
-            "cleanup",
-            "deleted original -> delete its thumbnails, publish image.deleted",
-            "cleanup",
-            (
-                Grant(
-                    "bucket",
-                    "thumbnails",
-                    "roles/storage.objectUser",
-                    "lists, reads and deletes thumbnails",
-                ),
-                Grant("bucket", "uploads", "roles/storage.objectViewer", "reads the live upload"),
-                image_publisher,
-            ),
-        ),
-        fn(
-            "handle_dead_letter",
-            "dead letter -> Firestore dead_letters/{id}",
-            "deadletters",
-            (firestore_user,),
-        ),
+        fn("handle_dead_letter", "dead letter -> Firestore dead_letters/{id}", "deadletters"),
     )
     return {f.key: f for f in functions}
+
+
+def _grants(project: str, database: str) -> dict[str, tuple[Grant, ...]]:
+    """What each function's runtime account may do: each role on the one resource that needs
+    it, with the reason."""
+    image_publisher = Grant(
+        "topic", "image_events", "roles/pubsub.publisher", "publishes its result events"
+    )
+    firestore_user = _firestore_user(project, database)
+    return {
+        "make_thumbnail": (
+            Grant("bucket", "uploads", "roles/storage.objectViewer", "reads originals"),
+            Grant(
+                "bucket",
+                "thumbnails",
+                "roles/storage.objectUser",
+                "reads, writes and replaces thumbnails (generation preconditions)",
+            ),
+            image_publisher,
+        ),
+        "write_metadata": (firestore_user,),
+        "cleanup": (
+            Grant(
+                "bucket",
+                "thumbnails",
+                "roles/storage.objectUser",
+                "lists, reads and deletes thumbnails",
+            ),
+            Grant("bucket", "uploads", "roles/storage.objectViewer", "reads the live upload"),
+            image_publisher,
+        ),
+        "handle_dead_letter": (firestore_user,),
+    }
 
 
 def _firestore_user(project: str, database: str) -> Grant:
@@ -430,6 +427,6 @@ def _firestore_user(project: str, database: str) -> Grant:
         Condition(
             "pipeline database only",
             f'resource.name == "projects/{project}/databases/{database}"',
-            "the (default) database the functions use, no other database of the project",
+            f"the {database} database the functions use, no other database of the project",
         ),
     )
