@@ -14,13 +14,18 @@ pytestmark = pytest.mark.integration
 def test_delete_removes_thumbnails_and_marks_doc(harness, prefix):
     name = prefix + "gone.jpg"
     generation = harness.upload(name, sample_images.jpeg(300, 200))
-    harness.wait_doc(name, lambda d: d.get("status") == "processed")
+    processed = harness.wait_doc(name, lambda d: d.get("status") == "processed")
     assert len(harness.thumbnail_blobs(name)) == 3
+    blob = harness.uploads.get_blob(name)
+    facts = {"size": blob.size, "md5Hash": blob.md5_hash, "metageneration": blob.metageneration}
+    assert {key: processed.get(key) for key in facts} == facts
 
     harness.uploads.blob(name).delete()
 
     doc = harness.wait_doc(name, lambda d: d.get("status") == "deleted")
     assert doc["generation"] == generation
+    # The delete keeps the facts of the generation it deleted.
+    assert {key: doc.get(key) for key in facts} == facts
     harness.wait_until(lambda: harness.thumbnail_blobs(name) == [], 20, "thumbnails deleted")
     assert len(harness.settled_calls("cleanup", name)) == 1
 
