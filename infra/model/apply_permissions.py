@@ -8,9 +8,7 @@ gains a new kind of resource fails `tests/infra` until its permissions are writt
 
 Sources: each API's "Required permissions"/IAM page (Cloud Storage JSON API, Pub/Sub access
 control, IAM service accounts, Cloud Run functions access control, Firestore, Cloud
-Logging and Monitoring access control); `iam.serviceAccounts.actAs` is what deploying a
-resource that runs as a service account (a function, a push subscription's OIDC token, a
-trigger) requires of the caller.
+Logging and Monitoring access control).
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# What deploying a resource that runs as a service account requires of the caller.
 ACT_AS = ("roles/iam.serviceAccountUser", ("iam.serviceAccounts.actAs",))
 
 

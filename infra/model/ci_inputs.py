@@ -54,8 +54,18 @@ def differences(
     return found
 
 
-if __name__ == "__main__":
-    lines = differences()
+def main() -> int:
+    """`python -m infra.model.ci_inputs`: 1 when something differs, 2 when this machine's own
+    settings do not load (one line, no traceback)."""
+    try:
+        lines = differences()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for line in lines:
         print(f"differs from CI: {line}")
-    sys.exit(1 if lines else 0)
+    return 1 if lines else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

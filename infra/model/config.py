@@ -344,7 +344,9 @@ def load_environments(
 
 def check_environments(configs: list[DeploymentConfig]) -> None:
     """Environments that share a project share its project stack, so they must agree on what
-    it holds, and must not share a prefix (every name of theirs starts with it)."""
+    it holds, and must not share a prefix (every name of theirs starts with it). No two
+    environments may name the same bucket (say one set under context.pipeline): each stack
+    would create it, and the second apply fail with 409."""
     by_project: dict[str, DeploymentConfig] = {}
     for config in configs:
         first = by_project.setdefault(config.project, config)
@@ -362,3 +364,10 @@ def check_environments(configs: list[DeploymentConfig]) -> None:
                     f"{both} share project {config.project} (and its project stack) "
                     "but set it differently",
                 )
+    owners: dict[str, DeploymentConfig] = {}
+    for config in configs:
+        for name in ("uploads_bucket", "thumbnails_bucket"):
+            owner = owners.setdefault(getattr(config, name), config)
+            if owner is not config:
+                both = f"environments {owner.environment!r} and {config.environment!r}"
+                raise ConfigError(name, f"{both} both name bucket {getattr(config, name)}")

@@ -200,11 +200,8 @@ class Topology:
 
 
 def function_env(config: DeploymentConfig, topics: Mapping[str, TopicSpec]) -> dict[str, str]:
-    """The environment every function gets: the contract `image_pipeline.settings` parses.
-
-    Built through `Settings` so the functions' own validation runs at synth time, and
-    `GOOGLE_CLOUD_PROJECT` is set explicitly (2nd gen Python runtimes do not set it).
-    """
+    """The environment every function gets, the contract `image_pipeline.settings` parses,
+    built through `Settings` so the functions' own validation runs at synth time."""
     return Settings.wired(
         config,
         project=config.project,

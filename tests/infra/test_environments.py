@@ -72,8 +72,12 @@ def test_environments_that_would_collide_are_refused(tmp_path):
     for environments, setting in (
         ({"a": {}, "b": {}}, "prefix"),
         ({"a": {"prefix": "pa"}, "b": {"prefix": "pb", "firestore_location": "eur3"}}, None),
+        # One bucket for both (set once for all): the second stack's create would fail.
+        ({"a": {"prefix": "pa", "project": "p-one-1"}, "b": {"prefix": "pb"}}, "uploads_bucket"),
     ):
         document = {"context": {"pipeline": {"project": "team-project-1"}}}
+        if setting == "uploads_bucket":
+            document["context"]["pipeline"]["uploads_bucket"] = "team-uploads"
         document["context"]["environments"] = environments
         cdktf_json.write_text(json.dumps(document))
         with pytest.raises(ConfigError) as refused:

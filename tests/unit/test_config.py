@@ -240,3 +240,15 @@ def test_a_pipeline_variable_ci_would_not_see_is_named(tmp_path):
         "deploys 'us-central1' (put it in cdktf.json)",
     ]
     assert differences({}, path) == []
+
+
+def test_the_ci_check_names_a_broken_local_setting_in_one_line(tmp_path, monkeypatch, capsys):
+    from infra.model import ci_inputs, config
+
+    monkeypatch.setattr(config, "CDKTF_JSON", _cdktf_json(tmp_path, {"project": "from-json-1"}))
+    monkeypatch.setenv("PIPELINE_ENVIRONMENT", "nope")
+    assert ci_inputs.main() == 2
+    assert capsys.readouterr().err == (
+        "error: pipeline.environment: 'nope' is not under context.environments in "
+        "cdktf.json (known: none)\n"
+    )
