@@ -28,6 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import google.cloud.pubsub_v1 as pubsub_v1
+
+from image_pipeline import deadlines
 from image_pipeline.records import SERVER_TIME, dead_letter_id
 from infra.common import arguments
 from infra.common.terminal import printable
@@ -189,9 +192,14 @@ def replay_one(target: targets.Target, given_id: str, force: bool = False) -> st
     try:
         data = base64.b64decode(record.get("data") or "")
         attributes = {str(k): str(v) for k, v in (record.get("attributes") or {}).items()}
+        # The API call itself, not the batching client's `publish(topic, data, **attributes)`:
+        # one bounded request, and an attribute named `timeout` or `retry` stays an attribute.
+        message = pubsub_v1.types.PubsubMessage(data=data, attributes=attributes)
         with target.answering("Pub/Sub"):
-            future = target.publisher.publish(topic, data, **attributes)
-            return future.result(target.deadline_seconds)
+            sent = target.publisher.api.publish(
+                topic=topic, messages=[message], **deadlines.grpc_call(target.deadline_seconds)
+            )
+        return str(sent.message_ids[0])
     except Exception:
         # Not published: give the claim back so the record can be replayed again.
         target.documents.update(collection, key, give_back)

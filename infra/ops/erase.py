@@ -187,14 +187,14 @@ def erase(target: targets.Target, plan: Plan) -> str | None:
     target.documents.update(images, doc_id, unlisted)
     for bucket, name in plan.thumbnails:
         with target.answering("Cloud Storage"), suppress(NotFound):
-            target.storage.bucket(bucket).blob(name).delete(timeout=target.deadline_seconds)
+            target.storage.bucket(bucket).blob(name).delete(**target.storage_call())
     for record_id in plan.letters:
         target.documents.delete(target.dead_letters_collection, record_id)
     if plan.original is not None:
         try:
             with target.answering("Cloud Storage"), suppress(NotFound):
                 plan.original.delete(
-                    if_generation_match=plan.original.generation, timeout=target.deadline_seconds
+                    if_generation_match=plan.original.generation, **target.storage_call()
                 )
         except PreconditionFailed:
             return "the original was overwritten since it was examined; run erase again"

@@ -97,7 +97,8 @@ class Context:
         except google.auth.exceptions.RefreshError as exc:
             # The session could not get a fresh access token: the credentials are stale.
             return Reply(401, {"error": {"status": "UNAUTHENTICATED", "message": str(exc)}})
-        except requests.RequestException as exc:
+        except (requests.RequestException, google.auth.exceptions.TransportError) as exc:
+            # No answer at all, from the API or from the token endpoint (offline, proxy, DNS).
             return Reply(0, {"error": {"message": f"cannot reach {url}: {exc}"}})
         try:
             body = response.json()

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import requests
 
+from infra.common import arguments
 from infra.common.paths import ROOT
 from infra.model.apply_permissions import UnmappedResourceTypes, required_permissions
 from infra.model.config import ConfigError, DeploymentConfig, load_config
@@ -97,6 +98,8 @@ def check_credentials(ctx: Context, credentials: Any) -> Verdict:
         return ok(f"user {reply.body['email']}")
     if reply.status in (400, 401):
         return fail(f"Application Default Credentials are not accepted: {reply.message}", LOGIN)
+    if not reply.status:
+        return fail(reply.message, "check this machine's connection to Google (network, proxy)")
     return ok("present (account unknown: the token has no email scope)")
 
 
@@ -308,15 +311,18 @@ def synthesize(config: DeploymentConfig, out: TextIO) -> dict[str, Any]:
     print("synthesizing the stack to see what it declares (about 20 s) ...", file=out, flush=True)
     with tempfile.TemporaryDirectory(prefix="preflight-") as outdir:
         env = {**os.environ, "PIPELINE_PROJECT": config.project, "CDKTF_OUTDIR": outdir}
-        done = subprocess.run(
-            [sys.executable, "main.py"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "main.py"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+        except subprocess.TimeoutExpired:
+            raise SystemExit("error: the stack did not synthesize within 600 s") from None
         if done.returncode != 0:
             raise SystemExit(f"error: the stack does not synthesize:\n{done.stderr[-2000:]}")
         return merged(read_stacks(Path(outdir)).values())
@@ -336,7 +342,7 @@ def default_credentials() -> tuple[Any, requests.Session]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = arguments.Parser(
         prog="scripts/preflight",
         description="Check, before `cdktf deploy`, that the project will accept the stack: "
         "gcloud, credentials, project, billing, permissions, Firestore, organization "
@@ -363,15 +369,17 @@ def main(
     try:
         config = load_config(overrides={"project": args.project} if args.project else None)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return arguments.refusal(str(exc))
     credentials, session = connect()
     stack: Mapping[str, Any] = {}  # without credentials nothing needs it
-    if args.synth and args.synth.is_dir():
-        stack = merged(read_stacks(args.synth).values())
-    elif args.synth:
-        stack = json.loads(args.synth.read_text())
-    elif credentials is not None:
+    try:
+        if args.synth and args.synth.is_dir():
+            stack = merged(read_stacks(args.synth).values())
+        elif args.synth:
+            stack = json.loads(args.synth.read_text())
+    except (OSError, ValueError) as exc:
+        return arguments.refusal(f"--synth {args.synth} is not a synthesized stack: {exc}")
+    if not args.synth and credentials is not None:
         stack = synth(config, out)
     ctx = Context(config, stack, session)
     print(f"preflight for project {config.project}, region {config.region}", file=out)

@@ -346,7 +346,7 @@ class Smoke:
         name = "photo.jpg"
         listed = [(e["bucket"], e["name"]) for e in self.docs[name].get("thumbnails") or []]
         with self.target.answering("Cloud Storage"):
-            self.uploads.blob(self.object_name(name)).delete(timeout=self.target.deadline_seconds)
+            self.uploads.blob(self.object_name(name)).delete(**self.target.storage_call())
 
         def gone() -> tuple[bool, str]:
             left = [n for b, n in listed if self._blob(b, n) is not None]

@@ -275,6 +275,8 @@ def from_stack_file(path: Path = STACK_FILE, deadline_seconds: float = deadlines
             f"{path} not found: start the local stack with 'scripts/local up', "
             "or pass --project ID for a real project"
         ) from None
+    except (OSError, ValueError) as exc:
+        raise TargetError(f"{path} is not a stack file ({exc})") from None
     return from_stack(stack, deadline_seconds)
 
 
@@ -292,10 +294,10 @@ def from_stack(stack: Mapping[str, Any], deadline_seconds: float = deadlines.SEC
         )
         env = {name: stack["env"][name] for name in EMULATOR_VARS}
         function_env = dict(stack["function_env"])
-    except KeyError as exc:
+    except (KeyError, TypeError) as exc:
         raise TargetError(
-            f"the stack file has no {exc}: it was written by an older version, restart the "
-            "local stack ('scripts/local down', then 'scripts/local up')"
+            f"the stack file is not what this version writes ({exc!r}): restart the local "
+            "stack ('scripts/local down', then 'scripts/local up')"
         ) from None
     urls = {name: spec["url"] for name, spec in stack.get("functions", {}).items()}
     return Target(
@@ -375,6 +377,8 @@ def stopping(exc: Exception, project: str | None = None) -> str | None:
         )
     if isinstance(exc, auth.RefreshError):
         return f"your credentials were refused ({exc}); run '{LOGIN}'"
+    if isinstance(exc, auth.TransportError | requests.RequestException):
+        return f"could not connect ({exc})"  # offline, a proxy, DNS
     if not isinstance(exc, api.GoogleAPICallError):
         return None
     message = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import json
-from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from google.api_core.exceptions import DeadlineExceeded
 from test_ops_target import STACK
 
 from image_pipeline import deadlines
@@ -104,20 +104,20 @@ def test_the_discarding_operator_is_named() -> None:
 
 
 class Publisher:
-    """Pub/Sub's publish as the tool calls it; ``fail_with`` makes the publish fail."""
+    """Pub/Sub's publish API as the tool calls it; ``fail_with`` makes the publish fail."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, dict[str, str]]] = []
         self.fail_with: Exception | None = None
+        self.api = self
 
-    def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
-        future: Future[str] = Future()
+    def publish(self, topic: str, messages: list[Any], retry: Any, timeout: float) -> Any:
+        assert retry is not None and timeout <= deadlines.SECONDS, "a bounded call"
         if self.fail_with is not None:
-            future.set_exception(self.fail_with)
-        else:
-            self.sent.append((topic, data, attributes))
-            future.set_result(str(len(self.sent)))
-        return future
+            raise self.fail_with
+        (message,) = messages
+        self.sent.append((topic, message.data, dict(message.attributes)))
+        return SimpleNamespace(message_ids=[str(len(self.sent))])
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_a_replay_claims_the_record_then_publishes_it_to_its_topic(stored) -> No
 def test_a_failed_publish_gives_the_claim_back(stored) -> None:
     target, records, publisher = stored
     before = dict(records["17"])
-    publisher.fail_with = TimeoutError("publish timed out")
+    publisher.fail_with = DeadlineExceeded("publish timed out")
     with pytest.raises(deadlines.Unavailable, match=r"^Pub/Sub at .* did not answer within"):
         dead_letters.replay_one(target, "17")
     assert records["17"] == {**before, "replayCount": 0}
@@ -180,3 +180,16 @@ def test_a_discard_marks_the_record_once_and_keeps_it(stored) -> None:
     assert dead_letters.discard_one(target, "17", "ops@host", None) is False
     with pytest.raises(KeyError):
         dead_letters.discard_one(target, "18", "ops@host", None)
+
+
+def test_attributes_named_like_publish_options_are_replayed_as_attributes(stored) -> None:
+    target, _, publisher = stored
+    letter = record({"eventType": "x", "timeout": "5", "retry": "no", "ordering_key": "k"})
+    target.documents.create(target.dead_letters_collection, "19", letter)
+    assert dead_letters.replay_one(target, "19") == "1"
+    assert publisher.sent[0][2] == {
+        "eventType": "x",
+        "timeout": "5",
+        "retry": "no",
+        "ordering_key": "k",
+    }

@@ -6,6 +6,7 @@ not exist, so google-auth stops before any network call (tests/infra runs the sc
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -77,3 +78,36 @@ def test_a_project_without_the_pipeline_says_deploy_first(monkeypatch, capsys) -
         f"error: no function imgpipe-write-metadata in {PROJECT}/us-central1: deploy the stack "
         "first, or pass --region\n"
     )
+
+
+# backfill lists the uploads bucket first: the storage client retries until its deadline
+# (10 s) and says "did not answer" (deadlines.Unavailable); these read the functions first.
+OFFLINE = ("smoke", "smoke --project", "dead-letters list", "erase --execute")
+
+
+@pytest.mark.parametrize("tool", OFFLINE)
+def test_without_a_connection_to_google_a_tool_says_so_in_one_line(
+    tool: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Credentials, but nothing answers: every HTTPS request goes to a proxy that is not there."""
+    key = tmp_path / "adc.json"
+    key.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "id.apps.googleusercontent.com",
+                "client_secret": "secret",
+                "refresh_token": "1//0refresh",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    for name in ("HTTPS_PROXY", "https_proxy"):  # the discard port: nothing listens
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    main, argv = TOOLS[tool]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: could not connect (") and "Traceback" not in out + err

@@ -576,3 +576,34 @@ def test_without_credentials_the_stack_is_not_synthesized():
     )
     assert code == 1
     assert "preflight: 2 check(s) failed: gcloud, credentials" in out.getvalue()
+
+
+def test_a_synth_path_that_is_not_a_stack_is_one_line(tmp_path, capsys):
+    for given in (tmp_path / "missing.json", tmp_path):  # a folder without a manifest too
+        assert preflight.main(["--project", PROJECT, "--synth", str(given)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"error: --synth {given} is not a synthesized stack")
+            and err.count("\n") == 1
+        )
+
+
+def test_no_connection_to_google_fails_the_credentials_check():
+    """The token endpoint does not answer (offline, a proxy): no traceback, no false ok."""
+
+    def offline(request):
+        raise requests.ConnectionError("Failed to resolve 'oauth2.googleapis.com'")
+
+    routes = {("POST", "https://oauth2.googleapis.com/token"): offline}
+    stale = Credentials(
+        token=None,
+        refresh_token="1//0refresh",
+        token_uri="https://oauth2.googleapis.com/token",
+        client_id="id.apps.googleusercontent.com",
+        client_secret="secret",
+    )
+    code, text, _ = run(routes, credentials=stale)
+    assert code == 1
+    found = line(text, "credentials")
+    assert found.startswith("FAIL") and "cannot reach" in found and "Failed to resolve" in found
+    assert "fix: check this machine's connection to Google" in found

@@ -168,3 +168,12 @@ def test_smoke_and_the_gallery_expect_what_make_thumbnail_runs_with() -> None:
     assert target.topology.functions["make_thumbnail"].env["THUMBNAIL_PREFIX"] == "thumbnails/"
     assert Smoke(target, Report(io.StringIO())).settings.thumbnail_prefix == "small/"
     assert Gallery(target).settings.thumbnail_prefix == "small/"
+
+
+@pytest.mark.parametrize("content", ["not json", "[1]", "{}"])
+def test_a_stack_file_that_is_not_one_is_an_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "stack.json"
+    path.write_text(content)
+    for given in (path, tmp_path):
+        with pytest.raises(targets.TargetError, match="stack"):
+            targets.from_stack_file(given)
