@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 
 def _escape(char: str) -> str:
@@ -35,6 +35,14 @@ def printable(text: object) -> str:
     return "".join(
         "\\\\" if char == "\\" else char if char.isprintable() else _escape(char) for char in value
     )
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Aligned columns under a header, every cell `printable`."""
+    cells = [[printable(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def quiet_broken_pipe(command: Callable[[], int]) -> int:

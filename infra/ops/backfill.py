@@ -1,19 +1,14 @@
-"""Backfill: send objects uploaded before the pipeline existed through the real pipeline.
-
-Each object in the uploads bucket that has no `processed` doc for its current generation
-(with `--stale`, also each whose doc was made under other output rules than the deployed
-ones: docs/outputs.md, "Regenerating") gets the exact event Eventarc would have sent: a binary-mode
-`google.cloud.storage.object.v1.finalized` CloudEvent POSTed to `make_thumbnail`. Nothing
-here thumbnails anything, so a backfilled object is processed exactly like a fresh upload.
-
-Bounded (`infra.ops.bulk`): dry run by default, a hard cap per run, a rate limit, and a
-checkpoint so the next run continues after the last object examined instead of starting over.
+"""Backfill: send objects uploaded before the pipeline existed through the real pipeline
+(docs/deploy-and-operate.md, "Backfill"). Each object without a `processed` doc for its current
+generation (with `--stale`, also each made under other output rules) gets the event Eventarc
+would have sent, POSTed to `make_thumbnail`: nothing here thumbnails anything. One bounded
+pass (`infra.ops.bulk`).
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +22,7 @@ from infra.ops import bulk
 from infra.ops import target as targets
 
 TOOL = bulk.Tool("backfill", ("process", "sent"), "objects")
-_ATTEMPTS = 4  # per object, for 429/5xx answers (the platform would retry those too)
+_BATCH = 100  # objects whose docs are read at once
 
 
 def is_output(metadata: Mapping[str, str] | None) -> bool:
@@ -38,11 +33,8 @@ def is_output(metadata: Mapping[str, str] | None) -> bool:
 def reason_to_process(
     generation: int, doc: Mapping[str, Any] | None, fingerprint: str = ""
 ) -> str | None:
-    """Why this generation still needs processing, or None when its doc says it is done.
-
-    With a ``fingerprint`` (``--stale``), a processed doc made under other output rules is
-    not done either.
-    """
+    """Why this generation still needs processing, or None when its doc says it is done
+    (with a ``fingerprint``, ``--stale``: and was made under those output rules)."""
     if doc is None:
         return "no metadata doc"
     stored = int(doc.get("generation") or 0)
@@ -81,11 +73,8 @@ def object_resource(blob: Any) -> dict[str, Any]:
 
 
 def finalized_event(resource: Mapping[str, Any], now: datetime) -> tuple[dict[str, str], bytes]:
-    """Headers and body of the binary-mode CloudEvent Eventarc sends for a new object.
-
-    `time` is now, not the upload time: a delivery that fails gets the whole retry window
-    before the function's event-age guard records it as `retry_window_exceeded`.
-    """
+    """Headers and body of the binary-mode CloudEvent Eventarc sends for a new object; `time`
+    is now, so a failing delivery gets the whole retry window of the event-age guard."""
     bucket, name = resource["bucket"], resource["name"]
     event_id = f"backfill-{image_doc_id(bucket, name)[:16]}-{resource['generation']}"
     return eventarc_storage_event(resource, event_id, FINALIZED, rfc3339(now))
@@ -94,20 +83,9 @@ def finalized_event(resource: Mapping[str, Any], now: datetime) -> tuple[dict[st
 def _listing(
     target: targets.Target, prefix: str, after: str
 ) -> Iterator[tuple[Any, dict[str, Any] | None]]:
-    """Objects after `after` in name order, each with its metadata doc (one read per page)."""
-    listing = target.storage.list_blobs(
-        target.uploads_bucket,
-        prefix=prefix or None,
-        start_offset=after or None,
-        **target.storage_call(),
-    )
-    pages = iter(listing.pages)
-    while True:
-        with target.answering("Cloud Storage"):
-            page = next(pages, None)
-        if page is None:
-            return
-        blobs = [blob for blob in page if blob.name != after]  # start_offset is inclusive
+    """Objects after `after` in name order, each with its metadata doc (one read per batch)."""
+    objects = target.blobs(target.uploads_bucket, prefix, after)
+    for blobs in itertools.batched(objects, _BATCH, strict=False):
         ids = [image_doc_id(b.bucket.name, b.name) for b in blobs]
         docs = target.documents.get_many(target.images_collection, ids)
         for blob, doc_id in zip(blobs, ids, strict=True):
@@ -115,33 +93,17 @@ def _listing(
 
 
 def _send(target: targets.Target, blob: Any) -> str | None:
-    """Delivers one event; returns an error text when every attempt failed.
-
-    Only a TargetError (no access to the function at all) stops the run: anything else
-    fails this object, and the checkpoint moves past it.
-    """
+    """Delivers one event (`Target.invoke` retries what the platform would); an error text
+    when it failed. Only a TargetError (no access to the function at all) stops the run:
+    anything else fails this object alone, and the checkpoint moves past it."""
     try:
         headers, body = finalized_event(object_resource(blob), datetime.now(UTC))
+        response = target.invoke(headers, body)
+    except targets.TargetError:
+        raise
     except Exception as exc:
-        return f"cannot build its event: {type(exc).__name__}: {exc}"
-    error = ""
-    for attempt in range(_ATTEMPTS):
-        try:
-            response = target.invoke("make_thumbnail", headers, body)
-        except targets.TargetError:
-            raise
-        except OSError as exc:  # requests' connection errors are OSErrors: retried
-            error = str(exc)
-        except Exception as exc:  # not a transport failure: another try cannot help
-            return f"{type(exc).__name__}: {exc}"
-        else:
-            if response.ok:
-                return None
-            error = f"HTTP {response.status_code}: {response.text[:200]}"
-            if response.status_code != 429 and response.status_code < 500:
-                return error
-        time.sleep(0.5 * 2**attempt)
-    return error
+        return f"{type(exc).__name__}: {exc}"
+    return None if response.ok else f"HTTP {response.status_code}: {response.text[:200]}"
 
 
 def selection(bucket: str, prefix: str, fingerprint: str = "") -> str:
@@ -184,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         "deployed ones (their fingerprint differs); their new thumbnails are written before "
         "the old rules' are removed",
     )
-    bulk.add_arguments(parser, TOOL, "send events", rate=10.0)
+    bulk.add_arguments(parser, TOOL, "send events")
     targets.add_arguments(parser)
     args = parser.parse_args(argv)
 
     def command(target: targets.Target) -> int:
-        fingerprint = target.output_fingerprint() if args.stale else ""
+        fingerprint = target.settings.outputs.fingerprint if args.stale else ""
         if fingerprint:
             print(f"--stale: bringing docs to output rules {fingerprint}", file=sys.stderr)
         key = selection(target.uploads_bucket, args.prefix, fingerprint)

@@ -1,12 +1,7 @@
-"""What the bulk operator tools (`scripts/backfill`, `scripts/erase`) share: one bounded pass.
-
-A pass goes through a listing in name order and acts on the items it selects. It is a dry run
-unless told to execute (a dry run prints what it would do and never moves the checkpoint),
-acts on at most `limit` items, at most `rate` per second, and saves a checkpoint after each
-item, so the next run continues after the last item examined instead of starting over; once
-a run reaches the end of the listing, the next one starts a fresh pass. A progress line is
-drawn on stderr. Bounded on purpose: the Firebase resize extension dropped its backfill after
-a runaway bill (firebase/extensions#3189).
+"""One bounded pass, what `scripts/backfill` and `scripts/erase` share: a listing in name
+order, a dry run unless told to execute, at most `limit` items at most `rate` a second, and a
+checkpoint after each item (docs/deploy-and-operate.md, "Backfill"). Bounded on purpose: the
+Firebase resize extension dropped its backfill after a runaway bill (firebase/extensions#3189).
 """
 
 from __future__ import annotations
@@ -81,26 +76,6 @@ def _check_writable(path: Path) -> None:
         raise CheckpointError(f"--checkpoint {path} cannot be created ({folder} is not writable)")
 
 
-def default_checkpoint(tool: str, project: str, bucket: str, selection: str) -> Path:
-    """One file per tool, bucket and selection: each pass keeps its own position."""
-    digest = hashlib.sha256(selection.encode()).hexdigest()[:8]
-    return ROOT / ".local" / tool / f"{project}-{bucket}-{digest}.json"
-
-
-class Pacer:
-    """Spaces calls at least 1/rate seconds apart (the rate limit)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.next_at = 0.0
-
-    def wait(self) -> None:
-        delay = self.next_at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        self.next_at = max(self.next_at, time.monotonic()) + self.interval
-
-
 @dataclass(frozen=True)
 class Tool:
     """A tool that makes passes: its name, what a dry run would do and a run did, and what
@@ -126,10 +101,7 @@ class Pass:
     selected: int = 0
     failed: int = 0
     _drawn_at: float = 0.0
-    _pacer: Pacer = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._pacer = Pacer(self.rate)
+    _next_at: float = 0.0  # the rate limit: the earliest time of the next action
 
     def each(self, listing: Iterable[T], name_of: Callable[[T], str]) -> Iterator[T]:
         """The listing's items, up to the limit; after each one, the checkpoint moves past it."""
@@ -168,7 +140,10 @@ class Pass:
         if not self.execute:
             self._say(f"would {self.tool.verbs[0]} {printable(what)}{lines}")
             return
-        self._pacer.wait()
+        delay = self._next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next_at = time.monotonic() + (1.0 / self.rate if self.rate > 0 else 0.0)
         error = action()
         self.failed += bool(error)
         self.count("failed" if error else self.tool.verbs[1])
@@ -212,15 +187,14 @@ def start(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> Pass:
-    """A pass over `selection` from its checkpoint (a fresh one without a path): a dry run
-    unless `execute`, at most `limit` items, `rate` a second, printing to `out` (and the
-    progress to `err`)."""
+    """A pass over `selection` from its checkpoint (a fresh one without a path), printing to
+    `out` and its progress to `err`."""
     path = checkpoint_path
     checkpoint = Checkpoint.load(path, selection) if path else Checkpoint(selection)
     return Pass(tool, checkpoint, path, limit, rate, execute, out, err)
 
 
-def add_arguments(parser: argparse.ArgumentParser, tool: Tool, execute: str, rate: float) -> None:
+def add_arguments(parser: argparse.ArgumentParser, tool: Tool, execute: str) -> None:
     """The flags that bound a pass: --limit, --rate, --execute, --checkpoint."""
     parser.add_argument(
         "--limit",
@@ -231,8 +205,8 @@ def add_arguments(parser: argparse.ArgumentParser, tool: Tool, execute: str, rat
     parser.add_argument(
         "--rate",
         type=arguments.number(above=0),
-        default=rate,
-        help=f"{tool.noun} per second ({rate:g})",
+        default=10.0,
+        help=f"{tool.noun} per second (10)",
     )
     parser.add_argument("--execute", action="store_true", help=f"{execute} (default: dry run)")
     parser.add_argument(
@@ -245,11 +219,13 @@ def add_arguments(parser: argparse.ArgumentParser, tool: Tool, execute: str, rat
 def options(
     args: argparse.Namespace, tool: Tool, project: str, bucket: str, key: str
 ) -> dict[str, Any]:
-    """What the flags of `add_arguments` ask of a pass over `key`: bounds and checkpoint."""
-    path = args.checkpoint or default_checkpoint(tool.name, project, bucket, key)
+    """What the flags of `add_arguments` ask of a pass over `key`: bounds and a checkpoint,
+    by default one file per tool, bucket and selection (each keeps its own position)."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    default = ROOT / ".local" / tool.name / f"{project}-{bucket}-{digest}.json"
     return {
         "limit": args.limit,
         "rate": args.rate,
         "execute": args.execute,
-        "checkpoint_path": path,
+        "checkpoint_path": args.checkpoint or default,
     }

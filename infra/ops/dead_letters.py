@@ -1,18 +1,7 @@
-"""Dead letters: list what the recorder stored, show one, replay to the original topic, or
-discard what can never be replayed.
-
-A replay publishes the recorded data and original attributes to the topic of the record's
-source subscription (resolved through the topology), so every subscription of that topic
-sees the message again, as after a normal publish; the functions are idempotent, which is
-what makes that safe. The record is claimed in a Firestore transaction before publishing, so
-two operators replaying the same record publish it once, and a second replay is a no-op
-unless forced.
-
-A record that cannot be replayed (its source subscription is not in the topology, say) is
-reported and skipped by `replay --all`, which still exits non-zero so nobody mistakes the run
-for a clean one; `discard` sets it aside for good. Discarding marks the record (status
-`discarded`, who and when) and never deletes it: the evidence stays, it is just not replayed
-again, except by an explicit `replay --force ID`.
+"""`scripts/dead-letters`: list, show, replay and discard the dead letters the recorder stored
+(docs/deploy-and-operate.md, "Dead letters"). A replay claims its record in a Firestore
+transaction before it publishes, so it publishes once however many operators run it, and
+gives the claim back when the publish fails. A discarded record is kept and marked.
 """
 
 from __future__ import annotations
@@ -33,7 +22,7 @@ import google.cloud.pubsub_v1 as pubsub_v1
 from image_pipeline import deadlines
 from image_pipeline.records import SERVER_TIME, dead_letter_id
 from infra.common import arguments
-from infra.common.terminal import printable
+from infra.common.terminal import printable, table
 from infra.ops import target as targets
 
 RECORDED, REPLAYED, DISCARDED = "recorded", "replayed", "discarded"
@@ -73,12 +62,8 @@ def event_of(record: Mapping[str, Any]) -> str:
 
 
 def reason_of(record: Mapping[str, Any]) -> str:
-    """Why it was dead-lettered, as far as the message itself tells.
-
-    The recorder's note when the stage refused it as malformed; else a failure reason when
-    the event carries one (attribute `reason`, or `error.reason` in the data); otherwise the
-    message was fine and its consumer kept failing on it.
-    """
+    """Why it was dead-lettered, as far as the message itself tells (else its consumer kept
+    failing on a sound message)."""
     if record.get("malformed"):  # set by the recorder: the stage refused it as malformed
         return f"malformed: {record['malformed']}"
     attrs = record.get("attributes") or {}
@@ -123,10 +108,8 @@ def record_id(target: targets.Target, given: str) -> str:
 def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     """Aligned columns; every cell escaped (names and reasons come from the messages)."""
     columns = ("id", "status", "subscription", "attempts", "replays", "event", "reason")
-    cells = [[printable(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
-    for line in [[c.upper() for c in columns], *cells]:
-        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip(), file=out)
+    cells = [[row.get(c, "") for c in columns] for row in rows]
+    print(table([c.upper() for c in columns], cells), file=out)
 
 
 class NotReplayable(Exception):
@@ -152,12 +135,15 @@ def _topic_of(target: targets.Target, record: Mapping[str, Any]) -> str:
         ) from None
 
 
-def replay_one(target: targets.Target, given_id: str, force: bool = False) -> str | Skipped:
-    """Re-publishes one record; returns the new message id, or why it was skipped.
+def _skip(record: Mapping[str, Any], force: bool) -> str:
+    """Why a replay leaves the record alone ("" when it replays it)."""
+    status = record.get("status")
+    return f"already {status}" if status in (REPLAYED, DISCARDED) and not force else ""
 
-    Raises NotReplayable, before anything changes, for a missing record or one whose
-    topic cannot be found.
-    """
+
+def replay_one(target: targets.Target, given_id: str, force: bool = False) -> str | Skipped:
+    """Re-publishes one record: the new message id, or why it was skipped. NotReplayable,
+    before anything changes, for a missing record or one whose topic cannot be found."""
     collection, key = target.dead_letters_collection, record_id(target, given_id)
     claimed: tuple[dict[str, Any], str] | Skipped | None = None
 
@@ -165,9 +151,8 @@ def replay_one(target: targets.Target, given_id: str, force: bool = False) -> st
         nonlocal claimed  # the transaction may run this more than once: the last run counts
         if record is None:
             raise NotReplayable("no such dead letter")
-        status = record.get("status")
-        if status in (REPLAYED, DISCARDED) and not force:
-            claimed = Skipped(f"already {status}")
+        if skip := _skip(record, force):
+            claimed = Skipped(skip)
             return None
         claimed = record, _topic_of(target, record)  # fails before the claim
         replays = record.get("replayCount", 0) + 1
@@ -207,11 +192,8 @@ def replay_one(target: targets.Target, given_id: str, force: bool = False) -> st
 
 
 def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err: TextIO) -> int:
-    """Replays the given records, each on its own; returns how many could not be replayed.
-
-    One record that fails (cannot be replayed, or its publish fails) is reported and the
-    others are still replayed.
-    """
+    """Replays each record on its own (one that fails is reported and the rest go on);
+    returns how many could not be replayed."""
     failed: list[str] = []
     for given_id in ids:
         shown = printable(given_id)
@@ -241,16 +223,13 @@ def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err
 
 def dry_run(target: targets.Target, ids: list[str], force: bool, out: TextIO) -> int:
     """What `replay` would do with these ids, said per id; publishes and changes nothing."""
-    known = {r["id"]: r for r in load_all(target)}
     for given_id in ids:
-        key = record_id(target, given_id)
-        status = known[key].get("status", RECORDED) if key in known else None
-        if status is None:
+        record = target.documents.get(target.dead_letters_collection, record_id(target, given_id))
+        if record is None:
             what = "no such dead letter"
-        elif status in (REPLAYED, DISCARDED) and not force:
-            what = f"{status}, would be skipped (--force replays it)"
         else:
-            what = f"{status}, would be replayed"
+            skip = _skip(record, force)
+            what = f"{skip}, would be skipped (--force replays it)" if skip else "would be replayed"
         print(f"{printable(given_id)}: {what} (dry run)", file=out)
     return 0
 
@@ -265,10 +244,8 @@ def operator() -> str:
 
 
 def discard_one(target: targets.Target, given_id: str, by: str, note: str | None) -> bool:
-    """Marks one record discarded (kept, with who/when/why); False if it already was.
-
-    Raises KeyError for a missing record.
-    """
+    """Marks one record discarded (kept, with who, when and why); False if it already was,
+    KeyError if there is none."""
     key = record_id(target, given_id)
 
     def mark(record: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -1,9 +1,5 @@
-"""Firestore documents as the operator tools and the local stack read and change them.
-
-The writes are the functions' own adapter (``image_pipeline.firestore_docs.FirestoreStore``:
-a transactional read-modify-write, create-if-absent, ``records.SERVER_TIME`` as the server's
-clock); this adds the reads and the delete a tool needs, on a client the caller made (the
-emulator's, or one with application default credentials).
+"""Firestore documents as the operator tools and the local stack read and change them: the
+functions' own adapter (transactional writes) plus the reads and the delete a tool needs.
 """
 
 from __future__ import annotations

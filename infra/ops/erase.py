@@ -1,13 +1,9 @@
-"""Erase: remove everything the pipeline holds about a person's images, on purpose
-(docs/deploy-and-operate.md, "Erase").
-
-An image is selected by name, prefix or custom metadata. Its doc first stops listing
-thumbnails (nothing serves them from then on); then its thumbnails, its dead-letter records
-and its original go; last its doc becomes a `TOMBSTONE`, which a late or replayed event of that
-generation cannot fill again (`deleted` is final for its generation: image_pipeline.records).
-What identifies an image goes last, so a run cut short is found and finished by the next.
-Candidates come from the uploads listing, the images collection by name and the dead-letter
-records, merged in name order: the checkpoint (`infra.ops.bulk`) is a name in that order.
+"""`scripts/erase`: remove everything the pipeline holds about a person's images, on purpose
+(docs/deploy-and-operate.md, "Erase"). The doc first stops listing thumbnails; then the
+thumbnails, dead-letter records and original go; last the doc becomes a `TOMBSTONE` that a late
+event of its generation cannot fill again. What identifies an image goes last, so a run cut
+short is finished by the next. Candidates (uploads, docs by name, dead letters) are merged in
+name order, the checkpoint's.
 """
 
 from __future__ import annotations
@@ -17,11 +13,10 @@ import heapq
 import itertools
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from google.api_core.exceptions import NotFound, PreconditionFailed
+from google.api_core.exceptions import PreconditionFailed
 
 from image_pipeline.records import SERVER_TIME, image_doc_id
 from image_pipeline.thumbnails import thumbnail_folder
@@ -110,19 +105,6 @@ def unlisted(stored: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**stored, "status": "deleted", "thumbnails": [], "updatedAt": SERVER_TIME}
 
 
-def _objects(target: targets.Target, prefix: str, after: str) -> Iterator[Candidate]:
-    listing = target.storage.list_blobs(
-        target.uploads_bucket,
-        prefix=prefix or None,
-        start_offset=after or None,
-        **target.storage_call(),
-    )
-    with target.answering("Cloud Storage"):
-        for blob in listing:
-            if blob.name > after and not is_output(blob.metadata):
-                yield blob.name, blob.metadata or {}
-
-
 def _docs(target: targets.Target, prefix: str, after: str) -> Iterator[Candidate]:
     for _, doc in target.documents.by_name(target.images_collection, prefix, after):
         if doc.get("bucket") == target.uploads_bucket:
@@ -146,7 +128,9 @@ def candidates(
     """Names of the selected images after `after`, in name order, each once."""
     streams: list[Iterator[Candidate]] = []
     for prefix in selection.prefixes():
-        streams += [_objects(target, prefix, after), _docs(target, prefix, after)]
+        objects = target.blobs(target.uploads_bucket, prefix, after)
+        streams.append((b.name, b.metadata or {}) for b in objects if not is_output(b.metadata))
+        streams.append(_docs(target, prefix, after))
         about = sorted(n for n in letters if n.startswith(prefix) and n > after)
         streams.append((name, meta) for name in about for _, meta in letters[name])
     merged = heapq.merge(*streams, key=lambda candidate: candidate[0])
@@ -158,23 +142,17 @@ def candidates(
 def plan(target: targets.Target, name: str, letters: Mapping[str, list[Any]]) -> Plan:
     """Everything left of the image `name`: original, doc, thumbnails, dead letters."""
     uploads = target.uploads_bucket
-    with target.answering("Cloud Storage"):
-        original = target.storage.bucket(uploads).get_blob(name, **target.storage_call())
+    original = target.blob(uploads, name)
     if original is not None and is_output(original.metadata):
         original = None
     doc = target.documents.get(target.images_collection, image_doc_id(uploads, name))
-    settings = target.deployed_settings("make_thumbnail")
-    folder = thumbnail_folder(settings.thumbnail_prefix, uploads, name)
-    thumbnails = target.storage.list_blobs(
-        target.thumbnails_bucket, prefix=folder, **target.storage_call()
-    )
-    with target.answering("Cloud Storage"):
-        found = [
-            (target.thumbnails_bucket, blob.name)
-            for blob in thumbnails
-            if (blob.metadata or {}).get("source-name") == name
-            and (blob.metadata or {}).get("source-bucket") == uploads
-        ]
+    folder = thumbnail_folder(target.settings.thumbnail_prefix, uploads, name)
+    found = [
+        (target.thumbnails_bucket, blob.name)
+        for blob in target.blobs(target.thumbnails_bucket, folder)
+        if (blob.metadata or {}).get("source-name") == name
+        and (blob.metadata or {}).get("source-bucket") == uploads
+    ]
     listed = [(t.get("bucket"), t.get("name")) for t in (doc or {}).get("thumbnails") or []]
     found += [(b, n) for b, n in listed if b == target.thumbnails_bucket and (b, n) not in found]
     return Plan(name, original, doc, found, [i for i, _ in letters.get(name, [])])
@@ -186,16 +164,13 @@ def erase(target: targets.Target, plan: Plan) -> str | None:
     generation = plan.generation
     target.documents.update(images, doc_id, unlisted)
     for bucket, name in plan.thumbnails:
-        with target.answering("Cloud Storage"), suppress(NotFound):
-            target.storage.bucket(bucket).blob(name).delete(**target.storage_call())
+        target.delete(bucket, name)
     for record_id in plan.letters:
         target.documents.delete(target.dead_letters_collection, record_id)
     if plan.original is not None:
         try:
-            with target.answering("Cloud Storage"), suppress(NotFound):
-                plan.original.delete(
-                    if_generation_match=plan.original.generation, **target.storage_call()
-                )
+            examined = plan.original.generation  # an overwrite since then is not erased
+            target.delete(target.uploads_bucket, plan.name, if_generation_match=examined)
         except PreconditionFailed:
             return "the original was overwritten since it was examined; run erase again"
     if generation:
@@ -247,7 +222,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         metavar="KEY=VALUE",
         help="the images whose custom metadata holds this (repeatable: all must)",
     )
-    bulk.add_arguments(parser, TOOL, "erase them", rate=10.0)
+    bulk.add_arguments(parser, TOOL, "erase them")
     targets.add_arguments(parser)
     args = parser.parse_args(argv)
     selection = Selection(tuple(args.object), args.prefix, tuple(args.metadata))

@@ -1,5 +1,4 @@
 """Google REST calls as preflight's checks make them: answers that never raise, and verdicts.
-
 Every call goes through one `requests` session (in use, google-auth's `AuthorizedSession`),
 so the tests replay recorded responses through a mounted transport.
 """
@@ -8,29 +7,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
 from infra.model.config import DeploymentConfig
 
 LOGIN = "gcloud auth application-default login"
+CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 CRM = "https://cloudresourcemanager.googleapis.com/v1"
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
-# What a check finds: status, detail, and the fix printed under a failure or a warning.
-Verdict = tuple[str, str, str]
+
+
+class Verdict(NamedTuple):
+    """What a check finds, and the fix printed under a failure or a warning."""
+
+    status: str
+    detail: str
+    fix: str = ""
 
 
 def ok(detail: str) -> Verdict:
-    return OK, detail, ""
+    return Verdict(OK, detail)
 
 
 def fail(detail: str, fix: str) -> Verdict:
-    return FAIL, detail, fix
+    return Verdict(FAIL, detail, fix)
 
 
 def warn(detail: str, fix: str) -> Verdict:
-    return WARN, detail, fix
+    return Verdict(WARN, detail, fix)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,14 @@ class Reply:
 
     status: int
     body: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, response: requests.Response) -> Reply:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": {"message": response.text[:300]}}
+        return cls(response.status_code, body if isinstance(body, Mapping) else {})
 
     @property
     def ok(self) -> bool:
@@ -100,8 +114,4 @@ class Context:
         except (requests.RequestException, google.auth.exceptions.TransportError) as exc:
             # No answer at all, from the API or from the token endpoint (offline, proxy, DNS).
             return Reply(0, {"error": {"message": f"cannot reach {url}: {exc}"}})
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"error": {"message": response.text[:300]}}
-        return Reply(response.status_code, body if isinstance(body, Mapping) else {})
+        return Reply.of(response)

@@ -1,10 +1,6 @@
-"""The organization policies that would break this stack, read before a deploy.
-
-`gcp.resourceLocations` against the region (and the Firestore location), `run.allowedIngress`
-and `cloudfunctions.allowedIngressSettings` against the functions' ingress, and domain
-restricted sharing (`iam.allowedPolicyMemberDomains`, and its managed successor) against the
-members the stack binds that it does not create. A policy the caller may not read is a
-warning, never a failure.
+"""The organization policies that would break this stack, read before a deploy: locations,
+the functions' ingress, and domain restricted sharing (legacy and managed) against the members
+the stack binds but does not create. A policy the caller may not read is a warning.
 """
 
 from __future__ import annotations

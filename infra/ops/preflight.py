@@ -1,14 +1,6 @@
-"""`scripts/preflight`: will `cdktf deploy` work in this project? Ask before applying.
-
-One line per check, and the exact fix under each one that fails: gcloud and Application
-Default Credentials (and whose they are), the project, billing, the permissions the apply
-needs (derived from the synthesized stack by `infra.model.apply_permissions` and asked of
-IAM with `projects.testIamPermissions`), the Firestore `(default)` database against
-`create_firestore_database`, the organization policies that would break this stack, and
-whether the region offers Cloud Functions, Cloud Run and Eventarc.
-
-The calls: `infra.ops.gcp_rest`; the organization policies: `infra.ops.org_policies`. Nothing
-here changes the project.
+"""`scripts/preflight`: will `cdktf deploy` work in this project? Asks before applying, one
+line per check with its fix under each one that fails (docs/deploy-and-operate.md, "Prove a
+deployment"). Changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,12 +25,12 @@ from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.model.synthesized import merged, read_stacks
 from infra.ops import org_policies
 from infra.ops.gcp_rest import (
+    CLOUD_SCOPE,
     CRM,
     FAIL,
     LOGIN,
     OK,
     SKIP,
-    WARN,
     Context,
     Reply,
     Verdict,
@@ -48,7 +39,6 @@ from infra.ops.gcp_rest import (
     warn,
 )
 
-CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 BILLING = "https://cloudbilling.googleapis.com/v1"
 FIRESTORE = "https://firestore.googleapis.com/v1"
 USERINFO = "https://openidconnect.googleapis.com/v1/userinfo"
@@ -60,14 +50,6 @@ REGIONAL_APIS = {
     "Cloud Run": "https://run.googleapis.com/v1",
     "Eventarc": "https://eventarc.googleapis.com/v1",
 }
-
-
-@dataclass(frozen=True)
-class Result:
-    check: str
-    status: str
-    detail: str
-    fix: str = ""
 
 
 # -- local: gcloud and credentials -------------------------------------------------------
@@ -280,29 +262,29 @@ PROJECT_CHECKS: Mapping[str, Callable[[Context], Verdict]] = {
 
 def run_checks(
     ctx: Context, credentials: Any, which: Callable[[str], str | None]
-) -> Iterator[Result]:
+) -> Iterator[tuple[str, Verdict]]:
     """Every check in order; those that need what failed before are skipped, saying why."""
-    yield Result("gcloud", *check_gcloud(which))
-    creds = Result("credentials", *check_credentials(ctx, credentials))
-    yield creds
-    project = Result("project", SKIP, "needs credentials")
+    yield "gcloud", check_gcloud(which)
+    creds = check_credentials(ctx, credentials)
+    yield "credentials", creds
+    project = Verdict(SKIP, "needs credentials")
     if creds.status != FAIL:
-        project = Result("project", *check_project(ctx))
-    yield project
+        project = check_project(ctx)
+    yield "project", project
     for name, check in PROJECT_CHECKS.items():
         if project.status == OK:
-            yield Result(name, *check(ctx))
+            yield name, check(ctx)
         else:
-            yield Result(
-                name, SKIP, project.detail if creds.status == FAIL else "needs the project"
+            yield (
+                name,
+                Verdict(SKIP, project.detail if creds.status == FAIL else "needs the project"),
             )
 
 
-def print_result(result: Result, out: TextIO) -> None:
-    print(f"{result.status:4}  {result.check:48}  {result.detail}", file=out, flush=True)
-    if result.fix and result.status in (FAIL, WARN):
-        for line in result.fix.splitlines():
-            print(f"{'':6}fix: {line}", file=out, flush=True)
+def print_result(name: str, verdict: Verdict, out: TextIO) -> None:
+    print(f"{verdict.status:4}  {name:48}  {verdict.detail}", file=out, flush=True)
+    for line in verdict.fix.splitlines():
+        print(f"{'':6}fix: {line}", file=out, flush=True)
 
 
 def synthesize(config: DeploymentConfig, out: TextIO) -> dict[str, Any]:
@@ -384,11 +366,11 @@ def main(
     ctx = Context(config, stack, session)
     print(f"preflight for project {config.project}, region {config.region}", file=out)
     failed = []
-    for result in run_checks(ctx, credentials, which):
-        print_result(result, out)
-        failed += [result.check] if result.status == FAIL else []
-    verdict = f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "ready to deploy"
-    print(f"\npreflight: {verdict}", file=out)
+    for name, verdict in run_checks(ctx, credentials, which):
+        print_result(name, verdict, out)
+        failed += [name] if verdict.status == FAIL else []
+    said = f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "ready to deploy"
+    print(f"\npreflight: {said}", file=out)
     return 1 if failed else 0
 
 

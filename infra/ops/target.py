@@ -1,14 +1,9 @@
 """How an operator tool reaches a pipeline: the local stack or a real GCP project.
 
-Both are described by the same `Topology` (built from `infra.model.config`), so bucket, topic
-and subscription names are resolved one way everywhere. The local stack only adds where
-things listen, read from `.local/stack.json`: the project id it uses, the emulator hosts
-and the URL of each functions-framework process. On GCP a function is reached at its
-Cloud Run URI with an ID token, exactly as Eventarc reaches it.
-
-What the functions run with (the Firestore database and collections they write, the output
-rules) is read from their environment: the deployed one on GCP, the local stack's from
-stack.json; never from cdktf.json, which may hold changes not deployed yet.
+Both are described by one `Topology`, so names resolve one way everywhere; the local stack
+adds where things listen (`.local/stack.json`). What the functions run with (their Firestore
+database and collections, the output rules) comes from their environment, deployed on GCP or
+the local stack's, never from cdktf.json, which may hold changes not deployed yet.
 """
 
 from __future__ import annotations
@@ -17,8 +12,8 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +21,9 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TextIO
 
 import requests
+from google.api_core.exceptions import NotFound
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from image_pipeline import deadlines
 from infra.common import arguments
@@ -34,7 +32,7 @@ from infra.common.terminal import printable
 from infra.model.config import ConfigError, load_config
 from infra.model.topology import Topology, build_topology
 from infra.ops.documents import Documents
-from infra.ops.gcp_rest import LOGIN, Reply
+from infra.ops.gcp_rest import CLOUD_SCOPE, LOGIN, Reply
 
 if TYPE_CHECKING:
     from image_pipeline.settings import Settings
@@ -42,14 +40,11 @@ if TYPE_CHECKING:
 STACK_FILE = STACK_JSON
 EMULATOR_VARS = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
 _FUNCTIONS_API = "https://cloudfunctions.googleapis.com/v2"
-_CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # Where a service is, for the error that says it did not answer: emulator, or Google's host.
 _ENDPOINTS = {
     "Cloud Storage": ("STORAGE_EMULATOR_HOST", "storage.googleapis.com"),
     "Pub/Sub": ("PUBSUB_EMULATOR_HOST", "pubsub.googleapis.com"),
 }
-# The functions that write each Firestore collection: a tool reads where these write.
-COLLECTION_WRITERS = {"images": "write_metadata", "dead_letters": "handle_dead_letter"}
 
 
 class TargetError(RuntimeError):
@@ -63,13 +58,10 @@ class Target:
     topology: Topology
     emulator_env: Mapping[str, str] = field(default_factory=dict)  # empty on GCP
     function_urls: Mapping[str, str] = field(default_factory=dict)  # by name; local only
-    timeout_seconds: float = 60.0
     # Every Firestore, Cloud Storage and Pub/Sub call gives up after this long.
     deadline_seconds: float = deadlines.SECONDS
-    # The local stack's functions' environment (from stack.json); on GCP it is looked up.
+    # The local stack's functions' environment (from stack.json); on GCP it is read.
     function_env: Mapping[str, str] = field(default_factory=dict)
-    _functions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-    _settings: dict[str, Settings] = field(default_factory=dict, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -89,22 +81,11 @@ class Target:
 
     @property
     def images_collection(self) -> str:
-        return self.deployed_settings(COLLECTION_WRITERS["images"]).images_collection
+        return self.settings.images_collection
 
     @property
     def dead_letters_collection(self) -> str:
-        return self.deployed_settings(COLLECTION_WRITERS["dead_letters"]).dead_letters_collection
-
-    @cached_property
-    def firestore_database(self) -> str:
-        """The Firestore database the functions write (`FIRESTORE_DATABASE`)."""
-        found = {
-            key: self.deployed_settings(key).firestore_database
-            for key in COLLECTION_WRITERS.values()
-        }
-        if len(set(found.values())) > 1:
-            raise TargetError(f"the functions write to different Firestore databases: {found}")
-        return next(iter(found.values()))
+        return self.settings.dead_letters_collection
 
     def source_topic(self, subscription: str) -> str:
         """Topic path a dead letter came from, via its source subscription's name."""
@@ -116,7 +97,8 @@ class Target:
         if self.is_local:
             from infra.common.emulator_clients import emulator_clients
 
-            return emulator_clients(self.project, self.emulator_env, self.firestore_database)
+            database = self.settings.firestore_database
+            return emulator_clients(self.project, self.emulator_env, database)
         import google.cloud.pubsub_v1 as pubsub_v1
         import google.cloud.storage as storage
 
@@ -129,10 +111,14 @@ class Target:
     def storage(self) -> Any:
         return self._clients.storage
 
+    @property
+    def publisher(self) -> Any:
+        return self._clients.publisher
+
     @cached_property
     def documents(self) -> Documents:
         """Firestore, through the adapter the functions write with, in their database."""
-        database, seconds = self.firestore_database, self.deadline_seconds
+        database, seconds = self.settings.firestore_database, self.deadline_seconds
         if self.is_local:
             return Documents(self._clients.firestore, database, seconds)
         from google.cloud import firestore
@@ -150,88 +136,100 @@ class Target:
         where = self.emulator_env.get(variable) or host
         return deadlines.answering(service, where, self.deadline_seconds)
 
-    @property
-    def publisher(self) -> Any:
-        return self._clients.publisher
+    def blobs(self, bucket: str, prefix: str = "", after: str = "") -> Iterator[Any]:
+        """The objects of `bucket` whose names start with `prefix` and sort after `after`, in
+        name order (the listing is paged; each page within the deadline)."""
+        listing = self.storage.list_blobs(
+            bucket, prefix=prefix or None, start_offset=after or None, **self.storage_call()
+        )
+        with self.answering("Cloud Storage"):
+            yield from (blob for blob in listing if blob.name > after)
+
+    def blob(self, bucket: str, name: str) -> Any:
+        """The live object, or None."""
+        with self.answering("Cloud Storage"):
+            return self.storage.bucket(bucket).get_blob(name, **self.storage_call())
+
+    def delete(self, bucket: str, name: str, **conditions: Any) -> None:
+        """Deletes an object (`conditions`: its preconditions); one already gone is fine."""
+        with self.answering("Cloud Storage"), suppress(NotFound):
+            self.storage.bucket(bucket).blob(name).delete(**conditions, **self.storage_call())
 
     @cached_property
     def _http(self) -> requests.Session:
-        return requests.Session()
+        """Retries what the platform would: a 429 or 5xx answer, a lost connection (a re-sent
+        event is a duplicate the function ignores), after 0, 1 and 2 s."""
+        retry = Retry(
+            total=3,
+            backoff_factor=0.5,
+            status_forcelist=(429, *range(500, 600)),
+            allowed_methods=None,  # POST too
+            raise_on_status=False,  # the last answer is returned
+        )
+        session = requests.Session()
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        return session
 
-    def function_url(self, key: str) -> str:
-        """URL of a function: the harness's process locally, the Cloud Run URI on GCP."""
-        name = self.topology.functions[key].name
-        if self.is_local:
-            try:
-                return self.function_urls[name]
-            except KeyError:
-                raise TargetError(f"the local stack runs no function {name!r}") from None
-        return str(self._cloud_function(name)["serviceConfig"]["uri"])
+    @property
+    def make_thumbnail_url(self) -> str:
+        """Where Eventarc delivers: the harness's process locally, the Cloud Run URI on GCP."""
+        name = self.topology.functions[self.topology.trigger.function].name
+        if not self.is_local:
+            return str(self._deployed["serviceConfig"]["uri"])
+        try:
+            return self.function_urls[name]
+        except KeyError:
+            raise TargetError(f"the local stack runs no function {name!r}") from None
 
     @cached_property
-    def _cloud_session(self) -> Any:
-        """One authorized session (one credentials lookup) for every Cloud API call."""
+    def _deployed(self) -> dict[str, Any]:
+        """make_thumbnail as deployed (Cloud Functions v2 API), read once per run: its URI, and
+        the environment every function is given (infra.model.topology.function_env)."""
         import google.auth
         from google.auth.transport.requests import AuthorizedSession
 
-        credentials, _ = google.auth.default(scopes=[_CLOUD_SCOPE])
-        return AuthorizedSession(credentials)
-
-    def _cloud_function(self, name: str) -> dict[str, Any]:
-        """The deployed function (Cloud Functions v2 API), with its service's environment;
-        read once per tool run (its URL and its settings come from the same answer)."""
-        if name not in self._functions:
-            url = f"{_FUNCTIONS_API}/projects/{self.project}/locations/{self.topology.region}"
-            response = self._cloud_session.get(f"{url}/functions/{name}", timeout=30)
-            if response.status_code != 200:
-                raise TargetError(self._lookup_failed(name, response))
-            self._functions[name] = dict(response.json())
-        return self._functions[name]
-
-    def _lookup_failed(self, name: str, response: requests.Response) -> str:
+        name = self.topology.functions[self.topology.trigger.function].name
         where = f"{self.project}/{self.topology.region}"
-        if response.status_code == 404:
-            return f"no function {name} in {where}: deploy the stack first, or pass --region"
-        try:  # Google's error (an API that is off names the command that enables it)
-            said = Reply(response.status_code, response.json()).message
-        except ValueError:
-            said = response.text[:200]
-        return f"cannot look up function {name} in {where}: HTTP {response.status_code} {said}"
+        url = f"{_FUNCTIONS_API}/projects/{self.project}/locations/{self.topology.region}"
+        credentials, _ = google.auth.default(scopes=[CLOUD_SCOPE])
+        session = AuthorizedSession(credentials)
+        reply = Reply.of(session.get(f"{url}/functions/{name}", timeout=30))
+        if reply.status == 404:
+            raise TargetError(
+                f"no function {name} in {where}: deploy the stack first (or set the region it "
+                'is in: "region" in cdktf.json, or PIPELINE_REGION)'
+            )
+        if not reply.ok:
+            raise TargetError(
+                f"cannot look up function {name} in {where}: HTTP {reply.status} {reply.message}"
+            )
+        return dict(reply.body)
 
-    def output_fingerprint(self) -> str:
-        """The output rules' fingerprint make_thumbnail runs with."""
-        return self.deployed_settings("make_thumbnail").outputs.fingerprint
-
-    def deployed_settings(self, key: str) -> Settings:
-        """What function `key` runs with: its deployed environment on GCP, the local stack's
-        (every function gets the same) otherwise."""
+    @cached_property
+    def settings(self) -> Settings:
+        """What the functions run with: the deployed environment on GCP, the local stack's
+        otherwise; never cdktf.json, which may hold changes not deployed yet."""
         from image_pipeline.settings import Settings, SettingsError
 
-        if key not in self._settings:
-            name = self.topology.functions[key].name
-            env = self.function_env
-            if not self.is_local:
-                function = self._cloud_function(name)
-                env = function.get("serviceConfig", {}).get("environmentVariables", {})
-            try:
-                self._settings[key] = Settings.from_env(env)
-            except SettingsError as exc:
-                raise TargetError(f"cannot read {name}'s settings: {exc}") from None
-        return self._settings[key]
+        env = self.function_env
+        if not self.is_local:
+            env = self._deployed.get("serviceConfig", {}).get("environmentVariables", {})
+        try:
+            return Settings.from_env(env)
+        except SettingsError as exc:
+            raise TargetError(f"cannot read the functions' settings: {exc}") from None
 
     @cached_property
     def _id_token(self) -> str:
-        """An OIDC ID token for the caller, as Eventarc's trigger account sends one.
-
-        Service-account credentials mint one for the audience; a user's application-default
-        credentials cannot, so fall back to `gcloud auth print-identity-token`, which Cloud
-        Run accepts for users (the documented way developers call a private service).
-        """
+        """An OIDC ID token for the caller, as Eventarc's trigger account sends one: minted
+        for the audience by service-account credentials; for a user, `gcloud auth
+        print-identity-token`, which Cloud Run accepts (how developers call a private service)."""
         import google.auth.exceptions
         from google.auth.transport.requests import Request
         from google.oauth2 import id_token
 
-        audience = self.function_url(self.topology.trigger.function)
+        audience = self.make_thumbnail_url
         try:
             return id_token.fetch_id_token(Request(), audience)
         except google.auth.exceptions.DefaultCredentialsError:
@@ -251,12 +249,12 @@ class Target:
             ) from None
         return done.stdout.strip()
 
-    def invoke(self, key: str, headers: Mapping[str, str], body: bytes) -> requests.Response:
-        """POSTs one request to a function, authenticated as the platform would be."""
-        url = self.function_url(key)
+    def invoke(self, headers: Mapping[str, str], body: bytes) -> requests.Response:
+        """POSTs one event to make_thumbnail, authenticated as Eventarc would be."""
+        url = self.make_thumbnail_url
         if not self.is_local:
             headers = {**headers, "Authorization": f"Bearer {self._id_token}"}
-        response = self._http.post(url, headers=headers, data=body, timeout=self.timeout_seconds)
+        response = self._http.post(url, headers=headers, data=body, timeout=60)
         if not self.is_local and response.status_code in (403, 404):
             raise TargetError(
                 f"{url} answered {response.status_code}: the deployment must let you call it; "
@@ -309,12 +307,9 @@ def from_stack(stack: Mapping[str, Any], deadline_seconds: float = deadlines.SEC
     )
 
 
-def for_project(project: str, region: str | None = None) -> Target:
+def for_project(project: str) -> Target:
     """A real deployment: the same settings `cdktf deploy` used, with this project id."""
-    overrides: dict[str, Any] = {"project": project}
-    if region:
-        overrides["region"] = region
-    return Target(build_topology(load_config(overrides=overrides)))
+    return Target(build_topology(load_config(overrides={"project": project})))
 
 
 def add_arguments(parser: argparse.ArgumentParser, local_by_default: bool = True) -> None:
@@ -324,7 +319,6 @@ def add_arguments(parser: argparse.ArgumentParser, local_by_default: bool = True
     where = group.add_mutually_exclusive_group()
     where.add_argument("--project", help="a real GCP project")
     where.add_argument("--local", action="store_true", help="the local stack (scripts/local up)")
-    group.add_argument("--region", help="region of the functions (default: from cdktf.json)")
     group.add_argument(
         "--stack", type=Path, default=STACK_FILE, help="stack file of the local stack"
     )
@@ -335,16 +329,15 @@ def from_arguments(args: argparse.Namespace) -> Target:
     """The target the flags name (TargetError or ConfigError when there is none)."""
     if args.local or (args.local_by_default and not args.project):
         return from_stack_file(args.stack)
-    return for_project(args.project or load_config().project, args.region)
+    return for_project(args.project or load_config().project)
 
 
 def run_tool(
     args: argparse.Namespace, command: Callable[[Target], int], err: TextIO | None = None
 ) -> int:
     """Runs a tool's command on the target its flags name. What stops it is one line on
-    stderr naming what to do, never a traceback: no such target, or a checkpoint that is not
-    one (exit 2); a dependency that did not answer in time, missing or refused credentials,
-    an API that is off or refuses the caller, a function the tool cannot read (exit 1)."""
+    stderr naming what to do, never a traceback: exit 2 for a bad target or checkpoint, 1
+    for a dependency, credentials, an API or a function the tool cannot use."""
     from infra.ops.bulk import CheckpointError
 
     try:

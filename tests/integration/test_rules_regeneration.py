@@ -62,7 +62,7 @@ def test_a_rules_change_and_backfill_stale_regenerate_every_doc(
         stack_file = tmp_path / "stack.json"
         stack_file.write_text(json.dumps(local_stack.info(), default=str))
         target = targets.from_stack_file(stack_file)
-        fingerprint = target.output_fingerprint()
+        fingerprint = target.settings.outputs.fingerprint
         assert fingerprint == made_by.outputs.fingerprint != old[squares[0]]["outputFingerprint"]
 
         runs: dict[str, Any] = {
@@ -177,7 +177,7 @@ def test_a_changed_output_setting_makes_backfill_stale_select_what_it_made(
         stack_file = tmp_path / "stack.json"
         stack_file.write_text(json.dumps(local_stack.info(), default=str))
         target = targets.from_stack_file(stack_file)
-        assert target.output_fingerprint() == fingerprint
+        assert target.settings.outputs.fingerprint == fingerprint
         runs = {"prefix": prefix, "fingerprint": fingerprint, "err": io.StringIO(), "rate": 50}
         runs["checkpoint_path"] = tmp_path / "checkpoint.json"
         dry = io.StringIO()

@@ -63,12 +63,19 @@ def test_smoke_passes_on_the_healthy_stack(stack_file: Path, harness: Any) -> No
     timings = text.split("STAGE", 1)[1]
     for stage in STAGES:
         assert f"\n{stage}" in timings, text
-    # It left nothing behind: no object, thumbnail or document under its prefix.
+    # It left nothing behind: no object, thumbnail, doc (not even a tombstone) or dead-letter
+    # record of its own.
     prefix = text.split("prefix ", 1)[1].split()[0]
     assert not list(harness.clients.storage.list_blobs(harness.uploads.name, prefix=prefix))
     assert not list(
         harness.clients.storage.list_blobs(harness.thumbnails.name, prefix="thumbnails/" + prefix)
     )
+    docs = [snap.to_dict() for snap in harness.images.stream()]
+    assert not [doc for doc in docs if str(doc.get("name", "")).startswith(prefix)]
+    for name in ("photo.jpg", "alpha.png", "avatars/face.jpg", "corrupt.jpg"):
+        assert harness.doc(prefix + name) is None, name
+    letters = [snap.to_dict() for snap in harness.dead_letters.stream()]
+    assert not [r for r in letters if prefix in json.dumps(r, default=str)]
 
 
 def test_smoke_fails_naming_the_stage_when_write_metadata_is_down(

@@ -87,7 +87,7 @@ def test_the_upload_refuses_names_gcs_refuses_before_writing_anything():
         def storage(self):
             raise AssertionError("nothing may be written")
 
-    gallery = Gallery(targets.for_project("my-project", "europe-west1"))
+    gallery = Gallery(targets.for_project("my-project"))
     gallery.target = NoStorage()  # type: ignore[assignment]
     for name in ("", ".", "..", "a\r\nb", "x" * 1025, ".well-known/acme-challenge/t"):
         with pytest.raises(InvalidObjectName):

@@ -3,6 +3,8 @@ checkpoint and the rate limit (no emulators)."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from infra.model.topology import FINALIZED
 from infra.ops import backfill, bulk
 from infra.ops import target as targets
 from infra.ops.backfill import _send, finalized_event, is_output, reason_to_process
-from infra.ops.bulk import Checkpoint, CheckpointError, Pacer
+from infra.ops.bulk import Checkpoint, CheckpointError
 from tests.hostile_names import HOSTILE_NAMES
 
 
@@ -104,7 +106,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_kept(
     assert path.read_text() == text
 
 
-def test_pacer_spaces_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_spaces_its_actions_at_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     slept: list[float] = []
     monkeypatch.setattr("infra.ops.bulk.time.monotonic", lambda: clock[0])
@@ -114,9 +116,9 @@ def test_pacer_spaces_calls(monkeypatch: pytest.MonkeyPatch) -> None:
         clock[0] += seconds
 
     monkeypatch.setattr("infra.ops.bulk.time.sleep", sleep)
-    pacer = Pacer(rate=4)
+    run = bulk.start(backfill.TOOL, "gs://up/", rate=4, execute=True, out=io.StringIO())
     for _ in range(3):
-        pacer.wait()
+        run.act("x", (), lambda: None)
     assert slept == [0.25, 0.25]
 
 
@@ -132,7 +134,7 @@ class _Target:
     def __init__(self, answer: Exception | int) -> None:
         self.answer, self.sent = answer, []
 
-    def invoke(self, key: str, headers: dict, body: bytes):
+    def invoke(self, headers: dict, body: bytes):
         self.sent.append(headers)
         if isinstance(self.answer, Exception):
             raise self.answer
@@ -147,11 +149,11 @@ def test_any_name_gcs_accepts_is_sent_with_encoded_headers(name) -> None:
     assert all(0x21 <= ord(c) <= 0x7E for c in headers["ce-subject"])
 
 
-def test_an_object_whose_event_cannot_be_sent_fails_alone_and_the_run_goes_on(monkeypatch):
-    monkeypatch.setattr(backfill.time, "sleep", lambda s: None)
+def test_an_object_whose_event_cannot_be_sent_fails_alone_and_the_run_goes_on():
     error = _send(_Target(UnicodeEncodeError("latin-1", "x", 0, 1, "boom")), _blob("a.jpg"))
     assert error and error.startswith("UnicodeEncodeError")
-    assert _send(_Target(204), _blob("lone \ud800 surrogate")).startswith("cannot build")
+    assert _send(_Target(204), _blob("lone \ud800 surrogate")).startswith("UnicodeEncodeError")
+    assert _send(_Target(400), _blob("a.jpg")) == "HTTP 400: "
     with pytest.raises(targets.TargetError):  # no access at all still stops the run
         _send(_Target(targets.TargetError("403")), _blob("a.jpg"))
 
@@ -179,9 +181,9 @@ def test_stale_mode_also_selects_docs_made_under_other_output_rules(
 
 def test_a_stale_run_keeps_its_own_checkpoint(tmp_path: Path) -> None:
     stale, fresh = backfill.selection("up", "a/", "f1"), backfill.selection("up", "a/")
-    assert bulk.default_checkpoint("backfill", "p", "up", stale) != bulk.default_checkpoint(
-        "backfill", "p", "up", fresh
-    )
+    args = argparse.Namespace(limit=1, rate=1.0, execute=False, checkpoint=None)
+    paths = [bulk.options(args, backfill.TOOL, "p", "up", key) for key in (stale, fresh)]
+    assert paths[0]["checkpoint_path"] != paths[1]["checkpoint_path"]
     path = tmp_path / "state.json"
     Checkpoint(stale, last_name="a/x.jpg").save(path)
     assert Checkpoint.load(path, stale).last_name == "a/x.jpg"

@@ -193,3 +193,21 @@ def test_attributes_named_like_publish_options_are_replayed_as_attributes(stored
         "retry": "no",
         "ordering_key": "k",
     }
+
+
+def test_a_dry_run_says_what_replay_would_do_and_changes_nothing(stored) -> None:
+    target, records, publisher = stored
+    before = dict(records["17"])
+    out = io.StringIO()
+    assert dead_letters.dry_run(target, ["17", "18"], False, out) == 0
+    assert out.getvalue().splitlines() == [
+        "17: would be replayed (dry run)",
+        "18: no such dead letter (dry run)",
+    ]
+    assert records["17"] == before and publisher.sent == []
+    dead_letters.replay_one(target, "17")
+    out = io.StringIO()
+    dead_letters.dry_run(target, ["17"], False, out)
+    assert (
+        out.getvalue() == "17: already replayed, would be skipped (--force replays it) (dry run)\n"
+    )

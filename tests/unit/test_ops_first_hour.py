@@ -53,9 +53,7 @@ def _off(service: str) -> PermissionDenied:
 
 
 def test_an_api_that_is_off_is_named_with_the_command_that_enables_it(capsys) -> None:
-    args = argparse.Namespace(
-        project=PROJECT, local=False, local_by_default=True, region=None, stack=None
-    )
+    args = argparse.Namespace(project=PROJECT, local=False, local_by_default=True, stack=None)
 
     def command(target: targets.Target) -> int:
         raise _off("firestore.googleapis.com")
@@ -67,16 +65,20 @@ def test_an_api_that_is_off_is_named_with_the_command_that_enables_it(capsys) ->
 
 
 def test_a_project_without_the_pipeline_says_deploy_first(monkeypatch, capsys) -> None:
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+
     answer: dict[str, Any] = {"error": {"code": 404, "message": "Resource not found"}}
     session = SimpleNamespace(
         get=lambda url, timeout: SimpleNamespace(status_code=404, json=lambda: answer, text="")
     )
-    monkeypatch.setattr(targets.Target, "_cloud_session", session)
+    monkeypatch.setattr(google.auth, "default", lambda scopes: (AnonymousCredentials(), None))
+    monkeypatch.setattr("google.auth.transport.requests.AuthorizedSession", lambda c: session)
     assert dead_letters.main(["list", "--project", PROJECT]) == 1
     err = capsys.readouterr().err
     assert err == (
-        f"error: no function imgpipe-write-metadata in {PROJECT}/us-central1: deploy the stack "
-        "first, or pass --region\n"
+        f"error: no function imgpipe-make-thumbnail in {PROJECT}/us-central1: deploy the stack "
+        'first (or set the region it is in: "region" in cdktf.json, or PIPELINE_REGION)\n'
     )
 
 

@@ -45,11 +45,11 @@ STACK = {
 
 def test_the_local_stack_and_a_project_resolve_names_through_one_topology() -> None:
     local = targets.from_stack(STACK)
-    cloud = targets.for_project("my-real-project", "europe-west1")
+    cloud = targets.for_project("my-real-project")
     assert local.is_local and not cloud.is_local
     assert local.uploads_bucket == "local-uploads"
     assert cloud.uploads_bucket == "my-real-project-imgpipe-uploads"
-    assert local.function_url("make_thumbnail") == "http://127.0.0.1:4"
+    assert local.make_thumbnail_url == "http://127.0.0.1:4"
     assert local.source_topic("projects/demo-imgpipe/subscriptions/imgpipe-cleanup") == (
         "projects/demo-imgpipe/topics/imgpipe-upload-events"
     )
@@ -70,7 +70,7 @@ def test_an_unknown_subscription_is_an_error() -> None:
 
 def test_the_local_tools_use_the_database_and_collections_the_functions_write() -> None:
     target = targets.from_stack(STACK)
-    assert target.firestore_database == "pipeline-db"
+    assert target.settings.firestore_database == "pipeline-db"
     assert (target.images_collection, target.dead_letters_collection) == ("photos", "letters")
     documents = target.documents
     assert documents.database == "pipeline-db"
@@ -80,9 +80,9 @@ def test_the_local_tools_use_the_database_and_collections_the_functions_write() 
 
 def test_a_stack_started_with_another_prefix_is_named_by_its_file() -> None:
     target = targets.from_stack(
-        {**STACK, "prefix": "other", "functions": {"other-cleanup": {"url": "http://h:5"}}}
+        {**STACK, "prefix": "other", "functions": {"other-make-thumbnail": {"url": "http://h:5"}}}
     )
-    assert target.function_url("cleanup") == "http://h:5"
+    assert target.make_thumbnail_url == "http://h:5"
     assert target.source_topic("other-metadata-writer") == (
         "projects/demo-imgpipe/topics/other-image-events"
     )
@@ -94,18 +94,33 @@ def test_a_stack_file_without_the_functions_environment_asks_for_a_restart() -> 
         targets.from_stack(old)
 
 
-class DeployedFunctions:
-    """The Cloud Functions API's answers: each function's deployed environment."""
+class FunctionsAPI:
+    """The Cloud Functions API as an AuthorizedSession reaches it: each function's deployed
+    environment, with settings that are not cdktf.json's."""
 
-    def __init__(self, project: str, **databases: str) -> None:
-        self.project, self.databases, self.asked = project, databases, []
+    def __init__(self, project: str) -> None:
+        self.project, self.asked = project, []
 
-    def __call__(self, name: str) -> dict[str, Any]:
+    def __call__(self, credentials: Any) -> FunctionsAPI:
+        return self
+
+    def get(self, url: str, timeout: float) -> Any:
+        name = url.rsplit("/", 1)[1]
         self.asked.append(name)
         env = function_env(self.project, **RUNNING)
-        if name in self.databases:
-            env["FIRESTORE_DATABASE"] = self.databases[name]
-        return {"serviceConfig": {"uri": f"https://{name}", "environmentVariables": env}}
+        body = {"serviceConfig": {"uri": f"https://{name}", "environmentVariables": env}}
+        return SimpleNamespace(status_code=200, json=lambda: body, text="")
+
+
+def deployed(monkeypatch: pytest.MonkeyPatch, project: str) -> FunctionsAPI:
+    """Credentials and the Functions API, for a project here (nothing connects)."""
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+
+    api = FunctionsAPI(project)
+    monkeypatch.setattr(google.auth, "default", lambda scopes: (AnonymousCredentials(), None))
+    monkeypatch.setattr("google.auth.transport.requests.AuthorizedSession", api)
+    return api
 
 
 def test_on_gcp_the_tools_read_the_deployed_functions_not_cdktf_json(monkeypatch) -> None:
@@ -120,47 +135,18 @@ def test_on_gcp_the_tools_read_the_deployed_functions_not_cdktf_json(monkeypatch
         return real(credentials=AnonymousCredentials(), **kwargs)
 
     monkeypatch.setattr(google.cloud.firestore, "Client", client)
-    target = targets.for_project("my-real-project", "europe-west1")
-    deployed = DeployedFunctions("my-real-project")
-    monkeypatch.setattr(target, "_cloud_function", deployed)
+    target = targets.for_project("my-real-project")
+    api = deployed(monkeypatch, "my-real-project")
     assert target.topology.collections["images"] == "images"  # what cdktf.json says
-    assert target.images_collection == "photos"  # what write_metadata writes
+    assert target.images_collection == "photos"  # what the functions write
     assert target.dead_letters_collection == "letters"
     assert target.documents.database == "pipeline-db"
     assert opened == [{"project": "my-real-project", "database": "pipeline-db"}]
     database = target.documents._client()._database_string
     assert database == "projects/my-real-project/databases/pipeline-db"
-    assert sorted(set(deployed.asked)) == ["imgpipe-handle-dead-letter", "imgpipe-write-metadata"]
-    target.images_collection  # noqa: B018  (read once per function)
-    assert len(deployed.asked) == 2
-
-
-class _Session:
-    """An AuthorizedSession stand-in answering the Functions API from DeployedFunctions."""
-
-    def __init__(self, deployed: DeployedFunctions) -> None:
-        self.deployed = deployed
-
-    def get(self, url: str, timeout: float) -> Any:
-        body = self.deployed(url.rsplit("/", 1)[1])
-        return SimpleNamespace(status_code=200, json=lambda: body, text="")
-
-
-def test_a_functions_url_and_settings_come_from_one_read_of_it(monkeypatch) -> None:
-    target = targets.for_project("my-real-project")
-    deployed = DeployedFunctions("my-real-project")
-    monkeypatch.setattr(targets.Target, "_cloud_session", _Session(deployed))
-    assert target.function_url("make_thumbnail") == "https://imgpipe-make-thumbnail"
-    assert target.output_fingerprint()
-    assert deployed.asked == ["imgpipe-make-thumbnail"]
-
-
-def test_functions_writing_different_databases_are_an_error(monkeypatch) -> None:
-    target = targets.for_project("my-real-project")
-    deployed = DeployedFunctions("my-real-project", **{"imgpipe-handle-dead-letter": "other"})
-    monkeypatch.setattr(target, "_cloud_function", deployed)
-    with pytest.raises(targets.TargetError, match="different Firestore databases"):
-        target.documents  # noqa: B018
+    assert target.make_thumbnail_url == "https://imgpipe-make-thumbnail"
+    assert target.settings.outputs.fingerprint
+    assert api.asked == ["imgpipe-make-thumbnail"], "one read of one function for all of it"
 
 
 def test_smoke_and_the_gallery_expect_what_make_thumbnail_runs_with() -> None:
@@ -177,3 +163,35 @@ def test_a_stack_file_that_is_not_one_is_an_error(tmp_path: Path, content: str) 
     for given in (path, tmp_path):
         with pytest.raises(targets.TargetError, match="stack"):
             targets.from_stack_file(given)
+
+
+def test_a_function_call_is_retried_as_the_platform_would(monkeypatch) -> None:
+    """429 and 5xx answers are sent again (after 0, 1, 2 s); any other answer is final."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    answers, bodies = [429, 503, 204, 400, 500, 500, 500, 500], []
+
+    class Function(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(answers.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Function)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr("urllib3.util.retry.Retry.sleep", lambda self, response=None: None)
+    url = f"http://127.0.0.1:{server.server_port}/"
+    target = targets.from_stack({**STACK, "functions": {"imgpipe-make-thumbnail": {"url": url}}})
+    try:
+        assert target.invoke({}, b"event").status_code == 204
+        assert bodies == [b"event"] * 3
+        assert target.invoke({}, b"event").status_code == 400
+        assert target.invoke({}, b"event").status_code == 500  # 4 tries
+        assert answers == [] and len(bodies) == 8
+    finally:
+        server.shutdown()

@@ -157,7 +157,7 @@ class Gallery:
     @functools.cached_property
     def settings(self) -> Settings:
         """What make_thumbnail runs with (the stack's, not cdktf.json's now)."""
-        return self.target.deployed_settings(self.target.topology.trigger.function)
+        return self.target.settings
 
     def uploads(self) -> list[dict[str, Any]]:
         """Objects in the uploads bucket joined with their docs; deleted ones stay listed."""
