@@ -179,6 +179,17 @@ def test_no_credentials_stops_the_project_checks():
     assert transport.requests == []
 
 
+def stale(token: str | None = None) -> Credentials:
+    """A user's credentials whose access token is gone or expired: they will be refreshed."""
+    return Credentials(
+        token=token,
+        refresh_token="1//0refresh",
+        token_uri="https://oauth2.googleapis.com/token",
+        client_id="764086051850-6qr4p6gpi6hn506pt8ejuq83di341hur.apps.googleusercontent.com",
+        client_secret="d-FL95Q19q7MQmFpd7hHD0Ty",
+    )
+
+
 def test_rejected_credentials_ask_for_a_new_login():
     """An expired token whose refresh Google refuses (reauthentication required)."""
     routes = healthy()
@@ -190,14 +201,7 @@ def test_rejected_credentials_ask_for_a_new_login():
         400,
         {"error": "invalid_grant", "error_description": "reauth related error (invalid_rapt)"},
     )
-    stale = Credentials(
-        token="ya29.expired",
-        refresh_token="1//0refresh",
-        token_uri="https://oauth2.googleapis.com/token",
-        client_id="764086051850-6qr4p6gpi6hn506pt8ejuq83di341hur.apps.googleusercontent.com",
-        client_secret="d-FL95Q19q7MQmFpd7hHD0Ty",
-    )
-    code, text, transport = run(routes, credentials=stale)
+    code, text, transport = run(routes, credentials=stale("ya29.expired"))
     assert code == 1
     found = line(text, "credentials")
     assert "invalid_grant" in found and "fix: gcloud auth application-default login" in found
@@ -595,14 +599,7 @@ def test_no_connection_to_google_fails_the_credentials_check():
         raise requests.ConnectionError("Failed to resolve 'oauth2.googleapis.com'")
 
     routes = {("POST", "https://oauth2.googleapis.com/token"): offline}
-    stale = Credentials(
-        token=None,
-        refresh_token="1//0refresh",
-        token_uri="https://oauth2.googleapis.com/token",
-        client_id="id.apps.googleusercontent.com",
-        client_secret="secret",
-    )
-    code, text, _ = run(routes, credentials=stale)
+    code, text, _ = run(routes, credentials=stale())
     assert code == 1
     found = line(text, "credentials")
     assert found.startswith("FAIL") and "cannot reach" in found and "Failed to resolve" in found
