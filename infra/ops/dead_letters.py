@@ -17,9 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import google.cloud.pubsub_v1 as pubsub_v1
-
-from image_pipeline import deadlines
 from image_pipeline.records import SERVER_TIME, dead_letter_id
 from infra.common import arguments
 from infra.common.terminal import printable, table
@@ -95,6 +92,16 @@ def load_all(target: targets.Target) -> list[dict[str, Any]]:
     docs = target.documents.stream(target.dead_letters_collection)
     records = [{"id": doc_id, **doc} for doc_id, doc in docs]
     return sorted(records, key=lambda r: (str(r.get("recordedAt") or ""), r["id"]))
+
+
+def about_uploads(target: targets.Target) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
+    """The records about each upload by its name: their ids and the metadata each carries."""
+    found: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for record in load_all(target):
+        bucket, name, metadata = subject_of(record)
+        if bucket == target.uploads_bucket and name:
+            found.setdefault(name, []).append((record["id"], metadata))
+    return found
 
 
 def record_id(target: targets.Target, given: str) -> str:
@@ -177,14 +184,7 @@ def replay_one(target: targets.Target, given_id: str, force: bool = False) -> st
     try:
         data = base64.b64decode(record.get("data") or "")
         attributes = {str(k): str(v) for k, v in (record.get("attributes") or {}).items()}
-        # The API call itself, not the batching client's `publish(topic, data, **attributes)`:
-        # one bounded request, and an attribute named `timeout` or `retry` stays an attribute.
-        message = pubsub_v1.types.PubsubMessage(data=data, attributes=attributes)
-        with target.answering("Pub/Sub"):
-            sent = target.publisher.api.publish(
-                topic=topic, messages=[message], **deadlines.grpc_call(target.deadline_seconds)
-            )
-        return str(sent.message_ids[0])
+        return target.publish(topic, data, attributes)
     except Exception:
         # Not published: give the claim back so the record can be replayed again.
         target.documents.update(collection, key, give_back)

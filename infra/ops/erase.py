@@ -112,16 +112,6 @@ def _docs(target: targets.Target, prefix: str, after: str) -> Iterator[Candidate
             yield str(doc["name"]), metadata if isinstance(metadata, dict) else {}
 
 
-def _letters(target: targets.Target) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
-    """Dead-letter record ids about each upload, with the metadata each message carries."""
-    found: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-    for record in dead_letters.load_all(target):
-        bucket, name, metadata = dead_letters.subject_of(record)
-        if bucket == target.uploads_bucket and name:
-            found.setdefault(name, []).append((record["id"], metadata))
-    return found
-
-
 def candidates(
     target: targets.Target, selection: Selection, letters: Mapping[str, list[Any]], after: str
 ) -> Iterator[str]:
@@ -181,7 +171,7 @@ def erase(target: targets.Target, plan: Plan) -> str | None:
 def run(target: targets.Target, selection: Selection, **bounds: Any) -> bulk.Pass:
     """One bounded pass over the selected images (`bulk.start`'s `bounds`)."""
     run = bulk.start(TOOL, str(selection), **bounds)
-    letters = _letters(target)
+    letters = dead_letters.about_uploads(target)
     for name in run.each(candidates(target, selection, letters, run.checkpoint.last_name), str):
         found = plan(target, name, letters)
         details = found.details(target)

@@ -12,9 +12,8 @@ from typing import Any
 from infra.ops.gcp_rest import CRM, Context, Reply, Verdict, fail, ok, warn
 
 ORGPOLICY = "https://orgpolicy.googleapis.com/v2"
-# The managed successor of iam.allowedPolicyMemberDomains: enforced with parameters naming
-# the members (allowedMemberSubjects) and principal sets (allowedPrincipalSets) IAM may bind
-# ("Restricting identities by domain", managed constraint). Only Org Policy v2 reads it.
+# The managed successor of iam.allowedPolicyMemberDomains: its parameters name the members and
+# principal sets IAM may bind (DRS_DOC, "managed constraint"); only Org Policy v2 reads it.
 MANAGED_MEMBERS = "iam.managed.allowedPolicyMembers"
 INGRESS_VALUES = {  # Cloud Functions ingress setting -> run.allowedIngress value
     "ALLOW_ALL": "all",

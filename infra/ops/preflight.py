@@ -52,9 +52,6 @@ REGIONAL_APIS = {
 }
 
 
-# -- local: gcloud and credentials -------------------------------------------------------
-
-
 def check_gcloud(which: Callable[[str], str | None]) -> Verdict:
     path = which("gcloud")
     if path:
@@ -83,9 +80,6 @@ def check_credentials(ctx: Context, credentials: Any) -> Verdict:
     if not reply.status:
         return fail(reply.message, "check this machine's connection to Google (network, proxy)")
     return ok("present (account unknown: the token has no email scope)")
-
-
-# -- the project ---------------------------------------------------------------------------
 
 
 def check_project(ctx: Context) -> Verdict:
@@ -203,9 +197,6 @@ def check_firestore(ctx: Context) -> Verdict:
     )
 
 
-# -- the region ----------------------------------------------------------------------------
-
-
 def _locations(ctx: Context, base: str) -> tuple[Reply, set[str]]:
     found: set[str] = set()
     token = ""
@@ -248,8 +239,6 @@ def check_region(ctx: Context) -> Verdict:
         )
     return ok(f"{', '.join(apis)} offered in {region}")
 
-
-# -- running it ----------------------------------------------------------------------------
 
 PROJECT_CHECKS: Mapping[str, Callable[[Context], Verdict]] = {
     "billing": check_billing,

@@ -76,8 +76,7 @@ class Report:
     """Checks and stage timings, printed as tables at the end; progress as it goes."""
 
     out: TextIO
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-    failed_stages: list[str] = field(default_factory=list)
+    checks: list[tuple[str, str, bool, str]] = field(default_factory=list)  # stage first
     current: str = ""
     timings: list[tuple[str, float]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -86,9 +85,7 @@ class Report:
         print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=self.out, flush=True)
 
     def check(self, what: str, ok: bool, detail: str = "") -> None:
-        self.checks.append((what, ok, detail))
-        if not ok and self.current not in self.failed_stages:
-            self.failed_stages.append(self.current)
+        self.checks.append((self.current, what, ok, detail))
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -102,18 +99,18 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(ok for _, ok, _ in self.checks)
+        return bool(self.checks) and all(ok for _, _, ok, _ in self.checks)
 
     def print_tables(self) -> None:
-        checks = [(what, "ok" if ok else "FAIL", detail) for what, ok, detail in self.checks]
+        checks = [(what, "ok" if ok else "FAIL", detail) for _, what, ok, detail in self.checks]
         print("\n" + table(("CHECK", "RESULT", "DETAIL"), checks), file=self.out)
         timings = [(name, f"{seconds:7.1f}") for name, seconds in self.timings]
         print("\n" + table(("STAGE", "SECONDS"), timings), file=self.out)
         if self.passed:
             print("\nsmoke test PASSED", file=self.out)
             return
-        failed = ", ".join(what for what, ok, _ in self.checks if not ok)
-        stages = ", ".join(self.failed_stages)
+        failed = ", ".join(what for _, what, ok, _ in self.checks if not ok)
+        stages = ", ".join(dict.fromkeys(stage for stage, _, ok, _ in self.checks if not ok))
         print(f"\nsmoke test FAILED in stage {stages}: {failed}", file=self.out)
 
 
@@ -129,8 +126,6 @@ class Smoke:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.prefix = f"smoke/{stamp}-{uuid.uuid4().hex[:6]}/"
         self.samples = {s.name: s for s in samples()}
-        # What make_thumbnail runs with (deployed), not what cdktf.json says now.
-        self.settings = target.settings
         self.docs: dict[str, dict[str, Any]] = {}
 
     def object_name(self, sample: str) -> str:
@@ -159,13 +154,10 @@ class Smoke:
                 last_line = now
             time.sleep(1.0)
 
-    def dead_letters(self) -> set[str]:
+    def dead_letters(self) -> list[str]:
         """Ids of the dead-letter records about this run's objects."""
-        return {
-            record["id"]
-            for record in dead_letters.load_all(self.target)
-            if dead_letters.subject_of(record)[1].startswith(self.prefix)
-        }
+        about = dead_letters.about_uploads(self.target).items()
+        return sorted(i for name, found in about if name.startswith(self.prefix) for i, _ in found)
 
     def upload(self) -> None:
         uploads = self.target.storage.bucket(self.target.uploads_bucket)
@@ -221,7 +213,7 @@ class Smoke:
     def thumbnails(self) -> None:
         for name in ("photo.jpg", "alpha.png", AVATAR):
             doc = self.docs.get(name, {})
-            outputs = self.settings.outputs.outputs_for(self.object_name(name))
+            outputs = self.target.settings.outputs.outputs_for(self.object_name(name))
             entries = doc.get("thumbnails") or []
             generation = doc.get("generation")
             problems = [p for e in entries if (p := self._thumbnail_problem(name, generation, e))]
@@ -324,7 +316,7 @@ class Smoke:
             raise StageFailed("the delete did not go through")
 
     def check_dead_letters(self) -> None:
-        ours = sorted(self.dead_letters())
+        ours = self.dead_letters()
         detail = f"{len(ours)} from this run" + (f": {', '.join(ours)}" if ours else "")
         self.report.check("no new dead letters", not ours, detail)
 
@@ -364,7 +356,7 @@ class Smoke:
         """The run's originals and thumbnails still in their buckets."""
         thumbnails = (
             self.target.thumbnails_bucket,
-            f"{self.settings.thumbnail_prefix}{self.prefix}",
+            f"{self.target.settings.thumbnail_prefix}{self.prefix}",
         )
         found = []
         for bucket, prefix in ((self.target.uploads_bucket, self.prefix), thumbnails):

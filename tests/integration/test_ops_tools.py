@@ -161,14 +161,16 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
         thumbnails=doc["thumbnails"],
     )
     subscription = target.topology.subscriptions["metadata_writer"]
-    message_id = target.publisher.publish(
+    message_id = target.publish(
         target.topology.topic_path(subscription.dead_letter_topic),
         event.encoded(),
-        **event.attributes,
-        CloudPubSubDeadLetterSourceSubscription=subscription.name,
-        CloudPubSubDeadLetterSourceSubscriptionProject=target.project,
-        CloudPubSubDeadLetterSourceDeliveryCount="5",
-    ).result(30)
+        {
+            **event.attributes,
+            "CloudPubSubDeadLetterSourceSubscription": subscription.name,
+            "CloudPubSubDeadLetterSourceSubscriptionProject": target.project,
+            "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+        },
+    )
     record_id = dead_letter_id(message_id)
     record_ref = firestore.collection(target.dead_letters_collection).document(record_id)
 
@@ -208,14 +210,16 @@ def test_a_poison_dead_letter_is_reported_by_replay_all_until_discarded(
     renamed one) can never be replayed: `replay --all` replays the rest, names it and exits
     1, and `discard` sets it aside (kept, marked) so the next `replay --all` is clean of it."""
     subscription = target.topology.subscriptions["metadata_writer"]
-    message_id = target.publisher.publish(
+    message_id = target.publish(
         target.topology.topic_path(subscription.dead_letter_topic),
         b'{"schema": 1}',
-        eventType="image.processed",
-        CloudPubSubDeadLetterSourceSubscription="someone-elses-subscription",
-        CloudPubSubDeadLetterSourceSubscriptionProject=target.project,
-        CloudPubSubDeadLetterSourceDeliveryCount="5",
-    ).result(30)
+        {
+            "eventType": "image.processed",
+            "CloudPubSubDeadLetterSourceSubscription": "someone-elses-subscription",
+            "CloudPubSubDeadLetterSourceSubscriptionProject": target.project,
+            "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+        },
+    )
     letters = firestore.collection(target.dead_letters_collection)
     poison_id = dead_letter_id(message_id)  # what the tools print
     poison = letters.document(poison_id)

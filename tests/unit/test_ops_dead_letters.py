@@ -5,11 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from google.api_core.exceptions import DeadlineExceeded
 from test_ops_target import STACK
 
 from image_pipeline import deadlines
@@ -104,20 +102,17 @@ def test_the_discarding_operator_is_named() -> None:
 
 
 class Publisher:
-    """Pub/Sub's publish API as the tool calls it; ``fail_with`` makes the publish fail."""
+    """Target.publish as the tool calls it; ``fail_with`` makes the publish fail."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, dict[str, str]]] = []
         self.fail_with: Exception | None = None
-        self.api = self
 
-    def publish(self, topic: str, messages: list[Any], retry: Any, timeout: float) -> Any:
-        assert retry is not None and timeout <= deadlines.SECONDS, "a bounded call"
+    def publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
         if self.fail_with is not None:
             raise self.fail_with
-        (message,) = messages
-        self.sent.append((topic, message.data, dict(message.attributes)))
-        return SimpleNamespace(message_ids=[str(len(self.sent))])
+        self.sent.append((topic, data, dict(attributes)))
+        return str(len(self.sent))
 
 
 @pytest.fixture
@@ -126,7 +121,7 @@ def stored(store: Any) -> tuple[targets.Target, Any, Publisher]:
     target = targets.from_stack(STACK)
     publisher = Publisher()
     target.documents = store  # type: ignore[assignment]
-    target.__dict__["_clients"] = SimpleNamespace(publisher=publisher)
+    target.publish = publisher.publish  # type: ignore[method-assign]
     letter = record({"eventType": "image.failed", "reason": "corrupt"}, b"payload")
     store.create(target.dead_letters_collection, "17", letter)
     return target, store.collections[target.dead_letters_collection], publisher
@@ -153,8 +148,8 @@ def test_a_replay_claims_the_record_then_publishes_it_to_its_topic(stored) -> No
 def test_a_failed_publish_gives_the_claim_back(stored) -> None:
     target, records, publisher = stored
     before = dict(records["17"])
-    publisher.fail_with = DeadlineExceeded("publish timed out")
-    with pytest.raises(deadlines.Unavailable, match=r"^Pub/Sub at .* did not answer within"):
+    publisher.fail_with = deadlines.Unavailable("Pub/Sub", "here", 10, TimeoutError("late"))
+    with pytest.raises(deadlines.Unavailable, match=r"^Pub/Sub at here did not answer within"):
         dead_letters.replay_one(target, "17")
     assert records["17"] == {**before, "replayCount": 0}
     with pytest.raises(dead_letters.NotReplayable, match="no such dead letter"):

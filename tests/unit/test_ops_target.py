@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +11,6 @@ import pytest
 from image_pipeline.settings import Settings
 from infra.local.gallery.server import Gallery
 from infra.ops import target as targets
-from infra.ops.smoke import Report, Smoke
 
 
 def function_env(project: str, **settings: Any) -> dict[str, str]:
@@ -152,7 +150,7 @@ def test_on_gcp_the_tools_read_the_deployed_functions_not_cdktf_json(monkeypatch
 def test_smoke_and_the_gallery_expect_what_make_thumbnail_runs_with() -> None:
     target = targets.from_stack(STACK)
     assert target.topology.functions["make_thumbnail"].env["THUMBNAIL_PREFIX"] == "thumbnails/"
-    assert Smoke(target, Report(io.StringIO())).settings.thumbnail_prefix == "small/"
+    assert target.settings.thumbnail_prefix == "small/"
     assert Gallery(target).settings.thumbnail_prefix == "small/"
 
 
@@ -195,3 +193,29 @@ def test_a_function_call_is_retried_as_the_platform_would(monkeypatch) -> None:
         assert answers == [] and len(bodies) == 8
     finally:
         server.shutdown()
+
+
+def test_a_publish_is_one_bounded_call_that_keeps_every_attribute(monkeypatch) -> None:
+    """The generated client's publish, under the batching one: attributes named like the
+    batching `publish`'s options (`timeout`, `retry`, `ordering_key`) stay attributes."""
+    import google.cloud.pubsub_v1 as pubsub_v1
+    from google.auth.credentials import AnonymousCredentials
+    from google.pubsub_v1.services.publisher.client import PublisherClient as Generated
+
+    calls: list[dict[str, Any]] = []
+
+    def publish(self: Any, **call: Any) -> Any:
+        calls.append(call)
+        return SimpleNamespace(message_ids=["42"])
+
+    monkeypatch.setattr(Generated, "publish", publish)
+    target = targets.from_stack(STACK)
+    client = pubsub_v1.PublisherClient(credentials=AnonymousCredentials())
+    target.__dict__["_clients"] = SimpleNamespace(publisher=client)
+    attributes = {"eventType": "x", "timeout": "5", "retry": "no", "ordering_key": "k"}
+    assert target.publish("projects/p/topics/t", b"data", attributes) == "42"
+    (call,) = calls
+    assert call["topic"] == "projects/p/topics/t"
+    (message,) = call["messages"]
+    assert (message.data, dict(message.attributes)) == (b"data", attributes)
+    assert call["timeout"] == target.deadline_seconds and call["retry"] is not None
