@@ -92,7 +92,7 @@ class Pass:
 
     tool: Tool
     checkpoint: Checkpoint
-    path: Path | None  # None: nothing to resume (a run that must go through everything)
+    path: Path
     limit: int
     rate: float = 0.0
     execute: bool = False
@@ -153,7 +153,7 @@ class Pass:
             self._say(f"{self.tool.verbs[1]} {printable(what)}{lines}")
 
     def _save(self) -> None:
-        if self.execute and self.path is not None:
+        if self.execute:
             self.checkpoint.save(self.path)
 
     def _say(self, line: str, to_err: bool = False) -> None:
@@ -180,18 +180,16 @@ def start(
     tool: Tool,
     selection: str,
     *,
-    checkpoint_path: Path | None = None,
+    checkpoint_path: Path,
     limit: int = DEFAULT_LIMIT,
     rate: float = 10.0,
     execute: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> Pass:
-    """A pass over `selection` from its checkpoint (a fresh one without a path), printing to
-    `out` and its progress to `err`."""
-    path = checkpoint_path
-    checkpoint = Checkpoint.load(path, selection) if path else Checkpoint(selection)
-    return Pass(tool, checkpoint, path, limit, rate, execute, out, err)
+    """A pass over `selection` from its checkpoint, printing to `out` and its progress to `err`."""
+    checkpoint = Checkpoint.load(checkpoint_path, selection)
+    return Pass(tool, checkpoint, checkpoint_path, limit, rate, execute, out, err)
 
 
 def add_arguments(parser: argparse.ArgumentParser, tool: Tool, execute: str) -> None:

@@ -106,7 +106,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_kept(
     assert path.read_text() == text
 
 
-def test_a_run_spaces_its_actions_at_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_spaces_its_actions_at_the_rate(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     clock = [100.0]
     slept: list[float] = []
     monkeypatch.setattr("infra.ops.bulk.time.monotonic", lambda: clock[0])
@@ -116,7 +116,10 @@ def test_a_run_spaces_its_actions_at_the_rate(monkeypatch: pytest.MonkeyPatch) -
         clock[0] += seconds
 
     monkeypatch.setattr("infra.ops.bulk.time.sleep", sleep)
-    run = bulk.start(backfill.TOOL, "gs://up/", rate=4, execute=True, out=io.StringIO())
+    path = tmp_path / "checkpoint.json"
+    run = bulk.start(
+        backfill.TOOL, "gs://up/", checkpoint_path=path, rate=4, execute=True, out=io.StringIO()
+    )
     for _ in range(3):
         run.act("x", (), lambda: None)
     assert slept == [0.25, 0.25]
