@@ -15,7 +15,7 @@ from infra.ops import smoke
 
 pytestmark = pytest.mark.integration
 
-STAGES = ("upload", "process", "thumbnails", "delete", "dead letters", "cleanup")
+STAGES = ("upload", "process", "thumbnails", "overwrite", "delete", "dead letters", "cleanup")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,7 @@ def test_smoke_passes_on_the_healthy_stack(stack_file: Path, harness: Any) -> No
         "avatars/face.jpg thumbnails",
         "avatars/face.jpg output rule",
         "photo.jpg output rule",
+        "alpha.png overwritten",
         "photo.jpg deleted",
         "no new dead letters",
         "cleanup",
