@@ -159,16 +159,19 @@ class Smoke:
         about = dead_letters.about_uploads(self.target).items()
         return sorted(i for name, found in about if name.startswith(self.prefix) for i, _ in found)
 
-    def upload(self) -> None:
+    def _upload(self, sample: Sample) -> Any:
+        """The sample's object, written (a new generation when it was there already)."""
         uploads = self.target.storage.bucket(self.target.uploads_bucket)
+        blob = uploads.blob(self.object_name(sample.name))
+        with self.target.answering("Cloud Storage"):
+            blob.upload_from_string(
+                sample.data, content_type=sample.content_type, timeout=self.target.deadline_seconds
+            )
+        return blob
+
+    def upload(self) -> None:
         for sample in self.samples.values():
-            blob = uploads.blob(self.object_name(sample.name))
-            with self.target.answering("Cloud Storage"):
-                blob.upload_from_string(
-                    sample.data,
-                    content_type=sample.content_type,
-                    timeout=self.target.deadline_seconds,
-                )
+            self._upload(sample)
         self.report.check(
             f"upload {len(self.samples)} files",
             True,
@@ -278,14 +281,10 @@ class Smoke:
     def overwrite(self) -> None:
         """Uploads alpha.png again: the new generation's thumbnails replace the old one's and
         the doc moves to it (cleanup reads the upload to tell an overwrite from a delete)."""
-        name, sample = "alpha.png", self.samples["alpha.png"]
+        name = "alpha.png"
         old = str(self.docs[name].get("generation"))
         listed = [(e["bucket"], e["name"]) for e in self.docs[name].get("thumbnails") or []]
-        blob = self.target.storage.bucket(self.target.uploads_bucket).blob(self.object_name(name))
-        with self.target.answering("Cloud Storage"):
-            blob.upload_from_string(
-                sample.data, content_type=sample.content_type, timeout=self.target.deadline_seconds
-            )
+        blob = self._upload(self.samples[name])
 
         def replaced() -> tuple[bool, str]:
             doc = self.doc(name) or {}
