@@ -320,10 +320,10 @@ class Smoke:
         self.report.check("no new dead letters", not ours, detail)
 
     def cleanup(self) -> None:
-        """Deletes the originals and waits until the pipeline marks each doc `deleted`: its
-        delete event is processed, so no pending event of the run can write the doc back once
-        it is removed (a redelivered duplicate still could). Then removes the docs, the
-        thumbnails left and the dead letters about the run, and looks for leftovers."""
+        """Deletes the originals and waits until the pipeline marks each doc `deleted` (the
+        last event a doc waits for), then removes the docs, the thumbnails left and the dead
+        letters about the run, and looks for leftovers. What can still write a doc back is
+        an event of the run retried or delivered again later (docs/deploy-and-operate.md)."""
         for name in self.samples:
             self.target.delete(self.target.uploads_bucket, self.object_name(name))
 
