@@ -19,7 +19,7 @@ from typing import Any
 from image_pipeline import output_rules
 from image_pipeline.records import image_doc_id
 from infra.common import paths
-from infra.common.terminal import quiet_broken_pipe
+from infra.common.terminal import quiet_broken_pipe, table
 from infra.local import sample_images
 from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
@@ -108,7 +108,7 @@ def run(stack: LocalStack) -> int:
     documents = Documents(stack.clients.firestore, stack.topology.firestore_database)
     dead = list(documents.stream(stack.topology.collections["dead_letters"]))
     header = ("object", "status", "source", "thumbnails", "placeholder", "latency ms", "check")
-    _print_table(header, rows)
+    print(table(header, rows))
     print(f"\ndead letters: {len(dead)}")
     ok &= not dead
     print("demo: OK" if ok else "demo: FAILED (see the check column and .local/demo/logs/)")
@@ -126,15 +126,6 @@ def _placeholder(placeholder: dict[str, Any] | None) -> str:
     if not placeholder:
         return "-"
     return f"{placeholder['color']} {placeholder['blurhash'][:10]}…"
-
-
-def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
