@@ -30,7 +30,7 @@ from infra.local.processes import group_alive
 pytestmark = pytest.mark.integration
 
 GALLERY_BOUND = 10.0
-TOOL_BOUND = 30.0
+TOOL_BOUND = 30.0  # each tool's own deadline, plus a loaded machine's start-up
 SMOKE_TIMEOUT = 20.0
 
 
@@ -87,13 +87,12 @@ def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_namin
         assert f"Firestore at {firestore.host} did not answer" in answer.json()["error"]
         assert gallery_seconds <= GALLERY_BOUND
         for name, process in tools.items():
-            bound = SMOKE_TIMEOUT if name == "smoke" else TOOL_BOUND
             _, err = process.communicate(timeout=60)
             seconds = time.monotonic() - started
             assert process.returncode == 1, (name, err)
             assert f"error: Firestore at {firestore.host} did not answer" in err, (name, err)
             assert "Traceback" not in err, (name, err)
-            assert seconds <= bound, (name, seconds)
+            assert seconds <= TOOL_BOUND, (name, seconds)
     finally:
         gallery.shutdown()
         gallery.server_close()
