@@ -9,26 +9,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from infra.common.credentials import LOGIN, application_default
 from infra.model.config import ConfigError, DeploymentConfig, load_environments
 from infra.model.synthesized import pipeline_stack_id, project_stack_id
 
 VERBS = ("deploy", "diff", "destroy")
 EXAMPLE_PROJECT = "my-gcp-project"  # cdktf.json's placeholder
-LOGIN = "gcloud auth application-default login"
 STORAGE = "https://storage.googleapis.com/storage/v1"
 
 
 def adc() -> tuple[Any, str]:
     """Application Default Credentials and whose they are (None when there are none)."""
-    import google.auth
-    import google.auth.exceptions
-
-    try:
-        credentials, _ = google.auth.default(
-            scopes=["https://www.googleapis.com/auth/cloud-platform"]
-        )
-    except google.auth.exceptions.DefaultCredentialsError:
-        return None, ""
+    credentials = application_default()
     return credentials, getattr(credentials, "service_account_email", "") or "your account"
 
 

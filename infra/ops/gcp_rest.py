@@ -13,8 +13,6 @@ import requests
 
 from infra.model.config import DeploymentConfig
 
-LOGIN = "gcloud auth application-default login"
-CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 CRM = "https://cloudresourcemanager.googleapis.com/v1"
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
 

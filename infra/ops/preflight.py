@@ -6,9 +6,7 @@ deployment"). Changes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,16 +17,15 @@ from typing import Any, TextIO
 import requests
 
 from infra.common import arguments
+from infra.common.credentials import LOGIN, application_default
 from infra.common.paths import ROOT
 from infra.model.apply_permissions import UnmappedResourceTypes, required_permissions
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.model.synthesized import merged, read_stacks
 from infra.ops import org_policies
 from infra.ops.gcp_rest import (
-    CLOUD_SCOPE,
     CRM,
     FAIL,
-    LOGIN,
     OK,
     SKIP,
     Context,
@@ -50,16 +47,6 @@ REGIONAL_APIS = {
     "Cloud Run": "https://run.googleapis.com/v1",
     "Eventarc": "https://eventarc.googleapis.com/v1",
 }
-
-
-def check_gcloud(which: Callable[[str], str | None]) -> Verdict:
-    path = which("gcloud")
-    if path:
-        return ok(path)
-    return fail(
-        "the Google Cloud CLI is not on PATH",
-        f"install it: https://cloud.google.com/sdk/docs/install, then `{LOGIN}`",
-    )
 
 
 def check_credentials(ctx: Context, credentials: Any) -> Verdict:
@@ -249,11 +236,8 @@ PROJECT_CHECKS: Mapping[str, Callable[[Context], Verdict]] = {
 }
 
 
-def run_checks(
-    ctx: Context, credentials: Any, which: Callable[[str], str | None]
-) -> Iterator[tuple[str, Verdict]]:
+def run_checks(ctx: Context, credentials: Any) -> Iterator[tuple[str, Verdict]]:
     """Every check in order; those that need what failed before are skipped, saying why."""
-    yield "gcloud", check_gcloud(which)
     creds = check_credentials(ctx, credentials)
     yield "credentials", creds
     project = Verdict(SKIP, "needs credentials")
@@ -301,31 +285,20 @@ def synthesize(config: DeploymentConfig, out: TextIO) -> dict[str, Any]:
 
 def default_credentials() -> tuple[Any, requests.Session]:
     """Application Default Credentials and an authorized session (None when there are none)."""
-    import google.auth
-    import google.auth.exceptions
     from google.auth.transport.requests import AuthorizedSession
 
-    try:
-        credentials, _ = google.auth.default(scopes=[CLOUD_SCOPE])
-    except google.auth.exceptions.DefaultCredentialsError:
-        return None, requests.Session()
-    return credentials, AuthorizedSession(credentials)
+    credentials = application_default()
+    return credentials, AuthorizedSession(credentials) if credentials else requests.Session()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = arguments.Parser(
         prog="scripts/preflight",
         description="Check, before `cdktf deploy`, that the project will accept the stack: "
-        "gcloud, credentials, project, billing, permissions, Firestore, organization "
-        "policies, region. Changes nothing. Exit 1 when a check fails.",
+        "credentials, project, billing, permissions, Firestore, organization policies, "
+        "region. Changes nothing. Exit 1 when a check fails.",
     )
     parser.add_argument("--project", help="GCP project (default: the project in cdktf.json)")
-    parser.add_argument(
-        "--synth",
-        type=Path,
-        help="an already synthesized cdktf.out folder (both stacks), or one cdk.tf.json "
-        "(default: synthesize the stacks now)",
-    )
     return parser
 
 
@@ -333,7 +306,6 @@ def main(
     argv: list[str] | None = None,
     out: TextIO = sys.stdout,
     connect: Callable[[], tuple[Any, requests.Session]] = default_credentials,
-    which: Callable[[str], str | None] = shutil.which,
     synth: Callable[[DeploymentConfig, TextIO], Mapping[str, Any]] = synthesize,
 ) -> int:
     args = build_parser().parse_args(argv)
@@ -342,20 +314,12 @@ def main(
     except ConfigError as exc:
         return arguments.refusal(str(exc))
     credentials, session = connect()
-    stack: Mapping[str, Any] = {}  # without credentials nothing needs it
-    try:
-        if args.synth and args.synth.is_dir():
-            stack = merged(read_stacks(args.synth).values())
-        elif args.synth:
-            stack = json.loads(args.synth.read_text())
-    except (OSError, ValueError) as exc:
-        return arguments.refusal(f"--synth {args.synth} is not a synthesized stack: {exc}")
-    if not args.synth and credentials is not None:
-        stack = synth(config, out)
+    # Without credentials no check needs what the stack declares.
+    stack = synth(config, out) if credentials is not None else {}
     ctx = Context(config, stack, session)
     print(f"preflight for project {config.project}, region {config.region}", file=out)
     failed = []
-    for name, verdict in run_checks(ctx, credentials, which):
+    for name, verdict in run_checks(ctx, credentials):
         print_result(name, verdict, out)
         failed += [name] if verdict.status == FAIL else []
     said = f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "ready to deploy"

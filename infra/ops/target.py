@@ -27,12 +27,13 @@ from urllib3.util import Retry
 
 from image_pipeline import deadlines
 from infra.common import arguments
+from infra.common.credentials import LOGIN, application_default
 from infra.common.paths import STACK_JSON
 from infra.common.terminal import printable
 from infra.model.config import ConfigError, load_config
 from infra.model.topology import Topology, build_topology
 from infra.ops.documents import Documents
-from infra.ops.gcp_rest import CLOUD_SCOPE, LOGIN, Reply
+from infra.ops.gcp_rest import Reply
 
 if TYPE_CHECKING:
     from image_pipeline.settings import Settings
@@ -192,14 +193,12 @@ class Target:
     def _deployed(self) -> dict[str, Any]:
         """make_thumbnail as deployed (Cloud Functions v2 API), read once per run: its URI, and
         the environment every function is given (infra.model.topology.function_env)."""
-        import google.auth
         from google.auth.transport.requests import AuthorizedSession
 
         name = self.topology.functions[self.topology.trigger.function].name
         where = f"{self.project}/{self.topology.region}"
         url = f"{_FUNCTIONS_API}/projects/{self.project}/locations/{self.topology.region}"
-        credentials, _ = google.auth.default(scopes=[CLOUD_SCOPE])
-        session = AuthorizedSession(credentials)
+        session = AuthorizedSession(application_default(required=True))
         reply = Reply.of(session.get(f"{url}/functions/{name}", timeout=30))
         if reply.status == 404:
             raise TargetError(
