@@ -100,7 +100,6 @@ class Pass:
     err: TextIO | None = None
     selected: int = 0
     failed: int = 0
-    _drawn_at: float = 0.0
     _next_at: float = 0.0  # the rate limit: the earliest time of the next action
 
     def each(self, listing: Iterable[T], name_of: Callable[[T], str]) -> Iterator[T]:
@@ -115,16 +114,16 @@ class Pass:
             yield item
             self.checkpoint.last_name = name_of(item)
             self._save()
-            self._progress()
         else:
             self.checkpoint.complete = True
-        self._progress(final=True)
         self._save()
         done, verb = self.selected - self.failed, self.tool.verbs[1]
         if self.execute:
-            self._say(f"{verb} {done}, failed {self.failed}")
+            said = f"{verb} {done}, failed {self.failed}"
         else:
-            self._say(f"dry run: {self.selected} {self.tool.noun} would be {verb}; add --execute")
+            said = f"dry run: {self.selected} {self.tool.noun} would be {verb}; add --execute"
+        counts = ", ".join(f"{n} {what}" for what, n in self.checkpoint.counts.items())
+        self._say(f"{said} ({counts})")
         if not self.checkpoint.complete:
             where = printable(self.checkpoint.last_name)
             self._say(f"stopped at --limit {self.limit}; the next run continues after '{where}'")
@@ -159,22 +158,6 @@ class Pass:
     def _say(self, line: str, to_err: bool = False) -> None:
         print(line, file=(self.err or sys.stderr) if to_err else self.out, flush=True)
 
-    def _progress(self, final: bool = False) -> None:
-        """A one-line progress bar on stderr, redrawn in place on a terminal."""
-        stream = self.err or sys.stderr
-        tty = stream.isatty()
-        if not final and (not tty or time.monotonic() - self._drawn_at < 0.1):
-            return
-        self._drawn_at = time.monotonic()
-        width = 30
-        filled = width * min(self.selected, self.limit) // max(self.limit, 1)
-        counts = ", ".join(f"{n} {what}" for what, n in self.checkpoint.counts.items())
-        verb = self.tool.verbs[1] if self.execute else f"to {self.tool.verbs[0]}"
-        bar = "#" * filled + "." * (width - filled)
-        line = f"{self.tool.name} [{bar}] {self.selected}/{self.limit} {verb} | {counts}"
-        stream.write(("\r" if tty else "") + line + ("\n" if final else ""))
-        stream.flush()
-
 
 def start(
     tool: Tool,
@@ -187,7 +170,7 @@ def start(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> Pass:
-    """A pass over `selection` from its checkpoint, printing to `out` and its progress to `err`."""
+    """A pass over `selection` from its checkpoint, printing to `out` (where it resumes: `err`)."""
     checkpoint = Checkpoint.load(checkpoint_path, selection)
     return Pass(tool, checkpoint, checkpoint_path, limit, rate, execute, out, err)
 
