@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from image_pipeline.records import SERVER_TIME, dead_letter_id
+from image_pipeline.records import SERVER_TIME
 from infra.common import arguments
 from infra.common.terminal import printable, table
 from infra.ops import target as targets
@@ -104,14 +104,6 @@ def about_uploads(target: targets.Target) -> dict[str, list[tuple[str, Mapping[s
     return found
 
 
-def record_id(target: targets.Target, given: str) -> str:
-    """The record's id for an id an operator gives: the record's own (what `list` prints),
-    or the dead-lettered message's id (what the logs show)."""
-    if "/" not in given and target.documents.get(target.dead_letters_collection, given):
-        return given
-    return dead_letter_id(given)
-
-
 def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     """Aligned columns; every cell escaped (names and reasons come from the messages)."""
     columns = ("id", "status", "subscription", "attempts", "replays", "event", "reason")
@@ -148,10 +140,10 @@ def _skip(record: Mapping[str, Any], force: bool) -> str:
     return f"already {status}" if status in (REPLAYED, DISCARDED) and not force else ""
 
 
-def replay_one(target: targets.Target, given_id: str, force: bool = False) -> str | Skipped:
+def replay_one(target: targets.Target, key: str, force: bool = False) -> str | Skipped:
     """Re-publishes one record: the new message id, or why it was skipped. NotReplayable,
     before anything changes, for a missing record or one whose topic cannot be found."""
-    collection, key = target.dead_letters_collection, record_id(target, given_id)
+    collection = target.dead_letters_collection
     claimed: tuple[dict[str, Any], str] | Skipped | None = None
 
     def claim(record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -224,7 +216,7 @@ def replay(target: targets.Target, ids: list[str], force: bool, out: TextIO, err
 def dry_run(target: targets.Target, ids: list[str], force: bool, out: TextIO) -> int:
     """What `replay` would do with these ids, said per id; publishes and changes nothing."""
     for given_id in ids:
-        record = target.documents.get(target.dead_letters_collection, record_id(target, given_id))
+        record = target.documents.get(target.dead_letters_collection, given_id)
         if record is None:
             what = "no such dead letter"
         else:
@@ -243,10 +235,9 @@ def operator() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def discard_one(target: targets.Target, given_id: str, by: str, note: str | None) -> bool:
+def discard_one(target: targets.Target, key: str, by: str, note: str | None) -> bool:
     """Marks one record discarded (kept, with who, when and why); False if it already was,
     KeyError if there is none."""
-    key = record_id(target, given_id)
 
     def mark(record: dict[str, Any] | None) -> dict[str, Any] | None:
         if record is None:
@@ -323,12 +314,11 @@ def _command(args: argparse.Namespace, target: targets.Target, out: TextIO, err:
             print_table(rows, out)
         return 0
     if args.command == "show":
-        shown_id = record_id(target, args.id)
-        doc = target.documents.get(target.dead_letters_collection, shown_id)
+        doc = target.documents.get(target.dead_letters_collection, args.id)
         if doc is None:
             print(f"error: no dead letter {printable(args.id)}", file=err)
             return 1
-        record = {"id": shown_id, **doc}
+        record = {"id": args.id, **doc}
         record["decodedData"] = decoded_data(record)
         print(json.dumps(record, indent=2, default=str), file=out)
         return 0

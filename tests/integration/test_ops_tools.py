@@ -186,20 +186,20 @@ def test_a_dead_letter_is_listed_and_replayed_once_to_its_original_topic(
     assert row["status"] == "recorded"
     assert row["event"] == f"image.processed gs://{target.uploads_bucket}/{name}"
     assert name in cli(stack_file, "list")
-    shown = json.loads(cli(stack_file, "show", message_id))  # by the message's id, or
+    shown = json.loads(cli(stack_file, "show", record_id))
     assert (shown["id"], shown["messageId"]) == (record_id, message_id)
     assert shown["decodedData"]["name"] == name
 
-    assert "replayed as message" in cli(stack_file, "replay", record_id)  # by the record's
+    assert "replayed as message" in cli(stack_file, "replay", record_id)
     wait_until(processed)  # the real metadata writer got it from the original topic
     assert ref.get().to_dict()["generation"] == doc["generation"]
     record = record_ref.get().to_dict()
     assert (record["status"], record["replayCount"]) == ("replayed", 1)
     assert record["replayedAt"] is not None
 
-    assert "already replayed" in cli(stack_file, "replay", message_id)
+    assert "already replayed" in cli(stack_file, "replay", record_id)
     assert record_ref.get().to_dict()["replayCount"] == 1, "a second replay is a no-op"
-    assert "replayed as message" in cli(stack_file, "replay", "--force", message_id)
+    assert "replayed as message" in cli(stack_file, "replay", "--force", record_id)
     assert record_ref.get().to_dict()["replayCount"] == 2
 
 

@@ -11,7 +11,6 @@ import pytest
 from test_ops_target import STACK
 
 from image_pipeline import deadlines
-from image_pipeline.records import dead_letter_id
 from infra.ops import dead_letters
 from infra.ops import target as targets
 from infra.ops.dead_letters import decoded_data, print_table, reason_of, summary
@@ -154,16 +153,6 @@ def test_a_failed_publish_gives_the_claim_back(stored) -> None:
     assert records["17"] == {**before, "replayCount": 0}
     with pytest.raises(dead_letters.NotReplayable, match="no such dead letter"):
         dead_letters.replay_one(target, "18")
-
-
-def test_a_record_is_found_by_its_id_or_by_the_dead_lettered_messages_id(stored) -> None:
-    target, records, _ = stored
-    letter = record({"eventType": "image.failed"}, b"x")
-    target.documents.create(target.dead_letters_collection, dead_letter_id("a/b/c"), letter)
-    assert dead_letters.record_id(target, "17") == "17"
-    assert dead_letters.record_id(target, "a/b/c") == dead_letter_id("a/b/c")
-    assert dead_letters.discard_one(target, "a/b/c", "ops@host", None) is True
-    assert records[dead_letter_id("a/b/c")]["status"] == "discarded"
 
 
 def test_a_discard_marks_the_record_once_and_keeps_it(stored) -> None:
