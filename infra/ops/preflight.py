@@ -23,30 +23,13 @@ from infra.model.apply_permissions import UnmappedResourceTypes, required_permis
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.model.synthesized import merged, read_stacks
 from infra.ops import org_policies
-from infra.ops.gcp_rest import (
-    CRM,
-    FAIL,
-    OK,
-    SKIP,
-    Context,
-    Reply,
-    Verdict,
-    fail,
-    ok,
-    warn,
-)
+from infra.ops.gcp_rest import CRM, FAIL, OK, SKIP, Context, Verdict, fail, ok
 
 BILLING = "https://cloudbilling.googleapis.com/v1"
 FIRESTORE = "https://firestore.googleapis.com/v1"
 USERINFO = "https://openidconnect.googleapis.com/v1/userinfo"
 # testIamPermissions takes at most 100 permissions per call.
 PERMISSIONS_PER_CALL = 100
-# The regional services every function needs, and where each lists its locations.
-REGIONAL_APIS = {
-    "Cloud Functions": "https://cloudfunctions.googleapis.com/v2",
-    "Cloud Run": "https://run.googleapis.com/v1",
-    "Eventarc": "https://eventarc.googleapis.com/v1",
-}
 
 
 def check_credentials(ctx: Context, credentials: Any) -> Verdict:
@@ -184,55 +167,11 @@ def check_firestore(ctx: Context) -> Verdict:
     )
 
 
-def _locations(ctx: Context, base: str) -> tuple[Reply, set[str]]:
-    found: set[str] = set()
-    token = ""
-    while True:
-        params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
-        reply = ctx.get(f"{base}/projects/{ctx.project}/locations", **params)
-        if not reply.ok:
-            return reply, found
-        found.update(loc.get("locationId", "") for loc in reply.body.get("locations", []))
-        token = reply.body.get("nextPageToken", "")
-        if not token:
-            return reply, found
-
-
-def check_region(ctx: Context) -> Verdict:
-    region = ctx.config.region
-    apis = dict(REGIONAL_APIS)
-    if ctx.config.create_firestore_database:
-        apis["Firestore"] = FIRESTORE
-    missing, unasked = [], []
-    for service, base in apis.items():
-        reply, found = _locations(ctx, base)
-        wanted = ctx.config.firestore_location if service == "Firestore" else region
-        if not reply.ok:
-            unasked.append(f"{service} ({reply.reason or reply.message})")
-        elif wanted not in found:
-            missing.append(f"{service} is not offered in {wanted}")
-    if missing:
-        return fail(
-            "; ".join(missing),
-            'set "region" in cdktf.json to one that offers all of them '
-            "(`gcloud functions regions list`)",
-        )
-    if unasked:
-        return warn(
-            f"could not ask {', '.join(unasked)}",
-            "the APIs are enabled by the deploy itself; to ask first: gcloud services enable "
-            f"cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com "
-            f"--project {ctx.project}",
-        )
-    return ok(f"{', '.join(apis)} offered in {region}")
-
-
 PROJECT_CHECKS: Mapping[str, Callable[[Context], Verdict]] = {
     "billing": check_billing,
     "permissions": check_permissions,
     "firestore": check_firestore,
     **org_policies.CHECKS,
-    "region": check_region,
 }
 
 
@@ -295,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = arguments.Parser(
         prog="scripts/preflight",
         description="Check, before `cdktf deploy`, that the project will accept the stack: "
-        "credentials, project, billing, permissions, Firestore, organization policies, "
-        "region. Changes nothing. Exit 1 when a check fails.",
+        "credentials, project, billing, permissions, Firestore, organization policies. "
+        "Changes nothing. Exit 1 when a check fails.",
     )
     parser.add_argument("--project", help="GCP project (default: the project in cdktf.json)")
     return parser

@@ -3,8 +3,8 @@ through a requests transport mounted on google-auth's AuthorizedSession.
 
 Bodies follow each method's reference page (Resource Manager v1 projects.get,
 testIamPermissions, getEffectiveOrgPolicy; Cloud Billing projects.getBillingInfo; Firestore
-databases.get; locations.list of Cloud Functions v2, Cloud Run v1, Eventarc v1; the OpenID
-userinfo endpoint) and Google's error model (`google.rpc.Status` with `ErrorInfo`).
+databases.get; the OpenID userinfo endpoint) and Google's error model (`google.rpc.Status`
+with `ErrorInfo`).
 """
 
 from __future__ import annotations
@@ -120,23 +120,6 @@ def list_policy(constraint: str, **list_policy: Any) -> tuple[int, dict]:
         "etag": "BwXhqFf1yP0=",
         "updateTime": "2026-01-02T09:00:00.000Z",
     }
-
-
-def locations(base: str, *ids: str, token: str = "") -> tuple[int, dict]:
-    body: dict[str, Any] = {
-        "locations": [
-            {
-                "name": f"projects/{PROJECT}/locations/{i}",
-                "locationId": i,
-                "displayName": i,
-                "labels": {"cloud.googleapis.com/region": i},
-            }
-            for i in ids
-        ]
-    }
-    if token:
-        body["nextPageToken"] = token
-    return 200, body
 
 
 Reply = tuple[int, Mapping[str, Any]]

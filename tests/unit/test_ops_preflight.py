@@ -26,16 +26,12 @@ from preflight_recordings import (
     error,
     granting,
     list_policy,
-    locations,
     service_disabled,
 )
 
 from infra.model.apply_permissions import required_permissions
 from infra.ops import preflight
 
-FUNCTIONS = "https://cloudfunctions.googleapis.com/v2"
-RUN = "https://run.googleapis.com/v1"
-EVENTARC = "https://eventarc.googleapis.com/v1"
 FIRESTORE = "https://firestore.googleapis.com/v1"
 
 
@@ -82,9 +78,6 @@ def healthy() -> dict[tuple[str, str], Any]:
         ("GET", f"{FIRESTORE}/projects/{PROJECT}/databases/(default)"): FIRESTORE_NATIVE,
         ("POST", f"{CRM}/projects/{PROJECT}:getEffectiveOrgPolicy"): by_constraint({}),
         ("GET", MANAGED_POLICY): (200, {"name": MANAGED_POLICY.split("/v2/")[1].split(":")[0]}),
-        ("GET", f"{FUNCTIONS}/projects/{PROJECT}/locations"): locations(FUNCTIONS, "us-central1"),
-        ("GET", f"{RUN}/projects/{PROJECT}/locations"): locations(RUN, "us-central1", "us-east1"),
-        ("GET", f"{EVENTARC}/projects/{PROJECT}/locations"): locations(EVENTARC, "us-central1"),
     }
 
 
@@ -145,7 +138,6 @@ def test_a_ready_project_passes_every_check():
     assert f"{PROJECT} (number 123456789012)" in line(text, "project")
     assert "billingAccounts/012345-567890-ABCDEF" in line(text, "billing")
     assert "(default) in native mode, nam5" in line(text, "firestore")
-    assert "Cloud Functions, Cloud Run, Eventarc offered in us-central1" in line(text, "region")
     for constraint in (
         "gcp.resourceLocations",
         "run.allowedIngress",
@@ -332,7 +324,6 @@ def test_no_database_without_create_firestore_database(monkeypatch):
 def test_no_database_with_create_firestore_database(monkeypatch):
     routes = healthy()
     routes["GET", f"{FIRESTORE}/projects/{PROJECT}/databases/(default)"] = FIRESTORE_MISSING
-    routes["GET", f"{FIRESTORE}/projects/{PROJECT}/locations"] = locations(FIRESTORE, "nam5")
     code, text, _ = run(
         routes,
         settings={"create_firestore_database": "true", "firestore_location": "nam5"},
@@ -340,7 +331,6 @@ def test_no_database_with_create_firestore_database(monkeypatch):
     )
     assert code == 0, text
     assert "the stack creates it in nam5" in line(text, "firestore")
-    assert "Firestore offered" in line(text, "region")
 
 
 def test_firestore_api_disabled_means_no_database(monkeypatch):
@@ -355,7 +345,6 @@ def test_firestore_api_disabled_means_no_database(monkeypatch):
 
 def test_an_existing_database_with_create_firestore_database(monkeypatch):
     routes = healthy()
-    routes["GET", f"{FIRESTORE}/projects/{PROJECT}/locations"] = locations(FIRESTORE, "nam5")
     code, text, _ = run(
         routes, settings={"create_firestore_database": "true"}, monkeypatch=monkeypatch
     )
@@ -520,41 +509,6 @@ def test_unreadable_org_policies_are_a_warning():
     assert code == 0, text
     found = line(text, "org policy gcp.resourceLocations")
     assert found.startswith("warn") and "roles/orgpolicy.policyViewer" in found
-
-
-def test_a_region_without_eventarc_fails():
-    routes = healthy()
-    routes["GET", f"{EVENTARC}/projects/{PROJECT}/locations"] = locations(EVENTARC, "us-east1")
-    code, text, _ = run(routes)
-    assert code == 1
-    found = line(text, "region")
-    assert "Eventarc is not offered in us-central1" in found
-    assert "gcloud functions regions list" in found
-
-
-def test_region_locations_are_read_across_pages():
-    routes = healthy()
-    pages = iter(
-        [
-            locations(RUN, "asia-east1", token="page-2"),
-            locations(RUN, "us-central1"),
-        ]
-    )
-    routes["GET", f"{RUN}/projects/{PROJECT}/locations"] = lambda request: next(pages)
-    code, text, _ = run(routes)
-    assert code == 0, text
-
-
-def test_region_of_a_project_whose_apis_are_not_enabled_yet_is_a_warning():
-    routes = healthy()
-    routes["GET", f"{FUNCTIONS}/projects/{PROJECT}/locations"] = service_disabled(
-        "cloudfunctions.googleapis.com"
-    )
-    code, text, _ = run(routes)
-    assert code == 0, text
-    found = line(text, "region")
-    assert found.startswith("warn") and "Cloud Functions (SERVICE_DISABLED)" in found
-    assert "gcloud services enable cloudfunctions.googleapis.com" in found
 
 
 def test_without_credentials_the_stack_is_not_synthesized():
