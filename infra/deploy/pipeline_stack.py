@@ -41,7 +41,7 @@ class PipelineStack(TerraformStack):
 
         agents = project.agents
         deployment = Deployment(
-            config, topology, agents.pubsub.member, agents.storage_member, labels, providers
+            config, topology, agents.pubsub_member, agents.storage_member, labels, providers
         )
         identities = Identities(self, "identities", deployment)
         buckets = Buckets(

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra.deploy.constructs._why import why
 from infra.deploy.constructs.apis import SERVICES, RequiredApis
-from infra.deploy.constructs.generic import ExtraProviders, ServiceIdentity
+from infra.deploy.constructs.generic import ExtraProviders, GenericResource
 from infra.deploy.constructs.grants import project_role
 
 
@@ -28,22 +28,24 @@ class ServiceAgents(Construct):
     ) -> None:
         super().__init__(scope, id_)
 
-        def agent(key: str) -> ServiceIdentity:
-            # An agent is created lazily, some time after its API is enabled, and IAM
-            # refuses to bind one that does not exist yet: create it explicitly, and let
-            # every binding use its `member`, which orders the binding after it.
-            identity = ServiceIdentity(
+        def agent(key: str) -> str:
+            """The `member` (`serviceAccount:...`) of `key`'s Google service agent, created
+            now (google-beta's `google_project_service_identity`). An agent is created
+            lazily, some time after its API is enabled, and IAM refuses to bind one that
+            does not exist yet: every binding uses this `member`, which orders it after."""
+            identity = GenericResource(
                 self,
                 f"{key}-agent",
-                providers=providers,
-                project=project,
-                service=SERVICES[key],
+                resource_type="google_project_service_identity",
+                provider=providers.beta,
+                attributes={"project": project, "service": SERVICES[key]},
                 depends_on=apis.needed(key),
             )
-            return why(identity, f"creates the {key} service agent before any IAM binding names it")
+            why(identity, f"creates the {key} service agent before any IAM binding names it")
+            return identity.get_string_attribute("member")
 
-        self.pubsub = agent("pubsub")
-        eventarc = agent("eventarc")
+        self.pubsub_member = agent("pubsub")
+        eventarc_member = agent("eventarc")
         # Cloud Storage's agent has no service identity API; this data source returns it
         # (and creates it if needed). No `depends_on`: a data source with one is read only at
         # apply time whenever an upstream resource has changes, which makes its member unknown
@@ -59,7 +61,7 @@ class ServiceAgents(Construct):
             "eventarc-agent-service-agent",
             project,
             "roles/eventarc.serviceAgent",
-            eventarc.member,
+            eventarc_member,
             "Eventarc creates a trigger's Pub/Sub plumbing as its service agent; a trigger "
             "created before the agent exists and holds this role fails with 'Permission denied "
             "while using the Eventarc Service Agent' (terraform-provider-google #14584, #25294)",

@@ -68,34 +68,6 @@ class GenericProvider(TerraformProvider):
         )
 
 
-class ServiceIdentity(GenericResource):
-    """`google_project_service_identity`: creates `service`'s Google service agent now, and
-    exposes its `member` (`serviceAccount:...`) for the bindings that name it."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        id_: str,
-        *,
-        providers: ExtraProviders,
-        project: str,
-        service: str,
-        depends_on: Sequence[ITerraformDependable],
-    ) -> None:
-        super().__init__(
-            scope,
-            id_,
-            resource_type="google_project_service_identity",
-            provider=providers.beta,
-            attributes={"project": project, "service": service},
-            depends_on=depends_on,
-        )
-
-    @property
-    def member(self) -> str:
-        return self.get_string_attribute("member")
-
-
 class WaitForPropagation(GenericResource):
     """`time_sleep`: what depends on it starts `seconds` after the last of `after` was
     created (IAM grants, a new log-based metric). Only a create sleeps: a later apply that
