@@ -40,26 +40,24 @@ class Alerts(Construct):
         super().__init__(scope, id_)
         topology, config = deployment.topology, deployment.config
         alerting = declare_alerts(topology, config.failed_alert_threshold)
-        metrics = {
-            spec.key: LoggingMetric(
+        known = {}  # log metric key -> the wait after its creation
+        for log_metric in alerting.log_metrics.values():
+            metric = LoggingMetric(
                 self,
-                f"metric-{spec.key}",
+                f"metric-{log_metric.key}",
                 project=topology.project,
-                name=spec.name,
-                description=spec.description,
-                filter=spec.filter(),
+                name=log_metric.name,
+                description=log_metric.description,
+                filter=log_metric.filter(),
                 metric_descriptor=LoggingMetricMetricDescriptor(
                     metric_kind="DELTA", value_type="INT64", unit="1"
                 ),
             )
-            for spec in alerting.log_metrics.values()
-        }
-        # Each sleeps again only for a new metric (say failed_alert_threshold turned on later).
-        known = {
-            key: why(
+            # Sleeps again only for a new metric (say failed_alert_threshold turned on later).
+            known[log_metric.key] = why(
                 WaitForPropagation(
                     self,
-                    f"metric-{key}-known",
+                    f"metric-{log_metric.key}-known",
                     providers=deployment.providers,
                     seconds=LOG_METRIC_SETTLE_SECONDS,
                     after=[metric],
@@ -69,8 +67,6 @@ class Alerts(Construct):
                 "a new log-based metric; an alert policy on it created earlier fails with 404 "
                 "(terraform-provider-google #11102)",
             )
-            for key, metric in metrics.items()
-        }
         for spec in alerting.alerts.values():
             MonitoringAlertPolicy(
                 self,
