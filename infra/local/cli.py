@@ -1,15 +1,4 @@
-"""`scripts/local`: run the pipeline on this machine and look inside it.
-
-scripts/local up [--detach] [fault flags]   start (foreground until Ctrl-C, or detached)
-scripts/local down                          stop the stack recorded in .local/stack.json
-scripts/local status                        what runs, where, and delivery counters
-eval "$(scripts/local env)"                 point client libraries and gcloud at the stack
-scripts/local pull SUBSCRIPTION             messages delivered to a pull subscription
-scripts/local replay [--all | ID...]        same as scripts/dead-letters replay
-scripts/local faults [fault flags]          change fault injection on the live stack
-scripts/local redeploy [--set S=V ...]      roll cdktf.json's settings out to the functions
-scripts/local iam                           per identity: permissions used, denied, never used
-"""
+"""`scripts/local`: run the pipeline on this machine and look inside it (docs/local-stack.md)."""
 
 from __future__ import annotations
 

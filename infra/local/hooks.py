@@ -1,10 +1,7 @@
 """The points where fidelity plugs into delivery (docs/local-stack.md, "Core and fidelity").
 
-The core (router, routes, delivery) pulls a message, turns it into the request GCP would
-send and POSTs it. What makes that behave like the platform (its flow control, its limits,
-its failures) is a `DeliveryHook`: `infra.local.fidelity.Fidelity.delivery_hooks` lists
-them in the order a delivery meets them. Every method below is one point of a delivery and
-does nothing here, so a hook implements only its own.
+Every method below is one point of a delivery and does nothing here, so a `DeliveryHook`
+implements only its own; `infra.local.fidelity.Fidelity.delivery_hooks` lists the hooks.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """What the local stack's own HTTP endpoints (the gallery, the router's control endpoint)
-check before they do anything.
+check first: they listen on 127.0.0.1 without authentication, so a web page the operator
+happens to open must not be able to use them (what is refused: docs/gallery.md).
 
-They listen on 127.0.0.1 without authentication, so a web page the operator happens to open
-must not be able to use them:
-
-- DNS rebinding: a page re-points its name at 127.0.0.1 and reads the endpoint "same-origin",
-  but its requests still carry its own Host: only 127.0.0.1, localhost or [::1] on the
-  server's port is answered.
-- Cross-site requests: a page may POST a "simple" request to any URL without a CORS
-  preflight, and browsers send `Origin` on every request that is not a GET or HEAD (Fetch
-  standard, "append a request Origin header"): a write whose `Origin`, `Sec-Fetch-Site` or
-  `Referer` is another site is refused. One with none of them is not from a page (curl).
-- Bodies: the length is decided from `Content-Length` alone, before reading a byte (missing
-  or chunked: 411, malformed: 400, too long: 413); a client that stops sending times out.
-- JSON: bounded in bytes by the above and in depth before it is parsed.
+A rebound DNS name still sends its own Host. Browsers send `Origin` on every request that
+is not a GET or HEAD (Fetch standard, "append a request Origin header"), so a write with no
+`Origin`, `Sec-Fetch-Site` or `Referer` is not from a page (curl).
 """
 
 from __future__ import annotations

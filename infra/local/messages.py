@@ -56,21 +56,14 @@ def trigger_fires(message: Message, trigger_event_type: str, trigger_bucket: str
     )
 
 
-def storage_cloudevent(
-    message: Message, trigger_event_type: str, trigger_bucket: str
-) -> tuple[dict[str, str], bytes] | None:
-    """A GCS notification as the binary-mode CloudEvent Eventarc would POST, or None.
-
-    None when the trigger would not fire: another bucket or another event type.
-    """
-    if not trigger_fires(message, trigger_event_type, trigger_bucket):
-        return None
+def storage_cloudevent(message: Message, event_type: str) -> tuple[dict[str, str], bytes]:
+    """A GCS notification the trigger fires for, as the binary-mode CloudEvent Eventarc POSTs."""
     attrs = message.attributes
     resource = json.loads(message.data or b"{}")
-    resource.setdefault("bucket", trigger_bucket)
+    resource.setdefault("bucket", attrs.get("bucketId", ""))
     resource.setdefault("name", attrs.get("objectId", ""))
     time = resource.get("updated") or rfc3339(message.publish_time)
-    return eventarc_storage_event(resource, message.message_id, trigger_event_type, time)
+    return eventarc_storage_event(resource, message.message_id, event_type, time)
 
 
 def message_json(message: Message) -> dict[str, object]:

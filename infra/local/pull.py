@@ -26,30 +26,26 @@ class PushSubscription(ValueError):
     """Pulling from a push subscription would ack messages its function never sees."""
 
 
-def find_subscription(info: Mapping[str, Any], wanted: str) -> tuple[str, dict[str, Any]]:
-    """A subscription of stack.json by its key (`dead_letters_unrecorded`), its name
-    without the stack's prefix (`dead-letters-unrecorded`), its name, or its full path."""
+def pull_subscription(info: Mapping[str, Any], wanted: str) -> tuple[str, dict[str, Any]]:
+    """A subscription of stack.json by its key (`dead_letters_unrecorded`), its name without
+    the stack's prefix (`dead-letters-unrecorded`), its name, or its full path; a push one
+    is refused: the router delivers it to a function, and a pull would take (and ack)
+    messages from under it."""
     subs: dict[str, dict[str, Any]] = info["subscriptions"]
     prefix, project = info.get("prefix", ""), info["project"]
-    for name, sub in subs.items():
-        spellings = {name, sub.get("key"), name.removeprefix(f"{prefix}-")}
-        if wanted in spellings | {f"projects/{project}/subscriptions/{name}"}:
-            return name, sub
+    for name, spec in subs.items():
+        spellings = {name, spec.get("key"), name.removeprefix(f"{prefix}-")}
+        if wanted not in spellings | {f"projects/{project}/subscriptions/{name}"}:
+            continue
+        if spec.get("push_function"):
+            pulls = sorted(n for n, s in subs.items() if not s.get("push_function"))
+            raise PushSubscription(
+                f"{name} is a push subscription (delivered to {spec['push_function']}); pulling "
+                f"it would take its messages from the function; pull one of: {', '.join(pulls)}"
+            )
+        return name, spec
     choices = ", ".join(f"{sub.get('key')} ({name})" for name, sub in sorted(subs.items()))
     raise UnknownSubscription(f"no subscription {wanted!r}; choose one of: {choices}")
-
-
-def pull_subscription(info: Mapping[str, Any], wanted: str) -> tuple[str, dict[str, Any]]:
-    """`find_subscription`, refusing a push subscription: the router delivers those to a
-    function, and a pull there would take (and ack) messages from under it."""
-    name, spec = find_subscription(info, wanted)
-    if spec.get("push_function"):
-        pulls = sorted(n for n, s in info["subscriptions"].items() if not s.get("push_function"))
-        raise PushSubscription(
-            f"{name} is a push subscription (delivered to {spec['push_function']}); pulling it "
-            f"would take its messages from the function; pull one of: {', '.join(pulls)}"
-        )
-    return name, spec
 
 
 def _decoded(data: bytes) -> Any:

@@ -14,15 +14,14 @@ from google.protobuf import duration_pb2
 from image_pipeline import deadlines
 from infra.common.emulator_clients import Clients
 from infra.local.fidelity.gcs_front import NotificationConfig
-from infra.local.router import harness_names
+from infra.local.router import harness_paths
 from infra.model.topology import Topology
 
 
 def create_resources(clients: Clients, t: Topology, undead: Collection[str] = ()) -> None:
     """Topics, subscriptions and buckets exactly as declared (plus the router's own); those
     in `undead` without their dead-letter policy (Pub/Sub could not apply it: IAM)."""
-    names = harness_names(t)
-    raw_topic = f"projects/{t.project}/topics/{names.raw_topic}"
+    raw_topic, trigger_subscription = harness_paths(t)
     for path in [t.topic_path(k) for k in t.topics] + [raw_topic]:
         with contextlib.suppress(api_exceptions.AlreadyExists):
             clients.publisher.create_topic(name=path, **deadlines.grpc_call())
@@ -45,10 +44,8 @@ def create_resources(clients: Clients, t: Topology, undead: Collection[str] = ()
         }
         for sub in t.subscriptions.values()
     ]
-    trigger_timeout = t.functions[t.trigger.function].timeout_seconds
-    path = f"projects/{t.project}/subscriptions/{names.trigger_subscription}"
-    ack = min(600, max(10, trigger_timeout))
-    requests.append({"name": path, "topic": raw_topic, "ack_deadline_seconds": ack})
+    ack = min(600, max(10, t.functions[t.trigger.function].timeout_seconds))
+    requests.append({"name": trigger_subscription, "topic": raw_topic, "ack_deadline_seconds": ack})
     for request in requests:
         with contextlib.suppress(api_exceptions.AlreadyExists):
             clients.subscriber.create_subscription(request=request, **deadlines.grpc_call())
@@ -60,13 +57,11 @@ def create_resources(clients: Clients, t: Topology, undead: Collection[str] = ()
 def notification_configs(t: Topology) -> list[NotificationConfig]:
     """The uploads bucket's notification as declared, and the one Eventarc makes for the
     trigger (every event of its bucket, onto the feed the router's trigger route reads)."""
-    spec, raw = t.notification, harness_names(t).raw_topic
+    spec, raw = t.notification, harness_paths(t)[0]
     return [
         NotificationConfig(
             "1", t.buckets[spec.bucket].name, t.topic_path(spec.topic),
             frozenset(spec.event_types), dict(spec.custom_attributes),
         ),
-        NotificationConfig(
-            "eventarc", t.buckets[t.trigger.bucket].name, f"projects/{t.project}/topics/{raw}"
-        ),
+        NotificationConfig("eventarc", t.buckets[t.trigger.bucket].name, raw),
     ]  # fmt: skip

@@ -1,12 +1,7 @@
-"""The event router: stands in for Eventarc and Pub/Sub push.
-
-The GCS front publishes each write's notifications (to the notification topic, and to an
-internal topic as Eventarc's own notification); the routes (`infra.local.routes`) turn what
-they pull into what GCP would deliver. The router is the generic
-part: one pull loop and worker pool per route, then ack, or nack after the route's backoff
-(so the emulator redelivers and, with a dead-letter policy, counts attempts), or ack when the
-route gives up. The hooks (`infra.local.hooks`) add the platform's behaviour at fixed points.
-Pull subscriptions are left alone: operators (`scripts/local pull`) read them.
+"""The event router: stands in for Eventarc and Pub/Sub push (docs/local-stack.md, "Core and
+fidelity"). The generic part: one pull loop and worker pool per route, then ack, or nack
+after the route's backoff (so the emulator redelivers and counts attempts), or ack when the
+route gives up. Pull subscriptions are left alone: operators (`scripts/local pull`) read them.
 """
 
 from __future__ import annotations
@@ -17,12 +12,11 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import pubsub_v1
 
-from infra.local.delivery import Delivery, Dispatcher
+from infra.local.delivery import Dispatcher
 from infra.local.hooks import DeliveryHook
 from infra.local.messages import Message
 from infra.local.routes import (
@@ -44,17 +38,13 @@ WORKERS_PER_ROUTE = 64  # deliveries in flight per route at most (the push windo
 MAX_PULL = 10
 
 
-@dataclass(frozen=True)
-class HarnessNames:
-    """Internal topic and subscriptions the router adds (they do not exist in GCP)."""
-
-    raw_topic: str  # where the GCS front publishes the trigger bucket's events, as Eventarc's
-    trigger_subscription: str
-
-
-def harness_names(topology: Topology) -> HarnessNames:
-    p = topology.prefix
-    return HarnessNames(f"{p}-harness-gcs-events", f"{p}-harness-eventarc")
+def harness_paths(topology: Topology) -> tuple[str, str]:
+    """The router's own topic and subscription (they do not exist in GCP): where the GCS
+    front publishes the trigger bucket's events, as Eventarc's notification, and the trigger
+    route's subscription to it."""
+    project, prefix = f"projects/{topology.project}", topology.prefix
+    topic = f"{project}/topics/{prefix}-harness-gcs-events"
+    return topic, f"{project}/subscriptions/{prefix}-harness-eventarc"
 
 
 class Router:
@@ -71,7 +61,6 @@ class Router:
         trigger_window_seconds: float | None = None,
     ) -> None:
         self.topology = topology
-        self.names = harness_names(topology)
         self.hooks = list(hooks)
         self.backoff_factor = backoff_factor
         self.dispatcher = Dispatcher(function_urls, self.hooks, self._later)
@@ -84,11 +73,9 @@ class Router:
         window = trigger_window_seconds
         if window is None:  # Eventarc's 24 h, on the same scale as the backoffs
             window = EVENTARC_RETENTION_SECONDS * backoff_factor
-        harness = f"projects/{topology.project}/subscriptions/"
+        trigger = harness_paths(topology)[1]
         self.routes: list[Route] = [
-            EventarcTrigger(
-                topology, harness + self.names.trigger_subscription, self.dispatcher, window
-            ),
+            EventarcTrigger(topology, trigger, self.dispatcher, window),
         ] + [
             PushSubscription(topology, sub, self.dispatcher)
             for sub in topology.subscriptions.values()
@@ -135,11 +122,6 @@ class Router:
         self._after(delay, submit)
 
     # -- observations --------------------------------------------------------------------
-
-    def deliveries(
-        self, function: str | None = None, object_prefix: str | None = None
-    ) -> list[Delivery]:
-        return self.log.deliveries(function, object_prefix)
 
     def stats(self) -> dict[str, object]:
         """The delivery log's counters, and each hook's own (capacity, refused, ...)."""

@@ -1,10 +1,5 @@
 """The router's routes: what GCP does with a message between a subscription and a function.
 
-- `EventarcTrigger`: the Eventarc trigger (finalize event -> binary CloudEvent -> function),
-  retried like Eventarc for a bounded window, then abandoned visibly;
-- `PushSubscription`: a push subscription (filter, wrapped push body, backoff from its
-  retry policy; the emulator counts attempts and dead-letters).
-
 `handle` answers ack (True) or nack (False); `next_delay` says when a nacked message comes
 back, or None to give up on it (the router then acks it).
 """
@@ -16,6 +11,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
+from functools import partial
 
 from infra.local.delivery import Abandoned, Dispatcher
 from infra.local.hooks import Call
@@ -93,12 +89,7 @@ class EventarcTrigger(Route):
         with self._lock:
             attempt = self._attempts.get(message.message_id, 0) + 1
             self._attempts[message.message_id] = attempt
-
-        def build() -> tuple[dict[str, str], bytes]:
-            event = storage_cloudevent(message, self.event_type, self.bucket)
-            assert event is not None  # trigger_fires said so
-            return event
-
+        build = partial(storage_cloudevent, message, self.event_type)
         ok = self._dispatcher.deliver(
             Call(self.name, self.function, self.timeout, message, attempt, build)
         )

@@ -1,11 +1,7 @@
-"""Restarts a child of the local stack that died, as the platform starts a new instance.
-
-A function process that exits is started again on its port; deliveries in flight fail (no
-answer: a nack) and are retried against the new process. An emulator that exits is started
-again on its port with its resources created again: what it held in memory is gone, as
-after `down` and `up`. The dead child's whole process group goes first, so no Java outlives
-its gcloud wrapper and holds the port. A failed restart is tried again, backing off up to a
-minute.
+"""Restarts a child of the local stack that died, on its port, as the platform starts a new
+instance (docs/local-stack.md). The dead child's whole process group goes first, so no Java
+outlives its gcloud wrapper and holds the port; a failed restart is tried again, backing off
+up to a minute.
 """
 
 from __future__ import annotations

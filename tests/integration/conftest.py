@@ -21,6 +21,7 @@ from google.cloud import storage
 from PIL import Image
 
 from image_pipeline.records import image_doc_id
+from infra.local.control import apply_fault_request
 from infra.local.delivery import Delivery
 from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
@@ -105,7 +106,7 @@ class Harness:
         """Deliveries that reached the function (or, with injected=True, were faked)."""
         return [
             d
-            for d in self.router.deliveries(function=function, object_prefix=prefix)
+            for d in self.router.log.deliveries(function=function, object_prefix=prefix)
             if (d.by == "injected") == injected and not d.duplicate and d.by != "throttled"
         ]
 
@@ -143,11 +144,12 @@ class Harness:
     @contextlib.contextmanager
     def faults(self, **settings: Any) -> Iterator[None]:
         """Fault injection for the body of a `with` block, then everything off again."""
-        self.fidelity.faults.update(**settings)
+        functions = self.stack.topology.functions
+        apply_fault_request(self.fidelity.faults, settings, functions)
         try:
             yield
         finally:
-            self.fidelity.faults.reset()
+            apply_fault_request(self.fidelity.faults, {"reset": True}, functions)
 
 
 @pytest.fixture(scope="session")

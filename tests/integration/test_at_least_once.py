@@ -23,7 +23,7 @@ def test_fifty_uploads_with_duplicates_and_reordering(harness, prefix):
             doc = harness.wait_doc(name, lambda d: d.get("status") == "processed", timeout=120)
             assert doc["generation"] == generation
             assert len(doc["thumbnails"]) == 3
-        duplicates = [d for d in harness.router.deliveries(object_prefix=prefix) if d.duplicate]
+        duplicates = [d for d in harness.router.log.deliveries(object_prefix=prefix) if d.duplicate]
     assert duplicates, "the fault injector should have sent duplicates"
     same_bucket = FieldFilter("bucket", "==", harness.uploads.name)
     names = [s.to_dict()["name"] for s in harness.images.where(filter=same_bucket).stream()]
@@ -45,7 +45,11 @@ def test_older_generation_never_replaces_newer(harness, prefix):
         )
         harness.wait_until(
             lambda: (
-                sum(1 for d in harness.router.deliveries("write_metadata", name) if d.status < 300)
+                sum(
+                    1
+                    for d in harness.router.log.deliveries("write_metadata", name)
+                    if d.status < 300
+                )
                 >= 1
             ),
             30,

@@ -78,7 +78,7 @@ def test_a_burst_over_capacity_is_all_processed_with_429s_and_no_dead_letter(cap
     assert statuses() == ["processed"] * BURST, "throttling failed an upload"
     throttled = router.stats()["functions"]["make_thumbnail"]["throttled"]
     assert throttled > 0, "the burst never met the capacity limit: nothing was modelled"
-    assert [d.status for d in router.deliveries("make_thumbnail") if d.by == "throttled"] == [
+    assert [d.status for d in router.log.deliveries("make_thumbnail") if d.by == "throttled"] == [
         429
     ] * throttled
     assert router.log.abandoned() == []

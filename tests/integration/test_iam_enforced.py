@@ -144,7 +144,7 @@ def test_a_missing_grant_is_refused_as_on_gcp_named_and_nothing_is_lost(narrowed
     topic = topology.topic_path("image_events")
     assert [d["resource"] for d in _denied(iam, removed["pubsub"].member, "pubsub.topics.publish")]
     assert f"Permission 'pubsub.topics.publish' denied on resource '{topic}'" in _log(h, "cleanup")
-    recorder = [d for d in h.router.deliveries(function="handle_dead_letter") if d.by != "iam"]
+    recorder = [d for d in h.router.log.deliveries(function="handle_dead_letter") if d.by != "iam"]
     assert recorder == [], "the recorder was reached without run.invoker"
     invoke = _denied(iam, removed["run.invoker"].member, "run.routes.invoke")
     assert [d["resource"] for d in invoke] == [service_resource(topology, "handle_dead_letter")]

@@ -47,7 +47,7 @@ def test_every_name_gcs_accepts_is_processed_backfilled_and_cleaned_up(
         doc = harness.wait_doc(name, _processed, timeout=120)
         assert doc["name"] == name
         assert len(harness.thumbnail_blobs(name)) == 3, name
-    assert not [d for d in harness.router.deliveries(object_prefix=prefix) if d.status >= 300]
+    assert not [d for d in harness.router.log.deliveries(object_prefix=prefix) if d.status >= 300]
 
     # As if the objects predated the pipeline: no docs. Backfill sends every one again.
     for name in names:

@@ -40,7 +40,7 @@ def settled(harness: Any, name: str, old: int, new: int | None) -> bool:
     """Every function that will touch this name has answered 2xx for it."""
     answered = {
         (d.function, d.generation)
-        for d in harness.router.deliveries(object_prefix=name)
+        for d in harness.router.log.deliveries(object_prefix=name)
         if 200 <= d.status < 300 and d.object == name
     }
     wanted = {("make_thumbnail", str(old)), ("cleanup", str(old))}

@@ -18,7 +18,9 @@ def test_transient_failures_are_retried_until_processed(harness, prefix):
             harness.upload(name, sample_images.jpeg(200, 150))
         for name in names:
             harness.wait_doc(name, lambda d: d.get("status") == "processed")
-    injected = [d for d in harness.router.deliveries(object_prefix=prefix) if d.by == "injected"]
+    injected = [
+        d for d in harness.router.log.deliveries(object_prefix=prefix) if d.by == "injected"
+    ]
     assert injected and all(d.status == 503 for d in injected)
 
 

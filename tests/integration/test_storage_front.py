@@ -17,7 +17,7 @@ import requests
 from google.api_core import exceptions as api_exceptions
 
 from infra.local.local_stack import LocalStack
-from infra.local.router import harness_names
+from infra.local.router import harness_paths
 
 BUCKET = "storage-front-test"
 TIMEOUT = 30
@@ -226,7 +226,7 @@ def notifications(harness: Any) -> Iterator[str]:
     """A pull subscription of its own on the topic the front publishes the uploads bucket's
     notifications to (the routes relay them to the notification topic and the trigger)."""
     stack = harness.stack
-    topic = f"projects/{stack.topology.project}/topics/{harness_names(stack.topology).raw_topic}"
+    topic = harness_paths(stack.topology)[0]
     path = f"projects/{stack.topology.project}/subscriptions/front-test-{uuid.uuid4().hex[:8]}"
     harness.clients.subscriber.create_subscription(request={"name": path, "topic": topic})
     yield path

@@ -157,12 +157,12 @@ def test_pull_refuses_a_push_subscription_before_pulling_anything(monkeypatch, c
     ],
 )
 def test_pull_takes_the_key_the_short_name_and_the_full_name(spelling):
-    from infra.local.pull import find_subscription
+    from infra.local.pull import pull_subscription
 
     sub = {"key": "dead_letters_unrecorded", "push_function": None}
     info = {"project": "p", "prefix": "imgpipe",
             "subscriptions": {"imgpipe-dead-letters-unrecorded": sub}}  # fmt: skip
-    assert find_subscription(info, spelling) == ("imgpipe-dead-letters-unrecorded", sub)
+    assert pull_subscription(info, spelling) == ("imgpipe-dead-letters-unrecorded", sub)
 
 
 def test_a_reader_that_goes_away_ends_the_output_quietly():

@@ -7,7 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from infra.local.control import apply_fault_request
 from infra.local.fidelity.faults import FaultError, Faults, FaultSettings
+
+FUNCTIONS = ("write_metadata", "cleanup", "f")
 
 
 def call(function: str = "f"):
@@ -26,18 +29,18 @@ def test_settings_round_trip_and_validation():
 def test_failing_until_healed():
     faults = Faults()
     assert faults.injected_status("write_metadata") is None
-    faults.update(failing=["write_metadata"])
+    apply_fault_request(faults, {"fail": ["write_metadata"]}, FUNCTIONS)
     assert faults.injected_status("write_metadata") == 500
     assert faults.injected_status("cleanup") is None
     with faults.gate(call("write_metadata")) as answer:
         assert answer == 500  # answered for the function: the request is never sent
-    faults.update(failing=[])
+    apply_fault_request(faults, {"heal": "all"}, FUNCTIONS)
     assert faults.injected_status("write_metadata") is None
 
 
 def test_rates_are_seeded_and_roughly_right():
     a, b = Faults(FaultSettings(transient_rate=0.3, seed=1)), Faults(FaultSettings(seed=1))
-    b.update(transient_rate=0.3)
+    apply_fault_request(b, {"transient_rate": 0.3}, FUNCTIONS)
     first = [a.injected_status("f") for _ in range(1000)]
     assert first == [b.injected_status("f") for _ in range(1000)]
     assert 200 < first.count(503) < 400
@@ -62,5 +65,5 @@ def test_reordering_delays_each_delivery_within_the_window():
 
 def test_reset_keeps_the_seed():
     faults = Faults(FaultSettings(duplicate_rate=1.0, seed=9))
-    faults.reset()
+    apply_fault_request(faults, {"reset": True}, FUNCTIONS)
     assert faults.settings == FaultSettings(seed=9)

@@ -110,7 +110,7 @@ def test_success_acks_and_posts_the_push_body(function_server):
     body = seen[0]["body"]
     assert body["subscription"] == "projects/unit-proj/subscriptions/imgpipe-metadata-writer"
     assert body["deliveryAttempt"] == 2
-    (delivery,) = router.deliveries("write_metadata")
+    (delivery,) = router.log.deliveries("write_metadata")
     assert (delivery.status, delivery.object, delivery.generation) == (204, "x.jpg", "3")
 
 
@@ -144,7 +144,7 @@ def test_injected_failure_does_not_call_the_function(function_server):
     hook(router, Faults).update(failing=["write_metadata"])
     router._handle(route(router, "metadata_writer"), received("image.processed"))
     assert seen == []
-    (delivery,) = router.deliveries("write_metadata")
+    (delivery,) = router.log.deliveries("write_metadata")
     assert delivery.by == "injected" and delivery.status == 500
 
 
@@ -210,7 +210,7 @@ def test_the_trigger_retries_within_its_window_then_gives_up_visibly(function_se
     assert abandoned.reason == "retry_window_exceeded"
     assert router.stats()["abandoned"] == {"trigger": 1}
     assert "abandoned 'x.jpg'" in caplog.text
-    assert [d.status for d in router.deliveries("make_thumbnail")] == [500, 500]
+    assert [d.status for d in router.log.deliveries("make_thumbnail")] == [500, 500]
 
 
 def test_any_exception_while_delivering_is_a_recorded_nack(function_server, monkeypatch):
@@ -223,7 +223,7 @@ def test_any_exception_while_delivering_is_a_recorded_nack(function_server, monk
     monkeypatch.setattr(router.dispatcher._sender, "post", broken)
     router._handle(route(router, "trigger"), finalize("写.jpg", datetime.now(UTC)))
     assert seen == [] and subscriber.acked == [] and subscriber.nacked == [("ack-t", 10)]
-    (delivery,) = router.deliveries("make_thumbnail")
+    (delivery,) = router.log.deliveries("make_thumbnail")
     assert delivery.status == 599 and delivery.error.startswith("UnicodeEncodeError")
     assert router.stats()["functions"]["make_thumbnail"]["failed"] == 1
 
@@ -295,7 +295,7 @@ def test_a_push_delivery_with_no_slot_free_is_a_429_nack_that_never_reaches_the_
         # attempt, so throttling goes towards the dead-letter policy as on GCP.
         handled_until_nacked(router, subscriber, "cleanup", received("OBJECT_DELETE"))
     assert seen == [] and subscriber.acked == [] and subscriber.nacked == [("ack-1", 0)]
-    (delivery,) = router.deliveries("cleanup")
+    (delivery,) = router.log.deliveries("cleanup")
     assert (delivery.status, delivery.by) == (429, "throttled")
     assert router.stats()["functions"]["cleanup"] == {
         "calls": 0,

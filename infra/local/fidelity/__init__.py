@@ -1,9 +1,6 @@
-"""The local stack's fidelity: what makes the bare emulators behave like GCP.
-
-The core (`infra.local.router`, `routes`, `delivery`) delivers every message; each hook
-below reproduces one behaviour of the platform at the points `infra.local.hooks` defines.
-`Fidelity.delivery_hooks` is the one list of them, in the order a delivery meets them; the
-Cloud Storage front (`gcs_front`) stands between every client and fake-gcs-server.
+"""The local stack's fidelity: what makes the bare emulators behave like GCP
+(docs/local-stack.md, "Core and fidelity"). `Fidelity.delivery_hooks` is the one list of the
+delivery hooks; the Cloud Storage front (`gcs_front`) stands before fake-gcs-server.
 """
 
 from __future__ import annotations

@@ -2,15 +2,9 @@
 
 By default Pub/Sub delivers at least once, with no ordering guarantee
 (https://cloud.google.com/pubsub/docs/exactly-once-delivery), and a request can fail before
-it reaches a function. The settings, changed at run time (`scripts/local faults`, tests):
-
-- `duplicate_rate`: that share of successful deliveries is sent once more, shortly after.
-- `reorder_window`: each delivery first waits a random 0 to N x 50 ms, so deliveries that
-  close together reach the function in any order.
-- `transient_rate`: that share of deliveries is answered 503 without calling the function.
-- `failing`: functions answered 500 on every delivery until healed ("fail until told").
-
-The random source is seeded, so a failing run can be repeated.
+it reaches a function. The settings change at run time (`scripts/local faults`, whose
+flags docs/local-stack.md lists); the random source is seeded, so a failing run can be
+repeated.
 """
 
 from __future__ import annotations
@@ -125,14 +119,6 @@ class Faults(DeliveryHook):
             if reseed:
                 self._random.seed(self._settings.seed)
             return self._settings
-
-    def update(self, **changes: Any) -> FaultSettings:
-        if "failing" in changes:
-            changes["failing"] = frozenset(changes["failing"])
-        return self.change(lambda current: replace(current, **changes), "seed" in changes)
-
-    def reset(self) -> None:
-        self.change(lambda current: FaultSettings(seed=current.seed), reseed=False)
 
     def _draw(self, rate: float) -> bool:
         with self._lock:

@@ -1,20 +1,10 @@
 """The Cloud Storage front: every client of the local stack reaches fake-gcs-server through it.
 
-fake-gcs-server differs from Cloud Storage where the pipeline depends on it (the table in
-docs/local-stack.md, "Cloud Storage"): it holds a global lock while it reads a request body,
-so one stalled upload freezes it; it ignores most preconditions; its notifications lack
-facts of the object. The front:
-
-- reads each request body in full, within BODY_SECONDS, before it takes any lock or sends
-  anything on: a client that stops sending gets Cloud Storage's 408 and never reaches the
-  fake, and no other request waits for it;
-- applies every precondition on every write, atomically: the write holds a lock on each
-  object it writes or reads (waiting at most LOCK_SECONDS) while it checks and forwards;
-- answers in Cloud Storage's words where the fake differs, refuses names and custom
-  metadata Cloud Storage refuses, and publishes the notifications of each write itself,
-  with the object's full resource (the fake publishes none);
-- serves one listener per identity (`listen`): which one a request arrived on is who sent
-  it, so a `RequestHook` can check a caller without any change to the caller's code.
+Where the fake differs from Cloud Storage (the table in docs/local-stack.md, "Cloud
+Storage"), the front reads each body whole within BODY_SECONDS before it takes a lock (one
+stalled upload froze the fake), applies every precondition under per-object locks, answers
+in Cloud Storage's words and publishes each write's notifications itself. The listener a
+request arrived on (`listen`, one per identity) says who sent it, for a `RequestHook`.
 """
 
 from __future__ import annotations

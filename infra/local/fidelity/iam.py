@@ -1,15 +1,9 @@
-"""Each identity of the local stack acts under the IAM the synthesized stacks give it.
-
-A function process runs as its service account: its Pub/Sub and Firestore calls go through a
-gRPC front of its own (`iam_grpc`), its Cloud Storage calls through its own listener of the
-GCS front (`iam_storage`). The platform's identities are checked where it acts: a delivery
-reaches a function only if the route's account (a push subscription's OIDC token, the
-trigger's) holds `run.invoker` on it, and the Eventarc trigger's `eventarc.eventReceiver`,
-else Cloud Run answers 403 (https://cloud.google.com/run/docs/securing/managing-access,
-https://cloud.google.com/eventarc/docs/run/roles-permissions). Mode `on` refuses what no
-grant gives; `soft` lets it through and records it all the same. The record is what
-`scripts/local iam` prints: per identity the permissions used (with counts), those denied
-(with the call and the resource), and the grants never used.
+"""Each identity of the local stack acts under the IAM the synthesized stacks give it
+(docs/local-stack.md, "IAM"): a function through fronts of its own (`iam_grpc`,
+`iam_storage`); a delivery only if the route's account holds `run.invoker` on the function,
+and the trigger's `eventarc.eventReceiver`, else Cloud Run answers 403
+(https://cloud.google.com/run/docs/securing/managing-access,
+https://cloud.google.com/eventarc/docs/run/roles-permissions).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Cloud Storage's permission checks, at the GCS front's listener of each function's account.
 
-The front (`gcs_front`) parses each request and asks this hook; a write is asked with its
-object locked and `replaces` set. Permissions per JSON API method, from
-https://cloud.google.com/storage/docs/access-control/iam-json: a read, listing, delete or
-patch needs its own on the object (a listing, or a bucket's metadata: on the bucket); a
-write needs `create`, and
+Permissions per JSON API method, from
+https://cloud.google.com/storage/docs/access-control/iam-json: a write needs `create`, and
 `delete` as well when it replaces a live generation (so not with `ifGenerationMatch=0`);
 copy, rewrite and compose also `get` on each source. Any other method is refused.
 """

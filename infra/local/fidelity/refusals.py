@@ -2,11 +2,8 @@
 
 The emulator accepts a message over Pub/Sub's limits (an attribute value over 1024 bytes,
 say: https://cloud.google.com/pubsub/quotas#resource_limits) that the real service refuses
-at publish, so a publisher breaking them passes locally and fails in production. Every
-message pulled for a push subscription (the pipeline's own publishes) is checked against
-the limits the functions obey (`image_pipeline.pubsub_limits`); a violation is the refused
-publish it would have been: never delivered, acked so it never comes back, logged, and
-counted in `scripts/local status`. The integration suite fails on a refusal it did not ask for.
+at publish, so a publisher breaking them would pass locally and fail in production
+(docs/local-stack.md says what happens to such a message).
 """
 
 from __future__ import annotations

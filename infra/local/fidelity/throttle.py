@@ -1,11 +1,9 @@
 """Cloud Run's capacity per function, enforced in front of the local function processes.
 
-A deployed function serves at most `max_instances x concurrency` requests at once; a request
-beyond that waits for a free instance up to max(10 s, 3.5 x the startup time), then gets 429
-(https://cloud.google.com/run/docs/about-instance-autoscaling). The local processes would
-take whatever arrives, so each request first takes one of the slots the topology deploys
-(`infra.model.capacity.slots`), waiting at most that bound (scaled like every other wait of
-the local stack), and is answered 429 without reaching the function when none comes free.
+A deployed function serves at most `max_instances x concurrency` requests at once, a request
+beyond that waits a bounded time, then gets 429
+(https://cloud.google.com/run/docs/about-instance-autoscaling; the model: docs/capacity.md).
+The local processes would take whatever arrives, so each request first takes a slot here.
 """
 
 from __future__ import annotations
