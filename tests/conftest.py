@@ -23,7 +23,7 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 
 
 def _emulators() -> str | None:
-    from infra.local.emulators import PreflightError, preflight
+    from infra.local.servers import PreflightError, preflight
 
     try:
         preflight()

@@ -20,7 +20,6 @@ from infra.common.emulator_clients import emulator_subscriber
 from infra.common.terminal import quiet_broken_pipe
 from infra.local import lifecycle
 from infra.local.control import settings_body
-from infra.local.emulators import PreflightError
 from infra.local.fidelity.faults import FaultError, FaultSettings, names
 from infra.local.fidelity.iam import MODES
 from infra.local.local_stack import LocalStack, StackOptions, read_stack_json, stop_on_signals
@@ -31,6 +30,7 @@ from infra.local.pull import (
     pull_filtered,
     pull_subscription,
 )
+from infra.local.servers import PreflightError
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.model.iam_policy import PolicyError
 from infra.model.topology import build_topology

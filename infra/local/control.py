@@ -100,27 +100,14 @@ class _Handler(GuardedHandler):
             raise Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
 
-class ControlServer:
-    """Serves the control endpoint on a daemon thread."""
-
-    def __init__(
-        self, router: Router, faults: Faults, port: int, redeploy: Redeploy | None = None
-    ) -> None:
-        attributes = {
-            "router": router,
-            "faults": faults,
-            "redeploy": staticmethod(redeploy) if redeploy else None,
-        }
-        self._handler = type("BoundHandler", (_Handler,), attributes)
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        self._server, _ = serve_in_thread(self._handler, "127.0.0.1", self._port, "control")
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+def serve_control(
+    router: Router, faults: Faults, redeploy: Redeploy | None = None
+) -> ThreadingHTTPServer:
+    """Serves the control endpoint on a daemon thread, on a free port of 127.0.0.1."""
+    attributes = {
+        "router": router,
+        "faults": faults,
+        "redeploy": staticmethod(redeploy) if redeploy else None,
+    }
+    handler = type("BoundHandler", (_Handler,), attributes)
+    return serve_in_thread(handler, "127.0.0.1", 0, "control")[0]

@@ -21,9 +21,9 @@ from image_pipeline.records import image_doc_id
 from infra.common import paths
 from infra.common.terminal import quiet_broken_pipe, table
 from infra.local import sample_images
-from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
 from infra.local.processes import StartupError
+from infra.local.servers import PreflightError
 from infra.model.config import load_config
 from infra.ops.documents import Documents
 

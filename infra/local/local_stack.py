@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -27,8 +27,8 @@ from typing import Any
 from image_pipeline.settings import Settings
 from infra.common import paths
 from infra.common.emulator_clients import Clients, emulator_clients
-from infra.local import emulators, function_processes
-from infra.local.control import ControlServer, RedeployError, settings_body
+from infra.local import servers
+from infra.local.control import RedeployError, serve_control, settings_body
 from infra.local.fidelity import Fidelity
 from infra.local.fidelity.faults import FaultSettings
 from infra.local.fidelity.gcs_front import GcsFront
@@ -65,13 +65,13 @@ class LocalStack:
         self.topology: Topology = build_topology(config)
         self.env: dict[str, str] = {}
         self.timings: dict[str, float] = {}
-        self.emulators: dict[str, emulators.Emulator] = {}
-        self.functions: dict[str, function_processes.RunningFunction] = {}
+        self.emulators: dict[str, servers.Server] = {}
+        self.functions: dict[str, servers.Server] = {}
         self.fidelity: Fidelity | None = None
         self.iam: Identities | None = None
         self.router: Router | None = None
         self.gcs_front: GcsFront | None = None
-        self.control: ControlServer | None = None
+        self.control: ThreadingHTTPServer | None = None
         self.gallery: ThreadingHTTPServer | None = None
         self.clients: Clients | None = None
         self.startup_seconds: dict[str, float] = {}
@@ -106,7 +106,7 @@ class LocalStack:
 
     def up(self) -> LocalStack:
         started = time.monotonic()
-        emulators.preflight()
+        servers.preflight()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.down)
         _exit_on_sigterm()
@@ -115,7 +115,7 @@ class LocalStack:
             self._start_emulators()
             self._start_functions()
             self._start_router()
-            self.gallery = gallery_server.start(self.info())
+            self.gallery = gallery_server.start(self.info(), self._abandoned)
         except BaseException:
             self.down()
             raise
@@ -133,7 +133,8 @@ class LocalStack:
             for server, method in (
                 (self.gallery, "shutdown"),
                 (self.gallery, "server_close"),
-                (self.control, "stop"),
+                (self.control, "shutdown"),
+                (self.control, "server_close"),
                 (self.router, "stop"),
                 (self.gcs_front, "stop"),
                 (self.iam, "stop"),
@@ -175,13 +176,13 @@ class LocalStack:
         hosts = {"pubsub": pubsub.host, "firestore": firestore.host}  # (synthesizes meanwhile)
         iam, policy, settings = self.options.iam, self.options.policy, settings_body(self.config)
         self.iam = Identities.start(self.topology, iam, policy, settings, hosts)
-        self.timings["pubsub_s"] = emulators.wait_ready(pubsub)
+        self.timings["pubsub_s"] = pubsub.wait_ready()
         # Every client reaches the fake through the front (fidelity/gcs_front.py).
         self.gcs_front = GcsFront(f"127.0.0.1:{free_port()}")
         self.gcs_front.hooks += [self.iam.storage()] if self.iam else []
         gcs = self.emulators["storage"] = self._spawn_emulator("storage")
-        self.timings["storage_s"] = emulators.wait_ready(gcs)
-        self.timings["firestore_s"] = emulators.wait_ready(firestore)
+        self.timings["storage_s"] = gcs.wait_ready()
+        self.timings["firestore_s"] = firestore.wait_ready()
         self.env = {
             "GOOGLE_CLOUD_PROJECT": self.topology.project,
             "PUBSUB_EMULATOR_HOST": pubsub.host,
@@ -195,14 +196,14 @@ class LocalStack:
         self.gcs_front.notify(self._publish, notification_configs(self.topology))
         self.timings["emulators_s"] = time.monotonic() - t0
 
-    def _spawn_emulator(self, name: str, port: int = 0) -> emulators.Emulator:
+    def _spawn_emulator(self, name: str, port: int = 0) -> servers.Server:
         """Starts one emulator (on `port`, when a restart keeps the one the stack uses)."""
         project, logs, env = self.topology.project, self.logs_dir, self._emulator_env
         if name != "storage":
-            return emulators.start(name, project, logs, env, port)
+            return servers.start(name, project, logs, env, port)
         assert self.gcs_front is not None
         upstream = int(self.gcs_front.upstream.rsplit(":", 1)[1])
-        return emulators.start_gcs(logs, env, upstream, f"http://{self.gcs_front.host}")
+        return servers.start_gcs(logs, env, upstream, f"http://{self.gcs_front.host}")
 
     def _publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> None:
         assert self.clients is not None
@@ -218,10 +219,9 @@ class LocalStack:
         self.gcs_front.expire_next_delete(bucket.name, name, generation, days)
 
     def _restart_emulator(self, name: str, cancel: threading.Event) -> None:
-        port = int(self.emulators[name].host.rsplit(":", 1)[1])
-        started = self._spawn_emulator(name, port)
+        started = self._spawn_emulator(name, self.emulators[name].port)
         try:
-            emulators.wait_ready(started, cancel=cancel)
+            started.wait_ready(cancel)
             if name != "firestore":  # topics, subscriptions and buckets live in the others
                 assert self.clients is not None
                 create_resources(self.clients, self.topology, self.iam.undead if self.iam else ())
@@ -245,11 +245,11 @@ class LocalStack:
         t0 = time.monotonic()
         self._function_env = {**os.environ, **self.env}
         for spec in self.topology.functions.values():
-            self.functions[spec.key] = function_processes.start_function(
+            self.functions[spec.key] = servers.start_function(
                 spec, self.options.functions_source, self._env(spec.key), self.logs_dir
             )
         for key, running in self.functions.items():
-            function_processes.wait_ready(running)
+            running.wait_ready()
             # Started together: each one's time from the start is its start-up time.
             self.startup_seconds[key] = time.monotonic() - t0
         self.timings["functions_s"] = time.monotonic() - t0
@@ -257,13 +257,11 @@ class LocalStack:
 
     def _start_function(self, key: str, cancel: threading.Event | None = None) -> None:
         """Starts function `key` again on its port, with the current topology's settings."""
-        port = int(self.functions[key].url.rsplit(":", 1)[1].strip("/"))
         spec, source = self.topology.functions[key], self.options.functions_source
-        running = function_processes.start_function(
-            spec, source, self._env(key), self.logs_dir, port
-        )
+        port = self.functions[key].port
+        running = servers.start_function(spec, source, self._env(key), self.logs_dir, port)
         try:
-            function_processes.wait_ready(running, cancel=cancel)
+            running.wait_ready(cancel)
         except BaseException:
             running.process.stop()
             raise
@@ -326,10 +324,7 @@ class LocalStack:
             trigger_window_seconds=self.options.trigger_window_seconds,
         )
         self.router.start()
-        self.control = ControlServer(
-            self.router, self.fidelity.faults, free_port(), self._redeploy_request
-        )
-        self.control.start()
+        self.control = serve_control(self.router, self.fidelity.faults, self._redeploy_request)
 
     # -- what tools read ------------------------------------------------------------------
 
@@ -369,7 +364,9 @@ class LocalStack:
                 for key, f in self.functions.items()
             },
             "router": {
-                "url": self.control.url if self.control else None,
+                "url": (
+                    f"http://127.0.0.1:{self.control.server_address[1]}" if self.control else None
+                ),
                 "backoff_factor": self.options.backoff_factor,
                 "faults": self._faults().to_json(),
             },
@@ -391,6 +388,9 @@ class LocalStack:
             "logs": str(self.logs_dir),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
+
+    def _abandoned(self) -> list[dict[str, Any]]:
+        return [asdict(a) for a in self.router.log.abandoned()] if self.router else []
 
     def _faults(self) -> FaultSettings:
         return self.fidelity.faults.settings if self.fidelity else self.options.faults

@@ -23,9 +23,9 @@ from PIL import Image
 from image_pipeline.records import image_doc_id
 from infra.local.control import apply_fault_request
 from infra.local.delivery import Delivery
-from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
 from infra.local.pull import pull_filtered
+from infra.local.servers import PreflightError
 from infra.model.config import load_config
 from tests.synthesis import INTEGRATION_ID, INTEGRATION_SETTINGS, Synth
 

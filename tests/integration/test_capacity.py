@@ -20,8 +20,8 @@ import requests
 from PIL import Image
 
 from image_pipeline.events import StorageObject, result_event
-from infra.local.emulators import PreflightError
 from infra.local.local_stack import LocalStack, StackOptions
+from infra.local.servers import PreflightError
 from infra.model.config import load_config
 from infra.ops.backfill import finalized_event, object_resource
 from tests.integration.conftest import Harness

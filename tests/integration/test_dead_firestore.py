@@ -23,7 +23,7 @@ import requests
 from PIL import Image
 
 from infra.common.paths import ROOT
-from infra.local import emulators
+from infra.local import servers
 from infra.local.gallery import server as gallery_server
 from infra.local.processes import group_alive
 
@@ -53,14 +53,14 @@ def _tool(argv: list[str]) -> subprocess.Popen[str]:
 def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_naming_it(
     local_stack: Any, tmp_path: Path
 ) -> None:
-    firestore = emulators.start("firestore", "dead-firestore", tmp_path, os.environ)
+    firestore = servers.start("firestore", "dead-firestore", tmp_path, os.environ)
     try:
-        emulators.wait_ready(firestore)
+        firestore.wait_ready()
         info = {**local_stack.info(), "env": {**local_stack.env}}
         info["env"]["FIRESTORE_EMULATOR_HOST"] = firestore.host
         stack_file = tmp_path / "stack.json"
         stack_file.write_text(json.dumps(info, default=str))
-        gallery = gallery_server.start(info)
+        gallery = gallery_server.start(info, lambda: [])
         url = f"{gallery_server.url_of(gallery)}api/state"
         # Its channel is open once one read succeeds. A JVM just started on a loaded machine
         # can miss the gallery's 4 s deadline on the first reads: that is a 503 to retry.

@@ -22,9 +22,9 @@ import pytest
 
 from image_pipeline.events import StorageObject, result_event
 from infra.local import sample_images
-from infra.local.emulators import PreflightError
 from infra.local.fidelity.iam import Identities
 from infra.local.local_stack import LocalStack, StackOptions
+from infra.local.servers import PreflightError
 from infra.model.config import load_config
 from infra.model.iam_policy import Binding, load_policy, service_resource
 from infra.model.topology import build_topology

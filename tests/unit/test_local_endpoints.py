@@ -15,7 +15,7 @@ from test_local_router import hook, make_router
 
 from image_pipeline.records import image_doc_id
 from infra.local import http_guard
-from infra.local.control import MAX_REQUEST_BYTES, ControlServer
+from infra.local.control import MAX_REQUEST_BYTES, serve_control
 from infra.local.fidelity.faults import Faults
 from infra.local.gallery.server import MAX_UPLOAD_BYTES, Gallery, serve_gallery
 
@@ -78,10 +78,10 @@ def gallery() -> Iterator[tuple[RecordingGallery, int]]:
 def control() -> Iterator[tuple[Faults, int]]:
     router, _ = make_router("http://127.0.0.1:1/")
     faults = hook(router, Faults)
-    server = ControlServer(router, faults, 0)
-    server.start()
-    yield faults, int(server.url.rsplit(":", 1)[1])
-    server.stop()
+    server = serve_control(router, faults)
+    yield faults, server.server_address[1]
+    server.shutdown()
+    server.server_close()
 
 
 def post(port: int, *lines: str, host: str | None = None, body: bytes = b"") -> tuple:

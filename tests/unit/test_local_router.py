@@ -141,7 +141,7 @@ def test_failure_nacks_after_backoff(function_server):
 def test_injected_failure_does_not_call_the_function(function_server):
     url, seen, _ = function_server
     router, _ = make_router(url)
-    hook(router, Faults).update(failing=["write_metadata"])
+    apply_fault_request(hook(router, Faults), {"fail": ["write_metadata"]}, ["write_metadata"])
     router._handle(route(router, "metadata_writer"), received("image.processed"))
     assert seen == []
     (delivery,) = router.log.deliveries("write_metadata")

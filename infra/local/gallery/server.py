@@ -1,12 +1,7 @@
-"""The gallery: a small web page over the local stack, served on 127.0.0.1.
+"""The gallery: a small web page over the local stack, served on 127.0.0.1 (docs/gallery.md).
 
-It shows every upload with its thumbnails, status, failure reason, size and latency, the
-recorded dead letters, and takes new uploads (a POST here becomes an object in the uploads
-bucket, so it flows through the pipeline like any other upload). Thumbnails are streamed
-through the gallery from the storage emulator: the browser only ever talks to the gallery.
-The page polls `/api/state` once a second. Stdlib HTTP server, static files, no build step.
-Every request passes `infra.local.http_guard` first: other Host names, cross-site uploads
-and bodies without an exact, bounded Content-Length are refused before anything is read.
+The browser only ever talks to the gallery (thumbnails are streamed through it), and every
+request passes `infra.local.http_guard` first.
 """
 
 from __future__ import annotations
@@ -23,13 +18,11 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, quote, urlsplit
 
-import requests
 from blurhash_rs import BlurhashDecodeError, blurhash_decode
 
 from image_pipeline.events import OUTPUT_MARKER, StorageObject
 from image_pipeline.pipeline import skip_reason
 from image_pipeline.records import image_doc_id
-from image_pipeline.settings import Settings
 from infra.common.object_names import check_name, name_error
 from infra.local.http_guard import GuardedHandler, Refused, serve_in_thread
 from infra.ops import dead_letters
@@ -102,34 +95,16 @@ def _unreadable(doc: Mapping[str, Any], exc: Exception) -> dict[str, Any]:
     }
 
 
-def _router_abandoned(stack_info: Mapping[str, Any]) -> Callable[[], list[dict[str, Any]]]:
-    """What the stack's router abandoned, read from its control endpoint."""
-    url = (stack_info.get("router") or {}).get("url")
-
-    def fetch() -> list[dict[str, Any]]:
-        if not url:
-            return []
-        try:
-            return list(requests.get(f"{url}/abandoned", timeout=2).json())
-        except (requests.RequestException, ValueError):
-            return []
-
-    return fetch
-
-
 def _placeholder_url(placeholder: Any) -> str | None:
     """The doc's BlurHash as a small PNG at the image's aspect, a data URL the page paints
     before the thumbnail loads; None without a placeholder it can decode."""
     try:
         blurhash, width, height = (placeholder[k] for k in ("blurhash", "width", "height"))
-        return _decoded(str(blurhash), *_fit(int(width), int(height), 32))
+        scale = 32 / max(int(width), int(height))
+        size = max(1, round(int(width) * scale)), max(1, round(int(height) * scale))
+        return _decoded(str(blurhash), *size)
     except (TypeError, KeyError, ValueError, ZeroDivisionError, BlurhashDecodeError):
         return None
-
-
-def _fit(width: int, height: int, side: int) -> tuple[int, int]:
-    scale = side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @functools.lru_cache(maxsize=1024)  # the page polls every second
@@ -153,11 +128,6 @@ class Gallery:
     ) -> None:
         self.target = target
         self.abandoned = abandoned
-
-    @functools.cached_property
-    def settings(self) -> Settings:
-        """What make_thumbnail runs with (the stack's, not cdktf.json's now)."""
-        return self.target.settings
 
     def uploads(self) -> list[dict[str, Any]]:
         """Objects in the uploads bucket joined with their docs; deleted ones stay listed."""
@@ -201,7 +171,7 @@ class Gallery:
         """An object without a doc is pending, unless make_thumbnail skips it by its own rule
         (a folder placeholder, a name outside the patterns): then it never gets one."""
         obj = StorageObject(self.target.uploads_bucket, blob.name, blob.generation or 0)
-        skipped = skip_reason(self.settings, obj)
+        skipped = skip_reason(self.target.settings, obj)
         if skipped is None:
             return {"status": "pending"}
         reason = "folder" if blob.name.endswith("/") else "not_selected"
@@ -348,26 +318,19 @@ class _Handler(GuardedHandler):
         self.send_json(HTTPStatus.CREATED, self.gallery.upload(name, data, content_type))
 
 
-def serve(
-    target: targets.Target,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    abandoned: Callable[[], list[dict[str, Any]]] = lambda: [],
-) -> ThreadingHTTPServer:
-    """Starts the gallery on a background thread; port 0 picks a free one."""
-    return serve_gallery(Gallery(target, abandoned), host, port)
-
-
 def serve_gallery(gallery: Gallery, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Serves `gallery` on a background thread (tests pass a gallery of their own)."""
     handler = type("GalleryHandler", (_Handler,), {"gallery": gallery})
     return serve_in_thread(handler, host, port, "gallery")[0]
 
 
-def start(stack_info: Mapping[str, Any]) -> ThreadingHTTPServer:
-    """The hook `LocalStack.up` calls: a gallery for the stack described by `stack_info`."""
+def start(
+    stack_info: Mapping[str, Any], abandoned: Callable[[], list[dict[str, Any]]]
+) -> ThreadingHTTPServer:
+    """What `LocalStack.up` calls: a gallery for the stack described by `stack_info`, shown
+    what its router `abandoned`."""
     target = targets.from_stack(stack_info, deadline_seconds=DEADLINE_SECONDS)
-    return serve(target, abandoned=_router_abandoned(stack_info))
+    return serve_gallery(Gallery(target, abandoned))
 
 
 def url_of(server: ThreadingHTTPServer) -> str:

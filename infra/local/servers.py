@@ -1,4 +1,6 @@
-"""The three emulators: official Pub/Sub and Firestore ones (gcloud, Java), fake-gcs-server.
+"""The stack's servers: the official Pub/Sub and Firestore emulators (gcloud, Java),
+fake-gcs-server, and each function of the topology as its own `functions-framework` process,
+as a user runs it.
 
 Each binds to 127.0.0.1 on a free port and is ready when it answers HTTP, not after a sleep.
 `preflight` runs first so a missing tool fails in a second with the package to install,
@@ -9,14 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra.local.processes import ManagedProcess, free_port, spawn, wait_http
+from infra.model.topology import FunctionSpec
 
-STARTUP_TIMEOUT = 90.0
+STARTUP_TIMEOUT = 90.0  # an emulator's (Java); a function's is 60 s
 
 _INSTALL_HINT = (
     "The local stack needs gcloud with the Pub/Sub and Firestore emulator components and a "
@@ -33,10 +37,28 @@ class PreflightError(RuntimeError):
 
 
 @dataclass
-class Emulator:
-    name: str
+class Server:
+    """A started server: ready once `probe` answers with one of `ok` (None: any status)."""
+
+    name: str  # "pubsub", "firestore", "storage", or a function's key (its --target)
     host: str  # host:port, as the *_EMULATOR_HOST variables want it
     process: ManagedProcess
+    probe: str = "/"
+    ok: tuple[int, ...] | None = (200,)
+    timeout: float = STARTUP_TIMEOUT
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}/"
+
+    @property
+    def port(self) -> int:
+        return int(self.host.rsplit(":", 1)[1])
+
+    def wait_ready(self, cancel: threading.Event | None = None) -> float:
+        """Seconds until it answered; fails at once when `cancel` is set (`wait_http`)."""
+        url = f"http://{self.host}{self.probe}"
+        return wait_http(url, self.process, self.timeout, self.ok, cancel)
 
 
 def _sdk_root(gcloud: str) -> Path:
@@ -85,18 +107,16 @@ _GCLOUD = {
 }
 
 
-def start(
-    name: str, project: str, log_dir: Path, env: Mapping[str, str], port: int = 0
-) -> Emulator:
+def start(name: str, project: str, log_dir: Path, env: Mapping[str, str], port: int = 0) -> Server:
     """The official `name` emulator ("pubsub" or "firestore") on `port` (0: a free one)."""
     port = port or free_port()
     title, command = _GCLOUD[name]
     argv = [*command, f"--host-port=127.0.0.1:{port}", f"--project={project}", "--quiet"]
     process = spawn(title, argv, log_dir / f"{name}-emulator.log", env)
-    return Emulator(name, f"127.0.0.1:{port}", process)
+    return Server(name, f"127.0.0.1:{port}", process)
 
 
-def start_gcs(log_dir: Path, env: Mapping[str, str], port: int, external_url: str) -> Emulator:
+def start_gcs(log_dir: Path, env: Mapping[str, str], port: int, external_url: str) -> Server:
     """fake-gcs-server in memory on `port`, behind the GCS front at `external_url`.
 
     The fake builds the URLs it hands out (resumable `Location`, `mediaLink`) from
@@ -109,13 +129,44 @@ def start_gcs(log_dir: Path, env: Mapping[str, str], port: int, external_url: st
         log_dir / "fake-gcs-server.log",
         env,
     )  # fmt: skip
-    return Emulator("storage", f"127.0.0.1:{port}", process)
+    return Server("storage", f"127.0.0.1:{port}", process, probe="/storage/v1/b")
 
 
-def wait_ready(
-    emulator: Emulator, timeout: float = STARTUP_TIMEOUT, cancel: threading.Event | None = None
-) -> float:
-    """Seconds until the emulator answered HTTP (each has a plain-HTTP endpoint)."""
-    path = "/storage/v1/b" if emulator.name == "storage" else "/"
-    url = f"http://{emulator.host}{path}"
-    return wait_http(url, emulator.process, timeout, ok=(200,), cancel=cancel)
+def _framework_command() -> str:
+    """The `functions-framework` next to this interpreter (the venv's), else on PATH."""
+    beside = Path(sys.executable).parent / "functions-framework"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("functions-framework")
+    if found is None:
+        raise RuntimeError("functions-framework is not installed: pip install -r requirements.txt")
+    return found
+
+
+def start_function(
+    spec: FunctionSpec, source: Path, env: Mapping[str, str], log_dir: Path, port: int = 0
+) -> Server:
+    """Starts one function; its env is the topology's plus the emulator hosts in `env`.
+
+    `port` 0 picks a free one; a restart passes the old one, so the router's URL holds.
+    Ready once the server answers at all (a GET on a CloudEvent function is a 4xx).
+    """
+    port = port or free_port()
+    argv = [
+        _framework_command(),
+        "--source",
+        str(source),
+        "--target",
+        spec.key,
+        "--signature-type",
+        "cloudevent",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    full_env = {**env, **spec.env, "PYTHONUNBUFFERED": "1"}
+    process = spawn(
+        f"function {spec.key}", argv, log_dir / f"{spec.key}.log", full_env, cwd=source.parent
+    )
+    return Server(spec.key, f"127.0.0.1:{port}", process, ok=None, timeout=60.0)
