@@ -1,10 +1,6 @@
-"""Which failures are recorded and acknowledged, and which are retried by the platform.
-
-A ``PermanentError`` will fail the same way on every attempt (bad bytes, limits), so it
-becomes an ``image.failed`` event and the delivery is acknowledged. A transient error
-(quota, 5xx, network, Firestore contention) is raised so the platform redelivers it.
-Anything else is raised as well: a bug or a misconfiguration is retried until it lands in
-the dead-letter topic (or the event-age guard), where it is visible and replayable.
+"""Which failures are recorded and acknowledged (``PermanentError``: the same on every
+attempt, an ``image.failed`` event) and which are raised for the platform to redeliver: the
+transient ones, and anything else (docs/architecture.md, "Entry points").
 """
 
 from __future__ import annotations

@@ -254,14 +254,11 @@ def object_deletion(message: PushMessage) -> ObjectDeletion | None:
 
 
 def expired_by_lifecycle(deletion: ObjectDeletion, lifecycle_days: int) -> bool:
-    """Whether this delete may be the uploads bucket's lifecycle rule (Delete at Age N).
-
-    Cloud Storage notifies a lifecycle delete as the same ``OBJECT_DELETE`` as any other
-    (https://cloud.google.com/storage/docs/pubsub-notifications), but its Age condition holds
-    only once the object is N days old (https://cloud.google.com/storage/docs/lifecycle): a
-    delete at least N days after ``timeCreated`` is taken as the expiry, an earlier one (or an
-    overwrite) as a person's (docs/architecture.md, "Expiry or delete").
-    """
+    """Whether this delete may be the uploads bucket's lifecycle rule (Delete at Age N): it is
+    notified as any ``OBJECT_DELETE``
+    (https://cloud.google.com/storage/docs/pubsub-notifications), but its Age condition
+    holds only from N days after creation (https://cloud.google.com/storage/docs/lifecycle):
+    docs/architecture.md, "Expiry or delete"."""
     if not lifecycle_days or deletion.overwritten_by is not None:
         return False
     created = parse_time(deletion.object.time_created)
@@ -274,10 +271,8 @@ def expired_by_lifecycle(deletion: ObjectDeletion, lifecycle_days: int) -> bool:
 def result_event(
     status: str, obj: StorageObject, source_event_id: str, **extra: Any
 ) -> ResultEvent:
-    """The result event of ``obj`` (docs/architecture.md, "Result events"): its identity and
-    facts, and ``extra``, what its status carries (``image`` and ``thumbnails`` when
-    processed, ``error`` when failed, ``expiredAt``, ``timings``, and how the outputs were
-    made: ``rule``, ``outputFingerprint``, ``madeAt``, ``metadata``, ``outputsGeneration``)."""
+    """The result event of ``obj``: its identity and facts, and ``extra``, what its status
+    carries (docs/architecture.md, "Result events")."""
     data: dict[str, Any] = {
         "schema": result_schema.SCHEMA,
         "status": status,

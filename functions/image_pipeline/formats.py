@@ -142,7 +142,7 @@ def parse_size(item: object) -> Box:
 
 def parse_sizes(raw: object) -> tuple[Box, ...]:
     """A comma-separated text or a list of sizes; a size listed twice is refused."""
-    items = _items(raw)
+    items = list_items(raw)
     sizes = tuple(parse_size(item) for item in items)
     for index, box in enumerate(sizes):
         if box in sizes[:index]:
@@ -152,7 +152,7 @@ def parse_sizes(raw: object) -> tuple[Box, ...]:
 
 def parse_formats(raw: object) -> tuple[Format, ...]:
     """Known output formats, each once, that this Pillow can write."""
-    fmts = tuple(str(item).lower() for item in _items(raw))
+    fmts = tuple(str(item).lower() for item in list_items(raw))
     for index, fmt in enumerate(fmts):
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -163,7 +163,8 @@ def parse_formats(raw: object) -> tuple[Format, ...]:
     return typing.cast(tuple[Format, ...], fmts)
 
 
-def _items(raw: object) -> list[object]:
+def list_items(raw: object) -> list[object]:
+    """The items of a comma-separated text (none when blank) or of a list (from JSON)."""
     if isinstance(raw, str):
         return [item.strip() for item in raw.split(",")] if raw.strip() else []
     if isinstance(raw, list | tuple):

@@ -224,14 +224,9 @@ def write_metadata(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
 
 
 def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
-    """GCS ``OBJECT_DELETE`` notification -> delete its thumbnails -> ``image.deleted``.
-
-    When the delete comes from an overwrite (``overwrittenByGeneration``), the name lives
-    on: older thumbnails go, and the doc is marked deleted only when no newer generation
-    will be processed to replace it. When it comes from the uploads
-    bucket's lifecycle rule (``events.expired_by_lifecycle``), the user meant to keep the
-    thumbnails: they stay, and ``image.expired`` records that the original expired.
-    """
+    """GCS ``OBJECT_DELETE`` notification -> delete its thumbnails -> ``image.deleted``; an
+    overwrite publishes only when no newer generation will be processed, an expiry by the
+    lifecycle rule keeps the thumbnails (``image.expired``): docs/architecture.md."""
     log = _logger(p, event, headers, "cleanup")
     with _retried_on_error(log):
         message = events.push_message(event.data)
@@ -271,9 +266,8 @@ def cleanup(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -> None:
 
 def _will_be_processed(p: Pipeline, obj: StorageObject) -> bool:
     """After an overwrite, will a newer generation's result replace this one's doc? Not when
-    the source is gone or its live generation is skipped (it carries the output marker,
-    say): then the doc would go on listing the thumbnails just deleted, so the overwritten
-    generation is marked deleted (a newer generation's result still ranks above it)."""
+    the source is gone or its live generation is skipped (else the doc would go on listing
+    the thumbnails just deleted)."""
     live = p.storage.stat(obj.bucket, obj.name)
     if live is None or live.generation <= obj.generation:
         return False
@@ -320,16 +314,11 @@ def skip_reason(settings: Settings, obj: StorageObject) -> str | None:
 @contextlib.contextmanager
 def _given_up_past_the_window(p: Pipeline, event_time: dt.datetime | None) -> Iterator[None]:
     """Turns a failure that would be retried into ``retry_window_exceeded`` (permanent) once
-    its event is older than the retry window.
-
-    Google's "avoid infinite retries" pattern compares an event's age with a window
-    (https://cloud.google.com/functions/docs/bestpractices/retries). Applied to every
-    delivery, it would fail uploads that merely waited in a backlog: Eventarc retries a
-    throttled delivery (429) with backoff and keeps the event 24 h
-    (https://cloud.google.com/eventarc/docs/retry-events). So it applies to failures only:
-    an old event that succeeds is processed; one that still fails past the window is
-    recorded as failed while Eventarc still delivers it, instead of being dropped silently.
-    """
+    its event is older than the retry window: Google's "avoid infinite retries"
+    (https://cloud.google.com/functions/docs/bestpractices/retries), for failures only, as
+    Eventarc keeps retrying a throttled event for 24 h
+    (https://cloud.google.com/eventarc/docs/retry-events): docs/architecture.md, "The
+    event-age guard fails failures, not waits"."""
     try:
         yield
     except PermanentError:
@@ -362,12 +351,8 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _retried_on_error(log: Logger) -> Iterator[None]:
-    """Log any exception for what it is, then let it through: the platform will redeliver.
-
-    A malformed push message is let through too, as ``MalformedEvent``: the entry point
-    answers it 400, a nack Pub/Sub retries into the dead-letter topic, where the recorder
-    notes why (docs/architecture.md, "Entry points").
-    """
+    """Log any exception for what it is, then let it through: the platform will redeliver
+    (a malformed push message: 400, into the dead-letter topic; docs/architecture.md)."""
     try:
         yield
     except MalformedEvent as exc:

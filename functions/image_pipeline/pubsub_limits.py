@@ -2,17 +2,10 @@
 
 Pub/Sub refuses a publish whose message has more than 100 attributes, an attribute key over
 256 bytes, an attribute value over 1024 bytes, or more than 10 MB in all
-(https://cloud.google.com/pubsub/quotas#resource_limits). The emulator accepts all of these,
-so the local stack's router checks every message it pulls with ``violations`` and refuses
-what Pub/Sub would have refused.
-
-The rule for what the functions publish (``fit_attributes``): an attribute value over 1024
-bytes (a content type is whatever the uploader sent) is cut to its longest prefix of whole
-UTF-8 characters within 1024 bytes, and its key is listed in the ``truncatedAttributes``
-attribute (comma separated). The full value stays in the message's JSON ``data``.
-The keys are the pipeline's own names, so a key over 256 bytes or more than 100
-attributes is a bug: ``fit_attributes`` keeps them, and the stage's ``violations`` check
-refuses to publish, rather than drop one.
+(https://cloud.google.com/pubsub/quotas#resource_limits); the emulator accepts them all, so
+the local stack's router refuses what ``violations`` finds. What the functions publish is
+fitted by ``fit_attributes`` (the rule: docs/architecture.md, "Result events"); our own keys
+are never cut, so a key or count over the limit is a bug the stage refuses to publish.
 """
 
 from __future__ import annotations
@@ -58,7 +51,8 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
 
 
 def fit_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
-    """``attributes`` with every value within Pub/Sub's limit, by the rule above."""
+    """``attributes`` with every value over 1024 bytes cut to its longest prefix of whole
+    UTF-8 characters within them, and its key listed in ``truncatedAttributes``."""
     fitted = {key: truncate_utf8(value, MAX_VALUE_BYTES) for key, value in attributes.items()}
     truncated = [key for key, value in attributes.items() if fitted[key] != value]
     if truncated:

@@ -2,11 +2,8 @@
 
 Ordering (docs/architecture.md, "Firestore"): a result is written only when it ranks above
 the stored doc by (generation, status), ``failed < processed < expired < deleted`` within a
-generation; equal is a duplicate, lower is stale. Two results of one generation and status
-under other output rules rank by their runs, ``(outputsGeneration, outputFingerprint)``, the
-order in which make_thumbnail's runs remove each other's thumbnails
-(image_pipeline.thumbnails), so the doc ends with the set that exists; results without
-``outputsGeneration`` (failures, docs from before it) fall back to ``madeAt``.
+generation, then by the rank of the run that made it (image_pipeline.thumbnails), else by
+``madeAt``; equal is a duplicate, lower is stale.
 """
 
 from __future__ import annotations
@@ -74,35 +71,26 @@ def decide(
         return Decision.WRITE
     ours = (generation, _STATUS_RANK[status])
     theirs = (int(stored.get("generation", 0)), _STATUS_RANK.get(stored.get("status", ""), -1))
-    if ours > theirs:
-        return Decision.WRITE
-    if ours < theirs:
-        return Decision.STALE
-    if status == "processed" and (
-        outputs_generation is not None or is_int(stored.get("outputsGeneration"))
-    ):
-        return _by_run(outputs_generation, fingerprint, stored)
+    if ours != theirs:
+        return _order(ours, theirs)
+    stored_run = stored.get("outputsGeneration")
+    if status == "processed" and (outputs_generation is not None or is_int(stored_run)):
+        # Two processed results by the rank of their runs, (outputsGeneration, fingerprint),
+        # the order make_thumbnail removes by; a result or doc without a rank (from before
+        # runs were ranked) ranks below any with one.
+        return _order(
+            (-1 if outputs_generation is None else outputs_generation, fingerprint or ""),
+            (stored_run if is_int(stored_run) else -1, str(stored.get("outputFingerprint") or "")),
+        )
     if fingerprint and stored.get("outputFingerprint") != fingerprint:
         return Decision.WRITE if _later(made_at, stored.get("madeAt")) else Decision.STALE
     return Decision.DUPLICATE
 
 
-def _by_run(outputs_generation: int | None, fingerprint: str | None, stored: Mapping) -> Decision:
-    """Two ``processed`` results of one generation, by the rank of the run that made each:
-    (generation number of its first thumbnail write, fingerprint), the server's order that
-    make_thumbnail removes by. The same rules in a later run rank higher too, so a doc
-    cannot keep a lower rank than a run it lost to. A doc without a rank (from before runs
-    were ranked) ranks below any result with one, and a result without one below it."""
-    theirs = stored.get("outputsGeneration")
-    if outputs_generation is None:
-        return Decision.STALE
-    if not is_int(theirs):
-        return Decision.WRITE
-    ours = (outputs_generation, fingerprint or "")
-    stored_rank = (theirs, str(stored.get("outputFingerprint") or ""))
-    if ours == stored_rank:
+def _order(ours: tuple[Any, ...], theirs: tuple[Any, ...]) -> Decision:
+    if ours == theirs:
         return Decision.DUPLICATE
-    return Decision.WRITE if ours > stored_rank else Decision.STALE
+    return Decision.WRITE if ours > theirs else Decision.STALE
 
 
 def _later(made_at: str | None, stored_at: object) -> bool:
@@ -120,13 +108,8 @@ def image_doc(
     now: dt.datetime,
     metadata_ms: float,
 ) -> dict[str, Any]:
-    """The ``images/{id}`` document after ``result`` (a result event's data) is applied.
-
-    A ``deleted`` result keeps what was known about the same generation and drops the
-    thumbnails; ``expired`` keeps all of it, thumbnails and failure included, and adds
-    ``originalExpiredAt``; ``processed`` and ``failed`` describe their generation completely,
-    but for a fact (``FACTS``) they lack, which the doc keeps for the same generation.
-    """
+    """The ``images/{id}`` document after ``result`` (a result event's data) is applied:
+    what each status keeps of the stored doc, docs/architecture.md ("Firestore")."""
     status = result["status"]
     image = result.get("image") or {}
     timings = {**(result.get("timings") or {}), "metadata_ms": round(metadata_ms, 3)}

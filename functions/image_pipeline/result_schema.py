@@ -1,9 +1,6 @@
-"""The shape of a result event's data (docs/architecture.md, "Result events"), checked
-on both sides: ``make_thumbnail``/``cleanup`` before publishing (a miss is a bug) and
-``write_metadata`` before storing (a miss is a malformed message, dead-lettered). One
-definition, so the writer and the reader cannot drift apart.
-
-Pure: plain values in, the first problem found (a path and what is wrong) out.
+"""The shape of a result event's data (docs/architecture.md, "Result events"): one definition,
+checked by the stages before publishing and by ``write_metadata`` before storing. Pure:
+plain values in, the first problem found (a path and what is wrong) out.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from image_pipeline.formats import (
     MAX_COVER_SIDE,
     Box,
     Format,
+    list_items,
     memory_bytes,
     memory_problem,
     parse_formats,
@@ -261,18 +262,14 @@ class Settings(Tunables):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OutputSettings:
-    """What make_thumbnail makes of an object it processes, and nothing else: every setting
-    that shapes a thumbnail (its bytes, name or object metadata) or a field of the result
-    event and the doc. make_thumbnail, the image core's options and the thumbnail writer
-    read these from here, and ``fingerprint`` digests every field, so a setting is in the
-    fingerprint as soon as it can shape an output. tests/unit/test_fingerprint.py changes
-    each setting in turn and checks that the fingerprint changes exactly when an output does.
+    """Every setting that shapes what make_thumbnail makes of an object (a thumbnail's bytes,
+    name or metadata, a field of the result event and the doc), and nothing else. What makes
+    outputs reads them from here and ``fingerprint`` digests every field, so a setting is in
+    the fingerprint by construction (docs/outputs.md, "Regenerating after a rules change").
 
-    Left out on purpose: what decides *whether* an object is processed, not what is made of
-    it (the include/exclude patterns, the limits). A failed doc is re-processed by any
-    backfill; limits in the fingerprint would re-process every image after a limit change,
-    and an image now over a limit would stay stale for ever (a ``failed`` result never
-    replaces the ``processed`` doc of its generation).
+    Left out: what decides *whether* an object is processed (patterns, limits). Any backfill
+    re-processes a failed doc; with a limit in it, an image now over the limit would stay
+    stale for ever (a ``failed`` result never replaces the ``processed`` doc).
     """
 
     thumbnails_bucket: str
@@ -307,16 +304,8 @@ class OutputSettings:
 Parser = Callable[[object], object]
 
 
-def _items(raw: object) -> list[object]:
-    if isinstance(raw, str):
-        return [item.strip() for item in raw.split(",")]
-    if isinstance(raw, list | tuple):
-        return list(raw)
-    raise ValueError(f"{raw!r} is not a comma-separated list")
-
-
 def _texts(raw: object) -> tuple[str, ...]:
-    items = _items(raw)
+    items = list_items(raw)
     for item in items:
         if not isinstance(item, str):  # [null] would become the text "None"
             raise ValueError(f"{item!r} in {raw!r} is not text")

@@ -70,25 +70,14 @@ def own_metadata(obj: StorageObject, fingerprint: str) -> dict[str, str]:
 
 # --- runs of one generation under different output rules --------------------------------
 #
-# During a rollout (or a redelivery, or `backfill --stale` started before the rollout ended)
-# two runs of the same generation under different output rules can process one object at
-# once. Each removes what the other wrote, unless they agree on which of them is the later
-# one. They agree on an order the server assigns: a run's place is the generation number of
-# its first thumbnail write, read from that write's response (no extra request), written
-# into every later thumbnail of the run as RUN_KEY, and read back from the folder listing
-# the removal step already does. Cloud Storage assigns generation numbers itself, per write
-# (https://cloud.google.com/storage/docs/metadata#generation-number); they are the write's
-# time in microseconds, so they order writes across objects, with no tie at the
-# millisecond resolution of `timeCreated`. The functions' clocks play no part. Runs rank by
-# (that generation, fingerprint); the doc ranks results the same way (records.decide).
-#
-# The rule (docs/outputs.md, "Two runs at once"): a run deletes this generation's outputs of
-# lower-ranked runs only; one that meets a higher-ranked run's output (at a write, or in
-# the listing) stops writing, deletes its own outputs and publishes nothing. So of two
-# concurrent runs the later one removes the other's set, and the earlier removes nothing
-# of the later's: the later run's listing comes after its writes, hence after the earlier
-# run's first write, so whatever of the earlier run it cannot see is written after the
-# later run's first write, and the earlier run sees that at its own listing.
+# Two runs of one generation under different output rules (a rollout, a redelivery, a
+# `backfill --stale`) rank by the server's order: a run's place is the generation number of
+# its first thumbnail write, which Cloud Storage assigns per write, in microseconds
+# (https://cloud.google.com/storage/docs/metadata#generation-number), carried by its later
+# thumbnails as RUN_KEY. A run deletes lower-ranked runs' outputs only, and one that meets a
+# higher-ranked run's stops and deletes its own; the doc ranks results alike
+# (records.decide). Why two concurrent runs end with one set: docs/outputs.md, "Two runs at
+# once".
 
 
 class _Superseded(Exception):
@@ -151,14 +140,10 @@ class Folder:
 
     def write(self, thumbs: Sequence[Thumbnail], metadata: Mapping[str, str]) -> Run:
         """Write the thumbnails in order (custom ``metadata`` on each), stopping when a
-        higher-ranked run holds one; then remove what earlier runs made and this one did
-        not: only now, with the new outputs in place.
-
-        The source is stat'ed before the writes and again after them: when it is no longer
-        this generation, what the run wrote (and anything older) is removed, a newer
-        generation's outputs stay (its processing owns the names). Why a stat after the
-        writes closes the race: docs/architecture.md, "Thumbnails".
-        """
+        higher-ranked run holds one; then, with the new outputs in place, remove what
+        earlier runs made. The source is stat'ed before the writes and after: when it is no
+        longer this generation, what the run wrote goes too (docs/architecture.md,
+        "Thumbnails": why the stat after the writes closes the race)."""
         run = Run(self.settings.fingerprint)
         live = self._live_generation()
         if live == self.source.generation:
@@ -190,15 +175,10 @@ class Folder:
     ) -> dict[str, Any] | None:
         """Write a thumbnail unless one of a newer source generation is there, or this
         generation's made by this run (a redelivery), or by a higher-ranked run (raises
-        ``_Superseded``). The first write sets ``run.mark``; a first name found already
-        written by this run's rules adopts that run's mark (a redelivery is the same run).
-
-        A create-only write first (``if_generation_match=0``): one request when the name is
-        free, the usual case. Only when it is refused is the existing object read, and
-        replaced under a precondition on the generation read. Returns its entry for the
-        result event when it holds this generation's output, None when a newer one won. A
-        replace that loses a race (GenerationMismatch) is raised: the redelivery reads the
-        new state and decides again.
+        ``_Superseded``); create-only first, read and replaced under a precondition only
+        when refused (docs/architecture.md, "Thumbnails"). The first write sets
+        ``run.mark``; a first name already written by this run's rules adopts that run's
+        mark. Returns its entry for the result event, None when a newer generation won.
         """
         bucket, source = self.settings.thumbnails_bucket, self.source
         name = thumbnail_name(
