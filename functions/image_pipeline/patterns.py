@@ -7,29 +7,16 @@ import functools
 import re
 from collections.abc import Iterable
 
+# A glob's tokens, longest first, and what each becomes; any other run of text is literal.
+_TOKENS = re.compile(r"\*\*/|\*\*|\*|\?|[^*?]+")
+_MEANINGS = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+
 
 @functools.lru_cache(maxsize=256)
 def compile_glob(pattern: str) -> re.Pattern[str]:
     """Translate one glob into an anchored regular expression."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out), re.DOTALL)
+    parts = (_MEANINGS.get(token) or re.escape(token) for token in _TOKENS.findall(pattern))
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def matches_any(name: str, patterns: Iterable[str]) -> bool:

@@ -203,14 +203,7 @@ def write_metadata(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
 
         def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal decision
-            decision = records.decide(
-                stored,
-                result["generation"],
-                result["status"],
-                result.get("outputFingerprint"),
-                result.get("madeAt"),
-                result.get("outputsGeneration"),
-            )
+            decision = records.decide(stored, result)
             if decision is not records.Decision.WRITE:
                 return None
             metadata_ms = (time.perf_counter() - started) * 1000

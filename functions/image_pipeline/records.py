@@ -56,34 +56,27 @@ def dead_letter_id(message_id: str) -> str:
     return hashlib.sha256(message_id.encode()).hexdigest()[:32]
 
 
-def decide(
-    stored: Mapping[str, Any] | None,
-    generation: int,
-    status: str,
-    fingerprint: str | None = None,
-    made_at: str | None = None,
-    outputs_generation: int | None = None,
-) -> Decision:
-    """Whether a result for ``generation``/``status`` (made under the output rules
-    ``fingerprint`` at ``made_at`` by the run ranked ``outputs_generation``) replaces the
-    ``stored`` doc."""
+def decide(stored: Mapping[str, Any] | None, result: Mapping[str, Any]) -> Decision:
+    """Whether ``result`` (a result event's data) replaces the ``stored`` doc."""
     if stored is None:
         return Decision.WRITE
-    ours = (generation, _STATUS_RANK[status])
+    ours = (result["generation"], _STATUS_RANK[result["status"]])
     theirs = (int(stored.get("generation", 0)), _STATUS_RANK.get(stored.get("status", ""), -1))
     if ours != theirs:
         return _order(ours, theirs)
+    fingerprint, run = result.get("outputFingerprint"), result.get("outputsGeneration")
     stored_run = stored.get("outputsGeneration")
-    if status == "processed" and (outputs_generation is not None or is_int(stored_run)):
+    if result["status"] == "processed" and (run is not None or is_int(stored_run)):
         # Two processed results by the rank of their runs, (outputsGeneration, fingerprint),
         # the order make_thumbnail removes by; a result or doc without a rank (from before
         # runs were ranked) ranks below any with one.
         return _order(
-            (-1 if outputs_generation is None else outputs_generation, fingerprint or ""),
+            (-1 if run is None else run, fingerprint or ""),
             (stored_run if is_int(stored_run) else -1, str(stored.get("outputFingerprint") or "")),
         )
     if fingerprint and stored.get("outputFingerprint") != fingerprint:
-        return Decision.WRITE if _later(made_at, stored.get("madeAt")) else Decision.STALE
+        later = _later(result.get("madeAt"), stored.get("madeAt"))
+        return Decision.WRITE if later else Decision.STALE
     return Decision.DUPLICATE
 
 

@@ -359,15 +359,11 @@ def parse(
         raise SettingsError(variable, str(error), setting) from None
 
 
+@functools.cache
 def fields_and_types(cls: type) -> tuple[tuple[dataclasses.Field[Any], object], ...]:
     """The dataclass's fields with their resolved types (the keys of ``PARSERS``)."""
-    if cls not in _TYPES:
-        hints = typing.get_type_hints(cls)
-        _TYPES[cls] = tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
-    return _TYPES[cls]
-
-
-_TYPES: dict[type, tuple[tuple[dataclasses.Field[Any], object], ...]] = {}
+    hints = typing.get_type_hints(cls)
+    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
 
 
 def to_text(value: object) -> str:
@@ -392,12 +388,10 @@ def check_bounds(values: object, cls: type) -> None:
 
 
 def _normalize(values: Tunables) -> None:
-    """Lists become tuples and size pairs Boxes, so a constructed value equals a parsed one."""
+    """Lists become tuples, so a constructed value equals a parsed one."""
     for field, kind in fields_and_types(Tunables):
-        value = getattr(values, field.name)
         if typing.get_origin(kind) is tuple:
-            value = tuple(value)
-        object.__setattr__(values, field.name, value)
+            object.__setattr__(values, field.name, tuple(getattr(values, field.name)))
 
 
 def _error(name: str, problem: str) -> SettingsError:

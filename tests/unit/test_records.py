@@ -37,7 +37,12 @@ def test_doc_id_is_a_valid_firestore_id_for_any_name(name):
     ],
 )
 def test_ordering(stored, generation, status, expected):
-    assert records.decide(stored, generation, status) is expected
+    assert decide(stored, generation, status) is expected
+
+
+def decide(stored, generation, status, fingerprint=None, made_at=None, run=None):
+    result = {"generation": generation, "status": status, "outputFingerprint": fingerprint}
+    return records.decide(stored, result | {"madeAt": made_at, "outputsGeneration": run})
 
 
 PROCESSED = {
@@ -157,13 +162,13 @@ def test_a_result_under_new_output_rules_replaces_the_doc_of_the_same_generation
         "madeAt": "2026-01-01T00:00:00Z",
     }
     later, earlier = "2026-01-01T01:00:00Z", "2025-12-31T23:00:00Z"
-    assert records.decide(stored, 7, "processed", "new", later) is records.Decision.WRITE
-    assert records.decide(stored, 7, "processed", "new", earlier) is records.Decision.STALE
-    assert records.decide(stored, 7, "processed", "old", later) is records.Decision.DUPLICATE
-    assert records.decide(stored, 7, "failed", "new", later) is records.Decision.STALE
+    assert decide(stored, 7, "processed", "new", later) is records.Decision.WRITE
+    assert decide(stored, 7, "processed", "new", earlier) is records.Decision.STALE
+    assert decide(stored, 7, "processed", "old", later) is records.Decision.DUPLICATE
+    assert decide(stored, 7, "failed", "new", later) is records.Decision.STALE
     legacy = {"generation": 7, "status": "processed"}  # from before fingerprints
-    assert records.decide(legacy, 7, "processed", "new", later) is records.Decision.WRITE
-    assert records.decide(legacy, 7, "processed", "new", None) is records.Decision.STALE
+    assert decide(legacy, 7, "processed", "new", later) is records.Decision.WRITE
+    assert decide(legacy, 7, "processed", "new", None) is records.Decision.STALE
 
 
 def test_results_of_one_generation_rank_by_their_runs_server_order_not_their_clocks():
@@ -176,19 +181,19 @@ def test_results_of_one_generation_rank_by_their_runs_server_order_not_their_clo
     }
     later_clock = "2026-01-01T01:00:00Z"
 
-    def decide(fingerprint: str, run: int | None, status: str = "processed"):
-        return records.decide(stored, 7, status, fingerprint, later_clock, run)
+    def by_run(fingerprint: str, run: int | None, status: str = "processed"):
+        return decide(stored, 7, status, fingerprint, later_clock, run)
 
-    assert decide("aaa", 199) is records.Decision.STALE  # an earlier run, whatever its clock
-    assert decide("aaa", 201) is records.Decision.WRITE
-    assert decide("aaa", 200) is records.Decision.STALE  # a tie goes to the fingerprint
-    assert decide("ccc", 200) is records.Decision.WRITE
-    assert decide("bbb", 200) is records.Decision.DUPLICATE
-    assert decide("bbb", 201) is records.Decision.WRITE  # the same rules, a later run
-    assert decide("aaa", None) is records.Decision.STALE  # from before runs were ranked
-    assert decide("aaa", 1, "failed") is records.Decision.STALE
+    assert by_run("aaa", 199) is records.Decision.STALE  # an earlier run, whatever its clock
+    assert by_run("aaa", 201) is records.Decision.WRITE
+    assert by_run("aaa", 200) is records.Decision.STALE  # a tie goes to the fingerprint
+    assert by_run("ccc", 200) is records.Decision.WRITE
+    assert by_run("bbb", 200) is records.Decision.DUPLICATE
+    assert by_run("bbb", 201) is records.Decision.WRITE  # the same rules, a later run
+    assert by_run("aaa", None) is records.Decision.STALE  # from before runs were ranked
+    assert by_run("aaa", 1, "failed") is records.Decision.STALE
     unranked = {k: v for k, v in stored.items() if k != "outputsGeneration"}
-    assert records.decide(unranked, 7, "processed", "aaa", None, 1) is records.Decision.WRITE
+    assert decide(unranked, 7, "processed", "aaa", None, 1) is records.Decision.WRITE
     result = {"bucket": "b", "name": "n", "generation": 7, "status": "processed"}
     doc = records.image_doc(
         stored, {**result, "outputsGeneration": 201}, dt.datetime.now(dt.UTC), 1
@@ -212,13 +217,13 @@ def test_an_expired_original_keeps_its_thumbnails_and_facts():
         "status": "expired",
         "expiredAt": "2026-02-01T00:00:00Z",
     }
-    assert records.decide(stored, 5, "expired") is Decision.WRITE
+    assert decide(stored, 5, "expired") is Decision.WRITE
     doc = records.image_doc(stored, expired, now, 1.0)
     assert doc["status"] == "expired" and doc["originalExpiredAt"] == "2026-02-01T00:00:00Z"
     assert doc["thumbnails"] == stored["thumbnails"] and doc["width"] == 40
     # A late processed result cannot undo it; a delete of the same generation still can.
-    assert records.decide(doc, 5, "processed") is Decision.STALE
-    assert records.decide(doc, 5, "deleted") is Decision.WRITE
+    assert decide(doc, 5, "processed") is Decision.STALE
+    assert decide(doc, 5, "deleted") is Decision.WRITE
 
 
 def test_dead_letter_ids_are_flat_stable_and_not_sequential():
