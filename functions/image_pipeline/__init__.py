@@ -1,5 +1,2 @@
-"""The code behind the Cloud Functions in ``functions/main.py``.
-
-The pure core (settings, patterns, imaging, events, records, errors, logs) imports no
-cloud client; the adapters (storage, publisher, store, clients) import theirs lazily.
-"""
+"""The code behind the Cloud Functions in ``functions/main.py``: a pure core, and adapters
+that import their cloud clients lazily (docs/architecture.md, "Layout")."""

@@ -1,12 +1,8 @@
-"""Cloud clients, created on first use and then shared for the life of the process.
-
-The imports happen inside the getters: google.cloud.* costs about a second to import, and
-a cold start should not pay for clients a function never uses. Each client honours its
-emulator variable (STORAGE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST).
-
-An instance of the I/O-bound functions serves several requests at once (concurrency above
-1, one thread each), so the first use is made under a lock: one client per process, however
-many requests arrive together on a cold instance. The clients themselves are thread-safe.
+"""Cloud clients, created on first use and shared for the life of the process. The imports
+happen inside the getters (google.cloud.* costs about a second to import: a cold start should
+not pay for a client it never uses), and the first use is made under a lock, so a cold
+instance serving several requests at once makes one client of each kind (docs/capacity.md).
+Each client honours its emulator variable (``*_EMULATOR_HOST``); the clients are thread-safe.
 """
 
 from __future__ import annotations

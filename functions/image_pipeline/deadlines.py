@@ -1,10 +1,9 @@
 """A deadline on every call to Firestore, Cloud Storage and Pub/Sub, retries included.
 
-The client libraries retry an unreachable service for 60 to 300 s by default (Firestore's
-queries for 300 s), so a dead dependency used to hang a page or a tool for minutes. Here
-each call gives up after a few seconds and raises ``Unavailable``, which names the service
-and where it was looked for: "Firestore at 127.0.0.1:8080 did not answer within 10 s".
-For a function it is a transient error (the platform redelivers the event).
+The client libraries retry an unreachable service for 60 to 300 s by default; here each call
+gives up after a few seconds and raises ``Unavailable``, which names the service and where it
+was looked for ("Firestore at 127.0.0.1:8080 did not answer within 10 s"). For a function
+it is a transient error (the platform redelivers the event).
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""How much memory making thumbnails of an image will take, told from its header.
-
-The pixel limit does not bound memory (a 16-bit or RGBA image costs several times the bytes
-of an 8-bit gray one), so the limit is on bytes: what the decode and the processing allocate
-must fit the function's memory less what an instance holds (docs/architecture.md, "Failure
-reasons"). The costs are peak RSS measured per mode and format (docs/benchmarks.md,
-"Decoded bytes"), rounded up by at least one byte a pixel.
-"""
+"""How much memory making thumbnails of an image will take, told from its header: the limit
+is on these bytes, as pixels do not bound memory (docs/architecture.md, "Failure reasons").
+The costs are peak RSS measured per mode and format (docs/benchmarks.md, "Decoded bytes"),
+rounded up by at least one byte a pixel."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Cloud Storage through a few primitives with generation semantics.
-
-The pipeline's decisions (when to overwrite or delete a thumbnail) live in
-``image_pipeline.thumbnails`` over this interface, so an in-memory fake with the same
-preconditions exercises the same code as GCS does.
-"""
+"""Cloud Storage through a few primitives with generation preconditions: the pipeline decides
+over them (``image_pipeline.thumbnails``), against GCS and the unit tests' fake alike."""
 
 from __future__ import annotations
 

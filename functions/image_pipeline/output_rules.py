@@ -1,11 +1,6 @@
-"""Output rules: which thumbnails an object gets, chosen by its name (docs/outputs.md).
-
-An ordered list; each rule has include/exclude globs (``image_pipeline.patterns``) and its
-own sizes and formats. The first rule whose globs select a name applies; a name no rule
-selects (and every name when there are no rules) gets the deployment's ``THUMBNAIL_SIZES``
-and ``THUMBNAIL_FORMATS``. Pure values, parsed from ``cdktf.json`` at synth and from the
-function's environment (``OUTPUT_RULES``, compact JSON) at start-up, by the same code.
-"""
+"""Output rules: which thumbnails an object gets, chosen by its name (docs/outputs.md). Pure
+values, parsed by the same code from ``cdktf.json`` at synth and from the function's
+environment (``OUTPUT_RULES``, compact JSON) at start-up."""
 
 from __future__ import annotations
 

@@ -1,14 +1,9 @@
-"""Custom metadata copied from an original to its thumbnails and its doc (``METADATA_KEYS``).
-
-Cloud Storage allows 8 KiB of custom metadata per object, keys and values together
-(https://cloud.google.com/storage/quotas#objects), and a thumbnail also carries the
-pipeline's own keys: a copied key that would not fit is left out and named, never a failed
-upload. A value Cloud Storage could not hold in every API is left out too: the XML API sends
-custom metadata as ``x-goog-meta-*`` headers
-(https://cloud.google.com/storage/docs/metadata#custom-metadata), whose values hold no
-control character but HTAB (RFC 9110, 5.5), and text must be UTF-8. Other non-ASCII text is
-copied: the JSON API, which the pipeline writes with, stores it as UTF-8.
-"""
+"""Custom metadata copied from an original to its thumbnails and its doc (``METADATA_KEYS``,
+docs/outputs.md). A key that would not fit Cloud Storage's 8 KiB per object beside the
+pipeline's own (https://cloud.google.com/storage/quotas#objects) is left out and named, never
+a failed upload; so is a value not every API can hold: not UTF-8, or with a control
+character but HTAB, which ``x-goog-meta-*`` headers cannot carry
+(https://cloud.google.com/storage/docs/metadata#custom-metadata; RFC 9110, 5.5)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""What an app paints before a thumbnail arrives: a BlurHash and the dominant colour.
-
-Both come from the smallest thumbnail (upright, sRGB, a few thousand pixels), so they cost
-well under a millisecond (docs/architecture.md, docs/benchmarks.md). BlurHash
-(https://blurha.sh) has decoders for every client platform; ``blurhash-rs`` (Rust) encodes
-it ~200x faster than ``blurhash-python``, which copies the pixels through Python lists.
-"""
+"""What an app paints before a thumbnail arrives: a BlurHash (https://blurha.sh) and the
+dominant colour of the smallest thumbnail (docs/architecture.md). ``blurhash-rs`` encodes it
+~200x faster than ``blurhash-python``, which copies the pixels through Python lists."""
 
 from __future__ import annotations
 

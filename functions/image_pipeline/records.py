@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from image_pipeline.events import PushMessage, diagnosis, parse_time
-from image_pipeline.result_schema import is_int
+from image_pipeline.result_schema import FACTS, IMAGE_FIELDS, is_int
 
 
 class _ServerTime:
@@ -29,11 +29,6 @@ SERVER_TIME: Any = _ServerTime()
 _STATUS_RANK = {"failed": 0, "processed": 1, "expired": 2, "deleted": 3}
 # Results that describe an original that is gone: the doc keeps what its generation had.
 _GONE = ("expired", "deleted")
-# What a processed result says of the image (null on a failed one).
-_IMAGE_FIELDS = ("width", "height", "format", "mode", "frames", "exif", "placeholder")
-# The facts of a generation (JSON API names). A result that lacks one (a thin notification
-# payload) leaves the value the doc holds for the same generation: facts are never lost.
-FACTS = ("metageneration", "contentType", "size", "md5Hash", "crc32c", "timeCreated")
 DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"
 
 
@@ -129,7 +124,7 @@ def image_doc(
         if value is not None:
             fields[key] = value
     if status not in _GONE:  # what the image was, and how its outputs were made
-        fields |= {key: image.get(key) for key in _IMAGE_FIELDS}
+        fields |= {key: image.get(key) for key in IMAGE_FIELDS}
         fields |= {key: result.get(key) for key in ("rule", "outputFingerprint")}
         fields["metadata"] = result.get("metadata") or {}
     kept = held if status in _GONE else {}

@@ -108,18 +108,17 @@ THUMBNAIL = record(
 PLACEHOLDER = record(
     {"blurhash": text(), "width": integer(1), "height": integer(1), "color": text()}
 )
-IMAGE = record(
-    {},
-    {
-        "width": optional(integer()),
-        "height": optional(integer()),
-        "format": optional(text()),
-        "mode": optional(text()),
-        "frames": optional(integer()),
-        "exif": optional(each(Mapping, lambda v: None)),
-        "placeholder": optional(PLACEHOLDER),
-    },
-)
+# What a processed result says of the image (the doc's fields of it; null when failed).
+IMAGE_FIELDS = {
+    "width": optional(integer()),
+    "height": optional(integer()),
+    "format": optional(text()),
+    "mode": optional(text()),
+    "frames": optional(integer()),
+    "exif": optional(each(Mapping, lambda v: None)),
+    "placeholder": optional(PLACEHOLDER),
+}
+IMAGE = record({}, IMAGE_FIELDS)
 ERROR = record({"reason": text(non_empty=True), "message": text()})
 
 COMMON = {
@@ -129,13 +128,18 @@ COMMON = {
     "name": text(non_empty=True),
     "generation": integer(1),
 }
-OPTIONAL = {
+# The facts of a generation (JSON API names): a result has those its event had, and a doc
+# keeps its value of one that a result of the same generation lacks (records.image_doc).
+FACTS = {
     "metageneration": optional(integer(1)),
     "contentType": optional(text()),
     "size": optional(integer()),
     "md5Hash": optional(text()),
     "crc32c": optional(text()),
     "timeCreated": optional(rfc3339),
+}
+OPTIONAL = {
+    **FACTS,
     "sourceEventId": optional(text()),
     "timings": optional(each(Mapping, number)),
     "rule": optional(text()),
