@@ -132,8 +132,6 @@ def parse_rules(raw: object) -> Rules:
 
 
 def _rule(index: int, item: object) -> Rule:
-    if isinstance(item, Rule):
-        return item
     if not isinstance(item, Mapping):
         raise RuleError(index, f"{item!r} is not an object with include/exclude/sizes/formats")
     unknown = sorted(set(item) - set(_KEYS))

@@ -313,17 +313,13 @@ def _texts(raw: object) -> tuple[str, ...]:
 
 
 def _integer(raw: object) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    try:
+    try:  # str() first: JSON true is no integer, as the text "True" is not
         return int(str(raw))
     except ValueError:
         raise ValueError(f"{raw!r} is not an integer") from None
 
 
 def _boolean(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
     try:
         return _BOOLS[str(raw).strip().lower()]
     except KeyError:
@@ -359,11 +355,15 @@ def parse(
         raise SettingsError(variable, str(error), setting) from None
 
 
-@functools.cache
 def fields_and_types(cls: type) -> tuple[tuple[dataclasses.Field[Any], object], ...]:
     """The dataclass's fields with their resolved types (the keys of ``PARSERS``)."""
-    hints = typing.get_type_hints(cls)
-    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+    if cls not in _TYPES:
+        hints = typing.get_type_hints(cls)
+        _TYPES[cls] = tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+    return _TYPES[cls]
+
+
+_TYPES: dict[type, tuple[tuple[dataclasses.Field[Any], object], ...]] = {}
 
 
 def to_text(value: object) -> str:

@@ -194,14 +194,10 @@ class Folder:
         except GenerationMismatch:
             live = self.storage.stat(bucket, name)
             written = self._replace(name, upload, live, run)
-            if (
-                written is None
-                and live is not None
-                and _source_generation(live) == source.generation
-            ):
+            if written is None:
+                if live is None or _source_generation(live) != source.generation:
+                    return None  # a newer source generation holds the name
                 run.mark = _run_mark(live)  # this run's already: adopted, or unchanged
-            elif written is None:
-                return None  # a newer source generation holds the name
         if run.mark is None and written is not None:
             run.mark = written.generation
         return {
