@@ -26,9 +26,8 @@ PIPELINE = Pipeline.from_env(os.environ)
 
 
 def _malformed(target: str, exc: MalformedEvent) -> tuple[str, int]:
-    """Eventarc's storage event is acknowledged when malformed (no retry can fix it, and a
-    non-2xx would be retried for a day); a pushed message is refused with 400, a nack that
-    Pub/Sub retries into the dead-letter topic, where it is recorded with its reason."""
+    """A malformed storage event is acknowledged (a retry cannot fix it); a malformed push is
+    refused with 400, into the dead-letter topic (docs/architecture.md, "Entry points")."""
     if target == "make_thumbnail":
         Logger(stage=target).error("malformed storage event; acknowledged", error=str(exc))
         return "malformed event; acknowledged", 200

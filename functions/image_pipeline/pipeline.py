@@ -1,10 +1,7 @@
 """The four stages behind the entry points, in the order an upload meets them:
-make_thumbnail, write_metadata, cleanup, handle_dead_letter.
-
-Each stage takes a ``Pipeline`` (settings + adapters), the CloudEvent and the request
-headers. Permanent failures are recorded and acknowledged; anything else is logged and
-raised so the platform redelivers (docs/architecture.md, "Entry points"). How a run writes
-and removes thumbnails, and ranks itself against another run: ``image_pipeline.thumbnails``.
+make_thumbnail, write_metadata, cleanup, handle_dead_letter. Each takes a ``Pipeline``
+(settings + adapters), the CloudEvent and the request headers (docs/architecture.md, "Entry
+points"); how a run writes and removes thumbnails: ``image_pipeline.thumbnails``.
 """
 
 from __future__ import annotations

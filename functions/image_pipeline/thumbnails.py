@@ -15,7 +15,7 @@ from typing import Any
 from image_pipeline import records
 from image_pipeline.errors import GenerationMismatch
 from image_pipeline.events import MAX_NAME_BYTES, OUTPUT_MARKER, StorageObject
-from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, MAX_COVER_SIDE, Box
+from image_pipeline.formats import FORMATS, MAX_BOX_SIDE, Box
 from image_pipeline.gcs import Storage, StoredObject, Upload
 from image_pipeline.imaging import Thumbnail
 from image_pipeline.passthrough import FINGERPRINT_KEY, RUN_KEY
@@ -24,9 +24,6 @@ from image_pipeline.settings import OutputSettings
 # The longest leaf any settings can give a thumbnail ("99999x99999.webp", "9999x9999-c.webp").
 _HASHED_DIR = "_long/"
 _MAX_LEAF_BYTES = len(f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}.") + max(map(len, FORMATS))
-assert len(Box(MAX_COVER_SIDE, MAX_COVER_SIDE, "cover").leaf) + 1 <= len(
-    f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}."
-), "a cover leaf must not be longer than the longest inside leaf"
 
 
 def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:

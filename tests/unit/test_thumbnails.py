@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from image_pipeline import thumbnails
-from image_pipeline.formats import Box
+from image_pipeline.formats import MAX_BOX_SIDE, MAX_COVER_SIDE, Box
 from image_pipeline.records import image_doc_id
 
 
@@ -26,6 +26,12 @@ from image_pipeline.records import image_doc_id
 )
 def test_thumbnail_folder_is_hashed_only_when_a_name_could_exceed_1024_bytes(name, folder):
     assert thumbnails.thumbnail_folder("thumbnails/", "uploads", name) == folder
+
+
+def test_a_cover_leaf_is_never_longer_than_the_longest_inside_leaf():
+    """The hashed-folder rule counts the longest inside leaf only, whatever the sizes."""
+    cover = Box(MAX_COVER_SIDE, MAX_COVER_SIDE, "cover").leaf
+    assert len(cover) <= len(Box(MAX_BOX_SIDE, MAX_BOX_SIDE).leaf)
 
 
 def test_names_are_deterministic_per_box_fit_mode_and_format():
