@@ -27,11 +27,9 @@ _MAX_LEAF_BYTES = len(f"{MAX_BOX_SIDE}x{MAX_BOX_SIDE}.") + max(map(len, FORMATS)
 
 
 def thumbnail_folder(prefix: str, bucket: str, name: str) -> str:
-    """Where an object's thumbnails live; make_thumbnail and cleanup both ask here.
-
+    """Where an object's thumbnails live (make_thumbnail and cleanup both ask here):
     ``{prefix}{name}/``, or a hashed folder when that could exceed GCS's name limit or the
-    name starts with ``_long/`` (docs/architecture.md, "Thumbnails").
-    """
+    name starts with ``_long/`` (docs/architecture.md, "Thumbnails")."""
     folder = f"{prefix}{name}/"
     fits = len(folder.encode()) + _MAX_LEAF_BYTES <= MAX_NAME_BYTES
     if fits and not name.startswith(_HASHED_DIR):
@@ -230,9 +228,8 @@ class Folder:
 
     def _remove_outdated(self, run: Run) -> list[str]:
         """The removal step after this run's writes, over one listing of the folder: older
-        generations' thumbnails and lower-ranked runs' of this one go; when a higher-ranked
-        run's thumbnail is there (or was met while writing), this run's own go instead and
-        ``run.superseded`` is set (see "runs of one generation" above)."""
+        generations' thumbnails and lower-ranked runs' go; after a higher-ranked run's (here
+        or met while writing), this run's own go instead and ``run.superseded`` is set."""
         listed = self._listed()
         if run.mark is None:  # every name held a newer source generation's output
             return []
@@ -264,9 +261,8 @@ class Folder:
         return found
 
     def _delete(self, listed: list[StoredObject]) -> list[str]:
-        """Each delete is conditional on the generation listed, so a thumbnail rewritten
-        meanwhile (by a generation at least as new, or a higher-ranked run) is left to its
-        writer."""
+        """Each delete is conditional on the generation listed: a thumbnail rewritten
+        meanwhile (by a generation at least as new, or a higher-ranked run) is its writer's."""
         deleted, bucket = [], self.settings.thumbnails_bucket
         for thumb in listed:
             try:
