@@ -9,11 +9,13 @@ import platform
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from image_pipeline.settings import Settings, Tunables
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -73,16 +75,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(p / 100.0 * len(ordered) + 0.5) - 1))]
 
 
-def defaults() -> tuple[list[tuple[int, int]], str, int]:
-    """The deployment's default boxes, first output format and quality."""
-    from infra.model.config import DeploymentConfig
-
-    cfg = DeploymentConfig(project="benchmark-project")
-    return (
-        [(s.width, s.height) for s in cfg.thumbnail_sizes],
-        cfg.thumbnail_formats[0],
-        cfg.thumbnail_quality,
-    )
+def defaults() -> tuple[list[tuple[int, int]], int]:
+    """The functions' default boxes and quality."""
+    tunables = Tunables()
+    return [(b.width, b.height) for b in tunables.thumbnail_sizes], tunables.thumbnail_quality
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -94,27 +90,50 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env | dict(extra or {})
 
 
-def run_worker(
-    module: str, payload: Mapping[str, Any], env: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Runs `python -m module` in a fresh interpreter with `payload` as JSON on stdin; returns
-    the JSON object it prints last. A failing worker raises RuntimeError with its stderr."""
-    proc = subprocess.run(
-        [sys.executable, "-m", module],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        env=child_env(env),
-        cwd=ROOT,
-        timeout=600,
-        check=False,
-    )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"{module} worker failed (exit {proc.returncode}): {proc.stderr[-2000:]}"
+class Worker:
+    """A fresh interpreter (or ``argv``) pinned to ``cpus``: a JSON request a line on its stdin,
+    its answer a line on its stdout (`serve`). ``with`` closes it."""
+
+    def __init__(
+        self, argv: list[str], env: Mapping[str, str] | None = None, cpus: set[int] | None = None
+    ) -> None:
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=child_env(env),
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
-    return dict(json.loads(lines[-1]))
+
+    def call(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.proc.args} worker exited ({self.proc.wait()})")
+        return dict(json.loads(line))
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.proc.wait(timeout=600)
+
+
+def serve(answer: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """A worker's loop: each request on stdin answered on stdout; one that raises (an engine
+    that cannot read the input) is answered ``{"error": ...}``, said in the table."""
+    for line in sys.stdin:
+        try:
+            reply = answer(json.loads(line))
+        except Exception as exc:
+            reply = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
+        print(json.dumps(reply), flush=True)
 
 
 def import_function_main() -> ModuleType:
@@ -141,8 +160,6 @@ def function_env() -> dict[str, str]:
     """A complete function environment (the Settings contract) with default settings. The
     emulator hosts point at a closed port: nothing here may reach a cloud, and anything that
     tried fails loudly instead of timing out."""
-    from image_pipeline.settings import Settings
-
     names = {"UPLOADS_BUCKET": "bench-uploads", "THUMBNAILS_BUCKET": "bench-thumbnails"}
     names |= {"GOOGLE_CLOUD_PROJECT": "bench-project", "IMAGE_EVENTS_TOPIC": "bench-image-events"}
     closed = "127.0.0.1:9"
@@ -192,11 +209,8 @@ def save_results(rows: list[Row], info: Mapping[str, str], argv: list[str]) -> P
     """Writes the rows and machine facts to .local/benchmarks/last.json; returns the path."""
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / "last.json"
-    path.write_text(
-        json.dumps(
-            {"argv": argv, "machine": dict(info), "rows": [asdict(r) for r in rows]}, indent=2
-        )
-    )
+    results = {"argv": argv, "machine": dict(info), "rows": [asdict(r) for r in rows]}
+    path.write_text(json.dumps(results, indent=2))
     return path
 
 

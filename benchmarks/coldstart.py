@@ -8,8 +8,8 @@ functions-framework's spawn to its first response against a one-line function's.
 from __future__ import annotations
 
 import json
+import os
 import re
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks._common import FUNCTIONS, FUNCTIONS_MAIN, PROJECT_PYTHON, Row, function_env, judged
+from infra.local.processes import free_port
 
 TARGET_IMPORT_MS = 500.0
 # Prints the import's ms, then the file imported (checked: functions/main.py, not the root's).
@@ -37,8 +38,6 @@ def hello(event):
 
 def _env() -> dict[str, str]:
     """The function's settings, `functions/` as the only source root, PATH and HOME kept."""
-    import os
-
     kept = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
     return function_env() | kept | {"PYTHONPATH": str(FUNCTIONS)}
 
@@ -94,9 +93,7 @@ _HEADERS |= {"ce-subject": "objects/cold.jpg"}
 
 def first_response(source: Path, target: str, timeout: float = 60.0) -> tuple[float, int]:
     """ms from spawning functions-framework to its first HTTP answer, and its status."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     where = ["--host", "127.0.0.1", "--port", str(port)]
     args = [
         str(PROJECT_PYTHON.parent / "functions-framework"),

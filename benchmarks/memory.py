@@ -1,11 +1,7 @@
-"""`benchmarks/run memory` and `worst`: the peak memory of one thumbnail run, against the
-function's memory (a 12 MP JPEG's added RSS is in `peers`).
-
-Each case runs once, cold, in a fresh interpreter that has imported `functions/main.py` and the
-client libraries, so its absolute peak is what an instance holds: a 100 MP JPEG (ours and naive
-Pillow, against 512 MiB), the worst input each decoded mode lets through a 1 GiB make_thumbnail
-(`memory`: the 16-bit gray and RGBA PNGs the pixel limit alone let past; `worst`: every mode),
-and the longest 480x270 GIF with ``animated`` on (docs/benchmarks.md).
+"""`benchmarks/run memory` and `worst`: the absolute peak RSS of one thumbnail run, cold, in a
+fresh interpreter holding what an instance holds, against the function's memory: a 100 MP
+JPEG, the worst allowed inputs of two decoded modes (`worst`: of every one) and the longest
+GIF (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import io
-import json
 import math
 import sys
 from collections.abc import Callable
@@ -23,8 +18,11 @@ from typing import Any
 from PIL import Image
 
 from benchmarks import _common as common
-from benchmarks import samples
-from benchmarks._common import CACHE, Row, defaults
+from benchmarks import peers, samples
+from benchmarks._common import Row, defaults
+from image_pipeline import animation, decode_cost, imaging
+from image_pipeline.formats import Box, memory_bytes
+from image_pipeline.settings import Tunables
 
 MIB = 1 << 20
 FUNCTION_MEMORY = "1Gi"  # thumbnail_memory's default
@@ -36,11 +34,6 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
     main = common.import_function_main()  # what an instance holds: functions/main.py
     for module in ("google.cloud.storage", "google.cloud.pubsub_v1", "google.cloud.firestore"):
         __import__(module)
-    from benchmarks import peers
-    from image_pipeline import animation, imaging
-    from image_pipeline.formats import Box
-    from image_pipeline.settings import Tunables
-
     Image.init()  # every plugin registered before the baseline, like a warm instance
     sizes, quality = [tuple(s) for s in payload["sizes"]], payload["quality"]
     data = Path(payload["path"]).read_bytes()
@@ -64,9 +57,13 @@ def measure(payload: dict[str, Any]) -> dict[str, Any]:
 
 def case_peak(engine: str, path: Path) -> dict[str, Any]:
     """One cold run of ``engine`` (ours, naive, or animated: ours with ``animated`` on)."""
-    sizes, _, quality = defaults()  # here: a worker holds only what an instance holds
+    sizes, quality = defaults()
     payload = {"engine": engine, "path": str(path), "sizes": sizes, "quality": quality}
-    return common.run_worker(__name__, payload, common.function_env())
+    with common.Worker([sys.executable, "-m", __name__], common.function_env()) as worker:
+        result = worker.call(payload)
+    if "error" in result:
+        raise RuntimeError(f"the memory worker failed: {result['error']}")
+    return result
 
 
 def _peak_row(what: str, peak: dict[str, Any], limit: int, label: str, baseline: str = "") -> Row:
@@ -150,10 +147,6 @@ EVERY_MODE = (
 
 def worst_side(case: Case, memory: str) -> int:
     """The side of the largest square of ``case`` every limit lets through."""
-    from image_pipeline import decode_cost
-    from image_pipeline.formats import memory_bytes
-    from image_pipeline.settings import Tunables
-
     limits = Tunables(thumbnail_memory=memory)
     # The input bytes count against the budget: allow for a file of up to the byte limit.
     budget = decode_cost.budget(memory_bytes(memory), limits.max_input_bytes)
@@ -176,18 +169,12 @@ def worst_side(case: Case, memory: str) -> int:
 
 def _worst_sample(case: Case, side: int) -> Path:
     slug = "".join(c if c.isalnum() else "-" for c in case.label.lower())
-    path = CACHE / "worst" / f"{slug}-{side}.{case.fmt.lower()}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        case.make(side).save(path, case.fmt, **case.params)
-    return path
+    name = f"worst-{slug}-{side}.{case.fmt.lower()}"
+    return samples.cached(name, lambda: samples.encoded(case.make(side), case.fmt, **case.params))
 
 
 def worst_rows(cases: tuple[Case, ...], memory: str = FUNCTION_MEMORY) -> list[Row]:
     """One row per case: its worst allowed size, file size and absolute peak RSS."""
-    from image_pipeline.formats import memory_bytes
-    from image_pipeline.settings import Tunables
-
     limit, max_bytes, out = memory_bytes(memory), Tunables().max_input_bytes, []
     for case in cases:
         side = worst_side(case, memory)
@@ -203,9 +190,6 @@ def worst_rows(cases: tuple[Case, ...], memory: str = FUNCTION_MEMORY) -> list[R
 
 def allowed_frames(size: tuple[int, int], memory: str) -> int:
     """The most frames of a ``size`` GIF the memory limit lets through with ``animated`` on."""
-    from image_pipeline import animation, decode_cost, imaging
-    from image_pipeline.formats import Box, memory_bytes
-
     one = io.BytesIO()
     Image.new("P", size).save(one, "GIF")
     with Image.open(io.BytesIO(one.getvalue())) as im:
@@ -216,8 +200,6 @@ def allowed_frames(size: tuple[int, int], memory: str) -> int:
 
 def run(quick: bool = False, smoke: bool = False, every_mode: bool = False) -> list[Row]:
     """The 100 MP JPEG, the worst PNGs, the longest animation (`worst`: every mode)."""
-    from image_pipeline.formats import memory_bytes
-
     if every_mode:
         return worst_rows(EVERY_MODE[:4] if quick else EVERY_MODE)
     photo = "coffee" if samples.have_photos() and not smoke else "synthetic"
@@ -239,10 +221,5 @@ def run(quick: bool = False, smoke: bool = False, every_mode: bool = False) -> l
     return [*rows, _peak_row(what, anim, memory_bytes(FUNCTION_MEMORY), FUNCTION_MEMORY)]
 
 
-def main() -> None:
-    """Worker entry: payload JSON on stdin, result JSON on the last stdout line."""
-    print(json.dumps(measure(json.load(sys.stdin))))
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the worker of `case_peak`
+    common.serve(measure)

@@ -1,21 +1,17 @@
 """`benchmarks/run peers`: the thumbnail core against naive Pillow, pyvips and sharp, in one run.
 
-Every engine makes the default thumbnails of the same files in worker processes pinned to one
-CPU: ours, naive Pillow and pyvips here (``VIPS_CONCURRENCY=1``), sharp in `peers.js`
-(``sharp.concurrency(1)``, one libuv thread). They take turns, in an order that rotates each
-round, so background load hits all alike; CPU time (every thread of the worker) and wall time
-are medians of the rounds. Peak RSS added is one cold call in a fresh worker; PSNR and SSIM
-compare each engine's largest thumbnail with a LANCZOS resize of the full decode, upright
-and in sRGB. What each peer does, and why: docs/benchmarks.md ("peers").
+Every engine runs in a worker pinned to one CPU (sharp's in `peers.js`), taking turns in an
+order that rotates each round. What each peer does, what is measured and why:
+docs/benchmarks.md ("peers").
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import cProfile
 import dataclasses
 import io
-import json
 import math
 import os
 import pstats
@@ -29,7 +25,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
 
 from benchmarks import samples
-from benchmarks._common import CACHE, ROOT, Row, child_env, defaults, format_table, status_kb
+from benchmarks._common import CACHE, Row, Worker, defaults, format_table, serve, status_kb
 from image_pipeline import heif, imaging
 from image_pipeline.formats import OUTPUTS, WEBP_METHOD, Box
 from image_pipeline.settings import Tunables
@@ -191,48 +187,14 @@ def _steps(stats: dict[tuple[str, int, str], tuple[Any, ...]], total_ms: float) 
     return steps | {"other": total_ms - sum(steps.values())}
 
 
-def main() -> None:
-    """Worker: a JSON request a line on stdin, a JSON answer a line on stdout."""
-    heif.register()  # naive Pillow opens HEIC through the plugin ours uses
-    for line in sys.stdin:
-        try:
-            reply = answer(json.loads(line))
-        except Exception as exc:  # an engine that cannot read the input: said in the table
-            reply = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
-        print(json.dumps(reply), flush=True)
-
-
 # --- the run (the orchestrator side) ----------------------------------------------------
 
 
-class _Worker:
-    """An engine process pinned to ``cpus``: a JSON request a line in, an answer a line out."""
-
-    def __init__(self, kind: str, cpus: set[int]) -> None:
-        argv = [sys.executable, "-m", __name__] if kind == "py" else ["node", "benchmarks/peers.js"]
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=child_env({"VIPS_CONCURRENCY": "1", "UV_THREADPOOL_SIZE": "1"}),
-            text=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
-        )
-
-    def call(self, request: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {self.proc.args} worker exited ({self.proc.wait()})")
-        return dict(json.loads(line))
-
-    def close(self) -> None:
-        assert self.proc.stdin
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+def _worker(kind: str, cpus: set[int]) -> Worker:
+    """A ``kind`` worker (py: this module, js: peers.js) pinned to ``cpus``, with one libvips
+    thread and one libuv thread."""
+    argv = [sys.executable, "-m", __name__] if kind == "py" else ["node", "benchmarks/peers.js"]
+    return Worker(argv, {"VIPS_CONCURRENCY": "1", "UV_THREADPOOL_SIZE": "1"}, cpus)
 
 
 def available() -> tuple[list[str], list[str]]:
@@ -258,21 +220,20 @@ def measure(names: list[str], files: list[tuple[str, Path]], rounds: int) -> dic
     """Cold calls (outputs, RSS, largest thumbnail) in fresh workers, then the timed rounds."""
     cpus = sorted(os.sched_getaffinity(0))
     pins = {1: {cpus[-1]}, 2: set(cpus[:2])}
-    sizes, _, quality = defaults()
+    sizes, quality = defaults()
     base = {"sizes": sizes, "quality": quality, "effort": WEBP_METHOD}
     cold: dict[tuple[str, str], dict[str, Any]] = {}
     for name in names:  # ours first: its sizes are the ones the cascades resize to
+        _, kind, n = ENGINES[name]
         for _, path in files:
             exact = [o[:2] for o in cold.get(("ours", str(path)), {}).get("outputs", [])]
             request = base | {"engine": name, "path": str(path), "keep": True, "exact": exact}
-            worker = _Worker(ENGINES[name][1], pins[ENGINES[name][2]])
-            try:
+            with _worker(kind, pins[n]) as worker:
                 cold[name, str(path)] = worker.call(request)
-            finally:
-                worker.close()
-    workers = {(kind, n): _Worker(kind, pins[n]) for _, kind, n in (ENGINES[e] for e in names)}
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    try:
+    with contextlib.ExitStack() as running:  # one worker for the engines of a kind and pin
+        kinds = {ENGINES[name][1:] for name in names}
+        workers = {(k, n): running.enter_context(_worker(k, pins[n])) for k, n in kinds}
         for r in range(rounds + 1):  # round 0 warms the workers up
             for _, path in files:
                 exact = [o[:2] for o in cold["ours", str(path)].get("outputs", [])]
@@ -290,9 +251,6 @@ def measure(names: list[str], files: list[tuple[str, Path]], rounds: int) -> dic
         steps = {
             str(p): workers["py", 1].call(profile | {"path": str(p)})["steps"] for _, p in files
         }
-    finally:
-        for worker in workers.values():
-            worker.close()
     return {"cold": cold, "times": times, "steps": steps}
 
 
@@ -425,5 +383,6 @@ def _targets(group: str, name: str, f: Figures | str) -> list[Row]:
     return rows
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # a worker (`_worker`)
+    heif.register()  # naive Pillow opens HEIC through the plugin ours uses
+    serve(answer)

@@ -6,11 +6,10 @@ unit tests), ``synthetic``, drawn with Pillow alone (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import io
-import random
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageDraw
 
 from benchmarks._common import CACHE
 
@@ -19,7 +18,7 @@ SIZE_12MP = (4000, 3000)
 SIZE_100MP = (11600, 8700)
 NOISE_SIGMA = 6.0
 _GEN = 1  # bump when generation changes, so caches are rebuilt
-_SAVE = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 90})}
+_SAVE = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {})}
 
 
 def have_photos() -> bool:
@@ -42,18 +41,14 @@ def _source(photo: str) -> Image.Image:
     return Image.merge("RGB", (r, g, b))
 
 
-def _add_noise(im: Image.Image, seed: int) -> Image.Image:
-    """Seeded luma noise; numpy when present (fast), else uniform noise of the same sigma."""
+def _add_noise(im: Image.Image) -> Image.Image:
+    """Seeded luma noise. Without numpy there is no scikit-image either: only ``synthetic``,
+    for the smoke run, left clean."""
     try:
         import numpy as np
     except ImportError:
-        amp = NOISE_SIGMA * 3**0.5
-        raw = random.Random(seed).randbytes(im.size[0] * im.size[1])
-        noise = Image.frombytes("L", im.size, raw).point(
-            lambda v: 128 + round((v - 127.5) / 127.5 * amp)
-        )
-        return Image.merge("RGB", [ImageChops.add(c, noise, 1.0, -128) for c in im.split()])
-    rng = np.random.default_rng(seed)
+        return im
+    rng = np.random.default_rng(0)
     out = Image.new("RGB", im.size)
     for top in range(0, im.size[1], 512):
         box = (0, top, im.size[0], min(top + 512, im.size[1]))
@@ -63,7 +58,7 @@ def _add_noise(im: Image.Image, seed: int) -> Image.Image:
     return out
 
 
-def make_image(photo: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
+def make_image(photo: str, size: tuple[int, int]) -> Image.Image:
     """The photo cropped to ``size``'s aspect, LANCZOS-upscaled to ``size``, with noise."""
     im = _source(photo)
     w, h = im.size
@@ -71,10 +66,10 @@ def make_image(photo: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
         (h * size[0] // size[1], h) if w * size[1] > h * size[0] else (w, w * size[1] // size[0])
     )
     im = im.crop(((w - cw) // 2, (h - ch) // 2, (w + cw) // 2, (h + ch) // 2))
-    return _add_noise(im.resize(size, Image.Resampling.LANCZOS), seed)
+    return _add_noise(im.resize(size, Image.Resampling.LANCZOS))
 
 
-def _cached(name: str, make: Callable[[], bytes]) -> Path:
+def cached(name: str, make: Callable[[], bytes]) -> Path:
     path = CACHE / "samples" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,28 +78,33 @@ def _cached(name: str, make: Callable[[], bytes]) -> Path:
     return path
 
 
-def _encoded(im: Image.Image, fmt: str, **params: object) -> bytes:
+def encoded(im: Image.Image, fmt: str, **params: object) -> bytes:
     out = io.BytesIO()
     im.save(out, fmt, **params)
     return out.getvalue()
 
 
-def sample_path(photo: str, size: tuple[int, int], fmt: str = "jpeg", seed: int = 0) -> Path:
-    """One photo at ``size`` in ``fmt`` (JPEG and WebP at quality 90), generated on first use."""
+def sample_path(photo: str, size: tuple[int, int], fmt: str = "jpeg") -> Path:
+    """One photo at ``size`` in ``fmt`` (JPEG at quality 90, or PNG), generated on first use."""
     name, params = _SAVE[fmt]
-    return _cached(
-        f"{photo}-{size[0]}x{size[1]}-s{seed}-g{_GEN}.{fmt}",
-        lambda: _encoded(make_image(photo, size, seed), name, **params),
+    return cached(
+        f"{photo}-{size[0]}x{size[1]}-s0-g{_GEN}.{fmt}",
+        lambda: encoded(make_image(photo, size), name, **params),
     )
+
+
+def photos_12mp() -> list[Path]:
+    """The photos as 12 MP JPEGs (``synthetic`` without scikit-image)."""
+    return [sample_path(p, SIZE_12MP) for p in (PHOTOS if have_photos() else ("synthetic",))]
 
 
 def rotated_jpeg(photo: str, size: tuple[int, int]) -> Path:
     """A camera held upright: ``size`` upright, stored turned on its side with EXIF 6."""
     exif = Image.Exif()
     exif[0x0112] = 6
-    return _cached(
+    return cached(
         f"{photo}-{size[0]}x{size[1]}-exif6-g{_GEN}.jpeg",
-        lambda: _encoded(_stored_turned(photo, size), "JPEG", quality=90, exif=exif.tobytes()),
+        lambda: encoded(_stored_turned(photo, size), "JPEG", quality=90, exif=exif.tobytes()),
     )
 
 
@@ -129,7 +129,7 @@ def heic_sample(photo: str, size: tuple[int, int]) -> Path:
         )
         return out.getvalue()
 
-    return _cached(f"{photo}-{size[0]}x{size[1]}-iphone.heic", make)
+    return cached(f"{photo}-{size[0]}x{size[1]}-iphone.heic", make)
 
 
 def gif_sample(frames: int, size: tuple[int, int], photo: str | None = None) -> Path:
@@ -144,11 +144,11 @@ def gif_sample(frames: int, size: tuple[int, int], photo: str | None = None) -> 
             images = [wide.crop((x, 0, x + size[0], size[1])).quantize(256) for x in lefts]
         else:
             images = [_bar_frame(index, size) for index in range(frames)]
-        return _encoded(
+        return encoded(
             images[0], "GIF", save_all=True, append_images=images[1:], duration=40, loop=0
         )
 
-    return _cached(f"animated-{photo or 'bar'}-{frames}x{size[0]}x{size[1]}-g3.gif", make)
+    return cached(f"animated-{photo or 'bar'}-{frames}x{size[0]}x{size[1]}-g3.gif", make)
 
 
 def _bar_frame(index: int, size: tuple[int, int]) -> Image.Image:
