@@ -15,6 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from PIL import features
+
 from image_pipeline.settings import Settings, Tunables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +36,8 @@ STATUSES = ("met", "MISSED", "info", "skipped", "FAILED")
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the results table.
-
-    `value` is what we measured for our code; `baseline` the comparison measured in the same
-    run (empty when there is none). `ratio` is text because its meaning differs per row
-    ("4.2x faster", "0.31 of limit"); `status` is one of STATUSES.
-    """
+    """One line of the results table: `value` ours, `baseline` the comparison measured in the
+    same run, `ratio` text (its meaning differs per row: "4.2x", "0.31 of 1Gi")."""
 
     bench: str
     case: str
@@ -81,26 +79,16 @@ def defaults() -> tuple[list[tuple[int, int]], int]:
     return [(b.width, b.height) for b in tunables.thumbnail_sizes], tunables.thumbnail_quality
 
 
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a child Python: repo root and functions/ importable, like scripts."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), str(FUNCTIONS), env.get("PYTHONPATH")])
-    )
-    return env | dict(extra or {})
-
-
 class Worker:
     """A fresh interpreter (or ``argv``) pinned to ``cpus``: a JSON request a line on its stdin,
     its answer a line on its stdout (`serve`). ``with`` closes it."""
 
-    def __init__(
-        self, argv: list[str], env: Mapping[str, str] | None = None, cpus: set[int] | None = None
-    ) -> None:
+    def __init__(self, argv: list[str], env: Mapping[str, str], cpus: set[int] | None = None):
+        path = [str(ROOT), str(FUNCTIONS), os.environ.get("PYTHONPATH")]  # as scripts set it
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=child_env(env),
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path)), **env},
             text=True,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -184,13 +172,8 @@ def machine_info() -> dict[str, str]:
         "ram": f"{int(ram.group(1)) / 2**20:.1f} GiB" if ram else "unknown",
         "os": platform.platform(),
         "python": platform.python_version(),
-    }
-    from PIL import __version__, features
-
-    turbo = features.version_feature("libjpeg_turbo")
-    info |= {
-        "pillow": __version__,
-        "libjpeg-turbo": str(turbo),
+        "pillow": str(features.version("pil")),
+        "libjpeg-turbo": str(features.version_feature("libjpeg_turbo")),
         "libwebp": str(features.version("webp")),
     }
     try:

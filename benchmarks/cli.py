@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         "names",
         nargs="*",
         metavar="NAME",
+        choices=BENCHMARKS,
         help=f"any of {', '.join(BENCHMARKS)} (default: {' '.join(DEFAULT)})",
     )
     p.add_argument("--quick", action="store_true", help="fewer inputs and rounds")
@@ -56,8 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table(COLUMNS, cells, args.markdown))
         return 0
     names = args.names or list(DEFAULT)
-    if unknown := [n for n in names if n not in BENCHMARKS]:
-        _parser().error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})")
     info, load, started = machine_info(), os.getloadavg()[0], time.perf_counter()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), file=sys.stderr)
     rows: list[Row] = []

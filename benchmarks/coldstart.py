@@ -7,7 +7,6 @@ functions-framework's spawn to its first response against a one-line function's.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -19,7 +18,9 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks._common import FUNCTIONS, FUNCTIONS_MAIN, PROJECT_PYTHON, Row, function_env, judged
+from infra.common.storage_events import eventarc_storage_event
 from infra.local.processes import free_port
+from infra.model.topology import FINALIZED
 
 TARGET_IMPORT_MS = 500.0
 # Prints the import's ms, then the file imported (checked: functions/main.py, not the root's).
@@ -75,9 +76,8 @@ def heaviest_imports(top: int = 4) -> list[tuple[str, float]]:
         if m and len(m.group(2)) <= 2 and m.group(3) != "main":  # main's own, not deeper
             found[m.group(3)] = int(m.group(1)) / 1000
     startup = {m.group(1) for m in re.finditer(r"\| (\S+)$", _timed_import("os", True), re.M)}
-    return sorted(((k, v) for k, v in found.items() if k not in startup), key=lambda kv: -kv[1])[
-        :top
-    ]
+    ranked = sorted(found.items(), key=lambda kv: -kv[1])
+    return [(name, ms) for name, ms in ranked if name not in startup][:top]
 
 
 # A finalized event (binary mode) for an object outside the uploads bucket: acknowledged
@@ -85,27 +85,15 @@ def heaviest_imports(top: int = 4) -> list[tuple[str, float]]:
 _WHEN = "2024-01-01T00:00:00.000Z"
 _OBJECT = {"bucket": "elsewhere", "name": "cold.jpg", "generation": "1", "metageneration": "1"}
 _OBJECT |= {"contentType": "image/jpeg", "size": "1000", "timeCreated": _WHEN, "updated": _WHEN}
-_HEADERS = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "cold-start"}
-_HEADERS |= {"ce-source": "//storage.googleapis.com/projects/_/buckets/elsewhere"}
-_HEADERS |= {"ce-type": "google.cloud.storage.object.v1.finalized", "ce-time": _WHEN}
-_HEADERS |= {"ce-subject": "objects/cold.jpg"}
+_HEADERS, _BODY = eventarc_storage_event(_OBJECT, "cold-start", FINALIZED, _WHEN)
 
 
 def first_response(source: Path, target: str, timeout: float = 60.0) -> tuple[float, int]:
     """ms from spawning functions-framework to its first HTTP answer, and its status."""
     port = free_port()
-    where = ["--host", "127.0.0.1", "--port", str(port)]
-    args = [
-        str(PROJECT_PYTHON.parent / "functions-framework"),
-        "--source",
-        str(source),
-        "--target",
-        target,
-        *where,
-    ]
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/", json.dumps(_OBJECT).encode(), _HEADERS
-    )
+    args = [str(PROJECT_PYTHON.parent / "functions-framework"), "--source", str(source)]
+    args += ["--target", target, "--host", "127.0.0.1", "--port", str(port)]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", _BODY, _HEADERS)
     started = time.perf_counter()
     proc = subprocess.Popen(
         args,
@@ -139,10 +127,8 @@ def run(quick: bool = False, smoke: bool = False) -> list[Row]:
     repeat = 1 if smoke else (4 if quick else 10)
     imp = measure_import(repeat)
     case = f"import functions/main.py, fresh interpreter (median of {repeat})"
-    base, ratio = (
-        f"import functions_framework alone {imp['framework']:.0f} ms",
-        f"{imp['inside'] / imp['framework']:.2f}x of framework",
-    )
+    base = f"import functions_framework alone {imp['framework']:.0f} ms"
+    ratio = f"{imp['inside'] / imp['framework']:.2f}x of framework"
     rows = [
         judged(
             "coldstart",

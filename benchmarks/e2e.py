@@ -27,7 +27,9 @@ from image_pipeline import records
 from infra.ops.target import Target, from_stack
 
 DONE = ("processed", "failed")
-WORK = ("download_ms", "core_ms", "upload_ms", "publish_ms")
+WORK = ("download_ms", "core_ms", "upload_ms", "publish_ms")  # burst: a request's work
+STEPS = ("download_ms", "core_ms", "upload_ms", "metadata_ms")  # e2e: where the time goes
+REST = "routing, waiting and publishing (the rest)"
 CAPPED = {"thumbnail_max_instances": 1, "function_max_instances": 1}
 FACTOR = 0.1  # the capped stack's backoff: Cloud Run's 10 s queue bound 1 s, Eventarc's 1-60 s
 
@@ -144,15 +146,9 @@ def stage_timings(processed: list[dict[str, Any]]) -> dict[str, list[float]]:
     steps: dict[str, list[float]] = {}
     for doc in processed:
         t = doc.get("timings") or {}
-        known = {
-            k[:-3]: float(t[k])
-            for k in ("download_ms", "core_ms", "upload_ms", "metadata_ms")
-            if k in t
-        }
+        known = {k.removesuffix("_ms"): float(t[k]) for k in STEPS if k in t}
         if "total_ms" in t:
-            known["routing, waiting and publishing (the rest)"] = t["total_ms"] - sum(
-                known.values()
-            )
+            known[REST] = t["total_ms"] - sum(known.values())
         for step, ms in known.items():
             steps.setdefault(step, []).append(ms)
     return steps

@@ -19,7 +19,7 @@ from PIL import Image
 
 from benchmarks import _common as common
 from benchmarks import peers, samples
-from benchmarks._common import Row, defaults
+from benchmarks._common import Row, defaults, judged
 from image_pipeline import animation, decode_cost, imaging
 from image_pipeline.formats import Box, memory_bytes
 from image_pipeline.settings import Tunables
@@ -69,9 +69,8 @@ def case_peak(engine: str, path: Path) -> dict[str, Any]:
 def _peak_row(what: str, peak: dict[str, Any], limit: int, label: str, baseline: str = "") -> Row:
     """A case's absolute peak RSS against ``limit`` bytes (``label``: how the docs write it)."""
     case = f"{what}: absolute peak RSS (added {peak['added'] / MIB:.0f} MiB)"
-    status = "met" if peak["peak"] <= limit else "MISSED"
     value, ratio = f"{peak['peak'] / MIB:.0f} MiB", f"{peak['peak'] / limit:.2f} of {label}"
-    return Row("memory", case, value, baseline, ratio, f"<= {label}", status)
+    return judged("memory", case, value, peak["peak"] <= limit, f"<= {label}", baseline, ratio)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,13 +19,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
 
 from benchmarks import samples
-from benchmarks._common import CACHE, Row, Worker, defaults, format_table, serve, status_kb
+from benchmarks._common import CACHE, Row, Worker, defaults, format_table, judged, serve, status_kb
 from image_pipeline import heif, imaging
 from image_pipeline.formats import OUTPUTS, WEBP_METHOD, Box
 from image_pipeline.settings import Tunables
@@ -230,7 +231,7 @@ def measure(names: list[str], files: list[tuple[str, Path]], rounds: int) -> dic
             request = base | {"engine": name, "path": str(path), "keep": True, "exact": exact}
             with _worker(kind, pins[n]) as worker:
                 cold[name, str(path)] = worker.call(request)
-    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    times: defaultdict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     with contextlib.ExitStack() as running:  # one worker for the engines of a kind and pin
         kinds = {ENGINES[name][1:] for name in names}
         workers = {(k, n): running.enter_context(_worker(k, pins[n])) for k, n in kinds}
@@ -244,9 +245,7 @@ def measure(names: list[str], files: list[tuple[str, Path]], rounds: int) -> dic
                     request = base | {"engine": name, "path": str(path), "exact": exact}
                     reply = workers[kind, n].call(request)
                     if r:
-                        times.setdefault((name, str(path)), []).append(
-                            (reply["cpu_ms"], reply["wall_ms"])
-                        )
+                        times[name, str(path)].append((reply["cpu_ms"], reply["wall_ms"]))
         profile = base | {"engine": "ours", "profile": True}
         steps = {
             str(p): workers["py", 1].call(profile | {"path": str(p)})["steps"] for _, p in files
@@ -372,14 +371,11 @@ def _targets(group: str, name: str, f: Figures | str) -> list[Row]:
         return [Row("peers", case, f, status="info")] if target else []
     rows = []
     if target:
-        status = "met" if f.cpu_ratio >= target else "MISSED"
-        rows.append(Row("peers", case, f"{f.cpu_ratio:.2f}x", "", "", f">= {target:g}x", status))
+        value, ok = f"{f.cpu_ratio:.2f}x", f.cpu_ratio >= target
+        rows.append(judged("peers", case, value, ok, f">= {target:g}x"))
     if name == "ours" and group == JPEG_12MP:
-        status = "met" if f.rss * 2**20 <= RSS_TARGET_MB * 1e6 else "MISSED"
-        case = f"{group}: peak RSS added, ours"
-        rows.append(
-            Row("peers", case, f"{f.rss:.0f} MiB", "", "", f"<= {RSS_TARGET_MB} MB", status)
-        )
+        case, ok = f"{group}: peak RSS added, ours", f.rss * 2**20 <= RSS_TARGET_MB * 1e6
+        rows.append(judged("peers", case, f"{f.rss:.0f} MiB", ok, f"<= {RSS_TARGET_MB} MB"))
     return rows
 
 

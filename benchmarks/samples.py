@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from benchmarks._common import CACHE
+from infra.local.sample_images import display_p3_profile
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 SIZE_12MP = (4000, 3000)
@@ -118,8 +119,6 @@ def heic_sample(photo: str, size: tuple[int, int]) -> Path:
 
     def make() -> bytes:
         import pillow_heif
-
-        from infra.local.sample_images import display_p3_profile
 
         exif = Image.Exif()
         exif[0x0112] = 6
