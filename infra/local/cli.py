@@ -23,14 +23,13 @@ from infra.local.control import settings_body
 from infra.local.fidelity.faults import FaultError, FaultSettings, names
 from infra.local.fidelity.iam import MODES
 from infra.local.local_stack import LocalStack, StackOptions, read_stack_json, stop_on_signals
-from infra.local.processes import StartupError
 from infra.local.pull import (
     PushSubscription,
     UnknownSubscription,
     pull_filtered,
     pull_subscription,
 )
-from infra.local.servers import PreflightError
+from infra.local.servers import PreflightError, StartupError
 from infra.model.config import ConfigError, DeploymentConfig, load_config
 from infra.model.iam_policy import PolicyError
 from infra.model.topology import build_topology

@@ -119,44 +119,18 @@ class DeliveryLog:
         return {"functions": per, "filtered": filtered, "abandoned": abandoned}
 
 
-class HttpSender:
-    """POSTs with one kept-alive session per thread."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-        """The answer's status; raises when there is none.
-
-        Retried once on a new connection if a kept-alive one was closed under us: the
-        functions' server drops idle connections after 2 s, and a POST racing that fails
-        before any answer (the harness's artefact, not the function's failure).
-        """
-        if getattr(self._local, "session", None) is None:
-            self._local.session = requests.Session()
-        try:
-            response = self._local.session.post(url, data=body, headers=headers, timeout=timeout)
-        except requests.ConnectionError:
-            self._local.session = requests.Session()
-            response = self._local.session.post(url, data=body, headers=headers, timeout=timeout)
-        return int(response.status_code)
-
-
 class Dispatcher:
-    """Delivers requests to the functions by key, through the hooks' gates."""
+    """Delivers requests to the functions by key, through the hooks' gates; POSTs with one
+    kept-alive session per thread."""
 
     def __init__(
-        self,
-        urls: Mapping[str, str],
-        hooks: Sequence[DeliveryHook],
-        later: Later,
-        sender: HttpSender | None = None,
+        self, urls: Mapping[str, str], hooks: Sequence[DeliveryHook], later: Later
     ) -> None:
         self.urls = dict(urls)
         self.hooks = list(hooks)
         self.log = DeliveryLog([hook.label for hook in self.hooks])
         self._later = later
-        self._sender = sender or HttpSender()
+        self._local = threading.local()
 
     def deliver(self, call: Call) -> bool:
         """True on a 2xx answer; a hook may have the same request sent again later."""
@@ -202,8 +176,24 @@ class Dispatcher:
         """The function's answer, or NO_ANSWER and why there was none."""
         try:
             headers, body = call.build()
-            return self._sender.post(self.urls[call.function], body, headers, call.timeout), ""
+            return self._post(self.urls[call.function], body, headers, call.timeout), ""
         except Exception as exc:  # any failure is a recorded nack, see the module doc
             error = f"{type(exc).__name__}: {exc}"
             log.warning("delivery to %s failed: %s", call.function, error)
             return NO_ANSWER, error
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        """The answer's status; raises when there is none.
+
+        Retried once on a new connection if a kept-alive one was closed under us: the
+        functions' server drops idle connections after 2 s, and a POST racing that fails
+        before any answer (the harness's artefact, not the function's failure).
+        """
+        if getattr(self._local, "session", None) is None:
+            self._local.session = requests.Session()
+        try:
+            response = self._local.session.post(url, data=body, headers=headers, timeout=timeout)
+        except requests.ConnectionError:
+            self._local.session = requests.Session()
+            response = self._local.session.post(url, data=body, headers=headers, timeout=timeout)
+        return int(response.status_code)

@@ -22,8 +22,7 @@ from infra.common import paths
 from infra.common.terminal import quiet_broken_pipe, table
 from infra.local import sample_images
 from infra.local.local_stack import LocalStack, StackOptions
-from infra.local.processes import StartupError
-from infra.local.servers import PreflightError
+from infra.local.servers import PreflightError, StartupError
 from infra.model.config import load_config
 from infra.ops.documents import Documents
 

@@ -20,7 +20,7 @@ import requests
 
 from infra.common import paths
 from infra.local.local_stack import read_stack_json
-from infra.local.processes import group_alive, log_tail, pid_alive, stop_group, stop_groups
+from infra.local.processes import group_alive, log_tail, pid_alive, stop_groups
 
 DETACH_TIMEOUT = 180.0
 # How long `down` lets the supervisor stop its children before it kills it and stops them
@@ -80,7 +80,7 @@ def detach() -> int:
                 print(detached, file=sys.stderr)
                 return 0
         time.sleep(0.2)
-    stop_group(child.pid)
+    stop_groups([child.pid], 10.0)
     print(f"error: no stack after {DETACH_TIMEOUT:.0f}s; see {log_path}", file=sys.stderr)
     return 1
 

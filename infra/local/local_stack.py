@@ -44,12 +44,10 @@ from infra.model.topology import Topology, build_topology
 
 @dataclass
 class StackOptions:
-    functions_source: Path = paths.FUNCTIONS_SOURCE
     state_dir: Path = paths.LOCAL_DIR
     faults: FaultSettings = field(default_factory=FaultSettings)
     backoff_factor: float = 1.0
     poll_seconds: float = 0.2
-    write_stack_json: bool = True
     # How long the Eventarc stand-in retries one event (None: 24 h x backoff_factor).
     trigger_window_seconds: float | None = None
     iam: str = "on"  # on: refuse what the stacks' IAM refuses; soft: only record it; off
@@ -151,10 +149,9 @@ class LocalStack:
                     process.popen.wait(timeout=1)
             if self.clients:
                 self.clients.close()
-            if self.options.write_stack_json:
-                with contextlib.suppress(OSError, ValueError):
-                    if json.loads(self.stack_json.read_text()).get("pid") == os.getpid():
-                        self.stack_json.unlink()
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(self.stack_json.read_text()).get("pid") == os.getpid():
+                    self.stack_json.unlink()
             atexit.unregister(self.down)
 
     def processes(self) -> list[ManagedProcess]:
@@ -246,7 +243,7 @@ class LocalStack:
         self._function_env = {**os.environ, **self.env}
         for spec in self.topology.functions.values():
             self.functions[spec.key] = servers.start_function(
-                spec, self.options.functions_source, self._env(spec.key), self.logs_dir
+                spec, paths.FUNCTIONS_SOURCE, self._env(spec.key), self.logs_dir
             )
         for key, running in self.functions.items():
             running.wait_ready()
@@ -257,9 +254,10 @@ class LocalStack:
 
     def _start_function(self, key: str, cancel: threading.Event | None = None) -> None:
         """Starts function `key` again on its port, with the current topology's settings."""
-        spec, source = self.topology.functions[key], self.options.functions_source
-        port = self.functions[key].port
-        running = servers.start_function(spec, source, self._env(key), self.logs_dir, port)
+        spec, port = self.topology.functions[key], self.functions[key].port
+        running = servers.start_function(
+            spec, paths.FUNCTIONS_SOURCE, self._env(key), self.logs_dir, port
+        )
         try:
             running.wait_ready(cancel)
         except BaseException:
@@ -368,7 +366,9 @@ class LocalStack:
                     f"http://127.0.0.1:{self.control.server_address[1]}" if self.control else None
                 ),
                 "backoff_factor": self.options.backoff_factor,
-                "faults": self._faults().to_json(),
+                "faults": (
+                    self.fidelity.faults.settings if self.fidelity else self.options.faults
+                ).to_json(),
             },
             "gallery": gallery_server.url_of(self.gallery) if self.gallery else None,
             "pid": os.getpid(),
@@ -392,12 +392,7 @@ class LocalStack:
     def _abandoned(self) -> list[dict[str, Any]]:
         return [asdict(a) for a in self.router.log.abandoned()] if self.router else []
 
-    def _faults(self) -> FaultSettings:
-        return self.fidelity.faults.settings if self.fidelity else self.options.faults
-
     def _write_stack_json(self) -> None:
-        if not self.options.write_stack_json:
-            return
         self.stack_json.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.stack_json.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.info(), indent=2) + "\n")

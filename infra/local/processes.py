@@ -12,17 +12,10 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
-
-
-class StartupError(RuntimeError):
-    """A part of the stack did not come up; the message says which and shows its log."""
 
 
 def free_port() -> int:
@@ -61,7 +54,7 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the group, wait, then SIGKILL whatever of the group is left."""
-        stop_group(self.popen.pid, timeout)
+        stop_groups([self.popen.pid], timeout)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=1)
 
@@ -125,11 +118,6 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def stop_group(pgid: int, timeout: float = 10.0) -> None:
-    """Stops every process of a group: SIGTERM, then SIGKILL after `timeout`."""
-    stop_groups([pgid], timeout)
-
-
 def stop_groups(pgids: Sequence[int], timeout: float = 5.0) -> None:
     """Stops several process groups at once: SIGTERM to all, one shared wait, then SIGKILL
     to what is left (stopping them one by one would add up their grace periods)."""
@@ -145,38 +133,3 @@ def stop_groups(pgids: Sequence[int], timeout: float = 5.0) -> None:
             if not any(group_alive(pgid) for pgid in pgids):
                 return
             time.sleep(0.05)
-
-
-def wait_http(
-    url: str,
-    process: ManagedProcess,
-    timeout: float,
-    ok: Sequence[int] | None = None,
-    cancel: threading.Event | None = None,
-) -> float:
-    """Probes `url` until it answers (any status, or one of `ok`); returns seconds taken.
-
-    Fails early, with the log tail, when the process exits instead of coming up, and at
-    once when `cancel` is set (the stack is going down).
-    """
-    start = time.monotonic()
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise StartupError(f"{process.name}: start cancelled, the stack is stopping")
-        if not process.alive():
-            raise StartupError(
-                f"{process.name} exited with code {process.popen.returncode} before it was "
-                f"ready. Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
-            )
-        try:
-            response = requests.get(url, timeout=1)
-            if ok is None or response.status_code in ok:
-                return time.monotonic() - start
-        except requests.RequestException:
-            pass
-        if time.monotonic() - start > timeout:
-            raise StartupError(
-                f"{process.name} did not answer {url} within {timeout:.0f}s. "
-                f"Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
-            )
-        time.sleep(0.1)

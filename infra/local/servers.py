@@ -13,11 +13,14 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.local.processes import ManagedProcess, free_port, spawn, wait_http
+import requests
+
+from infra.local.processes import ManagedProcess, free_port, log_tail, spawn
 from infra.model.topology import FunctionSpec
 
 STARTUP_TIMEOUT = 90.0  # an emulator's (Java); a function's is 60 s
@@ -34,6 +37,10 @@ _INSTALL_HINT = (
 
 class PreflightError(RuntimeError):
     """A tool the stack needs is missing; the message names what to install."""
+
+
+class StartupError(RuntimeError):
+    """A part of the stack did not come up; the message says which and shows its log."""
 
 
 @dataclass
@@ -56,9 +63,29 @@ class Server:
         return int(self.host.rsplit(":", 1)[1])
 
     def wait_ready(self, cancel: threading.Event | None = None) -> float:
-        """Seconds until it answered; fails at once when `cancel` is set (`wait_http`)."""
-        url = f"http://{self.host}{self.probe}"
-        return wait_http(url, self.process, self.timeout, self.ok, cancel)
+        """Seconds until it answered. Fails early, with the log tail, when the process exits
+        instead of coming up, and at once when `cancel` is set (the stack is going down)."""
+        url, process, start = f"http://{self.host}{self.probe}", self.process, time.monotonic()
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise StartupError(f"{process.name}: start cancelled, the stack is stopping")
+            if not process.alive():
+                raise StartupError(
+                    f"{process.name} exited with code {process.popen.returncode} before it was "
+                    f"ready. Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+                )
+            try:
+                response = requests.get(url, timeout=1)
+                if self.ok is None or response.status_code in self.ok:
+                    return time.monotonic() - start
+            except requests.RequestException:
+                pass
+            if time.monotonic() - start > self.timeout:
+                raise StartupError(
+                    f"{process.name} did not answer {url} within {self.timeout:.0f}s. "
+                    f"Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+                )
+            time.sleep(0.1)
 
 
 def _sdk_root(gcloud: str) -> Path:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from infra.local.processes import ManagedProcess, stop_group
+from infra.local.processes import ManagedProcess, stop_groups
 
 log = logging.getLogger("infra.local.supervisor")
 
@@ -53,7 +53,7 @@ class Supervisor:
     def _restart(self, key: str, dead: ManagedProcess, restart: Restart) -> None:
         code = dead.popen.returncode
         log.warning("%s (pid %s) exited with %s; restarting", dead.name, dead.pid, code)
-        stop_group(dead.pid)  # what the dead leader left behind holds the port
+        stop_groups([dead.pid], 10.0)  # what the dead leader left behind holds the port
         try:
             restart(self.stopping)
         except Exception as exc:

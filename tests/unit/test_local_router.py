@@ -220,7 +220,7 @@ def test_any_exception_while_delivering_is_a_recorded_nack(function_server, monk
     def broken(*args, **kwargs):
         raise UnicodeEncodeError("latin-1", "写", 0, 1, "ordinal not in range(256)")
 
-    monkeypatch.setattr(router.dispatcher._sender, "post", broken)
+    monkeypatch.setattr(router.dispatcher, "_post", broken)
     router._handle(route(router, "trigger"), finalize("写.jpg", datetime.now(UTC)))
     assert seen == [] and subscriber.acked == [] and subscriber.nacked == [("ack-t", 10)]
     (delivery,) = router.log.deliveries("make_thumbnail")

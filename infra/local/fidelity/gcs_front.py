@@ -69,9 +69,13 @@ class Answer:
     body: bytes = b""
 
     @classmethod
+    def of_json(cls, status: int, body: bytes) -> Answer:
+        return cls(status, [("Content-Type", "application/json; charset=UTF-8")], body)
+
+    @classmethod
     def refused(cls, refused: Refused) -> Answer:
         body = gcs_api.error(refused.status, refused.reason, refused.message)
-        return cls(refused.status, [("Content-Type", "application/json; charset=UTF-8")], body)
+        return cls.of_json(refused.status, body)
 
 
 class ObjectLocks:
@@ -135,13 +139,9 @@ class GcsFront:
         self._publish, self._configs = publish, configs
 
     def expire_next_delete(self, bucket: str, name: str, generation: int, days: int) -> None:
-        """The next delete of `name`#`generation` is notified as a lifecycle rule's delete.
-
-        fake-gcs-server has no lifecycle rules. Cloud Storage's notification of a lifecycle
-        delete is the `OBJECT_DELETE` of any other delete, sent when the rule runs, at least
-        `days` after the object was created: so it is sent with `eventTime` set to that
-        moment, as if the clock had reached it, and nothing else changed.
-        """
+        """The next delete of `name`#`generation` is notified as a lifecycle rule's delete
+        (fake-gcs-server has none): the `OBJECT_DELETE` of any other delete, with `eventTime`
+        `days` after the object was created, when the rule would run."""
         self._expiring[(bucket, name, str(generation))] = days
 
     def _send(self, data: bytes, attributes: dict[str, str]) -> None:
@@ -228,8 +228,7 @@ class GcsFront:
         if deletes:  # the fake answers 200 and `null`
             answer = Answer(204)
         elif request.method in ("objects.patch", "objects.update") and after is not None:
-            body = self._linked(request.identity, json.dumps(after).encode())
-            answer = Answer(200, [("Content-Type", "application/json; charset=UTF-8")], body)
+            answer = Answer.of_json(200, self._linked(request.identity, json.dumps(after).encode()))
         if not any(config.bucket == request.bucket for config in self._configs):
             return answer, []
         return answer, gcs_api.notifications(before, after, _rfc3339(datetime.now(UTC)))
@@ -240,8 +239,8 @@ class GcsFront:
         bucket = self._upstream("GET", f"/storage/v1/b/{request.bucket}")
         if bucket.status != 200:
             return bucket
-        layout = json.dumps(gcs_api.storage_layout(json.loads(bucket.body))).encode()
-        return Answer(200, [("Content-Type", "application/json; charset=UTF-8")], layout)
+        layout = gcs_api.storage_layout(json.loads(bucket.body))
+        return Answer.of_json(200, json.dumps(layout).encode())
 
     # -- resumable uploads: the preconditions come with the start, the write with the end ----
 
