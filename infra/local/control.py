@@ -1,25 +1,6 @@
-"""The router's control endpoint: live fault toggles and delivery counters over HTTP.
-
-`scripts/local faults`, `scripts/local status` and tools outside the stack's process use
-it; the URL is `router.url` in `.local/stack.json`. 127.0.0.1 only, no auth: a local tool,
-so `infra.local.http_guard` refuses other Host names, cross-site writes and unbounded bodies.
-
-    GET  /health                      "ok"
-    GET  /stats                       per function: calls/ok/failed the function answered,
-                                      injected (faults), throttled (429s); filtered and
-                                      abandoned per route; refused; capacity per function
-    GET  /deliveries?function=F&prefix=P   every delivery (filter by function, object prefix);
-                                      `by` names what answered for the function
-                                      (`throttled`: a 429 for lack of a free instance)
-    GET  /abandoned?prefix=P          messages a route gave up on or refused, with the reason
-    GET  /faults                      current fault settings
-    GET  /iam                         per identity: permissions used, denied, never used
-    PUT  /faults                      JSON: any of duplicate_rate, reorder_window,
-                                      transient_rate, failing (list), fail (list), heal (list
-                                      or "all"), reset (true), seed (integer)
-    PUT  /settings                    JSON: every deployment setting as text (what
-                                      `scripts/local redeploy` sends); the functions restart
-                                      with them, as `cdktf deploy` rolls out new settings
+"""The router's control endpoint: live fault toggles and delivery counters over HTTP, for
+`scripts/local` and tools outside the stack's process (its endpoints: docs/local-stack.md,
+"The router's control endpoint"). 127.0.0.1 only, no auth: `infra.local.http_guard` first.
 """
 
 from __future__ import annotations

@@ -49,10 +49,10 @@ SAMPLES = (
 )
 
 
-def _wait(stack: LocalStack, sample: Sample, deadline: float) -> dict[str, Any] | None:
-    assert stack.clients is not None
+def _wait(
+    stack: LocalStack, documents: Documents, sample: Sample, deadline: float
+) -> dict[str, Any] | None:
     t = stack.topology
-    documents = Documents(stack.clients.firestore, t.firestore_database)
     doc_id = image_doc_id(t.buckets["uploads"].name, sample.name)
     doc = None
     while time.monotonic() < deadline:
@@ -66,6 +66,7 @@ def _wait(stack: LocalStack, sample: Sample, deadline: float) -> dict[str, Any] 
 def run(stack: LocalStack) -> int:
     assert stack.clients is not None
     uploads = stack.clients.storage.bucket(stack.topology.buckets["uploads"].name)
+    documents = Documents(stack.clients.firestore, stack.topology.firestore_database)
     started: dict[str, float] = {}
     for sample in SAMPLES:
         started[sample.name] = time.time()
@@ -76,7 +77,7 @@ def run(stack: LocalStack) -> int:
     deadline = time.monotonic() + WAIT_SECONDS
     rows, ok = [], True
     for sample in SAMPLES:
-        doc = _wait(stack, sample, deadline) or {}
+        doc = _wait(stack, documents, sample, deadline) or {}
         status = doc.get("status", "(none)")
         reason = (doc.get("error") or {}).get("reason")
         thumbs = doc.get("thumbnails") or []
@@ -104,7 +105,6 @@ def run(stack: LocalStack) -> int:
                 else f"EXPECTED {sample.status}" + (f"/{sample.reason}" if sample.reason else ""),
             )
         )
-    documents = Documents(stack.clients.firestore, stack.topology.firestore_database)
     dead = list(documents.stream(stack.topology.collections["dead_letters"]))
     header = ("object", "status", "source", "thumbnails", "placeholder", "latency ms", "check")
     print(table(header, rows))
@@ -130,8 +130,8 @@ def _placeholder(placeholder: dict[str, Any] | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argparse.ArgumentParser(
         prog="scripts/demo",
-        description="Start the local stack, upload six generated images (one corrupt on "
-        "purpose), print what happened, stop. Exit 0 only if every image ended as expected.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     ).parse_args(argv)
     config = load_config(overrides={"project": "demo-imgpipe"})
     options = StackOptions(state_dir=paths.LOCAL_DIR / "demo", backoff_factor=0.1)

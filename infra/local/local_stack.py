@@ -75,8 +75,6 @@ class LocalStack:
         self.startup_seconds: dict[str, float] = {}
         self._functions_lock = threading.Lock()  # the supervisor vs. redeploy()
         self.supervisor = Supervisor(self._children, self._write_stack_json, self._functions_lock)
-        self._function_env: dict[str, str] = {}
-        self._emulator_env: dict[str, str] = {}
         self._down_lock = threading.Lock()
         self._is_up = False
 
@@ -87,10 +85,6 @@ class LocalStack:
     @property
     def stack_json(self) -> Path:
         return self.options.state_dir / "stack.json"
-
-    @property
-    def restarts(self) -> dict[str, int]:
-        return self.supervisor.restarts
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -164,10 +158,6 @@ class LocalStack:
 
     def _start_emulators(self) -> None:
         t0 = time.monotonic()
-        # Our own emulator variables must not leak into the emulators' (or gcloud's) env.
-        self._emulator_env = {
-            k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")
-        }
         pubsub = self.emulators["pubsub"] = self._spawn_emulator("pubsub")
         firestore = self.emulators["firestore"] = self._spawn_emulator("firestore")
         hosts = {"pubsub": pubsub.host, "firestore": firestore.host}  # (synthesizes meanwhile)
@@ -195,7 +185,9 @@ class LocalStack:
 
     def _spawn_emulator(self, name: str, port: int = 0) -> servers.Server:
         """Starts one emulator (on `port`, when a restart keeps the one the stack uses)."""
-        project, logs, env = self.topology.project, self.logs_dir, self._emulator_env
+        # Our own emulator variables must not leak into the emulators' (or gcloud's) env.
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+        project, logs = self.topology.project, self.logs_dir
         if name != "storage":
             return servers.start(name, project, logs, env, port)
         assert self.gcs_front is not None
@@ -236,11 +228,11 @@ class LocalStack:
         assert self.gcs_front is not None
         storage = self.gcs_front.listen(self.topology.functions[function].service_account_id)
         iam = self.iam.env(function) if self.iam else {}
-        return {**self._function_env, **iam, "STORAGE_EMULATOR_HOST": f"http://{storage}"}
+        storage_host = {"STORAGE_EMULATOR_HOST": f"http://{storage}"}
+        return {**os.environ, **self.env, **iam, **storage_host}
 
     def _start_functions(self) -> None:
         t0 = time.monotonic()
-        self._function_env = {**os.environ, **self.env}
         for spec in self.topology.functions.values():
             self.functions[spec.key] = servers.start_function(
                 spec, paths.FUNCTIONS_SOURCE, self._env(spec.key), self.logs_dir
@@ -287,11 +279,8 @@ class LocalStack:
         return {"outputFingerprint": made_by.fingerprint}
 
     def redeploy(self, config: DeploymentConfig) -> None:
-        """New settings, as `cdktf deploy` rolls them out: every function process is replaced
-        by one with the new environment, on the same port. Resource names must not change
-        (that would be a new stack). Deliveries in flight fail and are retried, as during a
-        rollout on GCP.
-        """
+        """New settings, rolled out as `cdktf deploy` does (docs/local-stack.md): each function
+        restarted on its port; resource names must not change (that would be a new stack)."""
         topology = build_topology(config)
         if _resource_names(topology) != _resource_names(self.topology):
             raise ValueError("redeploy changes resource names; start a new stack instead")
@@ -357,7 +346,7 @@ class LocalStack:
                     "target": t.functions[key].key,
                     "log": str(f.process.log_path),
                     "pid": f.process.pid,
-                    "restarts": self.restarts.get(key, 0),
+                    "restarts": self.supervisor.restarts.get(key, 0),
                 }
                 for key, f in self.functions.items()
             },
@@ -377,7 +366,7 @@ class LocalStack:
                 name: {
                     "host": e.host,
                     "pid": e.process.pid,
-                    "restarts": self.restarts.get(f"emulator {name}", 0),
+                    "restarts": self.supervisor.restarts.get(f"emulator {name}", 0),
                 }
                 for name, e in self.emulators.items()
             },

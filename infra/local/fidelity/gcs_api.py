@@ -29,31 +29,24 @@ CONDITIONS = (
 # cannot appear (RFC 9110, section 5.5).
 MAX_METADATA_BYTES = 8 * 1024
 _NOT_IN_HEADERS = re.compile(r"[\x00\r\n]")
-_SEGMENT = r"([^/]+)"
+_BUCKET = r"storage/v1/b/([^/]+)"
+_OBJECT = rf"{_BUCKET}/o/([^/]+)"
 _ROUTES: tuple[tuple[str, str, str], ...] = (
     # (verbs, path pattern, JSON API method); the groups are bucket, object, bucket, object.
     ("GET", r"/storage/v1/b", "buckets.list"),
     ("POST", r"/storage/v1/b", "buckets.insert"),
-    ("GET", rf"/storage/v1/b/{_SEGMENT}", "buckets.get"),
-    ("DELETE", rf"/storage/v1/b/{_SEGMENT}", "buckets.delete"),
-    ("GET", rf"/storage/v1/b/{_SEGMENT}/storageLayout", "buckets.getStorageLayout"),
-    ("GET", rf"/storage/v1/b/{_SEGMENT}/o", "objects.list"),
-    ("GET HEAD", rf"/(?:download/)?storage/v1/b/{_SEGMENT}/o/{_SEGMENT}", "objects.get"),
-    ("PATCH", rf"/storage/v1/b/{_SEGMENT}/o/{_SEGMENT}", "objects.patch"),
-    ("PUT", rf"/storage/v1/b/{_SEGMENT}/o/{_SEGMENT}", "objects.update"),
-    ("DELETE", rf"/storage/v1/b/{_SEGMENT}/o/{_SEGMENT}", "objects.delete"),
-    ("POST", rf"/storage/v1/b/{_SEGMENT}/o/{_SEGMENT}/compose", "objects.compose"),
-    ("POST PUT DELETE", rf"/(?:resumable/)?upload/storage/v1/b/{_SEGMENT}/o", "objects.insert"),
-    (
-        "POST",
-        rf"/storage/v1/b/{_SEGMENT}/o/{_SEGMENT}/copyTo/b/{_SEGMENT}/o/{_SEGMENT}",
-        "objects.copy",
-    ),
-    (
-        "POST",
-        rf"/storage/v1/b/{_SEGMENT}/o/{_SEGMENT}/rewriteTo/b/{_SEGMENT}/o/{_SEGMENT}",
-        "objects.rewrite",
-    ),
+    ("GET", rf"/{_BUCKET}", "buckets.get"),
+    ("DELETE", rf"/{_BUCKET}", "buckets.delete"),
+    ("GET", rf"/{_BUCKET}/storageLayout", "buckets.getStorageLayout"),
+    ("GET", rf"/{_BUCKET}/o", "objects.list"),
+    ("GET HEAD", rf"/(?:download/)?{_OBJECT}", "objects.get"),
+    ("PATCH", rf"/{_OBJECT}", "objects.patch"),
+    ("PUT", rf"/{_OBJECT}", "objects.update"),
+    ("DELETE", rf"/{_OBJECT}", "objects.delete"),
+    ("POST", rf"/{_OBJECT}/compose", "objects.compose"),
+    ("POST PUT DELETE", rf"/(?:resumable/)?upload/{_BUCKET}/o", "objects.insert"),
+    ("POST", rf"/{_OBJECT}/copyTo/b/([^/]+)/o/([^/]+)", "objects.copy"),
+    ("POST", rf"/{_OBJECT}/rewriteTo/b/([^/]+)/o/([^/]+)", "objects.rewrite"),
 )
 WRITES = frozenset(
     {"objects.insert", "objects.patch", "objects.update", "objects.delete"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import logging
 import re
 import threading
 import time
@@ -27,8 +26,6 @@ from urllib.parse import quote
 from infra.local.fidelity import gcs_api
 from infra.local.fidelity.gcs_api import Refused, StorageRequest
 from infra.local.http_guard import serve_in_thread
-
-log = logging.getLogger("infra.local.gcs_front")
 
 BODY_SECONDS = 10.0  # for a whole request body; localhost sends megabytes in milliseconds
 LOCK_SECONDS = 30.0  # for the locks of one write
