@@ -188,13 +188,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def client_exports(info: Mapping[str, Any]) -> dict[str, str]:
-    """The variables that point client libraries and the gcloud CLI at the stack.
-
-    The libraries read the `*_EMULATOR_HOST` variables. gcloud ignores those for storage
-    and pubsub commands but takes per-API endpoint overrides (the `api_endpoint_overrides`
-    properties), and with credentials disabled it sends no token, which the emulators
-    do not ask for (measured with gcloud 528: `gcloud storage cp/ls`, `gcloud pubsub`).
-    """
+    """The variables that point client libraries (`*_EMULATOR_HOST`) and the gcloud CLI
+    (which ignores those for storage and pubsub: endpoint overrides, no credentials) at the
+    stack (docs/local-stack.md; measured with gcloud 528)."""
     env = dict(info["env"])
     return {
         **env,

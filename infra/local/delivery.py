@@ -1,8 +1,7 @@
 """One delivery to a function, through the hooks, and the log of every answer.
 
-Whatever goes wrong while building or sending a request (an unencodable header, a refused
-connection, a bug) becomes a recorded failed delivery, status 599 with the error: a nack
-the route retries, never an exception that escapes unrecorded.
+Whatever keeps a request from being answered (an unencodable header, a refused connection,
+a bug) is a recorded failed delivery (599), a nack the route retries, never an exception.
 """
 
 from __future__ import annotations

@@ -126,14 +126,13 @@ def status() -> int:
     info = read_stack_json()
     healthy = alive = pid_alive(int(info["pid"]))
     print(f"supervisor pid {info['pid']}: {'running' if alive else 'NOT running'}")
-    upstream = info.get("gcs_front", {}).get("upstream")
-    fake = [("fake-gcs-server", upstream, f"http://{upstream}/storage/v1/b", "behind the front")]
-    functions = [
-        (name, fn["url"], fn["url"], _restarts(fn)) for name, fn in info["functions"].items()
-    ]
-    for name, where, ok, detail in (
-        _emulators(info) + _probed(fake if upstream else []) + _probed(functions)
-    ):
+    rows = _emulators(info)
+    if upstream := info.get("gcs_front", {}).get("upstream"):
+        fake = _answers(f"http://{upstream}/storage/v1/b")
+        rows.append(("fake-gcs-server", upstream, fake, "behind the front"))
+    for name, fn in info["functions"].items():
+        rows.append((name, fn["url"], _answers(fn["url"]), _restarts(fn)))
+    for name, where, ok, detail in rows:
         healthy &= ok
         print(f"  {name:<24} {where:<28} {'up' if ok else 'DOWN':<4} {detail}")
     router = info["router"]["url"]
@@ -168,24 +167,18 @@ def _emulators(info: dict[str, Any], timeout: float = 2.0) -> list[tuple[str, st
             url = host if host.startswith("http") else f"http://{host}"
             url += "/storage/v1/b" if name == "STORAGE_EMULATOR_HOST" else "/"
             known = info.get("emulators", {}).get(name.split("_")[0].lower(), {})
-            rows.append((name, host, url, _restarts(known)))
-    return _probed(rows, timeout)
+            rows.append((name, host, _answers(url, timeout), _restarts(known)))
+    return rows
 
 
 def _restarts(child: dict[str, Any]) -> str:
     return f"pid {child.get('pid', '?')}, restarted {child.get('restarts', 0)} time(s)"
 
 
-def _probed(
-    rows: list[tuple[str, str, str, str]], timeout: float = 2.0
-) -> list[tuple[str, str, bool, str]]:
-    """(name, where, whether `url` answers HTTP now, detail) for each (name, where, url, detail)."""
-    answered = []
-    for name, where, url, detail in rows:
-        try:
-            requests.get(url, timeout=timeout)
-            ok = True
-        except requests.RequestException:
-            ok = False
-        answered.append((name, where, ok, detail))
-    return answered
+def _answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether `url` answers HTTP now (any status)."""
+    try:
+        requests.get(url, timeout=timeout)
+    except requests.RequestException:
+        return False
+    return True

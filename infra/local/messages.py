@@ -79,20 +79,17 @@ def message_json(message: Message) -> dict[str, object]:
     }
 
 
-def push_envelope(message: Message, subscription_path: str) -> dict[str, object]:
-    """The JSON body of a push request (the wrapped format; deliveryAttempt with a DLQ)."""
+def push_request(message: Message, subscription_path: str) -> tuple[dict[str, str], bytes]:
+    """A push request's headers and JSON body (the wrapped format; deliveryAttempt with a DLQ)."""
     body: dict[str, object] = {"message": message_json(message), "subscription": subscription_path}
     if message.delivery_attempt:
         body["deliveryAttempt"] = message.delivery_attempt
-    return body
+    return {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, factor: float) -> float:
-    """Seconds before redelivery after the `attempt`-th failure, scaled by `factor`.
-
-    Pub/Sub's exponential backoff (`capacity.backoff_seconds`). The emulator ignores retry
-    policies, so the router applies this itself.
-    """
+    """Seconds before redelivery after the `attempt`-th failure, scaled by `factor`: Pub/Sub's
+    backoff, which the emulator does not apply (`capacity.backoff_seconds`)."""
     return backoff_seconds(policy, attempt) * factor
 
 

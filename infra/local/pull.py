@@ -1,7 +1,5 @@
-"""`scripts/local pull`: read a pull subscription of a running stack, through its filter.
-
-It reads `.local/stack.json` (or the same dict from `LocalStack.info()`), so it works from
-any process, and the integration tests read exactly what `scripts/local pull` prints.
+"""`scripts/local pull`: read a pull subscription of a running stack, through its filter,
+from `.local/stack.json` (or `LocalStack.info()`: the integration tests read the same).
 """
 
 from __future__ import annotations

@@ -82,9 +82,6 @@ class Router:
             if sub.push_function is not None
         ]
 
-    def route(self, name: str) -> Route:
-        return next(r for r in self.routes if r.name == name)
-
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:

@@ -6,7 +6,6 @@ back, or None to give up on it (the router then acks it).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -18,7 +17,7 @@ from infra.local.hooks import Call
 from infra.local.messages import (
     Message,
     object_key,
-    push_envelope,
+    push_request,
     retry_delay,
     storage_cloudevent,
     trigger_fires,
@@ -135,11 +134,7 @@ class PushSubscription(Route):
         if not takes(self.event_types, message.attributes):
             self._dispatcher.log.filtered(self.name)
             return True
-
-        def build() -> tuple[dict[str, str], bytes]:
-            body = json.dumps(push_envelope(message, self.subscription_path)).encode()
-            return {"Content-Type": "application/json"}, body
-
+        build = partial(push_request, message, self.subscription_path)
         attempt = message.delivery_attempt or 1
         return self._dispatcher.deliver(
             Call(self.name, self.function, self.timeout, message, attempt, build)

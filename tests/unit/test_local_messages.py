@@ -11,7 +11,7 @@ import pytest
 from infra.local.cli import client_exports
 from infra.local.messages import (
     Message,
-    push_envelope,
+    push_request,
     retry_delay,
     rfc3339,
     storage_cloudevent,
@@ -60,8 +60,10 @@ def test_trigger_ignores_other_events_and_buckets(event_type, bucket):
     assert not trigger_fires(notification(event_type, bucket), FINALIZED, "up")
 
 
-def test_push_envelope_is_the_wrapped_format():
-    body = push_envelope(notification(attempt=3), "projects/p/subscriptions/s")
+def test_push_request_is_the_wrapped_format():
+    headers, sent = push_request(notification(attempt=3), "projects/p/subscriptions/s")
+    assert headers == {"Content-Type": "application/json"}
+    body = json.loads(sent)
     message = body["message"]
     assert body["subscription"] == "projects/p/subscriptions/s"
     assert body["deliveryAttempt"] == 3
@@ -71,8 +73,8 @@ def test_push_envelope_is_the_wrapped_format():
     assert message["attributes"]["eventType"] == "OBJECT_FINALIZE"
 
 
-def test_push_envelope_has_no_delivery_attempt_without_dead_letter_policy():
-    assert "deliveryAttempt" not in push_envelope(notification(attempt=0), "s")
+def test_push_request_has_no_delivery_attempt_without_dead_letter_policy():
+    assert "deliveryAttempt" not in json.loads(push_request(notification(attempt=0), "s")[1])
 
 
 def test_rfc3339_converts_to_utc():

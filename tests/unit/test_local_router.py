@@ -177,7 +177,7 @@ def finalize(name: str, published: datetime, ack_id: str = "ack-t"):
 
 def trigger_router(url: str, window: float) -> tuple[Router, FakeSubscriber]:
     router, subscriber = make_router(url, factor=1.0)
-    router.route("trigger").window_seconds = window
+    route(router, "trigger").window_seconds = window
     return router, subscriber
 
 

@@ -38,7 +38,7 @@ class Fidelity:
             window=PushWindow(),
             refusals=Refusals(push),
             faults=Faults(faults),
-            throttle=Throttle.for_topology(topology, startup_seconds or {}, backoff_factor),
+            throttle=Throttle(topology, startup_seconds or {}, backoff_factor),
         )
 
     def delivery_hooks(self) -> list[DeliveryHook]:

@@ -24,25 +24,19 @@ class Throttle(DeliveryHook):
 
     label = "throttled"
 
-    def __init__(self, slots_: Mapping[str, int], waits: Mapping[str, float]) -> None:
-        self.slots = dict(slots_)
-        self.waits = dict(waits)
-        self._free = {key: threading.BoundedSemaphore(n) for key, n in slots_.items()}
-
-    @classmethod
-    def for_topology(
-        cls, topology: Topology, startup_seconds: Mapping[str, float], factor: float
-    ) -> Throttle:
+    def __init__(
+        self, topology: Topology, startup_seconds: Mapping[str, float], factor: float
+    ) -> None:
         """The topology's slots; waits of max(10 s, 3.5 x each function's measured start)
         times `factor` (the stack's backoff factor)."""
-        keys = topology.functions
-        return cls(
-            {key: slots(spec) for key, spec in keys.items()},
-            {key: queue_seconds(startup_seconds.get(key, 0.0)) * factor for key in keys},
-        )
+        self.waits = {
+            key: queue_seconds(startup_seconds.get(key, 0.0)) * factor for key in topology.functions
+        }
+        self.resize(topology)
 
     def resize(self, topology: Topology) -> None:
-        """New slots after a redeploy; requests holding an old slot release it there."""
+        """The topology's slots (new ones after a redeploy; a request holding an old slot
+        releases it there)."""
         self.slots = {key: slots(spec) for key, spec in topology.functions.items()}
         self._free = {key: threading.BoundedSemaphore(n) for key, n in self.slots.items()}
 
