@@ -62,19 +62,8 @@ def _settings_flag(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE", help=help)
 
 
-def _iam_flags(up: argparse.ArgumentParser) -> None:
-    iam = "check each call against the stacks' IAM: on refuses what it refuses, soft only logs"
-    up.add_argument("--iam", choices=MODES, default="on", help=iam)
-    policy = "enforce the IAM of this cdktf.out as it is (default: synthesize the settings')"
-    up.add_argument("--policy", type=Path, metavar="DIR", help=policy)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = arguments.Parser(
-        prog="scripts/local",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = arguments.Parser(prog="scripts/local", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the local stack")
     up.add_argument("--detach", action="store_true", help="run in the background and return")
@@ -92,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: Eventarc's 24 h times --backoff-factor)",
     )
     _settings_flag(up, "override a deployment setting, e.g. --set max_input_bytes=1000000")
-    _iam_flags(up)
+    iam = "check each call against the stacks' IAM: on refuses what it refuses, soft only logs"
+    up.add_argument("--iam", choices=MODES, default="on", help=iam)
+    policy = "enforce the IAM of this cdktf.out as it is (default: synthesize the settings')"
+    up.add_argument("--policy", type=Path, metavar="DIR", help=policy)
     up.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     _fault_flags(up)
     commands.add_parser("down", help="stop the running stack")

@@ -127,9 +127,9 @@ def status() -> int:
     healthy = alive = pid_alive(int(info["pid"]))
     print(f"supervisor pid {info['pid']}: {'running' if alive else 'NOT running'}")
     rows = _emulators(info)
-    if upstream := info.get("gcs_front", {}).get("upstream"):
-        fake = _answers(f"http://{upstream}/storage/v1/b")
-        rows.append(("fake-gcs-server", upstream, fake, "behind the front"))
+    if fake := info.get("emulators", {}).get("storage", {}).get("host"):
+        answers = _answers(f"http://{fake}/storage/v1/b")
+        rows.append(("fake-gcs-server", fake, answers, "behind the front"))
     for name, fn in info["functions"].items():
         rows.append((name, fn["url"], _answers(fn["url"]), _restarts(fn)))
     for name, where, ok, detail in rows:
@@ -143,20 +143,13 @@ def status() -> int:
         print(f"  router control {router}: DOWN")
         return 1
     print("router:", json.dumps(stats))
-    print(capacity_lines(stats))
-    print("faults:", json.dumps(faults))
-    return 0 if healthy else 1
-
-
-def capacity_lines(stats: dict[str, Any]) -> str:
-    """Each function's slots (instances x concurrency), wait bound and 429s so far."""
-    lines = ["capacity (Cloud Run's limit; 429 = refused for lack of an instance):"]
+    # Each function's slots (instances x concurrency), wait bound and 429s so far.
+    print("capacity (Cloud Run's limit; 429 = refused for lack of an instance):")
     for key, cap in sorted(stats.get("capacity", {}).items()):
         throttled = stats.get("functions", {}).get(key, {}).get("throttled", 0)
-        lines.append(
-            f"  {key:<20} {cap['slots']:>5} at once, wait <= {cap['wait_s']} s, 429: {throttled}"
-        )
-    return "\n".join(lines)
+        print(f"  {key:<20} {cap['slots']:>5} at once, wait <= {cap['wait_s']} s, 429: {throttled}")
+    print("faults:", json.dumps(faults))
+    return 0 if healthy else 1
 
 
 def _emulators(info: dict[str, Any], timeout: float = 2.0) -> list[tuple[str, str, bool, str]]:

@@ -34,7 +34,7 @@ from infra.local.fidelity.faults import FaultSettings
 from infra.local.fidelity.gcs_front import GcsFront
 from infra.local.fidelity.iam import Identities
 from infra.local.gallery import server as gallery_server
-from infra.local.processes import ManagedProcess, free_port, stop_groups
+from infra.local.processes import free_port, stop_groups
 from infra.local.resources import create_resources, notification_configs
 from infra.local.router import Router
 from infra.local.supervisor import Restart, Supervisor
@@ -148,11 +148,9 @@ class LocalStack:
                     self.stack_json.unlink()
             atexit.unregister(self.down)
 
-    def processes(self) -> list[ManagedProcess]:
+    def processes(self) -> list[servers.Server]:
         """Every child, functions first (they talk to the emulators until stopped)."""
-        return [f.process for f in self.functions.values()] + [
-            e.process for e in reversed(list(self.emulators.values()))
-        ]
+        return [*self.functions.values(), *reversed(list(self.emulators.values()))]
 
     # -- emulators --------------------------------------------------------------------------
 
@@ -215,7 +213,7 @@ class LocalStack:
                 assert self.clients is not None
                 create_resources(self.clients, self.topology, self.iam.undead if self.iam else ())
         except BaseException:
-            started.process.stop()
+            started.stop()
             raise
         self.emulators[name] = started
 
@@ -253,18 +251,17 @@ class LocalStack:
         try:
             running.wait_ready(cancel)
         except BaseException:
-            running.process.stop()
+            running.stop()
             raise
         self.functions[key] = running
 
-    def _children(self) -> list[tuple[str, ManagedProcess, Restart]]:
+    def _children(self) -> list[tuple[str, servers.Server, Restart]]:
         """What the supervisor watches: each child, and how to start it again."""
-        children: list[tuple[str, ManagedProcess, Restart]] = [
-            (key, f.process, partial(self._start_function, key))
-            for key, f in self.functions.items()
+        children: list[tuple[str, servers.Server, Restart]] = [
+            (key, f, partial(self._start_function, key)) for key, f in self.functions.items()
         ]
         return children + [
-            (f"emulator {name}", e.process, partial(self._restart_emulator, name))
+            (f"emulator {name}", e, partial(self._restart_emulator, name))
             for name, e in self.emulators.items()
         ]
 
@@ -287,7 +284,7 @@ class LocalStack:
         with self._functions_lock:
             self.config, self.topology = config, topology
             for key, old in list(self.functions.items()):
-                old.process.stop()
+                old.stop()
                 self._start_function(key)
             if self.fidelity:  # the capacity the new settings deploy
                 self.fidelity.throttle.resize(topology)
@@ -344,8 +341,8 @@ class LocalStack:
                 t.functions[key].name: {
                     "url": f.url,
                     "target": t.functions[key].key,
-                    "log": str(f.process.log_path),
-                    "pid": f.process.pid,
+                    "log": str(f.log_path),
+                    "pid": f.pid,
                     "restarts": self.supervisor.restarts.get(key, 0),
                 }
                 for key, f in self.functions.items()
@@ -361,18 +358,14 @@ class LocalStack:
             },
             "gallery": gallery_server.url_of(self.gallery) if self.gallery else None,
             "pid": os.getpid(),
-            "process_groups": {p.name: p.pid for p in self.processes()},
+            "process_groups": {p.title: p.pid for p in self.processes()},
             "emulators": {
                 name: {
                     "host": e.host,
-                    "pid": e.process.pid,
+                    "pid": e.pid,
                     "restarts": self.supervisor.restarts.get(f"emulator {name}", 0),
                 }
                 for name, e in self.emulators.items()
-            },
-            "gcs_front": {
-                "host": self.gcs_front.host if self.gcs_front else None,
-                "upstream": self.gcs_front.upstream if self.gcs_front else None,
             },
             "logs": str(self.logs_dir),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
@@ -416,9 +409,8 @@ def read_stack_json(path: Path | None = None) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text()))
     except FileNotFoundError:
-        raise RuntimeError(f"no local stack is running ({path} not found): scripts/local up") from (
-            None
-        )
+        message = f"no local stack is running ({path} not found): scripts/local up"
+        raise RuntimeError(message) from None
 
 
 def stop_on_signals(stop: threading.Event) -> Mapping[int, Any]:

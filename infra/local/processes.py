@@ -14,7 +14,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -37,31 +36,9 @@ def log_tail(path: Path, lines: int = 25, since: int = 0) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(nothing logged)"
 
 
-@dataclass
-class ManagedProcess:
-    """A started child: its name (for messages), Popen handle and log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the group, wait, then SIGKILL whatever of the group is left."""
-        stop_groups([self.popen.pid], timeout)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=1)
-
-
 def spawn(
-    name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path | None = None
-) -> ManagedProcess:
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Starts `argv` in a new session (its own process group), output to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -74,7 +51,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
-    return ManagedProcess(name, popen, log_path)
+    return popen
 
 
 def _answers_signal_0(send: Callable[[int, int], None], target: int) -> bool:

@@ -23,21 +23,24 @@ DISPLAY_P3_XYZ = (
 )
 
 
+def encoded(image: Image.Image, fmt: str, **params: object) -> bytes:
+    """`image` saved in `fmt` (a Pillow format name) with `params`, as bytes."""
+    out = io.BytesIO()
+    image.save(out, fmt, **params)
+    return out.getvalue()
+
+
 def jpeg(width: int = 1600, height: int = 1200, color: tuple[int, int, int] = RED) -> bytes:
     image = Image.new("RGB", (width, height), color)
     ImageDraw.Draw(image).rectangle((width // 4, height // 4, width // 2, height // 2), BLUE)
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=85)
-    return out.getvalue()
+    return encoded(image, "JPEG", quality=85)
 
 
 def png_with_alpha(width: int = 600, height: int = 400) -> bytes:
     """Left half opaque green, right half fully transparent."""
     image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     ImageDraw.Draw(image).rectangle((0, 0, width // 2 - 1, height - 1), (20, 200, 20, 255))
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
+    return encoded(image, "PNG")
 
 
 def exif_rotated_jpeg(width: int = 800, height: int = 600) -> bytes:
@@ -50,9 +53,7 @@ def exif_rotated_jpeg(width: int = 800, height: int = 600) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation
     exif[0x010F] = "DemoCam"  # Make
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=90, exif=exif.tobytes())
-    return out.getvalue()
+    return encoded(image, "JPEG", quality=90, exif=exif.tobytes())
 
 
 def off_centre_subject(width: int = 1600, height: int = 900) -> bytes:
@@ -70,9 +71,7 @@ def off_centre_subject(width: int = 1600, height: int = 900) -> bytes:
             colour = ((i * 53) % 200, (j * 97) % 200, ((i + j) * 31) % 200)
             draw.rectangle((x, y, x + step // 2, y + step // 2), colour)
     draw.text((left + 12, top + 12), "SUBJECT", fill=(0, 0, 0))
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=90)
-    return out.getvalue()
+    return encoded(image, "JPEG", quality=90)
 
 
 def corrupt_jpeg() -> bytes:

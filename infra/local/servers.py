@@ -9,8 +9,10 @@ instead of a Java stack trace a minute later.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from infra.local.processes import ManagedProcess, free_port, log_tail, spawn
+from infra.local.processes import free_port, log_tail, spawn, stop_groups
 from infra.model.topology import FunctionSpec
 
 STARTUP_TIMEOUT = 90.0  # an emulator's (Java); a function's is 60 s
@@ -45,34 +47,50 @@ class StartupError(RuntimeError):
 
 @dataclass
 class Server:
-    """A started server: ready once `probe` answers with one of `ok` (None: any status)."""
+    """A started child on 127.0.0.1, in a process group of its own (`processes.spawn`):
+    ready once `probe` answers with one of `ok` (None: any status)."""
 
     name: str  # "pubsub", "firestore", "storage", or a function's key (its --target)
-    host: str  # host:port, as the *_EMULATOR_HOST variables want it
-    process: ManagedProcess
+    title: str  # in messages and stack.json's process_groups, e.g. "Pub/Sub emulator"
+    port: int
+    popen: subprocess.Popen[bytes]
+    log_path: Path
     probe: str = "/"
     ok: tuple[int, ...] | None = (200,)
     timeout: float = STARTUP_TIMEOUT
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"  # as the *_EMULATOR_HOST variables want it
 
     @property
     def url(self) -> str:
         return f"http://{self.host}/"
 
     @property
-    def port(self) -> int:
-        return int(self.host.rsplit(":", 1)[1])
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the group, wait, then SIGKILL whatever of the group is left."""
+        stop_groups([self.pid], timeout)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=1)
 
     def wait_ready(self, cancel: threading.Event | None = None) -> float:
         """Seconds until it answered. Fails early, with the log tail, when the process exits
         instead of coming up, and at once when `cancel` is set (the stack is going down)."""
-        url, process, start = f"http://{self.host}{self.probe}", self.process, time.monotonic()
+        url, start, log = f"http://{self.host}{self.probe}", time.monotonic(), self.log_path
         while True:
             if cancel is not None and cancel.is_set():
-                raise StartupError(f"{process.name}: start cancelled, the stack is stopping")
-            if not process.alive():
+                raise StartupError(f"{self.title}: start cancelled, the stack is stopping")
+            if not self.alive():
                 raise StartupError(
-                    f"{process.name} exited with code {process.popen.returncode} before it was "
-                    f"ready. Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+                    f"{self.title} exited with code {self.popen.returncode} before it was "
+                    f"ready. Last lines of {log}:\n{log_tail(log)}"
                 )
             try:
                 response = requests.get(url, timeout=1)
@@ -82,8 +100,8 @@ class Server:
                 pass
             if time.monotonic() - start > self.timeout:
                 raise StartupError(
-                    f"{process.name} did not answer {url} within {self.timeout:.0f}s. "
-                    f"Last lines of {process.log_path}:\n{log_tail(process.log_path)}"
+                    f"{self.title} did not answer {url} within {self.timeout:.0f}s. "
+                    f"Last lines of {log}:\n{log_tail(log)}"
                 )
             time.sleep(0.1)
 
@@ -135,8 +153,8 @@ def start(name: str, project: str, log_dir: Path, env: Mapping[str, str], port: 
     port = port or free_port()
     title, command = _GCLOUD[name]
     argv = [*command, f"--host-port=127.0.0.1:{port}", f"--project={project}", "--quiet"]
-    process = spawn(title, argv, log_dir / f"{name}-emulator.log", env)
-    return Server(name, f"127.0.0.1:{port}", process)
+    log = log_dir / f"{name}-emulator.log"
+    return Server(name, title, port, spawn(argv, log, env), log)
 
 
 def start_gcs(log_dir: Path, env: Mapping[str, str], port: int, external_url: str) -> Server:
@@ -145,14 +163,11 @@ def start_gcs(log_dir: Path, env: Mapping[str, str], port: int, external_url: st
     The fake builds the URLs it hands out (resumable `Location`, `mediaLink`) from
     `external_url`. It publishes no notifications: the front does, for every write.
     """
-    process = spawn(
-        "fake-gcs-server",
-        [str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
-         "-port", str(port), "-external-url", external_url, "-log-level", "warn"],
-        log_dir / "fake-gcs-server.log",
-        env,
-    )  # fmt: skip
-    return Server("storage", f"127.0.0.1:{port}", process, probe="/storage/v1/b")
+    argv = [str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+            "-port", str(port), "-external-url", external_url, "-log-level", "warn"]  # fmt: skip
+    log = log_dir / "fake-gcs-server.log"
+    popen = spawn(argv, log, env)
+    return Server("storage", "fake-gcs-server", port, popen, log, probe="/storage/v1/b")
 
 
 def _framework_command() -> str:
@@ -188,8 +203,6 @@ def start_function(
         "--port",
         str(port),
     ]
-    full_env = {**env, **spec.env, "PYTHONUNBUFFERED": "1"}
-    process = spawn(
-        f"function {spec.key}", argv, log_dir / f"{spec.key}.log", full_env, cwd=source.parent
-    )
-    return Server(spec.key, f"127.0.0.1:{port}", process, ok=None, timeout=60.0)
+    log = log_dir / f"{spec.key}.log"
+    popen = spawn(argv, log, {**env, **spec.env, "PYTHONUNBUFFERED": "1"}, cwd=source.parent)
+    return Server(spec.key, f"function {spec.key}", port, popen, log, ok=None, timeout=60.0)

@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from infra.local.processes import ManagedProcess, stop_groups
+from infra.local.processes import stop_groups
+from infra.local.servers import Server
 
 log = logging.getLogger("infra.local.supervisor")
 
 Restart = Callable[[threading.Event], object]
-Check = Callable[[], list[tuple[str, ManagedProcess, Restart]]]
+Check = Callable[[], list[tuple[str, Server, Restart]]]
 
 
 class Supervisor:
@@ -50,9 +51,9 @@ class Supervisor:
                     if due and not self.stopping.is_set() and not process.alive():
                         self._restart(key, process, restart)
 
-    def _restart(self, key: str, dead: ManagedProcess, restart: Restart) -> None:
+    def _restart(self, key: str, dead: Server, restart: Restart) -> None:
         code = dead.popen.returncode
-        log.warning("%s (pid %s) exited with %s; restarting", dead.name, dead.pid, code)
+        log.warning("%s (pid %s) exited with %s; restarting", dead.title, dead.pid, code)
         stop_groups([dead.pid], 10.0)  # what the dead leader left behind holds the port
         try:
             restart(self.stopping)

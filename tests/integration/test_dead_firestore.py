@@ -69,8 +69,8 @@ def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_namin
             assert status == 503 and time.monotonic() < deadline, status
             time.sleep(0.5)
     finally:
-        firestore.process.stop(timeout=1)
-    assert firestore.process.popen.poll() is not None
+        firestore.stop(timeout=1)
+    assert firestore.popen.poll() is not None
 
     started = time.monotonic()
     tools = {
@@ -105,9 +105,9 @@ def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_namin
 def _java_of(emulator: Any) -> int:
     """The Java process under an emulator's gcloud wrapper (same process group)."""
     found = subprocess.run(
-        ["pgrep", "-g", str(emulator.process.pid), "java"], capture_output=True, text=True
+        ["pgrep", "-g", str(emulator.pid), "java"], capture_output=True, text=True
     ).stdout.split()
-    assert found, f"no Java in the process group of {emulator.process.name}"
+    assert found, f"no Java in the process group of {emulator.title}"
     return int(found[0])
 
 
@@ -124,8 +124,8 @@ def test_the_supervisor_restarts_a_killed_emulator_and_the_pipeline_goes_on(
         "the supervisor to restart the Firestore emulator",
     )
     restarted = local_stack.emulators["firestore"]
-    assert restarted.host == dead.host and restarted.process.pid != dead.process.pid
-    assert not group_alive(dead.process.pid)  # nothing of the dead one is left
+    assert restarted.host == dead.host and restarted.pid != dead.pid
+    assert not group_alive(dead.pid)  # nothing of the dead one is left
     harness.upload(f"{prefix}after.jpg", _jpeg())
     doc = harness.wait_doc(f"{prefix}after.jpg", lambda d: d.get("status") == "processed", 90)
     assert doc["thumbnails"]

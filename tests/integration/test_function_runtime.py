@@ -19,7 +19,7 @@ def test_every_function_process_runs_the_deployed_python(local_stack):
     want = f"{major}.{minor}"
     assert local_stack.functions, "the local stack started no functions"
     for key, running in local_stack.functions.items():
-        exe = os.readlink(f"/proc/{running.process.pid}/exe")
+        exe = os.readlink(f"/proc/{running.pid}/exe")
         version = subprocess.run(
             [exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
             capture_output=True,

@@ -129,7 +129,7 @@ def test_the_trigger_gives_up_after_its_window_visibly(
 
 def test_a_killed_function_is_restarted_and_its_upload_processed(harness: Any, prefix: str) -> None:
     stack = harness.stack
-    before = stack.functions["make_thumbnail"].process.pid
+    before = stack.functions["make_thumbnail"].pid
     restarts = stack.supervisor.restarts.get("make_thumbnail", 0)
     # Frozen first, so the upload's delivery is taken by the kernel and left unanswered...
     os.killpg(before, signal.SIGSTOP)
@@ -143,7 +143,7 @@ def test_a_killed_function_is_restarted_and_its_upload_processed(harness: Any, p
     harness.wait_until(
         lambda: stack.supervisor.restarts.get("make_thumbnail", 0) > restarts, 60, "the restart"
     )
-    after = stack.functions["make_thumbnail"].process
+    after = stack.functions["make_thumbnail"]
     assert after.pid != before and after.alive()
     assert stack.info()["functions"]["imgpipe-make-thumbnail"]["restarts"] == restarts + 1
 

@@ -26,7 +26,7 @@ def test_down_leaves_no_process(local_stack):
     expected = len(local_stack.topology.functions) + len(hosts)
     assert len(groups) == expected and all(group_alive(pgid) for pgid in groups.values())
     # Whatever state the stack is in: Firestore frozen, deliveries hanging in the functions.
-    firestore_group = str(local_stack.emulators["firestore"].process.pid)
+    firestore_group = str(local_stack.emulators["firestore"].pid)
     java = subprocess.run(["pgrep", "-g", firestore_group, "java"], capture_output=True, text=True)
     for pid in java.stdout.split():
         os.kill(int(pid), signal.SIGSTOP)
