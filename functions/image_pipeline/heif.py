@@ -1,11 +1,9 @@
-"""HEIF/HEIC input (iPhone photos), decoded by libheif through the ``pi-heif`` wheel.
-
-What is decoded and how (rotation, colour, codecs): docs/architecture.md ("Inputs").
-``pi-heif`` bundles libheif and libde265 (LGPL, decode only, ~4 MB) and needs no system
-package; ``pillow-heif`` would add the GPL x265 encoder (~27 MB) thumbnails never use. Its
-plugin is registered on the first HEIF input, not at import, so the import of
-``functions/main.py`` stays fast. libheif applies ``irot``/``imir`` and reports EXIF
-orientation 1: the HEIF properties, not the EXIF copy, say how to show it (ISO/IEC 23008-12).
+"""HEIF/HEIC input (iPhone photos), decoded by libheif through the ``pi-heif`` wheel, whose
+plugin is registered on the first HEIF input (docs/architecture.md, "Inputs"). ``pi-heif``
+bundles libheif and libde265 (LGPL, decode only, ~4 MB) and needs no system package;
+``pillow-heif`` would add the GPL x265 encoder (~27 MB) thumbnails never use. libheif applies
+``irot``/``imir`` and reports EXIF orientation 1: the HEIF properties, not the EXIF copy, say
+how to show it (ISO/IEC 23008-12).
 """
 
 from __future__ import annotations

@@ -152,13 +152,8 @@ OPTIONAL = {
     "image": IMAGE,
     "error": ERROR,
 }
-# What each status must carry on top of the common fields.
-REQUIRED_BY_STATUS = {
-    "processed": ("image", "thumbnails"),
-    "failed": ("error",),
-    "expired": (),
-    "deleted": (),
-}
+# What a status must carry on top of the common fields (the others: nothing more).
+REQUIRED_BY_STATUS = {"processed": ("image", "thumbnails"), "failed": ("error",)}
 
 
 def problem(data: Any) -> str | None:
@@ -166,7 +161,7 @@ def problem(data: Any) -> str | None:
     or None when it is a well-formed result event."""
     found = record(COMMON, OPTIONAL)(data)
     if found is None:
-        missing = [k for k in REQUIRED_BY_STATUS[data["status"]] if k not in data]
+        missing = [k for k in REQUIRED_BY_STATUS.get(data["status"], ()) if k not in data]
         if missing:
             found = f".{missing[0]} is missing (status {data['status']})"
     return None if found is None else _at("result", found)

@@ -43,15 +43,6 @@ def thumbnail_name(prefix: str, bucket: str, name: str, box: Box, fmt: str) -> s
     return f"{thumbnail_folder(prefix, bucket, name)}{box.leaf}.{fmt}"
 
 
-def object_urls(bucket: str, name: str) -> dict[str, str]:
-    """An object's ``gs://`` URI and its URL on the Cloud Storage XML API endpoint, where
-    the name is percent-encoded except for ``/`` (https://cloud.google.com/storage/docs/request-endpoints)."""
-    return {
-        "uri": f"gs://{bucket}/{name}",
-        "url": f"https://storage.googleapis.com/{bucket}/{urllib.parse.quote(name, safe='/')}",
-    }
-
-
 def own_metadata(obj: StorageObject, fingerprint: str) -> dict[str, str]:
     """The custom metadata the pipeline itself puts on every thumbnail of ``obj``."""
     return {
@@ -198,7 +189,10 @@ class Folder:
         return {
             "bucket": bucket,
             "name": name,
-            **object_urls(bucket, name),
+            "uri": f"gs://{bucket}/{name}",
+            # Its address on the XML API endpoint, the name percent-encoded but for "/"
+            # (https://cloud.google.com/storage/docs/request-endpoints).
+            "url": f"https://storage.googleapis.com/{bucket}/{urllib.parse.quote(name, safe='/')}",
             "box": str(thumb.box),
             "width": thumb.width,
             "height": thumb.height,

@@ -77,11 +77,11 @@ def test_two_paths_under_two_rules_get_their_rules_outputs(pipeline):
 
 
 def test_every_thumbnail_entry_carries_its_gs_uri_and_https_url(pipeline):
-    doc = process(pipeline, "dir/a b#1%.jpg")
+    doc = process(pipeline, "dir/a b#1%ü.jpg")
     entry = doc["thumbnails"][0]
     assert entry["uri"] == f"gs://thumbs/{entry['name']}"
     assert entry["url"] == (
-        "https://storage.googleapis.com/thumbs/thumbnails/dir/a%20b%231%25.jpg/"
+        "https://storage.googleapis.com/thumbs/thumbnails/dir/a%20b%231%25%C3%BC.jpg/"
         + entry["name"].rsplit("/", 1)[1]
     )
 

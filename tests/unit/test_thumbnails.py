@@ -39,8 +39,3 @@ def test_names_are_deterministic_per_box_fit_mode_and_format():
         "thumbnails/", "uploads", "a/b.jpg", Box(64, 64, "cover"), "webp"
     )
     assert name == "thumbnails/a/b.jpg/64x64-c.webp"
-    urls = thumbnails.object_urls("thumbs", "a b/ü.webp")
-    assert urls == {
-        "uri": "gs://thumbs/a b/ü.webp",
-        "url": "https://storage.googleapis.com/thumbs/a%20b/%C3%BC.webp",
-    }
