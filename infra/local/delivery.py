@@ -97,9 +97,7 @@ class DeliveryLog:
             return [a for a in self._abandoned if a.object.startswith(object_prefix or "")]
 
     def stats(self) -> dict[str, object]:
-        """Per function: calls/ok/failed the function answered, and one count per hook
-        label (`throttled`: the 429s of the capacity model, never sent). Filtered and
-        abandoned per route."""
+        """`GET <router>/stats`' counts per function and per route (docs/local-stack.md)."""
         per: dict[str, dict[str, int]] = {}
         for d in self.deliveries():
             entry = per.setdefault(d.function, dict.fromkeys(("calls", "ok", "failed"), 0))

@@ -163,7 +163,8 @@ class LocalStack:
         self.iam = Identities.start(self.topology, iam, policy, settings, hosts)
         self.timings["pubsub_s"] = pubsub.wait_ready()
         # Every client reaches the fake through the front (fidelity/gcs_front.py).
-        self.gcs_front = GcsFront(f"127.0.0.1:{free_port()}")
+        upstream, configs = f"127.0.0.1:{free_port()}", notification_configs(self.topology)
+        self.gcs_front = GcsFront(upstream, self._publish, configs)
         self.gcs_front.hooks += [self.iam.storage()] if self.iam else []
         gcs = self.emulators["storage"] = self._spawn_emulator("storage")
         self.timings["storage_s"] = gcs.wait_ready()
@@ -178,7 +179,6 @@ class LocalStack:
             self.topology.project, self.env, self.topology.firestore_database
         )
         create_resources(self.clients, self.topology, self.iam.undead if self.iam else ())
-        self.gcs_front.notify(self._publish, notification_configs(self.topology))
         self.timings["emulators_s"] = time.monotonic() - t0
 
     def _spawn_emulator(self, name: str, port: int = 0) -> servers.Server:

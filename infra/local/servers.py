@@ -122,20 +122,16 @@ def preflight() -> None:
     missing = []
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        missing.append("gcloud (Debian package google-cloud-cli)")
+        missing.append("gcloud")
     else:
         platform = Path(os.path.realpath(gcloud)).parent.parent / "platform"  # the SDK's
         if not (platform / "pubsub-emulator").is_dir():
-            missing.append("the Pub/Sub emulator (Debian package google-cloud-cli-pubsub-emulator)")
+            missing.append("the Pub/Sub emulator")
         if not (platform / "cloud-firestore-emulator").is_dir():
-            missing.append(
-                "the Firestore emulator (Debian package google-cloud-cli-firestore-emulator)"
-            )
+            missing.append("the Firestore emulator")
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (java_home and Path(java_home, "bin/java").exists()):
-        missing.append(
-            "a Java runtime (Debian package default-jre-headless or openjdk-17-jre-headless)"
-        )
+        missing.append("a Java runtime")
     if missing:
         raise PreflightError("missing: " + "; ".join(missing) + ". " + _INSTALL_HINT)
     fake_gcs_binary()

@@ -170,7 +170,7 @@ class _FakeHandler(BaseHTTPRequestHandler):
 def front() -> Iterator[tuple[GcsFront, Fake]]:
     fake = Fake()
     threading.Thread(target=fake.serve_forever, args=(0.05,), daemon=True).start()
-    front = GcsFront(f"127.0.0.1:{fake.server_address[1]}")
+    front = GcsFront(f"127.0.0.1:{fake.server_address[1]}", None, ())  # publishes nothing
     fake.link = f"http://{front.host}"
     yield front, fake
     front.stop()

@@ -78,9 +78,8 @@ class FaultSettings:
 
 
 def planned(current: FaultSettings, request: Any, functions: Collection[str]) -> FaultSettings:
-    """The settings a `PUT /faults` body asks for (any settings, plus `fail` and `heal`
-    lists, `heal: "all"` and `reset: true`); raises FaultError naming the first bad value,
-    so a request is applied whole or not at all."""
+    """The settings a `PUT /faults` body asks for (docs/local-stack.md); raises FaultError
+    naming the first bad value, so a request is applied whole or not at all."""
     if not isinstance(request, dict):
         raise FaultError(f"the body must be a JSON object, not {type(request).__name__}")
     changes = dict(request)

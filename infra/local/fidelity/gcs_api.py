@@ -48,10 +48,8 @@ _ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", rf"/{_OBJECT}/copyTo/b/([^/]+)/o/([^/]+)", "objects.copy"),
     ("POST", rf"/{_OBJECT}/rewriteTo/b/([^/]+)/o/([^/]+)", "objects.rewrite"),
 )
-WRITES = frozenset(
-    {"objects.insert", "objects.patch", "objects.update", "objects.delete"}
-    | {"objects.compose", "objects.copy", "objects.rewrite"}
-)
+CREATES = frozenset({"objects.insert", "objects.copy", "objects.rewrite", "objects.compose"})
+WRITES = CREATES | {"objects.patch", "objects.update", "objects.delete"}
 
 
 class Refused(Exception):
@@ -153,9 +151,8 @@ def _resource(params: Mapping[str, str], content_type: str, body: bytes) -> dict
 def refusal(request: StorageRequest) -> Refused | None:
     """What Cloud Storage refuses about a write before looking at any object: a name it
     does not allow, custom metadata it does not take."""
-    creates = request.method in ("objects.insert", "objects.copy", "objects.rewrite")
-    creates |= request.method == "objects.compose"
-    if creates and request.verb == "POST" and (problem := name_error(request.object)):
+    creates = request.method in CREATES and request.verb == "POST"
+    if creates and (problem := name_error(request.object)):
         return Refused(400, "invalid", problem)
     metadata = request.resource.get("metadata") or {}
     if not isinstance(metadata, dict):

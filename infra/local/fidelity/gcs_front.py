@@ -15,7 +15,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -112,15 +112,17 @@ class ObjectLocks:
 class GcsFront:
     """Listens on 127.0.0.1 (one port per identity) and forwards to `upstream` (host:port)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(
+        self, upstream: str, publish: Publish | None, configs: Sequence[NotificationConfig]
+    ) -> None:
+        """Publishes the notifications of writes with `publish`, as `configs` ask."""
         self.upstream = upstream
         self.hooks: list[RequestHook] = []
         self.locks = ObjectLocks()
         self._servers: dict[str, ThreadingHTTPServer] = {}
         self._sessions: dict[str, StorageRequest] = {}  # upload_id -> its start
         self._sessions_lock = threading.Lock()
-        self._publish: Publish | None = None
-        self._configs: list[NotificationConfig] = []
+        self._publish, self._configs = publish, configs
         self._expiring: dict[tuple[str, str, str], int] = {}  # (bucket, name, gen) -> days
         self.host = self.listen("")  # the stack's own clients, tools and tests
 
@@ -130,10 +132,6 @@ class GcsFront:
             handler = type("FrontHandler", (_Handler,), {"front": self, "identity": identity})
             self._servers[identity] = serve_in_thread(handler, "127.0.0.1", 0, "gcs-front")[0]
         return f"127.0.0.1:{self._servers[identity].server_address[1]}"
-
-    def notify(self, publish: Publish, configs: list[NotificationConfig]) -> None:
-        """From now on, publish the notifications of writes as `configs` ask."""
-        self._publish, self._configs = publish, configs
 
     def expire_next_delete(self, bucket: str, name: str, generation: int, days: int) -> None:
         """The next delete of `name`#`generation` is notified as a lifecycle rule's delete

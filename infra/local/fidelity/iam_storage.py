@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from infra.local.fidelity.gcs_api import Refused, StorageRequest
+from infra.local.fidelity.gcs_api import CREATES, Refused, StorageRequest
 
 Check = Callable[[str, str, str, str], bool]  # (member, permission, resource, call) -> go on?
-_WRITES = ("objects.insert", "objects.copy", "objects.rewrite", "objects.compose")
 _ON_BUCKET = ("objects.list", "buckets.get")  # the rest are on the object they name
 _NEEDS = {
     "buckets.get": ("storage.buckets.get",),
@@ -22,7 +21,7 @@ _NEEDS = {
     "objects.delete": ("storage.objects.delete",),
     "objects.patch": ("storage.objects.get", "storage.objects.update"),
     "objects.update": ("storage.objects.get", "storage.objects.update"),
-    **{method: ("storage.objects.create",) for method in _WRITES},
+    **{method: ("storage.objects.create",) for method in CREATES},
 }
 
 

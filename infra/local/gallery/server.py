@@ -11,6 +11,7 @@ import functools
 import io
 import mimetypes
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -118,16 +119,12 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+@dataclass
 class Gallery:
     """Reads the stack for the page and writes uploads into it."""
 
-    def __init__(
-        self,
-        target: targets.Target,
-        abandoned: Callable[[], list[dict[str, Any]]] = lambda: [],
-    ) -> None:
-        self.target = target
-        self.abandoned = abandoned
+    target: targets.Target
+    abandoned: Callable[[], list[dict[str, Any]]] = lambda: []  # what the router gave up on
 
     def uploads(self) -> list[dict[str, Any]]:
         """Objects in the uploads bucket joined with their docs; deleted ones stay listed."""
