@@ -79,7 +79,7 @@ class PushMessage:
 @dataclasses.dataclass(frozen=True)
 class ObjectDeletion:
     """An ``OBJECT_DELETE`` notification; ``overwritten_by`` is set when a new upload
-    replaced the object (the name lives on, so nothing is marked deleted)."""
+    replaced the object (the name lives on)."""
 
     object: StorageObject
     overwritten_by: int | None
@@ -292,8 +292,6 @@ def result_event(
     }
     if status == "failed":
         attributes["reason"] = extra["error"]["reason"]
-    # Pub/Sub refuses attribute values over 1024 bytes: cut by the documented rule, while
-    # `data` keeps every value whole.
     return ResultEvent(data=data, attributes=pubsub_limits.fit_attributes(attributes))
 
 

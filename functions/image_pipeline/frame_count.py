@@ -1,10 +1,8 @@
-"""Count the pages of a TIFF and the frames of a GIF from the bytes, up to a cap.
-
-Pillow's ``n_frames`` is quadratic in a TIFF's pages (a 40k-page TIFF of 1x1 pages takes
-seconds) and parses every frame of a GIF; neither format states the count in its header. So
-the chains (TIFF IFD offsets, GIF blocks) are followed here, stopping after ``cap + 1``, and
-nothing is decoded. A chain that breaks (an offset past the end, a loop, a truncated block)
-ends the count, as it ends Pillow's walk.
+"""Count the pages of a TIFF and the frames of a GIF from the bytes, up to a cap: Pillow's
+``n_frames`` is quadratic in a TIFF's pages and parses every frame of a GIF
+(docs/architecture.md, "Failure reasons"). The chains (TIFF IFD offsets, GIF blocks) are
+followed, stopping after ``cap + 1``, and nothing is decoded; a chain that breaks (an offset
+past the end, a loop, a truncated block) ends the count, as it ends Pillow's walk.
 """
 
 from __future__ import annotations

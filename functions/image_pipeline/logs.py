@@ -19,24 +19,16 @@ _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}"
 _CLOUD_TRACE = re.compile(r"([0-9a-fA-F]{32})(?:/.*)?")
 
 
-def trace_id(traceparent: str | None = None, cloud_trace_context: str | None = None) -> str | None:
-    """The trace id of a W3C ``traceparent`` or an ``X-Cloud-Trace-Context`` header."""
-    match = _TRACEPARENT.fullmatch((traceparent or "").strip().lower())
-    if match and match[1] != "0" * 32:
-        return match[1]
-    match = _CLOUD_TRACE.fullmatch((cloud_trace_context or "").strip())
-    return match[1].lower() if match else None
-
-
 def trace_fields(
-    project: str, headers: Mapping[str, str], extensions: Mapping[str, Any]
+    project: str, headers: Mapping[str, str], traceparent: str | None
 ) -> dict[str, str]:
-    """The trace field for a log line, from a CloudEvent extension or the request headers."""
-    found = trace_id(
-        extensions.get("traceparent") or headers.get("traceparent"),
-        headers.get("X-Cloud-Trace-Context"),
-    )
-    return {TRACE_FIELD: f"projects/{project}/traces/{found}"} if found else {}
+    """The trace field for a log line: the trace id of a W3C ``traceparent`` (the CloudEvent
+    extension's, else the header's), else of an ``X-Cloud-Trace-Context`` header."""
+    traceparent = traceparent or headers.get("traceparent") or ""
+    match = _TRACEPARENT.fullmatch(traceparent.strip().lower())
+    if not match or match[1] == "0" * 32:
+        match = _CLOUD_TRACE.fullmatch((headers.get("X-Cloud-Trace-Context") or "").strip())
+    return {TRACE_FIELD: f"projects/{project}/traces/{match[1].lower()}"} if match else {}
 
 
 class Logger:

@@ -38,9 +38,6 @@ class Rule:
     sizes: tuple[Box, ...] = ()
     formats: tuple[str, ...] = ()
 
-    def selects(self, object_name: str) -> bool:
-        return patterns.is_selected(object_name, self.include, self.exclude)
-
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -87,7 +84,7 @@ def outputs_for(
 ) -> Outputs:
     """The first rule selecting the name, else the defaults."""
     for rule in rules.rules:
-        if rule.selects(object_name):
+        if patterns.is_selected(object_name, rule.include, rule.exclude):
             return Outputs(rule.name, rule.sizes or sizes, rule.formats or fmts)
     return Outputs(None, sizes, fmts)
 

@@ -71,7 +71,6 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
         obj = events.storage_object(event.data)
         event_time = events.parse_time(event.get("time"))
     except MalformedEvent as exc:
-        # Eventarc would redeliver it for a day and no retry can fix it.
         log.error("malformed storage event; acknowledged", error=str(exc))
         return
     log = log.bind(bucket=obj.bucket, object=obj.name, generation=obj.generation)
@@ -101,9 +100,8 @@ def make_thumbnail(p: Pipeline, event: CloudEvent, headers: Mapping[str, str]) -
 def _provenance(
     p: Pipeline, obj: StorageObject, outputs: Outputs, log: Logger
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """How this object's outputs are made, as the result event and the doc record it (the
-    rule, the rules' fingerprint, when, the custom metadata copied), and the custom metadata
-    of each thumbnail (the pipeline's own keys and the copied ones)."""
+    """How this object's outputs are made, as its result event and doc record it (rule,
+    fingerprint, when, metadata copied), and each thumbnail's custom metadata (ours + copied)."""
     settings = p.settings.outputs
     own = thumbnails.own_metadata(obj, settings.fingerprint)
     copied, omitted, refused = passthrough.copied(obj.metadata, settings.metadata_keys, own)
@@ -326,7 +324,7 @@ def _given_up_past_the_window(p: Pipeline, event_time: dt.datetime | None) -> It
 
 
 def _logger(p: Pipeline, event: CloudEvent, headers: Mapping[str, str], stage: str) -> Logger:
-    trace = trace_fields(p.settings.project, headers, {"traceparent": event.get("traceparent")})
+    trace = trace_fields(p.settings.project, headers, event.get("traceparent"))
     return Logger(stage=stage, eventId=event["id"], **trace)
 
 

@@ -1,10 +1,8 @@
 """The functions' settings, each defined once (docs/architecture.md, "Function environment").
 
 A field's type picks its parser (``PARSERS``), its metadata (``setting()``) holds its doc line,
-environment variable and bounds; ``imaging.Options.from_tunables`` reads the fields the image
-core needs. ``Tunables`` are what a deployment chooses (``infra.model.config.DeploymentConfig``
-inherits them); ``Settings`` adds the names the stack wires in. Every problem raises
-``SettingsError`` naming the variable. Formats, boxes and memory sizes: ``formats``.
+environment variable and bounds. ``Tunables`` are what a deployment chooses (inherited by
+``infra.model.config.DeploymentConfig``); ``Settings`` adds the names the stack wires in.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """An object's thumbnails in the thumbnails bucket: where they live, how one run of
-make_thumbnail writes them, and which outdated ones it removes.
-
-Everything here goes through the ``Storage`` primitives and their generation preconditions,
-so the in-memory fake of the unit tests runs the same decisions as Cloud Storage does.
+make_thumbnail writes them, and which outdated ones it removes (all through the ``Storage``
+primitives and their generation preconditions).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from image_pipeline.logs import TRACE_FIELD, Logger, trace_fields, trace_id
+from image_pipeline.logs import TRACE_FIELD, Logger, trace_fields
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -23,19 +23,23 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
     ],
 )
 def test_trace_id(traceparent, cloud, expected):
-    assert trace_id(traceparent, cloud) == expected
+    found = trace_fields("p", {"X-Cloud-Trace-Context": cloud} if cloud else {}, traceparent)
+    assert found == ({TRACE_FIELD: f"projects/p/traces/{expected}"} if expected else {})
 
 
 def test_trace_fields_prefer_the_cloudevent_extension():
-    ext = {"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"}
+    extension = f"00-{TRACE}-00f067aa0ba902b7-01"
     other = "0123456789abcdef0123456789abcdef"
-    assert trace_fields("p", {"X-Cloud-Trace-Context": other}, ext) == {
+    assert trace_fields("p", {"X-Cloud-Trace-Context": other}, extension) == {
         TRACE_FIELD: f"projects/p/traces/{TRACE}"
     }
-    assert trace_fields("p", {"X-Cloud-Trace-Context": other}, {}) == {
+    assert trace_fields("p", {"traceparent": extension, "X-Cloud-Trace-Context": other}, None) == {
+        TRACE_FIELD: f"projects/p/traces/{TRACE}"
+    }
+    assert trace_fields("p", {"X-Cloud-Trace-Context": other}, None) == {
         TRACE_FIELD: f"projects/p/traces/{other}"
     }
-    assert trace_fields("p", {}, {}) == {}
+    assert trace_fields("p", {}, None) == {}
 
 
 def test_one_json_object_per_line(capsys):
