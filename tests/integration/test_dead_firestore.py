@@ -51,8 +51,10 @@ def _tool(argv: list[str]) -> subprocess.Popen[str]:
 
 
 def test_with_firestore_killed_the_gallery_and_the_tools_answer_in_seconds_naming_it(
-    local_stack: Any, tmp_path: Path
+    local_stack: Any, harness: Any, prefix: str, tmp_path: Path
 ) -> None:
+    # An object to look up: over an empty bucket, backfill would never ask Firestore.
+    harness.upload(f"{prefix}there.jpg", _jpeg())
     firestore = servers.start("firestore", "dead-firestore", tmp_path, os.environ)
     try:
         firestore.wait_ready()
