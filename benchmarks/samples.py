@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from benchmarks._common import CACHE
-from infra.local.sample_images import display_p3_profile
+from infra.local.sample_images import display_p3_profile, encoded
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 SIZE_12MP = (4000, 3000)
@@ -77,12 +77,6 @@ def cached(name: str, make: Callable[[], bytes]) -> Path:
         path.with_suffix(".tmp").write_bytes(make())
         path.with_suffix(".tmp").replace(path)
     return path
-
-
-def encoded(im: Image.Image, fmt: str, **params: object) -> bytes:
-    out = io.BytesIO()
-    im.save(out, fmt, **params)
-    return out.getvalue()
 
 
 def sample_path(photo: str, size: tuple[int, int], fmt: str = "jpeg") -> Path:
