@@ -14,9 +14,10 @@ from tests.source_tree import ROOT, line_count, python_sources, source_files, tr
 
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 80
-# Non-test Python, shell and JS lines (blank lines and comments included), the line budget's
-# count. The target is 17,500; it comes down as the restructuring lands.
-MAX_SOURCE_LINES = 19_500
+# Non-test Python, shell and JS lines (blank lines and comments included): the budget a
+# reference deployment with its harness should fit in. A feature pays for its lines by removing
+# what is no longer needed, never by denser code.
+MAX_SOURCE_LINES = 17_500
 
 LONG_FILES: list[str] = []
 
