@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,12 +17,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+# Ports for children, below the kernels' ephemeral ranges (Linux 32768-60999, macOS 49152 up):
+# a port the OS picks for bind(0) is ephemeral, so any outgoing connection (the readiness
+# probes make hundreds) can take it before the child binds it, and the Firestore emulator then
+# exits with a BindException (seen here in one of six `scripts/demo` runs).
+_CHILD_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it; 127.0.0.1 only)."""
+    """A port nothing listens on right now and not handed out before (127.0.0.1 only)."""
+    while (port := random.choice(_CHILD_PORTS)) in _handed_out:
+        pass
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    _handed_out.add(port)
+    return port
 
 
 def log_tail(path: Path, lines: int = 25, since: int = 0) -> str:
