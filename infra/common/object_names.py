@@ -1,8 +1,8 @@
 """Cloud Storage's object naming rules, for entry points where the emulator is laxer.
 
 fake-gcs-server stores names GCS refuses (`.`, `..`, CR/LF, over 1024 bytes), so the local
-stack checks them itself where a name comes in (the gallery's upload, the router's
-notifications). The rules are Google's "Object naming requirements"
+stack checks them itself where a name comes in (the GCS front's writes, the gallery's
+upload). The rules are Google's "Object naming requirements"
 (https://cloud.google.com/storage/docs/objects#naming); everything else (control
 characters, `#`, `?`, `[`, emoji, right-to-left marks) is allowed, only discouraged.
 The messages are the JSON API's where they are on record (the empty name:
@@ -14,10 +14,6 @@ from __future__ import annotations
 
 MAX_NAME_BYTES = 1024
 ACME_PREFIX = ".well-known/acme-challenge/"
-
-
-class InvalidObjectName(ValueError):
-    """A name GCS refuses (HTTP 400); the message is what GCS says."""
 
 
 def name_error(name: str) -> str | None:
@@ -37,11 +33,3 @@ def name_error(name: str) -> str | None:
     if name.startswith(ACME_PREFIX):
         return f"Object names cannot start with {ACME_PREFIX}"
     return None
-
-
-def check_name(name: str) -> str:
-    """`name` itself when GCS accepts it; raises InvalidObjectName otherwise."""
-    error = name_error(name)
-    if error is not None:
-        raise InvalidObjectName(error)
-    return name

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from test_local_router import hook, make_router
 
 from image_pipeline.records import image_doc_id
+from infra.common.object_names import name_error
 from infra.local import http_guard
 from infra.local.control import MAX_REQUEST_BYTES, serve_control
 from infra.local.fidelity.faults import Faults
@@ -92,6 +94,18 @@ def post(port: int, *lines: str, host: str | None = None, body: bytes = b"") -> 
 
 
 # -- the gallery ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["", ".", "..", "a\r\nb", "x" * 1025, ".well-known/acme-challenge/t"]
+)
+def test_an_upload_under_a_name_gcs_refuses_gets_its_message_and_reaches_nothing(gallery, name):
+    recording, port = gallery
+    answer = requests.post(
+        f"http://127.0.0.1:{port}/upload", params={"name": name}, data=b"data", timeout=10
+    )
+    assert (answer.status_code, answer.json()["error"]) == (400, name_error(name))
+    assert recording.uploaded == []
 
 
 def test_an_upload_with_an_exact_length_from_a_non_browser_client_is_taken(gallery):
