@@ -11,8 +11,11 @@ from typing import Any
 
 from infra.model.config import FIXED_AFTER_FIRST_DEPLOY
 
-# Attributes of the protected resource types that the google provider (6.50) marks ForceNew:
-# set only at creation, so a change replaces the resource, destroying it first.
+# Attributes of the protected resource types that the google provider marks ForceNew (set only
+# at creation, so a change replaces the resource, destroying it first) and the stacks set: its
+# schemas at v6.50.0, the version the stacks pin (hashicorp/terraform-provider-google,
+# google/services/{storage,firestore,pubsub}/resource_*.go). The stacks set none of the others;
+# tests/infra/test_stack_changes.py lists them and fails when a stack sets one.
 FORCE_NEW: Mapping[str, tuple[str, ...]] = {
     "google_storage_bucket": ("name", "location", "project"),
     "google_firestore_database": ("name", "location_id", "project"),

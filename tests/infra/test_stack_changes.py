@@ -14,9 +14,53 @@ import sys
 import pytest
 
 from infra.common.paths import ROOT
-from infra.deploy.replacements import replacements, report
+from infra.deploy.replacements import FORCE_NEW, replacements, report
 
 pytestmark = pytest.mark.synth
+
+
+# Every attribute the google provider marks ForceNew in these schemas, read at tag v6.50.0
+# (commit 956f510990a78614a06730c34e93779171c5e8f7) of hashicorp/terraform-provider-google:
+# google/services/storage/resource_storage_bucket.go, .../firestore/resource_firestore_database.go,
+# .../pubsub/resource_pubsub_topic.go and .../pubsub/resource_pubsub_subscription.go. A block
+# stands for its ForceNew fields (custom_placement_config.data_locations,
+# hierarchical_namespace.enabled, cmek_config.kms_key_name), and retention_policy for
+# is_locked, which its CustomizeDiff makes ForceNew from true to false. Later versions add more
+# (`tags` on topics and subscriptions, the database's data access modes): re-read on an upgrade.
+PROVIDER_FORCE_NEW = {
+    "google_storage_bucket": {
+        "name",
+        "location",
+        "project",
+        "enable_object_retention",
+        "custom_placement_config",
+        "hierarchical_namespace",
+        "retention_policy",
+    },
+    "google_firestore_database": {
+        "name",
+        "location_id",
+        "project",
+        "cmek_config",
+        "database_edition",
+        "tags",
+    },
+    "google_pubsub_topic": {"name", "project"},
+    "google_pubsub_subscription": {"name", "topic", "filter", "enable_message_ordering", "project"},
+}
+
+
+def test_the_table_is_the_force_new_attributes_the_stacks_set(synthesized):
+    """`replacements` compares every ForceNew attribute a stack sets, and no other: one the
+    stacks leave unset would, once set to the value the resource already has (an explicit
+    default), be named a replacement although the provider plans none."""
+    stacks_set = {kind: set() for kind in PROVIDER_FORCE_NEW}
+    for synth in synthesized.values():
+        for tf in (synth.project, synth.tf):
+            for kind, force_new in PROVIDER_FORCE_NEW.items():
+                for body in tf.get("resource", {}).get(kind, {}).values():
+                    stacks_set[kind] |= force_new & body.keys()
+    assert {kind: set(attributes) for kind, attributes in FORCE_NEW.items()} == stacks_set
 
 
 def test_a_filter_change_is_refused_before_the_plan(stack):
