@@ -253,16 +253,21 @@ def measure(names: list[str], files: list[tuple[str, Path]], rounds: int) -> dic
     return {"cold": cold, "times": times, "steps": steps}
 
 
-def quality(path: Path, largest_webp: bytes) -> tuple[float, float | None]:
-    """PSNR and SSIM (None without scikit-image) of a thumbnail against the LANCZOS resize of
-    the full decode, upright and in sRGB."""
-    data = path.read_bytes()
+def reference(data: bytes) -> Image.Image:
+    """The full decode, upright, in sRGB: what thumbnails are measured against (here and by
+    the quality gate, tests/unit/test_thumbnail_quality.py)."""
     im = heif.open_image(data) if heif.is_heif(data) else Image.open(io.BytesIO(data))
     icc = im.info.get("icc_profile")
     full = ImageOps.exif_transpose(im.convert("RGB"))
     if icc:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         full = ImageCms.profileToProfile(full, source, ImageCms.createProfile("sRGB"))
+    return full
+
+
+def quality(path: Path, largest_webp: bytes) -> tuple[float, float | None]:
+    """PSNR and SSIM (None without scikit-image) of a thumbnail against the resized reference."""
+    full = reference(path.read_bytes())
     with Image.open(io.BytesIO(largest_webp)) as delivered:
         got = delivered.convert("RGB")
     want = full.resize(got.size, Image.Resampling.LANCZOS)

@@ -22,9 +22,10 @@ import math
 import random
 
 import pytest
-from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageOps, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from image_pipeline import cover, heif, imaging
+from benchmarks import peers
+from image_pipeline import cover, imaging
 from image_pipeline.formats import Box
 from image_pipeline.settings import Tunables
 from infra.local.sample_images import display_p3_profile
@@ -115,17 +116,6 @@ INPUTS = {
 }
 
 
-def _reference(data: bytes) -> Image.Image:
-    """The full decode, upright, in sRGB."""
-    im = heif.open_image(data) if heif.is_heif(data) else Image.open(io.BytesIO(data))
-    icc = im.info.get("icc_profile")
-    upright = ImageOps.exif_transpose(im.convert("RGB"))
-    if icc:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        upright = ImageCms.profileToProfile(upright, source, ImageCms.createProfile("sRGB"))
-    return upright
-
-
 def _expected(reference: Image.Image, box: Box) -> Image.Image:
     if box.mode == "inside":
         return reference.resize(imaging.fit(reference.size, box), Image.Resampling.LANCZOS)
@@ -147,7 +137,7 @@ def measure(name: str) -> tuple[float, int, tuple[tuple[int, int], ...]]:
     data = make()
     base = imaging.Options.from_tunables(Tunables(thumbnail_formats=("webp",)))
     result = imaging.make_thumbnails(data, dataclasses.replace(base, boxes=boxes))
-    reference = _reference(data)
+    reference = peers.reference(data)
     error, samples, total, sizes = 0.0, 0, 0, []
     for thumb in result.thumbnails:
         with Image.open(io.BytesIO(thumb.data)) as delivered:
